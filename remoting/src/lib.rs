@@ -7,6 +7,7 @@
 //! * [`properties`]: Java `.properties` text, used for configuration files and
 //!   for the config bodies mqadmin exchanges.
 
+pub mod body;
 pub mod code;
 pub mod codec;
 pub mod command;
