@@ -141,6 +141,30 @@ pub fn encode_header(cmd: &RemotingCommand) -> Vec<u8> {
     }
 }
 
+/// Lower-case hex, as the golden-vector files hold frames.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The logical content of a command as one JSON object: the form in which
+/// the Java golden-vector program prints what Java decoded, so both sides can
+/// be compared field by field.
+pub fn logical_json(cmd: &RemotingCommand) -> Value {
+    let ext = cmd.ext_fields.as_ref().map(|e| {
+        e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()
+    });
+    serde_json::json!({
+        "code": cmd.code,
+        "language": cmd.language.name(),
+        "version": cmd.version,
+        "opaque": cmd.opaque,
+        "flag": cmd.flag,
+        "remark": cmd.remark,
+        "extFields": ext,
+        "body": if cmd.body.is_empty() { Value::Null } else { Value::String(hex(&cmd.body)) },
+    })
+}
+
 // ---------------------------------------------------------------- JSON header
 
 /// Writes the header as fastjson does for `RemotingCommand`: compact, keys in
