@@ -1,1 +1,422 @@
-//! compat-tests crate.
+//! Harness for the compatibility suite: builds and starts our `mqnamesrv` and
+//! `mqbroker` on free loopback ports with a fresh store folder, runs the
+//! official Java clients, mqadmin and the Go client against them, and stops
+//! everything it started. Server logs are printed when a test fails.
+//!
+//! Client versions are named, not hard-coded: `java_client("4.9.8")` prepares
+//! (with Maven) and runs the drivers against that version of the official jars.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use remoting::body::{from_fastjson, ClusterInfo};
+use remoting::code::request_code;
+use remoting::{Connection, RemotingCommand, Router};
+
+/// The Java client versions every run covers.
+pub const JAVA_VERSIONS: [&str; 2] = ["4.9.8", "5.3.3"];
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn compat_dir() -> PathBuf {
+    workspace_root().join("compat-tests")
+}
+
+/// One cluster at a time: the machine has two cores and every scenario starts
+/// JVMs. Tests take this lock for their whole run.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// ------------------------------------------------------------------ binaries
+
+/// Where `mqnamesrv` and `mqbroker` are: `$MQ_BIN_DIR`, else the release
+/// target folder, built there first if missing.
+pub fn bin_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Ok(dir) = std::env::var("MQ_BIN_DIR") {
+            return PathBuf::from(dir);
+        }
+        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
+        let release = target.join("release");
+        if release.join("mqnamesrv").exists() && release.join("mqbroker").exists() {
+            return release;
+        }
+        // `cargo test` holds the lock on its own target folder, so build elsewhere.
+        let own = target.join("compat-bins");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "-p", "nameserver", "-p", "broker", "--bins"])
+            .env("CARGO_TARGET_DIR", &own)
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building mqnamesrv/mqbroker failed");
+        own.join("release")
+    })
+    .clone()
+}
+
+// --------------------------------------------------------------------- ports
+
+/// A free loopback port whose neighbours the broker also binds are free too
+/// (listenPort - 2 for the VIP channel, listenPort + 1 for HA).
+pub fn free_broker_port() -> u16 {
+    for _ in 0..200 {
+        let port = free_port();
+        if port > 1024 && [port - 2, port + 1].iter().all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok()) {
+            return port;
+        }
+    }
+    panic!("no free port block found on 127.0.0.1");
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+}
+
+/// Polls `cond` until it holds or `timeout` passes.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ------------------------------------------------------------------ processes
+
+/// A child process killed when dropped; its output goes to a log file.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Proc {
+        let out = std::fs::File::create(&log).expect("create log file");
+        let err = out.try_clone().expect("clone log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Proc { name: name.to_owned(), child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`.
+    pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        // SAFETY: sending a signal to our own child process id.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        self.child.wait().ok();
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(5));
+    }
+}
+
+/// Runs a command to completion with a deadline; kills it when the deadline passes.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+    // Drain pipes on threads so a chatty child never blocks on a full pipe.
+    let mut stdout = child.stdout.take().expect("stdout piped");
+    let mut stderr = child.stderr.take().expect("stderr piped");
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).ok();
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut v).ok();
+        v
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let status = child.wait().expect("wait for killed child");
+            eprintln!("killed after {timeout:?}: {cmd:?}");
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default() }
+}
+
+// ------------------------------------------------------------------- cluster
+
+/// Our name server and one broker, on fresh loopback ports and a fresh store.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub namesrv_addr: String,
+    pub broker_addr: String,
+    pub cluster_name: String,
+    pub broker_name: String,
+    pub namesrv: Proc,
+    pub broker: Proc,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let bins = bin_dir();
+        let dir = tempfile::Builder::new().prefix("rmq-compat-").tempdir().expect("temp dir");
+        let ns_port = free_port();
+        let namesrv_addr = format!("127.0.0.1:{ns_port}");
+        let ns_conf = dir.path().join("namesrv.properties");
+        std::fs::write(
+            &ns_conf,
+            format!(
+                "listenPort={ns_port}\nbindAddress=127.0.0.1\nkvConfigPath={}\n",
+                dir.path().join("namesrv/kvConfig.json").display()
+            ),
+        )
+        .expect("write namesrv config");
+        let mut cmd = Command::new(bins.join("mqnamesrv"));
+        cmd.arg("-c").arg(&ns_conf).env("HOME", dir.path()).env("RUST_LOG", "info");
+        let mut namesrv = Proc::spawn("mqnamesrv", cmd, dir.path().join("namesrv.log"));
+        wait_until("the name server to listen", Duration::from_secs(20), || {
+            assert!(namesrv.is_running(), "mqnamesrv exited:\n{}", namesrv.log_text());
+            TcpStream::connect(&namesrv_addr).is_ok()
+        });
+
+        let broker_port = free_broker_port();
+        let broker_addr = format!("127.0.0.1:{broker_port}");
+        let cluster_name = "CompatCluster".to_owned();
+        let broker_name = "broker-a".to_owned();
+        let broker_conf = dir.path().join("broker.conf");
+        std::fs::write(
+            &broker_conf,
+            format!(
+                "brokerClusterName={cluster_name}\nbrokerName={broker_name}\nbrokerId=0\nlistenPort={broker_port}\n\
+                 brokerIP1=127.0.0.1\nbindAddress=127.0.0.1\nstorePathRootDir={}\nmappedFileSizeCommitLog=67108864\n\
+                 autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\nflushDiskType=ASYNC_FLUSH\n",
+                dir.path().join("store").display()
+            ),
+        )
+        .expect("write broker config");
+        let mut cmd = Command::new(bins.join("mqbroker"));
+        cmd.arg("-c").arg(&broker_conf).arg("-n").arg(&namesrv_addr).env("HOME", dir.path()).env("RUST_LOG", "info");
+        let broker = Proc::spawn("mqbroker", cmd, dir.path().join("broker.log"));
+        let mut cluster = Cluster { dir, namesrv_addr, broker_addr, cluster_name, broker_name, namesrv, broker };
+        cluster.wait_broker_registered(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Waits until the name server lists our broker as master, as upstream's
+    /// `waitBrokerRegistered` does.
+    pub fn wait_broker_registered(&mut self, timeout: Duration) {
+        let ns = self.namesrv_addr.clone();
+        let want = self.broker_addr.clone();
+        let name = self.broker_name.clone();
+        let deadline = Instant::now() + timeout;
+        loop {
+            assert!(self.broker.is_running(), "mqbroker exited:\n{}", self.broker.log_text());
+            if let Some(info) = cluster_info(&ns) {
+                if info.broker_addr_table.get(&name).and_then(|b| b.broker_addrs.get(&0)) == Some(&want) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "broker never registered with {ns}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        format!(
+            "----- mqnamesrv log -----\n{}\n----- mqbroker log -----\n{}",
+            self.namesrv.log_text(),
+            self.broker.log_text()
+        )
+    }
+
+    /// A folder for a client's home, logs and local offsets.
+    pub fn client_home(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join("clients").join(name);
+        std::fs::create_dir_all(&p).expect("create client home");
+        p
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let b = self.broker.stop(Duration::from_secs(10));
+        let n = self.namesrv.stop(Duration::from_secs(10));
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        } else {
+            assert!(b.is_some_and(|s| s.success()), "mqbroker did not stop cleanly on SIGTERM\n{}", self.logs());
+            assert!(n.is_some_and(|s| s.success()), "mqnamesrv did not stop cleanly on SIGTERM\n{}", self.logs());
+        }
+    }
+}
+
+/// GET_BROKER_CLUSTER_INFO through our own remoting client (readiness only;
+/// every assertion about behaviour goes through the official tools).
+pub fn cluster_info(namesrv: &str) -> Option<ClusterInfo> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    rt.block_on(async {
+        let conn = Connection::connect(namesrv, Arc::new(Router::new())).await.ok()?;
+        let resp = conn
+            .request(RemotingCommand::request(request_code::GET_BROKER_CLUSTER_INFO), Duration::from_secs(3))
+            .await
+            .ok()?;
+        conn.close();
+        if resp.code != 0 {
+            return None;
+        }
+        from_fastjson(&resp.body).ok()
+    })
+}
+
+// ---------------------------------------------------------------------- Java
+
+/// The Java drivers and mqadmin built against one official client version.
+pub struct JavaClient {
+    pub version: String,
+    dir: PathBuf,
+}
+
+/// Prepares (Maven, cached) the drivers for `version` and returns a runner.
+pub fn java_client(version: &str) -> JavaClient {
+    let dir = compat_dir().join("java");
+    let out = run_with_timeout(
+        {
+            let mut c = Command::new("bash");
+            c.arg(dir.join("prepare.sh")).arg(version);
+            c
+        },
+        Duration::from_secs(1200),
+    );
+    assert!(
+        out.status.success(),
+        "prepare.sh {version} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    JavaClient { version: version.to_owned(), dir: dir.join("target").join(version) }
+}
+
+impl JavaClient {
+    fn is_4x(&self) -> bool {
+        self.version.starts_with('4')
+    }
+
+    fn command(&self, home: &Path, main: &str) -> Command {
+        let mut c = Command::new("java");
+        let cp = format!("{}:{}/*", self.dir.join("classes").display(), self.dir.join("lib").display());
+        c.arg("-Xms64m")
+            .arg("-Xmx512m")
+            .arg("-XX:+UseSerialGC")
+            .arg("-XX:TieredStopAtLevel=1")
+            .arg(format!("-Duser.home={}", home.display()))
+            .arg(format!("-Drocketmq.home.dir={}", self.dir.join("home").display()))
+            .arg(format!("-Drocketmq.client.logRoot={}", home.join("logs").display()))
+            .arg("-Drocketmq.client.logLevel=WARN")
+            .arg(format!("-Drocketmq.log.root={}", home.join("logs").display()))
+            .arg("-Drocketmq.log.level=WARN")
+            .arg("-cp")
+            .arg(cp)
+            .env("ROCKETMQ_HOME", self.dir.join("home"))
+            .env_remove("NAMESRV_ADDR");
+        if !self.is_4x() {
+            c.arg("-Drmq.logback.configurationFile=rmq.client.logback.xml");
+        }
+        c.arg(main);
+        c
+    }
+
+    /// Runs a driver main class; returns its output.
+    pub fn run(&self, home: &Path, main: &str, args: &[&str], timeout: Duration) -> Output {
+        let mut c = self.command(home, main);
+        c.args(args);
+        run_with_timeout(c, timeout)
+    }
+
+    /// Runs one mqadmin subcommand. mqadmin exits 0 even when the command
+    /// failed, so callers judge by the printed text.
+    pub fn mqadmin(&self, home: &Path, args: &[&str]) -> String {
+        let mut c = self.command(home, "org.apache.rocketmq.tools.command.MQAdminStartup");
+        c.args(args);
+        let out = run_with_timeout(c, Duration::from_secs(120));
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    }
+}
+
+// ------------------------------------------------------------------------ Go
+
+/// Builds the Go driver (module cache as-is, downloading when needed).
+pub fn go_driver() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let go = compat_dir().join("go");
+        let out_dir = workspace_root().join("target").join("compat-go");
+        let mut c = Command::new("bash");
+        c.arg(go.join("build.sh")).arg(&out_dir);
+        let out = run_with_timeout(c, Duration::from_secs(1200));
+        assert!(
+            out.status.success(),
+            "go build failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out_dir.join("produce-consume")
+    })
+    .clone()
+}
+
+/// `stdout + stderr` of an output, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Parses `addr` for callers that need a socket address.
+pub fn socket(addr: &str) -> SocketAddr {
+    addr.parse().expect("socket address")
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every test: unit and property tests, golden vectors, and the
+# compatibility suite (official Java 4.9.8/5.3.3 clients, mqadmin and the Go
+# client against our release binaries). Maven artifacts and Go modules are
+# downloaded on first use and cached in ~/.m2 and the Go module cache.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+for tool in cargo java mvn go; do
+  command -v "$tool" >/dev/null || { echo "test.sh: '$tool' is required but not installed" >&2; exit 1; }
+done
+cargo build --release --locked --bins
+cargo test --release --locked --workspace --no-fail-fast "$@"
+echo "test.sh: all tests passed in $(( $(date +%s) - start ))s"
