@@ -344,11 +344,7 @@ pub fn java_client(version: &str) -> JavaClient {
 }
 
 impl JavaClient {
-    fn is_4x(&self) -> bool {
-        self.version.starts_with('4')
-    }
-
-    fn command(&self, home: &Path, main: &str) -> Command {
+    fn command(&self, home: &Path, jvm_args: &[&str], main: &str) -> Command {
         let mut c = Command::new("java");
         let cp = format!("{}:{}/*", self.dir.join("classes").display(), self.dir.join("lib").display());
         c.arg("-Xms64m")
@@ -365,16 +361,13 @@ impl JavaClient {
             .arg(cp)
             .env("ROCKETMQ_HOME", self.dir.join("home"))
             .env_remove("NAMESRV_ADDR");
-        if !self.is_4x() {
-            c.arg("-Drmq.logback.configurationFile=rmq.client.logback.xml");
-        }
-        c.arg(main);
+        c.args(jvm_args).arg(main);
         c
     }
 
     /// Runs a driver main class; returns its output.
     pub fn run(&self, home: &Path, main: &str, args: &[&str], timeout: Duration) -> Output {
-        let mut c = self.command(home, main);
+        let mut c = self.command(home, &[], main);
         c.args(args);
         run_with_timeout(c, timeout)
     }
@@ -382,7 +375,9 @@ impl JavaClient {
     /// Runs one mqadmin subcommand. mqadmin exits 0 even when the command
     /// failed, so callers judge by the printed text.
     pub fn mqadmin(&self, home: &Path, args: &[&str]) -> String {
-        let mut c = self.command(home, "org.apache.rocketmq.tools.command.MQAdminStartup");
+        // 5.x picks its tools logging from the classpath; name it anyway so a
+        // client logback file on the same classpath can never win.
+        let mut c = self.command(home, &["-Drmq.logback.configurationFile=rmq.tools.logback.xml"], "org.apache.rocketmq.tools.command.MQAdminStartup");
         c.args(args);
         let out = run_with_timeout(c, Duration::from_secs(120));
         format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
