@@ -1,0 +1,93 @@
+//! Store configuration; field names follow Java's `MessageStoreConfig` keys.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FlushDiskType {
+    /// A background thread msyncs every `flush_interval_commit_log_ms`.
+    #[default]
+    AsyncFlush,
+    /// `put` returns after its bytes are msynced.
+    SyncFlush,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `storePathRootDir`; Java's default is `$HOME/store`.
+    pub store_path_root_dir: PathBuf,
+    /// `mappedFileSizeCommitLog`, default 1 GiB.
+    pub mapped_file_size_commit_log: u64,
+    /// `mappedFileSizeConsumeQueue`, default 300 000 entries * 20 bytes;
+    /// rounded up to a multiple of 20 like Java.
+    pub mapped_file_size_consume_queue: u64,
+    pub flush_disk_type: FlushDiskType,
+    /// `flushIntervalCommitLog`, default 500 ms.
+    pub flush_interval_commit_log_ms: u64,
+    /// `maxMessageSize`: the largest body (or whole batch body), default 4 MiB.
+    pub max_message_size: usize,
+    /// `checkCRCOnRecover`, default true.
+    pub check_crc_on_recover: bool,
+    /// `maxTransferBytesOnMessageInMemory`: cap per get, default 256 KiB.
+    pub max_transfer_bytes_on_message_in_memory: usize,
+    /// `maxTransferCountOnMessageInMemory`: cap per get, default 32.
+    pub max_transfer_count_on_message_in_memory: usize,
+    /// `messageDelayLevel`: used for `SCHEDULE_TOPIC_XXXX`, whose consume-queue
+    /// tags slot holds the delivery time (messages.md §3).
+    pub message_delay_level: String,
+}
+
+pub const DEFAULT_MESSAGE_DELAY_LEVEL: &str =
+    "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+        StoreConfig {
+            store_path_root_dir: home.join("store"),
+            mapped_file_size_commit_log: 1024 * 1024 * 1024,
+            mapped_file_size_consume_queue: 300_000 * 20,
+            flush_disk_type: FlushDiskType::AsyncFlush,
+            flush_interval_commit_log_ms: 500,
+            max_message_size: 4 * 1024 * 1024,
+            check_crc_on_recover: true,
+            max_transfer_bytes_on_message_in_memory: 256 * 1024,
+            max_transfer_count_on_message_in_memory: 32,
+            message_delay_level: DEFAULT_MESSAGE_DELAY_LEVEL.to_owned(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// A config rooted at `dir` with the other defaults.
+    pub fn with_root(dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            store_path_root_dir: dir.into(),
+            ..StoreConfig::default()
+        }
+    }
+
+    pub(crate) fn consume_queue_file_size(&self) -> usize {
+        let unit = crate::consumequeue::CQ_UNIT as u64;
+        (self.mapped_file_size_consume_queue.max(unit).div_ceil(unit) * unit) as usize
+    }
+
+    /// Delay per level in ms (index 0 = level 1), as Java parses
+    /// `messageDelayLevel` (units s, m, h, d). Bad items are skipped.
+    pub fn delay_levels_ms(&self) -> Vec<i64> {
+        self.message_delay_level
+            .split_whitespace()
+            .filter_map(|item| {
+                let (num, unit) = item.split_at(item.len().checked_sub(1)?);
+                let n: i64 = num.parse().ok()?;
+                let mul = match unit {
+                    "s" => 1000,
+                    "m" => 60_000,
+                    "h" => 3_600_000,
+                    "d" => 86_400_000,
+                    _ => return None,
+                };
+                Some(n * mul)
+            })
+            .collect()
+    }
+}

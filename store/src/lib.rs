@@ -1,0 +1,32 @@
+//! A RocketMQ-compatible message store whose files are laid out and encoded
+//! exactly like Java's `DefaultMessageStore` (see `store.rs` for the
+//! directory layout, `record.rs` for the record bytes).
+//!
+//! * [`MessageStore`]: open/recover, put (single and batch), get by queue
+//!   offset, offsets and times, view by commit-log offset, shutdown.
+//! * [`record`]: stored record encode/decode/validate, batch bodies, tags hash.
+//! * [`properties`]: the `name\x01value\x02` properties string.
+//! * [`msgid`]: offset message ids.
+//!
+//! No network code. `unsafe` lives only in the private `mmap` module.
+
+mod checkpoint;
+mod commitlog;
+mod config;
+mod consumequeue;
+mod error;
+mod files;
+mod mmap;
+pub mod msgid;
+pub mod properties;
+pub mod record;
+mod store;
+
+pub use config::{FlushDiskType, StoreConfig, DEFAULT_MESSAGE_DELAY_LEVEL};
+pub use error::StoreError;
+pub use msgid::{create_offset_message_id, decode_offset_message_id};
+pub use record::{tags_hash_code, StoredMessage};
+pub use store::{
+    ArrivalListener, BatchToStore, GetResult, GetStatus, MessageStore, MessageToStore, PutResult,
+    SCHEDULE_TOPIC,
+};

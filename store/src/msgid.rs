@@ -1,0 +1,73 @@
+//! Offset message ids (messages.md §5.1, `MessageDecoder.createMessageId`):
+//! store-host address (4 or 16 bytes) + int32 port + int64 commit-log offset,
+//! upper-case hex: 32 chars for IPv4, 56 for IPv6.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+pub fn create_offset_message_id(store_host: SocketAddr, commit_log_offset: i64) -> String {
+    let mut bytes = Vec::with_capacity(28);
+    match store_host.ip() {
+        IpAddr::V4(ip) => bytes.extend_from_slice(&ip.octets()),
+        IpAddr::V6(ip) => bytes.extend_from_slice(&ip.octets()),
+    }
+    bytes.extend_from_slice(&i32::from(store_host.port()).to_be_bytes());
+    bytes.extend_from_slice(&commit_log_offset.to_be_bytes());
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 0xF)] as char);
+    }
+    s
+}
+
+/// Parse an offset message id (either case). `None` unless it is 32 or 56 hex
+/// characters with a port in 0..=65535.
+pub fn decode_offset_message_id(id: &str) -> Option<(SocketAddr, i64)> {
+    let raw = id.as_bytes();
+    if raw.len() != 32 && raw.len() != 56 {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(raw.len() / 2);
+    for pair in raw.chunks(2) {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        bytes.push((hi * 16 + lo) as u8);
+    }
+    let addr_len = bytes.len() - 12;
+    let ip = if addr_len == 4 {
+        IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(&bytes[..4]).ok()?))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&bytes[..16]).ok()?))
+    };
+    let port = i32::from_be_bytes(bytes[addr_len..addr_len + 4].try_into().ok()?);
+    let port = u16::try_from(port).ok()?;
+    let offset = i64::from_be_bytes(bytes[addr_len + 4..].try_into().ok()?);
+    Some((SocketAddr::new(ip, port), offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_example_and_round_trip() {
+        let addr: SocketAddr = "10.0.0.5:10911".parse().expect("addr");
+        let id = create_offset_message_id(addr, 8000);
+        assert_eq!(id, "0A00000500002A9F0000000000001F40");
+        assert_eq!(decode_offset_message_id(&id), Some((addr, 8000)));
+        assert_eq!(
+            decode_offset_message_id(&id.to_lowercase()),
+            Some((addr, 8000))
+        );
+        let v6: SocketAddr = "[2001:db8::7]:10911".parse().expect("addr");
+        let id = create_offset_message_id(v6, i64::MAX);
+        assert_eq!(id.len(), 56);
+        assert_eq!(decode_offset_message_id(&id), Some((v6, i64::MAX)));
+        assert_eq!(decode_offset_message_id("XYZ"), None);
+        assert_eq!(
+            decode_offset_message_id("0A000005FFFFFFFF0000000000001F40"),
+            None
+        );
+    }
+}

@@ -1,0 +1,1083 @@
+//! [`MessageStore`]: what the broker talks to. Java's `DefaultMessageStore`
+//! layout under `storePathRootDir`:
+//!
+//! ```text
+//! <root>/commitlog/00000000000000000000      records (commitlog.rs)
+//! <root>/consumequeue/<topic>/<queueId>/...  20-byte entries (consumequeue.rs)
+//! <root>/checkpoint                          flush timestamps (checkpoint.rs)
+//! <root>/abort                               exists while running
+//! <root>/lock                                flock against a second process
+//! <root>/index/                              (IndexFile: not yet, see `dispatch`)
+//! ```
+//!
+//! Writes: one writer (the `writer` mutex) encodes nothing, it only patches
+//! offsets into bytes encoded by the caller's thread, appends them to the
+//! commit log and dispatches them to the consume queue before returning.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::checkpoint::{Checkpoint, CheckpointData};
+use crate::commitlog::CommitLog;
+use crate::config::{FlushDiskType, StoreConfig};
+use crate::consumequeue::{ConsumeQueue, CqEntry, CQ_UNIT};
+use crate::error::StoreError;
+use crate::mmap::MappedFile;
+use crate::msgid::create_offset_message_id;
+use crate::properties;
+use crate::record::{self, RecordHeader, RecordView, ScanItem};
+
+/// `TopicValidator.RMQ_SYS_SCHEDULE_TOPIC`: its consume-queue tags slot holds
+/// the delivery time.
+pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+
+/// Java `maxFilterMessageSize` default: bytes of consume queue examined per get.
+const MAX_FILTER_MESSAGE_SIZE: i64 = 16_000;
+
+/// One message to append.
+#[derive(Debug, Clone)]
+pub struct MessageToStore {
+    pub topic: String,
+    pub queue_id: i32,
+    pub flag: i32,
+    pub body: Bytes,
+    /// Already-encoded properties string (`name\x01value\x02...`).
+    pub properties: String,
+    /// The IPv6 host bits are set by the store from the addresses.
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub born_host: SocketAddr,
+    pub store_host: SocketAddr,
+    pub reconsume_times: i32,
+    pub prepared_transaction_offset: i64,
+}
+
+/// A SEND_BATCH_MESSAGE: each inner message becomes its own record.
+#[derive(Debug, Clone)]
+pub struct BatchToStore {
+    pub topic: String,
+    pub queue_id: i32,
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub born_host: SocketAddr,
+    pub store_host: SocketAddr,
+    /// Batch encoding (messages.md §6).
+    pub body: Bytes,
+    /// Batch-level properties, appended to every inner message's properties
+    /// as Java's `MessageExtEncoder.encode(MessageExtBatch)` does.
+    pub properties: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResult {
+    /// Commit-log offset of the first record.
+    pub commit_log_offset: i64,
+    /// Queue offset of the first record; the rest follow consecutively.
+    pub queue_offset: i64,
+    /// One offset message id per record.
+    pub msg_ids: Vec<String>,
+    /// Commit-log offset of every record, in order.
+    pub commit_log_offsets: Vec<i64>,
+    pub store_timestamp: i64,
+    pub count: usize,
+    /// Bytes appended (all records).
+    pub wrote_bytes: usize,
+}
+
+/// Java's `GetMessageStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetStatus {
+    Found,
+    NoMessageInQueue,
+    NoMatchedMessage,
+    /// Entries point at commit-log bytes that are gone (Java
+    /// `MESSAGE_WAS_REMOVING`; the broker answers PULL_RETRY_IMMEDIATELY).
+    MessageWasRemoving,
+    OffsetTooSmall,
+    OffsetOverflowOne,
+    OffsetOverflowBadly,
+    OffsetFoundNull,
+    NoMatchedLogicQueue,
+}
+
+#[derive(Debug, Clone)]
+pub struct GetResult {
+    pub status: GetStatus,
+    /// Whole stored records, sliced from the mapped files (no copy).
+    pub messages: Vec<Bytes>,
+    pub next_begin_offset: i64,
+    pub min_offset: i64,
+    pub max_offset: i64,
+}
+
+impl GetResult {
+    pub fn buffer_total_size(&self) -> usize {
+        self.messages.iter().map(Bytes::len).sum()
+    }
+}
+
+/// Called after each dispatch with (topic, queue id, new max offset).
+pub type ArrivalListener = Arc<dyn Fn(&str, i32, i64) + Send + Sync>;
+
+/// Handle to an open store; cheap to clone.
+#[derive(Clone)]
+pub struct MessageStore {
+    inner: Arc<Inner>,
+    guard: Arc<Guard>,
+}
+
+/// Owns the directory lock and the flusher. Dropped with the last handle,
+/// even while the flusher still holds `Inner` for a moment, so the directory
+/// can be reopened at once.
+struct Guard {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+    _lock: File,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // Without `shutdown` this is a crash as far as the files go (the abort
+        // file stays); just stop the flusher.
+        signal_stop(&self.stop);
+    }
+}
+
+impl std::fmt::Debug for MessageStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageStore")
+            .field("root", &self.inner.config.store_path_root_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+type QueueMap = HashMap<String, HashMap<i32, Arc<ConsumeQueue>>>;
+
+struct Inner {
+    config: StoreConfig,
+    cq_root: PathBuf,
+    cq_file_size: usize,
+    delay_levels: Vec<i64>,
+    commit_log: CommitLog,
+    queues: RwLock<QueueMap>,
+    /// The single writer; holds the last store timestamp handed out.
+    writer: Mutex<i64>,
+    /// Store timestamp of the last dispatched record (for the checkpoint).
+    last_store_timestamp: AtomicI64,
+    checkpoint: Mutex<(Checkpoint, CheckpointData)>,
+    listener: RwLock<Option<ArrivalListener>>,
+    shut_down: AtomicBool,
+    abort_path: PathBuf,
+}
+
+fn signal_stop(stop: &(Mutex<bool>, Condvar)) {
+    let mut s = stop
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    *s = true;
+    stop.1.notify_all();
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn validate_topic(topic: &str) -> Result<(), StoreError> {
+    if topic.len() > 255 || !record::is_storable_topic(topic) {
+        Err(StoreError::InvalidTopic(topic.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+/// How a record's consume-queue tags code is derived (Java
+/// `CommitLog.checkMessageAndReturnSize`).
+fn tags_code(topic: &str, props: &str, store_timestamp: i64, delay_levels: &[i64]) -> i64 {
+    if topic == SCHEDULE_TOPIC {
+        if let Some(level) =
+            properties::get(props, properties::DELAY).and_then(|v| v.parse::<i64>().ok())
+        {
+            let level = level.min(delay_levels.len() as i64);
+            if level > 0 {
+                let delay = delay_levels
+                    .get((level - 1) as usize)
+                    .copied()
+                    .unwrap_or(1000);
+                return store_timestamp + delay;
+            }
+        }
+    }
+    properties::get(props, properties::TAGS).map_or(0, record::tags_hash_code)
+}
+
+/// One encoded record inside a put's buffer.
+struct Item {
+    pos: usize,
+    len: usize,
+    sys_flag: i32,
+    /// The properties bytes inside the buffer.
+    props_range: (usize, usize),
+    store_host: SocketAddr,
+}
+
+impl MessageStore {
+    /// Open (or create) the store under `config.store_path_root_dir`,
+    /// recovering the commit log and consume queues.
+    pub fn open(config: StoreConfig) -> Result<MessageStore, StoreError> {
+        let seg_size = usize::try_from(config.mapped_file_size_commit_log)
+            .ok()
+            .filter(|s| *s >= 4096 && *s <= i32::MAX as usize)
+            .ok_or_else(|| StoreError::Corrupt {
+                path: config.store_path_root_dir.clone(),
+                reason: format!(
+                    "mappedFileSizeCommitLog {} out of range 4096..=2^31-1",
+                    config.mapped_file_size_commit_log
+                ),
+            })?;
+        let root = config.store_path_root_dir.clone();
+        std::fs::create_dir_all(&root)?;
+        let lock_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(root.join("lock"))?;
+        if lock_file.try_lock().is_err() {
+            return Err(StoreError::Locked(root));
+        }
+        let abort_path = root.join("abort");
+        let last_exit_ok = !abort_path.exists();
+        let (checkpoint, cp) = Checkpoint::open(&root.join("checkpoint"))?;
+        let check_crc = config.check_crc_on_recover;
+        let min_ts = cp.min_timestamp();
+        let recovered = CommitLog::recover(&root.join("commitlog"), seg_size, check_crc, |segs| {
+            if last_exit_ok {
+                // Java `recoverNormally`: the last three files.
+                segs.len().saturating_sub(3)
+            } else {
+                start_by_checkpoint(segs, min_ts)
+            }
+        })?;
+        tracing::info!(root = %root.display(), last_exit_ok, "store opening");
+        let cq_root = root.join("consumequeue");
+        let cq_file_size = config.consume_queue_file_size();
+        let delay_levels = config.delay_levels_ms();
+        let queues = recover_queues(
+            &recovered.log,
+            &cq_root,
+            cq_file_size,
+            recovered.scan_from,
+            &delay_levels,
+        )?;
+        let last_ts = cp.physic_msg_timestamp;
+        File::create(&abort_path)?.sync_all()?;
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let inner = Arc::new(Inner {
+            config,
+            cq_root,
+            cq_file_size,
+            delay_levels,
+            commit_log: recovered.log,
+            queues: RwLock::new(queues),
+            writer: Mutex::new(0),
+            last_store_timestamp: AtomicI64::new(last_ts),
+            checkpoint: Mutex::new((checkpoint, cp)),
+            listener: RwLock::new(None),
+            shut_down: AtomicBool::new(false),
+            abort_path,
+        });
+        let weak = Arc::downgrade(&inner);
+        let interval = Duration::from_millis(inner.config.flush_interval_commit_log_ms.max(1));
+        let stop2 = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("store-flush".into())
+            .spawn(move || flush_loop(weak, stop2, interval))?;
+        let guard = Arc::new(Guard {
+            stop,
+            flusher: Mutex::new(Some(handle)),
+            _lock: lock_file,
+        });
+        Ok(MessageStore { inner, guard })
+    }
+
+    /// Append one message; returns after it is in the commit log and its
+    /// consume queue (and on disk with `SyncFlush`).
+    pub fn put(&self, msg: &MessageToStore) -> Result<PutResult, StoreError> {
+        self.put_messages(std::slice::from_ref(msg))
+    }
+
+    /// Append messages of one topic and queue as consecutive records (one
+    /// segment, consecutive queue offsets), like a batch that is already
+    /// split.
+    pub fn put_messages(&self, msgs: &[MessageToStore]) -> Result<PutResult, StoreError> {
+        let Some(first) = msgs.first() else {
+            return Err(StoreError::BadBatch(record::RecordError::Truncated {
+                need: 1,
+                have: 0,
+            }));
+        };
+        validate_topic(&first.topic)?;
+        let max = self.inner.config.max_message_size;
+        let mut buf = Vec::new();
+        let mut items = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            if msg.topic != first.topic || msg.queue_id != first.queue_id {
+                return Err(StoreError::MixedBatch);
+            }
+            if msg.body.len() > max {
+                return Err(StoreError::MessageTooLarge {
+                    size: msg.body.len(),
+                    max,
+                });
+            }
+            check_props_len(msg.properties.len())?;
+            let header = RecordHeader {
+                queue_id: msg.queue_id,
+                flag: msg.flag,
+                queue_offset: 0,
+                physical_offset: 0,
+                sys_flag: msg.sys_flag,
+                born_timestamp: msg.born_timestamp,
+                born_host: msg.born_host,
+                store_timestamp: 0,
+                store_host: msg.store_host,
+                reconsume_times: msg.reconsume_times,
+                prepared_transaction_offset: msg.prepared_transaction_offset,
+            };
+            let pos = buf.len();
+            let len = record::encode_into(
+                &mut buf,
+                &header,
+                &msg.body,
+                &msg.topic,
+                msg.properties.as_bytes(),
+            )
+            .map_err(map_record_error)?;
+            items.push(Item {
+                pos,
+                len,
+                sys_flag: record::with_host_flags(msg.sys_flag, &msg.born_host, &msg.store_host),
+                props_range: (pos + len - msg.properties.len(), pos + len),
+                store_host: msg.store_host,
+            });
+        }
+        self.append(&first.topic, first.queue_id, buf, items)
+    }
+
+    /// Append the messages of a batch as consecutive records (one segment,
+    /// consecutive queue offsets).
+    pub fn put_batch(&self, batch: &BatchToStore) -> Result<PutResult, StoreError> {
+        validate_topic(&batch.topic)?;
+        let max = self.inner.config.max_message_size;
+        if batch.body.len() > max {
+            return Err(StoreError::MessageTooLarge {
+                size: batch.body.len(),
+                max,
+            });
+        }
+        let inner_msgs = record::decode_batch(&batch.body).map_err(StoreError::BadBatch)?;
+        if inner_msgs.is_empty() {
+            return Err(StoreError::BadBatch(record::RecordError::Truncated {
+                need: 20,
+                have: 0,
+            }));
+        }
+        let batch_props = batch.properties.as_bytes();
+        let sys_flag = record::with_host_flags(batch.sys_flag, &batch.born_host, &batch.store_host);
+        let mut buf = Vec::new();
+        let mut items = Vec::with_capacity(inner_msgs.len());
+        let mut props = Vec::new();
+        for m in &inner_msgs {
+            props.clear();
+            props.extend_from_slice(m.properties);
+            if !m.properties.is_empty()
+                && !batch_props.is_empty()
+                && m.properties.last() != Some(&(properties::PROPERTY_SEPARATOR as u8))
+            {
+                props.push(properties::PROPERTY_SEPARATOR as u8);
+            }
+            props.extend_from_slice(batch_props);
+            check_props_len(props.len())?;
+            if std::str::from_utf8(&props).is_err() {
+                return Err(StoreError::BadBatch(record::RecordError::BadUtf8));
+            }
+            let header = RecordHeader {
+                queue_id: batch.queue_id,
+                flag: m.flag,
+                queue_offset: 0,
+                physical_offset: 0,
+                sys_flag,
+                born_timestamp: batch.born_timestamp,
+                born_host: batch.born_host,
+                store_timestamp: 0,
+                store_host: batch.store_host,
+                reconsume_times: 0,
+                prepared_transaction_offset: 0,
+            };
+            let pos = buf.len();
+            let len = record::encode_into(&mut buf, &header, m.body, &batch.topic, &props)
+                .map_err(map_record_error)?;
+            items.push(Item {
+                pos,
+                len,
+                sys_flag,
+                props_range: (pos + len - props.len(), pos + len),
+                store_host: batch.store_host,
+            });
+        }
+        self.append(&batch.topic, batch.queue_id, buf, items)
+    }
+
+    fn append(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        mut buf: Vec<u8>,
+        items: Vec<Item>,
+    ) -> Result<PutResult, StoreError> {
+        if queue_id < 0 {
+            return Err(StoreError::InvalidQueueId(queue_id));
+        }
+        let inner = &*self.inner;
+        let mut last_ts = lock(&inner.writer);
+        if inner.shut_down.load(Ordering::Acquire) {
+            return Err(StoreError::ShutDown);
+        }
+        let cq = inner.queue_or_create(topic, queue_id)?;
+        // Everything fallible first: nothing is written unless all fits.
+        let placement = inner.commit_log.prepare(buf.len())?;
+        cq.ensure_capacity(items.len())?;
+        let store_ts = now_ms().max(*last_ts);
+        let phys0 = placement.offset;
+        let q0 = cq.max_offset();
+        for (i, it) in items.iter().enumerate() {
+            let r = &mut buf[it.pos..it.pos + it.len];
+            r[record::POS_QUEUE_OFFSET..record::POS_QUEUE_OFFSET + 8]
+                .copy_from_slice(&(q0 + i as i64).to_be_bytes());
+            r[record::POS_PHYSICAL_OFFSET..record::POS_PHYSICAL_OFFSET + 8]
+                .copy_from_slice(&(phys0 + it.pos as i64).to_be_bytes());
+            let ts = record::store_timestamp_pos(it.sys_flag);
+            r[ts..ts + 8].copy_from_slice(&store_ts.to_be_bytes());
+        }
+        inner.commit_log.write(placement, &buf);
+        for it in &items {
+            let props = std::str::from_utf8(&buf[it.props_range.0..it.props_range.1]).unwrap_or("");
+            let entry = CqEntry {
+                phys: phys0 + it.pos as i64,
+                size: it.len as i32,
+                tags_code: tags_code(topic, props, store_ts, &inner.delay_levels),
+            };
+            let ok = cq.append(entry);
+            debug_assert!(ok, "consume queue capacity was ensured");
+            dispatch_index(topic, &entry);
+        }
+        *last_ts = store_ts;
+        inner
+            .last_store_timestamp
+            .store(store_ts, Ordering::Release);
+        let new_max = cq.max_offset();
+        drop(last_ts);
+
+        if inner.config.flush_disk_type == FlushDiskType::SyncFlush {
+            inner.commit_log.flush()?;
+        }
+        let listener = read_lock(&inner.listener).clone();
+        if let Some(l) = listener {
+            l(topic, queue_id, new_max);
+        }
+        Ok(PutResult {
+            commit_log_offset: phys0,
+            queue_offset: q0,
+            msg_ids: items
+                .iter()
+                .map(|it| create_offset_message_id(it.store_host, phys0 + it.pos as i64))
+                .collect(),
+            commit_log_offsets: items.iter().map(|it| phys0 + it.pos as i64).collect(),
+            store_timestamp: store_ts,
+            count: items.len(),
+            wrote_bytes: buf.len(),
+        })
+    }
+
+    /// Up to `max_msgs` records from queue offset `offset` whose tags code
+    /// passes `filter`, with Java's status and next-offset rules
+    /// (`DefaultMessageStore.getMessage`, messages.md §8.2).
+    pub fn get_messages(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        max_msgs: i32,
+        max_bytes: i32,
+        filter: &dyn Fn(i64) -> bool,
+    ) -> GetResult {
+        let inner = &*self.inner;
+        let Some(cq) = inner.queue(topic, queue_id) else {
+            return GetResult {
+                status: GetStatus::NoMatchedLogicQueue,
+                messages: Vec::new(),
+                next_begin_offset: 0,
+                min_offset: 0,
+                max_offset: 0,
+            };
+        };
+        let (min, max) = (cq.min_offset(), cq.max_offset());
+        let mut r = GetResult {
+            status: GetStatus::NoMatchedMessage,
+            messages: Vec::new(),
+            next_begin_offset: offset,
+            min_offset: min,
+            max_offset: max,
+        };
+        if max == 0 {
+            r.status = GetStatus::NoMessageInQueue;
+            r.next_begin_offset = 0;
+            return r;
+        }
+        if offset < min {
+            r.status = GetStatus::OffsetTooSmall;
+            r.next_begin_offset = min;
+            return r;
+        }
+        if offset == max {
+            r.status = GetStatus::OffsetOverflowOne;
+            return r;
+        }
+        if offset > max {
+            r.status = GetStatus::OffsetOverflowBadly;
+            r.next_begin_offset = max;
+            return r;
+        }
+        let max_msgs = max_msgs.max(1) as usize;
+        let max_pull = max_bytes.max(100) as usize;
+        let max_filter = MAX_FILTER_MESSAGE_SIZE.max(max_msgs as i64 * CQ_UNIT as i64);
+        let cfg = &inner.config;
+        let mut total = 0usize;
+        let mut next_phy_file_start = i64::MIN;
+        let mut q = offset;
+        while q < max {
+            if (q - offset) * CQ_UNIT as i64 > max_filter {
+                break;
+            }
+            let Some(e) = cq.entry(q) else {
+                if r.messages.is_empty() {
+                    r.status = GetStatus::OffsetFoundNull;
+                    r.next_begin_offset = cq.roll_next_file(q);
+                }
+                break;
+            };
+            let size = e.size.max(0) as usize;
+            let count = r.messages.len();
+            // Java `isTheBatchFull`: never full before the first message.
+            if total > 0
+                && count > 0
+                && (count + 1 > max_msgs
+                    || total + size > max_pull
+                    || total + size > cfg.max_transfer_bytes_on_message_in_memory
+                    || count + 1 > cfg.max_transfer_count_on_message_in_memory)
+            {
+                break;
+            }
+            if total >= max_pull {
+                break;
+            }
+            q += 1;
+            r.next_begin_offset = q;
+            if next_phy_file_start != i64::MIN && e.phys < next_phy_file_start {
+                continue;
+            }
+            if !filter(e.tags_code) {
+                if total == 0 {
+                    r.status = GetStatus::NoMatchedMessage;
+                }
+                continue;
+            }
+            match inner.commit_log.read(e.phys, size) {
+                Some(b) => {
+                    total += size;
+                    r.messages.push(b);
+                    r.status = GetStatus::Found;
+                    next_phy_file_start = i64::MIN;
+                }
+                None => {
+                    if total == 0 {
+                        r.status = GetStatus::MessageWasRemoving;
+                    }
+                    let seg = inner.commit_log.seg_size() as i64;
+                    next_phy_file_start = e.phys + seg - e.phys.rem_euclid(seg);
+                }
+            }
+        }
+        r
+    }
+
+    /// Next queue offset to be written (0 for an unknown queue).
+    pub fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.inner
+            .queue(topic, queue_id)
+            .map_or(0, |q| q.max_offset())
+    }
+
+    /// First queue offset still present (0 for an unknown queue).
+    pub fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.inner
+            .queue(topic, queue_id)
+            .map_or(0, |q| q.min_offset())
+    }
+
+    /// First queue offset whose store time is at or after `timestamp_ms`
+    /// (Java `getOffsetInQueueByTime`, boundary LOWER); the max offset if all
+    /// are older; 0 for an unknown or empty queue.
+    pub fn offset_by_time(&self, topic: &str, queue_id: i32, timestamp_ms: i64) -> i64 {
+        let Some(cq) = self.inner.queue(topic, queue_id) else {
+            return 0;
+        };
+        let (mut lo, mut hi) = (cq.min_offset(), cq.max_offset());
+        if hi == 0 {
+            return 0;
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.inner.store_time_of(&cq, mid) {
+                Some(t) if t >= timestamp_ms => hi = mid,
+                _ => lo = mid + 1,
+            }
+        }
+        lo
+    }
+
+    /// Store time of the first message still in the queue.
+    pub fn earliest_store_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
+        let cq = self.inner.queue(topic, queue_id)?;
+        self.inner.store_time_of(&cq, cq.min_offset())
+    }
+
+    /// Store time of the message at `queue_offset` (Java
+    /// `getMessageStoreTimeStamp`).
+    pub fn store_time_at(&self, topic: &str, queue_id: i32, queue_offset: i64) -> Option<i64> {
+        let cq = self.inner.queue(topic, queue_id)?;
+        self.inner.store_time_of(&cq, queue_offset)
+    }
+
+    /// Commit-log offset of the message at `queue_offset`.
+    pub fn commit_log_offset_in_queue(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        queue_offset: i64,
+    ) -> Option<i64> {
+        self.inner
+            .queue(topic, queue_id)?
+            .entry(queue_offset)
+            .map(|e| e.phys)
+    }
+
+    /// The whole record at a commit-log offset (VIEW_MESSAGE_BY_ID), if a
+    /// record starts there.
+    pub fn message_at(&self, commit_log_offset: i64) -> Option<Bytes> {
+        self.inner.commit_log.record_at(commit_log_offset)
+    }
+
+    /// Next commit-log write offset.
+    pub fn commit_log_max_offset(&self) -> i64 {
+        self.inner.commit_log.max_offset()
+    }
+
+    /// Start of the first commit-log segment; -1 before the first write (Java).
+    pub fn commit_log_min_offset(&self) -> i64 {
+        self.inner.commit_log.min_offset()
+    }
+
+    /// Store time of the first record in the commit log (Java
+    /// `getEarliestMessageTime()`), `None` while empty.
+    pub fn earliest_message_time(&self) -> Option<i64> {
+        let log = &self.inner.commit_log;
+        let min = log.min_offset();
+        let size = log.with_bytes(min, 4, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))?;
+        log.store_timestamp_at(min, size)
+    }
+
+    /// Used fraction (0.0..=1.0) of the disk holding the store (Java
+    /// `getDiskPartitionSpaceUsedPercent`: 1 - free / total).
+    pub fn disk_used_ratio(&self) -> f64 {
+        match rustix::fs::statvfs(&self.inner.config.store_path_root_dir) {
+            Ok(st) if st.f_blocks > 0 => 1.0 - (st.f_bfree as f64 / st.f_blocks as f64),
+            _ => -1.0,
+        }
+    }
+
+    /// Forget a topic's consume queues and delete their files (Java
+    /// `deleteTopics`). Its records stay in the commit log until retention.
+    pub fn delete_topic(&self, topic: &str) -> Result<(), StoreError> {
+        validate_topic(topic)?;
+        let _writer = lock(&self.inner.writer);
+        let removed = write_lock(&self.inner.queues).remove(topic);
+        if removed.is_some() {
+            let dir = self.inner.cq_root.join(topic);
+            if dir.exists() {
+                std::fs::remove_dir_all(dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Known (topic, queue ids), e.g. to rebuild topic configs.
+    pub fn queues(&self) -> Vec<(String, Vec<i32>)> {
+        let map = read_lock(&self.inner.queues);
+        let mut out: Vec<(String, Vec<i32>)> = map
+            .iter()
+            .map(|(t, qs)| {
+                let mut ids: Vec<i32> = qs.keys().copied().collect();
+                ids.sort_unstable();
+                (t.clone(), ids)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    pub fn set_arrival_listener(&self, f: ArrivalListener) {
+        *write_lock(&self.inner.listener) = Some(f);
+    }
+
+    /// Flush everything now and write the checkpoint.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush_all()
+    }
+
+    /// Flush, write the checkpoint and delete the abort file. Later puts
+    /// fail with `ShutDown`; reads keep working. Idempotent.
+    pub fn shutdown(&self) {
+        let inner = &*self.inner;
+        {
+            let _w = lock(&inner.writer);
+            if inner.shut_down.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+        signal_stop(&self.guard.stop);
+        if let Some(h) = lock(&self.guard.flusher).take() {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+        match inner.flush_all() {
+            Ok(()) => {
+                if let Err(e) = std::fs::remove_file(&inner.abort_path) {
+                    tracing::warn!(error = %e, "could not delete the abort file");
+                }
+                tracing::info!(root = %inner.config.store_path_root_dir.display(), "store shut down");
+            }
+            Err(e) => tracing::error!(error = %e, "flush at shutdown failed; abort file kept"),
+        }
+    }
+}
+
+/// The place where the IndexFile (keys, UNIQ_KEY → offsets; QUERY_MESSAGE)
+/// will be fed, from the same dispatch as the consume queue. Not built yet.
+fn dispatch_index(_topic: &str, _entry: &CqEntry) {}
+
+fn check_props_len(len: usize) -> Result<(), StoreError> {
+    if len > properties::MAX_PROPERTIES_LEN {
+        return Err(StoreError::PropertiesTooLarge {
+            size: len,
+            max: properties::MAX_PROPERTIES_LEN,
+        });
+    }
+    Ok(())
+}
+
+fn map_record_error(e: record::RecordError) -> StoreError {
+    match e {
+        record::RecordError::TopicTooLong(_) => StoreError::InvalidTopic(String::new()),
+        record::RecordError::PropertiesTooLong(size) => StoreError::PropertiesTooLarge {
+            size,
+            max: properties::MAX_PROPERTIES_LEN,
+        },
+        e => StoreError::BadBatch(e),
+    }
+}
+
+impl Inner {
+    fn queue(&self, topic: &str, queue_id: i32) -> Option<Arc<ConsumeQueue>> {
+        read_lock(&self.queues).get(topic)?.get(&queue_id).cloned()
+    }
+
+    /// Writer only.
+    fn queue_or_create(&self, topic: &str, queue_id: i32) -> Result<Arc<ConsumeQueue>, StoreError> {
+        if let Some(q) = self.queue(topic, queue_id) {
+            return Ok(q);
+        }
+        let dir = self.cq_root.join(topic).join(queue_id.to_string());
+        let q = Arc::new(ConsumeQueue::create(&dir, self.cq_file_size)?);
+        write_lock(&self.queues)
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(queue_id, Arc::clone(&q));
+        Ok(q)
+    }
+
+    fn store_time_of(&self, cq: &ConsumeQueue, q: i64) -> Option<i64> {
+        let e = cq.entry(q)?;
+        self.commit_log.store_timestamp_at(e.phys, e.size)
+    }
+
+    fn flush_all(&self) -> Result<(), StoreError> {
+        let ts = self.last_store_timestamp.load(Ordering::Acquire);
+        let end = self.commit_log.max_offset();
+        self.commit_log.flush()?;
+        let queues: Vec<Arc<ConsumeQueue>> = read_lock(&self.queues)
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect();
+        for q in queues {
+            q.flush()?;
+        }
+        let mut cp = lock(&self.checkpoint);
+        let data = CheckpointData {
+            physic_msg_timestamp: ts,
+            logics_msg_timestamp: ts,
+            index_msg_timestamp: 0,
+            master_flushed_offset: 0,
+            confirm_phy_offset: end,
+        };
+        if data != cp.1 {
+            cp.0.write(data)?;
+            cp.1 = data;
+        }
+        Ok(())
+    }
+}
+
+fn flush_loop(weak: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, interval: Duration) {
+    loop {
+        {
+            let guard = lock(&stop.0);
+            let (guard, _) = stop
+                .1
+                .wait_timeout_while(guard, interval, |stopped| !*stopped)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *guard {
+                return;
+            }
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        if let Err(e) = inner.flush_all() {
+            tracing::error!(error = %e, "periodic flush failed");
+        }
+    }
+}
+
+/// Java `recoverAbnormally`: the last segment whose first record was stored
+/// no later than the checkpoint's minimum timestamp; else the first.
+fn start_by_checkpoint(segs: &[Arc<MappedFile>], min_ts: i64) -> usize {
+    for (i, seg) in segs.iter().enumerate().rev() {
+        let Some(data) = seg.read(0, seg.size()) else {
+            continue;
+        };
+        if let Ok(v) = record::decode(data) {
+            if v.store_timestamp != 0 && v.store_timestamp <= min_ts {
+                return i;
+            }
+        }
+    }
+    0
+}
+
+/// Visit the records in `[from, to)` of a recovered log.
+fn walk(
+    log: &CommitLog,
+    from: i64,
+    to: i64,
+    mut f: impl FnMut(&RecordView<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let segs = log.segments();
+    let Some(first) = segs.first() else {
+        return Ok(());
+    };
+    let seg_size = log.seg_size() as i64;
+    let mut off = from.max(first.base() as i64);
+    while off < to {
+        let idx = ((off - first.base() as i64) / seg_size) as usize;
+        let Some(seg) = segs.get(idx) else { break };
+        let pos = (off - seg.base() as i64) as usize;
+        let data = seg.read(0, seg.published()).unwrap_or(&[]);
+        match record::scan(data.get(pos..).unwrap_or(&[]), off, false) {
+            ScanItem::Record(v) => {
+                f(&v)?;
+                off += i64::from(v.total_size);
+            }
+            ScanItem::Blank => off = seg.base() as i64 + seg_size,
+            ScanItem::End | ScanItem::Invalid(_) => {
+                tracing::warn!(offset = off, "unreadable record while re-dispatching");
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Load the consume queues, cut them to the recovered commit log, and
+/// re-dispatch the scanned range. Any queue that disagrees with the commit
+/// log (a hole, a wrong entry) is rebuilt from the whole commit log.
+fn recover_queues(
+    log: &CommitLog,
+    cq_root: &Path,
+    file_size: usize,
+    scan_from: i64,
+    delay_levels: &[i64],
+) -> Result<QueueMap, StoreError> {
+    std::fs::create_dir_all(cq_root)?;
+    let cl_min = log.min_offset().max(0);
+    let cl_end = log.max_offset();
+    let mut queues: HashMap<String, HashMap<i32, ConsumeQueue>> = HashMap::new();
+    let mut rebuild: HashSet<(String, i32)> = HashSet::new();
+    for topic_entry in std::fs::read_dir(cq_root)? {
+        let topic_entry = topic_entry?;
+        let Ok(topic) = topic_entry.file_name().into_string() else {
+            continue;
+        };
+        if !topic_entry.file_type()?.is_dir() {
+            continue;
+        }
+        for q_entry in std::fs::read_dir(topic_entry.path())? {
+            let q_entry = q_entry?;
+            let Some(queue_id) = q_entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            match ConsumeQueue::load(&q_entry.path(), file_size, cl_min, cl_end) {
+                Ok(q) => {
+                    queues.entry(topic.clone()).or_default().insert(queue_id, q);
+                }
+                Err(e) => {
+                    tracing::warn!(%topic, queue_id, error = %e, "consume queue unreadable; rebuilding");
+                    std::fs::remove_dir_all(q_entry.path())?;
+                    rebuild.insert((topic.clone(), queue_id));
+                }
+            }
+        }
+    }
+
+    let cq_dir = |topic: &str, q: i32| cq_root.join(topic).join(q.to_string());
+    let tags =
+        |v: &RecordView<'_>| tags_code(v.topic, v.properties, v.store_timestamp, delay_levels);
+    walk(log, scan_from, cl_end, |v| {
+        let key = (v.topic.to_owned(), v.queue_id);
+        if rebuild.contains(&key) {
+            return Ok(());
+        }
+        let topic_map = queues.entry(key.0.clone()).or_default();
+        let cq = match topic_map.entry(v.queue_id) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(ConsumeQueue::create(
+                &cq_dir(v.topic, v.queue_id),
+                file_size,
+            )?),
+        };
+        let max = cq.max_offset();
+        if v.queue_offset < max {
+            let ok = cq
+                .entry(v.queue_offset)
+                .is_some_and(|e| e.phys == v.physical_offset && e.size == v.total_size);
+            if !ok {
+                rebuild.insert(key);
+            }
+        } else if v.queue_offset == max {
+            cq.ensure_capacity(1)?;
+            cq.append(CqEntry {
+                phys: v.physical_offset,
+                size: v.total_size,
+                tags_code: tags(v),
+            });
+        } else {
+            rebuild.insert(key);
+        }
+        Ok(())
+    })?;
+
+    if !rebuild.is_empty() {
+        for (topic, q) in &rebuild {
+            tracing::warn!(%topic, queue_id = q, "rebuilding consume queue from the commit log");
+            if let Some(old) = queues.get_mut(topic).and_then(|m| m.remove(q)) {
+                old.destroy()?;
+            }
+            queues
+                .entry(topic.clone())
+                .or_default()
+                .insert(*q, ConsumeQueue::create(&cq_dir(topic, *q), file_size)?);
+        }
+        let mut started: HashSet<(String, i32)> = HashSet::new();
+        walk(log, cl_min, cl_end, |v| {
+            let key = (v.topic.to_owned(), v.queue_id);
+            if !rebuild.contains(&key) {
+                return Ok(());
+            }
+            let Some(cq) = queues.get_mut(v.topic).and_then(|m| m.get_mut(&v.queue_id)) else {
+                return Ok(());
+            };
+            if started.insert(key) && v.queue_offset > 0 {
+                cq.start_at(v.queue_offset)?;
+            }
+            let max = cq.max_offset();
+            if v.queue_offset < max {
+                tracing::warn!(
+                    topic = v.topic,
+                    queue_offset = v.queue_offset,
+                    "duplicate queue offset skipped"
+                );
+                return Ok(());
+            }
+            for _ in max..v.queue_offset {
+                cq.ensure_capacity(1)?;
+                cq.append(CqEntry {
+                    phys: 0,
+                    size: i32::MAX,
+                    tags_code: 0,
+                });
+            }
+            cq.ensure_capacity(1)?;
+            cq.append(CqEntry {
+                phys: v.physical_offset,
+                size: v.total_size,
+                tags_code: tags(v),
+            });
+            Ok(())
+        })?;
+    }
+
+    Ok(queues
+        .into_iter()
+        .map(|(t, m)| (t, m.into_iter().map(|(q, cq)| (q, Arc::new(cq))).collect()))
+        .collect())
+}
