@@ -1,1 +1,26 @@
-//! broker crate.
+//! A RocketMQ-compatible broker: the request processors, topic and group
+//! metadata, consumer offsets, long polling and name-server registration
+//! around the `store` crate.
+//!
+//! [`run`] serves one broker until a cancellation token fires; the `mqbroker`
+//! binary and in-process tests both use it (or [`Broker::start`] to learn
+//! when the broker is ready).
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod lock;
+pub mod message;
+pub mod namesrv;
+pub mod offsets;
+pub mod processor;
+pub mod server;
+pub mod stats;
+pub mod store;
+pub mod store_adapter;
+pub mod subscription;
+pub mod topic;
+
+pub use config::{BrokerConfig, ConfigError};
+pub use error::BrokerError;
+pub use server::{bind_vip, run, Broker};

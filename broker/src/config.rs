@@ -1,0 +1,291 @@
+//! Broker configuration: the keys of Java's `broker.conf` (its `BrokerConfig`,
+//! `NettyServerConfig` and `MessageStoreConfig` share one file), typed.
+//!
+//! Precedence: defaults < `-c file` < command line. Unknown keys are logged and
+//! kept out; a value that does not parse is an error naming the key.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use tracing::warn;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config key {key}: invalid value {value:?} ({why})")]
+    BadValue { key: String, value: String, why: String },
+    #[error("cannot read config file {path}: {error}")]
+    Read { path: String, error: String },
+}
+
+/// A value type a config key can have.
+trait ConfigValue: Sized {
+    fn parse(raw: &str) -> Result<Self, String>;
+    fn show(&self) -> String;
+}
+
+impl ConfigValue for String {
+    fn parse(raw: &str) -> Result<Self, String> {
+        Ok(raw.trim().to_owned())
+    }
+    fn show(&self) -> String {
+        self.clone()
+    }
+}
+
+impl ConfigValue for bool {
+    fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            r if r.eq_ignore_ascii_case("true") => Ok(true),
+            r if r.eq_ignore_ascii_case("false") => Ok(false),
+            _ => Err("expected true or false".into()),
+        }
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+macro_rules! numeric_config_value {
+    ($($t:ty),*) => {$(
+        impl ConfigValue for $t {
+            fn parse(raw: &str) -> Result<Self, String> {
+                raw.trim().parse().map_err(|e| format!("{e}"))
+            }
+            fn show(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+numeric_config_value!(i32, i64, u16, u64);
+
+macro_rules! broker_config {
+    ($($(#[$doc:meta])* $field:ident : $ty:ty = $key:literal => $default:expr),* $(,)?) => {
+        /// The effective broker configuration; field docs name Java's key.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct BrokerConfig {
+            $($(#[$doc])* pub $field: $ty,)*
+        }
+
+        impl Default for BrokerConfig {
+            fn default() -> Self {
+                BrokerConfig { $($field: $default,)* }
+            }
+        }
+
+        impl BrokerConfig {
+            /// Sets one key; `Ok(false)` when the key is unknown.
+            pub fn set(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+                match key {
+                    $($key => {
+                        self.$field = <$ty as ConfigValue>::parse(value).map_err(|why| ConfigError::BadValue {
+                            key: key.to_owned(),
+                            value: value.to_owned(),
+                            why,
+                        })?;
+                        Ok(true)
+                    })*
+                    _ => Ok(false),
+                }
+            }
+
+            /// Every key with its current value, in declaration order.
+            pub fn entries(&self) -> Vec<(&'static str, String)> {
+                vec![$(($key, <$ty as ConfigValue>::show(&self.$field)),)*]
+            }
+        }
+    };
+}
+
+broker_config! {
+    broker_cluster_name: String = "brokerClusterName" => "DefaultCluster".into(),
+    broker_name: String = "brokerName" => default_broker_name(),
+    broker_id: i64 = "brokerId" => 0,
+    /// Empty = none configured (`-n` and `NAMESRV_ADDR` fill it in `main`).
+    namesrv_addr: String = "namesrvAddr" => String::new(),
+    listen_port: u16 = "listenPort" => 10911,
+    /// Our choice of key (5.x `NettyServerConfig` has it too): the host the
+    /// listeners bind. Java binds every interface; tests set 127.0.0.1.
+    bind_address: String = "bindAddress" => "0.0.0.0".into(),
+    broker_ip1: String = "brokerIP1" => local_address(),
+    broker_ip2: String = "brokerIP2" => local_address(),
+    broker_permission: i32 = "brokerPermission" => 6,
+    default_topic_queue_nums: i32 = "defaultTopicQueueNums" => 8,
+    auto_create_topic_enable: bool = "autoCreateTopicEnable" => true,
+    cluster_topic_enable: bool = "clusterTopicEnable" => true,
+    broker_topic_enable: bool = "brokerTopicEnable" => true,
+    auto_create_subscription_group: bool = "autoCreateSubscriptionGroup" => true,
+    trace_topic_enable: bool = "traceTopicEnable" => false,
+    msg_trace_topic_name: String = "msgTraceTopicName" => "RMQ_SYS_TRACE_TOPIC".into(),
+    register_broker_to_name_server: bool = "registerBrokerToNameServer" => true,
+    register_name_server_period: u64 = "registerNameServerPeriod" => 30_000,
+    register_broker_timeout_mills: u64 = "registerBrokerTimeoutMills" => 24_000,
+    long_polling_enable: bool = "longPollingEnable" => true,
+    short_polling_time_mills: u64 = "shortPollingTimeMills" => 1000,
+    notify_consumer_ids_changed_enable: bool = "notifyConsumerIdsChangedEnable" => true,
+    flush_consumer_offset_interval: u64 = "flushConsumerOffsetInterval" => 5000,
+    channel_expired_timeout: u64 = "channelExpiredTimeout" => 120_000,
+    reject_transaction_message: bool = "rejectTransactionMessage" => false,
+    region_id: String = "regionId" => "DefaultRegion".into(),
+    trace_on: bool = "traceOn" => true,
+    revive_queue_num: i32 = "reviveQueueNum" => 8,
+    enable_property_filter: bool = "enablePropertyFilter" => false,
+    // MessageStoreConfig keys.
+    store_path_root_dir: String = "storePathRootDir" => default_store_root(),
+    /// Empty = `<storePathRootDir>/commitlog`.
+    store_path_commit_log: String = "storePathCommitLog" => String::new(),
+    mapped_file_size_commit_log: u64 = "mappedFileSizeCommitLog" => 1024 * 1024 * 1024,
+    mapped_file_size_consume_queue: u64 = "mappedFileSizeConsumeQueue" => 300_000 * 20,
+    flush_disk_type: String = "flushDiskType" => "ASYNC_FLUSH".into(),
+    broker_role: String = "brokerRole" => "ASYNC_MASTER".into(),
+    max_message_size: i32 = "maxMessageSize" => 4 * 1024 * 1024,
+    delete_when: String = "deleteWhen" => "04".into(),
+    file_reserved_time: i32 = "fileReservedTime" => 72,
+    disk_max_used_space_ratio: i32 = "diskMaxUsedSpaceRatio" => 75,
+    flush_interval_commit_log: i32 = "flushIntervalCommitLog" => 500,
+    message_delay_level: String = "messageDelayLevel" => "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h".into(),
+    max_transfer_count_on_message_in_memory: i32 = "maxTransferCountOnMessageInMemory" => 32,
+    max_transfer_bytes_on_message_in_memory: i32 = "maxTransferBytesOnMessageInMemory" => 256 * 1024,
+    timer_wheel_enable: bool = "timerWheelEnable" => true,
+}
+
+impl BrokerConfig {
+    /// Applies `.properties` entries: unknown keys are logged, bad values fail.
+    pub fn apply(&mut self, props: &IndexMap<String, String>) -> Result<(), ConfigError> {
+        for (k, v) in props {
+            if !self.set(k, v)? {
+                warn!(key = %k, value = %v, "unknown config key ignored");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a `.properties` file over the current values.
+    pub fn load_file(&mut self, path: &std::path::Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), error: e.to_string() })?;
+        self.apply(&remoting::properties::parse(&text))
+    }
+
+    /// The configured name servers (`;`-separated), empty entries dropped.
+    pub fn namesrv_addrs(&self) -> Vec<String> {
+        self.namesrv_addr.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    }
+
+    /// `ip:port` the broker registers and writes into stored records.
+    pub fn broker_addr(&self) -> String {
+        format!("{}:{}", self.broker_ip1, self.listen_port)
+    }
+
+    pub fn ha_server_addr(&self) -> String {
+        format!("{}:{}", self.broker_ip2, self.listen_port as u32 + 1)
+    }
+
+    pub fn store_root(&self) -> PathBuf {
+        PathBuf::from(&self.store_path_root_dir)
+    }
+
+    pub fn commit_log_dir(&self) -> PathBuf {
+        if self.store_path_commit_log.is_empty() {
+            self.store_root().join("commitlog")
+        } else {
+            PathBuf::from(&self.store_path_commit_log)
+        }
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.store_root().join("config")
+    }
+
+    pub fn is_sync_flush(&self) -> bool {
+        self.flush_disk_type.eq_ignore_ascii_case("SYNC_FLUSH")
+    }
+
+    /// The `key=value` text GET_BROKER_CONFIG returns and `-p` prints.
+    pub fn to_properties_text(&self) -> String {
+        let entries = self.entries();
+        remoting::properties::to_text(entries.iter().map(|(k, v)| (*k, v.as_str())))
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: String, why: &str| {
+            Err(ConfigError::BadValue { key: key.to_owned(), value, why: why.to_owned() })
+        };
+        if self.broker_name.is_empty() {
+            return bad("brokerName", String::new(), "must not be empty");
+        }
+        if self.default_topic_queue_nums <= 0 {
+            return bad("defaultTopicQueueNums", self.default_topic_queue_nums.to_string(), "must be positive");
+        }
+        if self.max_message_size <= 0 {
+            return bad("maxMessageSize", self.max_message_size.to_string(), "must be positive");
+        }
+        if !matches!(self.flush_disk_type.as_str(), "ASYNC_FLUSH" | "SYNC_FLUSH") {
+            return bad("flushDiskType", self.flush_disk_type.clone(), "expected ASYNC_FLUSH or SYNC_FLUSH");
+        }
+        if self.listen_port < 2 {
+            return bad("listenPort", self.listen_port.to_string(), "the VIP port is listenPort - 2");
+        }
+        Ok(())
+    }
+}
+
+fn default_broker_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "DEFAULT_BROKER".to_owned())
+}
+
+fn default_store_root() -> String {
+    let home = std::env::var("HOME").unwrap_or_else(|_| ".".to_owned());
+    PathBuf::from(home).join("store").display().to_string()
+}
+
+/// Java's `NetworkUtil.getLocalAddress`: the first non-loopback address. A
+/// connected UDP socket reveals the outbound interface without sending anything.
+fn local_address() -> String {
+    let probe = || -> Option<String> {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+        sock.connect("192.0.2.1:9").ok()?;
+        let ip = sock.local_addr().ok()?.ip();
+        (!ip.is_loopback() && !ip.is_unspecified()).then(|| ip.to_string())
+    };
+    probe().unwrap_or_else(|| "127.0.0.1".to_owned())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_keys_parse_and_bad_values_name_the_key() {
+        let mut c = BrokerConfig::default();
+        let props = remoting::properties::parse(
+            "brokerClusterName=C1\nbrokerName = b1\nlistenPort:20911\nautoCreateTopicEnable=FALSE\nnoSuchKey=1\n",
+        );
+        c.apply(&props).unwrap();
+        assert_eq!(c.broker_cluster_name, "C1");
+        assert_eq!(c.broker_name, "b1");
+        assert_eq!(c.listen_port, 20911);
+        assert!(!c.auto_create_topic_enable);
+        let err = c.set("listenPort", "x").unwrap_err();
+        assert!(err.to_string().contains("listenPort"), "{err}");
+        assert!(c.set("flushDiskType", "SYNC_FLUSH").unwrap());
+        assert!(c.is_sync_flush());
+    }
+
+    #[test]
+    fn properties_text_round_trips() {
+        let c = BrokerConfig { namesrv_addr: "127.0.0.1:9876;127.0.0.1:9877".into(), ..Default::default() };
+        let text = c.to_properties_text();
+        let mut d = BrokerConfig { broker_name: "other".into(), ..Default::default() };
+        d.apply(&remoting::properties::parse(&text)).unwrap();
+        assert_eq!(c, d);
+        assert_eq!(d.namesrv_addrs(), vec!["127.0.0.1:9876", "127.0.0.1:9877"]);
+    }
+}

@@ -1,0 +1,106 @@
+//! `mqbroker`: flags as Java's `BrokerStartup` (`-c`, `-n`, `-p`, `-m`) plus
+//! `--bind` for the listen address.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use broker::{bind_vip, Broker, BrokerConfig};
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(name = "mqbroker", about = "RocketMQ-compatible broker")]
+struct Args {
+    /// Broker config file (Java .properties, e.g. broker.conf).
+    #[arg(short = 'c', long = "configFile")]
+    config_file: Option<PathBuf>,
+    /// Name server address list, e.g. '192.168.0.1:9876;192.168.0.2:9876'.
+    #[arg(short = 'n', long = "namesrvAddr")]
+    namesrv_addr: Option<String>,
+    /// Print all config items and exit.
+    #[arg(short = 'p', long = "printConfigItem")]
+    print_config: bool,
+    /// Print important config items and exit.
+    #[arg(short = 'm', long = "printImportantConfig")]
+    print_important: bool,
+    /// Address to bind (overrides the `bindAddress` key; default 0.0.0.0).
+    #[arg(long = "bind")]
+    bind: Option<String>,
+}
+
+const IMPORTANT: &[&str] = &[
+    "brokerClusterName",
+    "brokerName",
+    "brokerId",
+    "namesrvAddr",
+    "listenPort",
+    "brokerIP1",
+    "storePathRootDir",
+    "flushDiskType",
+    "brokerRole",
+];
+
+fn load_config(args: &Args) -> anyhow::Result<BrokerConfig> {
+    let mut config = BrokerConfig::default();
+    if let Some(path) = &args.config_file {
+        config.load_file(path)?;
+    }
+    if let Some(ns) = &args.namesrv_addr {
+        config.namesrv_addr = ns.clone();
+    } else if config.namesrv_addr.is_empty() {
+        if let Ok(ns) = std::env::var("NAMESRV_ADDR") {
+            config.namesrv_addr = ns;
+        }
+    }
+    if let Some(bind) = &args.bind {
+        config.bind_address = bind.clone();
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stdout)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    let args = Args::parse();
+    let config = load_config(&args)?;
+    if args.print_config || args.print_important {
+        for (k, v) in config.entries() {
+            if args.print_config || IMPORTANT.contains(&k) {
+                println!("{k}={v}");
+            }
+        }
+        return Ok(());
+    }
+
+    let listener = TcpListener::bind((config.bind_address.as_str(), config.listen_port))
+        .await
+        .with_context(|| format!("binding {}:{}", config.bind_address, config.listen_port))?;
+    let vip = bind_vip(&config.bind_address, config.listen_port).await;
+    let shutdown = CancellationToken::new();
+    let broker = Broker::start(listener, vip, config.clone(), None, shutdown.clone()).await?;
+
+    let mut tip = format!(
+        "The broker[{}, {}] boot success. serializeType=JSON",
+        config.broker_name,
+        config.broker_addr()
+    );
+    if !config.namesrv_addr.is_empty() {
+        tip.push_str(&format!(" and name server is {}", config.namesrv_addr));
+    }
+    println!("{tip}");
+
+    tokio::spawn(async move {
+        remoting::transport::shutdown_signal().await;
+        shutdown.cancel();
+    });
+    broker.wait().await
+}

@@ -1,0 +1,185 @@
+//! Registration with the name servers (`BrokerOuterAPI`): REGISTER_BROKER to
+//! every name server at start, periodically and right after topic changes;
+//! UNREGISTER_BROKER on shutdown. One kept-open connection per name server
+//! (a name server drops a broker whose connection closes).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use remoting::body::{to_json, DataVersion, RegisterBrokerBody};
+use remoting::code::{request_code, response_code};
+use remoting::{Connection, RemotingCommand, Router};
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::BrokerConfig;
+use crate::topic::TopicConfigManager;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const UNREGISTER_TIMEOUT: Duration = Duration::from_secs(3);
+/// What the name server assumes when the header has no value (Java 120 s).
+const HEARTBEAT_TIMEOUT_MILLIS: i64 = 120_000;
+
+/// Identity fields of the registration header.
+#[derive(Debug, Clone)]
+struct Identity {
+    cluster_name: String,
+    broker_name: String,
+    broker_addr: String,
+    ha_server_addr: String,
+    broker_id: i64,
+}
+
+pub struct NamesrvClient {
+    addrs: Vec<String>,
+    identity: Identity,
+    timeout: Duration,
+    conns: Mutex<HashMap<String, Connection>>,
+}
+
+impl NamesrvClient {
+    pub fn new(config: &BrokerConfig) -> Self {
+        NamesrvClient {
+            addrs: config.namesrv_addrs(),
+            identity: Identity {
+                cluster_name: config.broker_cluster_name.clone(),
+                broker_name: config.broker_name.clone(),
+                broker_addr: config.broker_addr(),
+                ha_server_addr: config.ha_server_addr(),
+                broker_id: config.broker_id,
+            },
+            timeout: Duration::from_millis(config.register_broker_timeout_mills),
+            conns: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
+    }
+
+    async fn connection(&self, addr: &str) -> Result<Connection, String> {
+        let mut conns = self.conns.lock().await;
+        if let Some(c) = conns.get(addr) {
+            if !c.is_closed() {
+                return Ok(c.clone());
+            }
+        }
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(addr, Arc::new(Router::new())))
+            .await
+            .map_err(|_| "connect timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        conns.insert(addr.to_owned(), conn.clone());
+        Ok(conn)
+    }
+
+    async fn forget(&self, addr: &str) {
+        if let Some(c) = self.conns.lock().await.remove(addr) {
+            c.close();
+        }
+    }
+
+    /// REGISTER_BROKER with every topic to every name server, in parallel.
+    /// Returns how many name servers accepted.
+    pub async fn register_all(&self, topics: &TopicConfigManager) -> usize {
+        let mut wrapper = topics.wrapper();
+        wrapper.topic_queue_mapping_info_map = Some(Default::default());
+        wrapper.topic_queue_mapping_detail_map = Some(Default::default());
+        wrapper.mapping_data_version = Some(DataVersion::default());
+        let body = to_json(&RegisterBrokerBody { topic_config_serialize_wrapper: wrapper, filter_server_list: vec![] });
+        let crc = crc32fast::hash(&body) & 0x7FFF_FFFF;
+        let id = &self.identity;
+        let request = RemotingCommand::request(request_code::REGISTER_BROKER)
+            .with_ext("brokerName", &id.broker_name)
+            .with_ext("brokerAddr", &id.broker_addr)
+            .with_ext("clusterName", &id.cluster_name)
+            .with_ext("haServerAddr", &id.ha_server_addr)
+            .with_ext("brokerId", id.broker_id.to_string())
+            .with_ext("heartbeatTimeoutMillis", HEARTBEAT_TIMEOUT_MILLIS.to_string())
+            .with_ext("enableActingMaster", "false")
+            .with_ext("compressed", "false")
+            .with_ext("bodyCrc32", crc.to_string())
+            .with_body(body);
+        let calls = self.addrs.iter().map(|addr| {
+            let request = request.clone();
+            async move {
+                let result = async {
+                    let conn = self.connection(addr).await?;
+                    let resp = conn.request(request, self.timeout).await.map_err(|e| e.to_string())?;
+                    if resp.code == response_code::SUCCESS {
+                        Ok(())
+                    } else {
+                        Err(format!("code {} {}", resp.code, resp.remark.unwrap_or_default()))
+                    }
+                }
+                .await;
+                match result {
+                    Ok(()) => {
+                        debug!(namesrv = %addr, "registered broker");
+                        true
+                    }
+                    Err(e) => {
+                        warn!(namesrv = %addr, error = %e, "register broker failed");
+                        self.forget(addr).await;
+                        false
+                    }
+                }
+            }
+        });
+        futures::future::join_all(calls).await.into_iter().filter(|ok| *ok).count()
+    }
+
+    /// UNREGISTER_BROKER to every name server (best effort), then closes the
+    /// connections.
+    pub async fn unregister_all(&self) {
+        let id = &self.identity;
+        let request = RemotingCommand::request(request_code::UNREGISTER_BROKER)
+            .with_ext("brokerName", &id.broker_name)
+            .with_ext("brokerAddr", &id.broker_addr)
+            .with_ext("clusterName", &id.cluster_name)
+            .with_ext("brokerId", id.broker_id.to_string());
+        let calls = self.addrs.iter().map(|addr| {
+            let request = request.clone();
+            async move {
+                match self.connection(addr).await {
+                    Ok(conn) => match conn.request(request, UNREGISTER_TIMEOUT).await {
+                        Ok(_) => info!(namesrv = %addr, "unregistered broker"),
+                        Err(e) => warn!(namesrv = %addr, error = %e, "unregister broker failed"),
+                    },
+                    Err(e) => warn!(namesrv = %addr, error = %e, "unregister broker failed"),
+                }
+            }
+        });
+        futures::future::join_all(calls).await;
+        for (_, c) in self.conns.lock().await.drain() {
+            c.close();
+        }
+    }
+}
+
+/// Re-registers every `period` and whenever `changed` fires, until shutdown.
+/// Java: first periodic run after 10 s, period clamped to 10..60 s.
+pub async fn registration_loop(
+    client: Arc<NamesrvClient>,
+    topics: Arc<TopicConfigManager>,
+    changed: Arc<Notify>,
+    period: Duration,
+    shutdown: CancellationToken,
+) {
+    let period = period.clamp(Duration::from_secs(10), Duration::from_secs(60));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(10), period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = changed.notified() => {}
+            _ = ticker.tick() => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = client.register_all(&topics) => {}
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Client management and consumer bookkeeping (`ClientManageProcessor`,
+//! `ConsumerManageProcessor`, the lock part of `AdminBrokerProcessor`):
+//! HEART_BEAT, UNREGISTER_CLIENT, CHECK_CLIENT_CONFIG,
+//! GET_CONSUMER_LIST_BY_GROUP, QUERY/UPDATE_CONSUMER_OFFSET,
+//! LOCK_BATCH_MQ / UNLOCK_BATCH_MQ.
+
+use std::sync::Arc;
+
+use remoting::body::{
+    from_fastjson, perm, to_json, GetConsumerListByGroupResponseBody, HeartbeatData, LockBatchRequestBody,
+    LockBatchResponseBody, SubscriptionData, TopicConfig,
+};
+use remoting::{command_header, Connection, RemotingCommand};
+use serde::Deserialize;
+
+use crate::client::{ClientChannel, ClientManager, ConsumerRegistration};
+use crate::error::BrokerError;
+use crate::lock::RebalanceLockManager;
+use crate::offsets::ConsumerOffsetManager;
+use crate::processor::{read_config, SharedConfig};
+use crate::store::Store;
+use crate::subscription::SubscriptionGroupManager;
+use crate::topic::{self, TopicConfigManager};
+
+command_header! {
+    pub struct UnregisterClientRequestHeader {
+        pub client_id: String = "clientID",
+        pub producer_group: Option<String> = "producerGroup",
+        pub consumer_group: Option<String> = "consumerGroup",
+    }
+}
+
+command_header! {
+    pub struct ConsumerGroupHeader {
+        pub consumer_group: String = "consumerGroup",
+    }
+}
+
+command_header! {
+    pub struct QueryConsumerOffsetRequestHeader {
+        pub consumer_group: String = "consumerGroup",
+        pub topic: String = "topic",
+        pub queue_id: i32 = "queueId",
+        pub set_zero_if_not_found: Option<bool> = "setZeroIfNotFound",
+    }
+}
+
+command_header! {
+    pub struct UpdateConsumerOffsetRequestHeader {
+        pub consumer_group: String = "consumerGroup",
+        pub topic: String = "topic",
+        pub queue_id: i32 = "queueId",
+        pub commit_offset: i64 = "commitOffset",
+    }
+}
+
+/// `CheckClientRequestBody`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct CheckClientRequestBody {
+    client_id: String,
+    group: String,
+    subscription_data: Option<SubscriptionData>,
+}
+
+pub struct ClientProcessor {
+    pub config: SharedConfig,
+    pub topics: Arc<TopicConfigManager>,
+    pub groups: Arc<SubscriptionGroupManager>,
+    pub clients: Arc<ClientManager>,
+    pub offsets: Arc<ConsumerOffsetManager>,
+    pub locks: Arc<RebalanceLockManager>,
+    pub store: Arc<dyn Store>,
+}
+
+impl ClientProcessor {
+    pub fn heartbeat(&self, conn: &Connection, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+        let data: HeartbeatData =
+            from_fastjson(&req.body).map_err(|e| BrokerError::BadBody(format!("bad heartbeat body: {e}")))?;
+        let channel = ClientChannel::new(conn.clone(), data.client_id.clone(), req.language, req.version);
+        let notify_enabled = read_config(&self.config).notify_consumer_ids_changed_enable;
+        for consumer in &data.consumer_data_set {
+            let mut notify = notify_enabled;
+            if let Some(group) = self.groups.find_or_create(&consumer.group_name) {
+                notify &= group.notify_consumer_ids_changed_enable;
+                let sys_flag = if consumer.unit_mode { 2 } else { 0 };
+                let mut retry = TopicConfig::new(
+                    topic::retry_topic(&consumer.group_name),
+                    group.retry_queue_nums,
+                    group.retry_queue_nums,
+                    perm::READ | perm::WRITE,
+                );
+                retry.topic_sys_flag = sys_flag;
+                self.topics.create_if_absent(retry);
+            }
+            self.clients.register_consumer(ConsumerRegistration {
+                group: &consumer.group_name,
+                channel: channel.clone(),
+                consume_type: &consumer.consume_type,
+                message_model: &consumer.message_model,
+                consume_from_where: &consumer.consume_from_where,
+                subscriptions: &consumer.subscription_data_set,
+                notify,
+            });
+        }
+        for producer in &data.producer_data_set {
+            self.clients.register_producer(&producer.group_name, channel.clone());
+        }
+        Ok(RemotingCommand::success().with_ext("IS_SUPPORT_HEART_BEAT_V2", "true").with_ext("IS_SUB_CHANGE", "true"))
+    }
+
+    pub fn unregister_client(&self, conn: &Connection, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+        let h: UnregisterClientRequestHeader = req.header()?;
+        if let Some(g) = h.producer_group.as_deref().filter(|g| !g.is_empty()) {
+            self.clients.unregister_producer(g, conn);
+        }
+        if let Some(g) = h.consumer_group.as_deref().filter(|g| !g.is_empty()) {
+            let notify = read_config(&self.config).notify_consumer_ids_changed_enable
+                && self.groups.get(g).is_none_or(|c| c.notify_consumer_ids_changed_enable);
+            self.clients.unregister_consumer(g, conn, notify);
+        }
+        Ok(RemotingCommand::success())
+    }
+
+    /// Java answers TAG subscriptions with success and refuses SQL92 unless
+    /// `enablePropertyFilter`.
+    pub fn check_client_config(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+        let body: CheckClientRequestBody = if req.body.is_empty() {
+            CheckClientRequestBody::default()
+        } else {
+            from_fastjson(&req.body).map_err(|e| BrokerError::BadBody(format!("bad check-client body: {e}")))?
+        };
+        tracing::debug!(client_id = %body.client_id, group = %body.group, "check client config");
+        if let Some(sub) = body.subscription_data {
+            let t = sub.expression_type;
+            if !t.is_empty() && !t.eq_ignore_ascii_case("TAG") && !read_config(&self.config).enable_property_filter {
+                return Err(BrokerError::System(format!("The broker does not support consumer to filter message by {t}")));
+            }
+        }
+        Ok(RemotingCommand::success())
+    }
+
+    pub fn consumer_list(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+        let h: ConsumerGroupHeader = req.header()?;
+        let ids = self.clients.consumer_ids(&h.consumer_group);
+        if ids.is_empty() {
+            return Err(BrokerError::System(format!("no consumer for this group, {}", h.consumer_group)));
+        }
+        Ok(RemotingCommand::success().with_body(to_json(&GetConsumerListByGroupResponseBody { consumer_id_list: ids })))
+    }
+
+    /// messages.md §8.3.
+    pub fn query_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+        let h: QueryConsumerOffsetRequestHeader = req.header()?;
+        if let Some(offset) = self.offsets.query(&h.consumer_group, &h.topic, h.queue_id) {
+            return Ok(RemotingCommand::success().with_ext("offset", offset.to_string()));
+        }
+        let not_found = || Ok(RemotingCommand::response(remoting::response_code::QUERY_NOT_FOUND)
+            .with_remark("Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first"));
+        if h.set_zero_if_not_found == Some(false) {
+            return not_found();
+        }
+        // Java: 0 when the queue was never truncated and its first message is
+        // still in memory; an empty queue has no first message.
+        let min = self.store.min_offset(&h.topic, h.queue_id);
+        if min <= 0 && self.store.max_offset(&h.topic, h.queue_id) > 0 {
+            return Ok(RemotingCommand::success().with_ext("offset", "0"));
+        }
+        not_found()
+    }
+
+    pub fn update_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+        let h: UpdateConsumerOffsetRequestHeader = req.header()?;
+        if self.groups.get(&h.consumer_group).is_none() {
+            return Err(BrokerError::GroupNotExist { group: h.consumer_group });
+        }
+        if !self.topics.contains(&h.topic) {
+            return Err(BrokerError::TopicNotExist { topic: h.topic });
+        }
+        self.offsets.commit(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);
+        Ok(RemotingCommand::success())
+    }
+
+    pub fn lock_batch(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+        let body: LockBatchRequestBody =
+            from_fastjson(&req.body).map_err(|e| BrokerError::BadBody(format!("bad lock body: {e}")))?;
+        let locked = self.locks.try_lock_batch(&body.consumer_group, &body.mq_set, &body.client_id);
+        Ok(RemotingCommand::success().with_body(to_json(&LockBatchResponseBody { lock_ok_mq_set: locked })))
+    }
+
+    pub fn unlock_batch(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+        let body: LockBatchRequestBody =
+            from_fastjson(&req.body).map_err(|e| BrokerError::BadBody(format!("bad unlock body: {e}")))?;
+        self.locks.unlock_batch(&body.consumer_group, &body.mq_set, &body.client_id);
+        Ok(RemotingCommand::success())
+    }
+}

@@ -1,0 +1,295 @@
+//! PULL_MESSAGE (11) and LITE_PULL_MESSAGE (361) with long polling
+//! (`PullMessageProcessor`, `PullRequestHoldService`).
+//!
+//! A pull that finds nothing new while the SUSPEND bit is set is held until a
+//! message arrives on its queue or the hold time passes, then re-run once.
+//! Answering "not found" at once would make clients re-pull in a hot loop.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use dashmap::DashMap;
+use remoting::body::{perm, SubscriptionData};
+use remoting::code::response_code as rc;
+use remoting::header::{PullMessageRequestHeader, PullMessageResponseHeader};
+use remoting::RemotingCommand;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::ClientManager;
+use crate::error::BrokerError;
+use crate::message;
+use crate::offsets::ConsumerOffsetManager;
+use crate::processor::{read_config, SharedConfig};
+use crate::stats::BrokerStats;
+use crate::store::{GetResult, GetStatus, Store};
+use crate::subscription::SubscriptionGroupManager;
+use crate::topic::TopicConfigManager;
+
+const FLAG_COMMIT_OFFSET: i32 = 0x1;
+const FLAG_SUSPEND: i32 = 0x2;
+const FLAG_SUBSCRIPTION: i32 = 0x4;
+/// Upper bound on a hold, whatever the client asks for.
+const MAX_HOLD: Duration = Duration::from_secs(300);
+
+/// Wakes held pulls when a message reaches their queue.
+#[derive(Default)]
+pub struct ArrivalNotifier {
+    queues: DashMap<(String, i32), Arc<Notify>>,
+}
+
+impl ArrivalNotifier {
+    pub fn waiter(&self, topic: &str, queue_id: i32) -> Arc<Notify> {
+        self.queues.entry((topic.to_owned(), queue_id)).or_default().clone()
+    }
+
+    /// The store's arrival listener.
+    pub fn arrived(&self, topic: &str, queue_id: i32) {
+        if let Some(n) = self.queues.get(&(topic.to_owned(), queue_id)) {
+            n.notify_waiters();
+        }
+    }
+}
+
+/// Which tag codes a pull may return; `None` = all.
+type TagFilter = Option<Vec<i64>>;
+
+pub struct PullProcessor {
+    pub config: SharedConfig,
+    pub topics: Arc<TopicConfigManager>,
+    pub groups: Arc<SubscriptionGroupManager>,
+    pub clients: Arc<ClientManager>,
+    pub offsets: Arc<ConsumerOffsetManager>,
+    pub store: Arc<dyn Store>,
+    pub arrivals: Arc<ArrivalNotifier>,
+    pub stats: Arc<BrokerStats>,
+    pub shutdown: CancellationToken,
+}
+
+/// Codes selected by a subscription. Java hashes the tags on the client; we
+/// rehash `tagsSet` here because Go hashes UTF-8 bytes rather than UTF-16.
+fn subscription_filter(sub: &SubscriptionData) -> TagFilter {
+    let expr = sub.sub_string.trim();
+    if expr.is_empty() || expr == "*" {
+        return None;
+    }
+    if !sub.expression_type.is_empty() && !sub.expression_type.eq_ignore_ascii_case("TAG") {
+        // SQL92 is not evaluated by this broker: deliver everything.
+        return None;
+    }
+    if !sub.tags_set.is_empty() {
+        return Some(sub.tags_set.iter().map(|t| message::tags_hash_code(t.trim())).collect());
+    }
+    message::subscription_codes(expr)
+}
+
+impl PullProcessor {
+    pub async fn handle(self: Arc<Self>, req: RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+        let h: PullMessageRequestHeader = req.header()?;
+        let checked = self.check(&h)?;
+
+        if h.sys_flag & FLAG_COMMIT_OFFSET != 0 {
+            self.offsets.commit(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);
+        }
+
+        let notify = self.arrivals.waiter(&h.topic, h.queue_id);
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        // Registered before looking, so an arrival in between is not missed.
+        notified.as_mut().enable();
+
+        let mut result = self.get(&h, &checked.filter);
+        if h.sys_flag & FLAG_SUSPEND != 0 && response_code(&result, h.queue_offset) == rc::PULL_NOT_FOUND {
+            let hold = {
+                let cfg = read_config(&self.config);
+                if cfg.long_polling_enable {
+                    Duration::from_millis(h.suspend_timeout_millis.max(0) as u64)
+                } else {
+                    Duration::from_millis(cfg.short_polling_time_mills)
+                }
+            }
+            .min(MAX_HOLD);
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(hold) => {}
+                _ = self.shutdown.cancelled() => {}
+            }
+            result = self.get(&h, &checked.filter);
+        }
+        if result.status == GetStatus::Found {
+            self.stats.get_found.fetch_add(1, Ordering::Relaxed);
+            self.stats.get_transferred.fetch_add(result.messages.len() as u64, Ordering::Relaxed);
+        } else {
+            self.stats.get_miss.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(build_response(&h, result, checked.topic_sys_flag, checked.group_sys_flag))
+    }
+
+    fn get(&self, h: &PullMessageRequestHeader, filter: &TagFilter) -> GetResult {
+        let (max_count, max_bytes) = {
+            let cfg = read_config(&self.config);
+            (cfg.max_transfer_count_on_message_in_memory, cfg.max_transfer_bytes_on_message_in_memory)
+        };
+        let max_msgs = h.max_msg_nums.clamp(1, max_count.max(1));
+        let max_bytes = h.max_msg_bytes.filter(|b| *b > 0).map_or(max_bytes, |b| b.min(max_bytes));
+        let accept = |code: i64| match filter {
+            None => true,
+            Some(codes) => codes.contains(&(code as i32 as i64)),
+        };
+        self.store.get_messages(&h.topic, h.queue_id, h.queue_offset, max_msgs, max_bytes, &accept)
+    }
+
+    /// Java's checks, in its order; the first failure answers.
+    fn check(&self, h: &PullMessageRequestHeader) -> Result<Checked, BrokerError> {
+        {
+            let cfg = read_config(&self.config);
+            if !perm::is_readable(cfg.broker_permission) {
+                return Err(BrokerError::NoPermission(format!(
+                    "the broker[{}] pulling message is forbidden",
+                    cfg.broker_ip1
+                )));
+            }
+        }
+        let group = self
+            .groups
+            .find_or_create(&h.consumer_group)
+            .ok_or_else(|| BrokerError::GroupNotExist { group: h.consumer_group.clone() })?;
+        if !group.consume_enable {
+            return Err(BrokerError::NoPermission(format!("subscription group no permission, {}", h.consumer_group)));
+        }
+        let topic = self.topics.get(&h.topic).ok_or_else(|| BrokerError::TopicNotExist { topic: h.topic.clone() })?;
+        if !perm::is_readable(topic.perm) {
+            return Err(BrokerError::NoPermission(format!("the topic[{}] pulling message is forbidden", h.topic)));
+        }
+        if h.queue_id < 0 || h.queue_id >= topic.read_queue_nums {
+            return Err(BrokerError::InvalidParameter(format!(
+                "queueId[{}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}]",
+                h.queue_id, h.topic, topic.read_queue_nums
+            )));
+        }
+        let filter = if h.sys_flag & FLAG_SUBSCRIPTION != 0 {
+            let expression_type = h.expression_type.clone().unwrap_or_default();
+            if !expression_type.is_empty()
+                && !expression_type.eq_ignore_ascii_case("TAG")
+                && !read_config(&self.config).enable_property_filter
+            {
+                return Err(BrokerError::System(format!(
+                    "The broker does not support consumer to filter message by {expression_type}"
+                )));
+            }
+            let sub = SubscriptionData {
+                topic: h.topic.clone(),
+                sub_string: h.subscription.clone().unwrap_or_default(),
+                expression_type,
+                ..Default::default()
+            };
+            subscription_filter(&sub)
+        } else {
+            let info = self.clients.consumer_group(&h.consumer_group).ok_or_else(|| {
+                BrokerError::SubscriptionNotExist(format!(
+                    "the consumer's group info not exist, group: {}",
+                    h.consumer_group
+                ))
+            })?;
+            if !group.consume_broadcast_enable && info.message_model == "BROADCASTING" {
+                return Err(BrokerError::NoPermission(format!(
+                    "the consumer group[{}] can not consume by broadcast way",
+                    h.consumer_group
+                )));
+            }
+            let sub = info.subscriptions.get(&h.topic).ok_or_else(|| {
+                BrokerError::SubscriptionNotExist(format!(
+                    "the consumer's subscription not exist, group: {}, topic: {}",
+                    h.consumer_group, h.topic
+                ))
+            })?;
+            if sub.sub_version < h.sub_version {
+                return Err(BrokerError::SubscriptionNotLatest(format!(
+                    "the consumer's subscription not latest, group: {}, topic: {}",
+                    h.consumer_group, h.topic
+                )));
+            }
+            subscription_filter(sub)
+        };
+        Ok(Checked { filter, topic_sys_flag: topic.topic_sys_flag, group_sys_flag: group.group_sys_flag })
+    }
+}
+
+struct Checked {
+    filter: TagFilter,
+    topic_sys_flag: i32,
+    group_sys_flag: i32,
+}
+
+/// Store status -> response code (`DefaultPullMessageResultHandler`).
+fn response_code(r: &GetResult, request_offset: i64) -> i32 {
+    match r.status {
+        GetStatus::Found => rc::SUCCESS,
+        GetStatus::NoMatchedMessage | GetStatus::MessageWasRemoving => rc::PULL_RETRY_IMMEDIATELY,
+        GetStatus::NoMatchedLogicQueue | GetStatus::NoMessageInQueue => {
+            if request_offset != 0 {
+                rc::PULL_OFFSET_MOVED
+            } else {
+                rc::PULL_NOT_FOUND
+            }
+        }
+        GetStatus::OffsetFoundNull | GetStatus::OffsetOverflowOne => rc::PULL_NOT_FOUND,
+        GetStatus::OffsetOverflowBadly | GetStatus::OffsetTooSmall => rc::PULL_OFFSET_MOVED,
+    }
+}
+
+/// Where the client should pull next (messages.md §8.2, on a master).
+fn next_begin_offset(r: &GetResult, request_offset: i64) -> i64 {
+    match r.status {
+        GetStatus::NoMatchedLogicQueue | GetStatus::NoMessageInQueue => 0,
+        GetStatus::OffsetTooSmall => r.min_offset,
+        GetStatus::OffsetOverflowOne => request_offset,
+        GetStatus::OffsetOverflowBadly => r.max_offset,
+        GetStatus::Found | GetStatus::NoMatchedMessage | GetStatus::MessageWasRemoving | GetStatus::OffsetFoundNull => {
+            r.next_begin_offset
+        }
+    }
+}
+
+fn status_name(s: GetStatus) -> &'static str {
+    match s {
+        GetStatus::Found => "FOUND",
+        GetStatus::NoMatchedMessage => "NO_MATCHED_MESSAGE",
+        GetStatus::MessageWasRemoving => "MESSAGE_WAS_REMOVING",
+        GetStatus::OffsetFoundNull => "OFFSET_FOUND_NULL",
+        GetStatus::OffsetOverflowBadly => "OFFSET_OVERFLOW_BADLY",
+        GetStatus::OffsetOverflowOne => "OFFSET_OVERFLOW_ONE",
+        GetStatus::OffsetTooSmall => "OFFSET_TOO_SMALL",
+        GetStatus::NoMatchedLogicQueue => "NO_MATCHED_LOGIC_QUEUE",
+        GetStatus::NoMessageInQueue => "NO_MESSAGE_IN_QUEUE",
+    }
+}
+
+fn build_response(h: &PullMessageRequestHeader, r: GetResult, topic_sys_flag: i32, group_sys_flag: i32) -> RemotingCommand {
+    let code = response_code(&r, h.queue_offset);
+    let header = PullMessageResponseHeader {
+        suggest_which_broker_id: 0,
+        next_begin_offset: next_begin_offset(&r, h.queue_offset),
+        min_offset: r.min_offset,
+        max_offset: r.max_offset,
+        topic_sys_flag: Some(topic_sys_flag),
+        group_sys_flag: Some(group_sys_flag),
+        ..Default::default()
+    };
+    let mut resp = RemotingCommand::response(code).with_remark(status_name(r.status)).with_header(&header);
+    if code == rc::SUCCESS {
+        resp.body = match r.messages.len() {
+            1 => r.messages.into_iter().next().unwrap_or_default(),
+            _ => {
+                let mut body = BytesMut::with_capacity(r.messages.iter().map(|m| m.len()).sum());
+                for m in &r.messages {
+                    body.put_slice(m);
+                }
+                body.freeze()
+            }
+        };
+    }
+    resp
+}

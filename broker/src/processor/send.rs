@@ -1,0 +1,364 @@
+//! SEND_MESSAGE (10), SEND_MESSAGE_V2 (310), SEND_BATCH_MESSAGE (320)
+//! (`SendMessageProcessor`). The append happens on the connection's read loop
+//! so one producer connection's messages keep their order.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use remoting::body::{perm, TopicConfig};
+use remoting::header::{SendMessageRequestHeader, SendMessageResponseHeader};
+use remoting::{command_header, Connection, RemotingCommand};
+
+use crate::error::BrokerError;
+use crate::message::{self, BatchEntry};
+use crate::processor::{read_config, SharedConfig};
+use crate::stats::BrokerStats;
+use crate::store::{BatchToStore, MessageToStore, PutResult, Store};
+use crate::subscription::SubscriptionGroupManager;
+use crate::topic::{self, TopicConfigManager};
+
+const TRANSACTION_TYPE_MASK: i32 = 0xC;
+const TRANSACTION_PREPARED_TYPE: i32 = 0x4;
+const PROPERTY_REAL_TOPIC: &str = "REAL_TOPIC";
+const PROPERTY_REAL_QUEUE_ID: &str = "REAL_QID";
+const PROPERTY_TRANSACTION_ID: &str = "__transactionId__";
+/// Java `MQVersion.Version.V3_4_9`: from this request version on the
+/// `maxReconsumeTimes` header is honoured.
+const VERSION_MAX_RECONSUME_HEADER: i32 = 121;
+
+command_header! {
+    /// CONSUMER_SEND_MSG_BACK (36).
+    pub struct ConsumerSendMsgBackRequestHeader {
+        pub offset: i64 = "offset",
+        pub group: String = "group",
+        pub delay_level: i32 = "delayLevel",
+        pub origin_msg_id: Option<String> = "originMsgId",
+        pub origin_topic: Option<String> = "originTopic",
+        pub unit_mode: Option<bool> = "unitMode",
+        pub max_reconsume_times: Option<i32> = "maxReconsumeTimes",
+    }
+}
+
+const PROPERTY_RETRY_TOPIC: &str = "RETRY_TOPIC";
+const PROPERTY_ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+
+pub struct SendProcessor {
+    pub config: SharedConfig,
+    pub topics: Arc<TopicConfigManager>,
+    pub groups: Arc<SubscriptionGroupManager>,
+    pub store: Arc<dyn Store>,
+    pub stats: Arc<BrokerStats>,
+    /// `brokerIP1:listenPort`: written into every record and message id.
+    pub store_host: SocketAddr,
+}
+
+/// Spreads sends that leave the queue to the broker (`queueId < 0`).
+fn pick_queue(write_queues: i32) -> i32 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    if write_queues <= 0 {
+        return 0;
+    }
+    (NEXT.fetch_add(1, Ordering::Relaxed) % write_queues as usize) as i32
+}
+
+impl SendProcessor {
+    pub fn handle(&self, conn: &Connection, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+        let h = SendMessageRequestHeader::from_command(req)?;
+        let (cluster_name, region_id, trace_on) = {
+            let cfg = read_config(&self.config);
+            if !perm::is_writeable(cfg.broker_permission) {
+                return Err(BrokerError::NoPermission(format!(
+                    "the broker[{}] sending message is forbidden",
+                    cfg.broker_ip1
+                )));
+            }
+            (cfg.broker_cluster_name.clone(), cfg.region_id.clone(), cfg.trace_on)
+        };
+        let topic_config = self.check_topic(conn, &h)?;
+        let mut queue_id = h.queue_id;
+        let queue_limit = topic_config.write_queue_nums.max(topic_config.read_queue_nums);
+        if queue_id >= queue_limit {
+            return Err(BrokerError::InvalidParameter(format!(
+                "request queueId[{queue_id}] is illegal, {topic_config:?} Producer: {}",
+                conn.peer()
+            )));
+        }
+        if queue_id < 0 {
+            queue_id = pick_queue(topic_config.write_queue_nums);
+        }
+        let max_size = read_config(&self.config).max_message_size as usize;
+        if req.body.len() > max_size {
+            return Err(BrokerError::MessageIllegal(format!(
+                "the message body size over max value, MAX: {max_size}"
+            )));
+        }
+
+        let batch = h.batch.unwrap_or(false);
+        let put = if batch {
+            self.put_batch(conn, &h, queue_id, req)
+        } else {
+            self.put_one(conn, &h, queue_id, &cluster_name, req)
+        };
+        let response_header = match put {
+            Ok((header, count)) => {
+                self.stats.put_count.fetch_add(count, Ordering::Relaxed);
+                self.stats.put_bytes.fetch_add(req.body.len() as u64, Ordering::Relaxed);
+                header
+            }
+            Err(e) => {
+                self.stats.put_failed.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        Ok(RemotingCommand::success()
+            .with_header(&response_header)
+            .with_ext("MSG_REGION", region_id)
+            .with_ext("TRACE_ON", trace_on.to_string()))
+    }
+
+    /// Topic name, forbidden system topics, existence or auto-creation.
+    fn check_topic(&self, conn: &Connection, h: &SendMessageRequestHeader) -> Result<TopicConfig, BrokerError> {
+        topic::validate_topic(&h.topic).map_err(BrokerError::InvalidParameter)?;
+        if topic::is_not_allowed_send_topic(&h.topic) {
+            return Err(BrokerError::NoPermission(format!("Sending message to topic[{}] is forbidden.", h.topic)));
+        }
+        if let Some(t) = self.topics.get(&h.topic) {
+            return Ok(t);
+        }
+        let sys_flag = if h.unit_mode.unwrap_or(false) { 1 } else { 0 };
+        let created = if h.topic.starts_with(topic::RETRY_PREFIX) {
+            let group = &h.topic[topic::RETRY_PREFIX.len()..];
+            self.groups.get(group).map(|g| {
+                self.topics.create_if_absent(TopicConfig::new(
+                    &h.topic,
+                    g.retry_queue_nums,
+                    g.retry_queue_nums,
+                    perm::READ | perm::WRITE,
+                ))
+            })
+        } else {
+            self.topics.create_in_send(&h.topic, &h.default_topic, h.default_topic_queue_nums, sys_flag)
+        };
+        created.ok_or_else(|| {
+            tracing::debug!(topic = %h.topic, producer = %conn.peer(), "send to unknown topic");
+            BrokerError::TopicNotExist { topic: h.topic.clone() }
+        })
+    }
+
+    fn base_message(&self, conn: &Connection, h: &SendMessageRequestHeader, topic: &str, queue_id: i32) -> MessageToStore {
+        MessageToStore {
+            topic: topic.to_owned(),
+            queue_id,
+            sys_flag: h.sys_flag,
+            born_timestamp: h.born_timestamp,
+            born_host: conn.peer(),
+            store_host: self.store_host,
+            flag: h.flag,
+            body: Default::default(),
+            properties: String::new(),
+            reconsume_times: h.reconsume_times.unwrap_or(0),
+            prepared_transaction_offset: 0,
+            tags_code: 0,
+        }
+    }
+
+    fn put_one(
+        &self,
+        conn: &Connection,
+        h: &SendMessageRequestHeader,
+        queue_id: i32,
+        cluster_name: &str,
+        req: &RemotingCommand,
+    ) -> Result<(SendMessageResponseHeader, u64), BrokerError> {
+        let mut props = message::decode_properties(h.properties.as_deref().unwrap_or(""));
+        let uniq = match props.get(message::PROPERTY_UNIQ_KEY) {
+            Some(u) => u.clone(),
+            None => {
+                let u = message::new_uniq_id(self.store_host.ip());
+                props.insert(message::PROPERTY_UNIQ_KEY.to_owned(), u.clone());
+                u
+            }
+        };
+        props.insert(message::PROPERTY_CLUSTER.to_owned(), cluster_name.to_owned());
+
+        let (mut topic, mut queue) = (h.topic.clone(), queue_id);
+        if topic.starts_with(topic::RETRY_PREFIX) {
+            if let Some(dlq) = self.dead_letter_target(h, req.version)? {
+                topic = dlq;
+                queue = 0;
+            }
+        }
+
+        let mut msg = self.base_message(conn, h, &topic, queue);
+        if h.sys_flag & TRANSACTION_TYPE_MASK == TRANSACTION_PREPARED_TYPE {
+            if read_config(&self.config).reject_transaction_message {
+                return Err(BrokerError::NoPermission(format!(
+                    "the broker[{}] sending transaction message is forbidden",
+                    self.store_host
+                )));
+            }
+            // Java `TransactionalMessageBridge.parseHalfMessageInner`: park the
+            // half message until END_TRANSACTION.
+            props.insert(PROPERTY_REAL_TOPIC.to_owned(), topic.clone());
+            props.insert(PROPERTY_REAL_QUEUE_ID.to_owned(), queue.to_string());
+            props.insert(PROPERTY_TRANSACTION_ID.to_owned(), uniq.clone());
+            msg.sys_flag &= !TRANSACTION_TYPE_MASK;
+            msg.topic = topic::TRANS_HALF_TOPIC.to_owned();
+            msg.queue_id = 0;
+        }
+        msg.tags_code = props.get(message::PROPERTY_TAGS).map_or(0, |t| message::tags_hash_code(t));
+        msg.properties = message::encode_properties(&props);
+        msg.body = req.body.clone();
+
+        let result = self.store.put(&msg)?;
+        let header = SendMessageResponseHeader {
+            msg_id: message::offset_message_id(self.store_host, first_offset(&result)),
+            // The requested queue, even when the record was parked elsewhere.
+            queue_id,
+            queue_offset: result.queue_offset,
+            transaction_id: Some(uniq),
+            batch_uniq_id: None,
+        };
+        Ok((header, 1))
+    }
+
+    fn put_batch(
+        &self,
+        conn: &Connection,
+        h: &SendMessageRequestHeader,
+        queue_id: i32,
+        req: &RemotingCommand,
+    ) -> Result<(SendMessageResponseHeader, u64), BrokerError> {
+        if h.topic.starts_with(topic::RETRY_PREFIX) {
+            return Err(BrokerError::MessageIllegal("batch request does not support retry group".into()));
+        }
+        let entries = message::decode_batch(req.body.clone()).map_err(BrokerError::MessageIllegal)?;
+        if entries.is_empty() {
+            return Err(BrokerError::MessageIllegal("empty batch".into()));
+        }
+        let messages = entries
+            .into_iter()
+            .map(|BatchEntry { flag, body, properties }| {
+                let mut m = self.base_message(conn, h, &h.topic, queue_id);
+                let props = message::decode_properties(&properties);
+                m.tags_code = props.get(message::PROPERTY_TAGS).map_or(0, |t| message::tags_hash_code(t));
+                m.flag = flag;
+                m.body = body;
+                m.properties = properties;
+                m
+            })
+            .collect();
+        let result = self.store.put_batch(&BatchToStore { messages })?;
+        let ids: Vec<String> =
+            result.commit_log_offsets.iter().map(|o| message::offset_message_id(self.store_host, *o)).collect();
+        let batch_props = message::decode_properties(h.properties.as_deref().unwrap_or(""));
+        let header = SendMessageResponseHeader {
+            msg_id: ids.join(","),
+            queue_id,
+            queue_offset: result.queue_offset,
+            transaction_id: batch_props.get(message::PROPERTY_UNIQ_KEY).cloned(),
+            batch_uniq_id: None,
+        };
+        Ok((header, ids.len() as u64))
+    }
+
+    /// Java `handleRetryAndDLQ`: a retry message that exhausted its
+    /// reconsume budget goes to `%DLQ%<group>`.
+    fn dead_letter_target(&self, h: &SendMessageRequestHeader, version: i32) -> Result<Option<String>, BrokerError> {
+        let group = &h.topic[topic::RETRY_PREFIX.len()..];
+        let Some(config) = self.groups.get(group) else {
+            return Err(BrokerError::GroupNotExist { group: group.to_owned() });
+        };
+        let max = match h.max_reconsume_times {
+            Some(m) if version >= VERSION_MAX_RECONSUME_HEADER => m,
+            _ => config.retry_max_times,
+        };
+        if h.reconsume_times.unwrap_or(0) <= max {
+            return Ok(None);
+        }
+        let dlq = format!("{}{group}", topic::DLQ_PREFIX);
+        self.topics.create_if_absent(TopicConfig::new(&dlq, 1, 1, perm::READ | perm::WRITE));
+        Ok(Some(dlq))
+    }
+}
+
+impl SendProcessor {
+    /// CONSUMER_SEND_MSG_BACK (`AbstractSendMessageProcessor.consumerSendMsgBack`):
+    /// a message the consumer failed goes to `%RETRY%<group>` with
+    /// `reconsumeTimes + 1`, or to `%DLQ%<group>` once its budget is spent.
+    /// Delay levels are not applied: the retry is consumable at once.
+    pub fn send_back(&self, conn: &Connection, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+        let h: ConsumerSendMsgBackRequestHeader = req.header()?;
+        let group = self
+            .groups
+            .find_or_create(&h.group)
+            .ok_or_else(|| BrokerError::GroupNotExist { group: h.group.clone() })?;
+        {
+            let cfg = read_config(&self.config);
+            if !perm::is_writeable(cfg.broker_permission) {
+                return Err(BrokerError::NoPermission(format!(
+                    "the broker[{}] sending message is forbidden",
+                    cfg.broker_ip1
+                )));
+            }
+        }
+        if group.retry_queue_nums <= 0 {
+            return Ok(RemotingCommand::success());
+        }
+        let retry = topic::retry_topic(&h.group);
+        self.topics.create_if_absent(TopicConfig::new(
+            &retry,
+            group.retry_queue_nums,
+            group.retry_queue_nums,
+            perm::READ | perm::WRITE,
+        ));
+        let record = self
+            .store
+            .message_at(h.offset)
+            .ok_or_else(|| BrokerError::System(format!("look message by offset failed, {}", h.offset)))?;
+        let view = store::record::decode(&record)
+            .map_err(|e| BrokerError::System(format!("look message by offset failed, {}: {e}", h.offset)))?;
+        let mut props = message::decode_properties(view.properties);
+        props.entry(PROPERTY_RETRY_TOPIC.to_owned()).or_insert_with(|| view.topic.to_owned());
+        let max = match h.max_reconsume_times {
+            Some(m) if req.version >= VERSION_MAX_RECONSUME_HEADER => m,
+            _ => group.retry_max_times,
+        };
+        let (target, queue_id) = if view.reconsume_times >= max || h.delay_level < 0 {
+            let dlq = format!("{}{}", topic::DLQ_PREFIX, h.group);
+            self.topics.create_if_absent(TopicConfig::new(&dlq, 1, 1, perm::READ | perm::WRITE));
+            (dlq, 0)
+        } else {
+            (retry, pick_queue(group.retry_queue_nums))
+        };
+        let origin = h
+            .origin_msg_id
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| message::offset_message_id(view.store_host, view.physical_offset));
+        props.entry(PROPERTY_ORIGIN_MESSAGE_ID.to_owned()).or_insert(origin);
+        let msg = MessageToStore {
+            topic: target.clone(),
+            queue_id,
+            sys_flag: view.sys_flag & !0x30,
+            born_timestamp: view.born_timestamp,
+            born_host: view.born_host,
+            store_host: self.store_host,
+            flag: view.flag,
+            body: record.slice_ref(view.body),
+            tags_code: props.get(message::PROPERTY_TAGS).map_or(0, |t| message::tags_hash_code(t)),
+            properties: message::encode_properties(&props),
+            reconsume_times: view.reconsume_times + 1,
+            prepared_transaction_offset: 0,
+        };
+        self.store.put(&msg)?;
+        self.stats.put_count.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(group = %h.group, topic = %target, from = %conn.peer(), "message sent back");
+        Ok(RemotingCommand::success())
+    }
+}
+
+fn first_offset(r: &PutResult) -> i64 {
+    r.commit_log_offsets.first().copied().unwrap_or(0)
+}

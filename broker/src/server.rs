@@ -1,0 +1,326 @@
+//! Start-up, the request table, background tasks and shutdown.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use remoting::code::request_code as rq;
+use remoting::{serve, CommandError, Connection, RemotingCommand, Router, ServerConfig};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::client::ClientManager;
+use crate::config::BrokerConfig;
+use crate::error::BrokerError;
+use crate::lock::RebalanceLockManager;
+use crate::namesrv::{registration_loop, NamesrvClient};
+use crate::offsets::ConsumerOffsetManager;
+use crate::processor::admin::AdminProcessor;
+use crate::processor::client::ClientProcessor;
+use crate::processor::pull::{ArrivalNotifier, PullProcessor};
+use crate::processor::send::SendProcessor;
+use crate::processor::SharedConfig;
+use crate::stats::BrokerStats;
+use crate::store::Store;
+use crate::subscription::SubscriptionGroupManager;
+use crate::topic::TopicConfigManager;
+
+/// How often idle client connections are looked for.
+const CLIENT_SCAN_INTERVAL: Duration = Duration::from_secs(10);
+/// First registration at start-up: do not hold the boot message longer.
+const BOOT_REGISTER_WAIT: Duration = Duration::from_secs(5);
+
+/// Serves a broker on `listener` until `shutdown` is cancelled, opening the
+/// store described by `config`.
+pub async fn run(listener: TcpListener, config: BrokerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    Broker::start(listener, None, config, None, shutdown).await?.wait().await
+}
+
+/// A started broker; [`Broker::wait`] serves until shutdown and cleans up.
+pub struct Broker {
+    local_addr: SocketAddr,
+    config: SharedConfig,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    namesrv: Arc<NamesrvClient>,
+    offsets: Arc<ConsumerOffsetManager>,
+    store: Arc<dyn Store>,
+}
+
+struct Services {
+    config: SharedConfig,
+    topics: Arc<TopicConfigManager>,
+    groups: Arc<SubscriptionGroupManager>,
+    clients: Arc<ClientManager>,
+    offsets: Arc<ConsumerOffsetManager>,
+    locks: Arc<RebalanceLockManager>,
+    store: Arc<dyn Store>,
+    arrivals: Arc<ArrivalNotifier>,
+    stats: Arc<BrokerStats>,
+    register_now: Arc<Notify>,
+    store_host: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl Broker {
+    /// Opens the metadata and the store (`store` overrides the store the
+    /// config describes; tests pass an in-memory one), registers with the
+    /// name servers once and starts serving on `listener` and, if given, the
+    /// VIP listener. Returns when the broker is ready.
+    pub async fn start(
+        listener: TcpListener,
+        vip_listener: Option<TcpListener>,
+        config: BrokerConfig,
+        store: Option<Arc<dyn Store>>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Broker> {
+        config.validate()?;
+        let local_addr = listener.local_addr()?;
+        let config_dir = config.config_dir();
+        std::fs::create_dir_all(&config_dir).with_context(|| format!("creating {}", config_dir.display()))?;
+        let store_host: SocketAddr = config
+            .broker_addr()
+            .parse()
+            .with_context(|| format!("brokerIP1 {:?} is not an IP address", config.broker_ip1))?;
+        let store = match store {
+            Some(s) => s,
+            None => crate::store_adapter::open(&config)?,
+        };
+        let register_now = Arc::new(Notify::new());
+        let topics = Arc::new(TopicConfigManager::open(&config, register_now.clone())?);
+        let groups = Arc::new(SubscriptionGroupManager::open(config_dir.clone(), config.auto_create_subscription_group)?);
+        let offsets = Arc::new(ConsumerOffsetManager::open(config_dir)?);
+        let clients = Arc::new(ClientManager::new(config.notify_consumer_ids_changed_enable));
+        let arrivals = Arc::new(ArrivalNotifier::default());
+        {
+            let arrivals = arrivals.clone();
+            store.set_arrival_listener(Arc::new(move |topic, queue_id, _max| arrivals.arrived(topic, queue_id)));
+        }
+        let namesrv = Arc::new(NamesrvClient::new(&config));
+        let register_enabled = config.register_broker_to_name_server;
+        let register_period = Duration::from_millis(config.register_name_server_period);
+        let flush_interval = Duration::from_millis(config.flush_consumer_offset_interval.max(100));
+        let channel_expiry = Duration::from_millis(config.channel_expired_timeout);
+        let shared: SharedConfig = Arc::new(RwLock::new(config));
+
+        let services = Services {
+            config: shared.clone(),
+            topics: topics.clone(),
+            groups,
+            clients: clients.clone(),
+            offsets: offsets.clone(),
+            locks: Arc::new(RebalanceLockManager::new()),
+            store: store.clone(),
+            arrivals,
+            stats: Arc::new(BrokerStats::default()),
+            register_now: register_now.clone(),
+            store_host,
+            shutdown: shutdown.clone(),
+        };
+        let stats = services.stats.clone();
+        let router = Arc::new(build_router(services));
+
+        let tasks = TaskTracker::new();
+        tasks.spawn(serve(listener, router.clone(), ServerConfig::default(), shutdown.clone()));
+        if let Some(vip) = vip_listener {
+            tasks.spawn(serve(vip, router, ServerConfig::default(), shutdown.clone()));
+        }
+
+        if register_enabled && !namesrv.addrs().is_empty() {
+            // Java registers synchronously in start(); bound the wait so a
+            // missing name server does not delay the boot for long.
+            let _ = tokio::time::timeout(BOOT_REGISTER_WAIT, namesrv.register_all(&topics)).await;
+            tasks.spawn(registration_loop(namesrv.clone(), topics, register_now, register_period, shutdown.clone()));
+        }
+        tasks.spawn(housekeeping(offsets.clone(), clients, stats, flush_interval, channel_expiry, shutdown.clone()));
+        info!(%local_addr, "broker started");
+        Ok(Broker { local_addr, config: shared, shutdown, tasks, namesrv, offsets, store })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn config(&self) -> BrokerConfig {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Serves until shutdown, then unregisters from the name servers,
+    /// flushes the consumer offsets and closes the store.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.shutdown.cancelled().await;
+        info!("broker shutting down");
+        let register = self.config.read().unwrap_or_else(|p| p.into_inner()).register_broker_to_name_server;
+        if register {
+            self.namesrv.unregister_all().await;
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.offsets.persist();
+        self.store.shutdown();
+        info!("broker stopped");
+        Ok(())
+    }
+}
+
+/// Periodic chores: offset flush, idle client expiry, TPS sampling.
+async fn housekeeping(
+    offsets: Arc<ConsumerOffsetManager>,
+    clients: Arc<ClientManager>,
+    stats: Arc<BrokerStats>,
+    flush_interval: Duration,
+    channel_expiry: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut flush = tokio::time::interval(flush_interval);
+    let mut scan = tokio::time::interval(CLIENT_SCAN_INTERVAL);
+    let mut sample = tokio::time::interval(Duration::from_secs(1));
+    for t in [&mut flush, &mut scan, &mut sample] {
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = flush.tick() => offsets.persist(),
+            _ = scan.tick() => clients.expire(channel_expiry),
+            _ = sample.tick() => stats.sample(),
+        }
+    }
+}
+
+/// A handler whose whole work happens on the connection's read loop.
+fn sync_handler<F>(f: F) -> impl Fn(Connection, RemotingCommand) -> std::future::Ready<Result<RemotingCommand, CommandError>>
+where
+    F: Fn(&Connection, &RemotingCommand) -> Result<RemotingCommand, BrokerError> + Send + Sync + 'static,
+{
+    move |conn, req| std::future::ready(f(&conn, &req).map_err(CommandError::from))
+}
+
+fn build_router(s: Services) -> Router {
+    let send = Arc::new(SendProcessor {
+        config: s.config.clone(),
+        topics: s.topics.clone(),
+        groups: s.groups.clone(),
+        store: s.store.clone(),
+        stats: s.stats.clone(),
+        store_host: s.store_host,
+    });
+    let pull = Arc::new(PullProcessor {
+        config: s.config.clone(),
+        topics: s.topics.clone(),
+        groups: s.groups.clone(),
+        clients: s.clients.clone(),
+        offsets: s.offsets.clone(),
+        store: s.store.clone(),
+        arrivals: s.arrivals.clone(),
+        stats: s.stats.clone(),
+        shutdown: s.shutdown.clone(),
+    });
+    let client = Arc::new(ClientProcessor {
+        config: s.config.clone(),
+        topics: s.topics.clone(),
+        groups: s.groups.clone(),
+        clients: s.clients.clone(),
+        offsets: s.offsets.clone(),
+        locks: s.locks.clone(),
+        store: s.store.clone(),
+    });
+    let admin = Arc::new(AdminProcessor {
+        config: s.config.clone(),
+        topics: s.topics.clone(),
+        groups: s.groups.clone(),
+        clients: s.clients.clone(),
+        offsets: s.offsets.clone(),
+        store: s.store.clone(),
+        stats: s.stats.clone(),
+        register_now: s.register_now.clone(),
+        boot: Instant::now(),
+        boot_timestamp: remoting::body::now_millis(),
+        config_version: std::sync::Mutex::new(remoting::body::DataVersion::now()),
+    });
+
+    let mut router = Router::new();
+    for code in [rq::SEND_MESSAGE, rq::SEND_MESSAGE_V2, rq::SEND_BATCH_MESSAGE] {
+        let p = send.clone();
+        router = router.route(code, sync_handler(move |c, r| p.handle(c, r)));
+    }
+    {
+        let p = send.clone();
+        router = router.route(rq::CONSUMER_SEND_MSG_BACK, sync_handler(move |c, r| p.send_back(c, r)));
+    }
+    for code in [rq::PULL_MESSAGE, rq::LITE_PULL_MESSAGE] {
+        let p = pull.clone();
+        router = router.route(code, move |_conn: Connection, req: RemotingCommand| {
+            let p = p.clone();
+            async move { p.handle(req).await.map_err(CommandError::from) }
+        });
+    }
+
+    type ClientFn = fn(&ClientProcessor, &Connection, &RemotingCommand) -> Result<RemotingCommand, BrokerError>;
+    let client_routes: [(i32, ClientFn); 8] = [
+        (rq::HEART_BEAT, |p, c, r| p.heartbeat(c, r)),
+        (rq::UNREGISTER_CLIENT, |p, c, r| p.unregister_client(c, r)),
+        (rq::CHECK_CLIENT_CONFIG, |p, _, r| p.check_client_config(r)),
+        (rq::GET_CONSUMER_LIST_BY_GROUP, |p, _, r| p.consumer_list(r)),
+        (rq::QUERY_CONSUMER_OFFSET, |p, _, r| p.query_offset(r)),
+        (rq::UPDATE_CONSUMER_OFFSET, |p, _, r| p.update_offset(r)),
+        (rq::LOCK_BATCH_MQ, |p, _, r| p.lock_batch(r)),
+        (rq::UNLOCK_BATCH_MQ, |p, _, r| p.unlock_batch(r)),
+    ];
+    for (code, f) in client_routes {
+        let p = client.clone();
+        router = router.route(code, sync_handler(move |c, r| f(&p, c, r)));
+    }
+
+    type AdminFn = fn(&AdminProcessor, &RemotingCommand) -> Result<RemotingCommand, BrokerError>;
+    let admin_routes: [(i32, AdminFn); 23] = [
+        (rq::UPDATE_AND_CREATE_TOPIC, |p, r| p.update_and_create_topic(r)),
+        (rq::DELETE_TOPIC_IN_BROKER, |p, r| p.delete_topic(r)),
+        (rq::GET_ALL_TOPIC_CONFIG, |p, _| p.all_topic_config()),
+        (rq::GET_TOPIC_CONFIG, |p, r| p.topic_config(r)),
+        (rq::GET_BROKER_RUNTIME_INFO, |p, _| p.runtime_info()),
+        (rq::GET_BROKER_CONFIG, |p, _| p.broker_config()),
+        (rq::UPDATE_BROKER_CONFIG, |p, r| p.update_broker_config(r)),
+        (rq::GET_TOPIC_STATS_INFO, |p, r| p.topic_stats(r)),
+        (rq::GET_CONSUME_STATS, |p, r| p.consume_stats(r)),
+        (rq::GET_CONSUMER_CONNECTION_LIST, |p, r| p.consumer_connections(r)),
+        (rq::GET_PRODUCER_CONNECTION_LIST, |p, r| p.producer_connections(r)),
+        (rq::QUERY_TOPIC_CONSUME_BY_WHO, |p, r| p.topic_consumed_by(r)),
+        (rq::GET_ALL_SUBSCRIPTIONGROUP_CONFIG, |p, _| p.all_subscription_groups()),
+        (rq::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, |p, r| p.update_subscription_group(r)),
+        (rq::DELETE_SUBSCRIPTIONGROUP, |p, r| p.delete_subscription_group(r)),
+        (rq::GET_ALL_CONSUMER_OFFSET, |p, _| p.all_consumer_offsets()),
+        (rq::GET_SYSTEM_TOPIC_LIST_FROM_BROKER, |p, _| p.system_topics()),
+        (rq::GET_MAX_OFFSET, |p, r| p.max_offset(r)),
+        (rq::GET_MIN_OFFSET, |p, r| p.min_offset(r)),
+        (rq::SEARCH_OFFSET_BY_TIMESTAMP, |p, r| p.search_offset(r)),
+        (rq::GET_EARLIEST_MSG_STORETIME, |p, r| p.earliest_store_time(r)),
+        (rq::VIEW_MESSAGE_BY_ID, |p, r| p.view_message(r)),
+        (rq::UPDATE_AND_CREATE_TOPIC_LIST, |p, r| p.update_and_create_topic_list(r)),
+    ];
+    for (code, f) in admin_routes {
+        let p = admin.clone();
+        router = router.route(code, sync_handler(move |_, r| f(&p, r)));
+    }
+
+    let clients = s.clients.clone();
+    router.on_close(move |conn| clients.connection_closed(conn))
+}
+
+/// Binds the VIP listener (`listenPort - 2`) Java brokers also open; a
+/// failure is only a warning.
+pub async fn bind_vip(bind_address: &str, listen_port: u16) -> Option<TcpListener> {
+    let port = listen_port.checked_sub(2)?;
+    match TcpListener::bind((bind_address, port)).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            warn!(port, error = %e, "cannot bind the VIP port; continuing without it");
+            None
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Subscription group configs (`SubscriptionGroupManager`), persisted to
+//! `<root>/config/subscriptionGroup.json`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::RwLock;
+
+use remoting::body::DataVersion;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::topic::{read_json, write_atomically};
+
+/// Java `SubscriptionGroupConfig`; fields we do not use survive a round trip
+/// through `other`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SubscriptionGroupConfig {
+    pub group_name: String,
+    pub consume_enable: bool,
+    pub consume_from_min_enable: bool,
+    pub consume_broadcast_enable: bool,
+    pub consume_message_orderly: bool,
+    pub retry_queue_nums: i32,
+    pub retry_max_times: i32,
+    pub broker_id: i64,
+    pub which_broker_when_consume_slowly: i64,
+    pub notify_consumer_ids_changed_enable: bool,
+    pub group_sys_flag: i32,
+    pub consume_timeout_minute: i32,
+    pub attributes: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for SubscriptionGroupConfig {
+    fn default() -> Self {
+        let mut other = serde_json::Map::new();
+        other.insert("groupRetryPolicy".into(), serde_json::json!({"type": "CUSTOMIZED"}));
+        SubscriptionGroupConfig {
+            group_name: String::new(),
+            consume_enable: true,
+            consume_from_min_enable: true,
+            consume_broadcast_enable: true,
+            consume_message_orderly: false,
+            retry_queue_nums: 1,
+            retry_max_times: 16,
+            broker_id: 0,
+            which_broker_when_consume_slowly: 1,
+            notify_consumer_ids_changed_enable: true,
+            group_sys_flag: 0,
+            consume_timeout_minute: 15,
+            attributes: BTreeMap::new(),
+            other,
+        }
+    }
+}
+
+impl SubscriptionGroupConfig {
+    pub fn named(group: &str) -> Self {
+        SubscriptionGroupConfig { group_name: group.to_owned(), ..Default::default() }
+    }
+}
+
+/// `SubscriptionGroupWrapper`: the file and the GET_ALL_SUBSCRIPTIONGROUP_CONFIG body.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SubscriptionGroupWrapper {
+    pub subscription_group_table: BTreeMap<String, SubscriptionGroupConfig>,
+    pub forbidden_table: BTreeMap<String, BTreeMap<String, i32>>,
+    pub data_version: DataVersion,
+}
+
+pub struct SubscriptionGroupManager {
+    state: RwLock<SubscriptionGroupWrapper>,
+    path: PathBuf,
+    auto_create: bool,
+}
+
+const SYSTEM_GROUPS: &[(&str, bool)] = &[
+    ("TOOLS_CONSUMER", false),
+    ("FILTERSRV_CONSUMER", false),
+    ("SELF_TEST_C_GROUP", false),
+    ("CID_ONS-HTTP-PROXY", true),
+    ("CID_ONSAPI_PULL", true),
+    ("CID_ONSAPI_PERMISSION", true),
+    ("CID_ONSAPI_OWNER", true),
+    ("CID_RMQ_SYS_TRANS", true),
+];
+
+impl SubscriptionGroupManager {
+    pub fn open(config_dir: PathBuf, auto_create: bool) -> std::io::Result<Self> {
+        let path = config_dir.join("subscriptionGroup.json");
+        let mut state = SubscriptionGroupWrapper { data_version: DataVersion::now(), ..Default::default() };
+        for (g, broadcast) in SYSTEM_GROUPS {
+            let mut c = SubscriptionGroupConfig::named(g);
+            c.consume_broadcast_enable = *broadcast || c.consume_broadcast_enable;
+            state.subscription_group_table.insert((*g).to_owned(), c);
+        }
+        if let Some(saved) = read_json::<SubscriptionGroupWrapper>(&path)? {
+            state.subscription_group_table.extend(saved.subscription_group_table);
+            state.forbidden_table = saved.forbidden_table;
+            state.data_version = saved.data_version;
+        }
+        Ok(SubscriptionGroupManager { state: RwLock::new(state), path, auto_create })
+    }
+
+    pub fn get(&self, group: &str) -> Option<SubscriptionGroupConfig> {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).subscription_group_table.get(group).cloned()
+    }
+
+    /// Java `findSubscriptionGroupConfig`: auto-creates when enabled.
+    pub fn find_or_create(&self, group: &str) -> Option<SubscriptionGroupConfig> {
+        if let Some(c) = self.get(group) {
+            return Some(c);
+        }
+        if !self.auto_create {
+            return None;
+        }
+        let c = SubscriptionGroupConfig::named(group);
+        {
+            let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(existing) = s.subscription_group_table.get(group) {
+                return Some(existing.clone());
+            }
+            s.subscription_group_table.insert(group.to_owned(), c.clone());
+            s.data_version.next();
+        }
+        info!(%group, "auto-created subscription group");
+        self.persist();
+        Some(c)
+    }
+
+    pub fn update(&self, config: SubscriptionGroupConfig) {
+        {
+            let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+            s.subscription_group_table.insert(config.group_name.clone(), config);
+            s.data_version.next();
+        }
+        self.persist();
+    }
+
+    pub fn delete(&self, group: &str) -> bool {
+        let removed = {
+            let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let r = s.subscription_group_table.remove(group).is_some();
+            if r {
+                s.data_version.next();
+            }
+            r
+        };
+        if removed {
+            self.persist();
+        }
+        removed
+    }
+
+    pub fn wrapper(&self) -> SubscriptionGroupWrapper {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn persist(&self) {
+        let bytes = serde_json::to_vec_pretty(&*self.state.read().unwrap_or_else(|p| p.into_inner())).unwrap_or_default();
+        if let Err(e) = write_atomically(&self.path, &bytes) {
+            warn!(path = %self.path.display(), error = %e, "cannot persist subscription groups");
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_create_persist_and_keep_unknown_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = SubscriptionGroupManager::open(dir.path().to_path_buf(), true).unwrap();
+        assert!(m.get("TOOLS_CONSUMER").is_some());
+        let g = m.find_or_create("g1").unwrap();
+        assert_eq!(g.retry_queue_nums, 1);
+        let mut custom: SubscriptionGroupConfig =
+            serde_json::from_str(r#"{"groupName":"g2","retryMaxTimes":3,"futureField":[1]}"#).unwrap();
+        assert!(custom.consume_enable);
+        custom.retry_queue_nums = 2;
+        m.update(custom);
+        let m2 = SubscriptionGroupManager::open(dir.path().to_path_buf(), false).unwrap();
+        assert!(m2.get("g1").is_some());
+        let g2 = m2.get("g2").unwrap();
+        assert_eq!((g2.retry_max_times, g2.retry_queue_nums), (3, 2));
+        assert_eq!(g2.other["futureField"], serde_json::json!([1]));
+        assert!(m2.find_or_create("g3").is_none());
+    }
+}
