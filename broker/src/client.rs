@@ -25,7 +25,13 @@ pub struct ClientChannel {
 
 impl ClientChannel {
     pub fn new(conn: Connection, client_id: String, language: LanguageCode, version: i32) -> Self {
-        ClientChannel { conn, client_id, language, version, last_update: Instant::now() }
+        ClientChannel {
+            conn,
+            client_id,
+            language,
+            version,
+            last_update: Instant::now(),
+        }
     }
 }
 
@@ -57,12 +63,16 @@ impl ConsumerGroupInfo {
             }
         }
         let before = self.subscriptions.len();
-        self.subscriptions.retain(|t, _| subs.iter().any(|s| &s.topic == t));
+        self.subscriptions
+            .retain(|t, _| subs.iter().any(|s| &s.topic == t));
         changed || self.subscriptions.len() != before
     }
 
     pub fn client_ids(&self) -> Vec<String> {
-        self.channels.values().map(|c| c.client_id.clone()).collect()
+        self.channels
+            .values()
+            .map(|c| c.client_id.clone())
+            .collect()
     }
 }
 
@@ -88,7 +98,10 @@ pub struct ClientManager {
 
 impl ClientManager {
     pub fn new(notify_enabled: bool) -> Self {
-        ClientManager { notify_enabled, ..Default::default() }
+        ClientManager {
+            notify_enabled,
+            ..Default::default()
+        }
     }
 
     /// Registers or refreshes a consumer; returns whether the group changed.
@@ -210,11 +223,18 @@ impl ClientManager {
 
     pub fn consumer_ids(&self, group: &str) -> Vec<String> {
         let groups = self.consumers.lock().unwrap_or_else(|p| p.into_inner());
-        groups.get(group).map(ConsumerGroupInfo::client_ids).unwrap_or_default()
+        groups
+            .get(group)
+            .map(ConsumerGroupInfo::client_ids)
+            .unwrap_or_default()
     }
 
     pub fn consumer_group(&self, group: &str) -> Option<ConsumerGroupInfo> {
-        self.consumers.lock().unwrap_or_else(|p| p.into_inner()).get(group).cloned()
+        self.consumers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(group)
+            .cloned()
     }
 
     pub fn subscription(&self, group: &str, topic: &str) -> Option<SubscriptionData> {
@@ -225,16 +245,28 @@ impl ClientManager {
     /// Online groups subscribing `topic`.
     pub fn groups_subscribing(&self, topic: &str) -> Vec<String> {
         let groups = self.consumers.lock().unwrap_or_else(|p| p.into_inner());
-        groups.iter().filter(|(_, i)| i.subscriptions.contains_key(topic)).map(|(g, _)| g.clone()).collect()
+        groups
+            .iter()
+            .filter(|(_, i)| i.subscriptions.contains_key(topic))
+            .map(|(g, _)| g.clone())
+            .collect()
     }
 
     pub fn producer_group(&self, group: &str) -> Vec<ClientChannel> {
         let producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
-        producers.get(group).map(|m| m.values().cloned().collect()).unwrap_or_default()
+        producers
+            .get(group)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn consumer_group_names(&self) -> Vec<String> {
-        self.consumers.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+        self.consumers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn notify_group(&self, group: &str, members: Vec<Connection>) {
@@ -243,7 +275,8 @@ impl ClientManager {
         }
         debug!(%group, members = members.len(), "notifying consumer ids changed");
         for conn in members {
-            let cmd = RemotingCommand::request(request_code::NOTIFY_CONSUMER_IDS_CHANGED).with_ext("consumerGroup", group);
+            let cmd = RemotingCommand::request(request_code::NOTIFY_CONSUMER_IDS_CHANGED)
+                .with_ext("consumerGroup", group);
             tokio::spawn(async move {
                 if let Err(e) = conn.oneway(cmd).await {
                     debug!(peer = %conn.peer(), error = %e, "cannot notify consumer");

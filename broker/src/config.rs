@@ -12,7 +12,11 @@ use tracing::warn;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("config key {key}: invalid value {value:?} ({why})")]
-    BadValue { key: String, value: String, why: String },
+    BadValue {
+        key: String,
+        value: String,
+        why: String,
+    },
     #[error("cannot read config file {path}: {error}")]
     Read { path: String, error: String },
 }
@@ -162,14 +166,21 @@ impl BrokerConfig {
 
     /// Reads a `.properties` file over the current values.
     pub fn load_file(&mut self, path: &std::path::Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: path.display().to_string(), error: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            error: e.to_string(),
+        })?;
         self.apply(&remoting::properties::parse(&text))
     }
 
     /// The configured name servers (`;`-separated), empty entries dropped.
     pub fn namesrv_addrs(&self) -> Vec<String> {
-        self.namesrv_addr.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        self.namesrv_addr
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     /// `ip:port` the broker registers and writes into stored records.
@@ -210,22 +221,42 @@ impl BrokerConfig {
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, value: String, why: &str| {
-            Err(ConfigError::BadValue { key: key.to_owned(), value, why: why.to_owned() })
+            Err(ConfigError::BadValue {
+                key: key.to_owned(),
+                value,
+                why: why.to_owned(),
+            })
         };
         if self.broker_name.is_empty() {
             return bad("brokerName", String::new(), "must not be empty");
         }
         if self.default_topic_queue_nums <= 0 {
-            return bad("defaultTopicQueueNums", self.default_topic_queue_nums.to_string(), "must be positive");
+            return bad(
+                "defaultTopicQueueNums",
+                self.default_topic_queue_nums.to_string(),
+                "must be positive",
+            );
         }
         if self.max_message_size <= 0 {
-            return bad("maxMessageSize", self.max_message_size.to_string(), "must be positive");
+            return bad(
+                "maxMessageSize",
+                self.max_message_size.to_string(),
+                "must be positive",
+            );
         }
         if !matches!(self.flush_disk_type.as_str(), "ASYNC_FLUSH" | "SYNC_FLUSH") {
-            return bad("flushDiskType", self.flush_disk_type.clone(), "expected ASYNC_FLUSH or SYNC_FLUSH");
+            return bad(
+                "flushDiskType",
+                self.flush_disk_type.clone(),
+                "expected ASYNC_FLUSH or SYNC_FLUSH",
+            );
         }
         if self.listen_port < 2 {
-            return bad("listenPort", self.listen_port.to_string(), "the VIP port is listenPort - 2");
+            return bad(
+                "listenPort",
+                self.listen_port.to_string(),
+                "the VIP port is listenPort - 2",
+            );
         }
         Ok(())
     }
@@ -281,9 +312,15 @@ mod tests {
 
     #[test]
     fn properties_text_round_trips() {
-        let c = BrokerConfig { namesrv_addr: "127.0.0.1:9876;127.0.0.1:9877".into(), ..Default::default() };
+        let c = BrokerConfig {
+            namesrv_addr: "127.0.0.1:9876;127.0.0.1:9877".into(),
+            ..Default::default()
+        };
         let text = c.to_properties_text();
-        let mut d = BrokerConfig { broker_name: "other".into(), ..Default::default() };
+        let mut d = BrokerConfig {
+            broker_name: "other".into(),
+            ..Default::default()
+        };
         d.apply(&remoting::properties::parse(&text)).unwrap();
         assert_eq!(c, d);
         assert_eq!(d.namesrv_addrs(), vec!["127.0.0.1:9876", "127.0.0.1:9877"]);

@@ -38,12 +38,16 @@ pub enum BrokerError {
 impl BrokerError {
     pub fn code(&self) -> i32 {
         match self {
-            BrokerError::Header(_) | BrokerError::BadBody(_) | BrokerError::System(_) => rc::SYSTEM_ERROR,
+            BrokerError::Header(_) | BrokerError::BadBody(_) | BrokerError::System(_) => {
+                rc::SYSTEM_ERROR
+            }
             BrokerError::Store(e) => match e {
-                StoreError::MessageTooLarge { .. } | StoreError::PropertiesTooLarge { .. } | StoreError::Illegal(_) => {
-                    rc::MESSAGE_ILLEGAL
+                StoreError::MessageTooLarge { .. }
+                | StoreError::PropertiesTooLarge { .. }
+                | StoreError::Illegal(_) => rc::MESSAGE_ILLEGAL,
+                StoreError::DiskFull | StoreError::NotWritable(_) | StoreError::ShutDown => {
+                    rc::SERVICE_NOT_AVAILABLE
                 }
-                StoreError::DiskFull | StoreError::NotWritable(_) | StoreError::ShutDown => rc::SERVICE_NOT_AVAILABLE,
                 StoreError::Io(_) => rc::SYSTEM_ERROR,
             },
             BrokerError::TopicNotExist { .. } => rc::TOPIC_NOT_EXIST,
@@ -74,9 +78,16 @@ mod tests {
     fn store_errors_map_like_java() {
         let full: CommandError = BrokerError::from(StoreError::DiskFull).into();
         assert_eq!(full.code, rc::SERVICE_NOT_AVAILABLE);
-        let big: CommandError = BrokerError::from(StoreError::MessageTooLarge { size: 5, max: 4 }).into();
+        let big: CommandError =
+            BrokerError::from(StoreError::MessageTooLarge { size: 5, max: 4 }).into();
         assert_eq!(big.code, rc::MESSAGE_ILLEGAL);
         let missing: CommandError = BrokerError::TopicNotExist { topic: "T".into() }.into();
-        assert_eq!((missing.code, missing.remark.as_str()), (rc::TOPIC_NOT_EXIST, "topic[T] not exist, apply first please!"));
+        assert_eq!(
+            (missing.code, missing.remark.as_str()),
+            (
+                rc::TOPIC_NOT_EXIST,
+                "topic[T] not exist, apply first please!"
+            )
+        );
     }
 }

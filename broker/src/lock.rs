@@ -28,12 +28,20 @@ impl RebalanceLockManager {
 
     /// A manager with a custom expiry (tests).
     pub fn with_max_live(max_live: Duration) -> Self {
-        RebalanceLockManager { max_live: Some(max_live), ..Default::default() }
+        RebalanceLockManager {
+            max_live: Some(max_live),
+            ..Default::default()
+        }
     }
 
     /// Locks what is free, expired or already ours; returns every queue of
     /// `mqs` now held by `client_id`.
-    pub fn try_lock_batch(&self, group: &str, mqs: &[MessageQueue], client_id: &str) -> Vec<MessageQueue> {
+    pub fn try_lock_batch(
+        &self,
+        group: &str,
+        mqs: &[MessageQueue],
+        client_id: &str,
+    ) -> Vec<MessageQueue> {
         let max_live = self.max_live.unwrap_or(LOCK_MAX_LIVE_TIME);
         let now = Instant::now();
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
@@ -52,7 +60,13 @@ impl RebalanceLockManager {
                 }
                 Some(_) => {}
                 None => {
-                    locks.insert(mq.clone(), LockEntry { client_id: client_id.to_owned(), last_update: now });
+                    locks.insert(
+                        mq.clone(),
+                        LockEntry {
+                            client_id: client_id.to_owned(),
+                            last_update: now,
+                        },
+                    );
                     out.push(mq.clone());
                 }
             }
@@ -79,7 +93,11 @@ mod tests {
     use super::*;
 
     fn mq(q: i32) -> MessageQueue {
-        MessageQueue { broker_name: "b".into(), queue_id: q, topic: "T".into() }
+        MessageQueue {
+            broker_name: "b".into(),
+            queue_id: q,
+            topic: "T".into(),
+        }
     }
 
     #[test]
@@ -87,15 +105,25 @@ mod tests {
         let m = RebalanceLockManager::with_max_live(Duration::from_millis(0));
         let strict = RebalanceLockManager::new();
         assert_eq!(strict.try_lock_batch("g", &[mq(0), mq(1)], "c1").len(), 2);
-        assert_eq!(strict.try_lock_batch("g", &[mq(1), mq(2)], "c2"), vec![mq(2)]);
+        assert_eq!(
+            strict.try_lock_batch("g", &[mq(1), mq(2)], "c2"),
+            vec![mq(2)]
+        );
         assert_eq!(strict.try_lock_batch("g", &[mq(1)], "c1"), vec![mq(1)]);
         strict.unlock_batch("g", &[mq(1), mq(2)], "c1");
-        assert_eq!(strict.try_lock_batch("g", &[mq(1), mq(2)], "c2"), vec![mq(1), mq(2)]);
+        assert_eq!(
+            strict.try_lock_batch("g", &[mq(1), mq(2)], "c2"),
+            vec![mq(1), mq(2)]
+        );
         // Another group is independent.
         assert_eq!(strict.try_lock_batch("g2", &[mq(0)], "c2"), vec![mq(0)]);
 
         m.try_lock_batch("g", &[mq(0)], "c1");
         std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(m.try_lock_batch("g", &[mq(0)], "c2"), vec![mq(0)], "expired lock is taken over");
+        assert_eq!(
+            m.try_lock_batch("g", &[mq(0)], "c2"),
+            vec![mq(0)],
+            "expired lock is taken over"
+        );
     }
 }

@@ -98,7 +98,10 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// A unique message id for messages that arrive without `UNIQ_KEY`, in the
@@ -147,7 +150,10 @@ pub fn decode_batch(mut buf: Bytes) -> Result<Vec<BatchEntry>, String> {
     let mut out = Vec::new();
     while buf.has_remaining() {
         if buf.remaining() < 20 {
-            return Err(format!("truncated batch record header ({} bytes left)", buf.remaining()));
+            return Err(format!(
+                "truncated batch record header ({} bytes left)",
+                buf.remaining()
+            ));
         }
         let total = buf.get_i32();
         if total < 22 || (total as usize - 4) > buf.remaining() {
@@ -170,8 +176,13 @@ pub fn decode_batch(mut buf: Bytes) -> Result<Vec<BatchEntry>, String> {
             return Err(format!("bad batch properties length {prop_len}"));
         }
         let props = rec.split_to(prop_len as usize);
-        let properties = String::from_utf8(props.to_vec()).map_err(|_| "batch properties are not UTF-8".to_owned())?;
-        out.push(BatchEntry { flag, body, properties });
+        let properties = String::from_utf8(props.to_vec())
+            .map_err(|_| "batch properties are not UTF-8".to_owned())?;
+        out.push(BatchEntry {
+            flag,
+            body,
+            properties,
+        });
     }
     Ok(out)
 }
@@ -243,8 +254,16 @@ mod tests {
     #[test]
     fn batch_round_trip_and_junk() {
         let entries = vec![
-            BatchEntry { flag: 1, body: Bytes::from_static(b"hello"), properties: "UNIQ_KEY\u{1}X\u{2}".into() },
-            BatchEntry { flag: 0, body: Bytes::new(), properties: String::new() },
+            BatchEntry {
+                flag: 1,
+                body: Bytes::from_static(b"hello"),
+                properties: "UNIQ_KEY\u{1}X\u{2}".into(),
+            },
+            BatchEntry {
+                flag: 0,
+                body: Bytes::new(),
+                properties: String::new(),
+            },
         ];
         let bytes = encode_batch(&entries);
         assert_eq!(decode_batch(Bytes::from(bytes.clone())).unwrap(), entries);

@@ -66,10 +66,13 @@ impl NamesrvClient {
                 return Ok(c.clone());
             }
         }
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(addr, Arc::new(Router::new())))
-            .await
-            .map_err(|_| "connect timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
+        let conn = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect(addr, Arc::new(Router::new())),
+        )
+        .await
+        .map_err(|_| "connect timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
         conns.insert(addr.to_owned(), conn.clone());
         Ok(conn)
     }
@@ -87,7 +90,10 @@ impl NamesrvClient {
         wrapper.topic_queue_mapping_info_map = Some(Default::default());
         wrapper.topic_queue_mapping_detail_map = Some(Default::default());
         wrapper.mapping_data_version = Some(DataVersion::default());
-        let body = to_json(&RegisterBrokerBody { topic_config_serialize_wrapper: wrapper, filter_server_list: vec![] });
+        let body = to_json(&RegisterBrokerBody {
+            topic_config_serialize_wrapper: wrapper,
+            filter_server_list: vec![],
+        });
         let crc = crc32fast::hash(&body) & 0x7FFF_FFFF;
         let id = &self.identity;
         let request = RemotingCommand::request(request_code::REGISTER_BROKER)
@@ -96,7 +102,10 @@ impl NamesrvClient {
             .with_ext("clusterName", &id.cluster_name)
             .with_ext("haServerAddr", &id.ha_server_addr)
             .with_ext("brokerId", id.broker_id.to_string())
-            .with_ext("heartbeatTimeoutMillis", HEARTBEAT_TIMEOUT_MILLIS.to_string())
+            .with_ext(
+                "heartbeatTimeoutMillis",
+                HEARTBEAT_TIMEOUT_MILLIS.to_string(),
+            )
             .with_ext("enableActingMaster", "false")
             .with_ext("compressed", "false")
             .with_ext("bodyCrc32", crc.to_string())
@@ -106,11 +115,18 @@ impl NamesrvClient {
             async move {
                 let result = async {
                     let conn = self.connection(addr).await?;
-                    let resp = conn.request(request, self.timeout).await.map_err(|e| e.to_string())?;
+                    let resp = conn
+                        .request(request, self.timeout)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     if resp.code == response_code::SUCCESS {
                         Ok(())
                     } else {
-                        Err(format!("code {} {}", resp.code, resp.remark.unwrap_or_default()))
+                        Err(format!(
+                            "code {} {}",
+                            resp.code,
+                            resp.remark.unwrap_or_default()
+                        ))
                     }
                 }
                 .await;
@@ -127,7 +143,11 @@ impl NamesrvClient {
                 }
             }
         });
-        futures::future::join_all(calls).await.into_iter().filter(|ok| *ok).count()
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .filter(|ok| *ok)
+            .count()
     }
 
     /// UNREGISTER_BROKER to every name server (best effort), then closes the
@@ -168,7 +188,10 @@ pub async fn registration_loop(
     shutdown: CancellationToken,
 ) {
     let period = period.clamp(Duration::from_secs(10), Duration::from_secs(60));
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(10), period);
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(10),
+        period,
+    );
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -37,18 +37,29 @@ impl ConsumerOffsetManager {
         let path = config_dir.join("consumerOffset.json");
         let table = read_json::<OffsetFile>(&path)?.unwrap_or_default();
         debug!(path = %path.display(), entries = table.offset_table.len(), "loaded consumer offsets");
-        Ok(ConsumerOffsetManager { table: Mutex::new(table), dirty: AtomicBool::new(false), path })
+        Ok(ConsumerOffsetManager {
+            table: Mutex::new(table),
+            dirty: AtomicBool::new(false),
+            path,
+        })
     }
 
     pub fn commit(&self, group: &str, topic: &str, queue_id: i32, offset: i64) {
         let mut t = self.lock();
-        t.offset_table.entry(key(topic, group)).or_default().insert(queue_id, offset);
+        t.offset_table
+            .entry(key(topic, group))
+            .or_default()
+            .insert(queue_id, offset);
         t.data_version.counter += 1;
         self.dirty.store(true, Ordering::Release);
     }
 
     pub fn query(&self, group: &str, topic: &str, queue_id: i32) -> Option<i64> {
-        self.lock().offset_table.get(&key(topic, group)).and_then(|q| q.get(&queue_id)).copied()
+        self.lock()
+            .offset_table
+            .get(&key(topic, group))
+            .and_then(|q| q.get(&queue_id))
+            .copied()
     }
 
     /// Every (group) with an offset on `topic`.
@@ -74,13 +85,18 @@ impl ConsumerOffsetManager {
     }
 
     pub fn offsets_of(&self, group: &str, topic: &str) -> BTreeMap<i32, i64> {
-        self.lock().offset_table.get(&key(topic, group)).cloned().unwrap_or_default()
+        self.lock()
+            .offset_table
+            .get(&key(topic, group))
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn remove_topic(&self, topic: &str) {
         let mut t = self.lock();
         let before = t.offset_table.len();
-        t.offset_table.retain(|k, _| k.split_once(TOPIC_GROUP_SEPARATOR).map(|(t, _)| t) != Some(topic));
+        t.offset_table
+            .retain(|k, _| k.split_once(TOPIC_GROUP_SEPARATOR).map(|(t, _)| t) != Some(topic));
         if t.offset_table.len() != before {
             self.dirty.store(true, Ordering::Release);
         }
@@ -88,7 +104,8 @@ impl ConsumerOffsetManager {
 
     pub fn remove_group(&self, group: &str) {
         let mut t = self.lock();
-        t.offset_table.retain(|k, _| k.split_once(TOPIC_GROUP_SEPARATOR).map(|(_, g)| g) != Some(group));
+        t.offset_table
+            .retain(|k, _| k.split_once(TOPIC_GROUP_SEPARATOR).map(|(_, g)| g) != Some(group));
         self.dirty.store(true, Ordering::Release);
     }
 

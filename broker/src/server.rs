@@ -36,8 +36,15 @@ const BOOT_REGISTER_WAIT: Duration = Duration::from_secs(5);
 
 /// Serves a broker on `listener` until `shutdown` is cancelled, opening the
 /// store described by `config`.
-pub async fn run(listener: TcpListener, config: BrokerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    Broker::start(listener, None, config, None, shutdown).await?.wait().await
+pub async fn run(
+    listener: TcpListener,
+    config: BrokerConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    Broker::start(listener, None, config, None, shutdown)
+        .await?
+        .wait()
+        .await
 }
 
 /// A started broker; [`Broker::wait`] serves until shutdown and cleans up.
@@ -81,7 +88,8 @@ impl Broker {
         config.validate()?;
         let local_addr = listener.local_addr()?;
         let config_dir = config.config_dir();
-        std::fs::create_dir_all(&config_dir).with_context(|| format!("creating {}", config_dir.display()))?;
+        std::fs::create_dir_all(&config_dir)
+            .with_context(|| format!("creating {}", config_dir.display()))?;
         let store_host: SocketAddr = config
             .broker_addr()
             .parse()
@@ -92,13 +100,20 @@ impl Broker {
         };
         let register_now = Arc::new(Notify::new());
         let topics = Arc::new(TopicConfigManager::open(&config, register_now.clone())?);
-        let groups = Arc::new(SubscriptionGroupManager::open(config_dir.clone(), config.auto_create_subscription_group)?);
+        let groups = Arc::new(SubscriptionGroupManager::open(
+            config_dir.clone(),
+            config.auto_create_subscription_group,
+        )?);
         let offsets = Arc::new(ConsumerOffsetManager::open(config_dir)?);
-        let clients = Arc::new(ClientManager::new(config.notify_consumer_ids_changed_enable));
+        let clients = Arc::new(ClientManager::new(
+            config.notify_consumer_ids_changed_enable,
+        ));
         let arrivals = Arc::new(ArrivalNotifier::default());
         {
             let arrivals = arrivals.clone();
-            store.set_arrival_listener(Arc::new(move |topic, queue_id, _max| arrivals.arrived(topic, queue_id)));
+            store.set_arrival_listener(Arc::new(move |topic, queue_id, _max| {
+                arrivals.arrived(topic, queue_id)
+            }));
         }
         let namesrv = Arc::new(NamesrvClient::new(&config));
         let register_enabled = config.register_broker_to_name_server;
@@ -125,20 +140,51 @@ impl Broker {
         let router = Arc::new(build_router(services));
 
         let tasks = TaskTracker::new();
-        tasks.spawn(serve(listener, router.clone(), ServerConfig::default(), shutdown.clone()));
+        tasks.spawn(serve(
+            listener,
+            router.clone(),
+            ServerConfig::default(),
+            shutdown.clone(),
+        ));
         if let Some(vip) = vip_listener {
-            tasks.spawn(serve(vip, router, ServerConfig::default(), shutdown.clone()));
+            tasks.spawn(serve(
+                vip,
+                router,
+                ServerConfig::default(),
+                shutdown.clone(),
+            ));
         }
 
         if register_enabled && !namesrv.addrs().is_empty() {
             // Java registers synchronously in start(); bound the wait so a
             // missing name server does not delay the boot for long.
             let _ = tokio::time::timeout(BOOT_REGISTER_WAIT, namesrv.register_all(&topics)).await;
-            tasks.spawn(registration_loop(namesrv.clone(), topics, register_now, register_period, shutdown.clone()));
+            tasks.spawn(registration_loop(
+                namesrv.clone(),
+                topics,
+                register_now,
+                register_period,
+                shutdown.clone(),
+            ));
         }
-        tasks.spawn(housekeeping(offsets.clone(), clients, stats, flush_interval, channel_expiry, shutdown.clone()));
+        tasks.spawn(housekeeping(
+            offsets.clone(),
+            clients,
+            stats,
+            flush_interval,
+            channel_expiry,
+            shutdown.clone(),
+        ));
         info!(%local_addr, "broker started");
-        Ok(Broker { local_addr, config: shared, shutdown, tasks, namesrv, offsets, store })
+        Ok(Broker {
+            local_addr,
+            config: shared,
+            shutdown,
+            tasks,
+            namesrv,
+            offsets,
+            store,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -146,7 +192,10 @@ impl Broker {
     }
 
     pub fn config(&self) -> BrokerConfig {
-        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Serves until shutdown, then unregisters from the name servers,
@@ -154,7 +203,11 @@ impl Broker {
     pub async fn wait(self) -> anyhow::Result<()> {
         self.shutdown.cancelled().await;
         info!("broker shutting down");
-        let register = self.config.read().unwrap_or_else(|p| p.into_inner()).register_broker_to_name_server;
+        let register = self
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .register_broker_to_name_server;
         if register {
             self.namesrv.unregister_all().await;
         }
@@ -194,9 +247,14 @@ async fn housekeeping(
 }
 
 /// A handler whose whole work happens on the connection's read loop.
-fn sync_handler<F>(f: F) -> impl Fn(Connection, RemotingCommand) -> std::future::Ready<Result<RemotingCommand, CommandError>>
+fn sync_handler<F>(
+    f: F,
+) -> impl Fn(Connection, RemotingCommand) -> std::future::Ready<Result<RemotingCommand, CommandError>>
 where
-    F: Fn(&Connection, &RemotingCommand) -> Result<RemotingCommand, BrokerError> + Send + Sync + 'static,
+    F: Fn(&Connection, &RemotingCommand) -> Result<RemotingCommand, BrokerError>
+        + Send
+        + Sync
+        + 'static,
 {
     move |conn, req| std::future::ready(f(&conn, &req).map_err(CommandError::from))
 }
@@ -245,13 +303,20 @@ fn build_router(s: Services) -> Router {
     });
 
     let mut router = Router::new();
-    for code in [rq::SEND_MESSAGE, rq::SEND_MESSAGE_V2, rq::SEND_BATCH_MESSAGE] {
+    for code in [
+        rq::SEND_MESSAGE,
+        rq::SEND_MESSAGE_V2,
+        rq::SEND_BATCH_MESSAGE,
+    ] {
         let p = send.clone();
         router = router.route(code, sync_handler(move |c, r| p.handle(c, r)));
     }
     {
         let p = send.clone();
-        router = router.route(rq::CONSUMER_SEND_MSG_BACK, sync_handler(move |c, r| p.send_back(c, r)));
+        router = router.route(
+            rq::CONSUMER_SEND_MSG_BACK,
+            sync_handler(move |c, r| p.send_back(c, r)),
+        );
     }
     for code in [rq::PULL_MESSAGE, rq::LITE_PULL_MESSAGE] {
         let p = pull.clone();
@@ -261,7 +326,8 @@ fn build_router(s: Services) -> Router {
         });
     }
 
-    type ClientFn = fn(&ClientProcessor, &Connection, &RemotingCommand) -> Result<RemotingCommand, BrokerError>;
+    type ClientFn =
+        fn(&ClientProcessor, &Connection, &RemotingCommand) -> Result<RemotingCommand, BrokerError>;
     let client_routes: [(i32, ClientFn); 8] = [
         (rq::HEART_BEAT, |p, c, r| p.heartbeat(c, r)),
         (rq::UNREGISTER_CLIENT, |p, c, r| p.unregister_client(c, r)),
@@ -279,7 +345,9 @@ fn build_router(s: Services) -> Router {
 
     type AdminFn = fn(&AdminProcessor, &RemotingCommand) -> Result<RemotingCommand, BrokerError>;
     let admin_routes: [(i32, AdminFn); 23] = [
-        (rq::UPDATE_AND_CREATE_TOPIC, |p, r| p.update_and_create_topic(r)),
+        (rq::UPDATE_AND_CREATE_TOPIC, |p, r| {
+            p.update_and_create_topic(r)
+        }),
         (rq::DELETE_TOPIC_IN_BROKER, |p, r| p.delete_topic(r)),
         (rq::GET_ALL_TOPIC_CONFIG, |p, _| p.all_topic_config()),
         (rq::GET_TOPIC_CONFIG, |p, r| p.topic_config(r)),
@@ -288,20 +356,38 @@ fn build_router(s: Services) -> Router {
         (rq::UPDATE_BROKER_CONFIG, |p, r| p.update_broker_config(r)),
         (rq::GET_TOPIC_STATS_INFO, |p, r| p.topic_stats(r)),
         (rq::GET_CONSUME_STATS, |p, r| p.consume_stats(r)),
-        (rq::GET_CONSUMER_CONNECTION_LIST, |p, r| p.consumer_connections(r)),
-        (rq::GET_PRODUCER_CONNECTION_LIST, |p, r| p.producer_connections(r)),
-        (rq::QUERY_TOPIC_CONSUME_BY_WHO, |p, r| p.topic_consumed_by(r)),
-        (rq::GET_ALL_SUBSCRIPTIONGROUP_CONFIG, |p, _| p.all_subscription_groups()),
-        (rq::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, |p, r| p.update_subscription_group(r)),
-        (rq::DELETE_SUBSCRIPTIONGROUP, |p, r| p.delete_subscription_group(r)),
+        (rq::GET_CONSUMER_CONNECTION_LIST, |p, r| {
+            p.consumer_connections(r)
+        }),
+        (rq::GET_PRODUCER_CONNECTION_LIST, |p, r| {
+            p.producer_connections(r)
+        }),
+        (rq::QUERY_TOPIC_CONSUME_BY_WHO, |p, r| {
+            p.topic_consumed_by(r)
+        }),
+        (rq::GET_ALL_SUBSCRIPTIONGROUP_CONFIG, |p, _| {
+            p.all_subscription_groups()
+        }),
+        (rq::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, |p, r| {
+            p.update_subscription_group(r)
+        }),
+        (rq::DELETE_SUBSCRIPTIONGROUP, |p, r| {
+            p.delete_subscription_group(r)
+        }),
         (rq::GET_ALL_CONSUMER_OFFSET, |p, _| p.all_consumer_offsets()),
-        (rq::GET_SYSTEM_TOPIC_LIST_FROM_BROKER, |p, _| p.system_topics()),
+        (rq::GET_SYSTEM_TOPIC_LIST_FROM_BROKER, |p, _| {
+            p.system_topics()
+        }),
         (rq::GET_MAX_OFFSET, |p, r| p.max_offset(r)),
         (rq::GET_MIN_OFFSET, |p, r| p.min_offset(r)),
         (rq::SEARCH_OFFSET_BY_TIMESTAMP, |p, r| p.search_offset(r)),
-        (rq::GET_EARLIEST_MSG_STORETIME, |p, r| p.earliest_store_time(r)),
+        (rq::GET_EARLIEST_MSG_STORETIME, |p, r| {
+            p.earliest_store_time(r)
+        }),
         (rq::VIEW_MESSAGE_BY_ID, |p, r| p.view_message(r)),
-        (rq::UPDATE_AND_CREATE_TOPIC_LIST, |p, r| p.update_and_create_topic_list(r)),
+        (rq::UPDATE_AND_CREATE_TOPIC_LIST, |p, r| {
+            p.update_and_create_topic_list(r)
+        }),
     ];
     for (code, f) in admin_routes {
         let p = admin.clone();

@@ -62,7 +62,11 @@ impl BrokerStats {
                 None => 0.0,
             }
         };
-        WINDOWS.iter().map(|w| format!("{:.2}", rate(*w))).collect::<Vec<_>>().join(" ")
+        WINDOWS
+            .iter()
+            .map(|w| format!("{:.2}", rate(*w)))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     pub fn put_tps(&self) -> String {
@@ -78,9 +82,22 @@ impl BrokerStats {
         self.tps(3)
     }
     pub fn get_total_tps(&self) -> String {
-        let found: Vec<f64> = self.tps(1).split(' ').filter_map(|x| x.parse().ok()).collect();
-        let miss: Vec<f64> = self.tps(2).split(' ').filter_map(|x| x.parse().ok()).collect();
-        found.iter().zip(miss.iter()).map(|(a, b)| format!("{:.2}", a + b)).collect::<Vec<_>>().join(" ")
+        let found: Vec<f64> = self
+            .tps(1)
+            .split(' ')
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let miss: Vec<f64> = self
+            .tps(2)
+            .split(' ')
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        found
+            .iter()
+            .zip(miss.iter())
+            .map(|(a, b)| format!("{:.2}", a + b))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 

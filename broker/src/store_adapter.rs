@@ -8,7 +8,8 @@ use tracing::warn;
 
 use crate::config::BrokerConfig;
 use crate::store::{
-    ArrivalListener, BatchToStore, GetResult, GetStatus, MessageToStore, PutResult, Store, StoreError,
+    ArrivalListener, BatchToStore, GetResult, GetStatus, MessageToStore, PutResult, Store,
+    StoreError,
 };
 
 /// The open store. `shutdown` drops the handle so the directory lock is
@@ -23,22 +24,34 @@ pub fn store_config(config: &BrokerConfig) -> StoreConfig {
         store_path_root_dir: config.store_root(),
         mapped_file_size_commit_log: config.mapped_file_size_commit_log,
         mapped_file_size_consume_queue: config.mapped_file_size_consume_queue,
-        flush_disk_type: if config.is_sync_flush() { FlushDiskType::SyncFlush } else { FlushDiskType::AsyncFlush },
+        flush_disk_type: if config.is_sync_flush() {
+            FlushDiskType::SyncFlush
+        } else {
+            FlushDiskType::AsyncFlush
+        },
         flush_interval_commit_log_ms: config.flush_interval_commit_log.max(1) as u64,
         max_message_size: config.max_message_size.max(0) as usize,
-        max_transfer_bytes_on_message_in_memory: config.max_transfer_bytes_on_message_in_memory.max(1) as usize,
-        max_transfer_count_on_message_in_memory: config.max_transfer_count_on_message_in_memory.max(1) as usize,
+        max_transfer_bytes_on_message_in_memory: config
+            .max_transfer_bytes_on_message_in_memory
+            .max(1) as usize,
+        max_transfer_count_on_message_in_memory: config
+            .max_transfer_count_on_message_in_memory
+            .max(1) as usize,
         message_delay_level: config.message_delay_level.clone(),
         ..StoreConfig::default()
     }
 }
 
 pub fn open(config: &BrokerConfig) -> anyhow::Result<Arc<dyn Store>> {
-    if !config.store_path_commit_log.is_empty() && config.commit_log_dir() != config.store_root().join("commitlog") {
+    if !config.store_path_commit_log.is_empty()
+        && config.commit_log_dir() != config.store_root().join("commitlog")
+    {
         warn!(storePathCommitLog = %config.store_path_commit_log, "storePathCommitLog is not supported; using <storePathRootDir>/commitlog");
     }
     let store = MessageStore::open(store_config(config))?;
-    Ok(Arc::new(DiskStore { inner: RwLock::new(Some(store)) }))
+    Ok(Arc::new(DiskStore {
+        inner: RwLock::new(Some(store)),
+    }))
 }
 
 fn map_error(e: store::StoreError) -> StoreError {
@@ -46,7 +59,9 @@ fn map_error(e: store::StoreError) -> StoreError {
     match e {
         E::MessageTooLarge { size, max } => StoreError::MessageTooLarge { size, max },
         E::PropertiesTooLarge { size, .. } => StoreError::PropertiesTooLarge { size },
-        E::InvalidTopic(_) | E::InvalidQueueId(_) | E::MixedBatch | E::BadBatch(_) => StoreError::Illegal(e.to_string()),
+        E::InvalidTopic(_) | E::InvalidQueueId(_) | E::MixedBatch | E::BadBatch(_) => {
+            StoreError::Illegal(e.to_string())
+        }
         E::DiskFull => StoreError::DiskFull,
         E::ShutDown => StoreError::ShutDown,
         e @ (E::Locked(_) | E::Corrupt { .. } | E::Io(_)) => StoreError::Io(e.to_string()),
@@ -70,7 +85,10 @@ fn to_store_message(m: &MessageToStore) -> store::MessageToStore {
 }
 
 fn put_result(r: store::PutResult) -> PutResult {
-    PutResult { commit_log_offsets: r.commit_log_offsets, queue_offset: r.queue_offset }
+    PutResult {
+        commit_log_offsets: r.commit_log_offsets,
+        queue_offset: r.queue_offset,
+    }
 }
 
 fn status(s: store::GetStatus) -> GetStatus {
@@ -90,7 +108,12 @@ fn status(s: store::GetStatus) -> GetStatus {
 
 impl DiskStore {
     fn with<T>(&self, default: T, f: impl FnOnce(&MessageStore) -> T) -> T {
-        match self.inner.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        match self
+            .inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             Some(s) => f(s),
             None => default,
         }
@@ -99,12 +122,19 @@ impl DiskStore {
 
 impl Store for DiskStore {
     fn put(&self, msg: &MessageToStore) -> Result<PutResult, StoreError> {
-        self.with(Err(StoreError::ShutDown), |s| s.put(&to_store_message(msg)).map(put_result).map_err(map_error))
+        self.with(Err(StoreError::ShutDown), |s| {
+            s.put(&to_store_message(msg))
+                .map(put_result)
+                .map_err(map_error)
+        })
     }
 
     fn put_batch(&self, batch: &BatchToStore) -> Result<PutResult, StoreError> {
-        let msgs: Vec<store::MessageToStore> = batch.messages.iter().map(to_store_message).collect();
-        self.with(Err(StoreError::ShutDown), |s| s.put_messages(&msgs).map(put_result).map_err(map_error))
+        let msgs: Vec<store::MessageToStore> =
+            batch.messages.iter().map(to_store_message).collect();
+        self.with(Err(StoreError::ShutDown), |s| {
+            s.put_messages(&msgs).map(put_result).map_err(map_error)
+        })
     }
 
     fn get_messages(

@@ -36,7 +36,10 @@ pub struct SubscriptionGroupConfig {
 impl Default for SubscriptionGroupConfig {
     fn default() -> Self {
         let mut other = serde_json::Map::new();
-        other.insert("groupRetryPolicy".into(), serde_json::json!({"type": "CUSTOMIZED"}));
+        other.insert(
+            "groupRetryPolicy".into(),
+            serde_json::json!({"type": "CUSTOMIZED"}),
+        );
         SubscriptionGroupConfig {
             group_name: String::new(),
             consume_enable: true,
@@ -58,7 +61,10 @@ impl Default for SubscriptionGroupConfig {
 
 impl SubscriptionGroupConfig {
     pub fn named(group: &str) -> Self {
-        SubscriptionGroupConfig { group_name: group.to_owned(), ..Default::default() }
+        SubscriptionGroupConfig {
+            group_name: group.to_owned(),
+            ..Default::default()
+        }
     }
 }
 
@@ -91,22 +97,36 @@ const SYSTEM_GROUPS: &[(&str, bool)] = &[
 impl SubscriptionGroupManager {
     pub fn open(config_dir: PathBuf, auto_create: bool) -> std::io::Result<Self> {
         let path = config_dir.join("subscriptionGroup.json");
-        let mut state = SubscriptionGroupWrapper { data_version: DataVersion::now(), ..Default::default() };
+        let mut state = SubscriptionGroupWrapper {
+            data_version: DataVersion::now(),
+            ..Default::default()
+        };
         for (g, broadcast) in SYSTEM_GROUPS {
             let mut c = SubscriptionGroupConfig::named(g);
             c.consume_broadcast_enable = *broadcast || c.consume_broadcast_enable;
             state.subscription_group_table.insert((*g).to_owned(), c);
         }
         if let Some(saved) = read_json::<SubscriptionGroupWrapper>(&path)? {
-            state.subscription_group_table.extend(saved.subscription_group_table);
+            state
+                .subscription_group_table
+                .extend(saved.subscription_group_table);
             state.forbidden_table = saved.forbidden_table;
             state.data_version = saved.data_version;
         }
-        Ok(SubscriptionGroupManager { state: RwLock::new(state), path, auto_create })
+        Ok(SubscriptionGroupManager {
+            state: RwLock::new(state),
+            path,
+            auto_create,
+        })
     }
 
     pub fn get(&self, group: &str) -> Option<SubscriptionGroupConfig> {
-        self.state.read().unwrap_or_else(|p| p.into_inner()).subscription_group_table.get(group).cloned()
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .subscription_group_table
+            .get(group)
+            .cloned()
     }
 
     /// Java `findSubscriptionGroupConfig`: auto-creates when enabled.
@@ -123,7 +143,8 @@ impl SubscriptionGroupManager {
             if let Some(existing) = s.subscription_group_table.get(group) {
                 return Some(existing.clone());
             }
-            s.subscription_group_table.insert(group.to_owned(), c.clone());
+            s.subscription_group_table
+                .insert(group.to_owned(), c.clone());
             s.data_version.next();
         }
         info!(%group, "auto-created subscription group");
@@ -134,7 +155,8 @@ impl SubscriptionGroupManager {
     pub fn update(&self, config: SubscriptionGroupConfig) {
         {
             let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
-            s.subscription_group_table.insert(config.group_name.clone(), config);
+            s.subscription_group_table
+                .insert(config.group_name.clone(), config);
             s.data_version.next();
         }
         self.persist();
@@ -160,7 +182,9 @@ impl SubscriptionGroupManager {
     }
 
     fn persist(&self) {
-        let bytes = serde_json::to_vec_pretty(&*self.state.read().unwrap_or_else(|p| p.into_inner())).unwrap_or_default();
+        let bytes =
+            serde_json::to_vec_pretty(&*self.state.read().unwrap_or_else(|p| p.into_inner()))
+                .unwrap_or_default();
         if let Err(e) = write_atomically(&self.path, &bytes) {
             warn!(path = %self.path.display(), error = %e, "cannot persist subscription groups");
         }
@@ -180,7 +204,8 @@ mod tests {
         let g = m.find_or_create("g1").unwrap();
         assert_eq!(g.retry_queue_nums, 1);
         let mut custom: SubscriptionGroupConfig =
-            serde_json::from_str(r#"{"groupName":"g2","retryMaxTimes":3,"futureField":[1]}"#).unwrap();
+            serde_json::from_str(r#"{"groupName":"g2","retryMaxTimes":3,"futureField":[1]}"#)
+                .unwrap();
         assert!(custom.consume_enable);
         custom.retry_queue_nums = 2;
         m.update(custom);

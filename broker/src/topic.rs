@@ -28,7 +28,12 @@ pub const DLQ_PREFIX: &str = "%DLQ%";
 pub fn is_not_allowed_send_topic(topic: &str) -> bool {
     matches!(
         topic,
-        SCHEDULE_TOPIC | TRANS_HALF_TOPIC | TRANS_OP_HALF_TOPIC | TRANS_CHECK_MAX_TIME_TOPIC | SELF_TEST_TOPIC | OFFSET_MOVED_EVENT
+        SCHEDULE_TOPIC
+            | TRANS_HALF_TOPIC
+            | TRANS_OP_HALF_TOPIC
+            | TRANS_CHECK_MAX_TIME_TOPIC
+            | SELF_TEST_TOPIC
+            | OFFSET_MOVED_EVENT
     )
 }
 
@@ -38,11 +43,20 @@ pub fn validate_topic(topic: &str) -> Result<(), String> {
     if topic.is_empty() {
         return Err("The specified topic is blank.".into());
     }
-    let max = if topic.starts_with(RETRY_PREFIX) || topic.starts_with(DLQ_PREFIX) { 255 } else { 127 };
+    let max = if topic.starts_with(RETRY_PREFIX) || topic.starts_with(DLQ_PREFIX) {
+        255
+    } else {
+        127
+    };
     if topic.len() > max {
-        return Err(format!("The specified topic is longer than topic max length {max}."));
+        return Err(format!(
+            "The specified topic is longer than topic max length {max}."
+        ));
     }
-    if !topic.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'%' | b'|' | b'_' | b'-')) {
+    if !topic
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'%' | b'|' | b'_' | b'-'))
+    {
         return Err(format!("The specified topic[{topic}] contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$"));
     }
     Ok(())
@@ -81,11 +95,21 @@ impl TopicConfigManager {
         add(TopicConfig::new(SELF_TEST_TOPIC, 1, 1, rw));
         if config.auto_create_topic_enable {
             let n = config.default_topic_queue_nums;
-            add(TopicConfig::new(AUTO_CREATE_TOPIC, n, n, perm::INHERIT | rw));
+            add(TopicConfig::new(
+                AUTO_CREATE_TOPIC,
+                n,
+                n,
+                perm::INHERIT | rw,
+            ));
         }
         add(TopicConfig::new(BENCHMARK_TOPIC, 1024, 1024, rw));
         let cluster_perm = perm::INHERIT | if config.cluster_topic_enable { rw } else { 0 };
-        add(TopicConfig::new(&config.broker_cluster_name, 16, 16, cluster_perm));
+        add(TopicConfig::new(
+            &config.broker_cluster_name,
+            16,
+            16,
+            cluster_perm,
+        ));
         let broker_perm = perm::INHERIT | if config.broker_topic_enable { rw } else { 0 };
         add(TopicConfig::new(&config.broker_name, 1, 1, broker_perm));
         add(TopicConfig::new(OFFSET_MOVED_EVENT, 1, 1, rw));
@@ -93,10 +117,25 @@ impl TopicConfigManager {
         if config.trace_topic_enable {
             add(TopicConfig::new(&config.msg_trace_topic_name, 1, 1, rw));
         }
-        add(TopicConfig::new(format!("{}_REPLY_TOPIC", config.broker_cluster_name), 1, 1, rw));
+        add(TopicConfig::new(
+            format!("{}_REPLY_TOPIC", config.broker_cluster_name),
+            1,
+            1,
+            rw,
+        ));
         let revive = config.revive_queue_num;
-        add(TopicConfig::new(format!("rmq_sys_REVIVE_LOG_{}", config.broker_cluster_name), revive, revive, rw));
-        add(TopicConfig::new(format!("rmq_sys_SYNC_BROKER_MEMBER_{}", config.broker_name), 1, 1, perm::INHERIT));
+        add(TopicConfig::new(
+            format!("rmq_sys_REVIVE_LOG_{}", config.broker_cluster_name),
+            revive,
+            revive,
+            rw,
+        ));
+        add(TopicConfig::new(
+            format!("rmq_sys_SYNC_BROKER_MEMBER_{}", config.broker_name),
+            1,
+            1,
+            perm::INHERIT,
+        ));
         add(TopicConfig::new(TRANS_HALF_TOPIC, 1, 1, rw));
         add(TopicConfig::new(TRANS_OP_HALF_TOPIC, 1, 1, rw));
         if config.timer_wheel_enable {
@@ -111,7 +150,10 @@ impl TopicConfigManager {
             data_version = saved.data_version;
         }
         let mgr = TopicConfigManager {
-            state: RwLock::new(State { table, data_version }),
+            state: RwLock::new(State {
+                table,
+                data_version,
+            }),
             path,
             system_topics,
             changed,
@@ -154,7 +196,13 @@ impl TopicConfigManager {
     /// Java `createTopicInSendMessageMethod`: a new topic copied from the
     /// default topic when that one carries the inherit bit. `None` when the
     /// topic cannot be created.
-    pub fn create_in_send(&self, topic: &str, default_topic: &str, client_queue_nums: i32, topic_sys_flag: i32) -> Option<TopicConfig> {
+    pub fn create_in_send(
+        &self,
+        topic: &str,
+        default_topic: &str,
+        client_queue_nums: i32,
+        topic_sys_flag: i32,
+    ) -> Option<TopicConfig> {
         let created = {
             let mut s = self.write();
             if let Some(t) = s.table.get(topic) {
@@ -267,7 +315,9 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> std::io:
             Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => continue,
             Ok(bytes) => match remoting::body::from_fastjson::<T>(&bytes) {
                 Ok(v) => return Ok(Some(v)),
-                Err(e) => warn!(path = %candidate.display(), error = %e, "cannot parse config file"),
+                Err(e) => {
+                    warn!(path = %candidate.display(), error = %e, "cannot parse config file")
+                }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
@@ -317,11 +367,16 @@ mod tests {
         assert_eq!(m.get(SCHEDULE_TOPIC).unwrap().read_queue_nums, 18);
         let v0 = m.data_version();
 
-        let t = m.create_in_send("NewTopic", AUTO_CREATE_TOPIC, 4, 0).unwrap();
+        let t = m
+            .create_in_send("NewTopic", AUTO_CREATE_TOPIC, 4, 0)
+            .unwrap();
         assert_eq!((t.perm, t.read_queue_nums, t.write_queue_nums), (6, 4, 4));
         assert!(m.data_version().counter > v0.counter);
         assert!(m.create_in_send("Other", "NoSuchDefault", 4, 0).is_none());
-        assert!(m.create_in_send("Other", "NewTopic", 4, 0).is_none(), "no inherit bit");
+        assert!(
+            m.create_in_send("Other", "NewTopic", 4, 0).is_none(),
+            "no inherit bit"
+        );
 
         let m2 = TopicConfigManager::open(&cfg, changed).unwrap();
         assert_eq!(m2.get("NewTopic"), Some(t));

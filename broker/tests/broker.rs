@@ -16,14 +16,23 @@ async fn send_v1_v2_batch_then_pull_and_view() {
     let c = connect(b.addr).await;
     assert_eq!(c.call(create_topic("T1", 4)).await.code, rc::SUCCESS);
 
-    let r1 = c.call(send_v1("T1", 1, &props(&[("UNIQ_KEY", "U1"), ("TAGS", "a")]), b"one")).await;
+    let r1 = c
+        .call(send_v1(
+            "T1",
+            1,
+            &props(&[("UNIQ_KEY", "U1"), ("TAGS", "a")]),
+            b"one",
+        ))
+        .await;
     assert_eq!(r1.code, rc::SUCCESS, "{:?}", r1.remark);
     assert_eq!(r1.ext("queueId"), Some("1"));
     assert_eq!(r1.ext("queueOffset"), Some("0"));
     assert_eq!(r1.ext("transactionId"), Some("U1"));
     assert_eq!(r1.ext("MSG_REGION"), Some("DefaultRegion"));
     assert_eq!(r1.ext("TRACE_ON"), Some("true"));
-    let r2 = c.call(send_v2("T1", 1, &props(&[("UNIQ_KEY", "U2")]), b"two")).await;
+    let r2 = c
+        .call(send_v2("T1", 1, &props(&[("UNIQ_KEY", "U2")]), b"two"))
+        .await;
     assert_eq!(r2.code, rc::SUCCESS, "{:?}", r2.remark);
     assert_eq!(r2.ext("queueOffset"), Some("1"));
 
@@ -76,14 +85,28 @@ async fn send_v1_v2_batch_then_pull_and_view() {
     assert_eq!((host, phys), (b.addr, recs[0].physical_offset));
     let (_, phys3) = broker::message::decode_offset_message_id(ids[2]).unwrap();
     assert_eq!(phys3, recs[4].physical_offset);
-    let view = c.call(RemotingCommand::request(rq::VIEW_MESSAGE_BY_ID).with_ext("offset", phys.to_string())).await;
+    let view = c
+        .call(RemotingCommand::request(rq::VIEW_MESSAGE_BY_ID).with_ext("offset", phys.to_string()))
+        .await;
     assert_eq!(view.code, rc::SUCCESS);
     let viewed = decode_records(view.body);
     assert_eq!(&viewed[0].body[..], b"one");
 
-    let max = c.call(RemotingCommand::request(rq::GET_MAX_OFFSET).with_ext("topic", "T1").with_ext("queueId", "1")).await;
+    let max = c
+        .call(
+            RemotingCommand::request(rq::GET_MAX_OFFSET)
+                .with_ext("topic", "T1")
+                .with_ext("queueId", "1"),
+        )
+        .await;
     assert_eq!(max.ext("offset"), Some("5"));
-    let min = c.call(RemotingCommand::request(rq::GET_MIN_OFFSET).with_ext("topic", "T1").with_ext("queueId", "1")).await;
+    let min = c
+        .call(
+            RemotingCommand::request(rq::GET_MIN_OFFSET)
+                .with_ext("topic", "T1")
+                .with_ext("queueId", "1"),
+        )
+        .await;
     assert_eq!(min.ext("offset"), Some("0"));
     let search = c
         .call(
@@ -95,7 +118,11 @@ async fn send_v1_v2_batch_then_pull_and_view() {
         .await;
     assert_eq!(search.ext("offset"), Some("0"));
     let earliest = c
-        .call(RemotingCommand::request(rq::GET_EARLIEST_MSG_STORETIME).with_ext("topic", "T1").with_ext("queueId", "1"))
+        .call(
+            RemotingCommand::request(rq::GET_EARLIEST_MSG_STORETIME)
+                .with_ext("topic", "T1")
+                .with_ext("queueId", "1"),
+        )
         .await;
     assert!(earliest.ext("timestamp").unwrap().parse::<i64>().unwrap() > 0);
     b.stop().await;
@@ -109,12 +136,31 @@ async fn send_rejections() {
     cfg.max_message_size = 16;
     let b = start(cfg).await;
     let c = connect(b.addr).await;
-    assert_eq!(c.call(send_v2("Nope", 0, "", b"x")).await.code, rc::TOPIC_NOT_EXIST);
-    assert_eq!(c.call(send_v2("SCHEDULE_TOPIC_XXXX", 0, "", b"x")).await.code, rc::NO_PERMISSION);
-    assert_eq!(c.call(send_v2("bad topic", 0, "", b"x")).await.code, rc::INVALID_PARAMETER);
+    assert_eq!(
+        c.call(send_v2("Nope", 0, "", b"x")).await.code,
+        rc::TOPIC_NOT_EXIST
+    );
+    assert_eq!(
+        c.call(send_v2("SCHEDULE_TOPIC_XXXX", 0, "", b"x"))
+            .await
+            .code,
+        rc::NO_PERMISSION
+    );
+    assert_eq!(
+        c.call(send_v2("bad topic", 0, "", b"x")).await.code,
+        rc::INVALID_PARAMETER
+    );
     assert_eq!(c.call(create_topic("T2", 2)).await.code, rc::SUCCESS);
-    assert_eq!(c.call(send_v2("T2", 5, "", b"x")).await.code, rc::INVALID_PARAMETER);
-    assert_eq!(c.call(send_v2("T2", 0, "", b"01234567890123456789")).await.code, rc::MESSAGE_ILLEGAL);
+    assert_eq!(
+        c.call(send_v2("T2", 5, "", b"x")).await.code,
+        rc::INVALID_PARAMETER
+    );
+    assert_eq!(
+        c.call(send_v2("T2", 0, "", b"01234567890123456789"))
+            .await
+            .code,
+        rc::MESSAGE_ILLEGAL
+    );
     let any_queue = c.call(send_v2("T2", -1, "", b"x")).await;
     assert_eq!(any_queue.code, rc::SUCCESS);
     let q: i32 = any_queue.ext("queueId").unwrap().parse().unwrap();
@@ -131,18 +177,30 @@ async fn auto_create_topic_registers_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let b = start(config(dir.path(), Some(ns.addr))).await;
     // Boot registration: every header field and a body CRC that matches.
-    let boot = ns.wait_for("the boot registration", |r| r.code == rq::REGISTER_BROKER).await;
+    let boot = ns
+        .wait_for("the boot registration", |r| r.code == rq::REGISTER_BROKER)
+        .await;
     assert_eq!(boot.ext("brokerName"), Some("broker-t"));
     assert_eq!(boot.ext("clusterName"), Some("TestCluster"));
     assert_eq!(boot.ext("brokerAddr"), Some(b.addr.to_string().as_str()));
-    assert_eq!(boot.ext("haServerAddr"), Some(format!("127.0.0.1:{}", b.addr.port() + 1).as_str()));
+    assert_eq!(
+        boot.ext("haServerAddr"),
+        Some(format!("127.0.0.1:{}", b.addr.port() + 1).as_str())
+    );
     assert_eq!(boot.ext("brokerId"), Some("0"));
     assert_eq!(boot.ext("compressed"), Some("false"));
     let crc = crc32fast::hash(&boot.body) & 0x7FFF_FFFF;
     assert_eq!(boot.ext("bodyCrc32"), Some(crc.to_string().as_str()));
     let body: remoting::body::RegisterBrokerBody = serde_json::from_slice(&boot.body).unwrap();
     let topics = &body.topic_config_serialize_wrapper.topic_config_table;
-    for t in ["TBW102", "SELF_TEST_TOPIC", "TestCluster", "broker-t", "OFFSET_MOVED_EVENT", "SCHEDULE_TOPIC_XXXX"] {
+    for t in [
+        "TBW102",
+        "SELF_TEST_TOPIC",
+        "TestCluster",
+        "broker-t",
+        "OFFSET_MOVED_EVENT",
+        "SCHEDULE_TOPIC_XXXX",
+    ] {
         assert!(topics.contains_key(t), "system topic {t} registered");
     }
     assert_eq!(topics["TBW102"].perm, 7);
@@ -153,24 +211,37 @@ async fn auto_create_topic_registers_at_once() {
     let reg = ns
         .wait_for("a registration with the new topic", |r| {
             r.code == rq::REGISTER_BROKER
-                && serde_json::from_slice::<remoting::body::RegisterBrokerBody>(&r.body)
-                    .is_ok_and(|b| b.topic_config_serialize_wrapper.topic_config_table.contains_key("Fresh"))
+                && serde_json::from_slice::<remoting::body::RegisterBrokerBody>(&r.body).is_ok_and(
+                    |b| {
+                        b.topic_config_serialize_wrapper
+                            .topic_config_table
+                            .contains_key("Fresh")
+                    },
+                )
         })
         .await;
     let body: remoting::body::RegisterBrokerBody = serde_json::from_slice(&reg.body).unwrap();
     let fresh = &body.topic_config_serialize_wrapper.topic_config_table["Fresh"];
-    assert_eq!((fresh.read_queue_nums, fresh.write_queue_nums, fresh.perm), (4, 4, 6));
+    assert_eq!(
+        (fresh.read_queue_nums, fresh.write_queue_nums, fresh.perm),
+        (4, 4, 6)
+    );
     assert!(body.topic_config_serialize_wrapper.data_version.counter > 0);
 
-    let cfg = c.call(RemotingCommand::request(rq::GET_TOPIC_CONFIG).with_ext("topic", "Fresh")).await;
+    let cfg = c
+        .call(RemotingCommand::request(rq::GET_TOPIC_CONFIG).with_ext("topic", "Fresh"))
+        .await;
     assert_eq!(cfg.code, rc::SUCCESS);
     let t: remoting::body::TopicConfig = serde_json::from_slice(&cfg.body).unwrap();
     assert_eq!(t.write_queue_nums, 4);
-    let missing = c.call(RemotingCommand::request(rq::GET_TOPIC_CONFIG).with_ext("topic", "Nope")).await;
+    let missing = c
+        .call(RemotingCommand::request(rq::GET_TOPIC_CONFIG).with_ext("topic", "Nope"))
+        .await;
     assert_eq!(missing.code, rc::TOPIC_NOT_EXIST);
 
     b.stop().await;
-    ns.wait_for("the unregistration", |r| r.code == rq::UNREGISTER_BROKER).await;
+    ns.wait_for("the unregistration", |r| r.code == rq::UNREGISTER_BROKER)
+        .await;
     ns.shutdown.cancel();
 }
 
@@ -183,23 +254,43 @@ async fn long_polling_holds_until_a_message_arrives() {
 
     // Suspend bit + subscription bit, 30 s hold.
     let conn = c.conn.clone();
-    let held = tokio::spawn(async move { conn.request(pull("g", "LP", 0, 0, 0x2 | 0x4, Some("*"), 30_000), TIMEOUT * 3).await });
+    let held = tokio::spawn(async move {
+        conn.request(
+            pull("g", "LP", 0, 0, 0x2 | 0x4, Some("*"), 30_000),
+            TIMEOUT * 3,
+        )
+        .await
+    });
     let mut held = Box::pin(held);
     assert!(
-        tokio::time::timeout(Duration::from_millis(600), &mut held).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(600), &mut held)
+            .await
+            .is_err(),
         "a suspended pull must not be answered while nothing arrives"
     );
-    assert_eq!(c.call(send_v2("LP", 0, "", b"wake")).await.code, rc::SUCCESS);
-    let resp = tokio::time::timeout(TIMEOUT, held).await.expect("answered after the send").unwrap().unwrap();
+    assert_eq!(
+        c.call(send_v2("LP", 0, "", b"wake")).await.code,
+        rc::SUCCESS
+    );
+    let resp = tokio::time::timeout(TIMEOUT, held)
+        .await
+        .expect("answered after the send")
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.code, rc::SUCCESS, "{:?}", resp.remark);
     assert_eq!(&decode_records(resp.body.clone())[0].body[..], b"wake");
     assert_eq!(resp.ext("nextBeginOffset"), Some("1"));
 
     // Hold time passes without a message: PULL_NOT_FOUND with the offsets.
     let started = std::time::Instant::now();
-    let resp = c.call(pull("g", "LP", 0, 1, 0x2 | 0x4, Some("*"), 300)).await;
+    let resp = c
+        .call(pull("g", "LP", 0, 1, 0x2 | 0x4, Some("*"), 300))
+        .await;
     assert_eq!(resp.code, rc::PULL_NOT_FOUND);
-    assert!(started.elapsed() >= Duration::from_millis(250), "held for the suspend time");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "held for the suspend time"
+    );
     assert_eq!(resp.ext("nextBeginOffset"), Some("1"));
     assert_eq!(resp.ext("maxOffset"), Some("1"));
     b.stop().await;
@@ -215,28 +306,48 @@ async fn pull_statuses_offsets_and_tag_filter() {
 
     // Empty queue: offset 0 -> 19 / next 0; offset 5 -> 21 / next 0.
     let r = c.call(pull("g", "PS", 0, 0, 0x4, sub, 0)).await;
-    assert_eq!((r.code, r.ext("nextBeginOffset")), (rc::PULL_NOT_FOUND, Some("0")));
+    assert_eq!(
+        (r.code, r.ext("nextBeginOffset")),
+        (rc::PULL_NOT_FOUND, Some("0"))
+    );
     let r = c.call(pull("g", "PS", 0, 5, 0x4, sub, 0)).await;
-    assert_eq!((r.code, r.ext("nextBeginOffset")), (rc::PULL_OFFSET_MOVED, Some("0")));
+    assert_eq!(
+        (r.code, r.ext("nextBeginOffset")),
+        (rc::PULL_OFFSET_MOVED, Some("0"))
+    );
 
     for tag in ["A", "B", "A", "C"] {
-        let r = c.call(send_v2("PS", 0, &props(&[("TAGS", tag)]), b"m")).await;
+        let r = c
+            .call(send_v2("PS", 0, &props(&[("TAGS", tag)]), b"m"))
+            .await;
         assert_eq!(r.code, rc::SUCCESS);
     }
     // Caught up (no suspend) -> 19 at the same offset; beyond max -> 21 with max.
     let r = c.call(pull("g", "PS", 0, 4, 0x4, sub, 0)).await;
-    assert_eq!((r.code, r.ext("nextBeginOffset")), (rc::PULL_NOT_FOUND, Some("4")));
+    assert_eq!(
+        (r.code, r.ext("nextBeginOffset")),
+        (rc::PULL_NOT_FOUND, Some("4"))
+    );
     let r = c.call(pull("g", "PS", 0, 9, 0x4, sub, 0)).await;
-    assert_eq!((r.code, r.ext("nextBeginOffset"), r.ext("maxOffset")), (rc::PULL_OFFSET_MOVED, Some("4"), Some("4")));
+    assert_eq!(
+        (r.code, r.ext("nextBeginOffset"), r.ext("maxOffset")),
+        (rc::PULL_OFFSET_MOVED, Some("4"), Some("4"))
+    );
     // Tag filter from the pull header.
     let r = c.call(pull("g", "PS", 0, 0, 0x4, Some("A || C"), 0)).await;
     assert_eq!(r.code, rc::SUCCESS);
     let recs = decode_records(r.body.clone());
-    assert_eq!(recs.iter().map(|r| r.queue_offset).collect::<Vec<_>>(), vec![0, 2, 3]);
+    assert_eq!(
+        recs.iter().map(|r| r.queue_offset).collect::<Vec<_>>(),
+        vec![0, 2, 3]
+    );
     assert_eq!(r.ext("nextBeginOffset"), Some("4"));
     // Nothing matches: 20 with the offset moved past what was examined.
     let r = c.call(pull("g", "PS", 0, 0, 0x4, Some("Z"), 0)).await;
-    assert_eq!((r.code, r.ext("nextBeginOffset")), (rc::PULL_RETRY_IMMEDIATELY, Some("4")));
+    assert_eq!(
+        (r.code, r.ext("nextBeginOffset")),
+        (rc::PULL_RETRY_IMMEDIATELY, Some("4"))
+    );
     // Bad queue id.
     let r = c.call(pull("g", "PS", 7, 0, 0x4, sub, 0)).await;
     assert_eq!(r.code, rc::INVALID_PARAMETER);
@@ -247,11 +358,17 @@ async fn pull_statuses_offsets_and_tag_filter() {
     // Without the subscription bit the heartbeat's subscription is used.
     let r = c.call(pull("g2", "PS", 0, 0, 0, None, 0)).await;
     assert_eq!(r.code, rc::SUBSCRIPTION_NOT_EXIST);
-    assert_eq!(c.call(heartbeat("cid-1", "g2", "PS", "B")).await.code, rc::SUCCESS);
+    assert_eq!(
+        c.call(heartbeat("cid-1", "g2", "PS", "B")).await.code,
+        rc::SUCCESS
+    );
     let r = c.call(pull("g2", "PS", 0, 0, 0, None, 0)).await;
     assert_eq!(r.code, rc::SUCCESS, "{:?}", r.remark);
     let recs = decode_records(r.body);
-    assert_eq!(recs.iter().map(|r| r.queue_offset).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(
+        recs.iter().map(|r| r.queue_offset).collect::<Vec<_>>(),
+        vec![1]
+    );
 
     // Commit offset piggy-backed on the pull (sysFlag bit 0).
     let mut commit = pull("g2", "PS", 0, 4, 0x1, None, 0);
@@ -277,30 +394,47 @@ async fn heartbeat_consumer_list_and_notifications() {
     let c2 = connect(b.addr).await;
     assert_eq!(c1.call(create_topic("HB", 4)).await.code, rc::SUCCESS);
 
-    let list = |group: &str| RemotingCommand::request(rq::GET_CONSUMER_LIST_BY_GROUP).with_ext("consumerGroup", group);
+    let list = |group: &str| {
+        RemotingCommand::request(rq::GET_CONSUMER_LIST_BY_GROUP).with_ext("consumerGroup", group)
+    };
     let r = c1.call(list("hg")).await;
-    assert_eq!((r.code, r.remark.as_deref()), (rc::SYSTEM_ERROR, Some("no consumer for this group, hg")));
+    assert_eq!(
+        (r.code, r.remark.as_deref()),
+        (rc::SYSTEM_ERROR, Some("no consumer for this group, hg"))
+    );
 
     let r = c1.call(heartbeat("cid-1", "hg", "HB", "*")).await;
     assert_eq!(r.code, rc::SUCCESS);
     assert_eq!(r.ext("IS_SUPPORT_HEART_BEAT_V2"), Some("true"));
     assert_eq!(r.ext("IS_SUB_CHANGE"), Some("true"));
     assert_eq!(r.version, remoting::CURRENT_VERSION);
-    let ids: remoting::body::GetConsumerListByGroupResponseBody = serde_json::from_slice(&c1.call(list("hg")).await.body).unwrap();
+    let ids: remoting::body::GetConsumerListByGroupResponseBody =
+        serde_json::from_slice(&c1.call(list("hg")).await.body).unwrap();
     assert_eq!(ids.consumer_id_list, vec!["cid-1"]);
     // The first member is told about itself joining; drain that.
-    let first = tokio::time::timeout(TIMEOUT, c1.inbound.recv()).await.unwrap().unwrap();
+    let first = tokio::time::timeout(TIMEOUT, c1.inbound.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first.ext("consumerGroup"), Some("hg"));
 
     // The retry topic exists after the heartbeat.
-    let retry = c1.call(RemotingCommand::request(rq::GET_TOPIC_CONFIG).with_ext("topic", "%RETRY%hg")).await;
+    let retry = c1
+        .call(RemotingCommand::request(rq::GET_TOPIC_CONFIG).with_ext("topic", "%RETRY%hg"))
+        .await;
     assert_eq!(retry.code, rc::SUCCESS);
     let t: remoting::body::TopicConfig = serde_json::from_slice(&retry.body).unwrap();
     assert_eq!((t.read_queue_nums, t.write_queue_nums, t.perm), (1, 1, 6));
 
     // A second consumer joins: the first one is notified.
-    assert_eq!(c2.call(heartbeat("cid-2", "hg", "HB", "*")).await.code, rc::SUCCESS);
-    let n = tokio::time::timeout(TIMEOUT, c1.inbound.recv()).await.expect("notified").unwrap();
+    assert_eq!(
+        c2.call(heartbeat("cid-2", "hg", "HB", "*")).await.code,
+        rc::SUCCESS
+    );
+    let n = tokio::time::timeout(TIMEOUT, c1.inbound.recv())
+        .await
+        .expect("notified")
+        .unwrap();
     assert_eq!(n.code, rq::NOTIFY_CONSUMER_IDS_CHANGED);
     assert!(n.is_oneway());
     assert_eq!(n.ext("consumerGroup"), Some("hg"));
@@ -310,11 +444,17 @@ async fn heartbeat_consumer_list_and_notifications() {
     assert_eq!(ids.consumer_id_list, vec!["cid-1", "cid-2"]);
 
     // A repeated heartbeat changes nothing and notifies nobody.
-    assert_eq!(c2.call(heartbeat("cid-2", "hg", "HB", "*")).await.code, rc::SUCCESS);
+    assert_eq!(
+        c2.call(heartbeat("cid-2", "hg", "HB", "*")).await.code,
+        rc::SUCCESS
+    );
 
     // The second one's connection closes: the first one is notified again.
     c2.conn.close();
-    let n = tokio::time::timeout(TIMEOUT, c1.inbound.recv()).await.expect("notified on close").unwrap();
+    let n = tokio::time::timeout(TIMEOUT, c1.inbound.recv())
+        .await
+        .expect("notified on close")
+        .unwrap();
     assert_eq!(n.ext("consumerGroup"), Some("hg"));
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
@@ -323,19 +463,29 @@ async fn heartbeat_consumer_list_and_notifications() {
         if ids.consumer_id_list == vec!["cid-1"] {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "closed consumer never left: {ids:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "closed consumer never left: {ids:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // Connection list for admin tools.
-    let conns = c1.call(RemotingCommand::request(rq::GET_CONSUMER_CONNECTION_LIST).with_ext("consumerGroup", "hg")).await;
+    let conns = c1
+        .call(
+            RemotingCommand::request(rq::GET_CONSUMER_CONNECTION_LIST)
+                .with_ext("consumerGroup", "hg"),
+        )
+        .await;
     assert_eq!(conns.code, rc::SUCCESS);
     let v: serde_json::Value = serde_json::from_slice(&conns.body).unwrap();
     assert_eq!(v["connectionSet"][0]["clientId"], "cid-1");
     assert_eq!(v["messageModel"], "CLUSTERING");
 
     // Unregister: the group is gone.
-    let unreg = RemotingCommand::request(rq::UNREGISTER_CLIENT).with_ext("clientID", "cid-1").with_ext("consumerGroup", "hg");
+    let unreg = RemotingCommand::request(rq::UNREGISTER_CLIENT)
+        .with_ext("clientID", "cid-1")
+        .with_ext("consumerGroup", "hg");
     assert_eq!(c1.call(unreg).await.code, rc::SUCCESS);
     assert_eq!(c1.call(list("hg")).await.code, rc::SYSTEM_ERROR);
     b.stop().await;
@@ -364,12 +514,21 @@ async fn consumer_offsets_survive_a_restart() {
                 .with_ext("queueId", "1")
                 .with_ext("commitOffset", off)
         };
-        assert_eq!(c.call(update("42")).await.code, rc::SUBSCRIPTION_GROUP_NOT_EXIST);
-        assert_eq!(c.call(heartbeat("cid", "og", "OT", "*")).await.code, rc::SUCCESS);
+        assert_eq!(
+            c.call(update("42")).await.code,
+            rc::SUBSCRIPTION_GROUP_NOT_EXIST
+        );
+        assert_eq!(
+            c.call(heartbeat("cid", "og", "OT", "*")).await.code,
+            rc::SUCCESS
+        );
         assert_eq!(c.call(update("42")).await.code, rc::SUCCESS);
         let r = c.call(query("1")).await;
         assert_eq!((r.code, r.ext("offset")), (rc::SUCCESS, Some("42")));
-        assert_eq!(c.call(send_v2("OT", 0, "", b"kept")).await.code, rc::SUCCESS);
+        assert_eq!(
+            c.call(send_v2("OT", 0, "", b"kept")).await.code,
+            rc::SUCCESS
+        );
         // A group without an offset on a queue whose first message is still
         // there starts at 0.
         let r = c.call(query("0")).await;
@@ -386,7 +545,9 @@ async fn consumer_offsets_survive_a_restart() {
     let r = c.call(pull("og", "OT", 0, 0, 0x4, Some("*"), 0)).await;
     assert_eq!(r.code, rc::SUCCESS);
     assert_eq!(&decode_records(r.body)[0].body[..], b"kept");
-    let t = c.call(RemotingCommand::request(rq::GET_TOPIC_CONFIG).with_ext("topic", "OT")).await;
+    let t = c
+        .call(RemotingCommand::request(rq::GET_TOPIC_CONFIG).with_ext("topic", "OT"))
+        .await;
     assert_eq!(t.code, rc::SUCCESS);
     b.stop().await;
 }
@@ -404,52 +565,96 @@ async fn lock_batch_and_admin_bodies() {
     };
     let locked = |r: RemotingCommand| -> Vec<i64> {
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        let mut qs: Vec<i64> = v["lockOKMQSet"].as_array().unwrap().iter().map(|m| m["queueId"].as_i64().unwrap()).collect();
+        let mut qs: Vec<i64> = v["lockOKMQSet"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["queueId"].as_i64().unwrap())
+            .collect();
         qs.sort();
         qs
     };
     assert_eq!(locked(c.call(lock("c1", &[0, 1])).await), vec![0, 1]);
     assert_eq!(locked(c.call(lock("c2", &[1, 2])).await), vec![2]);
     let unlock = serde_json::json!({"consumerGroup": "lg", "clientId": "c1", "mqSet": [mq(1)]});
-    let r = c.call(RemotingCommand::request(rq::UNLOCK_BATCH_MQ).with_body(serde_json::to_vec(&unlock).unwrap())).await;
+    let r = c
+        .call(
+            RemotingCommand::request(rq::UNLOCK_BATCH_MQ)
+                .with_body(serde_json::to_vec(&unlock).unwrap()),
+        )
+        .await;
     assert_eq!(r.code, rc::SUCCESS);
     assert_eq!(locked(c.call(lock("c2", &[1])).await), vec![1]);
 
     // Runtime info carries the keys clusterList parses as numbers.
-    let info = c.call(RemotingCommand::request(rq::GET_BROKER_RUNTIME_INFO)).await;
+    let info = c
+        .call(RemotingCommand::request(rq::GET_BROKER_RUNTIME_INFO))
+        .await;
     let kv: remoting::body::KvTable = serde_json::from_slice(&info.body).unwrap();
-    for k in ["earliestMessageTimeStamp", "commitLogDiskRatio", "msgPutTotalTodayNow", "msgGetTotalTodayMorning"] {
-        assert!(kv.table[k].parse::<f64>().is_ok(), "{k} = {:?}", kv.table.get(k));
+    for k in [
+        "earliestMessageTimeStamp",
+        "commitLogDiskRatio",
+        "msgPutTotalTodayNow",
+        "msgGetTotalTodayMorning",
+    ] {
+        assert!(
+            kv.table[k].parse::<f64>().is_ok(),
+            "{k} = {:?}",
+            kv.table.get(k)
+        );
     }
     assert_eq!(kv.table["putTps"].split(' ').count(), 3);
-    assert!(kv.table.contains_key("getTransferedTps") && kv.table.contains_key("getTransferredTps"));
+    assert!(
+        kv.table.contains_key("getTransferedTps") && kv.table.contains_key("getTransferredTps")
+    );
 
     // Broker config: properties text, and updates take effect.
-    let cfg = c.call(RemotingCommand::request(rq::GET_BROKER_CONFIG)).await;
+    let cfg = c
+        .call(RemotingCommand::request(rq::GET_BROKER_CONFIG))
+        .await;
     let text = String::from_utf8(cfg.body.to_vec()).unwrap();
     assert!(text.contains("brokerName=broker-t"), "{text}");
-    let upd = RemotingCommand::request(rq::UPDATE_BROKER_CONFIG).with_body(&b"brokerPermission=4\n"[..]);
+    let upd =
+        RemotingCommand::request(rq::UPDATE_BROKER_CONFIG).with_body(&b"brokerPermission=4\n"[..]);
     assert_eq!(c.call(upd).await.code, rc::SUCCESS);
-    let cfg = c.call(RemotingCommand::request(rq::GET_BROKER_CONFIG)).await;
+    let cfg = c
+        .call(RemotingCommand::request(rq::GET_BROKER_CONFIG))
+        .await;
     assert!(String::from_utf8_lossy(&cfg.body).contains("brokerPermission=4"));
     assert_eq!(c.call(create_topic("RO", 1)).await.code, rc::SUCCESS);
-    assert_eq!(c.call(send_v2("RO", 0, "", b"x")).await.code, rc::NO_PERMISSION);
+    assert_eq!(
+        c.call(send_v2("RO", 0, "", b"x")).await.code,
+        rc::NO_PERMISSION
+    );
 
     // Topic stats use fastjson's object keys.
-    let stats = c.call(RemotingCommand::request(rq::GET_TOPIC_STATS_INFO).with_ext("topic", "RO")).await;
+    let stats = c
+        .call(RemotingCommand::request(rq::GET_TOPIC_STATS_INFO).with_ext("topic", "RO"))
+        .await;
     assert_eq!(stats.code, rc::SUCCESS);
     let text = String::from_utf8(stats.body.to_vec()).unwrap();
-    assert!(text.starts_with(r#"{"offsetTable":{{"brokerName":"broker-t","queueId":0,"topic":"RO"}:{"#), "{text}");
+    assert!(
+        text.starts_with(r#"{"offsetTable":{{"brokerName":"broker-t","queueId":0,"topic":"RO"}:{"#),
+        "{text}"
+    );
 
-    let all = c.call(RemotingCommand::request(rq::GET_ALL_TOPIC_CONFIG)).await;
+    let all = c
+        .call(RemotingCommand::request(rq::GET_ALL_TOPIC_CONFIG))
+        .await;
     let w: remoting::body::TopicConfigSerializeWrapper = serde_json::from_slice(&all.body).unwrap();
     assert!(w.topic_config_table.contains_key("RO"));
-    let groups = c.call(RemotingCommand::request(rq::GET_ALL_SUBSCRIPTIONGROUP_CONFIG)).await;
+    let groups = c
+        .call(RemotingCommand::request(
+            rq::GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+        ))
+        .await;
     let v: serde_json::Value = serde_json::from_slice(&groups.body).unwrap();
     assert!(v["subscriptionGroupTable"]["TOOLS_CONSUMER"].is_object());
     let del = RemotingCommand::request(rq::DELETE_TOPIC_IN_BROKER).with_ext("topic", "RO");
     assert_eq!(c.call(del).await.code, rc::SUCCESS);
-    let gone = c.call(RemotingCommand::request(rq::GET_TOPIC_CONFIG).with_ext("topic", "RO")).await;
+    let gone = c
+        .call(RemotingCommand::request(rq::GET_TOPIC_CONFIG).with_ext("topic", "RO"))
+        .await;
     assert_eq!(gone.code, rc::TOPIC_NOT_EXIST);
     b.stop().await;
 }
@@ -460,7 +665,17 @@ async fn send_back_goes_to_retry_then_dlq() {
     let b = start(config(dir.path(), None)).await;
     let c = connect(b.addr).await;
     assert_eq!(c.call(create_topic("SB", 1)).await.code, rc::SUCCESS);
-    assert_eq!(c.call(send_v2("SB", 0, &props(&[("UNIQ_KEY", "U9"), ("TAGS", "t")]), b"fail-me")).await.code, rc::SUCCESS);
+    assert_eq!(
+        c.call(send_v2(
+            "SB",
+            0,
+            &props(&[("UNIQ_KEY", "U9"), ("TAGS", "t")]),
+            b"fail-me"
+        ))
+        .await
+        .code,
+        rc::SUCCESS
+    );
     let r = c.call(pull("sg", "SB", 0, 0, 0x4, Some("*"), 0)).await;
     let original = decode_records(r.body).remove(0);
 
@@ -473,8 +688,13 @@ async fn send_back_goes_to_retry_then_dlq() {
             .with_ext("unitMode", "false")
             .with_ext("maxReconsumeTimes", max)
     };
-    assert_eq!(c.call(back(original.physical_offset, "16")).await.code, rc::SUCCESS);
-    let r = c.call(pull("sg", "%RETRY%sg", 0, 0, 0x4, Some("*"), 0)).await;
+    assert_eq!(
+        c.call(back(original.physical_offset, "16")).await.code,
+        rc::SUCCESS
+    );
+    let r = c
+        .call(pull("sg", "%RETRY%sg", 0, 0, 0x4, Some("*"), 0))
+        .await;
     assert_eq!(r.code, rc::SUCCESS, "{:?}", r.remark);
     let retry = decode_records(r.body).remove(0);
     assert_eq!(&retry.body[..], b"fail-me");
@@ -485,7 +705,10 @@ async fn send_back_goes_to_retry_then_dlq() {
     assert_eq!(prop(&retry, "ORIGIN_MESSAGE_ID"), Some("U9"));
 
     // Budget spent: the dead-letter queue.
-    assert_eq!(c.call(back(retry.physical_offset, "1")).await.code, rc::SUCCESS);
+    assert_eq!(
+        c.call(back(retry.physical_offset, "1")).await.code,
+        rc::SUCCESS
+    );
     let r = c.call(pull("sg", "%DLQ%sg", 0, 0, 0x4, Some("*"), 0)).await;
     assert_eq!(r.code, rc::SUCCESS, "{:?}", r.remark);
     let dead = decode_records(r.body).remove(0);

@@ -20,7 +20,10 @@ use remoting::{Connection, RemotingCommand, Router};
 pub const JAVA_VERSIONS: [&str; 2] = ["4.9.8", "5.3.3"];
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 fn compat_dir() -> PathBuf {
@@ -44,7 +47,9 @@ pub fn bin_dir() -> PathBuf {
         if let Ok(dir) = std::env::var("MQ_BIN_DIR") {
             return PathBuf::from(dir);
         }
-        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| workspace_root().join("target"));
         let release = target.join("release");
         if release.join("mqnamesrv").exists() && release.join("mqbroker").exists() {
             return release;
@@ -52,7 +57,15 @@ pub fn bin_dir() -> PathBuf {
         // `cargo test` holds the lock on its own target folder, so build elsewhere.
         let own = target.join("compat-bins");
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "-p", "nameserver", "-p", "broker", "--bins"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "nameserver",
+                "-p",
+                "broker",
+                "--bins",
+            ])
             .env("CARGO_TARGET_DIR", &own)
             .current_dir(workspace_root())
             .status()
@@ -70,7 +83,11 @@ pub fn bin_dir() -> PathBuf {
 pub fn free_broker_port() -> u16 {
     for _ in 0..200 {
         let port = free_port();
-        if port > 1024 && [port - 2, port + 1].iter().all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok()) {
+        if port > 1024
+            && [port - 2, port + 1]
+                .iter()
+                .all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        {
             return port;
         }
     }
@@ -78,14 +95,20 @@ pub fn free_broker_port() -> u16 {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
 }
 
 /// Polls `cond` until it holds or `timeout` passes.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -109,7 +132,11 @@ impl Proc {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        Proc { name: name.to_owned(), child, log }
+        Proc {
+            name: name.to_owned(),
+            child,
+            log,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -187,7 +214,11 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    Output { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default() }
+    Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    }
 }
 
 // ------------------------------------------------------------------- cluster
@@ -206,7 +237,10 @@ pub struct Cluster {
 impl Cluster {
     pub fn start() -> Cluster {
         let bins = bin_dir();
-        let dir = tempfile::Builder::new().prefix("rmq-compat-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("rmq-compat-")
+            .tempdir()
+            .expect("temp dir");
         let ns_port = free_port();
         let namesrv_addr = format!("127.0.0.1:{ns_port}");
         let ns_conf = dir.path().join("namesrv.properties");
@@ -219,10 +253,17 @@ impl Cluster {
         )
         .expect("write namesrv config");
         let mut cmd = Command::new(bins.join("mqnamesrv"));
-        cmd.arg("-c").arg(&ns_conf).env("HOME", dir.path()).env("RUST_LOG", "info");
+        cmd.arg("-c")
+            .arg(&ns_conf)
+            .env("HOME", dir.path())
+            .env("RUST_LOG", "info");
         let mut namesrv = Proc::spawn("mqnamesrv", cmd, dir.path().join("namesrv.log"));
         wait_until("the name server to listen", Duration::from_secs(20), || {
-            assert!(namesrv.is_running(), "mqnamesrv exited:\n{}", namesrv.log_text());
+            assert!(
+                namesrv.is_running(),
+                "mqnamesrv exited:\n{}",
+                namesrv.log_text()
+            );
             TcpStream::connect(&namesrv_addr).is_ok()
         });
 
@@ -242,9 +283,22 @@ impl Cluster {
         )
         .expect("write broker config");
         let mut cmd = Command::new(bins.join("mqbroker"));
-        cmd.arg("-c").arg(&broker_conf).arg("-n").arg(&namesrv_addr).env("HOME", dir.path()).env("RUST_LOG", "info");
+        cmd.arg("-c")
+            .arg(&broker_conf)
+            .arg("-n")
+            .arg(&namesrv_addr)
+            .env("HOME", dir.path())
+            .env("RUST_LOG", "info");
         let broker = Proc::spawn("mqbroker", cmd, dir.path().join("broker.log"));
-        let mut cluster = Cluster { dir, namesrv_addr, broker_addr, cluster_name, broker_name, namesrv, broker };
+        let mut cluster = Cluster {
+            dir,
+            namesrv_addr,
+            broker_addr,
+            cluster_name,
+            broker_name,
+            namesrv,
+            broker,
+        };
         cluster.wait_broker_registered(Duration::from_secs(30));
         cluster
     }
@@ -257,13 +311,26 @@ impl Cluster {
         let name = self.broker_name.clone();
         let deadline = Instant::now() + timeout;
         loop {
-            assert!(self.broker.is_running(), "mqbroker exited:\n{}", self.broker.log_text());
+            assert!(
+                self.broker.is_running(),
+                "mqbroker exited:\n{}",
+                self.broker.log_text()
+            );
             if let Some(info) = cluster_info(&ns) {
-                if info.broker_addr_table.get(&name).and_then(|b| b.broker_addrs.get(&0)) == Some(&want) {
+                if info
+                    .broker_addr_table
+                    .get(&name)
+                    .and_then(|b| b.broker_addrs.get(&0))
+                    == Some(&want)
+                {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "broker never registered with {ns}\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "broker never registered with {ns}\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -291,8 +358,16 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
         } else {
-            assert!(b.is_some_and(|s| s.success()), "mqbroker did not stop cleanly on SIGTERM\n{}", self.logs());
-            assert!(n.is_some_and(|s| s.success()), "mqnamesrv did not stop cleanly on SIGTERM\n{}", self.logs());
+            assert!(
+                b.is_some_and(|s| s.success()),
+                "mqbroker did not stop cleanly on SIGTERM\n{}",
+                self.logs()
+            );
+            assert!(
+                n.is_some_and(|s| s.success()),
+                "mqnamesrv did not stop cleanly on SIGTERM\n{}",
+                self.logs()
+            );
         }
     }
 }
@@ -300,11 +375,19 @@ impl Drop for Cluster {
 /// GET_BROKER_CLUSTER_INFO through our own remoting client (readiness only;
 /// every assertion about behaviour goes through the official tools).
 pub fn cluster_info(namesrv: &str) -> Option<ClusterInfo> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
     rt.block_on(async {
-        let conn = Connection::connect(namesrv, Arc::new(Router::new())).await.ok()?;
+        let conn = Connection::connect(namesrv, Arc::new(Router::new()))
+            .await
+            .ok()?;
         let resp = conn
-            .request(RemotingCommand::request(request_code::GET_BROKER_CLUSTER_INFO), Duration::from_secs(3))
+            .request(
+                RemotingCommand::request(request_code::GET_BROKER_CLUSTER_INFO),
+                Duration::from_secs(3),
+            )
             .await
             .ok()?;
         conn.close();
@@ -340,22 +423,38 @@ pub fn java_client(version: &str) -> JavaClient {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    JavaClient { version: version.to_owned(), dir: dir.join("target").join(version) }
+    JavaClient {
+        version: version.to_owned(),
+        dir: dir.join("target").join(version),
+    }
 }
 
 impl JavaClient {
     fn command(&self, home: &Path, jvm_args: &[&str], main: &str) -> Command {
         let mut c = Command::new("java");
-        let cp = format!("{}:{}/*", self.dir.join("classes").display(), self.dir.join("lib").display());
+        let cp = format!(
+            "{}:{}/*",
+            self.dir.join("classes").display(),
+            self.dir.join("lib").display()
+        );
         c.arg("-Xms64m")
             .arg("-Xmx512m")
             .arg("-XX:+UseSerialGC")
             .arg("-XX:TieredStopAtLevel=1")
             .arg(format!("-Duser.home={}", home.display()))
-            .arg(format!("-Drocketmq.home.dir={}", self.dir.join("home").display()))
-            .arg(format!("-Drocketmq.client.logRoot={}", home.join("logs").display()))
+            .arg(format!(
+                "-Drocketmq.home.dir={}",
+                self.dir.join("home").display()
+            ))
+            .arg(format!(
+                "-Drocketmq.client.logRoot={}",
+                home.join("logs").display()
+            ))
             .arg("-Drocketmq.client.logLevel=WARN")
-            .arg(format!("-Drocketmq.log.root={}", home.join("logs").display()))
+            .arg(format!(
+                "-Drocketmq.log.root={}",
+                home.join("logs").display()
+            ))
             .arg("-Drocketmq.log.level=WARN")
             .arg("-cp")
             .arg(cp)
@@ -377,10 +476,18 @@ impl JavaClient {
     pub fn mqadmin(&self, home: &Path, args: &[&str]) -> String {
         // 5.x picks its tools logging from the classpath; name it anyway so a
         // client logback file on the same classpath can never win.
-        let mut c = self.command(home, &["-Drmq.logback.configurationFile=rmq.tools.logback.xml"], "org.apache.rocketmq.tools.command.MQAdminStartup");
+        let mut c = self.command(
+            home,
+            &["-Drmq.logback.configurationFile=rmq.tools.logback.xml"],
+            "org.apache.rocketmq.tools.command.MQAdminStartup",
+        );
         c.args(args);
         let out = run_with_timeout(c, Duration::from_secs(120));
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     }
 }
 
@@ -408,7 +515,11 @@ pub fn go_driver() -> PathBuf {
 
 /// `stdout + stderr` of an output, for assertion messages.
 pub fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Parses `addr` for callers that need a socket address.

@@ -5,7 +5,11 @@
 
 use std::time::Duration;
 
-use compat_tests::{go_driver, java_client, run_with_timeout, serial, text, Cluster, JavaClient, JAVA_VERSIONS};
+use remoting::body::{from_fastjson, TopicRouteData};
+
+use compat_tests::{
+    go_driver, java_client, run_with_timeout, serial, text, Cluster, JavaClient, JAVA_VERSIONS,
+};
 
 const MESSAGES: &str = "1000";
 
@@ -14,7 +18,22 @@ fn create_topic_with_mqadmin(cluster: &Cluster, java: &JavaClient, topic: &str) 
     let home = cluster.client_home(&format!("mqadmin-{}", java.version));
     let ns = cluster.namesrv_addr.as_str();
 
-    let out = java.mqadmin(&home, &["updateTopic", "-n", ns, "-c", &cluster.cluster_name, "-t", topic, "-r", "4", "-w", "4"]);
+    let out = java.mqadmin(
+        &home,
+        &[
+            "updateTopic",
+            "-n",
+            ns,
+            "-c",
+            &cluster.cluster_name,
+            "-t",
+            topic,
+            "-r",
+            "4",
+            "-w",
+            "4",
+        ],
+    );
     assert!(
         out.contains(&format!("create topic to {} success", cluster.broker_addr)),
         "mqadmin {} updateTopic:\n{out}\n{}",
@@ -26,21 +45,48 @@ fn create_topic_with_mqadmin(cluster: &Cluster, java: &JavaClient, topic: &str) 
     let row = out
         .lines()
         .find(|l| l.contains(&cluster.broker_addr))
-        .unwrap_or_else(|| panic!("mqadmin {} clusterList does not show our broker:\n{out}", java.version));
+        .unwrap_or_else(|| {
+            panic!(
+                "mqadmin {} clusterList does not show our broker:\n{out}",
+                java.version
+            )
+        });
     let cols: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(&cols[..4], &[cluster.cluster_name.as_str(), cluster.broker_name.as_str(), "0", cluster.broker_addr.as_str()], "{out}");
+    assert_eq!(
+        &cols[..4],
+        &[
+            cluster.cluster_name.as_str(),
+            cluster.broker_name.as_str(),
+            "0",
+            cluster.broker_addr.as_str()
+        ],
+        "{out}"
+    );
 
     let out = java.mqadmin(&home, &["topicRoute", "-n", ns, "-t", topic]);
-    let json_start = out.find('{').unwrap_or_else(|| panic!("mqadmin {} topicRoute printed no route:\n{out}", java.version));
-    let route: serde_json::Value = serde_json::from_str(out[json_start..].trim())
-        .unwrap_or_else(|e| panic!("topicRoute output is not JSON ({e}):\n{out}"));
-    let queue = &route["queueDatas"][0];
-    assert_eq!(queue["brokerName"], cluster.broker_name.as_str(), "{out}");
-    assert_eq!(queue["readQueueNums"], 4, "{out}");
-    assert_eq!(queue["writeQueueNums"], 4, "{out}");
-    assert_eq!(queue["perm"], 6, "{out}");
-    let addrs = &route["brokerDatas"][0]["brokerAddrs"];
-    assert_eq!(addrs["0"], cluster.broker_addr.as_str(), "{out}");
+    let json_start = out.find('{').unwrap_or_else(|| {
+        panic!(
+            "mqadmin {} topicRoute printed no route:\n{out}",
+            java.version
+        )
+    });
+    // mqadmin pretty-prints fastjson's own form, with unquoted integer keys.
+    let route: TopicRouteData = from_fastjson(out[json_start..].trim().as_bytes())
+        .unwrap_or_else(|e| panic!("topicRoute output does not parse ({e}):\n{out}"));
+    assert_eq!(route.queue_datas.len(), 1, "{out}");
+    let queue = &route.queue_datas[0];
+    assert_eq!(queue.broker_name, cluster.broker_name, "{out}");
+    assert_eq!(
+        (queue.read_queue_nums, queue.write_queue_nums, queue.perm),
+        (4, 4, 6),
+        "{out}"
+    );
+    assert_eq!(route.broker_datas.len(), 1, "{out}");
+    assert_eq!(
+        route.broker_datas[0].broker_addrs.get(&0),
+        Some(&cluster.broker_addr),
+        "{out}"
+    );
 }
 
 fn java_round_trip(version: &str) {
@@ -52,7 +98,12 @@ fn java_round_trip(version: &str) {
 
     let home = cluster.client_home(&format!("java-{version}"));
     let group = format!("slice_java_{}", version.replace('.', "_"));
-    let out = java.run(&home, "compat.ProduceConsume", &[&cluster.namesrv_addr, &topic, MESSAGES, &group, "150"], Duration::from_secs(240));
+    let out = java.run(
+        &home,
+        "compat.ProduceConsume",
+        &[&cluster.namesrv_addr, &topic, MESSAGES, &group, "150"],
+        Duration::from_secs(240),
+    );
     let out = text(&out);
     assert!(
         out.contains("sent=1000 received=1000 duplicates=0 missing=0"),
@@ -82,9 +133,24 @@ fn go_producer_and_push_consumer() {
 
     let home = cluster.client_home("go");
     let mut cmd = std::process::Command::new(driver);
-    cmd.args(["-namesrv", &cluster.namesrv_addr, "-topic", topic, "-count", MESSAGES, "-group", "slice_go", "-timeout", "150s"])
-        .env("HOME", &home)
-        .env("rocketmq.client.localOffsetStoreDir", home.join("offsets"));
+    cmd.args([
+        "-namesrv",
+        &cluster.namesrv_addr,
+        "-topic",
+        topic,
+        "-count",
+        MESSAGES,
+        "-group",
+        "slice_go",
+        "-timeout",
+        "150s",
+    ])
+    .env("HOME", &home)
+    .env("rocketmq.client.localOffsetStoreDir", home.join("offsets"));
     let out = text(&run_with_timeout(cmd, Duration::from_secs(240)));
-    assert!(out.contains("sent=1000 received=1000 duplicates=0 missing=0"), "Go produce/consume:\n{out}\n{}", cluster.logs());
+    assert!(
+        out.contains("sent=1000 received=1000 duplicates=0 missing=0"),
+        "Go produce/consume:\n{out}\n{}",
+        cluster.logs()
+    );
 }

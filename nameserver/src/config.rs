@@ -16,11 +16,21 @@ use tracing::warn;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("invalid value {value:?} for config key {key}: expected {expected}")]
-    InvalidValue { key: String, value: String, expected: &'static str },
+    InvalidValue {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write config file {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A typed config field as `MixAll.properties2Object` parses it.
@@ -196,12 +206,19 @@ const CLIENT_KEYS: &[&str] = &[
 ];
 
 /// Keys UPDATE_NAMESRV_CONFIG may never change (`DefaultRequestProcessor.initConfigBlackList`).
-const FIXED_BLACK_LIST: &[&str] = &["configBlackList", "configStorePath", "kvConfigPath", "rocketmqHome"];
+const FIXED_BLACK_LIST: &[&str] = &[
+    "configBlackList",
+    "configStorePath",
+    "kvConfigPath",
+    "rocketmqHome",
+];
 
 impl Default for NamesrvConfig {
     /// Defaults with paths under `$HOME` and `rocketmqHome` from `ROCKETMQ_HOME`.
     fn default() -> Self {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
         let mut config = Self::with_home(&home);
         config.rocketmq_home = std::env::var("ROCKETMQ_HOME").unwrap_or_default();
         config
@@ -215,13 +232,19 @@ impl NamesrvConfig {
         let mut config = Self::defaults();
         let dir = home.join("namesrv");
         config.kv_config_path = dir.join("kvConfig.json").to_string_lossy().into_owned();
-        config.config_store_path = dir.join("namesrv.properties").to_string_lossy().into_owned();
+        config.config_store_path = dir
+            .join("namesrv.properties")
+            .to_string_lossy()
+            .into_owned();
         config
     }
 
     /// Applies properties over the current values. Unknown keys are logged
     /// and kept in [`NamesrvConfig::extra`]; the first bad value is an error.
-    pub fn apply<'a>(&mut self, props: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(), ConfigError> {
+    pub fn apply<'a>(
+        &mut self,
+        props: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), ConfigError> {
         for (key, value) in props {
             if !self.set(key, value)? {
                 if !CLIENT_KEYS.contains(&key) {
@@ -243,7 +266,10 @@ impl NamesrvConfig {
 
     /// Applies the properties text of `path` and makes it the store path.
     pub fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let props = remoting::properties::parse(&String::from_utf8_lossy(&bytes));
         self.apply(props.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         self.config_store_path = path.to_string_lossy().into_owned();
@@ -267,7 +293,11 @@ impl NamesrvConfig {
     /// unescaped: Java's `Configuration.getAllConfigsFormatString`, which is
     /// both the GET_NAMESRV_CONFIG body and what updates persist.
     pub fn all_configs_text(&self) -> String {
-        let mut all: BTreeMap<&str, String> = self.extra.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let mut all: BTreeMap<&str, String> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
         for (k, v) in self.entries() {
             // Java leaves out null fields; an unset rocketmqHome is null there.
             if k == "rocketmqHome" && v.is_empty() {
@@ -290,14 +320,22 @@ impl NamesrvConfig {
         FIXED_BLACK_LIST
             .iter()
             .map(|s| (*s).to_owned())
-            .chain(self.config_black_list.split(';').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
+            .chain(
+                self.config_black_list
+                    .split(';')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty()),
+            )
             .collect()
     }
 
     /// Applies a runtime update (UPDATE_NAMESRV_CONFIG): like Java's
     /// `Configuration.update`, only keys that already exist change; unknown
     /// keys are ignored. All-or-nothing: a bad value leaves `self` unchanged.
-    pub fn update<'a>(&mut self, props: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(), ConfigError> {
+    pub fn update<'a>(
+        &mut self,
+        props: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), ConfigError> {
         let mut next = self.clone();
         for (key, value) in props {
             if next.set(key, value)? {
@@ -343,13 +381,23 @@ mod tests {
     #[test]
     fn properties_apply_and_bad_values_name_the_key() {
         let mut c = NamesrvConfig::with_home(Path::new("/h"));
-        c.apply([("listenPort", "19876"), ("orderMessageEnable", "TRUE"), ("someFutureKey", "x"), ("useTLS", "false")])
-            .unwrap();
+        c.apply([
+            ("listenPort", "19876"),
+            ("orderMessageEnable", "TRUE"),
+            ("someFutureKey", "x"),
+            ("useTLS", "false"),
+        ])
+        .unwrap();
         assert_eq!(c.listen_port, 19876);
         assert!(c.order_message_enable);
         assert_eq!(c.extra.get("someFutureKey").map(String::as_str), Some("x"));
-        let err = c.apply([("scanNotActiveBrokerInterval", "5s")]).unwrap_err();
-        assert!(err.to_string().contains("scanNotActiveBrokerInterval"), "{err}");
+        let err = c
+            .apply([("scanNotActiveBrokerInterval", "5s")])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("scanNotActiveBrokerInterval"),
+            "{err}"
+        );
         let err = c.apply([("enableTopicList", "yes")]).unwrap_err();
         assert!(err.to_string().contains("enableTopicList"), "{err}");
     }
@@ -359,7 +407,10 @@ mod tests {
         let mut c = NamesrvConfig::with_home(Path::new("/h"));
         c.apply([("zzz", "1")]).unwrap();
         let text = c.all_configs_text();
-        let keys: Vec<&str> = text.lines().map(|l| l.split('=').next().unwrap_or("")).collect();
+        let keys: Vec<&str> = text
+            .lines()
+            .map(|l| l.split('=').next().unwrap_or(""))
+            .collect();
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
@@ -370,11 +421,14 @@ mod tests {
     #[test]
     fn update_is_all_or_nothing_and_ignores_unknown_keys() {
         let mut c = NamesrvConfig::with_home(Path::new("/h"));
-        c.update([("orderMessageEnable", "true"), ("nope", "1")]).unwrap();
+        c.update([("orderMessageEnable", "true"), ("nope", "1")])
+            .unwrap();
         assert!(c.order_message_enable);
         assert!(!c.extra.contains_key("nope"));
         let before = c.clone();
-        assert!(c.update([("enableTopicList", "false"), ("waitSecondsForService", "x")]).is_err());
+        assert!(c
+            .update([("enableTopicList", "false"), ("waitSecondsForService", "x")])
+            .is_err());
         assert_eq!(c, before);
         assert!(c.black_list().contains("kvConfigPath"));
         assert!(c.black_list().contains("rocketmqHome"));

@@ -23,7 +23,10 @@ pub enum NamesrvError {
     #[error("the connection closed before the broker was registered")]
     ConnectionClosed,
     #[error("malformed {what} body: {source}")]
-    Body { what: &'static str, source: serde_json::Error },
+    Body {
+        what: &'static str,
+        source: serde_json::Error,
+    },
     #[error("No topic route info in name server for the topic: {0}\nSee https://rocketmq.apache.org/docs/bestPractice/06FAQ for further details.")]
     TopicNotExist(String),
     #[error("No config item, Namespace: {namespace} Key: {key}")]
@@ -47,7 +50,9 @@ impl NamesrvError {
     pub fn to_command_error(&self) -> CommandError {
         let code = match self {
             NamesrvError::TopicNotExist(_) => response_code::TOPIC_NOT_EXIST,
-            NamesrvError::KvNotFound { .. } | NamesrvError::KvNamespaceNotFound(_) => response_code::QUERY_NOT_FOUND,
+            NamesrvError::KvNotFound { .. } | NamesrvError::KvNamespaceNotFound(_) => {
+                response_code::QUERY_NOT_FOUND
+            }
             NamesrvError::ConfigBlackListed => response_code::NO_PERMISSION,
             NamesrvError::Header(_)
             | NamesrvError::Crc32Mismatch { .. }

@@ -34,7 +34,10 @@ struct Writer {
 
 impl Writer {
     fn new(form: JsonForm) -> Self {
-        Writer { out: String::with_capacity(256), form }
+        Writer {
+            out: String::with_capacity(256),
+            form,
+        }
     }
 
     fn str(&mut self, s: &str) {
@@ -101,7 +104,11 @@ impl Writer {
         self.str(&bd.cluster);
         self.out.push(',');
         self.key("enableActingMaster");
-        self.out.push_str(if bd.enable_acting_master { "true" } else { "false" });
+        self.out.push_str(if bd.enable_acting_master {
+            "true"
+        } else {
+            "false"
+        });
         if let Some(zone) = &bd.zone_name {
             self.out.push(',');
             self.key("zoneName");
@@ -219,7 +226,12 @@ mod tests {
         addrs.insert(1, "127.0.0.1:10921".to_owned());
         TopicRoute {
             broker_datas: vec![
-                BrokerData { broker_addrs: addrs, broker_name: "b\"a".into(), cluster: "c".into(), ..Default::default() },
+                BrokerData {
+                    broker_addrs: addrs,
+                    broker_name: "b\"a".into(),
+                    cluster: "c".into(),
+                    ..Default::default()
+                },
                 BrokerData {
                     broker_addrs: BTreeMap::from([(0, "h:1".to_owned())]),
                     broker_name: "z".into(),
@@ -228,7 +240,13 @@ mod tests {
                     zone_name: Some("zone1".into()),
                 },
             ],
-            queue_datas: vec![QueueData { broker_name: "b\"a".into(), perm: 6, read_queue_nums: 4, write_queue_nums: 2, topic_sys_flag: 1 }],
+            queue_datas: vec![QueueData {
+                broker_name: "b\"a".into(),
+                perm: 6,
+                read_queue_nums: 4,
+                write_queue_nums: 2,
+                topic_sys_flag: 1,
+            }],
             order_topic_conf: Some("b:4".into()),
             ..Default::default()
         }
@@ -256,7 +274,10 @@ mod tests {
     fn legacy_form_has_bare_integer_keys_and_no_whitespace() {
         let r = sample();
         let text = String::from_utf8(route(&r, JsonForm::Legacy)).unwrap();
-        assert!(text.contains(r#""brokerAddrs":{0:"127.0.0.1:10911",1:"127.0.0.1:10921"}"#), "{text}");
+        assert!(
+            text.contains(r#""brokerAddrs":{0:"127.0.0.1:10911",1:"127.0.0.1:10921"}"#),
+            "{text}"
+        );
         assert!(!text.contains(' ') && !text.contains('\n'), "{text}");
         let back: TopicRouteData = from_fastjson(text.as_bytes()).unwrap();
         assert_eq!(back, as_route_data(&r));
@@ -278,7 +299,13 @@ mod tests {
                     (k.replace('"', "").parse().unwrap(), v.replace('"', ""))
                 })
                 .collect();
-            assert_eq!(parsed, vec![(0, "127.0.0.1:10911".to_owned()), (1, "127.0.0.1:10921".to_owned())]);
+            assert_eq!(
+                parsed,
+                vec![
+                    (0, "127.0.0.1:10911".to_owned()),
+                    (1, "127.0.0.1:10921".to_owned())
+                ]
+            );
         }
     }
 
@@ -286,11 +313,21 @@ mod tests {
     fn cluster_info_legacy() {
         let r = sample();
         let info = ClusterInfo {
-            broker_addr_table: r.broker_datas.iter().map(|b| (b.broker_name.clone(), b.clone())).collect(),
-            cluster_addr_table: BTreeMap::from([("c".to_owned(), vec!["b\"a".to_owned(), "z".to_owned()])]),
+            broker_addr_table: r
+                .broker_datas
+                .iter()
+                .map(|b| (b.broker_name.clone(), b.clone()))
+                .collect(),
+            cluster_addr_table: BTreeMap::from([(
+                "c".to_owned(),
+                vec!["b\"a".to_owned(), "z".to_owned()],
+            )]),
         };
         let text = String::from_utf8(cluster_info(&info, JsonForm::Legacy)).unwrap();
-        assert!(text.starts_with(r#"{"brokerAddrTable":{"b\"a":{"brokerAddrs":{0:"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"brokerAddrTable":{"b\"a":{"brokerAddrs":{0:"#),
+            "{text}"
+        );
         assert_eq!(from_fastjson::<ClusterInfo>(text.as_bytes()).unwrap(), info);
         let std = cluster_info(&info, JsonForm::Standard);
         assert_eq!(std, remoting::body::to_json(&info));
@@ -308,7 +345,10 @@ mod tests {
             r#"{"brokerMemberGroup":{"brokerAddrs":{0:"h:1",2:"h:2"},"brokerName":"b","cluster":"c"}}"#
         );
         let mut r = sample();
-        r.topic_queue_mapping_by_broker = Some(BTreeMap::from([("b".to_owned(), serde_json::json!({"bname":"b","epoch":1}))]));
+        r.topic_queue_mapping_by_broker = Some(BTreeMap::from([(
+            "b".to_owned(),
+            serde_json::json!({"bname":"b","epoch":1}),
+        )]));
         let v: Value = serde_json::from_slice(&route(&r, JsonForm::Standard)).unwrap();
         assert_eq!(v["topicQueueMappingByBroker"]["b"]["epoch"], 1);
     }

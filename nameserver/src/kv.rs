@@ -13,9 +13,15 @@ pub const NAMESPACE_ORDER_TOPIC_CONFIG: &str = "ORDER_TOPIC_CONFIG";
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("malformed KV config file {path}: {source}")]
-    Malformed { path: PathBuf, source: serde_json::Error },
+    Malformed {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 /// `KVConfigSerializeWrapper`.
@@ -26,7 +32,9 @@ struct KvConfigFile {
     config_table: BTreeMap<String, BTreeMap<String, Option<String>>>,
 }
 
-fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
@@ -38,7 +46,10 @@ pub struct KvConfig {
 
 impl KvConfig {
     pub fn put(&mut self, namespace: &str, key: &str, value: &str) {
-        self.table.entry(namespace.to_owned()).or_default().insert(key.to_owned(), value.to_owned());
+        self.table
+            .entry(namespace.to_owned())
+            .or_default()
+            .insert(key.to_owned(), value.to_owned());
     }
 
     pub fn get(&self, namespace: &str, key: &str) -> Option<&str> {
@@ -61,7 +72,9 @@ impl KvConfig {
         struct Out<'a> {
             config_table: &'a BTreeMap<String, BTreeMap<String, String>>,
         }
-        remoting::body::to_json(&Out { config_table: &self.table })
+        remoting::body::to_json(&Out {
+            config_table: &self.table,
+        })
     }
 
     /// Parses a `kvConfig.json`; null values (fastjson may write them) are dropped.
@@ -70,7 +83,12 @@ impl KvConfig {
         let table = file
             .config_table
             .into_iter()
-            .map(|(ns, kv)| (ns, kv.into_iter().filter_map(|(k, v)| Some((k, v?))).collect()))
+            .map(|(ns, kv)| {
+                (
+                    ns,
+                    kv.into_iter().filter_map(|(k, v)| Some((k, v?))).collect(),
+                )
+            })
             .collect();
         Ok(KvConfig { table })
     }
@@ -79,9 +97,15 @@ impl KvConfig {
     pub fn load(path: &Path) -> Result<Self, KvError> {
         match std::fs::read(path) {
             Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(Self::default()),
-            Ok(bytes) => Self::from_json(&bytes).map_err(|source| KvError::Malformed { path: path.to_owned(), source }),
+            Ok(bytes) => Self::from_json(&bytes).map_err(|source| KvError::Malformed {
+                path: path.to_owned(),
+                source,
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(KvError::Read { path: path.to_owned(), source }),
+            Err(source) => Err(KvError::Read {
+                path: path.to_owned(),
+                source,
+            }),
         }
     }
 
@@ -128,10 +152,14 @@ mod tests {
         kv.put(NAMESPACE_ORDER_TOPIC_CONFIG, "T", "broker-a:4");
         kv.put("ns", "k", "v");
         let json = String::from_utf8(kv.to_json()).unwrap();
-        assert_eq!(json, r#"{"configTable":{"ORDER_TOPIC_CONFIG":{"T":"broker-a:4"},"ns":{"k":"v"}}}"#);
+        assert_eq!(
+            json,
+            r#"{"configTable":{"ORDER_TOPIC_CONFIG":{"T":"broker-a:4"},"ns":{"k":"v"}}}"#
+        );
         assert_eq!(KvConfig::from_json(json.as_bytes()).unwrap(), kv);
         // Java may write pretty JSON or nulls.
-        let pretty = b"{\n\t\"configTable\":{\n\t\t\"ns\":{\n\t\t\t\"k\":\"v\",\"n\":null\n\t\t}\n\t}\n}";
+        let pretty =
+            b"{\n\t\"configTable\":{\n\t\t\"ns\":{\n\t\t\t\"k\":\"v\",\"n\":null\n\t\t}\n\t}\n}";
         let parsed = KvConfig::from_json(pretty).unwrap();
         assert_eq!(parsed.get("ns", "k"), Some("v"));
         assert_eq!(parsed.get("ns", "n"), None);
@@ -157,9 +185,13 @@ mod tests {
         kv.put("a", "d", "e");
         kv.persist(&path).unwrap();
         assert_eq!(KvConfig::load(&path).unwrap(), kv);
-        let bak = std::fs::read_to_string(dir.path().join("sub").join("kvConfig.json.bak")).unwrap();
+        let bak =
+            std::fs::read_to_string(dir.path().join("sub").join("kvConfig.json.bak")).unwrap();
         assert_eq!(bak, r#"{"configTable":{"a":{"b":"c"}}}"#);
         std::fs::write(&path, b"{not json").unwrap();
-        assert!(matches!(KvConfig::load(&path), Err(KvError::Malformed { .. })));
+        assert!(matches!(
+            KvConfig::load(&path),
+            Err(KvError::Malformed { .. })
+        ));
     }
 }

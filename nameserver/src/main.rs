@@ -20,7 +20,12 @@ struct Args {
     #[arg(short = 'p', long = "printConfigItem")]
     print_config: bool,
     /// Name server address list; accepted like Java's, not used.
-    #[arg(short = 'n', long = "namesrvAddr", env = "NAMESRV_ADDR", value_name = "ADDRS")]
+    #[arg(
+        short = 'n',
+        long = "namesrvAddr",
+        env = "NAMESRV_ADDR",
+        value_name = "ADDRS"
+    )]
     namesrv_addr: Option<String>,
     /// Address to listen on; overrides `bindAddress` (default 0.0.0.0).
     #[arg(long = "bindAddress", value_name = "ADDR")]
@@ -43,7 +48,10 @@ fn load_config(args: &Args) -> anyhow::Result<NamesrvConfig> {
         config.listen_port = i32::from(port);
     }
     if u16::try_from(config.listen_port).is_err() {
-        anyhow::bail!("invalid value {} for config key listenPort: expected 0..=65535", config.listen_port);
+        anyhow::bail!(
+            "invalid value {} for config key listenPort: expected 0..=65535",
+            config.listen_port
+        );
     }
     Ok(config)
 }
@@ -51,7 +59,9 @@ fn load_config(args: &Args) -> anyhow::Result<NamesrvConfig> {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stdout)
         .with_ansi(std::io::stdout().is_terminal())
         .init();
@@ -76,12 +86,19 @@ fn start(args: Args) -> anyhow::Result<()> {
 
 async fn serve(config: NamesrvConfig) -> anyhow::Result<()> {
     let bind_address = config.bind_address.clone();
-    let listener = nameserver::server::bind(&config)
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", config.bind_address, config.listen_port))?;
+    let listener = nameserver::server::bind(&config).await.with_context(|| {
+        format!(
+            "cannot listen on {}:{}",
+            config.bind_address, config.listen_port
+        )
+    })?;
     let ns = std::sync::Arc::new(nameserver::Namesrv::new(config)?);
     let local = listener.local_addr()?;
-    println!("The Name Server boot success. serializeType=JSON, address {}:{}", bind_address, local.port());
+    println!(
+        "The Name Server boot success. serializeType=JSON, address {}:{}",
+        bind_address,
+        local.port()
+    );
 
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();

@@ -18,7 +18,9 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use remoting::body::{from_fastjson, DataVersion, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper};
+use remoting::body::{
+    from_fastjson, DataVersion, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper,
+};
 use serde_json::Value;
 
 /// `MQVersion.Version.V3_0_11`: from here on the body is a `RegisterBrokerBody`.
@@ -64,10 +66,17 @@ pub fn decode(body: &[u8], compressed: bool, version: i32) -> Result<RegisterPay
             return Ok(RegisterPayload::default());
         }
         let wrapper: TopicConfigSerializeWrapper = from_fastjson(body)?;
-        return Ok(RegisterPayload { wrapper, filter_server_list: None, mapping_info: BTreeMap::new() });
+        return Ok(RegisterPayload {
+            wrapper,
+            filter_server_list: None,
+            mapping_info: BTreeMap::new(),
+        });
     }
     if body.is_empty() {
-        return Ok(RegisterPayload { filter_server_list: Some(Vec::new()), ..Default::default() });
+        return Ok(RegisterPayload {
+            filter_server_list: Some(Vec::new()),
+            ..Default::default()
+        });
     }
     if compressed {
         return decode_compressed(body, version);
@@ -77,13 +86,17 @@ pub fn decode(body: &[u8], compressed: bool, version: i32) -> Result<RegisterPay
         // The Java broker sends `compressed=false` even when its
         // `compressedRegister` is on (BrokerOuterAPI). A zlib header cannot
         // start JSON, so try the compressed form before giving up.
-        Err(e) if looks_like_zlib(body) => decode_compressed(body, version).map_err(|_| BodyError::Json(e)),
+        Err(e) if looks_like_zlib(body) => {
+            decode_compressed(body, version).map_err(|_| BodyError::Json(e))
+        }
         Err(e) => Err(e.into()),
     }
 }
 
 fn looks_like_zlib(body: &[u8]) -> bool {
-    body.len() >= 2 && body[0] & 0x0F == 8 && (u16::from(body[0]) << 8 | u16::from(body[1])) % 31 == 0
+    body.len() >= 2
+        && body[0] & 0x0F == 8
+        && (u16::from(body[0]) << 8 | u16::from(body[1])) % 31 == 0
 }
 
 fn from_body(b: RegisterBrokerBody) -> RegisterPayload {
@@ -93,7 +106,11 @@ fn from_body(b: RegisterBrokerBody) -> RegisterPayload {
         .take()
         .map(|m| m.into_iter().collect())
         .unwrap_or_default();
-    RegisterPayload { wrapper, filter_server_list: Some(b.filter_server_list), mapping_info }
+    RegisterPayload {
+        wrapper,
+        filter_server_list: Some(b.filter_server_list),
+        mapping_info,
+    }
 }
 
 fn decode_compressed(body: &[u8], version: i32) -> Result<RegisterPayload, BodyError> {
@@ -108,27 +125,39 @@ fn decode_compressed(body: &[u8], version: i32) -> Result<RegisterPayload, BodyE
     let mut r = Reader { buf: &inflated };
     let data_version: DataVersion = serde_json::from_slice(r.chunk("data version")?)?;
     let n = r.int("topic count")?;
-    let mut wrapper = TopicConfigSerializeWrapper { data_version, ..Default::default() };
+    let mut wrapper = TopicConfigSerializeWrapper {
+        data_version,
+        ..Default::default()
+    };
     for _ in 0..n {
         let text = r.chunk("topic config")?;
         let tc = decode_topic_config(&String::from_utf8_lossy(text))?;
         wrapper.topic_config_table.insert(tc.topic_name.clone(), tc);
     }
     // Java logs a bad list and goes on with an empty one.
-    let filter_server_list = serde_json::from_slice::<Option<Vec<String>>>(r.chunk("filter server list")?)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let filter_server_list =
+        serde_json::from_slice::<Option<Vec<String>>>(r.chunk("filter server list")?)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
     let mut mapping_info = BTreeMap::new();
     if version >= V5_0_0 {
         let m = r.int("mapping count")?;
         for _ in 0..m {
             let info: Value = from_fastjson(r.chunk("topic queue mapping")?)?;
-            let topic = info.get("topic").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let topic = info
+                .get("topic")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             mapping_info.insert(topic, info);
         }
     }
-    Ok(RegisterPayload { wrapper, filter_server_list: Some(filter_server_list), mapping_info })
+    Ok(RegisterPayload {
+        wrapper,
+        filter_server_list: Some(filter_server_list),
+        mapping_info,
+    })
 }
 
 struct Reader<'a> {
@@ -137,7 +166,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn int(&mut self, what: &'static str) -> Result<usize, BodyError> {
-        let (head, rest) = self.buf.split_first_chunk::<4>().ok_or(BodyError::Truncated(what))?;
+        let (head, rest) = self
+            .buf
+            .split_first_chunk::<4>()
+            .ok_or(BodyError::Truncated(what))?;
         self.buf = rest;
         // A negative length or count is as broken as a short read.
         usize::try_from(i32::from_be_bytes(*head)).map_err(|_| BodyError::Truncated(what))
@@ -211,7 +243,12 @@ pub(crate) mod tests {
             let attrs = serde_json::to_string(&t.attributes).unwrap();
             let text = format!(
                 "{} {} {} {} {} {}",
-                t.topic_name, t.read_queue_nums, t.write_queue_nums, t.perm, t.topic_filter_type, attrs
+                t.topic_name,
+                t.read_queue_nums,
+                t.write_queue_nums,
+                t.perm,
+                t.topic_filter_type,
+                attrs
             );
             chunk(&mut raw, text.as_bytes());
         }
@@ -228,7 +265,11 @@ pub(crate) mod tests {
     }
 
     fn dv(counter: i64) -> DataVersion {
-        DataVersion { counter, state_version: 0, timestamp: 1700000000000 }
+        DataVersion {
+            counter,
+            state_version: 0,
+            timestamp: 1700000000000,
+        }
     }
 
     #[test]
@@ -258,7 +299,12 @@ pub(crate) mod tests {
         let mut t = TopicConfig::new("T", 8, 8, 6);
         t.attributes.insert("+message.type".into(), "NORMAL".into());
         let mapping = serde_json::json!({"topic":"S","bname":"b","totalQueues":2,"epoch":1,"dirty":false,"currIdMap":{"0":0}});
-        let body = encode_compressed(&dv(7), &[t.clone(), TopicConfig::new("U", 1, 1, 4)], &["f:1"], Some(&[mapping]));
+        let body = encode_compressed(
+            &dv(7),
+            &[t.clone(), TopicConfig::new("U", 1, 1, 4)],
+            &["f:1"],
+            Some(&[mapping]),
+        );
         let p = decode(&body, true, 479).unwrap();
         assert_eq!(p.wrapper.data_version, dv(7));
         assert_eq!(p.wrapper.topic_config_table["T"], t);
@@ -267,12 +313,25 @@ pub(crate) mod tests {
         assert_eq!(p.mapping_info["S"]["bname"], "b");
 
         let old = encode_compressed(&dv(7), &[t], &[], None);
-        assert_eq!(decode(&old, true, 400).unwrap().wrapper.topic_config_table.len(), 1);
+        assert_eq!(
+            decode(&old, true, 400)
+                .unwrap()
+                .wrapper
+                .topic_config_table
+                .len(),
+            1
+        );
         // A 5.x reader needs the mapping count: a short stream is an error.
-        assert!(matches!(decode(&old, true, 479), Err(BodyError::Truncated(_))));
+        assert!(matches!(
+            decode(&old, true, 479),
+            Err(BodyError::Truncated(_))
+        ));
         // The Java broker's compressed body under `compressed=false`.
         let body = encode_compressed(&dv(1), &[], &[], Some(&[]));
-        assert_eq!(decode(&body, false, 479).unwrap().wrapper.data_version, dv(1));
+        assert_eq!(
+            decode(&body, false, 479).unwrap().wrapper.data_version,
+            dv(1)
+        );
     }
 
     #[test]
@@ -280,7 +339,10 @@ pub(crate) mod tests {
         let t = decode_topic_config("T 4 2 6 MULTI_TAG ").unwrap();
         assert_eq!((t.read_queue_nums, t.write_queue_nums, t.perm), (4, 2, 6));
         assert_eq!(t.topic_filter_type, "MULTI_TAG");
-        assert!(decode_topic_config("T 4 2 6 SINGLE_TAG not-json").unwrap().attributes.is_empty());
+        assert!(decode_topic_config("T 4 2 6 SINGLE_TAG not-json")
+            .unwrap()
+            .attributes
+            .is_empty());
         assert!(decode_topic_config("T 4 2 6").is_err());
         assert!(decode_topic_config("T x 2 6 SINGLE_TAG").is_err());
         assert!(decode_topic_config("T 4 2 6 OTHER").is_err());
@@ -328,6 +390,9 @@ pub(crate) mod tests {
     #[test]
     fn crc_is_masked_to_31_bits() {
         assert_eq!(body_crc32(b""), 0);
-        assert_eq!(body_crc32(b"123456789"), (0xCBF4_3926u32 & 0x7FFF_FFFF) as i32);
+        assert_eq!(
+            body_crc32(b"123456789"),
+            (0xCBF4_3926u32 & 0x7FFF_FFFF) as i32
+        );
     }
 }

@@ -7,7 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use remoting::body::{perm, BrokerData, ClusterInfo, DataVersion, QueueData, TopicConfig, TopicList};
+use remoting::body::{
+    perm, BrokerData, ClusterInfo, DataVersion, QueueData, TopicConfig, TopicList,
+};
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -36,7 +38,10 @@ pub struct BrokerAddrInfo {
 
 impl BrokerAddrInfo {
     pub fn new(cluster_name: &str, broker_addr: &str) -> Self {
-        BrokerAddrInfo { cluster_name: cluster_name.to_owned(), broker_addr: broker_addr.to_owned() }
+        BrokerAddrInfo {
+            cluster_name: cluster_name.to_owned(),
+            broker_addr: broker_addr.to_owned(),
+        }
     }
 }
 
@@ -107,7 +112,10 @@ impl TopicRoute {
         let mut removed = BTreeSet::new();
         self.broker_datas.retain(|bd| {
             let keep = !bd.broker_addrs.contains_key(&MASTER_ID)
-                || bd.zone_name.as_deref().is_some_and(|z| z.eq_ignore_ascii_case(zone));
+                || bd
+                    .zone_name
+                    .as_deref()
+                    .is_some_and(|z| z.eq_ignore_ascii_case(zone));
             if !keep {
                 removed.insert(bd.broker_name.clone());
                 for addr in bd.broker_addrs.values() {
@@ -116,7 +124,8 @@ impl TopicRoute {
             }
             keep
         });
-        self.queue_datas.retain(|qd| !removed.contains(&qd.broker_name));
+        self.queue_datas
+            .retain(|qd| !removed.contains(&qd.broker_name));
     }
 }
 
@@ -168,37 +177,59 @@ impl RouteTable {
             enable_acting_master,
             payload,
         } = req;
-        let RegisterPayload { mut wrapper, filter_server_list, mapping_info } = payload;
+        let RegisterPayload {
+            mut wrapper,
+            filter_server_list,
+            mapping_info,
+        } = payload;
         let addr_info = BrokerAddrInfo::new(&cluster_name, &broker_addr);
 
         // A broker registers one new topic at once only after a full
         // registration. Java checks this after touching the cluster and
         // broker tables and so leaves an address-less broker behind; checking
         // first leaves the table as it was.
-        let id_known = self.broker_addr_table.get(&broker_name).is_some_and(|bd| bd.broker_addrs.contains_key(&broker_id));
+        let id_known = self
+            .broker_addr_table
+            .get(&broker_name)
+            .is_some_and(|bd| bd.broker_addrs.contains_key(&broker_id));
         if !id_known && wrapper.topic_config_table.len() == 1 {
             warn!(broker = %broker_name, broker_id, addr = %broker_addr,
                 "single-topic registration before the broker's first registration, rejected");
             return None;
         }
 
-        self.cluster_addr_table.entry(cluster_name.clone()).or_default().insert(broker_name.clone());
+        self.cluster_addr_table
+            .entry(cluster_name.clone())
+            .or_default()
+            .insert(broker_name.clone());
 
         let mut register_first = false;
-        let bd = self.broker_addr_table.entry(broker_name.clone()).or_insert_with(|| {
-            register_first = true;
-            BrokerData { cluster: cluster_name.clone(), broker_name: broker_name.clone(), ..Default::default() }
-        });
+        let bd = self
+            .broker_addr_table
+            .entry(broker_name.clone())
+            .or_insert_with(|| {
+                register_first = true;
+                BrokerData {
+                    cluster: cluster_name.clone(),
+                    broker_name: broker_name.clone(),
+                    ..Default::default()
+                }
+            });
         let is_old_version_broker = enable_acting_master.is_none();
         bd.enable_acting_master = enable_acting_master.unwrap_or(false);
         bd.zone_name = zone_name;
 
         // One address has one id: a slave promoted to master first
         // disappears under its old id.
-        bd.broker_addrs.retain(|id, addr| !(*addr == broker_addr && *id != broker_id));
+        bd.broker_addrs
+            .retain(|id, addr| !(*addr == broker_addr && *id != broker_id));
 
         // Another address already holds this id: the newer state version wins.
-        if let Some(old_addr) = bd.broker_addrs.get(&broker_id).filter(|a| **a != broker_addr) {
+        if let Some(old_addr) = bd
+            .broker_addrs
+            .get(&broker_id)
+            .filter(|a| **a != broker_addr)
+        {
             let old_info = BrokerAddrInfo::new(&cluster_name, old_addr);
             if let Some(old_live) = self.broker_live_table.get(&old_info) {
                 if old_live.data_version.state_version > wrapper.data_version.state_version {
@@ -216,8 +247,9 @@ impl RouteTable {
         register_first |= old_addr.as_deref().unwrap_or_default().is_empty();
 
         let is_master = broker_id == MASTER_ID;
-        let is_prime_slave =
-            !is_old_version_broker && !is_master && bd.broker_addrs.keys().next() == Some(&broker_id);
+        let is_prime_slave = !is_old_version_broker
+            && !is_master
+            && bd.broker_addrs.keys().next() == Some(&broker_id);
         let acting_master = bd.enable_acting_master;
 
         if is_master || is_prime_slave {
@@ -225,7 +257,10 @@ impl RouteTable {
                 let stale: Vec<String> = self
                     .topic_queue_table
                     .iter()
-                    .filter(|(topic, qds)| qds.contains_key(&broker_name) && !wrapper.topic_config_table.contains_key(*topic))
+                    .filter(|(topic, qds)| {
+                        qds.contains_key(&broker_name)
+                            && !wrapper.topic_config_table.contains_key(*topic)
+                    })
                     .map(|(topic, _)| topic.clone())
                     .collect();
                 for topic in stale {
@@ -238,7 +273,12 @@ impl RouteTable {
                     tc.topic_name = key.clone();
                 }
                 if register_first
-                    || self.is_topic_config_changed(&addr_info, &wrapper.data_version, &broker_name, &tc.topic_name)
+                    || self.is_topic_config_changed(
+                        &addr_info,
+                        &wrapper.data_version,
+                        &broker_name,
+                        &tc.topic_name,
+                    )
                 {
                     // Slave acting master: the surviving slave with the lowest
                     // id serves reads only.
@@ -249,10 +289,19 @@ impl RouteTable {
                 }
             }
 
-            if register_first || self.is_broker_topic_config_changed(&addr_info, Some(&wrapper.data_version)) {
+            if register_first
+                || self.is_broker_topic_config_changed(&addr_info, Some(&wrapper.data_version))
+            {
                 for (topic, info) in mapping_info {
-                    let bname = info.get("bname").and_then(Value::as_str).unwrap_or_default().to_owned();
-                    self.topic_queue_mapping_info_table.entry(topic).or_default().insert(bname, info);
+                    let bname = info
+                        .get("bname")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    self.topic_queue_mapping_info_table
+                        .entry(topic)
+                        .or_default()
+                        .insert(bname, info);
                 }
             }
         }
@@ -281,9 +330,15 @@ impl RouteTable {
 
         let mut result = RegisterBrokerResult::default();
         if !is_master {
-            let master_addr = self.broker_addr_table.get(&broker_name).and_then(|bd| bd.broker_addrs.get(&MASTER_ID));
+            let master_addr = self
+                .broker_addr_table
+                .get(&broker_name)
+                .and_then(|bd| bd.broker_addrs.get(&MASTER_ID));
             if let Some(master_addr) = master_addr {
-                if let Some(master) = self.broker_live_table.get(&BrokerAddrInfo::new(&cluster_name, master_addr)) {
+                if let Some(master) = self
+                    .broker_live_table
+                    .get(&BrokerAddrInfo::new(&cluster_name, master_addr))
+                {
                     result.ha_server_addr = Some(master.ha_server_addr.clone());
                     result.master_addr = Some(master_addr.clone());
                 }
@@ -292,16 +347,29 @@ impl RouteTable {
         Some(result)
     }
 
-    fn is_broker_topic_config_changed(&self, addr: &BrokerAddrInfo, dv: Option<&DataVersion>) -> bool {
+    fn is_broker_topic_config_changed(
+        &self,
+        addr: &BrokerAddrInfo,
+        dv: Option<&DataVersion>,
+    ) -> bool {
         match self.broker_live_table.get(addr) {
             None => true,
             Some(live) => Some(&live.data_version) != dv,
         }
     }
 
-    fn is_topic_config_changed(&self, addr: &BrokerAddrInfo, dv: &DataVersion, broker_name: &str, topic: &str) -> bool {
+    fn is_topic_config_changed(
+        &self,
+        addr: &BrokerAddrInfo,
+        dv: &DataVersion,
+        broker_name: &str,
+        topic: &str,
+    ) -> bool {
         self.is_broker_topic_config_changed(addr, Some(dv))
-            || !self.topic_queue_table.get(topic).is_some_and(|qds| qds.contains_key(broker_name))
+            || !self
+                .topic_queue_table
+                .get(topic)
+                .is_some_and(|qds| qds.contains_key(broker_name))
     }
 
     fn create_and_update_queue_data(&mut self, broker_name: &str, tc: &TopicConfig) {
@@ -312,10 +380,17 @@ impl RouteTable {
             topic_sys_flag: tc.topic_sys_flag,
             write_queue_nums: tc.write_queue_nums,
         };
-        let qds = self.topic_queue_table.entry(tc.topic_name.clone()).or_default();
+        let qds = self
+            .topic_queue_table
+            .entry(tc.topic_name.clone())
+            .or_default();
         match qds.insert(broker_name.to_owned(), qd.clone()) {
-            None if qds.len() == 1 => info!(topic = %tc.topic_name, broker = broker_name, "new topic registered"),
-            Some(old) if old != qd => info!(topic = %tc.topic_name, broker = broker_name, ?old, new = ?qd, "topic changed"),
+            None if qds.len() == 1 => {
+                info!(topic = %tc.topic_name, broker = broker_name, "new topic registered")
+            }
+            Some(old) if old != qd => {
+                info!(topic = %tc.topic_name, broker = broker_name, ?old, new = ?qd, "topic changed")
+            }
             _ => {}
         }
     }
@@ -324,7 +399,11 @@ impl RouteTable {
     fn remove_queue_data(&mut self, topic: &str, broker_name: &str) {
         if let Some(qds) = self.topic_queue_table.get_mut(topic) {
             if qds.remove(broker_name).is_some() {
-                info!(topic, broker = broker_name, "removed a broker's queues of a topic");
+                info!(
+                    topic,
+                    broker = broker_name,
+                    "removed a broker's queues of a topic"
+                );
             }
             if qds.is_empty() {
                 self.topic_queue_table.remove(topic);
@@ -374,10 +453,15 @@ impl RouteTable {
                 qds.remove(name);
             }
             for name in reduced {
-                let Some(qd) = qds.get_mut(name) else { continue };
-                let Some(bd) = broker_addr_table.get(name) else { continue };
+                let Some(qd) = qds.get_mut(name) else {
+                    continue;
+                };
+                let Some(bd) = broker_addr_table.get(name) else {
+                    continue;
+                };
                 // The master left and a slave acts for it: no more writes.
-                let no_master = !matches!(bd.broker_addrs.keys().next(), Some(id) if *id <= MASTER_ID);
+                let no_master =
+                    !matches!(bd.broker_addrs.keys().next(), Some(id) if *id <= MASTER_ID);
                 if bd.enable_acting_master && no_master {
                     qd.perm &= !perm::WRITE;
                 }
@@ -392,12 +476,15 @@ impl RouteTable {
             if bd.cluster != addr.cluster_name {
                 return None;
             }
-            bd.broker_addrs.iter().find(|(_, a)| **a == addr.broker_addr).map(|(id, _)| UnregisterBroker {
-                cluster_name: addr.cluster_name.clone(),
-                broker_addr: addr.broker_addr.clone(),
-                broker_name: bd.broker_name.clone(),
-                broker_id: *id,
-            })
+            bd.broker_addrs
+                .iter()
+                .find(|(_, a)| **a == addr.broker_addr)
+                .map(|(id, _)| UnregisterBroker {
+                    cluster_name: addr.cluster_name.clone(),
+                    broker_addr: addr.broker_addr.clone(),
+                    broker_name: bd.broker_name.clone(),
+                    broker_id: *id,
+                })
         });
         match found {
             Some(req) => self.unregister_brokers(&[req]),
@@ -412,8 +499,12 @@ impl RouteTable {
     /// The connection `conn` closed: every broker registered on it goes away
     /// at once (Java `BrokerHousekeepingService`). Returns what was removed.
     pub fn connection_closed(&mut self, conn: ConnId) -> Vec<BrokerAddrInfo> {
-        let gone: Vec<BrokerAddrInfo> =
-            self.broker_live_table.iter().filter(|(_, l)| l.conn == conn).map(|(k, _)| k.clone()).collect();
+        let gone: Vec<BrokerAddrInfo> = self
+            .broker_live_table
+            .iter()
+            .filter(|(_, l)| l.conn == conn)
+            .map(|(k, _)| k.clone())
+            .collect();
         for addr in &gone {
             info!(cluster = %addr.cluster_name, addr = %addr.broker_addr, "broker connection closed, unregistering");
             self.destroy_broker_addr(addr);
@@ -456,19 +547,32 @@ impl RouteTable {
     ) -> (bool, Option<DataVersion>) {
         let changed = self.is_broker_topic_config_changed(addr, dv);
         self.touch(addr, now_ms);
-        (changed, self.broker_live_table.get(addr).map(|l| l.data_version.clone()))
+        (
+            changed,
+            self.broker_live_table
+                .get(addr)
+                .map(|l| l.data_version.clone()),
+        )
     }
 
     /// The route of `topic`, or `None` when no registered broker serves it
     /// (`pickupTopicRouteData`).
     pub fn topic_route(&self, topic: &str, opts: RouteOptions) -> Option<TopicRoute> {
         let qds = self.topic_queue_table.get(topic)?;
-        let mut route = TopicRoute { queue_datas: qds.values().cloned().collect(), ..Default::default() };
+        let mut route = TopicRoute {
+            queue_datas: qds.values().cloned().collect(),
+            ..Default::default()
+        };
         for name in qds.keys() {
-            let Some(bd) = self.broker_addr_table.get(name) else { continue };
+            let Some(bd) = self.broker_addr_table.get(name) else {
+                continue;
+            };
             if !self.filter_server_table.is_empty() {
                 for addr in bd.broker_addrs.values() {
-                    if let Some(list) = self.filter_server_table.get(&BrokerAddrInfo::new(&bd.cluster, addr)) {
+                    if let Some(list) = self
+                        .filter_server_table
+                        .get(&BrokerAddrInfo::new(&bd.cluster, addr))
+                    {
                         route.filter_server_table.insert(addr.clone(), list.clone());
                     }
                 }
@@ -478,13 +582,17 @@ impl RouteTable {
         if route.broker_datas.is_empty() {
             return None;
         }
-        route.topic_queue_mapping_by_broker = self.topic_queue_mapping_info_table.get(topic).cloned();
+        route.topic_queue_mapping_by_broker =
+            self.topic_queue_mapping_info_table.get(topic).cloned();
 
         if opts.support_acting_master && !topic.starts_with(SYNC_BROKER_MEMBER_GROUP_PREFIX) {
             // A read-only broker without a master: its lowest-id slave is
             // announced as id 0 so that clients can reach it for reads.
             for bd in &mut route.broker_datas {
-                if bd.broker_addrs.is_empty() || bd.broker_addrs.contains_key(&MASTER_ID) || !bd.enable_acting_master {
+                if bd.broker_addrs.is_empty()
+                    || bd.broker_addrs.contains_key(&MASTER_ID)
+                    || !bd.enable_acting_master
+                {
                     continue;
                 }
                 let writable = route
@@ -519,7 +627,11 @@ impl RouteTable {
         let mut count = 0;
         for qds in self.topic_queue_table.values_mut() {
             if let Some(qd) = qds.get_mut(broker_name) {
-                qd.perm = if writable { perm::READ | perm::WRITE } else { qd.perm & !perm::WRITE };
+                qd.perm = if writable {
+                    perm::READ | perm::WRITE
+                } else {
+                    qd.perm & !perm::WRITE
+                };
                 count += 1;
             }
         }
@@ -527,7 +639,10 @@ impl RouteTable {
     }
 
     pub fn all_topics(&self) -> TopicList {
-        TopicList { topic_list: self.topic_queue_table.keys().cloned().collect(), broker_addr: None }
+        TopicList {
+            topic_list: self.topic_queue_table.keys().cloned().collect(),
+            broker_addr: None,
+        }
     }
 
     /// Topics with queues on any broker of `cluster` (empty for an unknown cluster).
@@ -540,7 +655,10 @@ impl RouteTable {
                 }
             }
         }
-        TopicList { topic_list: topics.into_iter().collect(), broker_addr: None }
+        TopicList {
+            topic_list: topics.into_iter().collect(),
+            broker_addr: None,
+        }
     }
 
     /// Cluster names and broker names (each is also a topic on Java brokers),
@@ -551,18 +669,31 @@ impl RouteTable {
             topics.push(cluster.clone());
             topics.extend(names.iter().cloned());
         }
-        let broker_addr = self.broker_addr_table.values().find_map(|bd| bd.broker_addrs.values().next().cloned());
-        TopicList { topic_list: dedup_keep_order(topics), broker_addr }
+        let broker_addr = self
+            .broker_addr_table
+            .values()
+            .find_map(|bd| bd.broker_addrs.values().next().cloned());
+        TopicList {
+            topic_list: dedup_keep_order(topics),
+            broker_addr,
+        }
     }
 
     fn topics_where(&self, pred: impl Fn(i32) -> bool) -> TopicList {
         let topic_list = self
             .topic_queue_table
             .iter()
-            .filter(|(_, qds)| qds.values().next().is_some_and(|qd| pred(qd.topic_sys_flag)))
+            .filter(|(_, qds)| {
+                qds.values()
+                    .next()
+                    .is_some_and(|qd| pred(qd.topic_sys_flag))
+            })
             .map(|(t, _)| t.clone())
             .collect();
-        TopicList { topic_list, broker_addr: None }
+        TopicList {
+            topic_list,
+            broker_addr: None,
+        }
     }
 
     pub fn unit_topics(&self) -> TopicList {
@@ -585,7 +716,9 @@ impl RouteTable {
                 self.topic_queue_table.remove(topic);
             }
             Some(cluster) => {
-                let Some(names) = self.cluster_addr_table.get(cluster) else { return };
+                let Some(names) = self.cluster_addr_table.get(cluster) else {
+                    return;
+                };
                 for name in names.clone() {
                     self.remove_queue_data(topic, &name);
                 }
@@ -606,13 +739,19 @@ impl RouteTable {
             if !self.broker_addr_table.contains_key(&qd.broker_name) {
                 warn!(topic, broker = %qd.broker_name, "register topic names an unknown broker");
                 if existing {
-                    self.topic_queue_table.entry(topic.to_owned()).or_default().extend(staged);
+                    self.topic_queue_table
+                        .entry(topic.to_owned())
+                        .or_default()
+                        .extend(staged);
                 }
                 return;
             }
             staged.insert(qd.broker_name.clone(), qd.clone());
         }
-        self.topic_queue_table.entry(topic.to_owned()).or_default().extend(staged);
+        self.topic_queue_table
+            .entry(topic.to_owned())
+            .or_default()
+            .extend(staged);
         info!(topic, "topic route registered");
     }
 
@@ -620,7 +759,11 @@ impl RouteTable {
         BrokerMemberGroup {
             cluster: cluster.to_owned(),
             broker_name: broker_name.to_owned(),
-            broker_addrs: self.broker_addr_table.get(broker_name).map(|bd| bd.broker_addrs.clone()).unwrap_or_default(),
+            broker_addrs: self
+                .broker_addr_table
+                .get(broker_name)
+                .map(|bd| bd.broker_addrs.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -639,7 +782,10 @@ impl RouteTable {
 
 fn dedup_keep_order(items: Vec<String>) -> Vec<String> {
     let mut seen = BTreeSet::new();
-    items.into_iter().filter(|s| seen.insert(s.clone())).collect()
+    items
+        .into_iter()
+        .filter(|s| seen.insert(s.clone()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@ use crate::error::{NamesrvError, ServerError};
 use crate::json::{self, JsonForm};
 use crate::kv::{KvConfig, NAMESPACE_ORDER_TOPIC_CONFIG};
 use crate::register_body;
-use crate::route::{BrokerAddrInfo, ConnId, RegisterBroker, RouteOptions, RouteTable, UnregisterBroker};
+use crate::route::{
+    BrokerAddrInfo, ConnId, RegisterBroker, RouteOptions, RouteTable, UnregisterBroker,
+};
 
 /// Request ext fields set by zone-aware clients and brokers (`MixAll`).
 const ZONE_NAME: &str = "__ZONE_NAME";
@@ -286,7 +288,9 @@ impl Namesrv {
         });
         if read(&self.config).return_order_topic_config_to_broker {
             if let Some(table) = lock(&self.kv).namespace(NAMESPACE_ORDER_TOPIC_CONFIG) {
-                response = response.with_body(to_json(&KvTable { table: table.clone() }));
+                response = response.with_body(to_json(&KvTable {
+                    table: table.clone(),
+                }));
             }
         }
         Ok(response)
@@ -308,11 +312,18 @@ impl Namesrv {
         let dv: Option<DataVersion> = if req.body.is_empty() {
             None
         } else {
-            Some(from_fastjson(&req.body).map_err(|source| NamesrvError::Body { what: "DataVersion", source })?)
+            Some(
+                from_fastjson(&req.body).map_err(|source| NamesrvError::Body {
+                    what: "DataVersion",
+                    source,
+                })?,
+            )
         };
         let addr = BrokerAddrInfo::new(&h.cluster_name, &h.broker_addr);
-        let (changed, stored) = write(&self.routes).query_data_version(&addr, dv.as_ref(), now_millis());
-        let mut response = RemotingCommand::success().with_header(&QueryDataVersionResponseHeader { changed });
+        let (changed, stored) =
+            write(&self.routes).query_data_version(&addr, dv.as_ref(), now_millis());
+        let mut response =
+            RemotingCommand::success().with_header(&QueryDataVersionResponseHeader { changed });
         if let Some(stored) = stored {
             response = response.with_body(to_json(&stored));
         }
@@ -321,14 +332,18 @@ impl Namesrv {
 
     fn broker_heartbeat(&self, req: &RemotingCommand) -> HandlerResult {
         let h: BrokerAddrHeader = req.header()?;
-        write(&self.routes).touch(&BrokerAddrInfo::new(&h.cluster_name, &h.broker_addr), now_millis());
+        write(&self.routes).touch(
+            &BrokerAddrInfo::new(&h.cluster_name, &h.broker_addr),
+            now_millis(),
+        );
         Ok(RemotingCommand::success())
     }
 
     fn broker_member_group(&self, req: &RemotingCommand) -> HandlerResult {
         let h: GetBrokerMemberGroupRequestHeader = req.header()?;
         let group = read(&self.routes).broker_member_group(&h.cluster_name, &h.broker_name);
-        Ok(RemotingCommand::success().with_body(json::broker_member_group(&group, JsonForm::Legacy)))
+        Ok(RemotingCommand::success()
+            .with_body(json::broker_member_group(&group, JsonForm::Legacy)))
     }
 
     fn route_by_topic(&self, req: &RemotingCommand) -> HandlerResult {
@@ -336,7 +351,8 @@ impl Namesrv {
         let (wait, order_enabled) = {
             let c = read(&self.config);
             let wait = c.need_wait_for_service
-                && self.started.elapsed() < Duration::from_secs(u64::try_from(c.wait_seconds_for_service).unwrap_or(0));
+                && self.started.elapsed()
+                    < Duration::from_secs(u64::try_from(c.wait_seconds_for_service).unwrap_or(0));
             (wait, c.order_message_enable)
         };
         if wait {
@@ -347,7 +363,9 @@ impl Namesrv {
             .topic_route(&h.topic, opts)
             .ok_or_else(|| NamesrvError::TopicNotExist(h.topic.clone()))?;
         if order_enabled {
-            route.order_topic_conf = lock(&self.kv).get(NAMESPACE_ORDER_TOPIC_CONFIG, &h.topic).map(str::to_owned);
+            route.order_topic_conf = lock(&self.kv)
+                .get(NAMESPACE_ORDER_TOPIC_CONFIG, &h.topic)
+                .map(str::to_owned);
         }
         let mut form = if req.version >= json::V4_9_4 || h.accept_standard_json_only == Some(true) {
             JsonForm::Standard
@@ -355,8 +373,13 @@ impl Namesrv {
             JsonForm::Legacy
         };
         // Java's ZoneRouteRPCHook filters and re-encodes (in the legacy form).
-        let zone_mode = req.ext(ZONE_MODE).is_some_and(|m| m.trim().eq_ignore_ascii_case("true"));
-        if let Some(zone) = req.ext(ZONE_NAME).filter(|z| zone_mode && !z.trim().is_empty()) {
+        let zone_mode = req
+            .ext(ZONE_MODE)
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("true"));
+        if let Some(zone) = req
+            .ext(ZONE_NAME)
+            .filter(|z| zone_mode && !z.trim().is_empty())
+        {
             route.filter_by_zone(zone);
             form = JsonForm::Legacy;
         }
@@ -373,9 +396,13 @@ impl Namesrv {
         let count = write(&self.routes).set_write_perm(&h.broker_name, writable);
         info!(broker = %h.broker_name, writable, topics = count, "write permission changed");
         Ok(if writable {
-            RemotingCommand::success().with_header(&AddWritePermResponseHeader { add_topic_count: count })
+            RemotingCommand::success().with_header(&AddWritePermResponseHeader {
+                add_topic_count: count,
+            })
         } else {
-            RemotingCommand::success().with_header(&WipeWritePermResponseHeader { wipe_topic_count: count })
+            RemotingCommand::success().with_header(&WipeWritePermResponseHeader {
+                wipe_topic_count: count,
+            })
         })
     }
 
@@ -390,7 +417,9 @@ impl Namesrv {
             rc::GET_SYSTEM_TOPIC_LIST_FROM_NS => routes.system_topics(),
             rc::GET_UNIT_TOPIC_LIST if enabled => routes.unit_topics(),
             rc::GET_HAS_UNIT_SUB_TOPIC_LIST if enabled => routes.has_unit_sub_topics(),
-            rc::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST if enabled => routes.has_unit_sub_ununit_topics(),
+            rc::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST if enabled => {
+                routes.has_unit_sub_ununit_topics()
+            }
             _ => return Err(NamesrvError::Disabled),
         };
         Ok(RemotingCommand::success().with_body(to_json(&list)))
@@ -417,7 +446,10 @@ impl Namesrv {
         let h: TopicHeader = req.header()?;
         if !req.body.is_empty() {
             let data: TopicRouteData =
-                from_fastjson(&req.body).map_err(|source| NamesrvError::Body { what: "TopicRouteData", source })?;
+                from_fastjson(&req.body).map_err(|source| NamesrvError::Body {
+                    what: "TopicRouteData",
+                    source,
+                })?;
             write(&self.routes).register_topic(&h.topic, &data.queue_datas);
         }
         Ok(RemotingCommand::success())
@@ -439,8 +471,12 @@ impl Namesrv {
         let h: KvKeyHeader = req.header()?;
         let value = lock(&self.kv).get(&h.namespace, &h.key).map(str::to_owned);
         match value {
-            Some(value) => Ok(RemotingCommand::success().with_header(&GetKvConfigResponseHeader { value: Some(value) })),
-            None => Err(NamesrvError::KvNotFound { namespace: h.namespace, key: h.key }),
+            Some(value) => Ok(RemotingCommand::success()
+                .with_header(&GetKvConfigResponseHeader { value: Some(value) })),
+            None => Err(NamesrvError::KvNotFound {
+                namespace: h.namespace,
+                key: h.key,
+            }),
         }
     }
 
@@ -504,16 +540,36 @@ pub fn router(ns: Arc<Namesrv>) -> Router {
     r = sync_route(r, rc::PUT_KV_CONFIG, &ns, |ns, _, req| ns.put_kv(req));
     r = sync_route(r, rc::GET_KV_CONFIG, &ns, |ns, _, req| ns.get_kv(req));
     r = sync_route(r, rc::DELETE_KV_CONFIG, &ns, |ns, _, req| ns.delete_kv(req));
-    r = sync_route(r, rc::GET_KVLIST_BY_NAMESPACE, &ns, |ns, _, req| ns.kv_list(req));
-    r = sync_route(r, rc::REGISTER_BROKER, &ns, |ns, conn, req| ns.register_broker(conn, req));
-    r = sync_route(r, rc::UNREGISTER_BROKER, &ns, |ns, _, req| ns.unregister_broker(req));
-    r = sync_route(r, rc::QUERY_DATA_VERSION, &ns, |ns, _, req| ns.query_data_version(req));
-    r = sync_route(r, rc::BROKER_HEARTBEAT, &ns, |ns, _, req| ns.broker_heartbeat(req));
-    r = sync_route(r, rc::GET_BROKER_MEMBER_GROUP, &ns, |ns, _, req| ns.broker_member_group(req));
-    r = sync_route(r, rc::GET_ROUTEINFO_BY_TOPIC, &ns, |ns, _, req| ns.route_by_topic(req));
-    r = sync_route(r, rc::GET_BROKER_CLUSTER_INFO, &ns, |ns, _, _| ns.cluster_info());
-    r = sync_route(r, rc::WIPE_WRITE_PERM_OF_BROKER, &ns, |ns, _, req| ns.set_write_perm(req, false));
-    r = sync_route(r, rc::ADD_WRITE_PERM_OF_BROKER, &ns, |ns, _, req| ns.set_write_perm(req, true));
+    r = sync_route(r, rc::GET_KVLIST_BY_NAMESPACE, &ns, |ns, _, req| {
+        ns.kv_list(req)
+    });
+    r = sync_route(r, rc::REGISTER_BROKER, &ns, |ns, conn, req| {
+        ns.register_broker(conn, req)
+    });
+    r = sync_route(r, rc::UNREGISTER_BROKER, &ns, |ns, _, req| {
+        ns.unregister_broker(req)
+    });
+    r = sync_route(r, rc::QUERY_DATA_VERSION, &ns, |ns, _, req| {
+        ns.query_data_version(req)
+    });
+    r = sync_route(r, rc::BROKER_HEARTBEAT, &ns, |ns, _, req| {
+        ns.broker_heartbeat(req)
+    });
+    r = sync_route(r, rc::GET_BROKER_MEMBER_GROUP, &ns, |ns, _, req| {
+        ns.broker_member_group(req)
+    });
+    r = sync_route(r, rc::GET_ROUTEINFO_BY_TOPIC, &ns, |ns, _, req| {
+        ns.route_by_topic(req)
+    });
+    r = sync_route(r, rc::GET_BROKER_CLUSTER_INFO, &ns, |ns, _, _| {
+        ns.cluster_info()
+    });
+    r = sync_route(r, rc::WIPE_WRITE_PERM_OF_BROKER, &ns, |ns, _, req| {
+        ns.set_write_perm(req, false)
+    });
+    r = sync_route(r, rc::ADD_WRITE_PERM_OF_BROKER, &ns, |ns, _, req| {
+        ns.set_write_perm(req, true)
+    });
     for code in [
         rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
         rc::GET_SYSTEM_TOPIC_LIST_FROM_NS,
@@ -523,10 +579,18 @@ pub fn router(ns: Arc<Namesrv>) -> Router {
     ] {
         r = sync_route(r, code, &ns, move |ns, _, _| ns.topic_list(code));
     }
-    r = sync_route(r, rc::GET_TOPICS_BY_CLUSTER, &ns, |ns, _, req| ns.topics_by_cluster(req));
-    r = sync_route(r, rc::DELETE_TOPIC_IN_NAMESRV, &ns, |ns, _, req| ns.delete_topic(req));
-    r = sync_route(r, rc::REGISTER_TOPIC_IN_NAMESRV, &ns, |ns, _, req| ns.register_topic(req));
-    r = sync_route(r, rc::UPDATE_NAMESRV_CONFIG, &ns, |ns, conn, req| ns.update_config(conn, req));
+    r = sync_route(r, rc::GET_TOPICS_BY_CLUSTER, &ns, |ns, _, req| {
+        ns.topics_by_cluster(req)
+    });
+    r = sync_route(r, rc::DELETE_TOPIC_IN_NAMESRV, &ns, |ns, _, req| {
+        ns.delete_topic(req)
+    });
+    r = sync_route(r, rc::REGISTER_TOPIC_IN_NAMESRV, &ns, |ns, _, req| {
+        ns.register_topic(req)
+    });
+    r = sync_route(r, rc::UPDATE_NAMESRV_CONFIG, &ns, |ns, conn, req| {
+        ns.update_config(conn, req)
+    });
     r = sync_route(r, rc::GET_NAMESRV_CONFIG, &ns, |ns, _, _| ns.get_config());
     r.on_close(move |conn| ns.connection_closed(conn))
 }
@@ -548,27 +612,52 @@ async fn scan_loop(ns: Arc<Namesrv>, interval: Duration, stop: CancellationToken
 /// backlog (`serverSocketBacklog`).
 pub async fn bind(config: &NamesrvConfig) -> std::io::Result<TcpListener> {
     let port = u16::try_from(config.listen_port).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("listenPort {} out of range", config.listen_port))
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("listenPort {} out of range", config.listen_port),
+        )
     })?;
-    let addr = tokio::net::lookup_host((config.bind_address.as_str(), port)).await?.next().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, format!("bindAddress {} resolves to nothing", config.bind_address))
-    })?;
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let addr = tokio::net::lookup_host((config.bind_address.as_str(), port))
+        .await?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::AddrNotAvailable,
+                format!("bindAddress {} resolves to nothing", config.bind_address),
+            )
+        })?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(u32::try_from(config.server_socket_backlog).unwrap_or(1024).max(1))
+    socket.listen(
+        u32::try_from(config.server_socket_backlog)
+            .unwrap_or(1024)
+            .max(1),
+    )
 }
 
 /// Serves the name server protocol on `listener` until `shutdown` is
 /// cancelled. The caller binds the listener (`bindAddress:listenPort` in the
 /// binary, 127.0.0.1:0 in tests).
-pub async fn run(listener: TcpListener, config: NamesrvConfig, shutdown: CancellationToken) -> Result<(), ServerError> {
+pub async fn run(
+    listener: TcpListener,
+    config: NamesrvConfig,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
     let ns = Arc::new(Namesrv::new(config)?);
     run_with(listener, ns, shutdown).await
 }
 
 /// [`run`] over an existing [`Namesrv`], so tests can look at its state.
-pub async fn run_with(listener: TcpListener, ns: Arc<Namesrv>, shutdown: CancellationToken) -> Result<(), ServerError> {
+pub async fn run_with(
+    listener: TcpListener,
+    ns: Arc<Namesrv>,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
     let config = ns.config();
     if config.cluster_test {
         warn!("clusterTest is not supported; serving normally");
@@ -579,10 +668,20 @@ pub async fn run_with(listener: TcpListener, ns: Arc<Namesrv>, shutdown: Cancell
     if config.notify_min_broker_id_changed {
         warn!("notifyMinBrokerIdChanged is not supported; brokers are not notified");
     }
-    let interval = Duration::from_millis(u64::try_from(config.scan_not_active_broker_interval).unwrap_or(0).max(1));
+    let interval = Duration::from_millis(
+        u64::try_from(config.scan_not_active_broker_interval)
+            .unwrap_or(0)
+            .max(1),
+    );
     let stop_scan = shutdown.child_token();
     let scan = tokio::spawn(scan_loop(ns.clone(), interval, stop_scan.clone()));
-    let served = serve(listener, Arc::new(router(ns)), ServerConfig::default(), shutdown).await;
+    let served = serve(
+        listener,
+        Arc::new(router(ns)),
+        ServerConfig::default(),
+        shutdown,
+    )
+    .await;
     stop_scan.cancel();
     let _ = scan.await;
     served?;

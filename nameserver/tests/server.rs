@@ -30,7 +30,11 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run(listener, config, shutdown.clone()));
-        Server { addr, shutdown, task }
+        Server {
+            addr,
+            shutdown,
+            task,
+        }
     }
 
     async fn stop(self) {
@@ -39,7 +43,9 @@ impl Server {
     }
 
     async fn connect(&self) -> Connection {
-        Connection::connect(self.addr, Arc::new(Router::new())).await.unwrap()
+        Connection::connect(self.addr, Arc::new(Router::new()))
+            .await
+            .unwrap()
     }
 }
 
@@ -124,7 +130,16 @@ async fn register_then_route_in_both_json_forms() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(config(&dir)).await;
     let broker = server.connect().await;
-    let r = call(&broker, register_cmd("broker-a", 0, "127.0.0.1:10911", register_body(1, &[("T", 4), ("U", 8)]))).await;
+    let r = call(
+        &broker,
+        register_cmd(
+            "broker-a",
+            0,
+            "127.0.0.1:10911",
+            register_body(1, &[("T", 4), ("U", 8)]),
+        ),
+    )
+    .await;
     assert_eq!(r.code, response_code::SUCCESS, "{:?}", r.remark);
     assert_eq!(r.version, remoting::CURRENT_VERSION);
 
@@ -145,22 +160,43 @@ async fn register_then_route_in_both_json_forms() {
         text(&legacy),
         r#"{"brokerDatas":[{"brokerAddrs":{0:"127.0.0.1:10911"},"brokerName":"broker-a","cluster":"DefaultCluster","enableActingMaster":false}],"filterServerTable":{},"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":4,"topicSysFlag":0,"writeQueueNums":4}]}"#
     );
-    let asked = call(&client, route_cmd("T", 317).with_ext("acceptStandardJsonOnly", "true")).await;
+    let asked = call(
+        &client,
+        route_cmd("T", 317).with_ext("acceptStandardJsonOnly", "true"),
+    )
+    .await;
     assert_eq!(asked.body, std.body);
 
     let missing = call(&client, route_cmd("NOPE", 479)).await;
     assert_eq!(missing.code, response_code::TOPIC_NOT_EXIST);
-    assert!(missing.remark.unwrap_or_default().starts_with("No topic route info in name server for the topic: NOPE"));
+    assert!(missing
+        .remark
+        .unwrap_or_default()
+        .starts_with("No topic route info in name server for the topic: NOPE"));
 
     // Cluster info: always the legacy form.
-    let info = call(&client, RemotingCommand::request(rc::GET_BROKER_CLUSTER_INFO)).await;
+    let info = call(
+        &client,
+        RemotingCommand::request(rc::GET_BROKER_CLUSTER_INFO),
+    )
+    .await;
     let body = text(&info);
-    assert!(body.contains(r#""brokerAddrs":{0:"127.0.0.1:10911"}"#), "{body}");
+    assert!(
+        body.contains(r#""brokerAddrs":{0:"127.0.0.1:10911"}"#),
+        "{body}"
+    );
     assert!(!body.contains(' '));
     let info: ClusterInfo = from_fastjson(&info.body).unwrap();
-    assert_eq!(info.cluster_addr_table["DefaultCluster"], vec!["broker-a".to_owned()]);
+    assert_eq!(
+        info.cluster_addr_table["DefaultCluster"],
+        vec!["broker-a".to_owned()]
+    );
 
-    let all = call(&client, RemotingCommand::request(rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER)).await;
+    let all = call(
+        &client,
+        RemotingCommand::request(rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER),
+    )
+    .await;
     let all: TopicList = serde_json::from_slice(&all.body).unwrap();
     assert_eq!(all.topic_list, ["T", "U"]);
     server.stop().await;
@@ -171,7 +207,16 @@ async fn slave_learns_master_and_compressed_bodies_register() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(config(&dir)).await;
     let master = server.connect().await;
-    let r = call(&master, register_cmd("b", 0, "127.0.0.1:10911", register_body(1, &[("T", 4), ("U", 4)]))).await;
+    let r = call(
+        &master,
+        register_cmd(
+            "b",
+            0,
+            "127.0.0.1:10911",
+            register_body(1, &[("T", 4), ("U", 4)]),
+        ),
+    )
+    .await;
     assert_eq!(r.code, 0);
     assert_eq!(r.ext("masterAddr"), None);
 
@@ -181,7 +226,10 @@ async fn slave_learns_master_and_compressed_bodies_register() {
         raw.extend_from_slice(bytes);
     }
     let mut raw2 = Vec::new();
-    part(&mut raw2, br#"{"counter":1,"stateVersion":0,"timestamp":1700000000000}"#);
+    part(
+        &mut raw2,
+        br#"{"counter":1,"stateVersion":0,"timestamp":1700000000000}"#,
+    );
     raw2.extend_from_slice(&2i32.to_be_bytes());
     part(&mut raw2, b"T 4 4 6 SINGLE_TAG {}");
     part(&mut raw2, b"U 4 4 6 SINGLE_TAG {}");
@@ -200,13 +248,16 @@ async fn slave_learns_master_and_compressed_bodies_register() {
     assert_eq!(r.ext("haServerAddr"), Some("127.0.0.1:10911-ha"));
 
     let client = server.connect().await;
-    let route: TopicRouteData = serde_json::from_slice(&call(&client, route_cmd("T", 479)).await.body).unwrap();
+    let route: TopicRouteData =
+        serde_json::from_slice(&call(&client, route_cmd("T", 479)).await.body).unwrap();
     assert_eq!(route.broker_datas[0].broker_addrs.len(), 2);
 
     // Members of the group, as an HA slave asks for them.
     let g = call(
         &client,
-        RemotingCommand::request(rc::GET_BROKER_MEMBER_GROUP).with_ext("clusterName", "DefaultCluster").with_ext("brokerName", "b"),
+        RemotingCommand::request(rc::GET_BROKER_MEMBER_GROUP)
+            .with_ext("clusterName", "DefaultCluster")
+            .with_ext("brokerName", "b"),
     )
     .await;
     assert_eq!(
@@ -222,15 +273,37 @@ async fn closing_the_broker_connection_removes_it() {
     let server = Server::start(config(&dir)).await;
     let client = server.connect().await;
     let broker = server.connect().await;
-    let r = call(&broker, register_cmd("a", 0, "127.0.0.1:10911", register_body(1, &[("T", 4), ("A", 4)]))).await;
+    let r = call(
+        &broker,
+        register_cmd(
+            "a",
+            0,
+            "127.0.0.1:10911",
+            register_body(1, &[("T", 4), ("A", 4)]),
+        ),
+    )
+    .await;
     assert_eq!(r.code, 0);
     // Registered over another connection too: only the closing one goes.
     let other = server.connect().await;
-    call(&other, register_cmd("b", 0, "127.0.0.1:10931", register_body(1, &[("T", 4), ("B", 4)]))).await;
+    call(
+        &other,
+        register_cmd(
+            "b",
+            0,
+            "127.0.0.1:10931",
+            register_body(1, &[("T", 4), ("B", 4)]),
+        ),
+    )
+    .await;
     assert_eq!(route_code(&client, "A").await, 0);
     broker.close();
-    eventually("broker a to disappear", || async { route_code(&client, "A").await == response_code::TOPIC_NOT_EXIST }).await;
-    let route: TopicRouteData = serde_json::from_slice(&call(&client, route_cmd("T", 479)).await.body).unwrap();
+    eventually("broker a to disappear", || async {
+        route_code(&client, "A").await == response_code::TOPIC_NOT_EXIST
+    })
+    .await;
+    let route: TopicRouteData =
+        serde_json::from_slice(&call(&client, route_cmd("T", 479)).await.body).unwrap();
     assert_eq!(route.broker_datas.len(), 1);
     assert_eq!(route.broker_datas[0].broker_name, "b");
     server.stop().await;
@@ -242,8 +315,13 @@ async fn silent_brokers_expire_and_their_connection_is_closed() {
     let server = Server::start(config(&dir)).await;
     let client = server.connect().await;
     let broker = server.connect().await;
-    let cmd = register_cmd("a", 0, "127.0.0.1:10911", register_body(1, &[("T", 4), ("A", 4)]))
-        .with_ext("heartbeatTimeoutMillis", "1500");
+    let cmd = register_cmd(
+        "a",
+        0,
+        "127.0.0.1:10911",
+        register_body(1, &[("T", 4), ("A", 4)]),
+    )
+    .with_ext("heartbeatTimeoutMillis", "1500");
     assert_eq!(call(&broker, cmd).await.code, 0);
     // A heartbeat keeps it; QUERY_DATA_VERSION answers and refreshes too.
     let q = RemotingCommand::request(rc::QUERY_DATA_VERSION)
@@ -256,15 +334,25 @@ async fn silent_brokers_expire_and_their_connection_is_closed() {
     assert_eq!(r.ext("changed"), Some("false"));
     let stored: DataVersion = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(stored.counter, 1);
-    let r = call(&broker, q.with_body(br#"{"counter":2,"stateVersion":0,"timestamp":1700000000000}"#.to_vec())).await;
+    let r = call(
+        &broker,
+        q.with_body(br#"{"counter":2,"stateVersion":0,"timestamp":1700000000000}"#.to_vec()),
+    )
+    .await;
     assert_eq!(r.ext("changed"), Some("true"));
     let hb = RemotingCommand::request(rc::BROKER_HEARTBEAT)
         .with_ext("clusterName", "DefaultCluster")
         .with_ext("brokerAddr", "127.0.0.1:10911")
         .with_ext("brokerName", "a");
     assert_eq!(call(&broker, hb).await.code, 0);
-    eventually("broker a to expire", || async { route_code(&client, "A").await == response_code::TOPIC_NOT_EXIST }).await;
-    eventually("the broker connection to be closed", || async { broker.is_closed() }).await;
+    eventually("broker a to expire", || async {
+        route_code(&client, "A").await == response_code::TOPIC_NOT_EXIST
+    })
+    .await;
+    eventually("the broker connection to be closed", || async {
+        broker.is_closed()
+    })
+    .await;
     server.stop().await;
 }
 
@@ -275,20 +363,41 @@ async fn kv_config_persists_across_restart() {
     let port = server.addr.port();
     let admin = server.connect().await;
     let put = |ns: &str, k: &str, v: &str| {
-        RemotingCommand::request(rc::PUT_KV_CONFIG).with_ext("namespace", ns).with_ext("key", k).with_ext("value", v)
+        RemotingCommand::request(rc::PUT_KV_CONFIG)
+            .with_ext("namespace", ns)
+            .with_ext("key", k)
+            .with_ext("value", v)
     };
-    assert_eq!(call(&admin, put("ORDER_TOPIC_CONFIG", "T", "broker-a:4")).await.code, 0);
+    assert_eq!(
+        call(&admin, put("ORDER_TOPIC_CONFIG", "T", "broker-a:4"))
+            .await
+            .code,
+        0
+    );
     assert_eq!(call(&admin, put("ns", "k1", "v1")).await.code, 0);
     assert_eq!(call(&admin, put("ns", "k2", "v2")).await.code, 0);
-    let del = RemotingCommand::request(rc::DELETE_KV_CONFIG).with_ext("namespace", "ns").with_ext("key", "k2");
+    let del = RemotingCommand::request(rc::DELETE_KV_CONFIG)
+        .with_ext("namespace", "ns")
+        .with_ext("key", "k2");
     assert_eq!(call(&admin, del).await.code, 0);
-    let missing_key = RemotingCommand::request(rc::PUT_KV_CONFIG).with_ext("namespace", "ns").with_ext("value", "v");
+    let missing_key = RemotingCommand::request(rc::PUT_KV_CONFIG)
+        .with_ext("namespace", "ns")
+        .with_ext("value", "v");
     let r = call(&admin, missing_key).await;
-    assert_eq!((r.code, r.remark.as_deref()), (response_code::SYSTEM_ERROR, Some("namespace or key is null")));
+    assert_eq!(
+        (r.code, r.remark.as_deref()),
+        (
+            response_code::SYSTEM_ERROR,
+            Some("namespace or key is null")
+        )
+    );
     server.stop().await;
 
     let file = std::fs::read_to_string(dir.path().join("namesrv").join("kvConfig.json")).unwrap();
-    assert_eq!(file, r#"{"configTable":{"ORDER_TOPIC_CONFIG":{"T":"broker-a:4"},"ns":{"k1":"v1"}}}"#);
+    assert_eq!(
+        file,
+        r#"{"configTable":{"ORDER_TOPIC_CONFIG":{"T":"broker-a:4"},"ns":{"k1":"v1"}}}"#
+    );
 
     // Same port again: the listener reuses the address like Netty's.
     let mut cfg = config(&dir);
@@ -296,25 +405,51 @@ async fn kv_config_persists_across_restart() {
     cfg.order_message_enable = true;
     let server = Server::start(cfg).await;
     let admin = server.connect().await;
-    let get = |ns: &str, k: &str| RemotingCommand::request(rc::GET_KV_CONFIG).with_ext("namespace", ns).with_ext("key", k);
+    let get = |ns: &str, k: &str| {
+        RemotingCommand::request(rc::GET_KV_CONFIG)
+            .with_ext("namespace", ns)
+            .with_ext("key", k)
+    };
     let r = call(&admin, get("ns", "k1")).await;
     assert_eq!((r.code, r.ext("value")), (0, Some("v1")));
     let r = call(&admin, get("ns", "k2")).await;
     assert_eq!(r.code, response_code::QUERY_NOT_FOUND);
-    assert_eq!(r.remark.as_deref(), Some("No config item, Namespace: ns Key: k2"));
-    let list = call(&admin, RemotingCommand::request(rc::GET_KVLIST_BY_NAMESPACE).with_ext("namespace", "ns")).await;
+    assert_eq!(
+        r.remark.as_deref(),
+        Some("No config item, Namespace: ns Key: k2")
+    );
+    let list = call(
+        &admin,
+        RemotingCommand::request(rc::GET_KVLIST_BY_NAMESPACE).with_ext("namespace", "ns"),
+    )
+    .await;
     let table: KvTable = serde_json::from_slice(&list.body).unwrap();
     assert_eq!(table.table.len(), 1);
-    let none = call(&admin, RemotingCommand::request(rc::GET_KVLIST_BY_NAMESPACE).with_ext("namespace", "zz")).await;
+    let none = call(
+        &admin,
+        RemotingCommand::request(rc::GET_KVLIST_BY_NAMESPACE).with_ext("namespace", "zz"),
+    )
+    .await;
     assert_eq!(none.code, response_code::QUERY_NOT_FOUND);
 
     // The order config goes back to registering brokers and into routes.
     let broker = server.connect().await;
-    let r = call(&broker, register_cmd("broker-a", 0, "127.0.0.1:10911", register_body(1, &[("T", 4), ("U", 4)]))).await;
+    let r = call(
+        &broker,
+        register_cmd(
+            "broker-a",
+            0,
+            "127.0.0.1:10911",
+            register_body(1, &[("T", 4), ("U", 4)]),
+        ),
+    )
+    .await;
     assert_eq!(text(&r), r#"{"table":{"T":"broker-a:4"}}"#);
-    let route: TopicRouteData = serde_json::from_slice(&call(&admin, route_cmd("T", 479)).await.body).unwrap();
+    let route: TopicRouteData =
+        serde_json::from_slice(&call(&admin, route_cmd("T", 479)).await.body).unwrap();
     assert_eq!(route.order_topic_conf.as_deref(), Some("broker-a:4"));
-    let route: TopicRouteData = serde_json::from_slice(&call(&admin, route_cmd("U", 479)).await.body).unwrap();
+    let route: TopicRouteData =
+        serde_json::from_slice(&call(&admin, route_cmd("U", 479)).await.body).unwrap();
     assert_eq!(route.order_topic_conf, None);
     server.stop().await;
 }
@@ -324,26 +459,79 @@ async fn malformed_registrations_leave_the_table_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(config(&dir)).await;
     let conn = server.connect().await;
-    assert_eq!(call(&conn, register_cmd("a", 0, "127.0.0.1:10911", register_body(1, &[("T", 4), ("A", 4)]))).await.code, 0);
-    let cluster = || async { call(&conn, RemotingCommand::request(rc::GET_BROKER_CLUSTER_INFO)).await.body };
-    let topics = || async { call(&conn, RemotingCommand::request(rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER)).await.body };
+    assert_eq!(
+        call(
+            &conn,
+            register_cmd(
+                "a",
+                0,
+                "127.0.0.1:10911",
+                register_body(1, &[("T", 4), ("A", 4)])
+            )
+        )
+        .await
+        .code,
+        0
+    );
+    let cluster = || async {
+        call(&conn, RemotingCommand::request(rc::GET_BROKER_CLUSTER_INFO))
+            .await
+            .body
+    };
+    let topics = || async {
+        call(
+            &conn,
+            RemotingCommand::request(rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER),
+        )
+        .await
+        .body
+    };
     let before = (cluster().await, topics().await);
 
-    let bad_json = register_cmd("b", 0, "127.0.0.1:10931", b"{\"topicConfigSerializeWrapper\":".to_vec());
+    let bad_json = register_cmd(
+        "b",
+        0,
+        "127.0.0.1:10931",
+        b"{\"topicConfigSerializeWrapper\":".to_vec(),
+    );
     let r = call(&conn, bad_json).await;
     assert_eq!(r.code, response_code::SYSTEM_ERROR);
-    assert!(r.remark.unwrap_or_default().starts_with("Failed to decode RegisterBrokerBody"));
+    assert!(r
+        .remark
+        .unwrap_or_default()
+        .starts_with("Failed to decode RegisterBrokerBody"));
 
-    let mut bad_crc = register_cmd("b", 0, "127.0.0.1:10931", register_body(1, &[("B", 4), ("C", 4)]));
+    let mut bad_crc = register_cmd(
+        "b",
+        0,
+        "127.0.0.1:10931",
+        register_body(1, &[("B", 4), ("C", 4)]),
+    );
     bad_crc.set_ext("bodyCrc32", "12345");
     let r = call(&conn, bad_crc).await;
-    assert_eq!((r.code, r.remark.as_deref()), (response_code::SYSTEM_ERROR, Some("crc32 not match")));
+    assert_eq!(
+        (r.code, r.remark.as_deref()),
+        (response_code::SYSTEM_ERROR, Some("crc32 not match"))
+    );
 
-    let mut bad_zlib = register_cmd("b", 0, "127.0.0.1:10931", vec![0x78, 0x9c, 0xff, 0x00, 0x13]);
+    let mut bad_zlib = register_cmd(
+        "b",
+        0,
+        "127.0.0.1:10931",
+        vec![0x78, 0x9c, 0xff, 0x00, 0x13],
+    );
     bad_zlib.set_ext("compressed", "true");
-    assert_eq!(call(&conn, bad_zlib).await.code, response_code::SYSTEM_ERROR);
+    assert_eq!(
+        call(&conn, bad_zlib).await.code,
+        response_code::SYSTEM_ERROR
+    );
 
-    let mut no_id = register_cmd("b", 0, "127.0.0.1:10931", register_body(1, &[("B", 4), ("C", 4)]));
+    let mut no_id = register_cmd(
+        "b",
+        0,
+        "127.0.0.1:10931",
+        register_body(1, &[("B", 4), ("C", 4)]),
+    );
     no_id.ext_fields.as_mut().unwrap().shift_remove("brokerId");
     let r = call(&conn, no_id).await;
     assert_eq!(r.code, response_code::SYSTEM_ERROR);
@@ -351,7 +539,10 @@ async fn malformed_registrations_leave_the_table_unchanged() {
 
     let first_single = register_cmd("b", 0, "127.0.0.1:10931", register_body(1, &[("B", 4)]));
     let r = call(&conn, first_single).await;
-    assert_eq!((r.code, r.remark.as_deref()), (response_code::SYSTEM_ERROR, Some("register broker failed")));
+    assert_eq!(
+        (r.code, r.remark.as_deref()),
+        (response_code::SYSTEM_ERROR, Some("register broker failed"))
+    );
 
     assert_eq!((cluster().await, topics().await), before);
     server.stop().await;
@@ -373,39 +564,88 @@ async fn admin_requests() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(config(&dir)).await;
     let conn = server.connect().await;
-    assert_eq!(call(&conn, register_cmd("a", 0, "127.0.0.1:10911", register_body(1, &[("T", 4), ("A", 4)]))).await.code, 0);
+    assert_eq!(
+        call(
+            &conn,
+            register_cmd(
+                "a",
+                0,
+                "127.0.0.1:10911",
+                register_body(1, &[("T", 4), ("A", 4)])
+            )
+        )
+        .await
+        .code,
+        0
+    );
 
-    let wipe = call(&conn, RemotingCommand::request(rc::WIPE_WRITE_PERM_OF_BROKER).with_ext("brokerName", "a")).await;
+    let wipe = call(
+        &conn,
+        RemotingCommand::request(rc::WIPE_WRITE_PERM_OF_BROKER).with_ext("brokerName", "a"),
+    )
+    .await;
     assert_eq!(wipe.ext("wipeTopicCount"), Some("2"));
-    let route: TopicRouteData = serde_json::from_slice(&call(&conn, route_cmd("T", 479)).await.body).unwrap();
+    let route: TopicRouteData =
+        serde_json::from_slice(&call(&conn, route_cmd("T", 479)).await.body).unwrap();
     assert_eq!(route.queue_datas[0].perm, 4);
-    let add = call(&conn, RemotingCommand::request(rc::ADD_WRITE_PERM_OF_BROKER).with_ext("brokerName", "a")).await;
+    let add = call(
+        &conn,
+        RemotingCommand::request(rc::ADD_WRITE_PERM_OF_BROKER).with_ext("brokerName", "a"),
+    )
+    .await;
     assert_eq!(add.ext("addTopicCount"), Some("2"));
 
-    let by_cluster = call(&conn, RemotingCommand::request(rc::GET_TOPICS_BY_CLUSTER).with_ext("cluster", "DefaultCluster")).await;
+    let by_cluster = call(
+        &conn,
+        RemotingCommand::request(rc::GET_TOPICS_BY_CLUSTER).with_ext("cluster", "DefaultCluster"),
+    )
+    .await;
     let list: TopicList = serde_json::from_slice(&by_cluster.body).unwrap();
     assert_eq!(list.topic_list, ["A", "T"]);
-    let sys = call(&conn, RemotingCommand::request(rc::GET_SYSTEM_TOPIC_LIST_FROM_NS)).await;
+    let sys = call(
+        &conn,
+        RemotingCommand::request(rc::GET_SYSTEM_TOPIC_LIST_FROM_NS),
+    )
+    .await;
     let sys: TopicList = serde_json::from_slice(&sys.body).unwrap();
     assert_eq!(sys.topic_list, ["DefaultCluster", "a"]);
     assert_eq!(sys.broker_addr.as_deref(), Some("127.0.0.1:10911"));
-    for code in [rc::GET_UNIT_TOPIC_LIST, rc::GET_HAS_UNIT_SUB_TOPIC_LIST, rc::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST] {
+    for code in [
+        rc::GET_UNIT_TOPIC_LIST,
+        rc::GET_HAS_UNIT_SUB_TOPIC_LIST,
+        rc::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST,
+    ] {
         let r = call(&conn, RemotingCommand::request(code)).await;
         assert_eq!(r.code, 0);
-        assert!(serde_json::from_slice::<TopicList>(&r.body).unwrap().topic_list.is_empty());
+        assert!(serde_json::from_slice::<TopicList>(&r.body)
+            .unwrap()
+            .topic_list
+            .is_empty());
     }
 
     // REGISTER_TOPIC_IN_NAMESRV takes the queue datas of a route body.
     let body = br#"{"brokerDatas":[],"queueDatas":[{"brokerName":"a","perm":6,"readQueueNums":1,"topicSysFlag":0,"writeQueueNums":1}]}"#;
-    let r = call(&conn, RemotingCommand::request(rc::REGISTER_TOPIC_IN_NAMESRV).with_ext("topic", "N").with_body(body.to_vec())).await;
+    let r = call(
+        &conn,
+        RemotingCommand::request(rc::REGISTER_TOPIC_IN_NAMESRV)
+            .with_ext("topic", "N")
+            .with_body(body.to_vec()),
+    )
+    .await;
     assert_eq!(r.code, 0);
     assert_eq!(route_code(&conn, "N").await, 0);
-    let r = call(&conn, RemotingCommand::request(rc::DELETE_TOPIC_IN_NAMESRV).with_ext("topic", "N")).await;
+    let r = call(
+        &conn,
+        RemotingCommand::request(rc::DELETE_TOPIC_IN_NAMESRV).with_ext("topic", "N"),
+    )
+    .await;
     assert_eq!(r.code, 0);
     assert_eq!(route_code(&conn, "N").await, response_code::TOPIC_NOT_EXIST);
     let r = call(
         &conn,
-        RemotingCommand::request(rc::DELETE_TOPIC_IN_NAMESRV).with_ext("topic", "A").with_ext("clusterName", "DefaultCluster"),
+        RemotingCommand::request(rc::DELETE_TOPIC_IN_NAMESRV)
+            .with_ext("topic", "A")
+            .with_ext("clusterName", "DefaultCluster"),
     )
     .await;
     assert_eq!(r.code, 0);
@@ -413,16 +653,29 @@ async fn admin_requests() {
 
     // Name server config: properties text both ways; black-listed keys refused.
     let get = call(&conn, RemotingCommand::request(rc::GET_NAMESRV_CONFIG)).await;
-    assert!(text(&get).contains("\norderMessageEnable=false\n"), "{}", text(&get));
-    let update = RemotingCommand::request(rc::UPDATE_NAMESRV_CONFIG).with_body(b"orderMessageEnable=true\n".to_vec());
+    assert!(
+        text(&get).contains("\norderMessageEnable=false\n"),
+        "{}",
+        text(&get)
+    );
+    let update = RemotingCommand::request(rc::UPDATE_NAMESRV_CONFIG)
+        .with_body(b"orderMessageEnable=true\n".to_vec());
     assert_eq!(call(&conn, update).await.code, 0);
     let get = call(&conn, RemotingCommand::request(rc::GET_NAMESRV_CONFIG)).await;
     assert!(text(&get).contains("\norderMessageEnable=true\n"));
-    let stored = std::fs::read_to_string(dir.path().join("namesrv").join("namesrv.properties")).unwrap();
+    let stored =
+        std::fs::read_to_string(dir.path().join("namesrv").join("namesrv.properties")).unwrap();
     assert!(stored.contains("orderMessageEnable=true\n"));
-    let black = RemotingCommand::request(rc::UPDATE_NAMESRV_CONFIG).with_body(b"kvConfigPath=/tmp/x\n".to_vec());
+    let black = RemotingCommand::request(rc::UPDATE_NAMESRV_CONFIG)
+        .with_body(b"kvConfigPath=/tmp/x\n".to_vec());
     let r = call(&conn, black).await;
-    assert_eq!((r.code, r.remark.as_deref()), (response_code::NO_PERMISSION, Some("Can not update config in black list.")));
+    assert_eq!(
+        (r.code, r.remark.as_deref()),
+        (
+            response_code::NO_PERMISSION,
+            Some("Can not update config in black list.")
+        )
+    );
 
     // Graceful broker shutdown.
     let unreg = RemotingCommand::request(rc::UNREGISTER_BROKER)
@@ -432,14 +685,27 @@ async fn admin_requests() {
         .with_ext("brokerId", "0");
     assert_eq!(call(&conn, unreg).await.code, 0);
     assert_eq!(route_code(&conn, "T").await, response_code::TOPIC_NOT_EXIST);
-    let info: ClusterInfo = from_fastjson(&call(&conn, RemotingCommand::request(rc::GET_BROKER_CLUSTER_INFO)).await.body).unwrap();
+    let info: ClusterInfo = from_fastjson(
+        &call(&conn, RemotingCommand::request(rc::GET_BROKER_CLUSTER_INFO))
+            .await
+            .body,
+    )
+    .unwrap();
     assert!(info.broker_addr_table.is_empty() && info.cluster_addr_table.is_empty());
 
     // Topic lists can be switched off.
-    let off = RemotingCommand::request(rc::UPDATE_NAMESRV_CONFIG).with_body(b"enableAllTopicList=false\n".to_vec());
+    let off = RemotingCommand::request(rc::UPDATE_NAMESRV_CONFIG)
+        .with_body(b"enableAllTopicList=false\n".to_vec());
     assert_eq!(call(&conn, off).await.code, 0);
-    let r = call(&conn, RemotingCommand::request(rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER)).await;
-    assert_eq!((r.code, r.remark.as_deref()), (response_code::SYSTEM_ERROR, Some("disable")));
+    let r = call(
+        &conn,
+        RemotingCommand::request(rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER),
+    )
+    .await;
+    assert_eq!(
+        (r.code, r.remark.as_deref()),
+        (response_code::SYSTEM_ERROR, Some("disable"))
+    );
     server.stop().await;
 }
 
@@ -450,6 +716,8 @@ async fn malformed_kv_file_stops_start_up() {
     std::fs::create_dir_all(dir.path().join("namesrv")).unwrap();
     std::fs::write(&cfg.kv_config_path, b"{oops").unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = run(listener, cfg, CancellationToken::new()).await.unwrap_err();
+    let err = run(listener, cfg, CancellationToken::new())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("kvConfig.json"), "{err}");
 }

@@ -101,7 +101,9 @@ fn quote_numeric_keys(src: &[u8]) -> Vec<u8> {
 }
 
 /// Null, a missing field and the JSON value all read as the default.
-fn null_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+fn null_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
@@ -115,7 +117,11 @@ pub struct DataVersion {
 
 impl DataVersion {
     pub fn now() -> Self {
-        DataVersion { counter: 0, state_version: 0, timestamp: now_millis() }
+        DataVersion {
+            counter: 0,
+            state_version: 0,
+            timestamp: now_millis(),
+        }
     }
 
     /// A change: Java `DataVersion.nextVersion`.
@@ -162,7 +168,13 @@ impl Default for TopicConfig {
 
 impl TopicConfig {
     pub fn new(name: impl Into<String>, read: i32, write: i32, perm: i32) -> Self {
-        TopicConfig { topic_name: name.into(), read_queue_nums: read, write_queue_nums: write, perm, ..Default::default() }
+        TopicConfig {
+            topic_name: name.into(),
+            read_queue_nums: read,
+            write_queue_nums: write,
+            perm,
+            ..Default::default()
+        }
     }
 }
 
@@ -367,7 +379,10 @@ mod tests {
     fn fastjson_unquoted_keys_are_accepted() {
         let text = br#"{"brokerAddrTable":{"b":{"brokerAddrs":{0:"127.0.0.1:10911",1:"127.0.0.1:10921"},"brokerName":"b","cluster":"c"}},"clusterAddrTable":{"c":["b"]}}"#;
         let info: ClusterInfo = from_fastjson(text).unwrap();
-        assert_eq!(info.broker_addr_table["b"].broker_addrs[&1], "127.0.0.1:10921");
+        assert_eq!(
+            info.broker_addr_table["b"].broker_addrs[&1],
+            "127.0.0.1:10921"
+        );
         // Strings that merely look like keys are left alone.
         let kv: KvTable = from_fastjson(br#"{"table":{"a":"{0:1}"}}"#).unwrap();
         assert_eq!(kv.table["a"], "{0:1}");
@@ -378,8 +393,19 @@ mod tests {
         let mut addrs = BTreeMap::new();
         addrs.insert(0, "127.0.0.1:10911".to_owned());
         let route = TopicRouteData {
-            broker_datas: vec![BrokerData { broker_addrs: addrs, broker_name: "b".into(), cluster: "c".into(), ..Default::default() }],
-            queue_datas: vec![QueueData { broker_name: "b".into(), perm: 6, read_queue_nums: 4, write_queue_nums: 4, topic_sys_flag: 0 }],
+            broker_datas: vec![BrokerData {
+                broker_addrs: addrs,
+                broker_name: "b".into(),
+                cluster: "c".into(),
+                ..Default::default()
+            }],
+            queue_datas: vec![QueueData {
+                broker_name: "b".into(),
+                perm: 6,
+                read_queue_nums: 4,
+                write_queue_nums: 4,
+                topic_sys_flag: 0,
+            }],
             ..Default::default()
         };
         let text = String::from_utf8(to_json(&route)).unwrap();

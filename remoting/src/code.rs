@@ -190,7 +190,10 @@ impl LanguageCode {
 
     /// The Java enum name, as JSON headers carry it. Unknown bytes map to `OTHER`.
     pub fn name(self) -> &'static str {
-        LANGUAGE_NAMES.get(self.as_byte() as usize).copied().unwrap_or("OTHER")
+        LANGUAGE_NAMES
+            .get(self.as_byte() as usize)
+            .copied()
+            .unwrap_or("OTHER")
     }
 
     pub fn from_name(name: &str) -> Option<Self> {

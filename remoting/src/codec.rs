@@ -32,7 +32,9 @@ pub struct RemotingCodec {
 
 impl Default for RemotingCodec {
     fn default() -> Self {
-        RemotingCodec { max_frame_len: MAX_FRAME_LEN }
+        RemotingCodec {
+            max_frame_len: MAX_FRAME_LEN,
+        }
     }
 }
 
@@ -58,7 +60,10 @@ impl Decoder for RemotingCodec {
         }
         let frame_len = declared as usize + 4;
         if frame_len > self.max_frame_len {
-            return Err(RemotingError::FrameTooLarge { len: frame_len, max: self.max_frame_len });
+            return Err(RemotingError::FrameTooLarge {
+                len: frame_len,
+                max: self.max_frame_len,
+            });
         }
         if src.len() < frame_len {
             src.reserve(frame_len - src.len());
@@ -73,7 +78,9 @@ impl Decoder for RemotingCodec {
 /// Decodes the bytes after the length prefix: packed type/length, header, body.
 pub fn decode_frame_body(mut frame: Bytes) -> Result<RemotingCommand, RemotingError> {
     if frame.len() < 4 {
-        return Err(RemotingError::malformed("frame shorter than its header length field"));
+        return Err(RemotingError::malformed(
+            "frame shorter than its header length field",
+        ));
     }
     let packed = frame.get_u32();
     let type_byte = (packed >> 24) as u8;
@@ -86,8 +93,8 @@ pub fn decode_frame_body(mut frame: Bytes) -> Result<RemotingCommand, RemotingEr
     }
     let header = frame.split_to(header_len);
     let body = frame;
-    let serialize_type =
-        SerializeType::from_byte(type_byte).ok_or(RemotingError::UnknownSerializeType(type_byte))?;
+    let serialize_type = SerializeType::from_byte(type_byte)
+        .ok_or(RemotingError::UnknownSerializeType(type_byte))?;
     let mut cmd = match serialize_type {
         SerializeType::Json => decode_json_header(&header)?,
         SerializeType::RocketMq => decode_binary_header(&header)?,
@@ -111,11 +118,17 @@ impl Encoder<&RemotingCommand> for RemotingCodec {
     fn encode(&mut self, cmd: &RemotingCommand, dst: &mut BytesMut) -> Result<(), RemotingError> {
         let header = encode_header(cmd);
         if header.len() > MAX_HEADER_LEN {
-            return Err(RemotingError::FrameTooLarge { len: header.len(), max: MAX_HEADER_LEN });
+            return Err(RemotingError::FrameTooLarge {
+                len: header.len(),
+                max: MAX_HEADER_LEN,
+            });
         }
         let frame_len = 8 + header.len() + cmd.body.len();
         if frame_len > self.max_frame_len {
-            return Err(RemotingError::FrameTooLarge { len: frame_len, max: self.max_frame_len });
+            return Err(RemotingError::FrameTooLarge {
+                len: frame_len,
+                max: self.max_frame_len,
+            });
         }
         dst.reserve(frame_len);
         dst.put_i32((frame_len - 4) as i32);
@@ -151,7 +164,9 @@ pub fn hex(bytes: &[u8]) -> String {
 /// be compared field by field.
 pub fn logical_json(cmd: &RemotingCommand) -> Value {
     let ext = cmd.ext_fields.as_ref().map(|e| {
-        e.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()
+        e.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect::<serde_json::Map<_, _>>()
     });
     serde_json::json!({
         "code": cmd.code,
@@ -233,7 +248,8 @@ fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, RemotingError> {
     let int = |key: &str| -> Result<i32, RemotingError> {
         match map.get(key) {
             None | Some(Value::Null) => Ok(0),
-            Some(v) => json_int(v).ok_or_else(|| RemotingError::malformed(format!("JSON header field {key}: {v}"))),
+            Some(v) => json_int(v)
+                .ok_or_else(|| RemotingError::malformed(format!("JSON header field {key}: {v}"))),
         }
     };
     let language = match map.get("language") {
@@ -257,7 +273,11 @@ fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, RemotingError> {
                 .filter_map(|(k, v)| json_to_ext_string(v).map(|v| (k.clone(), v)))
                 .collect::<ExtFields>(),
         ),
-        Some(other) => return Err(RemotingError::malformed(format!("extFields is not an object: {other}"))),
+        Some(other) => {
+            return Err(RemotingError::malformed(format!(
+                "extFields is not an object: {other}"
+            )))
+        }
     };
     Ok(RemotingCommand {
         code: int("code")?,
@@ -330,7 +350,9 @@ fn decode_binary_header(header: &[u8]) -> Result<RemotingCommand, RemotingError>
     let mut buf = header;
     let need = |buf: &[u8], n: usize, what: &str| {
         if buf.len() < n {
-            Err(RemotingError::malformed(format!("binary header truncated in {what}")))
+            Err(RemotingError::malformed(format!(
+                "binary header truncated in {what}"
+            )))
         } else {
             Ok(())
         }
@@ -347,7 +369,9 @@ fn decode_binary_header(header: &[u8]) -> Result<RemotingCommand, RemotingError>
     let ext_fields = if ext_len > 0 {
         let ext_len = ext_len as usize;
         if ext_len > buf.len() {
-            return Err(RemotingError::malformed(format!("ext length {ext_len} exceeds the header")));
+            return Err(RemotingError::malformed(format!(
+                "ext length {ext_len} exceeds the header"
+            )));
         }
         let (mut pairs, _) = buf.split_at(ext_len);
         let mut fields = ExtFields::new();
@@ -377,13 +401,26 @@ fn decode_binary_header(header: &[u8]) -> Result<RemotingCommand, RemotingError>
 }
 
 /// A length-prefixed UTF-8 string; length 0 reads as `None` (Java `readStr`).
-fn read_str(buf: &mut &[u8], len_size: usize, limit: usize, what: &str) -> Result<Option<String>, RemotingError> {
+fn read_str(
+    buf: &mut &[u8],
+    len_size: usize,
+    limit: usize,
+    what: &str,
+) -> Result<Option<String>, RemotingError> {
     if buf.len() < len_size {
-        return Err(RemotingError::malformed(format!("binary header truncated in {what} length")));
+        return Err(RemotingError::malformed(format!(
+            "binary header truncated in {what} length"
+        )));
     }
-    let len = if len_size == 2 { buf.get_i16() as i64 } else { buf.get_i32() as i64 };
+    let len = if len_size == 2 {
+        buf.get_i16() as i64
+    } else {
+        buf.get_i32() as i64
+    };
     if len < 0 || len as usize > limit || len as usize > buf.len() {
-        return Err(RemotingError::malformed(format!("{what} length {len} exceeds the header")));
+        return Err(RemotingError::malformed(format!(
+            "{what} length {len} exceeds the header"
+        )));
     }
     if len == 0 {
         return Ok(None);
@@ -416,7 +453,10 @@ mod tests {
             r#"{"code":106,"flag":0,"language":"JAVA","opaque":7,"serializeTypeCurrentRPC":"JSON","version":479}"#
         );
         let h = String::from_utf8(encode_json_header(&sample())).unwrap();
-        assert!(h.contains(r#""i":"KEYS\u0001k\u0002TAGS\u0001标签\u0002""#), "{h}");
+        assert!(
+            h.contains(r#""i":"KEYS\u0001k\u0002TAGS\u0001标签\u0002""#),
+            "{h}"
+        );
     }
 
     #[test]
@@ -437,7 +477,13 @@ mod tests {
         let full = encode_frame(&sample()).unwrap();
         for cut in 0..full.len() {
             let mut part = BytesMut::from(&full[..cut]);
-            assert!(RemotingCodec::default().decode(&mut part).unwrap().is_none(), "cut at {cut}");
+            assert!(
+                RemotingCodec::default()
+                    .decode(&mut part)
+                    .unwrap()
+                    .is_none(),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -445,7 +491,10 @@ mod tests {
     fn oversized_and_malformed_frames_are_errors() {
         let mut codec = RemotingCodec::default();
         let mut big = BytesMut::from(&(16 * 1024 * 1024 - 3i32).to_be_bytes()[..]);
-        assert!(matches!(codec.decode(&mut big), Err(RemotingError::FrameTooLarge { .. })));
+        assert!(matches!(
+            codec.decode(&mut big),
+            Err(RemotingError::FrameTooLarge { .. })
+        ));
         // Exactly at the limit is fine (prefix counted): it just waits for bytes.
         let mut max = BytesMut::from(&(16 * 1024 * 1024 - 4i32).to_be_bytes()[..]);
         assert!(codec.decode(&mut max).unwrap().is_none());
@@ -462,7 +511,10 @@ mod tests {
         bad.put_i32(6);
         bad.put_u32((5 << 24) | 2);
         bad.put_slice(b"{}");
-        assert!(matches!(codec.decode(&mut bad), Err(RemotingError::UnknownSerializeType(5))));
+        assert!(matches!(
+            codec.decode(&mut bad),
+            Err(RemotingError::UnknownSerializeType(5))
+        ));
     }
 
     #[test]
@@ -483,7 +535,10 @@ mod tests {
 
     #[test]
     fn binary_empty_strings_read_as_null() {
-        let mut cmd = RemotingCommand::request(1).with_ext("k", "").with_ext("x", "y").with_remark("");
+        let mut cmd = RemotingCommand::request(1)
+            .with_ext("k", "")
+            .with_ext("x", "y")
+            .with_remark("");
         cmd.serialize_type = SerializeType::RocketMq;
         let mut buf = encode_frame(&cmd).unwrap();
         let d = RemotingCodec::default().decode(&mut buf).unwrap().unwrap();

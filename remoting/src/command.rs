@@ -77,7 +77,10 @@ impl RemotingCommand {
 
     /// A response with the given code. The transport fills in `opaque`.
     pub fn response(code: i32) -> Self {
-        RemotingCommand { flag: FLAG_RESPONSE, ..Self::request(code) }
+        RemotingCommand {
+            flag: FLAG_RESPONSE,
+            ..Self::request(code)
+        }
     }
 
     pub fn success() -> Self {
@@ -125,7 +128,11 @@ impl RemotingCommand {
     /// Decodes the custom header.
     pub fn header<H: CommandHeader>(&self) -> Result<H, HeaderError> {
         static EMPTY: std::sync::OnceLock<ExtFields> = std::sync::OnceLock::new();
-        H::read_fields(self.ext_fields.as_ref().unwrap_or_else(|| EMPTY.get_or_init(ExtFields::new)))
+        H::read_fields(
+            self.ext_fields
+                .as_ref()
+                .unwrap_or_else(|| EMPTY.get_or_init(ExtFields::new)),
+        )
     }
 
     pub fn is_response(&self) -> bool {

@@ -44,7 +44,10 @@ pub struct CommandError {
 
 impl CommandError {
     pub fn new(code: i32, remark: impl Into<String>) -> Self {
-        CommandError { code, remark: remark.into() }
+        CommandError {
+            code,
+            remark: remark.into(),
+        }
     }
 
     pub fn system(remark: impl Into<String>) -> Self {

@@ -49,7 +49,8 @@ numeric_header_value!(i32, i64, u32, u64);
 impl HeaderValue for bool {
     /// `Boolean.parseBoolean`: true only for "true", ignoring case.
     fn read(raw: Option<&str>, field: &'static str) -> Result<Self, HeaderError> {
-        raw.map(|r| r.trim().eq_ignore_ascii_case("true")).ok_or(HeaderError::Missing(field))
+        raw.map(|r| r.trim().eq_ignore_ascii_case("true"))
+            .ok_or(HeaderError::Missing(field))
     }
     fn write(&self) -> Option<String> {
         Some(self.to_string())
@@ -200,7 +201,9 @@ impl SendMessageRequestHeader {
     pub fn from_command(cmd: &crate::RemotingCommand) -> Result<Self, HeaderError> {
         use crate::code::request_code::{SEND_BATCH_MESSAGE, SEND_MESSAGE_V2};
         match cmd.code {
-            SEND_MESSAGE_V2 | SEND_BATCH_MESSAGE => Ok(cmd.header::<SendMessageRequestHeaderV2>()?.into()),
+            SEND_MESSAGE_V2 | SEND_BATCH_MESSAGE => {
+                Ok(cmd.header::<SendMessageRequestHeaderV2>()?.into())
+            }
             _ => cmd.header(),
         }
     }
@@ -299,7 +302,13 @@ mod tests {
             .with_ext("acceptStandardJsonOnly", "TRUE");
         let h: GetRouteInfoRequestHeader = cmd.header().unwrap();
         assert_eq!(h.accept_standard_json_only, Some(true));
-        assert_eq!(i32::read(Some("x1"), "q"), Err(HeaderError::Invalid { field: "q", value: "x1".into() }));
+        assert_eq!(
+            i32::read(Some("x1"), "q"),
+            Err(HeaderError::Invalid {
+                field: "q",
+                value: "x1".into()
+            })
+        );
         assert_eq!(<Option<i32>>::read(Some("x1"), "q"), Ok(None));
         assert!(!bool::read(Some("yes"), "b").unwrap());
     }

@@ -12,7 +12,8 @@ pub fn parse(text: &str) -> IndexMap<String, String> {
     while let Some(first) = lines.next() {
         let mut logical = String::new();
         let mut line = first.trim_start_matches([' ', '\t', '\u{c}']);
-        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
             continue;
         }
         loop {

@@ -130,7 +130,10 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("id", &self.shared.id).field("peer", &self.shared.peer).finish()
+        f.debug_struct("Connection")
+            .field("id", &self.shared.id)
+            .field("peer", &self.shared.peer)
+            .finish()
     }
 }
 
@@ -149,13 +152,23 @@ impl Hash for Connection {
 impl Connection {
     /// Connects to a remoting server; requests the server sends us are
     /// answered by `router`.
-    pub async fn connect(addr: impl ToSocketAddrs, router: Arc<Router>) -> std::io::Result<Connection> {
+    pub async fn connect(
+        addr: impl ToSocketAddrs,
+        router: Arc<Router>,
+    ) -> std::io::Result<Connection> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let peer = stream.peer_addr()?;
         let local = stream.local_addr()?;
         let (r, w) = stream.into_split();
-        Ok(Self::spawn(r, w, peer, local, router, CancellationToken::new()))
+        Ok(Self::spawn(
+            r,
+            w,
+            peer,
+            local,
+            router,
+            CancellationToken::new(),
+        ))
     }
 
     /// Runs a connection over any byte stream (tests use `tokio::io::duplex`).
@@ -214,18 +227,33 @@ impl Connection {
     }
 
     /// Sends a request and waits for its response.
-    pub async fn request(&self, mut cmd: RemotingCommand, timeout: Duration) -> Result<RemotingCommand, RemotingError> {
+    pub async fn request(
+        &self,
+        mut cmd: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, RemotingError> {
         let opaque = next_opaque();
         cmd.opaque = opaque;
         cmd.flag &= !(FLAG_RESPONSE | FLAG_ONEWAY);
         let (tx, rx) = oneshot::channel();
-        self.shared.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(opaque, tx);
-        let _forget = PendingGuard { shared: &self.shared, opaque };
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(opaque, tx);
+        let _forget = PendingGuard {
+            shared: &self.shared,
+            opaque,
+        };
         if self.is_closed() {
             return Err(RemotingError::ConnectionClosed);
         }
         let exchange = async {
-            self.shared.outbound.send(cmd).await.map_err(|_| RemotingError::ConnectionClosed)?;
+            self.shared
+                .outbound
+                .send(cmd)
+                .await
+                .map_err(|_| RemotingError::ConnectionClosed)?;
             rx.await.map_err(|_| RemotingError::ConnectionClosed)
         };
         tokio::select! {
@@ -246,7 +274,11 @@ impl Connection {
         if self.is_closed() {
             return Err(RemotingError::ConnectionClosed);
         }
-        self.shared.outbound.send(cmd).await.map_err(|_| RemotingError::ConnectionClosed)
+        self.shared
+            .outbound
+            .send(cmd)
+            .await
+            .map_err(|_| RemotingError::ConnectionClosed)
     }
 }
 
@@ -258,7 +290,11 @@ struct PendingGuard<'a> {
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.opaque);
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.opaque);
     }
 }
 
@@ -316,7 +352,12 @@ async fn read_loop<R: AsyncRead + Unpin>(reader: R, conn: Connection, router: Ar
             Some(Ok(cmd)) => cmd,
         };
         if cmd.is_response() {
-            let waiter = conn.shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&cmd.opaque);
+            let waiter = conn
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&cmd.opaque);
             match waiter {
                 Some(tx) => {
                     let _ = tx.send(cmd);
@@ -347,7 +388,11 @@ async fn read_loop<R: AsyncRead + Unpin>(reader: R, conn: Connection, router: Ar
         });
     }
     conn.shared.closed.cancel();
-    conn.shared.pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    conn.shared
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
     debug!(%peer, id = conn.id(), "connection closed");
     for hook in &router.on_close {
         hook(&conn);
@@ -362,7 +407,9 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { max_connections: 16 * 1024 }
+        ServerConfig {
+            max_connections: 16 * 1024,
+        }
     }
 }
 

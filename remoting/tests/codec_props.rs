@@ -14,26 +14,35 @@ fn command() -> impl Strategy<Value = RemotingCommand> {
         any::<i32>(),
         0i32..4,
         proptest::option::of("\\PC{1,20}"),
-        proptest::option::of(proptest::collection::vec(("[a-zA-Z]{1,8}", "\\PC{1,30}"), 0..6)),
+        proptest::option::of(proptest::collection::vec(
+            ("[a-zA-Z]{1,8}", "\\PC{1,30}"),
+            0..6,
+        )),
         proptest::collection::vec(any::<u8>(), 0..300),
         any::<bool>(),
     )
-        .prop_map(|(code, lang, version, opaque, flag, remark, ext, body, binary)| {
-            let mut cmd = RemotingCommand::request(code as i32);
-            cmd.language = LanguageCode::from_byte(lang);
-            cmd.version = version as i32;
-            cmd.opaque = opaque;
-            cmd.flag = flag;
-            cmd.remark = remark;
-            cmd.ext_fields = ext.map(|pairs| pairs.into_iter().collect());
-            cmd.body = body.into();
-            cmd.serialize_type = if binary { SerializeType::RocketMq } else { SerializeType::Json };
-            // The binary form cannot tell "no ext fields" from an empty map.
-            if binary && cmd.ext_fields.as_ref().is_some_and(|e| e.is_empty()) {
-                cmd.ext_fields = None;
-            }
-            cmd
-        })
+        .prop_map(
+            |(code, lang, version, opaque, flag, remark, ext, body, binary)| {
+                let mut cmd = RemotingCommand::request(code as i32);
+                cmd.language = LanguageCode::from_byte(lang);
+                cmd.version = version as i32;
+                cmd.opaque = opaque;
+                cmd.flag = flag;
+                cmd.remark = remark;
+                cmd.ext_fields = ext.map(|pairs| pairs.into_iter().collect());
+                cmd.body = body.into();
+                cmd.serialize_type = if binary {
+                    SerializeType::RocketMq
+                } else {
+                    SerializeType::Json
+                };
+                // The binary form cannot tell "no ext fields" from an empty map.
+                if binary && cmd.ext_fields.as_ref().is_some_and(|e| e.is_empty()) {
+                    cmd.ext_fields = None;
+                }
+                cmd
+            },
+        )
 }
 
 proptest! {

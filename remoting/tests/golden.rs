@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::BytesMut;
 use remoting::codec::encode_frame;
-use remoting::RemotingCodec;
 use remoting::codec::logical_json as logical;
+use remoting::RemotingCodec;
 use serde_json::Value;
 use tokio_util::codec::Decoder;
 
@@ -21,7 +21,10 @@ fn golden_dir() -> PathBuf {
 fn hex_decode(s: &str) -> Vec<u8> {
     let s = s.trim();
     assert!(s.len() % 2 == 0, "odd hex length");
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit")).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
+        .collect()
 }
 
 use remoting::codec::hex as hex_encode;
@@ -36,7 +39,11 @@ fn check_version(version: &str) -> usize {
         .collect();
     entries.sort();
     for hex_path in entries {
-        let name = hex_path.file_name().and_then(|n| n.to_str()).expect("file name").to_owned();
+        let name = hex_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("file name")
+            .to_owned();
         let wire = hex_decode(&std::fs::read_to_string(&hex_path).expect("read hex"));
         let mut buf = BytesMut::from(&wire[..]);
         let cmd = RemotingCodec::default()
@@ -46,12 +53,21 @@ fn check_version(version: &str) -> usize {
         assert!(buf.is_empty(), "{version}/{name}: trailing bytes");
 
         let expect_path = hex_path.with_file_name(name.replace(".hex", ".expect.json"));
-        let expected: Value = serde_json::from_str(&std::fs::read_to_string(&expect_path).expect("read expect.json"))
-            .expect("expect.json is JSON");
-        assert_eq!(logical(&cmd), expected, "{version}/{name}: decoded fields differ from Java's");
+        let expected: Value =
+            serde_json::from_str(&std::fs::read_to_string(&expect_path).expect("read expect.json"))
+                .expect("expect.json is JSON");
+        assert_eq!(
+            logical(&cmd),
+            expected,
+            "{version}/{name}: decoded fields differ from Java's"
+        );
 
         let again = encode_frame(&cmd).expect("encode");
-        assert_eq!(hex_encode(&again), hex_encode(&wire), "{version}/{name}: re-encoded bytes differ");
+        assert_eq!(
+            hex_encode(&again),
+            hex_encode(&wire),
+            "{version}/{name}: re-encoded bytes differ"
+        );
         checked += 1;
     }
     checked
@@ -59,10 +75,16 @@ fn check_version(version: &str) -> usize {
 
 #[test]
 fn java_4_9_8_frames_decode_and_reencode_exactly() {
-    assert!(check_version("4.9.8") >= 20, "too few golden vectors for 4.9.8");
+    assert!(
+        check_version("4.9.8") >= 20,
+        "too few golden vectors for 4.9.8"
+    );
 }
 
 #[test]
 fn java_5_3_3_frames_decode_and_reencode_exactly() {
-    assert!(check_version("5.3.3") >= 20, "too few golden vectors for 5.3.3");
+    assert!(
+        check_version("5.3.3") >= 20,
+        "too few golden vectors for 5.3.3"
+    );
 }

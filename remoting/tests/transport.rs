@@ -4,44 +4,72 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use remoting::code::{request_code, response_code};
-use remoting::{serve, CommandError, Connection, RemotingCommand, RemotingError, Router, ServerConfig};
 use futures::StreamExt;
+use remoting::code::{request_code, response_code};
 use remoting::codec::encode_frame;
 use remoting::RemotingCodec;
+use remoting::{
+    serve, CommandError, Connection, RemotingCommand, RemotingError, Router, ServerConfig,
+};
 use tokio::io::AsyncWriteExt;
-use tokio_util::codec::FramedRead;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn echo_router() -> Router {
     Router::new()
-        .route(request_code::GET_KV_CONFIG, |_conn: Connection, req: RemotingCommand| async move {
-            let key = req.ext("key").unwrap_or_default().to_owned();
-            Ok(RemotingCommand::success().with_ext("value", format!("v-{key}")).with_body(req.body))
-        })
-        .route(request_code::PUT_KV_CONFIG, |_conn: Connection, _req: RemotingCommand| async move {
-            Err::<RemotingCommand, _>(CommandError::system("nope"))
-        })
+        .route(
+            request_code::GET_KV_CONFIG,
+            |_conn: Connection, req: RemotingCommand| async move {
+                let key = req.ext("key").unwrap_or_default().to_owned();
+                Ok(RemotingCommand::success()
+                    .with_ext("value", format!("v-{key}"))
+                    .with_body(req.body))
+            },
+        )
+        .route(
+            request_code::PUT_KV_CONFIG,
+            |_conn: Connection, _req: RemotingCommand| async move {
+                Err::<RemotingCommand, _>(CommandError::system("nope"))
+            },
+        )
 }
 
-async fn start(router: Router) -> (std::net::SocketAddr, CancellationToken, tokio::task::JoinHandle<std::io::Result<()>>) {
+async fn start(
+    router: Router,
+) -> (
+    std::net::SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(serve(listener, Arc::new(router), ServerConfig::default(), shutdown.clone()));
+    let task = tokio::spawn(serve(
+        listener,
+        Arc::new(router),
+        ServerConfig::default(),
+        shutdown.clone(),
+    ));
     (addr, shutdown, task)
 }
 
 #[tokio::test]
 async fn request_response_and_error_mapping() {
     let (addr, shutdown, task) = start(echo_router()).await;
-    let client = Connection::connect(addr, Arc::new(Router::new())).await.unwrap();
+    let client = Connection::connect(addr, Arc::new(Router::new()))
+        .await
+        .unwrap();
 
     let resp = client
-        .request(RemotingCommand::request(request_code::GET_KV_CONFIG).with_ext("key", "k").with_body(&b"xyz"[..]), TIMEOUT)
+        .request(
+            RemotingCommand::request(request_code::GET_KV_CONFIG)
+                .with_ext("key", "k")
+                .with_body(&b"xyz"[..]),
+            TIMEOUT,
+        )
         .await
         .unwrap();
     assert!(resp.is_response());
@@ -49,28 +77,48 @@ async fn request_response_and_error_mapping() {
     assert_eq!(resp.ext("value"), Some("v-k"));
     assert_eq!(&resp.body[..], b"xyz");
 
-    let resp = client.request(RemotingCommand::request(request_code::PUT_KV_CONFIG), TIMEOUT).await.unwrap();
+    let resp = client
+        .request(
+            RemotingCommand::request(request_code::PUT_KV_CONFIG),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
     assert_eq!(resp.code, response_code::SYSTEM_ERROR);
     assert_eq!(resp.remark.as_deref(), Some("nope"));
 
-    let resp = client.request(RemotingCommand::request(9999), TIMEOUT).await.unwrap();
+    let resp = client
+        .request(RemotingCommand::request(9999), TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(resp.code, response_code::REQUEST_CODE_NOT_SUPPORTED);
-    assert_eq!(resp.remark.as_deref(), Some(" request type 9999 not supported"));
+    assert_eq!(
+        resp.remark.as_deref(),
+        Some(" request type 9999 not supported")
+    );
 
     shutdown.cancel();
     task.await.unwrap().unwrap();
-    tokio::time::timeout(TIMEOUT, client.closed()).await.expect("server shutdown closes client connections");
+    tokio::time::timeout(TIMEOUT, client.closed())
+        .await
+        .expect("server shutdown closes client connections");
 }
 
 #[tokio::test]
 async fn many_concurrent_requests_are_matched_by_opaque() {
     let (addr, shutdown, _task) = start(echo_router()).await;
-    let client = Connection::connect(addr, Arc::new(Router::new())).await.unwrap();
+    let client = Connection::connect(addr, Arc::new(Router::new()))
+        .await
+        .unwrap();
     let calls = (0..200).map(|i| {
         let client = client.clone();
         async move {
             let resp = client
-                .request(RemotingCommand::request(request_code::GET_KV_CONFIG).with_ext("key", i.to_string()), TIMEOUT)
+                .request(
+                    RemotingCommand::request(request_code::GET_KV_CONFIG)
+                        .with_ext("key", i.to_string()),
+                    TIMEOUT,
+                )
                 .await
                 .unwrap();
             assert_eq!(resp.ext("value"), Some(format!("v-{i}").as_str()));
@@ -84,14 +132,17 @@ async fn many_concurrent_requests_are_matched_by_opaque() {
 async fn oneway_requests_get_no_response() {
     let seen = Arc::new(AtomicUsize::new(0));
     let seen2 = seen.clone();
-    let router = echo_router().route(request_code::UPDATE_CONSUMER_OFFSET, move |_c: Connection, req: RemotingCommand| {
-        let seen = seen2.clone();
-        async move {
-            assert!(req.is_oneway());
-            seen.fetch_add(1, Ordering::SeqCst);
-            Ok(RemotingCommand::success())
-        }
-    });
+    let router = echo_router().route(
+        request_code::UPDATE_CONSUMER_OFFSET,
+        move |_c: Connection, req: RemotingCommand| {
+            let seen = seen2.clone();
+            async move {
+                assert!(req.is_oneway());
+                seen.fetch_add(1, Ordering::SeqCst);
+                Ok(RemotingCommand::success())
+            }
+        },
+    );
     let (addr, shutdown, _task) = start(router).await;
     // A raw socket: every frame the server writes back is visible here.
     let mut raw = TcpStream::connect(addr).await.unwrap();
@@ -104,15 +155,29 @@ async fn oneway_requests_get_no_response() {
     wire.extend_from_slice(&encode_frame(&normal).unwrap());
     raw.write_all(&wire).await.unwrap();
     let mut framed = FramedRead::new(raw, RemotingCodec::default());
-    let first = tokio::time::timeout(TIMEOUT, framed.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(first.opaque, 101, "the only response is the normal request's");
+    let first = tokio::time::timeout(TIMEOUT, framed.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.opaque, 101,
+        "the only response is the normal request's"
+    );
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while seen.load(Ordering::SeqCst) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "one-way request never handled");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "one-way request never handled"
+        );
         tokio::task::yield_now().await;
     }
     // Nothing else arrives.
-    assert!(tokio::time::timeout(Duration::from_millis(200), framed.next()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), framed.next())
+            .await
+            .is_err()
+    );
     shutdown.cancel();
 }
 
@@ -120,19 +185,33 @@ async fn oneway_requests_get_no_response() {
 async fn server_can_call_the_client_back() {
     // The server answers HEART_BEAT by asking the client for its running info
     // over the same connection, as the broker does with NOTIFY/CHECK requests.
-    let router = Router::new().route(request_code::HEART_BEAT, |conn: Connection, _req: RemotingCommand| async move {
-        let answer = conn
-            .request(RemotingCommand::request(request_code::GET_CONSUMER_RUNNING_INFO), TIMEOUT)
-            .await
-            .map_err(|e| CommandError::system(e.to_string()))?;
-        Ok(RemotingCommand::success().with_body(answer.body))
-    });
+    let router = Router::new().route(
+        request_code::HEART_BEAT,
+        |conn: Connection, _req: RemotingCommand| async move {
+            let answer = conn
+                .request(
+                    RemotingCommand::request(request_code::GET_CONSUMER_RUNNING_INFO),
+                    TIMEOUT,
+                )
+                .await
+                .map_err(|e| CommandError::system(e.to_string()))?;
+            Ok(RemotingCommand::success().with_body(answer.body))
+        },
+    );
     let (addr, shutdown, _task) = start(router).await;
-    let client_router = Router::new().route(request_code::GET_CONSUMER_RUNNING_INFO, |_c: Connection, _r: RemotingCommand| async {
-        Ok(RemotingCommand::success().with_body(&b"running"[..]))
-    });
-    let client = Connection::connect(addr, Arc::new(client_router)).await.unwrap();
-    let resp = client.request(RemotingCommand::request(request_code::HEART_BEAT), TIMEOUT).await.unwrap();
+    let client_router = Router::new().route(
+        request_code::GET_CONSUMER_RUNNING_INFO,
+        |_c: Connection, _r: RemotingCommand| async {
+            Ok(RemotingCommand::success().with_body(&b"running"[..]))
+        },
+    );
+    let client = Connection::connect(addr, Arc::new(client_router))
+        .await
+        .unwrap();
+    let resp = client
+        .request(RemotingCommand::request(request_code::HEART_BEAT), TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(&resp.body[..], b"running");
     shutdown.cancel();
 }
@@ -145,12 +224,14 @@ async fn a_bad_frame_closes_only_that_connection() {
         closed2.fetch_add(1, Ordering::SeqCst);
     });
     let (addr, shutdown, _task) = start(router).await;
-    let good = Connection::connect(addr, Arc::new(Router::new())).await.unwrap();
+    let good = Connection::connect(addr, Arc::new(Router::new()))
+        .await
+        .unwrap();
 
     for junk in [
-        &(-7i32).to_be_bytes()[..],                       // negative length
-        &[0x7f, 0xff, 0xff, 0xff][..],                    // far over 16 MiB
-        &[0, 0, 0, 6, 9, 0, 0, 2, b'{', b'}'][..],        // unknown serialize type
+        &(-7i32).to_be_bytes()[..],                            // negative length
+        &[0x7f, 0xff, 0xff, 0xff][..],                         // far over 16 MiB
+        &[0, 0, 0, 6, 9, 0, 0, 2, b'{', b'}'][..],             // unknown serialize type
         &[0, 0, 0, 8, 0, 0, 0, 4, b'n', b'o', b'p', b'e'][..], // header is not JSON
     ] {
         let mut bad = TcpStream::connect(addr).await.unwrap();
@@ -159,14 +240,27 @@ async fn a_bad_frame_closes_only_that_connection() {
         let n = tokio::time::timeout(TIMEOUT, tokio::io::AsyncReadExt::read(&mut bad, &mut buf))
             .await
             .expect("server closes a connection that sent a bad frame");
-        assert!(matches!(n, Ok(0) | Err(_)), "nothing is written back for a bad frame");
+        assert!(
+            matches!(n, Ok(0) | Err(_)),
+            "nothing is written back for a bad frame"
+        );
     }
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while closed.load(Ordering::SeqCst) < 4 {
-        assert!(tokio::time::Instant::now() < deadline, "close hooks ran {} times", closed.load(Ordering::SeqCst));
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "close hooks ran {} times",
+            closed.load(Ordering::SeqCst)
+        );
         tokio::task::yield_now().await;
     }
-    let resp = good.request(RemotingCommand::request(request_code::GET_KV_CONFIG), TIMEOUT).await.unwrap();
+    let resp = good
+        .request(
+            RemotingCommand::request(request_code::GET_KV_CONFIG),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
     assert_eq!(resp.code, 0, "other connections keep working");
     shutdown.cancel();
 }
@@ -176,20 +270,50 @@ async fn requests_time_out_and_fail_when_the_peer_goes_away() {
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
     let (cr, cw) = tokio::io::split(client_io);
     let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
-    let silent = Router::new().route(request_code::GET_KV_CONFIG, |_c: Connection, _r: RemotingCommand| async {
-        std::future::pending::<()>().await;
-        Ok(RemotingCommand::success())
-    });
+    let silent = Router::new().route(
+        request_code::GET_KV_CONFIG,
+        |_c: Connection, _r: RemotingCommand| async {
+            std::future::pending::<()>().await;
+            Ok(RemotingCommand::success())
+        },
+    );
     let (sr, sw) = tokio::io::split(server_io);
-    let server = Connection::spawn(sr, sw, addr, addr, Arc::new(silent), CancellationToken::new());
-    let client = Connection::spawn(cr, cw, addr, addr, Arc::new(Router::new()), CancellationToken::new());
+    let server = Connection::spawn(
+        sr,
+        sw,
+        addr,
+        addr,
+        Arc::new(silent),
+        CancellationToken::new(),
+    );
+    let client = Connection::spawn(
+        cr,
+        cw,
+        addr,
+        addr,
+        Arc::new(Router::new()),
+        CancellationToken::new(),
+    );
 
-    let err = client.request(RemotingCommand::request(request_code::GET_KV_CONFIG), Duration::from_secs(3)).await.unwrap_err();
+    let err = client
+        .request(
+            RemotingCommand::request(request_code::GET_KV_CONFIG),
+            Duration::from_secs(3),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, RemotingError::Timeout(_)), "{err}");
 
     let pending = {
         let client = client.clone();
-        tokio::spawn(async move { client.request(RemotingCommand::request(request_code::GET_KV_CONFIG), Duration::from_secs(60)).await })
+        tokio::spawn(async move {
+            client
+                .request(
+                    RemotingCommand::request(request_code::GET_KV_CONFIG),
+                    Duration::from_secs(60),
+                )
+                .await
+        })
     };
     tokio::task::yield_now().await;
     server.close();

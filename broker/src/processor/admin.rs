@@ -177,16 +177,28 @@ fn success_with_json<T: Serialize>(value: &T) -> RemotingCommand {
 }
 
 impl AdminProcessor {
-    pub fn update_and_create_topic(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+    pub fn update_and_create_topic(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
         let h: CreateTopicRequestHeader = req.header()?;
         topic::validate_topic(&h.topic).map_err(BrokerError::System)?;
         if self.topics.is_system_topic(&h.topic) && !self.topics.contains(&h.topic) {
-            return Err(BrokerError::System(format!("The topic[{}] is conflict with system topic.", h.topic)));
+            return Err(BrokerError::System(format!(
+                "The topic[{}] is conflict with system topic.",
+                h.topic
+            )));
         }
         if h.topic == read_config(&self.config).broker_cluster_name {
-            return Err(BrokerError::System(format!("The topic[{}] is conflict with system topic.", h.topic)));
+            return Err(BrokerError::System(format!(
+                "The topic[{}] is conflict with system topic.",
+                h.topic
+            )));
         }
-        let mut config = self.topics.get(&h.topic).unwrap_or_else(|| TopicConfig::new(&h.topic, 0, 0, 0));
+        let mut config = self
+            .topics
+            .get(&h.topic)
+            .unwrap_or_else(|| TopicConfig::new(&h.topic, 0, 0, 0));
         config.read_queue_nums = h.read_queue_nums;
         config.write_queue_nums = h.write_queue_nums;
         config.perm = h.perm;
@@ -203,7 +215,10 @@ impl AdminProcessor {
     }
 
     /// UPDATE_AND_CREATE_TOPIC_LIST (18, 5.x): body `{"topicConfigList":[TopicConfig...]}`.
-    pub fn update_and_create_topic_list(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+    pub fn update_and_create_topic_list(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
         #[derive(serde::Deserialize, Default)]
         #[serde(rename_all = "camelCase", default)]
         struct Body {
@@ -214,7 +229,10 @@ impl AdminProcessor {
         for t in &body.topic_config_list {
             topic::validate_topic(&t.topic_name).map_err(BrokerError::System)?;
             if self.topics.is_system_topic(&t.topic_name) && !self.topics.contains(&t.topic_name) {
-                return Err(BrokerError::System(format!("The topic[{}] is conflict with system topic.", t.topic_name)));
+                return Err(BrokerError::System(format!(
+                    "The topic[{}] is conflict with system topic.",
+                    t.topic_name
+                )));
             }
         }
         for t in body.topic_config_list {
@@ -227,7 +245,10 @@ impl AdminProcessor {
         let h: TopicHeader = req.header()?;
         topic::validate_topic(&h.topic).map_err(BrokerError::System)?;
         if self.topics.is_system_topic(&h.topic) {
-            return Err(BrokerError::System(format!("The topic[{}] is conflict with system topic.", h.topic)));
+            return Err(BrokerError::System(format!(
+                "The topic[{}] is conflict with system topic.",
+                h.topic
+            )));
         }
         self.topics.delete(&h.topic);
         self.offsets.remove_topic(&h.topic);
@@ -249,23 +270,42 @@ impl AdminProcessor {
         let h: TopicHeader = req.header()?;
         match self.topics.get(&h.topic) {
             Some(t) => Ok(success_with_json(&t)),
-            None => Ok(RemotingCommand::response(remoting::response_code::TOPIC_NOT_EXIST)
-                .with_remark(format!("No topic in this broker. topic: {}", h.topic))),
+            None => Ok(
+                RemotingCommand::response(remoting::response_code::TOPIC_NOT_EXIST)
+                    .with_remark(format!("No topic in this broker. topic: {}", h.topic)),
+            ),
         }
     }
 
     pub fn topic_stats(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: TopicHeader = req.header()?;
-        let t = self.topics.get(&h.topic).ok_or_else(|| BrokerError::TopicNotExist { topic: h.topic.clone() })?;
+        let t = self
+            .topics
+            .get(&h.topic)
+            .ok_or_else(|| BrokerError::TopicNotExist {
+                topic: h.topic.clone(),
+            })?;
         let broker_name = read_config(&self.config).broker_name.clone();
         let entries: Vec<(MessageQueue, TopicOffset)> = (0..t.write_queue_nums)
             .map(|q| {
                 let max = self.store.max_offset(&h.topic, q);
                 let min = self.store.min_offset(&h.topic, q);
-                let last = if max > 0 { self.store.store_time_at(&h.topic, q, max - 1).unwrap_or(0) } else { 0 };
+                let last = if max > 0 {
+                    self.store.store_time_at(&h.topic, q, max - 1).unwrap_or(0)
+                } else {
+                    0
+                };
                 (
-                    MessageQueue { broker_name: broker_name.clone(), queue_id: q, topic: h.topic.clone() },
-                    TopicOffset { last_update_timestamp: last, max_offset: max, min_offset: min },
+                    MessageQueue {
+                        broker_name: broker_name.clone(),
+                        queue_id: q,
+                        topic: h.topic.clone(),
+                    },
+                    TopicOffset {
+                        last_update_timestamp: last,
+                        max_offset: max,
+                        min_offset: min,
+                    },
                 )
             })
             .collect();
@@ -291,7 +331,9 @@ impl AdminProcessor {
         let broker_name = read_config(&self.config).broker_name.clone();
         let mut entries = Vec::new();
         for topic_name in topics {
-            let Some(t) = self.topics.get(&topic_name) else { continue };
+            let Some(t) = self.topics.get(&topic_name) else {
+                continue;
+            };
             let offsets = self.offsets.offsets_of(group, &topic_name);
             let online_sub = self.clients.subscription(group, &topic_name).is_some();
             if offsets.is_empty() && !online_sub {
@@ -301,26 +343,45 @@ impl AdminProcessor {
                 let broker_offset = self.store.max_offset(&topic_name, q).max(0);
                 let consumer_offset = offsets.get(&q).copied().unwrap_or(0).max(0);
                 let last = if consumer_offset > 0 {
-                    self.store.store_time_at(&topic_name, q, consumer_offset - 1).unwrap_or(0)
+                    self.store
+                        .store_time_at(&topic_name, q, consumer_offset - 1)
+                        .unwrap_or(0)
                 } else {
                     0
                 };
                 entries.push((
-                    MessageQueue { broker_name: broker_name.clone(), queue_id: q, topic: topic_name.clone() },
-                    OffsetWrapper { broker_offset, consumer_offset, last_timestamp: last, pull_offset: consumer_offset },
+                    MessageQueue {
+                        broker_name: broker_name.clone(),
+                        queue_id: q,
+                        topic: topic_name.clone(),
+                    },
+                    OffsetWrapper {
+                        broker_offset,
+                        consumer_offset,
+                        last_timestamp: last,
+                        pull_offset: consumer_offset,
+                    },
                 ));
             }
         }
-        let body = format!("{{\"consumeTps\":0.0,\"offsetTable\":{}}}", object_key_map(&entries));
+        let body = format!(
+            "{{\"consumeTps\":0.0,\"offsetTable\":{}}}",
+            object_key_map(&entries)
+        );
         Ok(RemotingCommand::success().with_body(body.into_bytes()))
     }
 
-    pub fn consumer_connections(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+    pub fn consumer_connections(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
         let h: GroupHeader = req.header()?;
         let info = self
             .clients
             .consumer_group(&h.consumer_group)
-            .ok_or_else(|| BrokerError::ConsumerNotOnline { group: h.consumer_group.clone() })?;
+            .ok_or_else(|| BrokerError::ConsumerNotOnline {
+                group: h.consumer_group.clone(),
+            })?;
         let connections: Vec<Connection> = info.channels.values().map(Connection::from).collect();
         let body = serde_json::json!({
             "connectionSet": connections,
@@ -332,14 +393,22 @@ impl AdminProcessor {
         Ok(success_with_json(&body))
     }
 
-    pub fn producer_connections(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+    pub fn producer_connections(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
         let h: ProducerGroupHeader = req.header()?;
         let members = self.clients.producer_group(&h.producer_group);
         if members.is_empty() {
-            return Err(BrokerError::System(format!("the producer group[{}] not exist", h.producer_group)));
+            return Err(BrokerError::System(format!(
+                "the producer group[{}] not exist",
+                h.producer_group
+            )));
         }
         let connections: Vec<Connection> = members.iter().map(Connection::from).collect();
-        Ok(success_with_json(&serde_json::json!({ "connectionSet": connections })))
+        Ok(success_with_json(
+            &serde_json::json!({ "connectionSet": connections }),
+        ))
     }
 
     pub fn topic_consumed_by(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
@@ -348,14 +417,19 @@ impl AdminProcessor {
         groups.extend(self.offsets.groups_of_topic(&h.topic));
         groups.sort();
         groups.dedup();
-        Ok(success_with_json(&serde_json::json!({ "groupList": groups })))
+        Ok(success_with_json(
+            &serde_json::json!({ "groupList": groups }),
+        ))
     }
 
     pub fn all_subscription_groups(&self) -> Result<RemotingCommand, BrokerError> {
         Ok(success_with_json(&self.groups.wrapper()))
     }
 
-    pub fn update_subscription_group(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+    pub fn update_subscription_group(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
         let config: SubscriptionGroupConfig = remoting::body::from_fastjson(&req.body)
             .map_err(|e| BrokerError::BadBody(format!("bad subscription group body: {e}")))?;
         if config.group_name.is_empty() {
@@ -365,7 +439,10 @@ impl AdminProcessor {
         Ok(RemotingCommand::success())
     }
 
-    pub fn delete_subscription_group(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+    pub fn delete_subscription_group(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
         let h: DeleteSubscriptionGroupRequestHeader = req.header()?;
         self.groups.delete(&h.group_name);
         if h.remove_offset.or(h.clean_offset).unwrap_or(false) {
@@ -379,9 +456,16 @@ impl AdminProcessor {
     }
 
     pub fn system_topics(&self) -> Result<RemotingCommand, BrokerError> {
-        let list: Vec<String> =
-            self.topics.topic_names().into_iter().filter(|t| self.topics.is_system_topic(t)).collect();
-        Ok(success_with_json(&TopicList { topic_list: list, broker_addr: None }))
+        let list: Vec<String> = self
+            .topics
+            .topic_names()
+            .into_iter()
+            .filter(|t| self.topics.is_system_topic(t))
+            .collect();
+        Ok(success_with_json(&TopicList {
+            topic_list: list,
+            broker_addr: None,
+        }))
     }
 
     pub fn max_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
@@ -402,9 +486,15 @@ impl AdminProcessor {
         Ok(RemotingCommand::success().with_ext("offset", offset.to_string()))
     }
 
-    pub fn earliest_store_time(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+    pub fn earliest_store_time(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
         let h: TopicQueueHeader = req.header()?;
-        let ts = self.store.earliest_store_time(&h.topic, h.queue_id).unwrap_or(-1);
+        let ts = self
+            .store
+            .earliest_store_time(&h.topic, h.queue_id)
+            .unwrap_or(-1);
         Ok(RemotingCommand::success().with_ext("timestamp", ts.to_string()))
     }
 
@@ -412,25 +502,49 @@ impl AdminProcessor {
         let h: ViewMessageRequestHeader = req.header()?;
         match self.store.message_at(h.offset) {
             Some(rec) => Ok(RemotingCommand::success().with_body(rec)),
-            None => Err(BrokerError::System(format!("can not find message by the offset, {}", h.offset))),
+            None => Err(BrokerError::System(format!(
+                "can not find message by the offset, {}",
+                h.offset
+            ))),
         }
     }
 
     pub fn broker_config(&self) -> Result<RemotingCommand, BrokerError> {
         let text = read_config(&self.config).to_properties_text();
-        let version = self.config_version.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let version = self
+            .config_version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         Ok(RemotingCommand::success()
-            .with_ext("version", String::from_utf8_lossy(&to_json(&version)).into_owned())
+            .with_ext(
+                "version",
+                String::from_utf8_lossy(&to_json(&version)).into_owned(),
+            )
             .with_body(text.into_bytes()))
     }
 
     /// Keys that cannot change at runtime (Java `configBlackList`) are refused.
-    pub fn update_broker_config(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+    pub fn update_broker_config(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
         let text = String::from_utf8_lossy(&req.body);
         let props = remoting::properties::parse(&text);
-        const FIXED: &[&str] = &["brokerConfigPath", "configBlackList", "storePathRootDir", "storePathCommitLog", "listenPort", "brokerName", "brokerClusterName", "brokerId"];
+        const FIXED: &[&str] = &[
+            "brokerConfigPath",
+            "configBlackList",
+            "storePathRootDir",
+            "storePathCommitLog",
+            "listenPort",
+            "brokerName",
+            "brokerClusterName",
+            "brokerId",
+        ];
         if let Some(k) = props.keys().find(|k| FIXED.contains(&k.as_str())) {
-            return Err(BrokerError::NoPermission(format!("Can not update config in black list: {k}")));
+            return Err(BrokerError::NoPermission(format!(
+                "Can not update config in black list: {k}"
+            )));
         }
         {
             let mut cfg = self.config.write().unwrap_or_else(|p| p.into_inner());
@@ -438,13 +552,18 @@ impl AdminProcessor {
             for (k, v) in &props {
                 match updated.set(k, v) {
                     Ok(true) => {}
-                    Ok(false) => tracing::warn!(key = %k, "update broker config: unknown key ignored"),
+                    Ok(false) => {
+                        tracing::warn!(key = %k, "update broker config: unknown key ignored")
+                    }
                     Err(e) => return Err(BrokerError::System(e.to_string())),
                 }
             }
             *cfg = updated;
         }
-        self.config_version.lock().unwrap_or_else(|p| p.into_inner()).next();
+        self.config_version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next();
         tracing::info!(keys = ?props.keys().collect::<Vec<_>>(), "broker config updated");
         self.register_now.notify_one();
         Ok(RemotingCommand::success())
@@ -452,7 +571,9 @@ impl AdminProcessor {
 
     pub fn runtime_info(&self) -> Result<RemotingCommand, BrokerError> {
         let s = &self.stats;
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed).to_string();
+        let load = |a: &std::sync::atomic::AtomicU64| {
+            a.load(std::sync::atomic::Ordering::Relaxed).to_string()
+        };
         let puts = load(&s.put_count);
         let gets = load(&s.get_transferred);
         let elapsed = self.boot.elapsed().as_secs();
@@ -481,21 +602,36 @@ impl AdminProcessor {
         put("msgGetTotalYesterdayMorning", "0".into());
         put("msgGetTotalTodayMorning", "0".into());
         put("msgGetTotalTodayNow", gets);
-        for (pool, cap) in [("send", 10000), ("pull", 100000), ("litePull", 100000), ("ack", 100000), ("query", 20000)] {
+        for (pool, cap) in [
+            ("send", 10000),
+            ("pull", 100000),
+            ("litePull", 100000),
+            ("ack", 100000),
+            ("query", 20000),
+        ] {
             put(&format!("{pool}ThreadPoolQueueSize"), "0".into());
             put(&format!("{pool}ThreadPoolQueueCapacity"), cap.to_string());
-            put(&format!("{pool}ThreadPoolQueueHeadWaitTimeMills"), "0".into());
+            put(
+                &format!("{pool}ThreadPoolQueueHeadWaitTimeMills"),
+                "0".into(),
+            );
         }
         put("EndTransactionQueueSize", "0".into());
         put("EndTransactionThreadPoolQueueCapacity", "100000".into());
         put("dispatchBehindBytes", "0".into());
         put("pageCacheLockTimeMills", "0".into());
-        put("earliestMessageTimeStamp", self.store.earliest_message_time().to_string());
+        put(
+            "earliestMessageTimeStamp",
+            self.store.earliest_message_time().to_string(),
+        );
         put("startAcceptSendRequestTimeStamp", "0".into());
         put("remainTransientStoreBufferNumbs", "0".into());
         put("remainHowManyDataToCommit", "0".into());
         put("remainHowManyDataToFlush", "0".into());
-        put("commitLogDirCapacity", "Total : 0 B, Free : 0 B.".to_owned());
+        put(
+            "commitLogDirCapacity",
+            "Total : 0 B, Free : 0 B.".to_owned(),
+        );
         put("timerReadBehind", "0".into());
         put("timerOffsetBehind", "0".into());
         put("timerCongestNum", "0".into());
@@ -508,7 +644,17 @@ impl AdminProcessor {
         put("putMessageFailedTimes", load(&s.put_failed));
         put("putMessageSizeTotal", put_bytes.to_string());
         put("putMessageDistributeTime", "".into());
-        put("putMessageAverageSize", format!("{}", if put_count == 0 { 0.0 } else { put_bytes as f64 / put_count as f64 }));
+        put(
+            "putMessageAverageSize",
+            format!(
+                "{}",
+                if put_count == 0 {
+                    0.0
+                } else {
+                    put_bytes as f64 / put_count as f64
+                }
+            ),
+        );
         put("dispatchMaxBuffer", "0".into());
         put("getMessageEntireTimeMax", "0".into());
         put("putTps", put_tps);
@@ -519,8 +665,14 @@ impl AdminProcessor {
         put("getTransferedTps", transferred_tps);
         put("commitLogDiskRatio", format!("{ratio}"));
         put("consumeQueueDiskRatio", format!("{ratio}"));
-        put("commitLogMinOffset", self.store.commit_log_min_offset().to_string());
-        put("commitLogMaxOffset", self.store.commit_log_max_offset().to_string());
+        put(
+            "commitLogMinOffset",
+            self.store.commit_log_min_offset().to_string(),
+        );
+        put(
+            "commitLogMaxOffset",
+            self.store.commit_log_max_offset().to_string(),
+        );
         Ok(success_with_json(&KvTable { table: t }))
     }
 }
@@ -532,9 +684,23 @@ mod tests {
 
     #[test]
     fn object_keys_are_fastjson_shaped() {
-        let mq = MessageQueue { broker_name: "b".into(), queue_id: 0, topic: "t".into() };
-        let text = object_key_map(&[(mq, TopicOffset { last_update_timestamp: 1, max_offset: 2, min_offset: 0 })]);
-        assert_eq!(text, r#"{{"brokerName":"b","queueId":0,"topic":"t"}:{"lastUpdateTimestamp":1,"maxOffset":2,"minOffset":0}}"#);
+        let mq = MessageQueue {
+            broker_name: "b".into(),
+            queue_id: 0,
+            topic: "t".into(),
+        };
+        let text = object_key_map(&[(
+            mq,
+            TopicOffset {
+                last_update_timestamp: 1,
+                max_offset: 2,
+                min_offset: 0,
+            },
+        )]);
+        assert_eq!(
+            text,
+            r#"{{"brokerName":"b","queueId":0,"topic":"t"}:{"lastUpdateTimestamp":1,"maxOffset":2,"minOffset":0}}"#
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use remoting::body::{
-    from_fastjson, perm, to_json, GetConsumerListByGroupResponseBody, HeartbeatData, LockBatchRequestBody,
-    LockBatchResponseBody, SubscriptionData, TopicConfig,
+    from_fastjson, perm, to_json, GetConsumerListByGroupResponseBody, HeartbeatData,
+    LockBatchRequestBody, LockBatchResponseBody, SubscriptionData, TopicConfig,
 };
 use remoting::{command_header, Connection, RemotingCommand};
 use serde::Deserialize;
@@ -74,10 +74,19 @@ pub struct ClientProcessor {
 }
 
 impl ClientProcessor {
-    pub fn heartbeat(&self, conn: &Connection, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
-        let data: HeartbeatData =
-            from_fastjson(&req.body).map_err(|e| BrokerError::BadBody(format!("bad heartbeat body: {e}")))?;
-        let channel = ClientChannel::new(conn.clone(), data.client_id.clone(), req.language, req.version);
+    pub fn heartbeat(
+        &self,
+        conn: &Connection,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
+        let data: HeartbeatData = from_fastjson(&req.body)
+            .map_err(|e| BrokerError::BadBody(format!("bad heartbeat body: {e}")))?;
+        let channel = ClientChannel::new(
+            conn.clone(),
+            data.client_id.clone(),
+            req.language,
+            req.version,
+        );
         let notify_enabled = read_config(&self.config).notify_consumer_ids_changed_enable;
         for consumer in &data.consumer_data_set {
             let mut notify = notify_enabled;
@@ -104,19 +113,29 @@ impl ClientProcessor {
             });
         }
         for producer in &data.producer_data_set {
-            self.clients.register_producer(&producer.group_name, channel.clone());
+            self.clients
+                .register_producer(&producer.group_name, channel.clone());
         }
-        Ok(RemotingCommand::success().with_ext("IS_SUPPORT_HEART_BEAT_V2", "true").with_ext("IS_SUB_CHANGE", "true"))
+        Ok(RemotingCommand::success()
+            .with_ext("IS_SUPPORT_HEART_BEAT_V2", "true")
+            .with_ext("IS_SUB_CHANGE", "true"))
     }
 
-    pub fn unregister_client(&self, conn: &Connection, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+    pub fn unregister_client(
+        &self,
+        conn: &Connection,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
         let h: UnregisterClientRequestHeader = req.header()?;
         if let Some(g) = h.producer_group.as_deref().filter(|g| !g.is_empty()) {
             self.clients.unregister_producer(g, conn);
         }
         if let Some(g) = h.consumer_group.as_deref().filter(|g| !g.is_empty()) {
             let notify = read_config(&self.config).notify_consumer_ids_changed_enable
-                && self.groups.get(g).is_none_or(|c| c.notify_consumer_ids_changed_enable);
+                && self
+                    .groups
+                    .get(g)
+                    .is_none_or(|c| c.notify_consumer_ids_changed_enable);
             self.clients.unregister_consumer(g, conn, notify);
         }
         Ok(RemotingCommand::success())
@@ -124,17 +143,26 @@ impl ClientProcessor {
 
     /// Java answers TAG subscriptions with success and refuses SQL92 unless
     /// `enablePropertyFilter`.
-    pub fn check_client_config(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+    pub fn check_client_config(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
         let body: CheckClientRequestBody = if req.body.is_empty() {
             CheckClientRequestBody::default()
         } else {
-            from_fastjson(&req.body).map_err(|e| BrokerError::BadBody(format!("bad check-client body: {e}")))?
+            from_fastjson(&req.body)
+                .map_err(|e| BrokerError::BadBody(format!("bad check-client body: {e}")))?
         };
         tracing::debug!(client_id = %body.client_id, group = %body.group, "check client config");
         if let Some(sub) = body.subscription_data {
             let t = sub.expression_type;
-            if !t.is_empty() && !t.eq_ignore_ascii_case("TAG") && !read_config(&self.config).enable_property_filter {
-                return Err(BrokerError::System(format!("The broker does not support consumer to filter message by {t}")));
+            if !t.is_empty()
+                && !t.eq_ignore_ascii_case("TAG")
+                && !read_config(&self.config).enable_property_filter
+            {
+                return Err(BrokerError::System(format!(
+                    "The broker does not support consumer to filter message by {t}"
+                )));
             }
         }
         Ok(RemotingCommand::success())
@@ -144,9 +172,16 @@ impl ClientProcessor {
         let h: ConsumerGroupHeader = req.header()?;
         let ids = self.clients.consumer_ids(&h.consumer_group);
         if ids.is_empty() {
-            return Err(BrokerError::System(format!("no consumer for this group, {}", h.consumer_group)));
+            return Err(BrokerError::System(format!(
+                "no consumer for this group, {}",
+                h.consumer_group
+            )));
         }
-        Ok(RemotingCommand::success().with_body(to_json(&GetConsumerListByGroupResponseBody { consumer_id_list: ids })))
+        Ok(
+            RemotingCommand::success().with_body(to_json(&GetConsumerListByGroupResponseBody {
+                consumer_id_list: ids,
+            })),
+        )
     }
 
     /// messages.md §8.3.
@@ -155,8 +190,12 @@ impl ClientProcessor {
         if let Some(offset) = self.offsets.query(&h.consumer_group, &h.topic, h.queue_id) {
             return Ok(RemotingCommand::success().with_ext("offset", offset.to_string()));
         }
-        let not_found = || Ok(RemotingCommand::response(remoting::response_code::QUERY_NOT_FOUND)
-            .with_remark("Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first"));
+        let not_found = || {
+            Ok(
+                RemotingCommand::response(remoting::response_code::QUERY_NOT_FOUND)
+                    .with_remark("Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first"),
+            )
+        };
         if h.set_zero_if_not_found == Some(false) {
             return not_found();
         }
@@ -172,26 +211,36 @@ impl ClientProcessor {
     pub fn update_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: UpdateConsumerOffsetRequestHeader = req.header()?;
         if self.groups.get(&h.consumer_group).is_none() {
-            return Err(BrokerError::GroupNotExist { group: h.consumer_group });
+            return Err(BrokerError::GroupNotExist {
+                group: h.consumer_group,
+            });
         }
         if !self.topics.contains(&h.topic) {
             return Err(BrokerError::TopicNotExist { topic: h.topic });
         }
-        self.offsets.commit(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);
+        self.offsets
+            .commit(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);
         Ok(RemotingCommand::success())
     }
 
     pub fn lock_batch(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
-        let body: LockBatchRequestBody =
-            from_fastjson(&req.body).map_err(|e| BrokerError::BadBody(format!("bad lock body: {e}")))?;
-        let locked = self.locks.try_lock_batch(&body.consumer_group, &body.mq_set, &body.client_id);
-        Ok(RemotingCommand::success().with_body(to_json(&LockBatchResponseBody { lock_ok_mq_set: locked })))
+        let body: LockBatchRequestBody = from_fastjson(&req.body)
+            .map_err(|e| BrokerError::BadBody(format!("bad lock body: {e}")))?;
+        let locked = self
+            .locks
+            .try_lock_batch(&body.consumer_group, &body.mq_set, &body.client_id);
+        Ok(
+            RemotingCommand::success().with_body(to_json(&LockBatchResponseBody {
+                lock_ok_mq_set: locked,
+            })),
+        )
     }
 
     pub fn unlock_batch(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
-        let body: LockBatchRequestBody =
-            from_fastjson(&req.body).map_err(|e| BrokerError::BadBody(format!("bad unlock body: {e}")))?;
-        self.locks.unlock_batch(&body.consumer_group, &body.mq_set, &body.client_id);
+        let body: LockBatchRequestBody = from_fastjson(&req.body)
+            .map_err(|e| BrokerError::BadBody(format!("bad unlock body: {e}")))?;
+        self.locks
+            .unlock_batch(&body.consumer_group, &body.mq_set, &body.client_id);
         Ok(RemotingCommand::success())
     }
 }

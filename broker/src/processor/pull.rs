@@ -42,7 +42,10 @@ pub struct ArrivalNotifier {
 
 impl ArrivalNotifier {
     pub fn waiter(&self, topic: &str, queue_id: i32) -> Arc<Notify> {
-        self.queues.entry((topic.to_owned(), queue_id)).or_default().clone()
+        self.queues
+            .entry((topic.to_owned(), queue_id))
+            .or_default()
+            .clone()
     }
 
     /// The store's arrival listener.
@@ -80,18 +83,27 @@ fn subscription_filter(sub: &SubscriptionData) -> TagFilter {
         return None;
     }
     if !sub.tags_set.is_empty() {
-        return Some(sub.tags_set.iter().map(|t| message::tags_hash_code(t.trim())).collect());
+        return Some(
+            sub.tags_set
+                .iter()
+                .map(|t| message::tags_hash_code(t.trim()))
+                .collect(),
+        );
     }
     message::subscription_codes(expr)
 }
 
 impl PullProcessor {
-    pub async fn handle(self: Arc<Self>, req: RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
         let h: PullMessageRequestHeader = req.header()?;
         let checked = self.check(&h)?;
 
         if h.sys_flag & FLAG_COMMIT_OFFSET != 0 {
-            self.offsets.commit(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);
+            self.offsets
+                .commit(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);
         }
 
         let notify = self.arrivals.waiter(&h.topic, h.queue_id);
@@ -101,7 +113,9 @@ impl PullProcessor {
         notified.as_mut().enable();
 
         let mut result = self.get(&h, &checked.filter);
-        if h.sys_flag & FLAG_SUSPEND != 0 && response_code(&result, h.queue_offset) == rc::PULL_NOT_FOUND {
+        if h.sys_flag & FLAG_SUSPEND != 0
+            && response_code(&result, h.queue_offset) == rc::PULL_NOT_FOUND
+        {
             let hold = {
                 let cfg = read_config(&self.config);
                 if cfg.long_polling_enable {
@@ -120,25 +134,45 @@ impl PullProcessor {
         }
         if result.status == GetStatus::Found {
             self.stats.get_found.fetch_add(1, Ordering::Relaxed);
-            self.stats.get_transferred.fetch_add(result.messages.len() as u64, Ordering::Relaxed);
+            self.stats
+                .get_transferred
+                .fetch_add(result.messages.len() as u64, Ordering::Relaxed);
         } else {
             self.stats.get_miss.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(build_response(&h, result, checked.topic_sys_flag, checked.group_sys_flag))
+        Ok(build_response(
+            &h,
+            result,
+            checked.topic_sys_flag,
+            checked.group_sys_flag,
+        ))
     }
 
     fn get(&self, h: &PullMessageRequestHeader, filter: &TagFilter) -> GetResult {
         let (max_count, max_bytes) = {
             let cfg = read_config(&self.config);
-            (cfg.max_transfer_count_on_message_in_memory, cfg.max_transfer_bytes_on_message_in_memory)
+            (
+                cfg.max_transfer_count_on_message_in_memory,
+                cfg.max_transfer_bytes_on_message_in_memory,
+            )
         };
         let max_msgs = h.max_msg_nums.clamp(1, max_count.max(1));
-        let max_bytes = h.max_msg_bytes.filter(|b| *b > 0).map_or(max_bytes, |b| b.min(max_bytes));
+        let max_bytes = h
+            .max_msg_bytes
+            .filter(|b| *b > 0)
+            .map_or(max_bytes, |b| b.min(max_bytes));
         let accept = |code: i64| match filter {
             None => true,
             Some(codes) => codes.contains(&(code as i32 as i64)),
         };
-        self.store.get_messages(&h.topic, h.queue_id, h.queue_offset, max_msgs, max_bytes, &accept)
+        self.store.get_messages(
+            &h.topic,
+            h.queue_id,
+            h.queue_offset,
+            max_msgs,
+            max_bytes,
+            &accept,
+        )
     }
 
     /// Java's checks, in its order; the first failure answers.
@@ -155,13 +189,26 @@ impl PullProcessor {
         let group = self
             .groups
             .find_or_create(&h.consumer_group)
-            .ok_or_else(|| BrokerError::GroupNotExist { group: h.consumer_group.clone() })?;
+            .ok_or_else(|| BrokerError::GroupNotExist {
+                group: h.consumer_group.clone(),
+            })?;
         if !group.consume_enable {
-            return Err(BrokerError::NoPermission(format!("subscription group no permission, {}", h.consumer_group)));
+            return Err(BrokerError::NoPermission(format!(
+                "subscription group no permission, {}",
+                h.consumer_group
+            )));
         }
-        let topic = self.topics.get(&h.topic).ok_or_else(|| BrokerError::TopicNotExist { topic: h.topic.clone() })?;
+        let topic = self
+            .topics
+            .get(&h.topic)
+            .ok_or_else(|| BrokerError::TopicNotExist {
+                topic: h.topic.clone(),
+            })?;
         if !perm::is_readable(topic.perm) {
-            return Err(BrokerError::NoPermission(format!("the topic[{}] pulling message is forbidden", h.topic)));
+            return Err(BrokerError::NoPermission(format!(
+                "the topic[{}] pulling message is forbidden",
+                h.topic
+            )));
         }
         if h.queue_id < 0 || h.queue_id >= topic.read_queue_nums {
             return Err(BrokerError::InvalidParameter(format!(
@@ -187,12 +234,15 @@ impl PullProcessor {
             };
             subscription_filter(&sub)
         } else {
-            let info = self.clients.consumer_group(&h.consumer_group).ok_or_else(|| {
-                BrokerError::SubscriptionNotExist(format!(
-                    "the consumer's group info not exist, group: {}",
-                    h.consumer_group
-                ))
-            })?;
+            let info = self
+                .clients
+                .consumer_group(&h.consumer_group)
+                .ok_or_else(|| {
+                    BrokerError::SubscriptionNotExist(format!(
+                        "the consumer's group info not exist, group: {}",
+                        h.consumer_group
+                    ))
+                })?;
             if !group.consume_broadcast_enable && info.message_model == "BROADCASTING" {
                 return Err(BrokerError::NoPermission(format!(
                     "the consumer group[{}] can not consume by broadcast way",
@@ -213,7 +263,11 @@ impl PullProcessor {
             }
             subscription_filter(sub)
         };
-        Ok(Checked { filter, topic_sys_flag: topic.topic_sys_flag, group_sys_flag: group.group_sys_flag })
+        Ok(Checked {
+            filter,
+            topic_sys_flag: topic.topic_sys_flag,
+            group_sys_flag: group.group_sys_flag,
+        })
     }
 }
 
@@ -247,9 +301,10 @@ fn next_begin_offset(r: &GetResult, request_offset: i64) -> i64 {
         GetStatus::OffsetTooSmall => r.min_offset,
         GetStatus::OffsetOverflowOne => request_offset,
         GetStatus::OffsetOverflowBadly => r.max_offset,
-        GetStatus::Found | GetStatus::NoMatchedMessage | GetStatus::MessageWasRemoving | GetStatus::OffsetFoundNull => {
-            r.next_begin_offset
-        }
+        GetStatus::Found
+        | GetStatus::NoMatchedMessage
+        | GetStatus::MessageWasRemoving
+        | GetStatus::OffsetFoundNull => r.next_begin_offset,
     }
 }
 
@@ -267,7 +322,12 @@ fn status_name(s: GetStatus) -> &'static str {
     }
 }
 
-fn build_response(h: &PullMessageRequestHeader, r: GetResult, topic_sys_flag: i32, group_sys_flag: i32) -> RemotingCommand {
+fn build_response(
+    h: &PullMessageRequestHeader,
+    r: GetResult,
+    topic_sys_flag: i32,
+    group_sys_flag: i32,
+) -> RemotingCommand {
     let code = response_code(&r, h.queue_offset);
     let header = PullMessageResponseHeader {
         suggest_which_broker_id: 0,
@@ -278,7 +338,9 @@ fn build_response(h: &PullMessageRequestHeader, r: GetResult, topic_sys_flag: i3
         group_sys_flag: Some(group_sys_flag),
         ..Default::default()
     };
-    let mut resp = RemotingCommand::response(code).with_remark(status_name(r.status)).with_header(&header);
+    let mut resp = RemotingCommand::response(code)
+        .with_remark(status_name(r.status))
+        .with_header(&header);
     if code == rc::SUCCESS {
         resp.body = match r.messages.len() {
             1 => r.messages.into_iter().next().unwrap_or_default(),

@@ -64,7 +64,11 @@ fn pick_queue(write_queues: i32) -> i32 {
 }
 
 impl SendProcessor {
-    pub fn handle(&self, conn: &Connection, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+    pub fn handle(
+        &self,
+        conn: &Connection,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
         let h = SendMessageRequestHeader::from_command(req)?;
         let (cluster_name, region_id, trace_on) = {
             let cfg = read_config(&self.config);
@@ -74,11 +78,17 @@ impl SendProcessor {
                     cfg.broker_ip1
                 )));
             }
-            (cfg.broker_cluster_name.clone(), cfg.region_id.clone(), cfg.trace_on)
+            (
+                cfg.broker_cluster_name.clone(),
+                cfg.region_id.clone(),
+                cfg.trace_on,
+            )
         };
         let topic_config = self.check_topic(conn, &h)?;
         let mut queue_id = h.queue_id;
-        let queue_limit = topic_config.write_queue_nums.max(topic_config.read_queue_nums);
+        let queue_limit = topic_config
+            .write_queue_nums
+            .max(topic_config.read_queue_nums);
         if queue_id >= queue_limit {
             return Err(BrokerError::InvalidParameter(format!(
                 "request queueId[{queue_id}] is illegal, {topic_config:?} Producer: {}",
@@ -104,7 +114,9 @@ impl SendProcessor {
         let response_header = match put {
             Ok((header, count)) => {
                 self.stats.put_count.fetch_add(count, Ordering::Relaxed);
-                self.stats.put_bytes.fetch_add(req.body.len() as u64, Ordering::Relaxed);
+                self.stats
+                    .put_bytes
+                    .fetch_add(req.body.len() as u64, Ordering::Relaxed);
                 header
             }
             Err(e) => {
@@ -119,10 +131,17 @@ impl SendProcessor {
     }
 
     /// Topic name, forbidden system topics, existence or auto-creation.
-    fn check_topic(&self, conn: &Connection, h: &SendMessageRequestHeader) -> Result<TopicConfig, BrokerError> {
+    fn check_topic(
+        &self,
+        conn: &Connection,
+        h: &SendMessageRequestHeader,
+    ) -> Result<TopicConfig, BrokerError> {
         topic::validate_topic(&h.topic).map_err(BrokerError::InvalidParameter)?;
         if topic::is_not_allowed_send_topic(&h.topic) {
-            return Err(BrokerError::NoPermission(format!("Sending message to topic[{}] is forbidden.", h.topic)));
+            return Err(BrokerError::NoPermission(format!(
+                "Sending message to topic[{}] is forbidden.",
+                h.topic
+            )));
         }
         if let Some(t) = self.topics.get(&h.topic) {
             return Ok(t);
@@ -139,15 +158,28 @@ impl SendProcessor {
                 ))
             })
         } else {
-            self.topics.create_in_send(&h.topic, &h.default_topic, h.default_topic_queue_nums, sys_flag)
+            self.topics.create_in_send(
+                &h.topic,
+                &h.default_topic,
+                h.default_topic_queue_nums,
+                sys_flag,
+            )
         };
         created.ok_or_else(|| {
             tracing::debug!(topic = %h.topic, producer = %conn.peer(), "send to unknown topic");
-            BrokerError::TopicNotExist { topic: h.topic.clone() }
+            BrokerError::TopicNotExist {
+                topic: h.topic.clone(),
+            }
         })
     }
 
-    fn base_message(&self, conn: &Connection, h: &SendMessageRequestHeader, topic: &str, queue_id: i32) -> MessageToStore {
+    fn base_message(
+        &self,
+        conn: &Connection,
+        h: &SendMessageRequestHeader,
+        topic: &str,
+        queue_id: i32,
+    ) -> MessageToStore {
         MessageToStore {
             topic: topic.to_owned(),
             queue_id,
@@ -181,7 +213,10 @@ impl SendProcessor {
                 u
             }
         };
-        props.insert(message::PROPERTY_CLUSTER.to_owned(), cluster_name.to_owned());
+        props.insert(
+            message::PROPERTY_CLUSTER.to_owned(),
+            cluster_name.to_owned(),
+        );
 
         let (mut topic, mut queue) = (h.topic.clone(), queue_id);
         if topic.starts_with(topic::RETRY_PREFIX) {
@@ -208,7 +243,9 @@ impl SendProcessor {
             msg.topic = topic::TRANS_HALF_TOPIC.to_owned();
             msg.queue_id = 0;
         }
-        msg.tags_code = props.get(message::PROPERTY_TAGS).map_or(0, |t| message::tags_hash_code(t));
+        msg.tags_code = props
+            .get(message::PROPERTY_TAGS)
+            .map_or(0, |t| message::tags_hash_code(t));
         msg.properties = message::encode_properties(&props);
         msg.body = req.body.clone();
 
@@ -232,27 +269,41 @@ impl SendProcessor {
         req: &RemotingCommand,
     ) -> Result<(SendMessageResponseHeader, u64), BrokerError> {
         if h.topic.starts_with(topic::RETRY_PREFIX) {
-            return Err(BrokerError::MessageIllegal("batch request does not support retry group".into()));
+            return Err(BrokerError::MessageIllegal(
+                "batch request does not support retry group".into(),
+            ));
         }
-        let entries = message::decode_batch(req.body.clone()).map_err(BrokerError::MessageIllegal)?;
+        let entries =
+            message::decode_batch(req.body.clone()).map_err(BrokerError::MessageIllegal)?;
         if entries.is_empty() {
             return Err(BrokerError::MessageIllegal("empty batch".into()));
         }
         let messages = entries
             .into_iter()
-            .map(|BatchEntry { flag, body, properties }| {
-                let mut m = self.base_message(conn, h, &h.topic, queue_id);
-                let props = message::decode_properties(&properties);
-                m.tags_code = props.get(message::PROPERTY_TAGS).map_or(0, |t| message::tags_hash_code(t));
-                m.flag = flag;
-                m.body = body;
-                m.properties = properties;
-                m
-            })
+            .map(
+                |BatchEntry {
+                     flag,
+                     body,
+                     properties,
+                 }| {
+                    let mut m = self.base_message(conn, h, &h.topic, queue_id);
+                    let props = message::decode_properties(&properties);
+                    m.tags_code = props
+                        .get(message::PROPERTY_TAGS)
+                        .map_or(0, |t| message::tags_hash_code(t));
+                    m.flag = flag;
+                    m.body = body;
+                    m.properties = properties;
+                    m
+                },
+            )
             .collect();
         let result = self.store.put_batch(&BatchToStore { messages })?;
-        let ids: Vec<String> =
-            result.commit_log_offsets.iter().map(|o| message::offset_message_id(self.store_host, *o)).collect();
+        let ids: Vec<String> = result
+            .commit_log_offsets
+            .iter()
+            .map(|o| message::offset_message_id(self.store_host, *o))
+            .collect();
         let batch_props = message::decode_properties(h.properties.as_deref().unwrap_or(""));
         let header = SendMessageResponseHeader {
             msg_id: ids.join(","),
@@ -266,10 +317,16 @@ impl SendProcessor {
 
     /// Java `handleRetryAndDLQ`: a retry message that exhausted its
     /// reconsume budget goes to `%DLQ%<group>`.
-    fn dead_letter_target(&self, h: &SendMessageRequestHeader, version: i32) -> Result<Option<String>, BrokerError> {
+    fn dead_letter_target(
+        &self,
+        h: &SendMessageRequestHeader,
+        version: i32,
+    ) -> Result<Option<String>, BrokerError> {
         let group = &h.topic[topic::RETRY_PREFIX.len()..];
         let Some(config) = self.groups.get(group) else {
-            return Err(BrokerError::GroupNotExist { group: group.to_owned() });
+            return Err(BrokerError::GroupNotExist {
+                group: group.to_owned(),
+            });
         };
         let max = match h.max_reconsume_times {
             Some(m) if version >= VERSION_MAX_RECONSUME_HEADER => m,
@@ -279,7 +336,8 @@ impl SendProcessor {
             return Ok(None);
         }
         let dlq = format!("{}{group}", topic::DLQ_PREFIX);
-        self.topics.create_if_absent(TopicConfig::new(&dlq, 1, 1, perm::READ | perm::WRITE));
+        self.topics
+            .create_if_absent(TopicConfig::new(&dlq, 1, 1, perm::READ | perm::WRITE));
         Ok(Some(dlq))
     }
 }
@@ -289,12 +347,18 @@ impl SendProcessor {
     /// a message the consumer failed goes to `%RETRY%<group>` with
     /// `reconsumeTimes + 1`, or to `%DLQ%<group>` once its budget is spent.
     /// Delay levels are not applied: the retry is consumable at once.
-    pub fn send_back(&self, conn: &Connection, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+    pub fn send_back(
+        &self,
+        conn: &Connection,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
         let h: ConsumerSendMsgBackRequestHeader = req.header()?;
-        let group = self
-            .groups
-            .find_or_create(&h.group)
-            .ok_or_else(|| BrokerError::GroupNotExist { group: h.group.clone() })?;
+        let group =
+            self.groups
+                .find_or_create(&h.group)
+                .ok_or_else(|| BrokerError::GroupNotExist {
+                    group: h.group.clone(),
+                })?;
         {
             let cfg = read_config(&self.config);
             if !perm::is_writeable(cfg.broker_permission) {
@@ -314,21 +378,24 @@ impl SendProcessor {
             group.retry_queue_nums,
             perm::READ | perm::WRITE,
         ));
-        let record = self
-            .store
-            .message_at(h.offset)
-            .ok_or_else(|| BrokerError::System(format!("look message by offset failed, {}", h.offset)))?;
-        let view = store::record::decode(&record)
-            .map_err(|e| BrokerError::System(format!("look message by offset failed, {}: {e}", h.offset)))?;
+        let record = self.store.message_at(h.offset).ok_or_else(|| {
+            BrokerError::System(format!("look message by offset failed, {}", h.offset))
+        })?;
+        let view = store::record::decode(&record).map_err(|e| {
+            BrokerError::System(format!("look message by offset failed, {}: {e}", h.offset))
+        })?;
         let mut props = message::decode_properties(view.properties);
-        props.entry(PROPERTY_RETRY_TOPIC.to_owned()).or_insert_with(|| view.topic.to_owned());
+        props
+            .entry(PROPERTY_RETRY_TOPIC.to_owned())
+            .or_insert_with(|| view.topic.to_owned());
         let max = match h.max_reconsume_times {
             Some(m) if req.version >= VERSION_MAX_RECONSUME_HEADER => m,
             _ => group.retry_max_times,
         };
         let (target, queue_id) = if view.reconsume_times >= max || h.delay_level < 0 {
             let dlq = format!("{}{}", topic::DLQ_PREFIX, h.group);
-            self.topics.create_if_absent(TopicConfig::new(&dlq, 1, 1, perm::READ | perm::WRITE));
+            self.topics
+                .create_if_absent(TopicConfig::new(&dlq, 1, 1, perm::READ | perm::WRITE));
             (dlq, 0)
         } else {
             (retry, pick_queue(group.retry_queue_nums))
@@ -337,7 +404,9 @@ impl SendProcessor {
             .origin_msg_id
             .filter(|id| !id.is_empty())
             .unwrap_or_else(|| message::offset_message_id(view.store_host, view.physical_offset));
-        props.entry(PROPERTY_ORIGIN_MESSAGE_ID.to_owned()).or_insert(origin);
+        props
+            .entry(PROPERTY_ORIGIN_MESSAGE_ID.to_owned())
+            .or_insert(origin);
         let msg = MessageToStore {
             topic: target.clone(),
             queue_id,
@@ -347,7 +416,9 @@ impl SendProcessor {
             store_host: self.store_host,
             flag: view.flag,
             body: record.slice_ref(view.body),
-            tags_code: props.get(message::PROPERTY_TAGS).map_or(0, |t| message::tags_hash_code(t)),
+            tags_code: props
+                .get(message::PROPERTY_TAGS)
+                .map_or(0, |t| message::tags_hash_code(t)),
             properties: message::encode_properties(&props),
             reconsume_times: view.reconsume_times + 1,
             prepared_transaction_offset: 0,

@@ -9,7 +9,9 @@ use std::time::Duration;
 use broker::{Broker, BrokerConfig};
 use bytes::{Buf, Bytes};
 use remoting::code::request_code as rq;
-use remoting::header::{PullMessageRequestHeader, SendMessageRequestHeader, SendMessageRequestHeaderV2};
+use remoting::header::{
+    PullMessageRequestHeader, SendMessageRequestHeader, SendMessageRequestHeaderV2,
+};
 use remoting::{serve, Connection, RemotingCommand, Router, ServerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -27,7 +29,11 @@ impl TestBroker {
     /// Stops the broker and waits until it has flushed everything.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        tokio::time::timeout(TIMEOUT, self.task).await.expect("broker stops in time").unwrap().unwrap();
+        tokio::time::timeout(TIMEOUT, self.task)
+            .await
+            .expect("broker stops in time")
+            .unwrap()
+            .unwrap();
     }
 }
 
@@ -50,9 +56,15 @@ pub async fn start(mut config: BrokerConfig) -> TestBroker {
     let addr = listener.local_addr().unwrap();
     config.listen_port = addr.port();
     let shutdown = CancellationToken::new();
-    let broker = Broker::start(listener, None, config, None, shutdown.clone()).await.expect("broker starts");
+    let broker = Broker::start(listener, None, config, None, shutdown.clone())
+        .await
+        .expect("broker starts");
     let task = tokio::spawn(broker.wait());
-    TestBroker { addr, shutdown, task }
+    TestBroker {
+        addr,
+        shutdown,
+        task,
+    }
 }
 
 /// A fake name server recording what brokers send it.
@@ -77,22 +89,44 @@ impl FakeNamesrv {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve(listener, Arc::new(router), ServerConfig::default(), shutdown.clone()));
-        FakeNamesrv { addr, requests, shutdown }
+        tokio::spawn(serve(
+            listener,
+            Arc::new(router),
+            ServerConfig::default(),
+            shutdown.clone(),
+        ));
+        FakeNamesrv {
+            addr,
+            requests,
+            shutdown,
+        }
     }
 
     pub fn with_code(&self, code: i32) -> Vec<RemotingCommand> {
-        self.requests.lock().unwrap().iter().filter(|r| r.code == code).cloned().collect()
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.code == code)
+            .cloned()
+            .collect()
     }
 
     /// Waits until a recorded request satisfies `pred`.
-    pub async fn wait_for(&self, what: &str, pred: impl Fn(&RemotingCommand) -> bool) -> RemotingCommand {
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        pred: impl Fn(&RemotingCommand) -> bool,
+    ) -> RemotingCommand {
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         loop {
             if let Some(r) = self.requests.lock().unwrap().iter().find(|r| pred(r)) {
                 return r.clone();
             }
-            assert!(tokio::time::Instant::now() < deadline, "name server never saw {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "name server never saw {what}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -106,10 +140,13 @@ pub struct Client {
 
 pub async fn connect(addr: SocketAddr) -> Client {
     let (tx, inbound) = mpsc::unbounded_channel();
-    let router = Router::new().route(rq::NOTIFY_CONSUMER_IDS_CHANGED, move |_c: Connection, req: RemotingCommand| {
-        let _ = tx.send(req);
-        async move { Ok(RemotingCommand::success()) }
-    });
+    let router = Router::new().route(
+        rq::NOTIFY_CONSUMER_IDS_CHANGED,
+        move |_c: Connection, req: RemotingCommand| {
+            let _ = tx.send(req);
+            async move { Ok(RemotingCommand::success()) }
+        },
+    );
     let conn = Connection::connect(addr, Arc::new(router)).await.unwrap();
     Client { conn, inbound }
 }
@@ -138,20 +175,45 @@ pub fn send_header(topic: &str, queue_id: i32, properties: &str) -> SendMessageR
     }
 }
 
-pub fn send_v1(topic: &str, queue_id: i32, properties: &str, body: &'static [u8]) -> RemotingCommand {
-    RemotingCommand::request(rq::SEND_MESSAGE).with_header(&send_header(topic, queue_id, properties)).with_body(body)
+pub fn send_v1(
+    topic: &str,
+    queue_id: i32,
+    properties: &str,
+    body: &'static [u8],
+) -> RemotingCommand {
+    RemotingCommand::request(rq::SEND_MESSAGE)
+        .with_header(&send_header(topic, queue_id, properties))
+        .with_body(body)
 }
 
-pub fn send_v2(topic: &str, queue_id: i32, properties: &str, body: &'static [u8]) -> RemotingCommand {
+pub fn send_v2(
+    topic: &str,
+    queue_id: i32,
+    properties: &str,
+    body: &'static [u8],
+) -> RemotingCommand {
     let v2: SendMessageRequestHeaderV2 = send_header(topic, queue_id, properties).into();
-    RemotingCommand::request(rq::SEND_MESSAGE_V2).with_header(&v2).with_body(body)
+    RemotingCommand::request(rq::SEND_MESSAGE_V2)
+        .with_header(&v2)
+        .with_body(body)
 }
 
 pub fn props(pairs: &[(&str, &str)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{k}\u{1}{v}\u{2}")).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}\u{1}{v}\u{2}"))
+        .collect()
 }
 
-pub fn pull(group: &str, topic: &str, queue_id: i32, offset: i64, sys_flag: i32, subscription: Option<&str>, suspend_ms: i64) -> RemotingCommand {
+pub fn pull(
+    group: &str,
+    topic: &str,
+    queue_id: i32,
+    offset: i64,
+    sys_flag: i32,
+    subscription: Option<&str>,
+    suspend_ms: i64,
+) -> RemotingCommand {
     let h = PullMessageRequestHeader {
         consumer_group: group.into(),
         topic: topic.into(),
@@ -252,11 +314,19 @@ pub fn decode_records(mut b: Bytes) -> Vec<Record> {
 }
 
 pub fn prop<'a>(r: &'a Record, key: &str) -> Option<&'a str> {
-    r.properties.split('\u{2}').filter_map(|p| p.split_once('\u{1}')).find(|(k, _)| *k == key).map(|(_, v)| v)
+    r.properties
+        .split('\u{2}')
+        .filter_map(|p| p.split_once('\u{1}'))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
 }
 
 pub fn heartbeat(client_id: &str, group: &str, topic: &str, sub: &str) -> RemotingCommand {
-    let tags: Vec<&str> = if sub == "*" { vec![] } else { sub.split("||").map(str::trim).collect() };
+    let tags: Vec<&str> = if sub == "*" {
+        vec![]
+    } else {
+        sub.split("||").map(str::trim).collect()
+    };
     let body = serde_json::json!({
         "clientID": client_id,
         "producerDataSet": [{"groupName": "CLIENT_INNER_PRODUCER"}],
