@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use broker::{Broker, BrokerConfig};
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use remoting::code::request_code as rq;
 use remoting::header::{
     PullMessageRequestHeader, SendMessageRequestHeader, SendMessageRequestHeaderV2,
@@ -245,80 +245,15 @@ pub fn create_topic(topic: &str, queues: i32) -> RemotingCommand {
         .with_ext("attributes", "")
 }
 
-/// One decoded stored record (messages.md §1), IPv4 hosts.
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub total_size: i32,
-    pub queue_id: i32,
-    pub flag: i32,
-    pub queue_offset: i64,
-    pub physical_offset: i64,
-    pub sys_flag: i32,
-    pub born_timestamp: i64,
-    pub born_host: SocketAddr,
-    pub store_host: SocketAddr,
-    pub reconsume_times: i32,
-    pub body: Bytes,
-    pub topic: String,
-    pub properties: String,
-}
+/// Stored records as a pull or view body carries them, decoded by the store's own reader.
+pub type Record = store::record::StoredMessage;
 
-fn host(b: &mut Bytes) -> SocketAddr {
-    let ip = std::net::Ipv4Addr::new(b.get_u8(), b.get_u8(), b.get_u8(), b.get_u8());
-    SocketAddr::new(ip.into(), b.get_i32() as u16)
-}
-
-pub fn decode_records(mut b: Bytes) -> Vec<Record> {
-    let mut out = Vec::new();
-    while b.has_remaining() {
-        let total = b.get_i32();
-        let mut r = b.split_to(total as usize - 4);
-        let magic = r.get_i32();
-        assert_eq!(magic, 0xDAA320A7_u32 as i32, "V1 magic");
-        let _crc = r.get_i32();
-        let queue_id = r.get_i32();
-        let flag = r.get_i32();
-        let queue_offset = r.get_i64();
-        let physical_offset = r.get_i64();
-        let sys_flag = r.get_i32();
-        let born_timestamp = r.get_i64();
-        let born_host = host(&mut r);
-        let _store_ts = r.get_i64();
-        let store_host = host(&mut r);
-        let reconsume_times = r.get_i32();
-        let _prepared = r.get_i64();
-        let body_len = r.get_i32() as usize;
-        let body = r.split_to(body_len);
-        let topic_len = r.get_u8() as usize;
-        let topic = String::from_utf8(r.split_to(topic_len).to_vec()).unwrap();
-        let prop_len = r.get_i16() as usize;
-        let properties = String::from_utf8(r.split_to(prop_len).to_vec()).unwrap();
-        assert!(!r.has_remaining(), "TOTALSIZE matches the fields");
-        out.push(Record {
-            total_size: total,
-            queue_id,
-            flag,
-            queue_offset,
-            physical_offset,
-            sys_flag,
-            born_timestamp,
-            born_host,
-            store_host,
-            reconsume_times,
-            body,
-            topic,
-            properties,
-        });
-    }
-    out
+pub fn decode_records(body: Bytes) -> Vec<Record> {
+    Record::decode_all(&body).expect("the body holds whole stored records")
 }
 
 pub fn prop<'a>(r: &'a Record, key: &str) -> Option<&'a str> {
-    r.properties
-        .split('\u{2}')
-        .filter_map(|p| p.split_once('\u{1}'))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
+    store::properties::get(&r.properties, key)
 }
 
 pub fn heartbeat(client_id: &str, group: &str, topic: &str, sub: &str) -> RemotingCommand {
