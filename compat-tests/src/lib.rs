@@ -221,6 +221,289 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
     }
 }
 
+// ---------------------------------------------------------------- name server
+
+/// Starts our `mqnamesrv` on a free loopback port with its files under `dir`
+/// and waits until it accepts connections. Returns the process and its address.
+fn spawn_our_namesrv(bins: &Path, dir: &Path) -> (Proc, String) {
+    let ns_port = free_port();
+    let namesrv_addr = format!("127.0.0.1:{ns_port}");
+    let ns_conf = dir.join("namesrv.properties");
+    std::fs::write(
+        &ns_conf,
+        format!(
+            "listenPort={ns_port}\nbindAddress=127.0.0.1\nkvConfigPath={}\n",
+            dir.join("namesrv/kvConfig.json").display()
+        ),
+    )
+    .expect("write namesrv config");
+    let mut cmd = Command::new(bins.join("mqnamesrv"));
+    cmd.arg("-c")
+        .arg(&ns_conf)
+        .env("HOME", dir)
+        .env("RUST_LOG", "info");
+    let mut namesrv = Proc::spawn("mqnamesrv", cmd, dir.join("namesrv.log"));
+    wait_until("the name server to listen", Duration::from_secs(20), || {
+        assert!(
+            namesrv.is_running(),
+            "mqnamesrv exited:\n{}",
+            namesrv.log_text()
+        );
+        TcpStream::connect(&namesrv_addr).is_ok()
+    });
+    (namesrv, namesrv_addr)
+}
+
+/// Only our name server, on a fresh loopback port and folder (for scenarios
+/// where the broker is someone else's, e.g. the official Java broker).
+pub struct OurNamesrv {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    pub proc: Proc,
+}
+
+impl OurNamesrv {
+    pub fn start() -> OurNamesrv {
+        let bins = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("rmq-compat-ns-")
+            .tempdir()
+            .expect("temp dir");
+        let (proc, addr) = spawn_our_namesrv(&bins, dir.path());
+        OurNamesrv { dir, addr, proc }
+    }
+
+    pub fn logs(&self) -> String {
+        format!("----- mqnamesrv log -----\n{}", self.proc.log_text())
+    }
+
+    /// A folder for a client's home, logs and local offsets.
+    pub fn client_home(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join("clients").join(name);
+        std::fs::create_dir_all(&p).expect("create client home");
+        p
+    }
+}
+
+impl Drop for OurNamesrv {
+    fn drop(&mut self) {
+        let n = self.proc.stop(Duration::from_secs(10));
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        } else {
+            assert!(
+                n.is_some_and(|s| s.success()),
+                "mqnamesrv did not stop cleanly on SIGTERM\n{}",
+                self.logs()
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------- official Java broker
+
+/// Lays out the official server jars for `version` in
+/// `compat-tests/java/target/reference/<version>/lib` (Maven, cached with the
+/// same stamp as `reference-cluster.sh`).
+pub fn reference_libs(version: &str) -> PathBuf {
+    let java = compat_dir().join("java");
+    let out = java.join("target").join("reference").join(version);
+    let script = r#"set -euo pipefail
+here="$1"; ver="$2"; out="$3"
+stamp="$out/.prepared"
+want="$(cat "$here/reference/pom.xml" | sha256sum | cut -d' ' -f1)-$ver"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && ls "$out"/lib/*.jar >/dev/null 2>&1; then
+  exit 0
+fi
+mkdir -p "$out"
+rm -rf "$out/lib"
+if ! mvn -B -q --no-transfer-progress -Dstyle.color=never -f "$here/reference/pom.xml" \
+      -Drmq.version="$ver" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$out/lib" >"$out/prepare.log" 2>&1; then
+  cat "$out/prepare.log" >&2
+  echo "maven failed for RocketMQ $ver" >&2
+  exit 1
+fi
+echo "$want" >"$stamp"
+"#;
+    let mut c = Command::new("bash");
+    c.arg("-c")
+        .arg(script)
+        .arg("prepare-reference")
+        .arg(&java)
+        .arg(version)
+        .arg(&out);
+    let res = run_with_timeout(c, Duration::from_secs(600));
+    assert!(
+        res.status.success(),
+        "preparing the reference server jars {version} failed:\n{}",
+        text(&res)
+    );
+    out.join("lib")
+}
+
+/// The official Java broker (`BrokerStartup`) of one version, registered with
+/// a name server of our choosing, on free loopback ports and a fresh store.
+pub struct JavaBroker {
+    pub dir: tempfile::TempDir,
+    pub version: String,
+    pub addr: String,
+    pub cluster_name: String,
+    pub broker_name: String,
+    pub proc: Proc,
+}
+
+impl JavaBroker {
+    pub fn start(version: &str, namesrv_addr: &str) -> JavaBroker {
+        let lib = reference_libs(version);
+        let dir = tempfile::Builder::new()
+            .prefix("rmq-compat-javabroker-")
+            .tempdir()
+            .expect("temp dir");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join("conf")).expect("create broker home");
+        for f in [
+            "logback_broker.xml",
+            "logback_namesrv.xml",
+            "logback_tools.xml",
+        ] {
+            let _ = std::fs::copy(
+                compat_dir().join("java").join("conf").join(f),
+                home.join("conf").join(f),
+            );
+        }
+        let port = free_broker_port();
+        let addr = format!("127.0.0.1:{port}");
+        let cluster_name = "JavaCluster".to_owned();
+        let broker_name = "java-broker-a".to_owned();
+        let store = dir.path().join("store");
+        let (bind, jdk_opens): (&str, &[&str]) = if version.starts_with("4.") {
+            (
+                "",
+                &[
+                    "--add-opens",
+                    "java.base/java.nio=ALL-UNNAMED",
+                    "--add-opens",
+                    "java.base/sun.nio.ch=ALL-UNNAMED",
+                    "--add-exports",
+                    "java.base/jdk.internal.ref=ALL-UNNAMED",
+                    "--add-exports",
+                    "java.base/sun.nio.ch=ALL-UNNAMED",
+                ],
+            )
+        } else {
+            ("bindAddress=127.0.0.1\n", &[])
+        };
+        let conf = dir.path().join("broker.properties");
+        std::fs::write(
+            &conf,
+            format!(
+                "brokerClusterName={cluster_name}\nbrokerName={broker_name}\nbrokerId=0\n\
+                 namesrvAddr={namesrv_addr}\nlistenPort={port}\nhaListenPort={}\n{bind}\
+                 brokerIP1=127.0.0.1\nbrokerIP2=127.0.0.1\nstorePathRootDir={}\n\
+                 storePathCommitLog={}\nmappedFileSizeCommitLog=67108864\nflushDiskType=ASYNC_FLUSH\n\
+                 autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\n",
+                port + 1,
+                store.display(),
+                store.join("commitlog").display()
+            ),
+        )
+        .expect("write broker.properties");
+        let mut cmd = Command::new("java");
+        cmd.args([
+            "-Xms256m",
+            "-Xmx512m",
+            "-XX:MaxDirectMemorySize=512m",
+            "-XX:+UseG1GC",
+        ])
+        .args(jdk_opens)
+        .arg(format!("-Duser.home={}", home.display()))
+        .arg(format!("-Drocketmq.home.dir={}", home.display()))
+        .arg("-Dfile.encoding=UTF-8")
+        .arg("-Drmq.logback.configurationFile=rmq.broker.logback.xml")
+        .arg("-cp")
+        .arg(format!("{}/*", lib.display()))
+        .arg("org.apache.rocketmq.broker.BrokerStartup")
+        .arg("-c")
+        .arg(&conf)
+        .env("ROCKETMQ_HOME", &home)
+        .env_remove("NAMESRV_ADDR");
+        let proc = Proc::spawn(
+            &format!("java broker {version}"),
+            cmd,
+            dir.path().join("broker.out"),
+        );
+        let mut broker = JavaBroker {
+            dir,
+            version: version.to_owned(),
+            addr,
+            cluster_name,
+            broker_name,
+            proc,
+        };
+        broker.wait_registered(namesrv_addr, Duration::from_secs(90));
+        broker
+    }
+
+    /// Waits until `namesrv` lists this broker as the master of its cluster.
+    pub fn wait_registered(&mut self, namesrv: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            assert!(
+                self.proc.is_running(),
+                "Java broker {} exited:\n{}",
+                self.version,
+                self.logs()
+            );
+            if let Some(info) = cluster_info(namesrv) {
+                let listed = info
+                    .broker_addr_table
+                    .get(&self.broker_name)
+                    .and_then(|b| b.broker_addrs.get(&0))
+                    == Some(&self.addr);
+                let in_cluster = info
+                    .cluster_addr_table
+                    .get(&self.cluster_name)
+                    .is_some_and(|names| names.contains(&self.broker_name));
+                if listed && in_cluster {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Java broker {} never registered with {namesrv}\n{}",
+                self.version,
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Its stdout/stderr and the tail of its own log file.
+    pub fn logs(&self) -> String {
+        let log =
+            std::fs::read_to_string(self.dir.path().join("home/logs/rocketmqlogs/broker.log"))
+                .unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(200).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "----- Java broker {} stdout -----\n{}\n----- broker.log (tail) -----\n{}",
+            self.version,
+            self.proc.log_text(),
+            tail.join("\n")
+        )
+    }
+}
+
+impl Drop for JavaBroker {
+    fn drop(&mut self) {
+        self.proc.stop(Duration::from_secs(30));
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
 // ------------------------------------------------------------------- cluster
 
 /// Our name server and one broker, on fresh loopback ports and a fresh store.
@@ -241,31 +524,7 @@ impl Cluster {
             .prefix("rmq-compat-")
             .tempdir()
             .expect("temp dir");
-        let ns_port = free_port();
-        let namesrv_addr = format!("127.0.0.1:{ns_port}");
-        let ns_conf = dir.path().join("namesrv.properties");
-        std::fs::write(
-            &ns_conf,
-            format!(
-                "listenPort={ns_port}\nbindAddress=127.0.0.1\nkvConfigPath={}\n",
-                dir.path().join("namesrv/kvConfig.json").display()
-            ),
-        )
-        .expect("write namesrv config");
-        let mut cmd = Command::new(bins.join("mqnamesrv"));
-        cmd.arg("-c")
-            .arg(&ns_conf)
-            .env("HOME", dir.path())
-            .env("RUST_LOG", "info");
-        let mut namesrv = Proc::spawn("mqnamesrv", cmd, dir.path().join("namesrv.log"));
-        wait_until("the name server to listen", Duration::from_secs(20), || {
-            assert!(
-                namesrv.is_running(),
-                "mqnamesrv exited:\n{}",
-                namesrv.log_text()
-            );
-            TcpStream::connect(&namesrv_addr).is_ok()
-        });
+        let (namesrv, namesrv_addr) = spawn_our_namesrv(&bins, dir.path());
 
         let broker_port = free_broker_port();
         let broker_addr = format!("127.0.0.1:{broker_port}");

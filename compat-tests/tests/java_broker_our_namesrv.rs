@@ -1,0 +1,135 @@
+//! The official Java broker 5.3.3 registers with OUR name server, and the
+//! official clients find it through our name server: mqadmin creates a topic
+//! on the cluster and sees the Java broker in the route; the Java 5.3.3 and Go
+//! clients send 300 messages each and a push consumer receives every one
+//! exactly once.
+
+use std::time::{Duration, Instant};
+
+use remoting::body::{from_fastjson, TopicRouteData};
+
+use compat_tests::{
+    go_driver, java_client, run_with_timeout, serial, text, JavaBroker, JavaClient, OurNamesrv,
+};
+
+const VERSION: &str = "5.3.3";
+const MESSAGES: &str = "300";
+
+fn logs(ns: &OurNamesrv, broker: &JavaBroker) -> String {
+    format!("{}\n{}", ns.logs(), broker.logs())
+}
+
+/// `updateTopic -c <cluster>` then `topicRoute`, which must show the Java broker.
+fn create_topic_with_mqadmin(ns: &OurNamesrv, broker: &JavaBroker, java: &JavaClient, topic: &str) {
+    let home = ns.client_home("mqadmin");
+    let out = java.mqadmin(
+        &home,
+        &[
+            "updateTopic",
+            "-n",
+            &ns.addr,
+            "-c",
+            &broker.cluster_name,
+            "-t",
+            topic,
+            "-r",
+            "4",
+            "-w",
+            "4",
+        ],
+    );
+    assert!(
+        out.contains(&format!("create topic to {} success", broker.addr)),
+        "mqadmin updateTopic:\n{out}\n{}",
+        logs(ns, broker)
+    );
+
+    // The broker reports the new topic to the name server right after creating it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (route, out) = loop {
+        let out = java.mqadmin(&home, &["topicRoute", "-n", &ns.addr, "-t", topic]);
+        if let Some(start) = out.find('{') {
+            // mqadmin pretty-prints fastjson's own form, with unquoted integer keys.
+            let route: TopicRouteData = from_fastjson(out[start..].trim().as_bytes())
+                .unwrap_or_else(|e| panic!("topicRoute output does not parse ({e}):\n{out}"));
+            break (route, out);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mqadmin topicRoute printed no route:\n{out}\n{}",
+            logs(ns, broker)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(route.queue_datas.len(), 1, "{out}");
+    let queue = &route.queue_datas[0];
+    assert_eq!(queue.broker_name, broker.broker_name, "{out}");
+    assert_eq!(
+        (queue.read_queue_nums, queue.write_queue_nums, queue.perm),
+        (4, 4, 6),
+        "{out}"
+    );
+    assert_eq!(route.broker_datas.len(), 1, "{out}");
+    assert_eq!(
+        route.broker_datas[0].broker_name, broker.broker_name,
+        "{out}"
+    );
+    assert_eq!(route.broker_datas[0].cluster, broker.cluster_name, "{out}");
+    assert_eq!(
+        route.broker_datas[0].broker_addrs.get(&0),
+        Some(&broker.addr),
+        "{out}"
+    );
+}
+
+#[test]
+fn java_broker_5_3_3_registers_with_our_namesrv_and_clients_round_trip() {
+    let _one_at_a_time = serial();
+    let java = java_client(VERSION);
+    let driver = go_driver();
+    // Declared first, dropped last: the broker stops before the name server.
+    let ns = OurNamesrv::start();
+    let broker = JavaBroker::start(VERSION, &ns.addr);
+
+    // Java 5.3.3 client.
+    let topic = "JavaBrokerOurNsJava";
+    create_topic_with_mqadmin(&ns, &broker, &java, topic);
+    let home = ns.client_home("java");
+    let out = text(&java.run(
+        &home,
+        "compat.ProduceConsume",
+        &[&ns.addr, topic, MESSAGES, "java_broker_our_ns_java", "150"],
+        Duration::from_secs(180),
+    ));
+    assert!(
+        out.contains("sent=300 received=300 duplicates=0 missing=0"),
+        "Java {VERSION} produce/consume through our name server:\n{out}\n{}",
+        logs(&ns, &broker)
+    );
+
+    // Go client, another topic.
+    let topic = "JavaBrokerOurNsGo";
+    create_topic_with_mqadmin(&ns, &broker, &java, topic);
+    let home = ns.client_home("go");
+    let mut cmd = std::process::Command::new(driver);
+    cmd.args([
+        "-namesrv",
+        &ns.addr,
+        "-topic",
+        topic,
+        "-count",
+        MESSAGES,
+        "-group",
+        "java_broker_our_ns_go",
+        "-timeout",
+        "150s",
+    ])
+    .env("HOME", &home)
+    .env("rocketmq.client.localOffsetStoreDir", home.join("offsets"));
+    let out = text(&run_with_timeout(cmd, Duration::from_secs(180)));
+    assert!(
+        out.contains("sent=300 received=300 duplicates=0 missing=0"),
+        "Go produce/consume through our name server:\n{out}\n{}",
+        logs(&ns, &broker)
+    );
+}
