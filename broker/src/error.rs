@@ -2,14 +2,13 @@
 
 use remoting::code::response_code as rc;
 use remoting::{CommandError, HeaderError};
+use store::StoreError;
 
-use crate::store::StoreError;
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error(transparent)]
     Header(#[from] HeaderError),
-    #[error(transparent)]
+    #[error("{}", store_remark(.0))]
     Store(#[from] StoreError),
     #[error("topic[{topic}] not exist, apply first please!")]
     TopicNotExist { topic: String },
@@ -44,11 +43,14 @@ impl BrokerError {
             BrokerError::Store(e) => match e {
                 StoreError::MessageTooLarge { .. }
                 | StoreError::PropertiesTooLarge { .. }
-                | StoreError::Illegal(_) => rc::MESSAGE_ILLEGAL,
-                StoreError::DiskFull | StoreError::NotWritable(_) | StoreError::ShutDown => {
-                    rc::SERVICE_NOT_AVAILABLE
+                | StoreError::InvalidTopic(_)
+                | StoreError::InvalidQueueId(_)
+                | StoreError::MixedBatch
+                | StoreError::BadBatch(_) => rc::MESSAGE_ILLEGAL,
+                StoreError::DiskFull | StoreError::ShutDown => rc::SERVICE_NOT_AVAILABLE,
+                StoreError::Locked(_) | StoreError::Corrupt { .. } | StoreError::Io(_) => {
+                    rc::SYSTEM_ERROR
                 }
-                StoreError::Io(_) => rc::SYSTEM_ERROR,
             },
             BrokerError::TopicNotExist { .. } => rc::TOPIC_NOT_EXIST,
             BrokerError::NoPermission(_) => rc::NO_PERMISSION,
@@ -60,6 +62,23 @@ impl BrokerError {
             BrokerError::SubscriptionParseFailed(_) => rc::SUBSCRIPTION_PARSE_FAILED,
             BrokerError::ConsumerNotOnline { .. } => rc::CONSUMER_NOT_ONLINE,
         }
+    }
+}
+
+/// The remark a store failure answers with.
+fn store_remark(e: &StoreError) -> String {
+    match e {
+        StoreError::MessageTooLarge { size, max } => {
+            format!("message too large: {size} bytes, max {max}")
+        }
+        StoreError::PropertiesTooLarge { size, .. } => {
+            format!("properties too large: {size} bytes")
+        }
+        StoreError::ShutDown => "store shut down".to_owned(),
+        StoreError::Locked(_) | StoreError::Corrupt { .. } | StoreError::Io(_) => {
+            format!("store i/o error: {e}")
+        }
+        _ => e.to_string(),
     }
 }
 

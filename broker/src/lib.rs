@@ -17,7 +17,6 @@ pub mod processor;
 pub mod server;
 pub mod stats;
 pub mod store;
-pub mod store_adapter;
 pub mod subscription;
 pub mod topic;
 

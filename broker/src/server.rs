@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use remoting::code::request_code as rq;
 use remoting::{serve, CommandError, Connection, RemotingCommand, Router, ServerConfig};
+use store::MessageStore;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +26,7 @@ use crate::processor::pull::{ArrivalNotifier, PullProcessor};
 use crate::processor::send::SendProcessor;
 use crate::processor::SharedConfig;
 use crate::stats::BrokerStats;
-use crate::store::Store;
+use crate::store::BrokerStore;
 use crate::subscription::SubscriptionGroupManager;
 use crate::topic::TopicConfigManager;
 
@@ -55,7 +56,7 @@ pub struct Broker {
     tasks: TaskTracker,
     namesrv: Arc<NamesrvClient>,
     offsets: Arc<ConsumerOffsetManager>,
-    store: Arc<dyn Store>,
+    store: Arc<BrokerStore>,
 }
 
 struct Services {
@@ -65,7 +66,7 @@ struct Services {
     clients: Arc<ClientManager>,
     offsets: Arc<ConsumerOffsetManager>,
     locks: Arc<RebalanceLockManager>,
-    store: Arc<dyn Store>,
+    store: Arc<BrokerStore>,
     arrivals: Arc<ArrivalNotifier>,
     stats: Arc<BrokerStats>,
     register_now: Arc<Notify>,
@@ -75,14 +76,14 @@ struct Services {
 
 impl Broker {
     /// Opens the metadata and the store (`store` overrides the store the
-    /// config describes; tests pass an in-memory one), registers with the
+    /// config describes), registers with the
     /// name servers once and starts serving on `listener` and, if given, the
     /// VIP listener. Returns when the broker is ready.
     pub async fn start(
         listener: TcpListener,
         vip_listener: Option<TcpListener>,
         config: BrokerConfig,
-        store: Option<Arc<dyn Store>>,
+        store: Option<MessageStore>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Broker> {
         config.validate()?;
@@ -94,10 +95,10 @@ impl Broker {
             .broker_addr()
             .parse()
             .with_context(|| format!("brokerIP1 {:?} is not an IP address", config.broker_ip1))?;
-        let store = match store {
+        let store = Arc::new(BrokerStore::new(match store {
             Some(s) => s,
-            None => crate::store_adapter::open(&config)?,
-        };
+            None => crate::store::open(&config)?,
+        }));
         let register_now = Arc::new(Notify::new());
         let topics = Arc::new(TopicConfigManager::open(&config, register_now.clone())?);
         let groups = Arc::new(SubscriptionGroupManager::open(
@@ -111,9 +112,11 @@ impl Broker {
         let arrivals = Arc::new(ArrivalNotifier::default());
         {
             let arrivals = arrivals.clone();
-            store.set_arrival_listener(Arc::new(move |topic, queue_id, _max| {
-                arrivals.arrived(topic, queue_id)
-            }));
+            store.with((), |s| {
+                s.set_arrival_listener(Arc::new(move |topic, queue_id, _max| {
+                    arrivals.arrived(topic, queue_id)
+                }))
+            });
         }
         let namesrv = Arc::new(NamesrvClient::new(&config));
         let register_enabled = config.register_broker_to_name_server;

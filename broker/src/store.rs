@@ -1,128 +1,79 @@
-//! The broker's view of the message store.
+//! The broker's handle on the `store` crate's [`MessageStore`].
 //!
-//! Processors talk to `dyn Store`; [`crate::store_adapter`] implements it
-//! over the `store` crate's `MessageStore`. Offsets: a queue's max offset is
-//! the next offset to be written; min the first still present.
+//! Processors share one [`BrokerStore`]; [`BrokerStore::shutdown`] closes the
+//! store and drops the handle so the directory lock is released even while
+//! requests still hold the broker's handle (a restart in the same process can
+//! reopen the folder). After that, [`BrokerStore::with`] yields its default.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::RwLock;
 
-use bytes::Bytes;
+use store::{FlushDiskType, MessageStore, StoreConfig};
+use tracing::warn;
 
-/// One message to append.
-#[derive(Debug, Clone)]
-pub struct MessageToStore {
-    pub topic: String,
-    pub queue_id: i32,
-    pub sys_flag: i32,
-    pub born_timestamp: i64,
-    pub born_host: SocketAddr,
-    pub store_host: SocketAddr,
-    pub flag: i32,
-    pub body: Bytes,
-    /// The encoded properties string (`name\u1value\u2...`).
-    pub properties: String,
-    pub reconsume_times: i32,
-    pub prepared_transaction_offset: i64,
-    /// Consume-queue tag code: hash of `TAGS`, 0 without tags.
-    pub tags_code: i64,
+use crate::config::BrokerConfig;
+
+pub struct BrokerStore {
+    inner: RwLock<Option<MessageStore>>,
 }
 
-/// Several messages for one queue, appended contiguously.
-#[derive(Debug, Clone)]
-pub struct BatchToStore {
-    pub messages: Vec<MessageToStore>,
+/// The store's configuration from the broker's (Java reads both from one file).
+pub fn store_config(config: &BrokerConfig) -> StoreConfig {
+    StoreConfig {
+        store_path_root_dir: config.store_root(),
+        mapped_file_size_commit_log: config.mapped_file_size_commit_log,
+        mapped_file_size_consume_queue: config.mapped_file_size_consume_queue,
+        flush_disk_type: if config.is_sync_flush() {
+            FlushDiskType::SyncFlush
+        } else {
+            FlushDiskType::AsyncFlush
+        },
+        flush_interval_commit_log_ms: config.flush_interval_commit_log.max(1) as u64,
+        max_message_size: config.max_message_size.max(0) as usize,
+        max_transfer_bytes_on_message_in_memory: config
+            .max_transfer_bytes_on_message_in_memory
+            .max(1) as usize,
+        max_transfer_count_on_message_in_memory: config
+            .max_transfer_count_on_message_in_memory
+            .max(1) as usize,
+        message_delay_level: config.message_delay_level.clone(),
+        ..StoreConfig::default()
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PutResult {
-    /// Commit-log offset of every appended record, in order.
-    pub commit_log_offsets: Vec<i64>,
-    /// Queue offset of the first record.
-    pub queue_offset: i64,
+/// Opens the store the config describes.
+pub fn open(config: &BrokerConfig) -> anyhow::Result<MessageStore> {
+    if !config.store_path_commit_log.is_empty()
+        && config.commit_log_dir() != config.store_root().join("commitlog")
+    {
+        warn!(storePathCommitLog = %config.store_path_commit_log, "storePathCommitLog is not supported; using <storePathRootDir>/commitlog");
+    }
+    Ok(MessageStore::open(store_config(config))?)
 }
 
-/// Why an append failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    #[error("message too large: {size} bytes, max {max}")]
-    MessageTooLarge { size: usize, max: usize },
-    #[error("properties too large: {size} bytes")]
-    PropertiesTooLarge { size: usize },
-    #[error("disk full")]
-    DiskFull,
-    #[error("store not writable: {0}")]
-    NotWritable(String),
-    /// The request cannot be stored as given (bad batch, bad topic for the store).
-    #[error("{0}")]
-    Illegal(String),
-    #[error("store shut down")]
-    ShutDown,
-    #[error("store i/o error: {0}")]
-    Io(String),
-}
+impl BrokerStore {
+    pub fn new(store: MessageStore) -> BrokerStore {
+        BrokerStore {
+            inner: RwLock::new(Some(store)),
+        }
+    }
 
-/// `GetMessageStatus` of Java's store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GetStatus {
-    Found,
-    NoMatchedMessage,
-    MessageWasRemoving,
-    OffsetFoundNull,
-    OffsetOverflowBadly,
-    OffsetOverflowOne,
-    OffsetTooSmall,
-    NoMatchedLogicQueue,
-    NoMessageInQueue,
-}
+    /// Runs `f` on the open store, or returns `default` once shut down.
+    pub fn with<T>(&self, default: T, f: impl FnOnce(&MessageStore) -> T) -> T {
+        match self
+            .inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(s) => f(s),
+            None => default,
+        }
+    }
 
-#[derive(Debug, Clone)]
-pub struct GetResult {
-    pub status: GetStatus,
-    /// Stored records, each exactly as in the commit log.
-    pub messages: Vec<Bytes>,
-    pub next_begin_offset: i64,
-    pub min_offset: i64,
-    pub max_offset: i64,
-}
-
-pub type ArrivalListener = Arc<dyn Fn(&str, i32, i64) + Send + Sync>;
-
-/// What the broker needs from a message store.
-pub trait Store: Send + Sync + 'static {
-    fn put(&self, msg: &MessageToStore) -> Result<PutResult, StoreError>;
-    fn put_batch(&self, batch: &BatchToStore) -> Result<PutResult, StoreError>;
-    /// Reads up to `max_msgs` records / `max_bytes` from a queue, keeping
-    /// those whose tag code `filter` accepts.
-    fn get_messages(
-        &self,
-        topic: &str,
-        queue_id: i32,
-        offset: i64,
-        max_msgs: i32,
-        max_bytes: i32,
-        filter: &dyn Fn(i64) -> bool,
-    ) -> GetResult;
-    fn max_offset(&self, topic: &str, queue_id: i32) -> i64;
-    fn min_offset(&self, topic: &str, queue_id: i32) -> i64;
-    /// Queue offset of the first message stored at or after `timestamp` (ms).
-    fn offset_by_time(&self, topic: &str, queue_id: i32, timestamp: i64) -> i64;
-    /// Store time of the queue's first message, `None` if empty.
-    fn earliest_store_time(&self, topic: &str, queue_id: i32) -> Option<i64>;
-    /// Store time of the message at a queue offset.
-    fn store_time_at(&self, topic: &str, queue_id: i32, offset: i64) -> Option<i64>;
-    /// The record at a commit-log offset.
-    fn message_at(&self, commit_log_offset: i64) -> Option<Bytes>;
-    /// Called after each record is dispatched to its consume queue, with the
-    /// topic, queue id and the queue's new max offset.
-    fn set_arrival_listener(&self, listener: ArrivalListener);
-    fn commit_log_min_offset(&self) -> i64;
-    fn commit_log_max_offset(&self) -> i64;
-    /// Earliest store time over the whole commit log, -1 if empty.
-    fn earliest_message_time(&self) -> i64;
-    /// Fraction of the store disk in use (0.0..=1.0).
-    fn disk_used_ratio(&self) -> f64;
-    /// Drops a topic's consume queues.
-    fn delete_topic(&self, topic: &str);
-    fn shutdown(&self);
+    /// Shuts the store down and drops the handle. Idempotent.
+    pub fn shutdown(&self) {
+        if let Some(s) = self.inner.write().unwrap_or_else(|p| p.into_inner()).take() {
+            s.shutdown();
+        }
+    }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use remoting::body::{to_json, DataVersion, KvTable, MessageQueue, TopicConfig, TopicList};
 use remoting::{command_header, RemotingCommand};
 use serde::Serialize;
+use store::MessageStore;
 use tokio::sync::Notify;
 
 use crate::client::{ClientChannel, ClientManager};
@@ -15,7 +16,7 @@ use crate::error::BrokerError;
 use crate::offsets::ConsumerOffsetManager;
 use crate::processor::{read_config, SharedConfig};
 use crate::stats::BrokerStats;
-use crate::store::Store;
+use crate::store::BrokerStore;
 use crate::subscription::{SubscriptionGroupConfig, SubscriptionGroupManager};
 use crate::topic::{self, TopicConfigManager};
 
@@ -96,7 +97,7 @@ pub struct AdminProcessor {
     pub groups: Arc<SubscriptionGroupManager>,
     pub clients: Arc<ClientManager>,
     pub offsets: Arc<ConsumerOffsetManager>,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<BrokerStore>,
     pub stats: Arc<BrokerStats>,
     /// Pokes the name-server registration (broker permission changes).
     pub register_now: Arc<Notify>,
@@ -252,7 +253,11 @@ impl AdminProcessor {
         }
         self.topics.delete(&h.topic);
         self.offsets.remove_topic(&h.topic);
-        self.store.delete_topic(&h.topic);
+        self.store.with((), |s| {
+            if let Err(e) = s.delete_topic(&h.topic) {
+                tracing::warn!(topic = %h.topic, error = %e, "cannot delete the topic's consume queues");
+            }
+        });
         Ok(RemotingCommand::success())
     }
 
@@ -288,10 +293,12 @@ impl AdminProcessor {
         let broker_name = read_config(&self.config).broker_name.clone();
         let entries: Vec<(MessageQueue, TopicOffset)> = (0..t.write_queue_nums)
             .map(|q| {
-                let max = self.store.max_offset(&h.topic, q);
-                let min = self.store.min_offset(&h.topic, q);
+                let max = self.store.with(0, |s| s.max_offset(&h.topic, q));
+                let min = self.store.with(0, |s| s.min_offset(&h.topic, q));
                 let last = if max > 0 {
-                    self.store.store_time_at(&h.topic, q, max - 1).unwrap_or(0)
+                    self.store
+                        .with(None, |s| s.store_time_at(&h.topic, q, max - 1))
+                        .unwrap_or(0)
                 } else {
                     0
                 };
@@ -340,11 +347,13 @@ impl AdminProcessor {
                 continue;
             }
             for q in 0..t.write_queue_nums {
-                let broker_offset = self.store.max_offset(&topic_name, q).max(0);
+                let broker_offset = self.store.with(0, |s| s.max_offset(&topic_name, q)).max(0);
                 let consumer_offset = offsets.get(&q).copied().unwrap_or(0).max(0);
                 let last = if consumer_offset > 0 {
                     self.store
-                        .store_time_at(&topic_name, q, consumer_offset - 1)
+                        .with(None, |s| {
+                            s.store_time_at(&topic_name, q, consumer_offset - 1)
+                        })
                         .unwrap_or(0)
                 } else {
                     0
@@ -470,19 +479,21 @@ impl AdminProcessor {
 
     pub fn max_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: TopicQueueHeader = req.header()?;
-        let offset = self.store.max_offset(&h.topic, h.queue_id);
+        let offset = self.store.with(0, |s| s.max_offset(&h.topic, h.queue_id));
         Ok(RemotingCommand::success().with_ext("offset", offset.to_string()))
     }
 
     pub fn min_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: TopicQueueHeader = req.header()?;
-        let offset = self.store.min_offset(&h.topic, h.queue_id);
+        let offset = self.store.with(0, |s| s.min_offset(&h.topic, h.queue_id));
         Ok(RemotingCommand::success().with_ext("offset", offset.to_string()))
     }
 
     pub fn search_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: SearchOffsetRequestHeader = req.header()?;
-        let offset = self.store.offset_by_time(&h.topic, h.queue_id, h.timestamp);
+        let offset = self
+            .store
+            .with(0, |s| s.offset_by_time(&h.topic, h.queue_id, h.timestamp));
         Ok(RemotingCommand::success().with_ext("offset", offset.to_string()))
     }
 
@@ -493,14 +504,14 @@ impl AdminProcessor {
         let h: TopicQueueHeader = req.header()?;
         let ts = self
             .store
-            .earliest_store_time(&h.topic, h.queue_id)
+            .with(None, |s| s.earliest_store_time(&h.topic, h.queue_id))
             .unwrap_or(-1);
         Ok(RemotingCommand::success().with_ext("timestamp", ts.to_string()))
     }
 
     pub fn view_message(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: ViewMessageRequestHeader = req.header()?;
-        match self.store.message_at(h.offset) {
+        match self.store.with(None, |s| s.message_at(h.offset)) {
             Some(rec) => Ok(RemotingCommand::success().with_body(rec)),
             None => Err(BrokerError::System(format!(
                 "can not find message by the offset, {}",
@@ -584,7 +595,7 @@ impl AdminProcessor {
             elapsed % 3600 / 60,
             elapsed % 60
         );
-        let ratio = self.store.disk_used_ratio();
+        let ratio = self.store.with(-1.0, MessageStore::disk_used_ratio);
         let put_count = s.put_count.load(std::sync::atomic::Ordering::Relaxed);
         let put_bytes = s.put_bytes.load(std::sync::atomic::Ordering::Relaxed);
         let put_tps = s.put_tps();
@@ -622,7 +633,9 @@ impl AdminProcessor {
         put("pageCacheLockTimeMills", "0".into());
         put(
             "earliestMessageTimeStamp",
-            self.store.earliest_message_time().to_string(),
+            self.store
+                .with(-1, |s| s.earliest_message_time().unwrap_or(-1))
+                .to_string(),
         );
         put("startAcceptSendRequestTimeStamp", "0".into());
         put("remainTransientStoreBufferNumbs", "0".into());
@@ -667,11 +680,15 @@ impl AdminProcessor {
         put("consumeQueueDiskRatio", format!("{ratio}"));
         put(
             "commitLogMinOffset",
-            self.store.commit_log_min_offset().to_string(),
+            self.store
+                .with(-1, MessageStore::commit_log_min_offset)
+                .to_string(),
         );
         put(
             "commitLogMaxOffset",
-            self.store.commit_log_max_offset().to_string(),
+            self.store
+                .with(0, MessageStore::commit_log_max_offset)
+                .to_string(),
         );
         Ok(success_with_json(&KvTable { table: t }))
     }

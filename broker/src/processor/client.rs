@@ -18,7 +18,7 @@ use crate::error::BrokerError;
 use crate::lock::RebalanceLockManager;
 use crate::offsets::ConsumerOffsetManager;
 use crate::processor::{read_config, SharedConfig};
-use crate::store::Store;
+use crate::store::BrokerStore;
 use crate::subscription::SubscriptionGroupManager;
 use crate::topic::{self, TopicConfigManager};
 
@@ -70,7 +70,7 @@ pub struct ClientProcessor {
     pub clients: Arc<ClientManager>,
     pub offsets: Arc<ConsumerOffsetManager>,
     pub locks: Arc<RebalanceLockManager>,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<BrokerStore>,
 }
 
 impl ClientProcessor {
@@ -201,8 +201,8 @@ impl ClientProcessor {
         }
         // Java: 0 when the queue was never truncated and its first message is
         // still in memory; an empty queue has no first message.
-        let min = self.store.min_offset(&h.topic, h.queue_id);
-        if min <= 0 && self.store.max_offset(&h.topic, h.queue_id) > 0 {
+        let min = self.store.with(0, |s| s.min_offset(&h.topic, h.queue_id));
+        if min <= 0 && self.store.with(0, |s| s.max_offset(&h.topic, h.queue_id)) > 0 {
             return Ok(RemotingCommand::success().with_ext("offset", "0"));
         }
         not_found()

@@ -15,6 +15,7 @@ use remoting::body::{perm, SubscriptionData};
 use remoting::code::response_code as rc;
 use remoting::header::{PullMessageRequestHeader, PullMessageResponseHeader};
 use remoting::RemotingCommand;
+use store::{GetResult, GetStatus};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +25,7 @@ use crate::message;
 use crate::offsets::ConsumerOffsetManager;
 use crate::processor::{read_config, SharedConfig};
 use crate::stats::BrokerStats;
-use crate::store::{GetResult, GetStatus, Store};
+use crate::store::BrokerStore;
 use crate::subscription::SubscriptionGroupManager;
 use crate::topic::TopicConfigManager;
 
@@ -65,7 +66,7 @@ pub struct PullProcessor {
     pub groups: Arc<SubscriptionGroupManager>,
     pub clients: Arc<ClientManager>,
     pub offsets: Arc<ConsumerOffsetManager>,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<BrokerStore>,
     pub arrivals: Arc<ArrivalNotifier>,
     pub stats: Arc<BrokerStats>,
     pub shutdown: CancellationToken,
@@ -165,14 +166,23 @@ impl PullProcessor {
             None => true,
             Some(codes) => codes.contains(&(code as i32 as i64)),
         };
-        self.store.get_messages(
-            &h.topic,
-            h.queue_id,
-            h.queue_offset,
-            max_msgs,
-            max_bytes,
-            &accept,
-        )
+        let closed = GetResult {
+            status: GetStatus::NoMatchedLogicQueue,
+            messages: vec![],
+            next_begin_offset: 0,
+            min_offset: 0,
+            max_offset: 0,
+        };
+        self.store.with(closed, |s| {
+            s.get_messages(
+                &h.topic,
+                h.queue_id,
+                h.queue_offset,
+                max_msgs,
+                max_bytes,
+                &accept,
+            )
+        })
     }
 
     /// Java's checks, in its order; the first failure answers.

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use remoting::body::{perm, TopicConfig};
 use remoting::header::{SendMessageRequestHeader, SendMessageResponseHeader};
 use remoting::{command_header, Connection, RemotingCommand};
+use store::{PutResult, StoreError};
 
 use crate::error::BrokerError;
 use crate::message::{self, BatchEntry};
 use crate::processor::{read_config, SharedConfig};
 use crate::stats::BrokerStats;
-use crate::store::{BatchToStore, MessageToStore, PutResult, Store};
+use crate::store::BrokerStore;
 use crate::subscription::SubscriptionGroupManager;
 use crate::topic::{self, TopicConfigManager};
 
@@ -47,7 +48,7 @@ pub struct SendProcessor {
     pub config: SharedConfig,
     pub topics: Arc<TopicConfigManager>,
     pub groups: Arc<SubscriptionGroupManager>,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<BrokerStore>,
     pub stats: Arc<BrokerStats>,
     /// `brokerIP1:listenPort`: written into every record and message id.
     pub store_host: SocketAddr,
@@ -179,8 +180,8 @@ impl SendProcessor {
         h: &SendMessageRequestHeader,
         topic: &str,
         queue_id: i32,
-    ) -> MessageToStore {
-        MessageToStore {
+    ) -> store::MessageToStore {
+        store::MessageToStore {
             topic: topic.to_owned(),
             queue_id,
             sys_flag: h.sys_flag,
@@ -192,7 +193,6 @@ impl SendProcessor {
             properties: String::new(),
             reconsume_times: h.reconsume_times.unwrap_or(0),
             prepared_transaction_offset: 0,
-            tags_code: 0,
         }
     }
 
@@ -243,13 +243,12 @@ impl SendProcessor {
             msg.topic = topic::TRANS_HALF_TOPIC.to_owned();
             msg.queue_id = 0;
         }
-        msg.tags_code = props
-            .get(message::PROPERTY_TAGS)
-            .map_or(0, |t| message::tags_hash_code(t));
         msg.properties = message::encode_properties(&props);
         msg.body = req.body.clone();
 
-        let result = self.store.put(&msg)?;
+        let result = self
+            .store
+            .with(Err(StoreError::ShutDown), |s| s.put(&msg))?;
         let header = SendMessageResponseHeader {
             msg_id: message::offset_message_id(self.store_host, first_offset(&result)),
             // The requested queue, even when the record was parked elsewhere.
@@ -287,18 +286,17 @@ impl SendProcessor {
                      properties,
                  }| {
                     let mut m = self.base_message(conn, h, &h.topic, queue_id);
-                    let props = message::decode_properties(&properties);
-                    m.tags_code = props
-                        .get(message::PROPERTY_TAGS)
-                        .map_or(0, |t| message::tags_hash_code(t));
                     m.flag = flag;
                     m.body = body;
                     m.properties = properties;
                     m
                 },
             )
-            .collect();
-        let result = self.store.put_batch(&BatchToStore { messages })?;
+            .collect::<Vec<_>>();
+        // Split here so every inner message keeps its own UNIQ_KEY.
+        let result = self
+            .store
+            .with(Err(StoreError::ShutDown), |s| s.put_messages(&messages))?;
         let ids: Vec<String> = result
             .commit_log_offsets
             .iter()
@@ -378,9 +376,12 @@ impl SendProcessor {
             group.retry_queue_nums,
             perm::READ | perm::WRITE,
         ));
-        let record = self.store.message_at(h.offset).ok_or_else(|| {
-            BrokerError::System(format!("look message by offset failed, {}", h.offset))
-        })?;
+        let record = self
+            .store
+            .with(None, |s| s.message_at(h.offset))
+            .ok_or_else(|| {
+                BrokerError::System(format!("look message by offset failed, {}", h.offset))
+            })?;
         let view = store::record::decode(&record).map_err(|e| {
             BrokerError::System(format!("look message by offset failed, {}: {e}", h.offset))
         })?;
@@ -407,7 +408,7 @@ impl SendProcessor {
         props
             .entry(PROPERTY_ORIGIN_MESSAGE_ID.to_owned())
             .or_insert(origin);
-        let msg = MessageToStore {
+        let msg = store::MessageToStore {
             topic: target.clone(),
             queue_id,
             sys_flag: view.sys_flag & !0x30,
@@ -416,14 +417,12 @@ impl SendProcessor {
             store_host: self.store_host,
             flag: view.flag,
             body: record.slice_ref(view.body),
-            tags_code: props
-                .get(message::PROPERTY_TAGS)
-                .map_or(0, |t| message::tags_hash_code(t)),
             properties: message::encode_properties(&props),
             reconsume_times: view.reconsume_times + 1,
             prepared_transaction_offset: 0,
         };
-        self.store.put(&msg)?;
+        self.store
+            .with(Err(StoreError::ShutDown), |s| s.put(&msg))?;
         self.stats.put_count.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(group = %h.group, topic = %target, from = %conn.peer(), "message sent back");
         Ok(RemotingCommand::success())
