@@ -12,7 +12,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use remoting::body::{from_fastjson, ClusterInfo};
+use remoting::body::{from_fastjson, ClusterInfo, TopicRouteData};
 use remoting::code::request_code;
 use remoting::{Connection, RemotingCommand, Router};
 
@@ -748,6 +748,63 @@ impl JavaClient {
             String::from_utf8_lossy(&out.stderr)
         )
     }
+}
+
+impl JavaClient {
+    /// `mqadmin topicRoute`, retried until a route is printed (a broker reports
+    /// a new topic to the name server right after creating it). mqadmin
+    /// pretty-prints fastjson's own form, with unquoted integer keys.
+    pub fn topic_route(
+        &self,
+        home: &Path,
+        namesrv: &str,
+        topic: &str,
+        timeout: Duration,
+    ) -> (TopicRouteData, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = self.mqadmin(home, &["topicRoute", "-n", namesrv, "-t", topic]);
+            if let Some(start) = out.find('{') {
+                let route = from_fastjson(out[start..].trim().as_bytes())
+                    .unwrap_or_else(|e| panic!("topicRoute output does not parse ({e}):\n{out}"));
+                return (route, out);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mqadmin {} topicRoute printed no route:\n{out}",
+                self.version
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// A route served by one master: `queues` read and write queues, perm 6.
+pub fn assert_single_broker_route(
+    route: &TopicRouteData,
+    out: &str,
+    broker_name: &str,
+    broker_addr: &str,
+    queues: i32,
+) {
+    assert_eq!(route.queue_datas.len(), 1, "{out}");
+    let queue = &route.queue_datas[0];
+    assert_eq!(queue.broker_name, broker_name, "{out}");
+    assert_eq!(
+        (queue.read_queue_nums, queue.write_queue_nums, queue.perm),
+        (queues, queues, 6),
+        "{out}"
+    );
+    assert_eq!(route.broker_datas.len(), 1, "{out}");
+    assert_eq!(route.broker_datas[0].broker_name, broker_name, "{out}");
+    assert_eq!(
+        route.broker_datas[0]
+            .broker_addrs
+            .get(&0)
+            .map(String::as_str),
+        Some(broker_addr),
+        "{out}"
+    );
 }
 
 // ------------------------------------------------------------------------ Go

@@ -4,12 +4,11 @@
 //! clients send 300 messages each and a push consumer receives every one
 //! exactly once.
 
-use std::time::{Duration, Instant};
-
-use remoting::body::{from_fastjson, TopicRouteData};
+use std::time::Duration;
 
 use compat_tests::{
-    go_driver, java_client, run_with_timeout, serial, text, JavaBroker, JavaClient, OurNamesrv,
+    assert_single_broker_route, go_driver, java_client, run_with_timeout, serial, text, JavaBroker,
+    JavaClient, OurNamesrv,
 };
 
 const VERSION: &str = "5.3.3";
@@ -44,42 +43,9 @@ fn create_topic_with_mqadmin(ns: &OurNamesrv, broker: &JavaBroker, java: &JavaCl
         logs(ns, broker)
     );
 
-    // The broker reports the new topic to the name server right after creating it.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (route, out) = loop {
-        let out = java.mqadmin(&home, &["topicRoute", "-n", &ns.addr, "-t", topic]);
-        if let Some(start) = out.find('{') {
-            // mqadmin pretty-prints fastjson's own form, with unquoted integer keys.
-            let route: TopicRouteData = from_fastjson(out[start..].trim().as_bytes())
-                .unwrap_or_else(|e| panic!("topicRoute output does not parse ({e}):\n{out}"));
-            break (route, out);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "mqadmin topicRoute printed no route:\n{out}\n{}",
-            logs(ns, broker)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    assert_eq!(route.queue_datas.len(), 1, "{out}");
-    let queue = &route.queue_datas[0];
-    assert_eq!(queue.broker_name, broker.broker_name, "{out}");
-    assert_eq!(
-        (queue.read_queue_nums, queue.write_queue_nums, queue.perm),
-        (4, 4, 6),
-        "{out}"
-    );
-    assert_eq!(route.broker_datas.len(), 1, "{out}");
-    assert_eq!(
-        route.broker_datas[0].broker_name, broker.broker_name,
-        "{out}"
-    );
+    let (route, out) = java.topic_route(&home, &ns.addr, topic, Duration::from_secs(30));
+    assert_single_broker_route(&route, &out, &broker.broker_name, &broker.addr, 4);
     assert_eq!(route.broker_datas[0].cluster, broker.cluster_name, "{out}");
-    assert_eq!(
-        route.broker_datas[0].broker_addrs.get(&0),
-        Some(&broker.addr),
-        "{out}"
-    );
 }
 
 #[test]

@@ -5,10 +5,9 @@
 
 use std::time::Duration;
 
-use remoting::body::{from_fastjson, TopicRouteData};
-
 use compat_tests::{
-    go_driver, java_client, run_with_timeout, serial, text, Cluster, JavaClient, JAVA_VERSIONS,
+    assert_single_broker_route, go_driver, java_client, run_with_timeout, serial, text, Cluster,
+    JavaClient, JAVA_VERSIONS,
 };
 
 const MESSAGES: &str = "1000";
@@ -63,30 +62,8 @@ fn create_topic_with_mqadmin(cluster: &Cluster, java: &JavaClient, topic: &str) 
         "{out}"
     );
 
-    let out = java.mqadmin(&home, &["topicRoute", "-n", ns, "-t", topic]);
-    let json_start = out.find('{').unwrap_or_else(|| {
-        panic!(
-            "mqadmin {} topicRoute printed no route:\n{out}",
-            java.version
-        )
-    });
-    // mqadmin pretty-prints fastjson's own form, with unquoted integer keys.
-    let route: TopicRouteData = from_fastjson(out[json_start..].trim().as_bytes())
-        .unwrap_or_else(|e| panic!("topicRoute output does not parse ({e}):\n{out}"));
-    assert_eq!(route.queue_datas.len(), 1, "{out}");
-    let queue = &route.queue_datas[0];
-    assert_eq!(queue.broker_name, cluster.broker_name, "{out}");
-    assert_eq!(
-        (queue.read_queue_nums, queue.write_queue_nums, queue.perm),
-        (4, 4, 6),
-        "{out}"
-    );
-    assert_eq!(route.broker_datas.len(), 1, "{out}");
-    assert_eq!(
-        route.broker_datas[0].broker_addrs.get(&0),
-        Some(&cluster.broker_addr),
-        "{out}"
-    );
+    let (route, out) = java.topic_route(&home, ns, topic, Duration::from_secs(30));
+    assert_single_broker_route(&route, &out, &cluster.broker_name, &cluster.broker_addr, 4);
 }
 
 fn java_round_trip(version: &str) {
