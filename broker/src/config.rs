@@ -124,6 +124,11 @@ broker_config! {
     register_broker_to_name_server: bool = "registerBrokerToNameServer" => true,
     register_name_server_period: u64 = "registerNameServerPeriod" => 30_000,
     register_broker_timeout_mills: u64 = "registerBrokerTimeoutMills" => 24_000,
+    /// Java: with this on, REGISTER_BROKER says `enableActingMaster=true` and
+    /// carries `heartbeatTimeoutMillis = brokerNotActiveTimeoutMillis`
+    /// (otherwise the header is absent and the name server assumes 120 s).
+    enable_slave_acting_master: bool = "enableSlaveActingMaster" => false,
+    broker_not_active_timeout_millis: i64 = "brokerNotActiveTimeoutMillis" => 10_000,
     long_polling_enable: bool = "longPollingEnable" => true,
     short_polling_time_mills: u64 = "shortPollingTimeMills" => 1000,
     notify_consumer_ids_changed_enable: bool = "notifyConsumerIdsChangedEnable" => true,

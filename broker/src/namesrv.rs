@@ -19,8 +19,6 @@ use crate::topic::TopicConfigManager;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const UNREGISTER_TIMEOUT: Duration = Duration::from_secs(3);
-/// What the name server assumes when the header has no value (Java 120 s).
-const HEARTBEAT_TIMEOUT_MILLIS: i64 = 120_000;
 
 /// Identity fields of the registration header.
 #[derive(Debug, Clone)]
@@ -30,6 +28,34 @@ struct Identity {
     broker_addr: String,
     ha_server_addr: String,
     broker_id: i64,
+    /// `enableSlaveActingMaster`; Java sends `heartbeatTimeoutMillis` only then.
+    acting_master: bool,
+    heartbeat_timeout_millis: i64,
+}
+
+/// REGISTER_BROKER for `body` (the register body JSON) with `id`'s header.
+fn register_request(id: &Identity, body: Vec<u8>) -> RemotingCommand {
+    let crc = crc32fast::hash(&body) & 0x7FFF_FFFF;
+    let request = RemotingCommand::request(request_code::REGISTER_BROKER)
+        .with_ext("brokerName", &id.broker_name)
+        .with_ext("brokerAddr", &id.broker_addr)
+        .with_ext("clusterName", &id.cluster_name)
+        .with_ext("haServerAddr", &id.ha_server_addr)
+        .with_ext("brokerId", id.broker_id.to_string())
+        .with_ext("enableActingMaster", id.acting_master.to_string())
+        .with_ext("compressed", "false")
+        .with_ext("bodyCrc32", crc.to_string())
+        .with_body(body);
+    // Java: `isEnableSlaveActingMaster() ? getBrokerNotActiveTimeoutMillis() : null`;
+    // without it the name server assumes 120 s.
+    if id.acting_master {
+        request.with_ext(
+            "heartbeatTimeoutMillis",
+            id.heartbeat_timeout_millis.to_string(),
+        )
+    } else {
+        request
+    }
 }
 
 pub struct NamesrvClient {
@@ -49,6 +75,8 @@ impl NamesrvClient {
                 broker_addr: config.broker_addr(),
                 ha_server_addr: config.ha_server_addr(),
                 broker_id: config.broker_id,
+                acting_master: config.enable_slave_acting_master,
+                heartbeat_timeout_millis: config.broker_not_active_timeout_millis,
             },
             timeout: Duration::from_millis(config.register_broker_timeout_mills),
             conns: Mutex::new(HashMap::new()),
@@ -94,22 +122,7 @@ impl NamesrvClient {
             topic_config_serialize_wrapper: wrapper,
             filter_server_list: vec![],
         });
-        let crc = crc32fast::hash(&body) & 0x7FFF_FFFF;
-        let id = &self.identity;
-        let request = RemotingCommand::request(request_code::REGISTER_BROKER)
-            .with_ext("brokerName", &id.broker_name)
-            .with_ext("brokerAddr", &id.broker_addr)
-            .with_ext("clusterName", &id.cluster_name)
-            .with_ext("haServerAddr", &id.ha_server_addr)
-            .with_ext("brokerId", id.broker_id.to_string())
-            .with_ext(
-                "heartbeatTimeoutMillis",
-                HEARTBEAT_TIMEOUT_MILLIS.to_string(),
-            )
-            .with_ext("enableActingMaster", "false")
-            .with_ext("compressed", "false")
-            .with_ext("bodyCrc32", crc.to_string())
-            .with_body(body);
+        let request = register_request(&self.identity, body);
         let calls = self.addrs.iter().map(|addr| {
             let request = request.clone();
             async move {
@@ -204,5 +217,30 @@ pub async fn registration_loop(
             _ = shutdown.cancelled() => break,
             _ = client.register_all(&topics) => {}
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod register_header_tests {
+    use super::*;
+
+    fn identity(config: &BrokerConfig) -> Identity {
+        NamesrvClient::new(config).identity
+    }
+
+    #[test]
+    fn heartbeat_timeout_is_sent_only_with_slave_acting_master() {
+        let mut config = BrokerConfig::default();
+        let plain = register_request(&identity(&config), b"{}".to_vec());
+        assert_eq!(plain.ext("enableActingMaster"), Some("false"));
+        assert_eq!(plain.ext("heartbeatTimeoutMillis"), None);
+
+        assert!(config.set("enableSlaveActingMaster", "true").unwrap());
+        assert!(config.set("brokerNotActiveTimeoutMillis", "4000").unwrap());
+        let acting = register_request(&identity(&config), b"{}".to_vec());
+        assert_eq!(acting.ext("enableActingMaster"), Some("true"));
+        assert_eq!(acting.ext("heartbeatTimeoutMillis"), Some("4000"));
+        assert_eq!(acting.ext("bodyCrc32"), plain.ext("bodyCrc32"));
     }
 }

@@ -842,3 +842,337 @@ pub fn text(out: &Output) -> String {
 pub fn socket(addr: &str) -> SocketAddr {
     addr.parse().expect("socket address")
 }
+
+// ------------------------------------------- name-server scenarios (namesrv_*)
+
+/// Writes a name server config with `extra` appended, starts our `mqnamesrv`
+/// on it and waits until it accepts connections.
+fn spawn_our_namesrv_with(bins: &Path, dir: &Path, extra: &str) -> (Proc, String) {
+    let ns_port = free_port();
+    let addr = format!("127.0.0.1:{ns_port}");
+    let conf = dir.join("namesrv.properties");
+    std::fs::write(
+        &conf,
+        format!(
+            "listenPort={ns_port}\nbindAddress=127.0.0.1\nkvConfigPath={}\n{extra}",
+            dir.join("namesrv/kvConfig.json").display()
+        ),
+    )
+    .expect("write namesrv config");
+    let mut cmd = Command::new(bins.join("mqnamesrv"));
+    cmd.arg("-c")
+        .arg(&conf)
+        .env("HOME", dir)
+        .env("RUST_LOG", "info");
+    let mut proc = Proc::spawn("mqnamesrv", cmd, dir.join("namesrv.log"));
+    wait_until("the name server to listen", Duration::from_secs(20), || {
+        assert!(proc.is_running(), "mqnamesrv exited:\n{}", proc.log_text());
+        TcpStream::connect(&addr).is_ok()
+    });
+    (proc, addr)
+}
+
+impl OurNamesrv {
+    /// Like [`OurNamesrv::start`], with extra `key=value` lines in its config
+    /// file (e.g. `scanNotActiveBrokerInterval=1000\n`).
+    pub fn start_with(extra_properties: &str) -> OurNamesrv {
+        let bins = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("rmq-compat-ns-")
+            .tempdir()
+            .expect("temp dir");
+        let (proc, addr) = spawn_our_namesrv_with(&bins, dir.path(), extra_properties);
+        OurNamesrv { dir, addr, proc }
+    }
+}
+
+/// The official Java name server (`NamesrvStartup`) of one version, from the
+/// reference jars, on a free 127.0.0.1 port (as `reference-cluster.sh` starts
+/// it). Ready when it accepts connections and printed "boot success";
+/// SIGTERM on drop.
+pub struct JavaNamesrv {
+    pub dir: tempfile::TempDir,
+    pub version: String,
+    pub addr: String,
+    pub proc: Proc,
+}
+
+impl JavaNamesrv {
+    pub fn start(version: &str) -> JavaNamesrv {
+        let lib = reference_libs(version);
+        let dir = tempfile::Builder::new()
+            .prefix("rmq-compat-javans-")
+            .tempdir()
+            .expect("temp dir");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join("conf")).expect("create name server home");
+        for f in ["logback_namesrv.xml", "logback_tools.xml"] {
+            let _ = std::fs::copy(
+                compat_dir().join("java").join("conf").join(f),
+                home.join("conf").join(f),
+            );
+        }
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        // 4.9.x has no bindAddress (binds the wildcard address); 5.x does.
+        let (bind, jdk_opens): (&str, &[&str]) = if version.starts_with("4.") {
+            (
+                "",
+                &[
+                    "--add-opens",
+                    "java.base/java.nio=ALL-UNNAMED",
+                    "--add-opens",
+                    "java.base/sun.nio.ch=ALL-UNNAMED",
+                ],
+            )
+        } else {
+            ("bindAddress=127.0.0.1\n", &[])
+        };
+        let conf = dir.path().join("namesrv.properties");
+        std::fs::write(
+            &conf,
+            format!(
+                "listenPort={port}\n{bind}kvConfigPath={}\nconfigStorePath={}\n",
+                dir.path().join("namesrv/kvConfig.json").display(),
+                dir.path().join("namesrv/namesrv.properties").display()
+            ),
+        )
+        .expect("write namesrv.properties");
+        let mut cmd = Command::new("java");
+        cmd.args([
+            "-Xms128m",
+            "-Xmx256m",
+            "-XX:MaxMetaspaceSize=128m",
+            "-XX:+UseSerialGC",
+        ])
+        .args(jdk_opens)
+        .arg(format!("-Duser.home={}", home.display()))
+        .arg(format!("-Drocketmq.home.dir={}", home.display()))
+        .arg("-Dfile.encoding=UTF-8")
+        .arg("-Drmq.logback.configurationFile=rmq.namesrv.logback.xml")
+        .arg("-cp")
+        .arg(format!("{}/*", lib.display()))
+        .arg("org.apache.rocketmq.namesrv.NamesrvStartup")
+        .arg("-c")
+        .arg(&conf)
+        .env("ROCKETMQ_HOME", &home)
+        .env_remove("NAMESRV_ADDR");
+        let mut proc = Proc::spawn(
+            &format!("java namesrv {version}"),
+            cmd,
+            dir.path().join("namesrv.out"),
+        );
+        wait_until(
+            "the Java name server to boot",
+            Duration::from_secs(90),
+            || {
+                assert!(
+                    proc.is_running(),
+                    "Java name server {version} exited:\n{}",
+                    proc.log_text()
+                );
+                proc.log_text().contains("boot success") && TcpStream::connect(&addr).is_ok()
+            },
+        );
+        JavaNamesrv {
+            dir,
+            version: version.to_owned(),
+            addr,
+            proc,
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        format!(
+            "----- Java name server {} stdout -----\n{}",
+            self.version,
+            self.proc.log_text()
+        )
+    }
+
+    /// A folder for a client's home, logs and local offsets.
+    pub fn client_home(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join("clients").join(name);
+        std::fs::create_dir_all(&p).expect("create client home");
+        p
+    }
+}
+
+impl Drop for JavaNamesrv {
+    fn drop(&mut self) {
+        self.proc.stop(Duration::from_secs(20));
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// Our `mqbroker` alone, registered with the name servers of `namesrv_addrs`
+/// (`;`-separated, as `namesrvAddr`), extra config lines appended. Cluster
+/// "CompatCluster", broker "broker-a", id 0.
+pub struct StandaloneBroker {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    pub cluster_name: String,
+    pub broker_name: String,
+    pub proc: Proc,
+    /// Set by [`StandaloneBroker::kill`]: drop then expects no clean exit.
+    killed: bool,
+}
+
+impl StandaloneBroker {
+    /// Starts it and waits until every name server lists it as master.
+    pub fn start(namesrv_addrs: &str, extra_properties: &str) -> StandaloneBroker {
+        let bins = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("rmq-compat-broker-")
+            .tempdir()
+            .expect("temp dir");
+        let port = free_broker_port();
+        let addr = format!("127.0.0.1:{port}");
+        let cluster_name = "CompatCluster".to_owned();
+        let broker_name = "broker-a".to_owned();
+        let conf = dir.path().join("broker.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "brokerClusterName={cluster_name}\nbrokerName={broker_name}\nbrokerId=0\n\
+                 listenPort={port}\nnamesrvAddr={namesrv_addrs}\nbrokerIP1=127.0.0.1\n\
+                 bindAddress=127.0.0.1\nstorePathRootDir={}\nmappedFileSizeCommitLog=67108864\n\
+                 autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\n\
+                 flushDiskType=ASYNC_FLUSH\n{extra_properties}",
+                dir.path().join("store").display()
+            ),
+        )
+        .expect("write broker config");
+        let mut cmd = Command::new(bins.join("mqbroker"));
+        cmd.arg("-c")
+            .arg(&conf)
+            .env("HOME", dir.path())
+            .env("RUST_LOG", "info")
+            .env_remove("NAMESRV_ADDR");
+        let proc = Proc::spawn("mqbroker", cmd, dir.path().join("broker.log"));
+        let mut broker = StandaloneBroker {
+            dir,
+            addr,
+            cluster_name,
+            broker_name,
+            proc,
+            killed: false,
+        };
+        for ns in namesrv_addrs.split(';').filter(|s| !s.is_empty()) {
+            broker.wait_registered(ns, Duration::from_secs(30));
+        }
+        broker
+    }
+
+    /// Whether `namesrv` lists this broker as master of its cluster.
+    pub fn is_registered(&self, namesrv: &str) -> bool {
+        cluster_info(namesrv).is_some_and(|info| {
+            info.broker_addr_table
+                .get(&self.broker_name)
+                .and_then(|b| b.broker_addrs.get(&0))
+                == Some(&self.addr)
+                && info
+                    .cluster_addr_table
+                    .get(&self.cluster_name)
+                    .is_some_and(|names| names.contains(&self.broker_name))
+        })
+    }
+
+    pub fn wait_registered(&mut self, namesrv: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.is_registered(namesrv) {
+            assert!(self.proc.is_running(), "mqbroker exited:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "broker never registered with {namesrv}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGSTOP`) to the broker process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: sending a signal to our own child process id.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(self.proc.pid() as i32, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.proc.pid());
+    }
+
+    /// SIGKILL and reap it.
+    pub fn kill(&mut self) {
+        self.killed = true;
+        self.signal(libc::SIGKILL);
+        self.proc.stop(Duration::from_secs(10));
+    }
+
+    pub fn logs(&self) -> String {
+        format!("----- mqbroker log -----\n{}", self.proc.log_text())
+    }
+}
+
+impl Drop for StandaloneBroker {
+    fn drop(&mut self) {
+        if !self.killed && self.proc.is_running() {
+            // A stopped process cannot act on SIGTERM.
+            self.signal(libc::SIGCONT);
+        }
+        let status = self.proc.stop(Duration::from_secs(10));
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        } else if !self.killed {
+            assert!(
+                status.is_some_and(|s| s.success()),
+                "mqbroker did not stop cleanly on SIGTERM\n{}",
+                self.logs()
+            );
+        }
+    }
+}
+
+impl Cluster {
+    /// Stops only the broker with SIGTERM (asserting a clean exit), then starts
+    /// it again on the same config, store folder and port, and waits until it
+    /// is registered with the name server again. Its new log goes to
+    /// `broker.restart-<n>.log`; [`Cluster::logs`] shows the current one.
+    pub fn restart_broker(&mut self) {
+        let status = self.broker.stop(Duration::from_secs(20));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "mqbroker did not stop cleanly on SIGTERM before the restart\n{}",
+            self.logs()
+        );
+        let port: u16 = self
+            .broker_addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("broker port");
+        wait_until(
+            "the broker port to be free",
+            Duration::from_secs(20),
+            || TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        );
+        let mut n = 1;
+        while self
+            .dir
+            .path()
+            .join(format!("broker.restart-{n}.log"))
+            .exists()
+        {
+            n += 1;
+        }
+        let mut cmd = Command::new(bin_dir().join("mqbroker"));
+        cmd.arg("-c")
+            .arg(self.dir.path().join("broker.conf"))
+            .arg("-n")
+            .arg(&self.namesrv_addr)
+            .env("HOME", self.dir.path())
+            .env("RUST_LOG", "info");
+        let log = self.dir.path().join(format!("broker.restart-{n}.log"));
+        self.broker = Proc::spawn("mqbroker", cmd, log);
+        self.wait_broker_registered(Duration::from_secs(30));
+    }
+}
