@@ -397,6 +397,7 @@ fn build_router(s: Services) -> Router {
         router = router.route(code, sync_handler(move |_, r| f(&p, r)));
     }
 
+    let router = crate::processor::query::register(router, s.store.clone());
     let clients = s.clients.clone();
     router.on_close(move |conn| clients.connection_closed(conn))
 }

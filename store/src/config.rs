@@ -34,6 +34,10 @@ pub struct StoreConfig {
     /// `messageDelayLevel`: used for `SCHEDULE_TOPIC_XXXX`, whose consume-queue
     /// tags slot holds the delivery time (messages.md §3).
     pub message_delay_level: String,
+    /// `maxHashSlotNum`: hash slots per index file, default 5 000 000.
+    pub max_hash_slot_num: u32,
+    /// `maxIndexNum`: entries per index file, default 20 000 000.
+    pub max_index_num: u32,
 }
 
 pub const DEFAULT_MESSAGE_DELAY_LEVEL: &str =
@@ -53,6 +57,8 @@ impl Default for StoreConfig {
             max_transfer_bytes_on_message_in_memory: 256 * 1024,
             max_transfer_count_on_message_in_memory: 32,
             message_delay_level: DEFAULT_MESSAGE_DELAY_LEVEL.to_owned(),
+            max_hash_slot_num: 5_000_000,
+            max_index_num: 20_000_000,
         }
     }
 }

@@ -16,6 +16,7 @@ mod config;
 mod consumequeue;
 mod error;
 mod files;
+mod index;
 mod mmap;
 pub mod msgid;
 pub mod properties;
@@ -24,6 +25,7 @@ mod store;
 
 pub use config::{FlushDiskType, StoreConfig, DEFAULT_MESSAGE_DELAY_LEVEL};
 pub use error::StoreError;
+pub use index::{build_key, index_key_hash, java_string_hash, QueryResult, MAX_MSGS_NUM_BATCH};
 pub use msgid::{create_offset_message_id, decode_offset_message_id};
 pub use record::{tags_hash_code, StoredMessage};
 pub use store::{

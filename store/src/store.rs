@@ -7,7 +7,7 @@
 //! <root>/checkpoint                          flush timestamps (checkpoint.rs)
 //! <root>/abort                               exists while running
 //! <root>/lock                                flock against a second process
-//! <root>/index/                              (IndexFile: not yet, see `dispatch`)
+//! <root>/index/<yyyyMMddHHmmssSSS>           key index (index.rs)
 //! ```
 //!
 //! Writes: one writer (the `writer` mutex) encodes nothing, it only patches
@@ -30,6 +30,7 @@ use crate::commitlog::CommitLog;
 use crate::config::{FlushDiskType, StoreConfig};
 use crate::consumequeue::{ConsumeQueue, CqEntry, CQ_UNIT};
 use crate::error::StoreError;
+use crate::index::{IndexService, QueryResult};
 use crate::mmap::MappedFile;
 use crate::msgid::create_offset_message_id;
 use crate::properties;
@@ -176,6 +177,7 @@ struct Inner {
     listener: RwLock<Option<ArrivalListener>>,
     shut_down: AtomicBool,
     abort_path: PathBuf,
+    index: IndexService,
 }
 
 fn signal_stop(stop: &(Mutex<bool>, Condvar)) {
@@ -292,6 +294,7 @@ impl MessageStore {
             recovered.scan_from,
             &delay_levels,
         )?;
+        let index = open_index(&root, &config, &recovered.log)?;
         let last_ts = cp.physic_msg_timestamp;
         File::create(&abort_path)?.sync_all()?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
@@ -308,6 +311,7 @@ impl MessageStore {
             listener: RwLock::new(None),
             shut_down: AtomicBool::new(false),
             abort_path,
+            index,
         });
         let weak = Arc::downgrade(&inner);
         let interval = Duration::from_millis(inner.config.flush_interval_commit_log_ms.max(1));
@@ -492,7 +496,9 @@ impl MessageStore {
             };
             let ok = cq.append(entry);
             debug_assert!(ok, "consume queue capacity was ensured");
-            dispatch_index(topic, &entry);
+            inner
+                .index
+                .build(topic, props, entry.phys, store_ts, it.sys_flag);
         }
         *last_ts = store_ts;
         inner
@@ -701,6 +707,34 @@ impl MessageStore {
         self.inner.commit_log.record_at(commit_log_offset)
     }
 
+    /// Messages of `topic` whose `KEYS` contain `key` or whose `UNIQ_KEY` is
+    /// `key`, stored in `[begin_ts, end_ts]` (Java `queryMessage`; at most
+    /// `min(max_num, 64)` index hits are examined). Each hit is checked
+    /// against the record, so hash collisions are dropped.
+    pub fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        max_num: i32,
+        begin_ts: i64,
+        end_ts: i64,
+    ) -> QueryResult {
+        let max = (max_num.max(0) as usize).min(crate::index::MAX_MSGS_NUM_BATCH);
+        let (offsets, ts, phy) = self.inner.index.query(topic, key, max, begin_ts, end_ts);
+        let mut seen = HashSet::new();
+        let messages = offsets
+            .into_iter()
+            .filter(|o| seen.insert(*o))
+            .filter_map(|o| self.inner.commit_log.record_at(o))
+            .filter(|r| crate::index::record_has_key(r, topic, key))
+            .collect();
+        QueryResult {
+            messages,
+            index_last_update_timestamp: ts,
+            index_last_update_phyoffset: phy,
+        }
+    }
+
     /// Next commit-log write offset.
     pub fn commit_log_max_offset(&self) -> i64 {
         self.inner.commit_log.max_offset()
@@ -800,9 +834,32 @@ impl MessageStore {
     }
 }
 
-/// The place where the IndexFile (keys, UNIQ_KEY → offsets; QUERY_MESSAGE)
-/// will be fed, from the same dispatch as the consume queue. Not built yet.
-fn dispatch_index(_topic: &str, _entry: &CqEntry) {}
+/// Open the key index and index the records it does not hold yet.
+fn open_index(
+    root: &Path,
+    config: &StoreConfig,
+    log: &CommitLog,
+) -> Result<IndexService, StoreError> {
+    let index = IndexService::open(
+        &root.join("index"),
+        config.max_hash_slot_num,
+        config.max_index_num,
+    )?;
+    let from = index.recover_from();
+    walk(log, from.unwrap_or(0), log.max_offset(), |v| {
+        if from.is_none_or(|f| v.physical_offset > f) {
+            index.build(
+                v.topic,
+                v.properties,
+                v.physical_offset,
+                v.store_timestamp,
+                v.sys_flag,
+            );
+        }
+        Ok(())
+    })?;
+    Ok(index)
+}
 
 fn check_props_len(len: usize) -> Result<(), StoreError> {
     if len > properties::MAX_PROPERTIES_LEN {
@@ -860,6 +917,7 @@ impl Inner {
         for q in queues {
             q.flush()?;
         }
+        self.index.flush()?;
         let mut cp = lock(&self.checkpoint);
         let data = CheckpointData {
             physic_msg_timestamp: ts,

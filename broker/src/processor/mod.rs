@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod client;
 pub mod pull;
+pub mod query;
 pub mod send;
 
 use std::sync::{Arc, RwLock};
