@@ -375,7 +375,7 @@ async fn read_loop<R: AsyncRead + Unpin>(reader: R, conn: Connection, router: Ar
         let serialize_type = cmd.serialize_type;
         let reply = router.dispatch(conn.clone(), cmd);
         let conn = conn.clone();
-        tokio::spawn(async move {
+        let mut respond = Box::pin(async move {
             let mut response = reply.await;
             drop(permit);
             if oneway {
@@ -386,6 +386,12 @@ async fn read_loop<R: AsyncRead + Unpin>(reader: R, conn: Connection, router: Ar
             response.serialize_type = serialize_type;
             let _ = conn.send_raw(response).await;
         });
+        // Most answers are ready at once (route lookups, offsets, sends): finish
+        // those here rather than paying for a task; only waiting ones (held
+        // pulls, callbacks to the peer) get their own task.
+        if futures::FutureExt::now_or_never(&mut respond).is_none() {
+            tokio::spawn(respond);
+        }
     }
     conn.shared.closed.cancel();
     conn.shared
