@@ -546,7 +546,8 @@ fn put_messages_topic_admin_and_disk() {
 #[test]
 #[ignore = "needs STORE_SMALL_FS=<a small filesystem>"]
 fn disk_full_is_an_error_and_leaves_files_consistent() {
-    let root = std::env::var_os("STORE_SMALL_FS").expect("STORE_SMALL_FS must name a small filesystem");
+    let root =
+        std::env::var_os("STORE_SMALL_FS").expect("STORE_SMALL_FS must name a small filesystem");
     let dir = tempfile::tempdir_in(root).expect("tempdir");
     let s = open(dir.path());
     let body = vec![3u8; 1500];
