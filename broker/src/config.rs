@@ -155,6 +155,8 @@ broker_config! {
     message_delay_level: String = "messageDelayLevel" => "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h".into(),
     max_transfer_count_on_message_in_memory: i32 = "maxTransferCountOnMessageInMemory" => 32,
     max_transfer_bytes_on_message_in_memory: i32 = "maxTransferBytesOnMessageInMemory" => 256 * 1024,
+    max_hash_slot_num: i32 = "maxHashSlotNum" => 5_000_000,
+    max_index_num: i32 = "maxIndexNum" => 20_000_000,
     timer_wheel_enable: bool = "timerWheelEnable" => true,
 }
 

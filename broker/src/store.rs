@@ -36,6 +36,8 @@ pub fn store_config(config: &BrokerConfig) -> StoreConfig {
             .max_transfer_count_on_message_in_memory
             .max(1) as usize,
         message_delay_level: config.message_delay_level.clone(),
+        max_hash_slot_num: config.max_hash_slot_num.max(1) as u32,
+        max_index_num: config.max_index_num.max(1) as u32,
         ..StoreConfig::default()
     }
 }

@@ -535,7 +535,7 @@ impl Cluster {
             &broker_conf,
             format!(
                 "brokerClusterName={cluster_name}\nbrokerName={broker_name}\nbrokerId=0\nlistenPort={broker_port}\n\
-                 brokerIP1=127.0.0.1\nbindAddress=127.0.0.1\nstorePathRootDir={}\nmappedFileSizeCommitLog=67108864\n\
+                 brokerIP1=127.0.0.1\nbindAddress=127.0.0.1\nstorePathRootDir={}\nmappedFileSizeCommitLog=67108864\nmaxHashSlotNum=50000\nmaxIndexNum=200000\n\
                  autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\nflushDiskType=ASYNC_FLUSH\n",
                 dir.path().join("store").display()
             ),
@@ -1038,7 +1038,7 @@ impl StandaloneBroker {
             format!(
                 "brokerClusterName={cluster_name}\nbrokerName={broker_name}\nbrokerId=0\n\
                  listenPort={port}\nnamesrvAddr={namesrv_addrs}\nbrokerIP1=127.0.0.1\n\
-                 bindAddress=127.0.0.1\nstorePathRootDir={}\nmappedFileSizeCommitLog=67108864\n\
+                 bindAddress=127.0.0.1\nstorePathRootDir={}\nmappedFileSizeCommitLog=67108864\nmaxHashSlotNum=50000\nmaxIndexNum=200000\n\
                  autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\n\
                  flushDiskType=ASYNC_FLUSH\n{extra_properties}",
                 dir.path().join("store").display()
