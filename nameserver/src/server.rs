@@ -3,9 +3,11 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use bytes::Bytes;
 use remoting::body::{from_fastjson, now_millis, to_json, DataVersion, KvTable, TopicRouteData};
 use remoting::code::request_code as rc;
 use remoting::header::GetRouteInfoRequestHeader;
@@ -161,12 +163,34 @@ command_header! {
 pub struct Namesrv {
     config: RwLock<NamesrvConfig>,
     routes: RwLock<RouteTable>,
+    /// Bumped whenever `routes` is locked for writing (see `routes_mut`).
+    routes_version: AtomicU64,
+    /// GET_ROUTEINFO_BY_TOPIC answers. Lock order: `routes`, then this.
+    route_cache: RwLock<RouteBodyCache>,
     kv: Mutex<KvConfig>,
     /// `kvConfigPath` cannot change at run time (it is black-listed).
     kv_path: PathBuf,
     /// Connections that registered a broker. Lock order: `routes`, then this.
     conns: Mutex<HashMap<ConnId, Connection>>,
     started: std::time::Instant,
+}
+
+/// Encoded route bodies for one route-table version and one set of options.
+#[derive(Default)]
+struct RouteBodyCache {
+    version: u64,
+    opts: RouteOptions,
+    /// Per JSON form: topic -> (the orderTopicConf it was encoded with, body).
+    bodies: [HashMap<String, (Option<String>, Bytes)>; 2],
+}
+
+impl RouteBodyCache {
+    fn slot(form: JsonForm) -> usize {
+        match form {
+            JsonForm::Standard => 0,
+            JsonForm::Legacy => 1,
+        }
+    }
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -192,6 +216,8 @@ impl Namesrv {
         Ok(Namesrv {
             config: RwLock::new(config),
             routes: RwLock::new(RouteTable::new()),
+            routes_version: AtomicU64::new(0),
+            route_cache: RwLock::new(RouteBodyCache::default()),
             kv: Mutex::new(kv),
             kv_path,
             conns: Mutex::new(HashMap::new()),
@@ -218,7 +244,7 @@ impl Namesrv {
 
     /// A connection closed: brokers registered on it go away at once.
     pub fn connection_closed(&self, conn: &Connection) {
-        let mut routes = write(&self.routes);
+        let mut routes = self.routes_mut();
         routes.connection_closed(conn.id());
         lock(&self.conns).remove(&conn.id());
     }
@@ -226,7 +252,7 @@ impl Namesrv {
     /// One liveness scan: expired brokers are removed and their connections
     /// closed, as Java does.
     pub fn scan_not_active(&self, now_ms: i64) {
-        let expired = write(&self.routes).scan_not_active(now_ms);
+        let expired = self.routes_mut().scan_not_active(now_ms);
         if expired.is_empty() {
             return;
         }
@@ -268,7 +294,7 @@ impl Namesrv {
         };
         let opts = self.route_options();
         let result = {
-            let mut routes = write(&self.routes);
+            let mut routes = self.routes_mut();
             // The close hook may already have run for this connection; a
             // broker registered now would linger until it times out.
             if conn.is_closed() {
@@ -298,7 +324,7 @@ impl Namesrv {
 
     fn unregister_broker(&self, req: &RemotingCommand) -> HandlerResult {
         let h: UnregisterBrokerRequestHeader = req.header()?;
-        write(&self.routes).unregister_brokers(&[UnregisterBroker {
+        self.routes_mut().unregister_brokers(&[UnregisterBroker {
             cluster_name: h.cluster_name,
             broker_addr: h.broker_addr,
             broker_name: h.broker_name,
@@ -321,7 +347,7 @@ impl Namesrv {
         };
         let addr = BrokerAddrInfo::new(&h.cluster_name, &h.broker_addr);
         let (changed, stored) =
-            write(&self.routes).query_data_version(&addr, dv.as_ref(), now_millis());
+            self.routes_mut().query_data_version(&addr, dv.as_ref(), now_millis());
         let mut response =
             RemotingCommand::success().with_header(&QueryDataVersionResponseHeader { changed });
         if let Some(stored) = stored {
@@ -332,7 +358,7 @@ impl Namesrv {
 
     fn broker_heartbeat(&self, req: &RemotingCommand) -> HandlerResult {
         let h: BrokerAddrHeader = req.header()?;
-        write(&self.routes).touch(
+        self.routes_mut().touch(
             &BrokerAddrInfo::new(&h.cluster_name, &h.broker_addr),
             now_millis(),
         );
@@ -359,15 +385,14 @@ impl Namesrv {
             return Err(NamesrvError::NotReady);
         }
         let opts = self.route_options();
-        let mut route = read(&self.routes)
-            .topic_route(&h.topic, opts)
-            .ok_or_else(|| NamesrvError::TopicNotExist(h.topic.clone()))?;
-        if order_enabled {
-            route.order_topic_conf = lock(&self.kv)
+        let order_conf = if order_enabled {
+            lock(&self.kv)
                 .get(NAMESPACE_ORDER_TOPIC_CONFIG, &h.topic)
-                .map(str::to_owned);
-        }
-        let mut form = if req.version >= json::V4_9_4 || h.accept_standard_json_only == Some(true) {
+                .map(str::to_owned)
+        } else {
+            None
+        };
+        let form = if req.version >= json::V4_9_4 || h.accept_standard_json_only == Some(true) {
             JsonForm::Standard
         } else {
             JsonForm::Legacy
@@ -380,10 +405,64 @@ impl Namesrv {
             .ext(ZONE_NAME)
             .filter(|z| zone_mode && !z.trim().is_empty())
         {
+            let mut route = read(&self.routes)
+                .topic_route(&h.topic, opts)
+                .ok_or_else(|| NamesrvError::TopicNotExist(h.topic.clone()))?;
+            route.order_topic_conf = order_conf;
             route.filter_by_zone(zone);
-            form = JsonForm::Legacy;
+            return Ok(RemotingCommand::success().with_body(json::route(&route, JsonForm::Legacy)));
         }
-        Ok(RemotingCommand::success().with_body(json::route(&route, form)))
+        let body = self.route_body(&h.topic, opts, order_conf, form)?;
+        Ok(RemotingCommand::success().with_body(body))
+    }
+
+    /// The encoded route of `topic`: from the cache while the route table
+    /// (its version), the options and the order config are those it was
+    /// encoded with, else encoded and cached.
+    fn route_body(
+        &self,
+        topic: &str,
+        opts: RouteOptions,
+        order_conf: Option<String>,
+        form: JsonForm,
+    ) -> Result<Bytes, NamesrvError> {
+        // Held throughout, so the version cannot move under us.
+        let routes = read(&self.routes);
+        let version = self.routes_version.load(Ordering::Relaxed);
+        let slot = RouteBodyCache::slot(form);
+        {
+            let cache = read(&self.route_cache);
+            if cache.version == version && cache.opts == opts {
+                if let Some((conf, body)) = cache.bodies[slot].get(topic) {
+                    if *conf == order_conf {
+                        return Ok(body.clone());
+                    }
+                }
+            }
+        }
+        let mut route = routes
+            .topic_route(topic, opts)
+            .ok_or_else(|| NamesrvError::TopicNotExist(topic.to_owned()))?;
+        route.order_topic_conf = order_conf.clone();
+        let body = Bytes::from(json::route(&route, form));
+        let mut cache = write(&self.route_cache);
+        if cache.version != version || cache.opts != opts {
+            // Versions only grow, so whatever is cached is older: drop it all.
+            *cache = RouteBodyCache {
+                version,
+                opts,
+                ..RouteBodyCache::default()
+            };
+        }
+        cache.bodies[slot].insert(topic.to_owned(), (order_conf, body.clone()));
+        Ok(body)
+    }
+
+    /// The route table for writing; every write invalidates cached route bodies.
+    fn routes_mut(&self) -> RwLockWriteGuard<'_, RouteTable> {
+        let routes = write(&self.routes);
+        self.routes_version.fetch_add(1, Ordering::Relaxed);
+        routes
     }
 
     fn cluster_info(&self) -> HandlerResult {
@@ -393,7 +472,7 @@ impl Namesrv {
 
     fn set_write_perm(&self, req: &RemotingCommand, writable: bool) -> HandlerResult {
         let h: BrokerNameHeader = req.header()?;
-        let count = write(&self.routes).set_write_perm(&h.broker_name, writable);
+        let count = self.routes_mut().set_write_perm(&h.broker_name, writable);
         info!(broker = %h.broker_name, writable, topics = count, "write permission changed");
         Ok(if writable {
             RemotingCommand::success().with_header(&AddWritePermResponseHeader {
@@ -437,7 +516,7 @@ impl Namesrv {
     fn delete_topic(&self, req: &RemotingCommand) -> HandlerResult {
         let h: DeleteTopicRequestHeader = req.header()?;
         let cluster = h.cluster_name.as_deref().filter(|c| !c.is_empty());
-        write(&self.routes).delete_topic(&h.topic, cluster);
+        self.routes_mut().delete_topic(&h.topic, cluster);
         info!(topic = %h.topic, cluster = cluster.unwrap_or(""), "topic deleted");
         Ok(RemotingCommand::success())
     }
@@ -450,7 +529,7 @@ impl Namesrv {
                     what: "TopicRouteData",
                     source,
                 })?;
-            write(&self.routes).register_topic(&h.topic, &data.queue_datas);
+            self.routes_mut().register_topic(&h.topic, &data.queue_datas);
         }
         Ok(RemotingCommand::success())
     }

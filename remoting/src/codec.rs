@@ -12,7 +12,10 @@
 //! Java's `NettyDecoder` limits a frame to 16 MiB *including* the 4-byte
 //! prefix and closes the connection on any violation; so do we.
 
+use std::fmt;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -115,26 +118,33 @@ impl Encoder<RemotingCommand> for RemotingCodec {
 impl Encoder<&RemotingCommand> for RemotingCodec {
     type Error = RemotingError;
 
+    /// Writes the header straight into `dst` and patches the lengths in
+    /// afterwards; on error `dst` is left as it was.
     fn encode(&mut self, cmd: &RemotingCommand, dst: &mut BytesMut) -> Result<(), RemotingError> {
-        let header = encode_header(cmd);
-        if header.len() > MAX_HEADER_LEN {
+        let start = dst.len();
+        dst.reserve(8 + 256 + cmd.body.len());
+        dst.put_u64(0);
+        write_header(cmd, dst);
+        let header_len = dst.len() - start - 8;
+        if header_len > MAX_HEADER_LEN {
+            dst.truncate(start);
             return Err(RemotingError::FrameTooLarge {
-                len: header.len(),
+                len: header_len,
                 max: MAX_HEADER_LEN,
             });
         }
-        let frame_len = 8 + header.len() + cmd.body.len();
+        let frame_len = 8 + header_len + cmd.body.len();
         if frame_len > self.max_frame_len {
+            dst.truncate(start);
             return Err(RemotingError::FrameTooLarge {
                 len: frame_len,
                 max: self.max_frame_len,
             });
         }
-        dst.reserve(frame_len);
-        dst.put_i32((frame_len - 4) as i32);
-        dst.put_u32(((cmd.serialize_type.as_byte() as u32) << 24) | header.len() as u32);
-        dst.put_slice(&header);
         dst.put_slice(&cmd.body);
+        let packed = ((cmd.serialize_type.as_byte() as u32) << 24) | header_len as u32;
+        dst[start..start + 4].copy_from_slice(&((frame_len - 4) as i32).to_be_bytes());
+        dst[start + 4..start + 8].copy_from_slice(&packed.to_be_bytes());
         Ok(())
     }
 }
@@ -151,6 +161,14 @@ pub fn encode_header(cmd: &RemotingCommand) -> Vec<u8> {
     match cmd.serialize_type {
         SerializeType::Json => encode_json_header(cmd),
         SerializeType::RocketMq => encode_binary_header(cmd),
+    }
+}
+
+/// Appends the header bytes in the command's serialization.
+fn write_header(cmd: &RemotingCommand, out: &mut impl BufMut) {
+    match cmd.serialize_type {
+        SerializeType::Json => write_json_header(cmd, out),
+        SerializeType::RocketMq => out.put_slice(&encode_binary_header(cmd)),
     }
 }
 
@@ -182,77 +200,106 @@ pub fn logical_json(cmd: &RemotingCommand) -> Value {
 
 // ---------------------------------------------------------------- JSON header
 
+fn encode_json_header(cmd: &RemotingCommand) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    write_json_header(cmd, &mut out);
+    out
+}
+
 /// Writes the header as fastjson does for `RemotingCommand`: compact, keys in
 /// name order, null fields left out, `extFields` in map order.
-fn encode_json_header(cmd: &RemotingCommand) -> Vec<u8> {
-    let mut out = String::with_capacity(128 + cmd.ext_fields.as_ref().map_or(0, |e| e.len() * 32));
-    out.push_str("{\"code\":");
-    out.push_str(&cmd.code.to_string());
+fn write_json_header(cmd: &RemotingCommand, out: &mut impl BufMut) {
+    out.put_slice(b"{\"code\":");
+    put_int(out, cmd.code);
     if let Some(ext) = &cmd.ext_fields {
-        out.push_str(",\"extFields\":{");
+        out.put_slice(b",\"extFields\":{");
         for (i, (k, v)) in ext.iter().enumerate() {
             if i > 0 {
-                out.push(',');
+                out.put_u8(b',');
             }
-            write_json_string(&mut out, k);
-            out.push(':');
-            write_json_string(&mut out, v);
+            write_json_string(out, k);
+            out.put_u8(b':');
+            write_json_string(out, v);
         }
-        out.push('}');
+        out.put_u8(b'}');
     }
-    out.push_str(",\"flag\":");
-    out.push_str(&cmd.flag.to_string());
-    out.push_str(",\"language\":\"");
-    out.push_str(cmd.language.name());
-    out.push_str("\",\"opaque\":");
-    out.push_str(&cmd.opaque.to_string());
+    out.put_slice(b",\"flag\":");
+    put_int(out, cmd.flag);
+    out.put_slice(b",\"language\":\"");
+    out.put_slice(cmd.language.name().as_bytes());
+    out.put_slice(b"\",\"opaque\":");
+    put_int(out, cmd.opaque);
     if let Some(remark) = &cmd.remark {
-        out.push_str(",\"remark\":");
-        write_json_string(&mut out, remark);
+        out.put_slice(b",\"remark\":");
+        write_json_string(out, remark);
     }
-    out.push_str(",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":");
-    out.push_str(&cmd.version.to_string());
-    out.push('}');
-    out.into_bytes()
+    out.put_slice(b",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":");
+    put_int(out, cmd.version);
+    out.put_u8(b'}');
+}
+
+/// An `i32` in decimal, without going through `fmt`.
+fn put_int(out: &mut impl BufMut, n: i32) {
+    let mut digits = [0u8; 11];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    out.put_slice(&digits[at..]);
 }
 
 /// fastjson's escaping for double-quoted strings: short escapes for the usual
 /// control characters, `\uXXXX` (upper-case hex) for the rest of C0, for
 /// 0x7F–0x9F and for U+2028/U+2029; everything else as raw UTF-8.
-fn write_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\u{c}' => out.push_str("\\f"),
-            '\r' => out.push_str("\\r"),
-            '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04X}", c as u32));
-            }
-            c => out.push(c),
+fn write_json_string(out: &mut impl BufMut, s: &str) {
+    out.put_u8(b'"');
+    // Runs of characters that need no escape are copied in one go.
+    let mut run_start = 0;
+    for (i, c) in s.char_indices() {
+        let short = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\u{8}' => "\\b",
+            '\t' => "\\t",
+            '\n' => "\\n",
+            '\u{c}' => "\\f",
+            '\r' => "\\r",
+            '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' => "",
+            _ => continue,
+        };
+        out.put_slice(&s.as_bytes()[run_start..i]);
+        if short.is_empty() {
+            out.put_slice(format!("\\u{:04X}", c as u32).as_bytes());
+        } else {
+            out.put_slice(short.as_bytes());
         }
+        run_start = i + c.len_utf8();
     }
-    out.push('"');
+    out.put_slice(&s.as_bytes()[run_start..]);
+    out.put_u8(b'"');
 }
 
 fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, RemotingError> {
-    let value: Value = serde_json::from_slice(header)
+    let fields: JsonHeaderFields = serde_json::from_slice(header)
         .map_err(|e| RemotingError::malformed(format!("JSON header: {e}")))?;
-    let Value::Object(map) = value else {
-        return Err(RemotingError::malformed("JSON header is not an object"));
-    };
-    let int = |key: &str| -> Result<i32, RemotingError> {
-        match map.get(key) {
+    let int = |key: &str, value: &Option<Value>| -> Result<i32, RemotingError> {
+        match value {
             None | Some(Value::Null) => Ok(0),
             Some(v) => json_int(v)
                 .ok_or_else(|| RemotingError::malformed(format!("JSON header field {key}: {v}"))),
         }
     };
-    let language = match map.get("language") {
+    let language = match &fields.language {
         Some(Value::String(name)) => LanguageCode::from_name(name).unwrap_or(LanguageCode::Other),
         Some(Value::Number(n)) => n
             .as_u64()
@@ -260,36 +307,204 @@ fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, RemotingError> {
             .map_or(LanguageCode::Other, LanguageCode::from_byte),
         _ => LanguageCode::Java,
     };
-    let remark = match map.get("remark") {
+    let remark = match fields.remark {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(s),
         Some(other) => Some(other.to_string()),
     };
-    let ext_fields = match map.get("extFields") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(fields)) => Some(
-            fields
-                .iter()
-                .filter_map(|(k, v)| json_to_ext_string(v).map(|v| (k.clone(), v)))
-                .collect::<ExtFields>(),
-        ),
-        Some(other) => {
+    let ext_fields = match fields.ext_fields {
+        None | Some(ExtFieldsValue::Null) => None,
+        Some(ExtFieldsValue::Object(fields)) => Some(fields),
+        Some(ExtFieldsValue::Other(other)) => {
             return Err(RemotingError::malformed(format!(
                 "extFields is not an object: {other}"
             )))
         }
     };
     Ok(RemotingCommand {
-        code: int("code")?,
+        code: int("code", &fields.code)?,
         language,
-        version: int("version")?,
-        opaque: int("opaque")?,
-        flag: int("flag")?,
+        version: int("version", &fields.version)?,
+        opaque: int("opaque", &fields.opaque)?,
+        flag: int("flag", &fields.flag)?,
         remark,
         ext_fields,
         body: Bytes::new(),
         serialize_type: SerializeType::Json,
     })
+}
+
+/// The top-level fields of a JSON header, bound in one pass without building
+/// a whole `Value` tree: known keys keep their raw value (the last occurrence
+/// wins, as in a map), `extFields` goes straight into [`ExtFields`], unknown
+/// keys are parsed (so they are validated exactly as before) and dropped.
+#[derive(Default)]
+struct JsonHeaderFields {
+    code: Option<Value>,
+    language: Option<Value>,
+    version: Option<Value>,
+    opaque: Option<Value>,
+    flag: Option<Value>,
+    remark: Option<Value>,
+    ext_fields: Option<ExtFieldsValue>,
+}
+
+/// A top-level key of the JSON header, matched without allocating.
+enum HeaderKey {
+    Code,
+    Language,
+    Version,
+    Opaque,
+    Flag,
+    Remark,
+    ExtFields,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for HeaderKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = HeaderKey;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a header field name")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<HeaderKey, E> {
+                Ok(match key {
+                    "code" => HeaderKey::Code,
+                    "language" => HeaderKey::Language,
+                    "version" => HeaderKey::Version,
+                    "opaque" => HeaderKey::Opaque,
+                    "flag" => HeaderKey::Flag,
+                    "remark" => HeaderKey::Remark,
+                    "extFields" => HeaderKey::ExtFields,
+                    _ => HeaderKey::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonHeaderFields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct HeaderVisitor;
+        impl<'de> Visitor<'de> for HeaderVisitor {
+            type Value = JsonHeaderFields;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object header")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonHeaderFields, A::Error> {
+                let mut h = JsonHeaderFields::default();
+                while let Some(key) = map.next_key::<HeaderKey>()? {
+                    let slot = match key {
+                        HeaderKey::Code => &mut h.code,
+                        HeaderKey::Language => &mut h.language,
+                        HeaderKey::Version => &mut h.version,
+                        HeaderKey::Opaque => &mut h.opaque,
+                        HeaderKey::Flag => &mut h.flag,
+                        HeaderKey::Remark => &mut h.remark,
+                        HeaderKey::ExtFields => {
+                            h.ext_fields = Some(map.next_value()?);
+                            continue;
+                        }
+                        HeaderKey::Other => {
+                            map.next_value::<Value>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(map.next_value()?);
+                }
+                Ok(h)
+            }
+        }
+        d.deserialize_map(HeaderVisitor)
+    }
+}
+
+/// The value of `extFields`: an object bound as fastjson binds it into a
+/// `Map<String,String>`, or anything else (kept for the error message).
+enum ExtFieldsValue {
+    Null,
+    Object(ExtFields),
+    Other(Value),
+}
+
+impl<'de> Deserialize<'de> for ExtFieldsValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ExtFieldsVisitor)
+    }
+}
+
+struct ExtFieldsVisitor;
+
+impl<'de> Visitor<'de> for ExtFieldsVisitor {
+    type Value = ExtFieldsValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExtFieldsValue, A::Error> {
+        let mut fields = ExtFields::with_capacity(map.size_hint().unwrap_or(0));
+        // Null values vanish, but as in a JSON map a repeated key keeps its
+        // first position: a null holds the key's place until the end.
+        let mut nulls: Vec<String> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match map.next_value::<Value>()? {
+                Value::Null => {
+                    if !nulls.contains(&key) {
+                        nulls.push(key.clone());
+                    }
+                    fields.insert(key, String::new());
+                }
+                value => {
+                    nulls.retain(|k| *k != key);
+                    fields.insert(key, json_to_ext_string(value));
+                }
+            }
+        }
+        for key in &nulls {
+            fields.shift_remove(key);
+        }
+        Ok(ExtFieldsValue::Object(fields))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<ExtFieldsValue, E> {
+        Ok(ExtFieldsValue::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<ExtFieldsValue, E> {
+        Ok(ExtFieldsValue::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<ExtFieldsValue, E> {
+        Ok(ExtFieldsValue::Other(Value::Bool(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<ExtFieldsValue, E> {
+        Ok(ExtFieldsValue::Other(Value::from(v)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<ExtFieldsValue, E> {
+        Ok(ExtFieldsValue::Other(Value::from(v)))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<ExtFieldsValue, E> {
+        Ok(ExtFieldsValue::Other(Value::from(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<ExtFieldsValue, E> {
+        Ok(ExtFieldsValue::Other(Value::from(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ExtFieldsValue, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            items.push(item);
+        }
+        Ok(ExtFieldsValue::Other(Value::Array(items)))
+    }
 }
 
 /// Sloppy clients send numbers as strings or floats-without-fraction; accept
@@ -302,12 +517,11 @@ fn json_int(v: &Value) -> Option<i32> {
     }
 }
 
-/// fastjson binds any JSON value into a `Map<String,String>` by its text.
-fn json_to_ext_string(v: &Value) -> Option<String> {
+/// fastjson binds any non-null JSON value into a `Map<String,String>` by its text.
+fn json_to_ext_string(v: Value) -> String {
     match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
+        Value::String(s) => s,
+        other => other.to_string(),
     }
 }
 

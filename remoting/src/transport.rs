@@ -312,17 +312,28 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             cmd = rx.recv() => match cmd { Some(cmd) => cmd, None => break },
         };
         let mut next = Some(first);
-        // Write everything already queued, then flush once.
-        while let Some(cmd) = next {
-            match framed.feed(cmd).await {
-                Ok(()) => {}
-                Err(RemotingError::Io(e)) => {
-                    debug!(%peer, error = %e, "write failed");
-                    break 'outer;
+        // Write everything already queued, then flush once. Before flushing,
+        // step aside once so that tasks about to queue frames (e.g. many
+        // callers each sending one request) can join this write.
+        let mut yielded = false;
+        loop {
+            while let Some(cmd) = next {
+                match framed.feed(cmd).await {
+                    Ok(()) => {}
+                    Err(RemotingError::Io(e)) => {
+                        debug!(%peer, error = %e, "write failed");
+                        break 'outer;
+                    }
+                    // Nothing was written for this command; the connection stays usable.
+                    Err(e) => warn!(%peer, error = %e, "dropping a command that cannot be encoded"),
                 }
-                // Nothing was written for this command; the connection stays usable.
-                Err(e) => warn!(%peer, error = %e, "dropping a command that cannot be encoded"),
+                next = rx.try_recv().ok();
             }
+            if yielded {
+                break;
+            }
+            tokio::task::yield_now().await;
+            yielded = true;
             next = rx.try_recv().ok();
         }
         if let Err(e) = SinkExt::<RemotingCommand>::flush(&mut framed).await {
