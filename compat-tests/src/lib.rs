@@ -223,37 +223,6 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
 
 // ---------------------------------------------------------------- name server
 
-/// Starts our `mqnamesrv` on a free loopback port with its files under `dir`
-/// and waits until it accepts connections. Returns the process and its address.
-fn spawn_our_namesrv(bins: &Path, dir: &Path) -> (Proc, String) {
-    let ns_port = free_port();
-    let namesrv_addr = format!("127.0.0.1:{ns_port}");
-    let ns_conf = dir.join("namesrv.properties");
-    std::fs::write(
-        &ns_conf,
-        format!(
-            "listenPort={ns_port}\nbindAddress=127.0.0.1\nkvConfigPath={}\n",
-            dir.join("namesrv/kvConfig.json").display()
-        ),
-    )
-    .expect("write namesrv config");
-    let mut cmd = Command::new(bins.join("mqnamesrv"));
-    cmd.arg("-c")
-        .arg(&ns_conf)
-        .env("HOME", dir)
-        .env("RUST_LOG", "info");
-    let mut namesrv = Proc::spawn("mqnamesrv", cmd, dir.join("namesrv.log"));
-    wait_until("the name server to listen", Duration::from_secs(20), || {
-        assert!(
-            namesrv.is_running(),
-            "mqnamesrv exited:\n{}",
-            namesrv.log_text()
-        );
-        TcpStream::connect(&namesrv_addr).is_ok()
-    });
-    (namesrv, namesrv_addr)
-}
-
 /// Only our name server, on a fresh loopback port and folder (for scenarios
 /// where the broker is someone else's, e.g. the official Java broker).
 pub struct OurNamesrv {
@@ -269,7 +238,7 @@ impl OurNamesrv {
             .prefix("rmq-compat-ns-")
             .tempdir()
             .expect("temp dir");
-        let (proc, addr) = spawn_our_namesrv(&bins, dir.path());
+        let (proc, addr) = spawn_our_namesrv_with(&bins, dir.path(), "");
         OurNamesrv { dir, addr, proc }
     }
 
@@ -524,7 +493,7 @@ impl Cluster {
             .prefix("rmq-compat-")
             .tempdir()
             .expect("temp dir");
-        let (namesrv, namesrv_addr) = spawn_our_namesrv(&bins, dir.path());
+        let (namesrv, namesrv_addr) = spawn_our_namesrv_with(&bins, dir.path(), "");
 
         let broker_port = free_broker_port();
         let broker_addr = format!("127.0.0.1:{broker_port}");
@@ -751,6 +720,42 @@ impl JavaClient {
 }
 
 impl JavaClient {
+    /// `mqadmin updateTopic -c <cluster>` with `queues` read and write queues;
+    /// returns what mqadmin printed, or that text as the error when it does
+    /// not report success on `broker_addr`.
+    pub fn update_topic(
+        &self,
+        home: &Path,
+        namesrv: &str,
+        cluster: &str,
+        topic: &str,
+        queues: u32,
+        broker_addr: &str,
+    ) -> Result<String, String> {
+        let q = queues.to_string();
+        let out = self.mqadmin(
+            home,
+            &[
+                "updateTopic",
+                "-n",
+                namesrv,
+                "-c",
+                cluster,
+                "-t",
+                topic,
+                "-r",
+                &q,
+                "-w",
+                &q,
+            ],
+        );
+        if out.contains(&format!("create topic to {broker_addr} success")) {
+            Ok(out)
+        } else {
+            Err(format!("mqadmin {} updateTopic:\n{out}", self.version))
+        }
+    }
+
     /// `mqadmin topicRoute`, retried until a route is printed (a broker reports
     /// a new topic to the name server right after creating it). mqadmin
     /// pretty-prints fastjson's own form, with unquoted integer keys.

@@ -21,27 +21,15 @@ fn logs(ns: &OurNamesrv, broker: &JavaBroker) -> String {
 /// `updateTopic -c <cluster>` then `topicRoute`, which must show the Java broker.
 fn create_topic_with_mqadmin(ns: &OurNamesrv, broker: &JavaBroker, java: &JavaClient, topic: &str) {
     let home = ns.client_home("mqadmin");
-    let out = java.mqadmin(
+    java.update_topic(
         &home,
-        &[
-            "updateTopic",
-            "-n",
-            &ns.addr,
-            "-c",
-            &broker.cluster_name,
-            "-t",
-            topic,
-            "-r",
-            "4",
-            "-w",
-            "4",
-        ],
-    );
-    assert!(
-        out.contains(&format!("create topic to {} success", broker.addr)),
-        "mqadmin updateTopic:\n{out}\n{}",
-        logs(ns, broker)
-    );
+        &ns.addr,
+        &broker.cluster_name,
+        topic,
+        4,
+        &broker.addr,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs(ns, broker)));
 
     let (route, out) = java.topic_route(&home, &ns.addr, topic, Duration::from_secs(30));
     assert_single_broker_route(&route, &out, &broker.broker_name, &broker.addr, 4);

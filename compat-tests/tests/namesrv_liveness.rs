@@ -185,27 +185,15 @@ fn java_client_fails_over_to_the_second_namesrv() {
 
     let topic = "NsFailover";
     let home = ns2.client_home("mqadmin");
-    let out = java.mqadmin(
+    java.update_topic(
         &home,
-        &[
-            "updateTopic",
-            "-n",
-            &ns2.addr,
-            "-c",
-            &broker.cluster_name,
-            "-t",
-            topic,
-            "-r",
-            "4",
-            "-w",
-            "4",
-        ],
-    );
-    assert!(
-        out.contains(&format!("create topic to {} success", broker.addr)),
-        "updateTopic:\n{out}\n{}",
-        logs!()
-    );
+        &ns2.addr,
+        &broker.cluster_name,
+        topic,
+        4,
+        &broker.addr,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs!()));
     java.topic_route(&home, &ns2.addr, topic, Duration::from_secs(30));
 
     let home = ns2.client_home("java");

@@ -9,27 +9,15 @@ const TOPIC: &str = "QueryByKeyTopic";
 
 fn update_topic(cluster: &Cluster, java: &JavaClient) {
     let home = cluster.client_home("mqadmin-5.3.3");
-    let out = java.mqadmin(
+    java.update_topic(
         &home,
-        &[
-            "updateTopic",
-            "-n",
-            &cluster.namesrv_addr,
-            "-c",
-            &cluster.cluster_name,
-            "-t",
-            TOPIC,
-            "-r",
-            "4",
-            "-w",
-            "4",
-        ],
-    );
-    assert!(
-        out.contains(&format!("create topic to {} success", cluster.broker_addr)),
-        "updateTopic:\n{out}\n{}",
-        cluster.logs()
-    );
+        &cluster.namesrv_addr,
+        &cluster.cluster_name,
+        TOPIC,
+        4,
+        &cluster.broker_addr,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
 }
 
 /// `mqadmin sendMessage -k key`; returns the printed message id (UNIQ_KEY).

@@ -17,28 +17,15 @@ fn create_topic_with_mqadmin(cluster: &Cluster, java: &JavaClient, topic: &str) 
     let home = cluster.client_home(&format!("mqadmin-{}", java.version));
     let ns = cluster.namesrv_addr.as_str();
 
-    let out = java.mqadmin(
+    java.update_topic(
         &home,
-        &[
-            "updateTopic",
-            "-n",
-            ns,
-            "-c",
-            &cluster.cluster_name,
-            "-t",
-            topic,
-            "-r",
-            "4",
-            "-w",
-            "4",
-        ],
-    );
-    assert!(
-        out.contains(&format!("create topic to {} success", cluster.broker_addr)),
-        "mqadmin {} updateTopic:\n{out}\n{}",
-        java.version,
-        cluster.logs()
-    );
+        ns,
+        &cluster.cluster_name,
+        topic,
+        4,
+        &cluster.broker_addr,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
 
     let out = java.mqadmin(&home, &["clusterList", "-n", ns]);
     let row = out
