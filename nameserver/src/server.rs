@@ -347,7 +347,8 @@ impl Namesrv {
         };
         let addr = BrokerAddrInfo::new(&h.cluster_name, &h.broker_addr);
         let (changed, stored) =
-            self.routes_mut().query_data_version(&addr, dv.as_ref(), now_millis());
+            self.routes_mut()
+                .query_data_version(&addr, dv.as_ref(), now_millis());
         let mut response =
             RemotingCommand::success().with_header(&QueryDataVersionResponseHeader { changed });
         if let Some(stored) = stored {
@@ -529,7 +530,8 @@ impl Namesrv {
                     what: "TopicRouteData",
                     source,
                 })?;
-            self.routes_mut().register_topic(&h.topic, &data.queue_datas);
+            self.routes_mut()
+                .register_topic(&h.topic, &data.queue_datas);
         }
         Ok(RemotingCommand::success())
     }

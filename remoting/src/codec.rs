@@ -394,7 +394,10 @@ impl<'de> Deserialize<'de> for JsonHeaderFields {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object header")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonHeaderFields, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JsonHeaderFields, A::Error> {
                 let mut h = JsonHeaderFields::default();
                 while let Some(key) = map.next_key::<HeaderKey>()? {
                     let slot = match key {
