@@ -169,6 +169,14 @@ impl Proc {
         None
     }
 
+    /// [`Proc::stop`], and an error unless the process exited with status 0.
+    pub fn stop_cleanly(&mut self, grace: Duration) -> Result<(), String> {
+        match self.stop(grace) {
+            Some(status) if status.success() => Ok(()),
+            _ => Err(format!("{} did not stop cleanly on SIGTERM", self.name)),
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -248,23 +256,17 @@ impl OurNamesrv {
 
     /// A folder for a client's home, logs and local offsets.
     pub fn client_home(&self, name: &str) -> PathBuf {
-        let p = self.dir.path().join("clients").join(name);
-        std::fs::create_dir_all(&p).expect("create client home");
-        p
+        client_home_in(self.dir.path(), name)
     }
 }
 
 impl Drop for OurNamesrv {
     fn drop(&mut self) {
-        let n = self.proc.stop(Duration::from_secs(10));
+        let stopped = self.proc.stop_cleanly(Duration::from_secs(10));
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
-        } else {
-            assert!(
-                n.is_some_and(|s| s.success()),
-                "mqnamesrv did not stop cleanly on SIGTERM\n{}",
-                self.logs()
-            );
+        } else if let Err(e) = stopped {
+            panic!("{e}\n{}", self.logs());
         }
     }
 }
@@ -473,6 +475,13 @@ impl Drop for JavaBroker {
     }
 }
 
+/// `<dir>/clients/<name>`, created: a client's home, logs and local offsets.
+pub fn client_home_in(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join("clients").join(name);
+    std::fs::create_dir_all(&p).expect("create client home");
+    p
+}
+
 // ------------------------------------------------------------------- cluster
 
 /// Our name server and one broker, on fresh loopback ports and a fresh store.
@@ -573,29 +582,20 @@ impl Cluster {
 
     /// A folder for a client's home, logs and local offsets.
     pub fn client_home(&self, name: &str) -> PathBuf {
-        let p = self.dir.path().join("clients").join(name);
-        std::fs::create_dir_all(&p).expect("create client home");
-        p
+        client_home_in(self.dir.path(), name)
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let b = self.broker.stop(Duration::from_secs(10));
-        let n = self.namesrv.stop(Duration::from_secs(10));
+        let stopped = [
+            self.broker.stop_cleanly(Duration::from_secs(10)),
+            self.namesrv.stop_cleanly(Duration::from_secs(10)),
+        ];
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
-        } else {
-            assert!(
-                b.is_some_and(|s| s.success()),
-                "mqbroker did not stop cleanly on SIGTERM\n{}",
-                self.logs()
-            );
-            assert!(
-                n.is_some_and(|s| s.success()),
-                "mqnamesrv did not stop cleanly on SIGTERM\n{}",
-                self.logs()
-            );
+        } else if let Some(Err(e)) = stopped.iter().find(|r| r.is_err()) {
+            panic!("{e}\n{}", self.logs());
         }
     }
 }
@@ -997,9 +997,7 @@ impl JavaNamesrv {
 
     /// A folder for a client's home, logs and local offsets.
     pub fn client_home(&self, name: &str) -> PathBuf {
-        let p = self.dir.path().join("clients").join(name);
-        std::fs::create_dir_all(&p).expect("create client home");
-        p
+        client_home_in(self.dir.path(), name)
     }
 }
 
@@ -1124,15 +1122,11 @@ impl Drop for StandaloneBroker {
             // A stopped process cannot act on SIGTERM.
             self.signal(libc::SIGCONT);
         }
-        let status = self.proc.stop(Duration::from_secs(10));
+        let stopped = self.proc.stop_cleanly(Duration::from_secs(10));
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
-        } else if !self.killed {
-            assert!(
-                status.is_some_and(|s| s.success()),
-                "mqbroker did not stop cleanly on SIGTERM\n{}",
-                self.logs()
-            );
+        } else if let (false, Err(e)) = (self.killed, stopped) {
+            panic!("{e}\n{}", self.logs());
         }
     }
 }
@@ -1143,12 +1137,9 @@ impl Cluster {
     /// is registered with the name server again. Its new log goes to
     /// `broker.restart-<n>.log`; [`Cluster::logs`] shows the current one.
     pub fn restart_broker(&mut self) {
-        let status = self.broker.stop(Duration::from_secs(20));
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "mqbroker did not stop cleanly on SIGTERM before the restart\n{}",
-            self.logs()
-        );
+        if let Err(e) = self.broker.stop_cleanly(Duration::from_secs(20)) {
+            panic!("{e} before the restart\n{}", self.logs());
+        }
         let port: u16 = self
             .broker_addr
             .rsplit(':')
