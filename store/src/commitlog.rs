@@ -8,7 +8,7 @@
 //! readers only see published bytes.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -24,6 +24,10 @@ pub(crate) struct CommitLog {
     segments: RwLock<Vec<Arc<MappedFile>>>,
     /// Next write offset; everything below it is published.
     max_offset: AtomicI64,
+    /// Everything below it is known to be on disk.
+    flushed_offset: AtomicI64,
+    /// msync rounds that had something to write (group-commit tests, metrics).
+    flush_calls: AtomicU64,
 }
 
 /// Where the next append goes, decided before anything is written.
@@ -206,14 +210,72 @@ impl CommitLog {
 
     /// msync every segment with unflushed bytes. All of them, not just the
     /// last: a record in a new segment is only recoverable if the blank
-    /// marker closing the previous one is on disk too.
-    pub(crate) fn flush(&self) -> std::io::Result<()> {
+    /// marker closing the previous one is on disk too. Returns the offset
+    /// below which everything is now on disk.
+    pub(crate) fn flush(&self) -> std::io::Result<i64> {
+        let end = self.max_offset();
+        let mut wrote = false;
         for seg in self.segments() {
             if seg.flushed() < seg.published() {
                 seg.flush()?;
+                wrote = true;
             }
         }
-        Ok(())
+        if wrote {
+            self.flush_calls.fetch_add(1, Ordering::Relaxed);
+        }
+        self.flushed_offset.fetch_max(end, Ordering::AcqRel);
+        Ok(end)
+    }
+
+    pub(crate) fn flushed_offset(&self) -> i64 {
+        self.flushed_offset.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn flush_calls(&self) -> u64 {
+        self.flush_calls.load(Ordering::Relaxed)
+    }
+
+    /// Java `MappedFileQueue.deleteExpiredFileByTime`: from the oldest
+    /// segment on, remove those last modified more than `expire_ms` before
+    /// `now_ms` (or any, with `at_once`), stopping at the first one kept and
+    /// never touching the last (active) segment; at most `batch_max`. The
+    /// caller holds the writer lock. Returns the removed segments' paths,
+    /// already unlinked (readers holding slices keep their mapping).
+    pub(crate) fn delete_expired(
+        &self,
+        now_ms: i64,
+        expire_ms: i64,
+        at_once: bool,
+        batch_max: usize,
+    ) -> Result<Vec<PathBuf>, StoreError> {
+        let removed: Vec<Arc<MappedFile>> = {
+            let mut segs = write_lock(&self.segments);
+            let candidates = segs.len().saturating_sub(1);
+            let mut n = 0;
+            while n < candidates.min(batch_max.max(1)) {
+                let seg = &segs[n];
+                // Only whole segments the writer has left behind.
+                if seg.base() + self.seg_size as u64 > self.max_offset() as u64 {
+                    break;
+                }
+                let mtime = files::modified_ms(seg.path()).unwrap_or(i64::MAX);
+                if !(at_once || now_ms >= mtime.saturating_add(expire_ms)) {
+                    break;
+                }
+                n += 1;
+            }
+            segs.drain(..n).collect()
+        };
+        let mut paths = Vec::with_capacity(removed.len());
+        for seg in removed {
+            let path = seg.path().to_path_buf();
+            drop(seg);
+            std::fs::remove_file(&path)?;
+            tracing::info!(path = %path.display(), "deleted expired commit log segment");
+            paths.push(path);
+        }
+        Ok(paths)
     }
 
     /// Open and validate the segments of `dir`. The scan starts at the
@@ -262,6 +324,8 @@ impl CommitLog {
                 seg_size,
                 segments: RwLock::new(segs),
                 max_offset: AtomicI64::new(end as i64),
+                flushed_offset: AtomicI64::new(0),
+                flush_calls: AtomicU64::new(0),
             },
             scan_from,
         })

@@ -38,6 +38,34 @@ pub struct StoreConfig {
     pub max_hash_slot_num: u32,
     /// `maxIndexNum`: entries per index file, default 20 000 000.
     pub max_index_num: u32,
+    /// `syncFlushTimeout`: how long a SYNC_FLUSH put waits for its flush
+    /// before answering `FlushDiskTimeout`, default 5 000 ms.
+    pub sync_flush_timeout_ms: u64,
+    /// `fileReservedTime`: hours a commit-log segment is kept after its last
+    /// modification, default 72.
+    pub file_reserved_time_hours: u64,
+    /// `deleteWhen`: hours of the day (`"04"`, `"04;05"`) at which expired
+    /// files are deleted; outside them only a full disk triggers deletion.
+    /// Hours are UTC here (Java uses the JVM's local time zone).
+    pub delete_when: String,
+    /// `diskMaxUsedSpaceRatio` (percent, clamped to 10..=95 like Java),
+    /// default 75: above it expired files are deleted at any hour.
+    pub disk_max_used_space_ratio: u32,
+    /// `cleanFileForciblyEnable`, default true: above the forced-clean ratio
+    /// (0.85, Java's `diskSpaceCleanForciblyRatio`) segments are deleted
+    /// whatever their age (never the active one).
+    pub clean_file_forcibly_enable: bool,
+    /// `destroyMapedFileIntervalForcibly`, default 120 000 ms. Accepted for
+    /// compatibility; readers hold their own reference to a mapping, so a
+    /// segment can always be unlinked at once and this has no effect.
+    pub destroy_maped_file_interval_forcibly_ms: u64,
+    /// `cleanResourceInterval`: period of the cleaner, default 10 000 ms.
+    pub clean_resource_interval_ms: u64,
+    /// `deleteFileBatchMax`: segments deleted per cleaner pass, default 10.
+    pub delete_file_batch_max: usize,
+    /// Not a Java key: the cleaner's first pass comes this long after open
+    /// (Java: fixed 60 000 ms, the default).
+    pub clean_initial_delay_ms: u64,
 }
 
 pub const DEFAULT_MESSAGE_DELAY_LEVEL: &str =
@@ -59,6 +87,15 @@ impl Default for StoreConfig {
             message_delay_level: DEFAULT_MESSAGE_DELAY_LEVEL.to_owned(),
             max_hash_slot_num: 5_000_000,
             max_index_num: 20_000_000,
+            sync_flush_timeout_ms: 5_000,
+            file_reserved_time_hours: 72,
+            delete_when: "04".to_owned(),
+            disk_max_used_space_ratio: 75,
+            clean_file_forcibly_enable: true,
+            destroy_maped_file_interval_forcibly_ms: 120_000,
+            clean_resource_interval_ms: 10_000,
+            delete_file_batch_max: 10,
+            clean_initial_delay_ms: 60_000,
         }
     }
 }
@@ -75,6 +112,15 @@ impl StoreConfig {
     pub(crate) fn consume_queue_file_size(&self) -> usize {
         let unit = crate::consumequeue::CQ_UNIT as u64;
         (self.mapped_file_size_consume_queue.max(unit).div_ceil(unit) * unit) as usize
+    }
+
+    /// The hours of `deleteWhen` (`"04;05"` → [4, 5]); bad items skipped.
+    pub fn delete_hours(&self) -> Vec<u32> {
+        self.delete_when
+            .split(';')
+            .filter_map(|h| h.trim().parse::<u32>().ok())
+            .filter(|h| *h < 24)
+            .collect()
     }
 
     /// Delay per level in ms (index 0 = level 1), as Java parses

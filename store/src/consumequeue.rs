@@ -254,6 +254,47 @@ impl ConsumeQueue {
         })
     }
 
+    /// Retention (Java `deleteExpiredFile` + `correctMinOffset`): delete the
+    /// full files (never the last) whose last entry points below the commit
+    /// log's new start `cl_min`, then move the min offset to the first entry
+    /// at or above it. Writer only. Returns the number of files deleted.
+    pub(crate) fn delete_below(&self, cl_min: i64) -> Result<usize, StoreError> {
+        let removed: Vec<Arc<MappedFile>> = {
+            let mut fs = write_lock(&self.files);
+            let mut n = 0;
+            while n + 1 < fs.len() {
+                let f = &fs[n];
+                let last = f
+                    .read(self.file_size - CQ_UNIT, CQ_UNIT)
+                    .map(CqEntry::from_bytes);
+                match last {
+                    Some(e) if e.is_blank() || e.phys < cl_min => n += 1,
+                    _ => break,
+                }
+            }
+            fs.drain(..n).collect()
+        };
+        let count = removed.len();
+        for f in removed {
+            let path = f.path().to_path_buf();
+            drop(f);
+            std::fs::remove_file(&path)?;
+        }
+        let first_in_files = read_lock(&self.files)
+            .first()
+            .map_or(0, |f| (f.base() / CQ_UNIT as u64) as i64);
+        let max = self.max_offset();
+        let mut q = self.min_offset().max(first_in_files);
+        while q < max {
+            match self.entry_unchecked(q) {
+                Some(e) if e.is_blank() || e.phys < cl_min => q += 1,
+                _ => break,
+            }
+        }
+        self.min_offset.fetch_max(q, Ordering::AcqRel);
+        Ok(count)
+    }
+
     /// Delete all files (before a rebuild). Recovery only.
     pub(crate) fn destroy(self) -> Result<(), StoreError> {
         let files = self

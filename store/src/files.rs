@@ -8,6 +8,14 @@ use std::sync::Arc;
 use crate::error::StoreError;
 use crate::mmap::{self, MappedFile};
 
+/// A file's modification time in ms since the epoch (Java
+/// `MappedFile.getLastModifiedTimestamp`).
+pub(crate) fn modified_ms(path: &Path) -> Option<i64> {
+    let t = std::fs::metadata(path).ok()?.modified().ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_millis()).ok()
+}
+
 pub(crate) fn file_name(base: u64) -> String {
     format!("{base:020}")
 }

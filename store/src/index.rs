@@ -570,6 +570,27 @@ impl IndexService {
         Ok(())
     }
 
+    /// Retention (Java `IndexService.deleteExpiredFile`): delete the files,
+    /// never the last, whose entries all point below `cl_min`.
+    pub(crate) fn delete_below(&self, cl_min: i64) -> io::Result<usize> {
+        let removed: Vec<IndexFile> = {
+            let mut files = self.files();
+            let mut n = 0;
+            while n + 1 < files.len() && files[n].header.end_phy_offset < cl_min {
+                n += 1;
+            }
+            files.drain(..n).collect()
+        };
+        let count = removed.len();
+        for f in removed {
+            let path = f.path.clone();
+            drop(f);
+            std::fs::remove_file(&path)?;
+            tracing::info!(path = %path.display(), "deleted expired index file");
+        }
+        Ok(count)
+    }
+
     #[cfg(test)]
     pub(crate) fn file_count(&self) -> usize {
         self.files().len()

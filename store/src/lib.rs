@@ -21,6 +21,7 @@ mod mmap;
 pub mod msgid;
 pub mod properties;
 pub mod record;
+pub mod replicated;
 mod store;
 
 pub use config::{FlushDiskType, StoreConfig, DEFAULT_MESSAGE_DELAY_LEVEL};
@@ -28,7 +29,8 @@ pub use error::StoreError;
 pub use index::{build_key, index_key_hash, java_string_hash, QueryResult, MAX_MSGS_NUM_BATCH};
 pub use msgid::{create_offset_message_id, decode_offset_message_id};
 pub use record::{tags_hash_code, StoredMessage};
+pub use replicated::{ReplicatedAppendError, ReplicatedLog};
 pub use store::{
     ArrivalListener, BatchToStore, GetResult, GetStatus, MessageStore, MessageToStore, PutResult,
-    SCHEDULE_TOPIC,
+    PutStatus, RetentionReport, SCHEDULE_TOPIC,
 };

@@ -13,6 +13,12 @@
 //! Writes: one writer (the `writer` mutex) encodes nothing, it only patches
 //! offsets into bytes encoded by the caller's thread, appends them to the
 //! commit log and dispatches them to the consume queue before returning.
+//!
+//! Threads: `store-flush` (every `flushIntervalCommitLog`: msync, checkpoint),
+//! `store-clean` (retention, every `cleanResourceInterval` after a minute:
+//! [`MessageStore::clean_expired_files_at`]) and, with SYNC_FLUSH,
+//! `store-group-commit`, which msyncs for every put waiting on it at once;
+//! puts wait for it after releasing the writer lock.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -21,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -35,6 +41,7 @@ use crate::mmap::MappedFile;
 use crate::msgid::create_offset_message_id;
 use crate::properties;
 use crate::record::{self, RecordHeader, RecordView, ScanItem};
+use crate::replicated::ReplicatedLog;
 
 /// `TopicValidator.RMQ_SYS_SCHEDULE_TOPIC`: its consume-queue tags slot holds
 /// the delivery time.
@@ -77,8 +84,28 @@ pub struct BatchToStore {
     pub properties: String,
 }
 
+/// Java's `PutMessageStatus` for a put that stored its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutStatus {
+    PutOk,
+    /// SYNC_FLUSH: stored, but not known flushed within `syncFlushTimeout`
+    /// (the broker answers FLUSH_DISK_TIMEOUT).
+    FlushDiskTimeout,
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub commit_log_files: usize,
+    pub consume_queue_files: usize,
+    pub index_files: usize,
+    /// The commit log's start after the pass (-1 when empty).
+    pub commit_log_min_offset: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutResult {
+    pub status: PutStatus,
     /// Commit-log offset of the first record.
     pub commit_log_offset: i64,
     /// Queue offset of the first record; the rest follow consecutively.
@@ -140,15 +167,115 @@ pub struct MessageStore {
 /// can be reopened at once.
 struct Guard {
     stop: Arc<(Mutex<bool>, Condvar)>,
-    flusher: Mutex<Option<JoinHandle<()>>>,
+    group: Arc<GroupCommit>,
+    /// Flusher, cleaner and (SYNC_FLUSH) group-commit threads.
+    threads: Mutex<Vec<JoinHandle<()>>>,
     _lock: File,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         // Without `shutdown` this is a crash as far as the files go (the abort
-        // file stays); just stop the flusher.
+        // file stays); just stop the threads.
         signal_stop(&self.stop);
+        self.group.stop();
+    }
+}
+
+/// SYNC_FLUSH group commit (Java `GroupCommitService`): putters publish the
+/// end offset they need on disk and wait; one flusher thread msyncs up to the
+/// commit log's current end, which covers every put appended meanwhile, and
+/// wakes them all. Nothing is flushed under the writer lock.
+struct GroupCommit {
+    state: Mutex<GroupState>,
+    /// The flusher waits here for requests.
+    wake: Condvar,
+    /// Putters wait here for `flushed` to pass their end.
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct GroupState {
+    requested: i64,
+    flushed: i64,
+    stop: bool,
+}
+
+impl GroupCommit {
+    fn new() -> GroupCommit {
+        GroupCommit {
+            state: Mutex::new(GroupState::default()),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+        }
+    }
+
+    fn stop(&self) {
+        lock(&self.state).stop = true;
+        self.wake.notify_all();
+        self.done.notify_all();
+    }
+
+    /// Blocks until everything below `end` is flushed; false on timeout or
+    /// when the flusher stopped first.
+    fn wait_flushed(&self, end: i64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = lock(&self.state);
+        if st.requested < end {
+            st.requested = end;
+            self.wake.notify_one();
+        }
+        while st.flushed < end {
+            let now = Instant::now();
+            if st.stop || now >= deadline {
+                return false;
+            }
+            st = self
+                .done
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    fn run(&self, inner: &Weak<Inner>) {
+        loop {
+            let stopping = {
+                let mut st = lock(&self.state);
+                while !st.stop && st.requested <= st.flushed {
+                    st = self
+                        .wake
+                        .wait(st)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                st.stop
+            };
+            let result = match inner.upgrade() {
+                Some(inner) => inner.commit_log.flush(),
+                None => Err(std::io::Error::other("store dropped")),
+            };
+            let mut st = lock(&self.state);
+            match result {
+                Ok(end) => st.flushed = st.flushed.max(end),
+                Err(e) => {
+                    tracing::error!(error = %e, "group commit flush failed");
+                    if !stopping {
+                        // Back off before retrying; waiters time out meanwhile.
+                        st = self
+                            .wake
+                            .wait_timeout(st, Duration::from_millis(10))
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .0;
+                    }
+                }
+            }
+            drop(st);
+            self.done.notify_all();
+            if stopping {
+                return;
+            }
+        }
     }
 }
 
@@ -178,6 +305,15 @@ struct Inner {
     shut_down: AtomicBool,
     abort_path: PathBuf,
     index: IndexService,
+    group: Arc<GroupCommit>,
+    /// Set by [`MessageStore::open_replicated`]: records live in this log
+    /// (see `replicated.rs`), `commit_log` stays empty.
+    replicated: Option<Arc<dyn ReplicatedLog>>,
+    /// Replicated mode: next queue offset per (topic, queue id) handed out by
+    /// puts (Java `topicQueueTable`); a missing key starts at the queue's max.
+    queue_table: Mutex<HashMap<(String, i32), i64>>,
+    /// Replicated mode: end of the last dispatched record.
+    dispatched_end: AtomicI64,
 }
 
 fn signal_stop(stop: &(Mutex<bool>, Condvar)) {
@@ -249,6 +385,24 @@ impl MessageStore {
     /// Open (or create) the store under `config.store_path_root_dir`,
     /// recovering the commit log and consume queues.
     pub fn open(config: StoreConfig) -> Result<MessageStore, StoreError> {
+        Self::open_with(config, None)
+    }
+
+    /// Open the store with its records in `log` (the DLedger commit log):
+    /// consume queues and index are deleted and rebuilt by the log's owner
+    /// through [`dispatch_replicated`](Self::dispatch_replicated), which is
+    /// the only way entries reach them; puts go to `log.append`.
+    pub fn open_replicated(
+        config: StoreConfig,
+        log: Arc<dyn ReplicatedLog>,
+    ) -> Result<MessageStore, StoreError> {
+        Self::open_with(config, Some(log))
+    }
+
+    fn open_with(
+        config: StoreConfig,
+        replicated: Option<Arc<dyn ReplicatedLog>>,
+    ) -> Result<MessageStore, StoreError> {
         let seg_size = usize::try_from(config.mapped_file_size_commit_log)
             .ok()
             .filter(|s| *s >= 4096 && *s <= i32::MAX as usize)
@@ -269,6 +423,14 @@ impl MessageStore {
             .open(root.join("lock"))?;
         if lock_file.try_lock().is_err() {
             return Err(StoreError::Locked(root));
+        }
+        if replicated.is_some() {
+            for dir in ["consumequeue", "index"] {
+                let d = root.join(dir);
+                if d.exists() {
+                    std::fs::remove_dir_all(&d)?;
+                }
+            }
         }
         let abort_path = root.join("abort");
         let last_exit_ok = !abort_path.exists();
@@ -298,6 +460,7 @@ impl MessageStore {
         let last_ts = cp.physic_msg_timestamp;
         File::create(&abort_path)?.sync_all()?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let group = Arc::new(GroupCommit::new());
         let inner = Arc::new(Inner {
             config,
             cq_root,
@@ -312,16 +475,42 @@ impl MessageStore {
             shut_down: AtomicBool::new(false),
             abort_path,
             index,
+            group: Arc::clone(&group),
+            replicated,
+            queue_table: Mutex::new(HashMap::new()),
+            dispatched_end: AtomicI64::new(0),
         });
+        let mut threads = Vec::new();
         let weak = Arc::downgrade(&inner);
         let interval = Duration::from_millis(inner.config.flush_interval_commit_log_ms.max(1));
         let stop2 = Arc::clone(&stop);
-        let handle = std::thread::Builder::new()
-            .name("store-flush".into())
-            .spawn(move || flush_loop(weak, stop2, interval))?;
+        threads.push(
+            std::thread::Builder::new()
+                .name("store-flush".into())
+                .spawn(move || flush_loop(weak, stop2, interval))?,
+        );
+        let weak = Arc::downgrade(&inner);
+        let interval = Duration::from_millis(inner.config.clean_resource_interval_ms.max(1));
+        let first = Duration::from_millis(inner.config.clean_initial_delay_ms);
+        let stop2 = Arc::clone(&stop);
+        threads.push(
+            std::thread::Builder::new()
+                .name("store-clean".into())
+                .spawn(move || clean_loop(weak, stop2, first, interval))?,
+        );
+        if inner.config.flush_disk_type == FlushDiskType::SyncFlush {
+            let weak = Arc::downgrade(&inner);
+            let g = Arc::clone(&group);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("store-group-commit".into())
+                    .spawn(move || g.run(&weak))?,
+            );
+        }
         let guard = Arc::new(Guard {
             stop,
-            flusher: Mutex::new(Some(handle)),
+            group,
+            threads: Mutex::new(threads),
             _lock: lock_file,
         });
         Ok(MessageStore { inner, guard })
@@ -465,6 +654,9 @@ impl MessageStore {
         if queue_id < 0 {
             return Err(StoreError::InvalidQueueId(queue_id));
         }
+        if let Some(log) = self.inner.replicated.clone() {
+            return self.append_replicated(&*log, topic, queue_id, buf, items);
+        }
         let inner = &*self.inner;
         let mut last_ts = lock(&inner.writer);
         if inner.shut_down.load(Ordering::Acquire) {
@@ -507,14 +699,21 @@ impl MessageStore {
         let new_max = cq.max_offset();
         drop(last_ts);
 
+        let mut status = PutStatus::PutOk;
         if inner.config.flush_disk_type == FlushDiskType::SyncFlush {
-            inner.commit_log.flush()?;
+            let end = phys0 + buf.len() as i64;
+            let timeout = Duration::from_millis(inner.config.sync_flush_timeout_ms.max(1));
+            if !inner.group.wait_flushed(end, timeout) {
+                tracing::warn!(end, "sync flush timed out");
+                status = PutStatus::FlushDiskTimeout;
+            }
         }
         let listener = read_lock(&inner.listener).clone();
         if let Some(l) = listener {
             l(topic, queue_id, new_max);
         }
         Ok(PutResult {
+            status,
             commit_log_offset: phys0,
             queue_offset: q0,
             msg_ids: items
@@ -526,6 +725,142 @@ impl MessageStore {
             count: items.len(),
             wrote_bytes: buf.len(),
         })
+    }
+
+    /// Replicated mode put: queue offsets from the queue table, records to
+    /// the log; consume queues are built later by `dispatch_replicated`.
+    /// The writer lock is held until the log answers, so queue offsets and
+    /// log order agree.
+    fn append_replicated(
+        &self,
+        log: &dyn ReplicatedLog,
+        topic: &str,
+        queue_id: i32,
+        mut buf: Vec<u8>,
+        items: Vec<Item>,
+    ) -> Result<PutResult, StoreError> {
+        if queue_id < 0 {
+            return Err(StoreError::InvalidQueueId(queue_id));
+        }
+        let inner = &*self.inner;
+        let mut last_ts = lock(&inner.writer);
+        if inner.shut_down.load(Ordering::Acquire) {
+            return Err(StoreError::ShutDown);
+        }
+        let key = (topic.to_owned(), queue_id);
+        let known = lock(&inner.queue_table).get(&key).copied();
+        let q0 =
+            known.unwrap_or_else(|| inner.queue(topic, queue_id).map_or(0, |cq| cq.max_offset()));
+        let store_ts = now_ms().max(*last_ts);
+        let mut records = Vec::with_capacity(items.len());
+        for (i, it) in items.iter().enumerate() {
+            let r = &mut buf[it.pos..it.pos + it.len];
+            r[record::POS_QUEUE_OFFSET..record::POS_QUEUE_OFFSET + 8]
+                .copy_from_slice(&(q0 + i as i64).to_be_bytes());
+            let ts = record::store_timestamp_pos(it.sys_flag);
+            r[ts..ts + 8].copy_from_slice(&store_ts.to_be_bytes());
+            records.push(Bytes::copy_from_slice(r));
+        }
+        let n = items.len() as i64;
+        let outcome = log.append(records);
+        let written = match &outcome {
+            Ok(_) => true,
+            Err(e) => e.written,
+        };
+        if written {
+            lock(&inner.queue_table).insert(key, q0 + n);
+            *last_ts = store_ts;
+        }
+        drop(last_ts);
+        let offsets = outcome.map_err(|e| e.error)?;
+        let phys0 = offsets.first().copied().unwrap_or(-1);
+        Ok(PutResult {
+            status: PutStatus::PutOk,
+            commit_log_offset: phys0,
+            queue_offset: q0,
+            msg_ids: items
+                .iter()
+                .zip(&offsets)
+                .map(|(it, o)| create_offset_message_id(it.store_host, *o))
+                .collect(),
+            commit_log_offsets: offsets,
+            store_timestamp: store_ts,
+            count: items.len(),
+            wrote_bytes: buf.len(),
+        })
+    }
+
+    /// Replicated mode: builds the consume-queue and index entries of the
+    /// committed record at physical offset `phys`. Records must come in log
+    /// order; one whose queue offset is already in its queue is skipped
+    /// (Java logs and ignores it), one beyond the queue's end is placed at
+    /// the end with a warning. Moves the store's max physical offset.
+    pub fn dispatch_replicated(&self, phys: i64, rec: &[u8]) -> Result<(), StoreError> {
+        let v = record::decode(rec).map_err(StoreError::BadBatch)?;
+        let inner = &*self.inner;
+        let end = phys + i64::from(v.total_size);
+        let cq = inner.queue_or_create(v.topic, v.queue_id)?;
+        let max = cq.max_offset();
+        if v.queue_offset < max {
+            tracing::debug!(
+                topic = v.topic,
+                queue = v.queue_id,
+                qo = v.queue_offset,
+                max,
+                "dispatch: duplicate queue offset skipped"
+            );
+            inner.dispatched_end.fetch_max(end, Ordering::AcqRel);
+            return Ok(());
+        }
+        if max == 0 && cq.min_offset() == 0 && v.queue_offset > 0 {
+            cq.start_at(v.queue_offset)?;
+        } else if v.queue_offset > max {
+            tracing::warn!(
+                topic = v.topic,
+                queue = v.queue_id,
+                qo = v.queue_offset,
+                max,
+                "dispatch: queue offset gap"
+            );
+        }
+        cq.ensure_capacity(1)?;
+        let entry = CqEntry {
+            phys,
+            size: v.total_size,
+            tags_code: tags_code(
+                v.topic,
+                v.properties,
+                v.store_timestamp,
+                &inner.delay_levels,
+            ),
+        };
+        let _ = cq.append(entry);
+        inner
+            .index
+            .build(v.topic, v.properties, phys, v.store_timestamp, v.sys_flag);
+        inner
+            .last_store_timestamp
+            .fetch_max(v.store_timestamp, Ordering::AcqRel);
+        inner.dispatched_end.fetch_max(end, Ordering::AcqRel);
+        let new_max = cq.max_offset();
+        let listener = read_lock(&inner.listener).clone();
+        if let Some(l) = listener {
+            l(v.topic, v.queue_id, new_max);
+        }
+        Ok(())
+    }
+
+    /// Replicated mode, on becoming the writer (DLedger leader, after
+    /// dispatch caught up): forget handed-out queue offsets so the next puts
+    /// continue from the consume queues (Java rebuilds `topicQueueTable`).
+    pub fn reset_queue_offsets(&self) {
+        let _writer = lock(&self.inner.writer);
+        lock(&self.inner.queue_table).clear();
+    }
+
+    /// True when records live in a replicated log.
+    pub fn is_replicated(&self) -> bool {
+        self.inner.replicated.is_some()
     }
 
     /// Up to `max_msgs` records from queue offset `offset` whose tags code
@@ -621,7 +956,7 @@ impl MessageStore {
                 }
                 continue;
             }
-            match inner.commit_log.read(e.phys, size) {
+            match inner.log_read(e.phys, size) {
                 Some(b) => {
                     total += size;
                     r.messages.push(b);
@@ -704,7 +1039,7 @@ impl MessageStore {
     /// The whole record at a commit-log offset (VIEW_MESSAGE_BY_ID), if a
     /// record starts there.
     pub fn message_at(&self, commit_log_offset: i64) -> Option<Bytes> {
-        self.inner.commit_log.record_at(commit_log_offset)
+        self.inner.log_record_at(commit_log_offset)
     }
 
     /// Messages of `topic` whose `KEYS` contain `key` or whose `UNIQ_KEY` is
@@ -725,7 +1060,7 @@ impl MessageStore {
         let messages = offsets
             .into_iter()
             .filter(|o| seen.insert(*o))
-            .filter_map(|o| self.inner.commit_log.record_at(o))
+            .filter_map(|o| self.inner.log_record_at(o))
             .filter(|r| crate::index::record_has_key(r, topic, key))
             .collect();
         QueryResult {
@@ -737,17 +1072,27 @@ impl MessageStore {
 
     /// Next commit-log write offset.
     pub fn commit_log_max_offset(&self) -> i64 {
+        if self.inner.replicated.is_some() {
+            return self.inner.dispatched_end.load(Ordering::Acquire);
+        }
         self.inner.commit_log.max_offset()
     }
 
     /// Start of the first commit-log segment; -1 before the first write (Java).
     pub fn commit_log_min_offset(&self) -> i64 {
+        if let Some(r) = &self.inner.replicated {
+            return r.min_offset();
+        }
         self.inner.commit_log.min_offset()
     }
 
     /// Store time of the first record in the commit log (Java
     /// `getEarliestMessageTime()`), `None` while empty.
     pub fn earliest_message_time(&self) -> Option<i64> {
+        if let Some(r) = &self.inner.replicated {
+            let rec = self.inner.log_record_at(r.min_offset())?;
+            return record_store_timestamp(&rec);
+        }
         let log = &self.inner.commit_log;
         let min = log.min_offset();
         let size = log.with_bytes(min, 4, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))?;
@@ -757,10 +1102,7 @@ impl MessageStore {
     /// Used fraction (0.0..=1.0) of the disk holding the store (Java
     /// `getDiskPartitionSpaceUsedPercent`: 1 - free / total).
     pub fn disk_used_ratio(&self) -> f64 {
-        match rustix::fs::statvfs(&self.inner.config.store_path_root_dir) {
-            Ok(st) if st.f_blocks > 0 => 1.0 - (st.f_bfree as f64 / st.f_blocks as f64),
-            _ => -1.0,
-        }
+        disk_used_ratio_of(&self.inner.config.store_path_root_dir)
     }
 
     /// Forget a topic's consume queues and delete their files (Java
@@ -801,6 +1143,41 @@ impl MessageStore {
         *write_lock(&self.inner.listener) = Some(f);
     }
 
+    /// Commit-log offset below which everything is known to be on disk.
+    pub fn commit_log_flushed_offset(&self) -> i64 {
+        self.inner.commit_log.flushed_offset()
+    }
+
+    /// How many msync rounds wrote commit-log bytes so far (with SYNC_FLUSH,
+    /// fewer than the puts when group commit shares flushes).
+    pub fn commit_log_flush_count(&self) -> u64 {
+        self.inner.commit_log.flush_calls()
+    }
+
+    /// One retention pass now (what the periodic cleaner runs every
+    /// `cleanResourceInterval`).
+    pub fn clean_expired_files(&self) -> Result<RetentionReport, StoreError> {
+        self.clean_expired_files_at(now_ms(), self.disk_used_ratio())
+    }
+
+    /// One retention pass (Java `CleanCommitLogService` then
+    /// `CleanConsumeQueueService`) as if the clock read `now_ms` and the
+    /// disk were `disk_used_ratio` full (0.0..=1.0; negative = unknown):
+    /// - at a `deleteWhen` hour, or above `diskMaxUsedSpaceRatio`, commit-log
+    ///   segments last modified more than `fileReservedTime` ago are deleted,
+    ///   oldest first, stopping at the first younger one; above 0.85 with
+    ///   `cleanFileForciblyEnable` their age does not matter; the active
+    ///   segment is never deleted, at most `deleteFileBatchMax` per pass;
+    /// - then consume-queue files and index files wholly below the new
+    ///   commit-log start are deleted and queue min offsets move up.
+    pub fn clean_expired_files_at(
+        &self,
+        now_ms: i64,
+        disk_used_ratio: f64,
+    ) -> Result<RetentionReport, StoreError> {
+        clean_pass(&self.inner, now_ms, disk_used_ratio)
+    }
+
     /// Flush everything now and write the checkpoint.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush_all()
@@ -817,7 +1194,9 @@ impl MessageStore {
             }
         }
         signal_stop(&self.guard.stop);
-        if let Some(h) = lock(&self.guard.flusher).take() {
+        self.guard.group.stop();
+        let threads: Vec<JoinHandle<()>> = lock(&self.guard.threads).drain(..).collect();
+        for h in threads {
             if h.thread().id() != std::thread::current().id() {
                 let _ = h.join();
             }
@@ -859,6 +1238,17 @@ fn open_index(
         Ok(())
     })?;
     Ok(index)
+}
+
+/// STORETIMESTAMP of a whole record.
+fn record_store_timestamp(rec: &[u8]) -> Option<i64> {
+    let sf = rec.get(record::POS_SYS_FLAG..record::POS_SYS_FLAG + 4)?;
+    let sys_flag = i32::from_be_bytes([sf[0], sf[1], sf[2], sf[3]]);
+    let p = record::store_timestamp_pos(sys_flag);
+    let ts = rec.get(p..p + 8)?;
+    let mut b = [0u8; 8];
+    b.copy_from_slice(ts);
+    Some(i64::from_be_bytes(b))
 }
 
 fn check_props_len(len: usize) -> Result<(), StoreError> {
@@ -903,12 +1293,45 @@ impl Inner {
 
     fn store_time_of(&self, cq: &ConsumeQueue, q: i64) -> Option<i64> {
         let e = cq.entry(q)?;
+        if self.replicated.is_some() {
+            let rec = self.log_read(e.phys, usize::try_from(e.size).ok()?)?;
+            return record_store_timestamp(&rec);
+        }
         self.commit_log.store_timestamp_at(e.phys, e.size)
+    }
+
+    /// Bytes of the record log (local or replicated).
+    fn log_read(&self, offset: i64, len: usize) -> Option<Bytes> {
+        match &self.replicated {
+            Some(r) => r.read(offset, len),
+            None => self.commit_log.read(offset, len),
+        }
+    }
+
+    /// The whole record starting at `offset`, checked by magic and size.
+    fn log_record_at(&self, offset: i64) -> Option<Bytes> {
+        let Some(r) = &self.replicated else {
+            return self.commit_log.record_at(offset);
+        };
+        let head = r.read(offset, 8)?;
+        let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let magic = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        if magic != record::MESSAGE_MAGIC_CODE_V1 && magic != record::MESSAGE_MAGIC_CODE_V2 {
+            return None;
+        }
+        if size < record::MIN_RECORD_LEN as i32 {
+            return None;
+        }
+        r.read(offset, size as usize)
     }
 
     fn flush_all(&self) -> Result<(), StoreError> {
         let ts = self.last_store_timestamp.load(Ordering::Acquire);
-        let end = self.commit_log.max_offset();
+        let end = if self.replicated.is_some() {
+            self.dispatched_end.load(Ordering::Acquire)
+        } else {
+            self.commit_log.max_offset()
+        };
         self.commit_log.flush()?;
         let queues: Vec<Arc<ConsumeQueue>> = read_lock(&self.queues)
             .values()
@@ -931,6 +1354,92 @@ impl Inner {
             cp.1 = data;
         }
         Ok(())
+    }
+}
+
+fn clean_pass(
+    inner: &Inner,
+    now_ms: i64,
+    disk_used_ratio: f64,
+) -> Result<RetentionReport, StoreError> {
+    let cfg = &inner.config;
+    if inner.replicated.is_some() {
+        // The replicated log owns its own retention.
+        return Ok(RetentionReport {
+            commit_log_min_offset: -1,
+            ..RetentionReport::default()
+        });
+    }
+    let hour = u32::try_from(now_ms.rem_euclid(86_400_000) / 3_600_000).unwrap_or(0);
+    let time_up = cfg.delete_hours().contains(&hour);
+    let max_ratio = f64::from(cfg.disk_max_used_space_ratio.clamp(10, 95)) / 100.0;
+    let space_full = disk_used_ratio < 0.0 || disk_used_ratio > max_ratio;
+    let clean_immediately = disk_used_ratio > DISK_SPACE_CLEAN_FORCIBLY_RATIO;
+    let mut report = RetentionReport::default();
+    if time_up || space_full {
+        let at_once = cfg.clean_file_forcibly_enable && clean_immediately;
+        let expire_ms = i64::try_from(cfg.file_reserved_time_hours)
+            .unwrap_or(i64::MAX / 3_600_000)
+            .saturating_mul(3_600_000);
+        let _writer = lock(&inner.writer);
+        if inner.shut_down.load(Ordering::Acquire) {
+            return Err(StoreError::ShutDown);
+        }
+        report.commit_log_files = inner
+            .commit_log
+            .delete_expired(now_ms, expire_ms, at_once, cfg.delete_file_batch_max)?
+            .len();
+    }
+    let cl_min = inner.commit_log.min_offset();
+    report.commit_log_min_offset = cl_min;
+    if cl_min > 0 {
+        let queues: Vec<Arc<ConsumeQueue>> = read_lock(&inner.queues)
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect();
+        for q in queues {
+            report.consume_queue_files += q.delete_below(cl_min)?;
+        }
+        report.index_files = inner.index.delete_below(cl_min)?;
+    }
+    Ok(report)
+}
+
+fn disk_used_ratio_of(path: &Path) -> f64 {
+    match rustix::fs::statvfs(path) {
+        Ok(st) if st.f_blocks > 0 => 1.0 - (st.f_bfree as f64 / st.f_blocks as f64),
+        _ => -1.0,
+    }
+}
+
+/// Java `diskSpaceCleanForciblyRatio` (system property default 0.85).
+const DISK_SPACE_CLEAN_FORCIBLY_RATIO: f64 = 0.85;
+
+fn clean_loop(
+    weak: Weak<Inner>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    first: Duration,
+    interval: Duration,
+) {
+    let mut wait = first;
+    loop {
+        {
+            let guard = lock(&stop.0);
+            let (guard, _) = stop
+                .1
+                .wait_timeout_while(guard, std::mem::replace(&mut wait, interval), |stopped| {
+                    !*stopped
+                })
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *guard {
+                return;
+            }
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        let ratio = disk_used_ratio_of(&inner.config.store_path_root_dir);
+        if let Err(e) = clean_pass(&inner, now_ms(), ratio) {
+            tracing::error!(error = %e, "retention pass failed");
+        }
     }
 }
 
