@@ -1,7 +1,13 @@
 //! The Raft core: inputs (messages, ticks with the current time, proposals)
 //! to outputs (messages to send, commit changes, role changes). No sockets,
 //! no clock, no RNG inside; storage is reached through [`Storage`].
+//!
+//! - [`message`]: typed RPC messages, the contract with the server layer.
+//! - [`Node`]: one DLedger member (`node.rs` documents the driving API).
 
+pub mod message;
+mod node;
 mod storage;
 
+pub use node::{Action, InboundId, Node, OutboundId, ParseResult, ProposeOk, SplitMix64};
 pub use storage::{HardState, Storage, StorageError};

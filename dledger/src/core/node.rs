@@ -1,0 +1,2287 @@
+//! One DLedger member as a sans-IO state machine (Java's
+//! `DLedgerLeaderElector`, `DLedgerEntryPusher` and the parts of
+//! `DLedgerServer`/`MemberState` that decide things).
+//!
+//! # Driving a node
+//!
+//! - Create with [`Node::new`] (config, storage, RNG seed, `now`). It starts
+//!   as CANDIDATE and votes at its persisted term on the first [`Node::tick`].
+//! - Inbound peer request: pick a fresh [`InboundId`], call
+//!   [`Node::handle_request`]. The answer comes out as
+//!   [`Action::Respond`] with that id — usually already queued when the call
+//!   returns, but PUSH and LEADERSHIP_TRANSFER may be answered later, and
+//!   some PUSH requests get [`Action::Abandon`] (Java never answers those;
+//!   the sender times out). The group/remoteId checks (400/401) are done here.
+//! - Outbound: [`Action::Send`] carries an [`OutboundId`]. Deliver the answer
+//!   with [`Node::handle_response`]; on connect failure or after the 3000 ms
+//!   RPC timeout call [`Node::handle_send_failure`] (it synthesises Java's
+//!   NETWORK_ERROR / vote UNKNOWN). Late or unknown ids are ignored.
+//! - Client APPEND (50001): [`Node::propose`] returns the assigned
+//!   `(term, index, pos)` or a code (404, 503, 506, storage codes). The final
+//!   result arrives later as [`Action::AppendOutcome`] keyed by
+//!   `(term, index)`: 200, 502 (not acked within maxWaitAckTimeMs) or 501
+//!   (term changed). 501/502 are indeterminate, not failures.
+//! - Time: call [`Node::tick`] at or after [`Node::poll_timeout`] (and
+//!   whenever convenient; extra ticks are harmless). `now` is monotonic ms.
+//! - After every call drain [`Node::drain_actions`] and execute in order.
+//!
+//! Java runs this logic on several threads (state maintainer, one
+//! dispatcher per follower, quorum-ack checker, follower entry handler);
+//! here each of them is a piece of state plus timers, and "run every 1 ms"
+//! becomes "run after every input". Waits on futures become a recorded
+//! outstanding request with a deadline.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use bytes::Bytes;
+
+use super::message::*;
+use super::storage::{HardState, Storage, StorageError};
+use crate::config::DLedgerConfig;
+use crate::entry::Entry;
+
+/// Id of a request received from a peer, chosen by the driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InboundId(pub u64);
+
+/// Id of a request this node sends, chosen by the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OutboundId(pub u64);
+
+/// What the driver must do, in order.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Send `request` to peer `to`; route its answer back with `id`.
+    Send {
+        id: OutboundId,
+        to: String,
+        request: Request,
+    },
+    /// Write `response` as the answer to inbound request `id`.
+    Respond { id: InboundId, response: Response },
+    /// Inbound request `id` will never be answered (Java drops it too).
+    Abandon { id: InboundId },
+    /// Final result of a proposal. Java's response body has `pos` -1 unless
+    /// `code` is 200; `term`/`pos` here are the entry's, to find the waiter.
+    AppendOutcome {
+        term: i64,
+        index: i64,
+        pos: i64,
+        code: ResponseCode,
+    },
+    /// The committed index moved forward (store already updated).
+    CommitAdvanced { index: i64 },
+    /// `RoleChangeHandler.handle(term, role)`.
+    RoleChanged { term: i64, role: Role },
+}
+
+/// A proposal accepted into the leader's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProposeOk {
+    pub term: i64,
+    pub index: i64,
+    pub pos: i64,
+}
+
+/// Small deterministic PRNG (SplitMix64) so the core needs no RNG crate.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, n)`; 0 when `n == 0`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+}
+
+/// `VoteResponse.ParseResult`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseResult {
+    WaitToRevote,
+    RevoteImmediately,
+    Passed,
+    WaitToVoteNext,
+}
+
+/// Java's COMPARE wait and TRUNCATE wait (`get(3, SECONDS)`).
+const SYNC_PUSH_WAIT_MS: i64 = 3000;
+/// Dispatcher pause after an exception.
+const DISPATCHER_ERROR_PAUSE_MS: i64 = 500;
+/// Per-peer in-flight APPENDs (`maxPendingSize`).
+const MAX_PENDING_PUSHES: usize = 1000;
+/// COMMIT push / leak-check / fast-forward period.
+const PERIOD_MS: i64 = 1000;
+/// Follower push future timeout (`TimeoutFuture(1000)`).
+const FOLLOWER_PUSH_TIMEOUT_MS: i64 = 1000;
+/// `compareOrTruncateRequests` capacity.
+const FOLLOWER_QUEUE_CAP: usize = 1024;
+/// Vote wait: `2000 + rand[0, maxVoteIntervalMs)`.
+const VOTE_WAIT_BASE_MS: i64 = 2000;
+
+/// A vote round in progress (the maintainer thread blocked on `voteLatch`).
+#[derive(Debug)]
+struct VoteRound {
+    seq: u64,
+    term: i64,
+    deadline: i64,
+    all: usize,
+    valid: usize,
+    accepted: usize,
+    not_ready: usize,
+    bigger_ledger: usize,
+    already_has_leader: bool,
+    known_max_term: i64,
+}
+
+/// A heartbeat round in progress (maintainer blocked on `beatLatch`).
+#[derive(Debug)]
+struct HeartbeatRound {
+    seq: u64,
+    term: i64,
+    deadline: i64,
+    all: usize,
+    succ: usize,
+    not_ready: usize,
+    max_term: i64,
+    inconsistent_leader: bool,
+}
+
+#[derive(Debug)]
+enum Maintainer {
+    Idle,
+    Voting(VoteRound),
+    Beating(HeartbeatRound),
+}
+
+/// What an outbound id was for.
+#[derive(Clone, Debug)]
+enum Outstanding {
+    Vote {
+        seq: u64,
+    },
+    HeartBeat {
+        seq: u64,
+        peer: String,
+    },
+    Compare {
+        peer: String,
+    },
+    Truncate {
+        peer: String,
+    },
+    Append {
+        peer: String,
+    },
+    Commit,
+    Transfer {
+        inbound: Option<InboundId>,
+        term: i64,
+    },
+}
+
+/// `EntryDispatcher` for one follower.
+#[derive(Debug)]
+struct Dispatcher {
+    peer: String,
+    kind: PushType,
+    compare_index: i64,
+    write_index: i64,
+    truncate_index: i64,
+    term: i64,
+    leader_id: Option<String>,
+    last_push_commit: Option<i64>,
+    last_check_leak: i64,
+    /// index → send time of in-flight APPENDs.
+    pending: BTreeMap<i64, i64>,
+    /// The synchronous COMPARE/TRUNCATE in flight and its deadline.
+    waiting: Option<(OutboundId, i64)>,
+    paused_until: i64,
+}
+
+#[derive(Debug)]
+struct PendingAppend {
+    pos: i64,
+    created: i64,
+    done: bool,
+}
+
+#[derive(Debug)]
+struct Parked {
+    id: InboundId,
+    req: PushEntryRequest,
+    created: i64,
+    answered: bool,
+}
+
+/// The transferee waiting for its log to reach `takeLeadershipLedgerIndex`.
+#[derive(Debug)]
+struct TakeWait {
+    id: InboundId,
+    req: LeadershipTransferRequest,
+    deadline: i64,
+}
+
+/// One DLedger member. See the module documentation for the driving API.
+pub struct Node<S: Storage> {
+    cfg: DLedgerConfig,
+    store: S,
+    rng: SplitMix64,
+    peers: Vec<String>,
+    // MemberState
+    role: Role,
+    term: i64,
+    vote_for: Option<String>,
+    leader_id: Option<String>,
+    known_max_term: i64,
+    transferee: Option<String>,
+    term_to_take_leadership: i64,
+    peers_live: HashMap<String, bool>,
+    // DLedgerLeaderElector
+    last_parse_result: ParseResult,
+    need_increase_term_immediately: bool,
+    next_time_to_request_vote: Option<i64>,
+    last_leader_heartbeat: i64,
+    last_send_heartbeat: Option<i64>,
+    last_succ_heartbeat: Option<i64>,
+    maintainer: Maintainer,
+    round_seq: u64,
+    take_task: Option<InboundId>,
+    take_wait: Option<TakeWait>,
+    last_preferred_check: i64,
+    /// The last `(term, role)` reported as [`Action::RoleChanged`].
+    last_role_event: Option<(i64, Role)>,
+    // DLedgerEntryPusher (leader side)
+    dispatchers: Vec<Dispatcher>,
+    watermarks: BTreeMap<i64, HashMap<String, i64>>,
+    pending_appends: BTreeMap<i64, BTreeMap<i64, PendingAppend>>,
+    last_quorum_index: i64,
+    last_quorum_leak_check: i64,
+    // EntryHandler (follower side)
+    parked: BTreeMap<i64, Parked>,
+    queue: VecDeque<(InboundId, PushEntryRequest)>,
+    last_fast_forward_check: i64,
+    // outputs
+    next_out: u64,
+    outstanding: HashMap<u64, Outstanding>,
+    actions: VecDeque<Action>,
+}
+
+fn is_quorum(n: usize, peers: usize) -> bool {
+    n > peers / 2
+}
+
+fn storage_code(e: &StorageError) -> ResponseCode {
+    match e {
+        StorageError::IndexOutOfRange { .. } => ResponseCode::IndexOutOfRange,
+        StorageError::BelowBegin { .. } => ResponseCode::IndexLessThanLocalBegin,
+        StorageError::NotNextIndex { .. } => ResponseCode::InconsistentIndex,
+        StorageError::PosMismatch { .. } => ResponseCode::DiskError,
+        StorageError::DiskFull => ResponseCode::DiskFull,
+        StorageError::Io(_) => ResponseCode::DiskError,
+    }
+}
+
+impl<S: Storage> Node<S> {
+    /// A node at start-up: CANDIDATE at the persisted term, voting at once.
+    /// `seed` feeds the vote-delay randomness.
+    pub fn new(cfg: DLedgerConfig, store: S, seed: u64, now: u64) -> Self {
+        let now = now as i64;
+        let hs = store.hard_state();
+        let peers = cfg.peer_ids();
+        let dispatchers = peers
+            .iter()
+            .filter(|p| **p != cfg.self_id)
+            .map(|p| Dispatcher {
+                peer: p.clone(),
+                kind: PushType::Compare,
+                compare_index: -1,
+                write_index: -1,
+                truncate_index: -1,
+                term: -1,
+                leader_id: None,
+                last_push_commit: None,
+                last_check_leak: now,
+                pending: BTreeMap::new(),
+                waiting: None,
+                paused_until: i64::MIN,
+            })
+            .collect();
+        Node {
+            cfg,
+            store,
+            rng: SplitMix64(seed),
+            peers,
+            role: Role::Candidate,
+            term: hs.term,
+            vote_for: hs.vote,
+            leader_id: None,
+            known_max_term: -1,
+            transferee: None,
+            term_to_take_leadership: -1,
+            peers_live: HashMap::new(),
+            last_parse_result: ParseResult::WaitToRevote,
+            need_increase_term_immediately: false,
+            next_time_to_request_vote: None,
+            last_leader_heartbeat: now,
+            last_send_heartbeat: None,
+            last_succ_heartbeat: None,
+            maintainer: Maintainer::Idle,
+            round_seq: 0,
+            take_task: None,
+            take_wait: None,
+            last_preferred_check: now,
+            last_role_event: None,
+            dispatchers,
+            watermarks: BTreeMap::new(),
+            pending_appends: BTreeMap::new(),
+            last_quorum_index: -1,
+            last_quorum_leak_check: now,
+            parked: BTreeMap::new(),
+            queue: VecDeque::new(),
+            last_fast_forward_check: now,
+            next_out: 1,
+            outstanding: HashMap::new(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    // ----- accessors -------------------------------------------------------
+
+    pub fn id(&self) -> &str {
+        &self.cfg.self_id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn term(&self) -> i64 {
+        self.term
+    }
+    pub fn vote_for(&self) -> Option<&str> {
+        self.vote_for.as_deref()
+    }
+    /// The known leader (self when leader).
+    pub fn leader_id(&self) -> Option<&str> {
+        self.leader_id.as_deref()
+    }
+    pub fn config(&self) -> &DLedgerConfig {
+        &self.cfg
+    }
+    pub fn storage(&self) -> &S {
+        &self.store
+    }
+    /// Direct storage access (tests, and the server for reads). Writing the
+    /// log behind the core's back breaks its invariants.
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+    /// The storage, for a restart (volatile state is dropped).
+    pub fn into_storage(self) -> S {
+        self.store
+    }
+    pub fn last_parse_result(&self) -> ParseResult {
+        self.last_parse_result
+    }
+    pub fn need_increase_term_immediately(&self) -> bool {
+        self.need_increase_term_immediately
+    }
+    pub fn known_max_term_in_group(&self) -> i64 {
+        self.known_max_term
+    }
+    pub fn next_time_to_request_vote(&self) -> Option<i64> {
+        self.next_time_to_request_vote
+    }
+    /// Current transfer target while a leadership transfer runs.
+    pub fn transferee(&self) -> Option<&str> {
+        self.transferee.as_deref()
+    }
+    /// `peersLiveTable`: who answered the last heartbeat (leader only).
+    pub fn peer_live(&self, peer: &str) -> Option<bool> {
+        self.peers_live.get(peer).copied()
+    }
+    /// The leader's acknowledged index for `peer` in the current term.
+    pub fn peer_watermark(&self, peer: &str) -> i64 {
+        self.watermarks
+            .get(&self.term)
+            .and_then(|m| m.get(peer))
+            .copied()
+            .unwrap_or(-1)
+    }
+    /// Number of pending (not yet completed) appends of the current term.
+    pub fn pending_append_count(&self) -> usize {
+        self.pending_appends.get(&self.term).map_or(0, |m| m.len())
+    }
+
+    /// A one-line summary of the volatile state, for logs and test failures.
+    pub fn debug_state(&self) -> String {
+        let d: Vec<String> = self
+            .dispatchers
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}:{:?} ci={} wi={} inflight={} waiting={} wm={}",
+                    d.peer,
+                    d.kind,
+                    d.compare_index,
+                    d.write_index,
+                    d.pending.len(),
+                    d.waiting.is_some(),
+                    self.peer_watermark(&d.peer)
+                )
+            })
+            .collect();
+        format!(
+            "{} {:?} term={} leader={:?} end={} committed={} pending={} parked={:?} queue={} lastQuorum={} lastFF={} [{}]",
+            self.cfg.self_id,
+            self.role,
+            self.term,
+            self.leader_id,
+            self.store.end_index(),
+            self.store.committed_index(),
+            self.pending_append_count(),
+            self.parked.keys().collect::<Vec<_>>(),
+            self.queue.len(),
+            self.last_quorum_index,
+            self.last_fast_forward_check,
+            d.join("; ")
+        )
+    }
+
+    /// Takes all queued actions.
+    pub fn drain_actions(&mut self) -> Vec<Action> {
+        self.actions.drain(..).collect()
+    }
+
+    // ----- inputs ----------------------------------------------------------
+
+    /// Advances timers; call at or after [`Node::poll_timeout`].
+    pub fn tick(&mut self, now: u64) {
+        self.run(now as i64);
+    }
+
+    /// A request from a peer (or admin). The answer is queued as
+    /// [`Action::Respond`] (or [`Action::Abandon`]) with `id`.
+    pub fn handle_request(&mut self, id: InboundId, request: Request, now: u64) {
+        let now = now as i64;
+        let h = request.header().clone();
+        let err = if h.remote_id.as_deref() != Some(self.cfg.self_id.as_str()) {
+            Some(ResponseCode::UnknownMember)
+        } else if h.group.as_deref() != Some(self.cfg.group.as_str()) {
+            Some(ResponseCode::UnknownGroup)
+        } else {
+            None
+        };
+        if let Some(code) = err {
+            let mut rh = h.clone();
+            rh.code = code.code();
+            rh.leader_id = self.leader_id.clone();
+            let response = match request {
+                Request::Vote(_) => Response::Vote(VoteResponse {
+                    header: rh,
+                    vote_result: VoteResult::Unknown,
+                }),
+                Request::HeartBeat(_) => Response::HeartBeat(HeartBeatResponse { header: rh }),
+                Request::Push(r) => Response::Push(PushEntryResponse {
+                    header: rh,
+                    index: None,
+                    count: r.count(),
+                    begin_index: self.store.begin_index(),
+                    end_index: self.store.end_index(),
+                }),
+                Request::LeadershipTransfer(_) => {
+                    Response::LeadershipTransfer(LeadershipTransferResponse { header: rh })
+                }
+            };
+            self.actions.push_back(Action::Respond { id, response });
+            self.run(now);
+            return;
+        }
+        match request {
+            Request::Vote(r) => {
+                let resp = self.handle_vote(&r, false);
+                self.respond(id, Response::Vote(resp));
+            }
+            Request::HeartBeat(r) => {
+                let resp = self.handle_heartbeat(&r, now);
+                self.respond(id, Response::HeartBeat(resp));
+            }
+            Request::Push(r) => self.handle_push(id, r, now),
+            Request::LeadershipTransfer(r) => self.handle_transfer_request(id, r, now),
+        }
+        self.run(now);
+    }
+
+    /// The answer to our request `id`.
+    pub fn handle_response(&mut self, id: OutboundId, response: Response, now: u64) {
+        let now = now as i64;
+        if let Some(what) = self.outstanding.remove(&id.0) {
+            self.on_response(id, what, response, now);
+        }
+        self.run(now);
+    }
+
+    /// Our request `id` failed or timed out: Java's synthesised
+    /// NETWORK_ERROR (vote: result UNKNOWN).
+    pub fn handle_send_failure(&mut self, id: OutboundId, now: u64) {
+        let now = now as i64;
+        if let Some(what) = self.outstanding.remove(&id.0) {
+            let header = Header {
+                code: ResponseCode::NetworkError.code(),
+                ..Header::default()
+            };
+            let response = match &what {
+                Outstanding::Vote { .. } => Response::Vote(VoteResponse {
+                    header: Header::default(),
+                    vote_result: VoteResult::Unknown,
+                }),
+                Outstanding::HeartBeat { .. } => Response::HeartBeat(HeartBeatResponse { header }),
+                Outstanding::Transfer { .. } => {
+                    Response::LeadershipTransfer(LeadershipTransferResponse { header })
+                }
+                _ => Response::Push(PushEntryResponse {
+                    header,
+                    index: None,
+                    count: 0,
+                    begin_index: -1,
+                    end_index: -1,
+                }),
+            };
+            self.on_response(id, what, response, now);
+        }
+        self.run(now);
+    }
+
+    /// Client append (`handleAppend`): on success the entry is in the local
+    /// log and its outcome will be an [`Action::AppendOutcome`].
+    pub fn propose(&mut self, body: Bytes, now: u64) -> Result<ProposeOk, ResponseCode> {
+        let r = self.propose_batch(vec![body], now);
+        r.map(|mut v| v.remove(0))
+    }
+
+    /// Local batch append (broker message batches): one entry per body, only
+    /// the **last** entry gets an outcome. Empty → 420.
+    pub fn propose_batch(
+        &mut self,
+        bodies: Vec<Bytes>,
+        now: u64,
+    ) -> Result<Vec<ProposeOk>, ResponseCode> {
+        let now = now as i64;
+        let r = self.append_as_leader(bodies, now);
+        self.run(now);
+        r
+    }
+
+    /// Admin/local leadership transfer to `transferee` (as if an admin sent
+    /// LEADERSHIP_TRANSFER to this leader); the answer is dropped.
+    pub fn transfer_leadership(&mut self, transferee: &str, now: u64) -> Result<(), ResponseCode> {
+        let now = now as i64;
+        let req = LeadershipTransferRequest {
+            header: Header {
+                term: self.term,
+                ..Header::default()
+            },
+            transfer_id: Some(self.cfg.self_id.clone()),
+            transferee_id: Some(transferee.to_string()),
+            take_leadership_ledger_index: 0,
+        };
+        let r = self
+            .leader_transfer_checks(&req)
+            .and_then(|_| self.elector_transfer(None, &req));
+        self.run(now);
+        r
+    }
+
+    /// The earliest time at which [`Node::tick`] has work to do.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let mut t: Option<i64> = None;
+        let mut at = |x: i64| t = Some(t.map_or(x, |y: i64| y.min(x)));
+        match &self.maintainer {
+            Maintainer::Voting(r) => at(r.deadline),
+            Maintainer::Beating(r) => at(r.deadline),
+            Maintainer::Idle => {
+                if self.cfg.enable_leader_elector {
+                    match self.role {
+                        Role::Candidate => {
+                            if self.need_increase_term_immediately {
+                                at(i64::MIN);
+                            } else {
+                                at(self.next_time_to_request_vote.unwrap_or(i64::MIN));
+                            }
+                        }
+                        Role::Follower => {
+                            let hb = self.cfg.heart_beat_time_interval_ms as i64;
+                            let leak = hb * self.cfg.max_heart_beat_leak as i64;
+                            at(self.last_leader_heartbeat + leak.max(2 * hb) + 1);
+                        }
+                        Role::Leader => at(self.last_send_heartbeat.map_or(i64::MIN, |t| {
+                            t + self.cfg.heart_beat_time_interval_ms as i64 + 1
+                        })),
+                    }
+                }
+            }
+        }
+        if self.role == Role::Leader {
+            for d in &self.dispatchers {
+                if let Some((_, dl)) = d.waiting {
+                    at(dl);
+                    continue;
+                }
+                if d.paused_until > i64::MIN {
+                    at(d.paused_until);
+                }
+                // doCommit only runs once the dispatcher has caught up
+                // (writeIndex > ledgerEnd); with a full pending map it waits
+                // for acks or the resend below.
+                if d.kind == PushType::Append && d.write_index > self.store.end_index() {
+                    at(d.last_push_commit.map_or(i64::MIN, |t| t + PERIOD_MS + 1));
+                }
+                if d.kind == PushType::Append {
+                    let wm = self.peer_watermark(&d.peer);
+                    if let Some(sent) = d.pending.get(&(wm + 1)) {
+                        at(sent + self.cfg.max_push_time_out_ms as i64 + 1);
+                    }
+                }
+            }
+            at(self.last_quorum_leak_check + PERIOD_MS + 1);
+            if self.cfg.preferred_leader_ids.is_some() {
+                at(self.last_preferred_check + PERIOD_MS);
+            }
+        }
+        let wait = self.cfg.max_wait_ack_time_ms as i64;
+        if self.role == Role::Leader {
+            // The 502 scan walks consecutive indexes above the quorum index.
+            if let Some(m) = self.pending_appends.get(&self.term) {
+                let mut i = self.last_quorum_index + 1;
+                while let Some(p) = m.get(&i) {
+                    if !p.done {
+                        at(p.created + wait);
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+        } else {
+            for m in self.pending_appends.values() {
+                if let Some(p) = m.values().map(|p| p.created).min() {
+                    at(p + wait);
+                }
+            }
+        }
+        // The entry handler only runs on a follower (Java: `waitForRunning(1)`
+        // otherwise); parked pushes of another role wait for that.
+        if !self.parked.is_empty() && self.role == Role::Follower {
+            at(self.last_fast_forward_check + PERIOD_MS);
+        }
+        if let Some(w) = &self.take_wait {
+            at(w.deadline + 1);
+        }
+        t.map(|x| x.max(0) as u64)
+    }
+
+    // ----- helpers ---------------------------------------------------------
+
+    fn next_id(&mut self) -> OutboundId {
+        let id = self.next_out;
+        self.next_out += 1;
+        OutboundId(id)
+    }
+
+    fn send(&mut self, to: &str, request: Request, what: Outstanding) -> OutboundId {
+        let id = self.next_id();
+        self.outstanding.insert(id.0, what);
+        self.actions.push_back(Action::Send {
+            id,
+            to: to.to_string(),
+            request,
+        });
+        id
+    }
+
+    fn respond(&mut self, id: InboundId, response: Response) {
+        self.actions.push_back(Action::Respond { id, response });
+    }
+
+    fn is_peer(&self, id: Option<&str>) -> bool {
+        id.is_some_and(|id| self.peers.iter().any(|p| p == id))
+    }
+
+    fn quorum(&self, n: usize) -> bool {
+        is_quorum(n, self.peers.len())
+    }
+
+    fn persist(&mut self) {
+        // Java's persistState logs a failure and carries on; so do we.
+        let _ = self.store.save_hard_state(&HardState {
+            term: self.term,
+            vote: self.vote_for.clone(),
+        });
+    }
+
+    fn base_header(&self, to: &str, term: i64) -> Header {
+        Header {
+            group: Some(self.cfg.group.clone()),
+            remote_id: Some(to.to_string()),
+            local_id: Some(self.cfg.self_id.clone()),
+            leader_id: Some(self.cfg.self_id.clone()),
+            term,
+            code: ResponseCode::Success.code(),
+        }
+    }
+
+    fn handle_role_change(&mut self, term: i64, role: Role) {
+        self.take_leadership_check(term, role);
+        // Java calls the handler on every changeRoleTo*; repeats with the same
+        // term and role (a burst of higher-term requests after a pause) carry
+        // no news, so only real changes are reported.
+        if self.last_role_event == Some((term, role)) {
+            return;
+        }
+        self.last_role_event = Some((term, role));
+        self.actions.push_back(Action::RoleChanged { term, role });
+    }
+
+    /// `changeRoleToCandidate(term)`.
+    fn change_role_to_candidate(&mut self, term: i64) {
+        if term >= self.term {
+            if term > self.known_max_term {
+                self.known_max_term = term;
+            }
+            self.role = Role::Candidate;
+            self.leader_id = None;
+            self.transferee = None;
+            self.handle_role_change(term, Role::Candidate);
+        }
+    }
+
+    /// `changeRoleToFollower(term, leaderId)`.
+    fn change_role_to_follower(&mut self, term: i64, leader: &str, now: i64) {
+        self.last_parse_result = ParseResult::WaitToRevote;
+        self.role = Role::Follower;
+        self.leader_id = Some(leader.to_string());
+        self.transferee = None;
+        self.last_leader_heartbeat = now;
+        self.handle_role_change(term, Role::Follower);
+    }
+
+    /// `changeRoleToLeader(term)`: only if the term has not moved.
+    fn change_role_to_leader(&mut self, term: i64) {
+        if self.term == term {
+            self.role = Role::Leader;
+            self.leader_id = Some(self.cfg.self_id.clone());
+            self.peers_live.clear();
+            self.last_send_heartbeat = None;
+            self.handle_role_change(term, Role::Leader);
+        }
+    }
+
+    /// `MemberState.nextTerm()`.
+    fn next_term(&mut self) -> i64 {
+        if self.known_max_term > self.term {
+            self.term = self.known_max_term;
+        } else {
+            self.term += 1;
+        }
+        self.vote_for = None;
+        self.persist();
+        self.term
+    }
+
+    fn is_taking_leadership(&self) -> bool {
+        match &self.cfg.preferred_leader_ids {
+            Some(ids) => {
+                self.term_to_take_leadership == self.term && ids.contains(&self.cfg.self_id)
+            }
+            None => false,
+        }
+    }
+
+    fn next_vote_time(&mut self, now: i64) -> i64 {
+        let (min, max) = if self.is_taking_leadership() {
+            (
+                self.cfg.min_take_leadership_vote_interval_ms,
+                self.cfg.max_take_leadership_vote_interval_ms,
+            )
+        } else {
+            (self.cfg.min_vote_interval_ms, self.cfg.max_vote_interval_ms)
+        };
+        now + min as i64 + self.rng.below(max.saturating_sub(min)) as i64
+    }
+
+    // ----- vote (handleVote, spec §2.5) --------------------------------------
+
+    fn handle_vote(&mut self, req: &VoteRequest, self_vote: bool) -> VoteResponse {
+        let result = self.vote_decision(req, self_vote);
+        let mut header = req.header.clone();
+        header.term = if result == VoteResult::RejectTermSmallThanLedger {
+            self.store.end_term()
+        } else {
+            self.term
+        };
+        VoteResponse {
+            header,
+            vote_result: result,
+        }
+    }
+
+    fn vote_decision(&mut self, req: &VoteRequest, self_vote: bool) -> VoteResult {
+        let cand = req.header.leader_id.as_deref();
+        if !self.is_peer(cand) {
+            return VoteResult::RejectUnknownLeader;
+        }
+        let cand = cand.unwrap_or_default().to_string();
+        if !self_vote && cand == self.cfg.self_id {
+            return VoteResult::RejectUnexpectedLeader;
+        }
+        let (le_index, le_term) = (self.store.end_index(), self.store.end_term());
+        if req.ledger_end_term < le_term {
+            return VoteResult::RejectExpiredLedgerTerm;
+        } else if req.ledger_end_term == le_term && req.ledger_end_index < le_index {
+            return VoteResult::RejectSmallLedgerEndIndex;
+        }
+        let rt = req.header.term;
+        if rt < self.term {
+            return VoteResult::RejectExpiredVoteTerm;
+        } else if rt == self.term {
+            match &self.vote_for {
+                None => {}
+                Some(v) if *v == cand => {}
+                Some(_) => {
+                    return if self.leader_id.is_some() {
+                        VoteResult::RejectAlreadyHasLeader
+                    } else {
+                        VoteResult::RejectAlreadyVoted
+                    };
+                }
+            }
+        } else {
+            self.change_role_to_candidate(rt);
+            self.need_increase_term_immediately = true;
+            return VoteResult::RejectTermNotReady;
+        }
+        if rt < le_term {
+            return VoteResult::RejectTermSmallThanLedger;
+        }
+        if !self_vote
+            && self.is_taking_leadership()
+            && req.ledger_end_term == le_term
+            && le_index >= req.ledger_end_index
+        {
+            return VoteResult::RejectTakingLeadership;
+        }
+        self.vote_for = Some(cand);
+        self.persist();
+        VoteResult::Accept
+    }
+
+    // ----- heartbeat (handleHeartBeat, spec §2.6) ----------------------------
+
+    fn handle_heartbeat(&mut self, req: &HeartBeatRequest, now: i64) -> HeartBeatResponse {
+        let code = |c: ResponseCode, term: i64| HeartBeatResponse {
+            header: Header {
+                term,
+                code: c.code(),
+                ..Header::default()
+            },
+        };
+        let leader = req.header.leader_id.as_deref();
+        if !self.is_peer(leader) {
+            return code(ResponseCode::UnknownMember, self.term);
+        }
+        let leader = leader.unwrap_or_default().to_string();
+        if leader == self.cfg.self_id {
+            return code(ResponseCode::UnexpectedMember, self.term);
+        }
+        let rt = req.header.term;
+        if rt < self.term {
+            code(ResponseCode::ExpiredTerm, self.term)
+        } else if rt == self.term {
+            match &self.leader_id {
+                None => {
+                    self.change_role_to_follower(rt, &leader, now);
+                    code(ResponseCode::Success, -1)
+                }
+                Some(l) if *l == leader => {
+                    self.last_leader_heartbeat = now;
+                    code(ResponseCode::Success, -1)
+                }
+                Some(_) => code(ResponseCode::InconsistentLeader, self.term),
+            }
+        } else {
+            self.change_role_to_candidate(rt);
+            self.need_increase_term_immediately = true;
+            code(ResponseCode::TermNotReady, self.term)
+        }
+    }
+
+    // ----- responses ---------------------------------------------------------
+
+    fn on_response(&mut self, id: OutboundId, what: Outstanding, response: Response, now: i64) {
+        match (what, response) {
+            (Outstanding::Vote { seq }, Response::Vote(v)) => self.on_vote_reply(seq, &v, now),
+            (Outstanding::HeartBeat { seq, peer }, Response::HeartBeat(h)) => {
+                self.on_heartbeat_reply(seq, &peer, &h.header, now)
+            }
+            (Outstanding::Compare { peer }, Response::Push(p)) => {
+                self.on_compare_reply(id, &peer, &p, now)
+            }
+            (Outstanding::Truncate { peer }, Response::Push(p)) => {
+                self.on_truncate_reply(id, &peer, &p, now)
+            }
+            (Outstanding::Append { peer }, Response::Push(p)) => self.on_append_reply(&peer, &p),
+            (Outstanding::Commit, _) => {}
+            (Outstanding::Transfer { inbound, term }, Response::LeadershipTransfer(t)) => {
+                if t.header.code != ResponseCode::Success.code()
+                    || (self.term == term && self.transferee.is_some())
+                {
+                    self.transferee = None;
+                }
+                if let Some(inb) = inbound {
+                    self.respond(inb, Response::LeadershipTransfer(t));
+                }
+            }
+            // A response of the wrong shape: treat as a failed call.
+            (Outstanding::Vote { seq }, _) => self.on_vote_reply(
+                seq,
+                &VoteResponse {
+                    header: Header::default(),
+                    vote_result: VoteResult::Unknown,
+                },
+                now,
+            ),
+            (Outstanding::HeartBeat { seq, peer }, _) => {
+                let h = Header {
+                    code: ResponseCode::NetworkError.code(),
+                    ..Header::default()
+                };
+                self.on_heartbeat_reply(seq, &peer, &h, now)
+            }
+            (Outstanding::Compare { peer }, _) | (Outstanding::Truncate { peer }, _) => {
+                self.dispatcher_error(&peer, id, now)
+            }
+            (Outstanding::Append { .. }, _) => {}
+            (Outstanding::Transfer { inbound, .. }, _) => {
+                self.transferee = None;
+                if let Some(inb) = inbound {
+                    let header = Header {
+                        code: ResponseCode::NetworkError.code(),
+                        ..Header::default()
+                    };
+                    self.respond(
+                        inb,
+                        Response::LeadershipTransfer(LeadershipTransferResponse { header }),
+                    );
+                }
+            }
+        }
+    }
+
+    // ----- candidate (maintainAsCandidate, spec §2.3) ------------------------
+
+    fn maintain_as_candidate(&mut self, now: i64) {
+        let due = self.next_time_to_request_vote.is_none_or(|t| now >= t);
+        if !due && !self.need_increase_term_immediately {
+            return;
+        }
+        if self.role != Role::Candidate {
+            return;
+        }
+        let term = if self.last_parse_result == ParseResult::WaitToVoteNext
+            || self.need_increase_term_immediately
+        {
+            let t = self.next_term();
+            self.last_parse_result = ParseResult::WaitToRevote;
+            t
+        } else {
+            self.term
+        };
+        let (le_index, le_term) = (self.store.end_index(), self.store.end_term());
+        if self.need_increase_term_immediately {
+            self.next_time_to_request_vote = Some(self.next_vote_time(now));
+            self.need_increase_term_immediately = false;
+            return;
+        }
+        self.round_seq += 1;
+        let seq = self.round_seq;
+        let wait = VOTE_WAIT_BASE_MS + self.rng.below(self.cfg.max_vote_interval_ms) as i64;
+        self.maintainer = Maintainer::Voting(VoteRound {
+            seq,
+            term,
+            deadline: now + wait,
+            all: 0,
+            valid: 0,
+            accepted: 0,
+            not_ready: 0,
+            bigger_ledger: 0,
+            already_has_leader: false,
+            known_max_term: term,
+        });
+        let peers = self.peers.clone();
+        for p in &peers {
+            let mut header = self.base_header(p, term);
+            header.leader_id = Some(self.cfg.self_id.clone());
+            let req = VoteRequest {
+                header,
+                ledger_end_index: le_index,
+                ledger_end_term: le_term,
+            };
+            if *p == self.cfg.self_id {
+                let resp = self.handle_vote(&req, true);
+                self.on_vote_reply(seq, &resp, now);
+            } else {
+                self.send(p, Request::Vote(req), Outstanding::Vote { seq });
+            }
+        }
+    }
+
+    fn on_vote_reply(&mut self, seq: u64, v: &VoteResponse, now: i64) {
+        let peers = self.peers.len();
+        let Maintainer::Voting(r) = &mut self.maintainer else {
+            return;
+        };
+        if r.seq != seq {
+            return;
+        }
+        if v.vote_result != VoteResult::Unknown {
+            r.valid += 1;
+        }
+        match v.vote_result {
+            VoteResult::Accept => r.accepted += 1,
+            VoteResult::RejectAlreadyHasLeader => r.already_has_leader = true,
+            VoteResult::RejectTermSmallThanLedger | VoteResult::RejectExpiredVoteTerm
+                if v.header.term > r.known_max_term =>
+            {
+                r.known_max_term = v.header.term;
+            }
+            VoteResult::RejectExpiredLedgerTerm | VoteResult::RejectSmallLedgerEndIndex => {
+                r.bigger_ledger += 1
+            }
+            VoteResult::RejectTermNotReady => r.not_ready += 1,
+            _ => {}
+        }
+        r.all += 1;
+        let latch = r.already_has_leader
+            || is_quorum(r.accepted, peers)
+            || is_quorum(r.accepted + r.not_ready, peers)
+            || r.all == peers;
+        if latch {
+            self.finish_vote_round(now);
+        }
+    }
+
+    /// The decision table of spec §2.3, run when the latch trips or the wait ends.
+    fn finish_vote_round(&mut self, now: i64) {
+        let Maintainer::Voting(r) = std::mem::replace(&mut self.maintainer, Maintainer::Idle)
+        else {
+            return;
+        };
+        let hb_leak = (self.cfg.heart_beat_time_interval_ms * self.cfg.max_heart_beat_leak) as i64;
+        let result = if r.known_max_term > r.term {
+            self.next_time_to_request_vote = Some(self.next_vote_time(now));
+            self.change_role_to_candidate(r.known_max_term);
+            ParseResult::WaitToVoteNext
+        } else if r.already_has_leader {
+            self.next_time_to_request_vote = Some(self.next_vote_time(now) + hb_leak);
+            ParseResult::WaitToRevote
+        } else if !self.quorum(r.valid) {
+            self.next_time_to_request_vote = Some(self.next_vote_time(now));
+            ParseResult::WaitToRevote
+        } else if !self.quorum(r.valid - r.bigger_ledger) {
+            self.next_time_to_request_vote =
+                Some(self.next_vote_time(now) + self.cfg.max_vote_interval_ms as i64);
+            ParseResult::WaitToRevote
+        } else if self.quorum(r.accepted) {
+            ParseResult::Passed
+        } else if self.quorum(r.accepted + r.not_ready) {
+            ParseResult::RevoteImmediately
+        } else {
+            self.next_time_to_request_vote = Some(self.next_vote_time(now));
+            ParseResult::WaitToVoteNext
+        };
+        self.last_parse_result = result;
+        if result == ParseResult::Passed {
+            self.change_role_to_leader(r.term);
+        }
+    }
+
+    // ----- leader heartbeats (maintainAsLeader / sendHeartbeats, spec §2.4) ---
+
+    fn maintain_as_leader(&mut self, now: i64) {
+        let due = self
+            .last_send_heartbeat
+            .is_none_or(|t| now - t > self.cfg.heart_beat_time_interval_ms as i64);
+        if !due || self.role != Role::Leader {
+            return;
+        }
+        let term = self.term;
+        self.last_send_heartbeat = Some(now);
+        self.round_seq += 1;
+        let seq = self.round_seq;
+        self.maintainer = Maintainer::Beating(HeartbeatRound {
+            seq,
+            term,
+            deadline: now + self.cfg.heart_beat_time_interval_ms as i64,
+            all: 1,
+            succ: 1,
+            not_ready: 0,
+            max_term: -1,
+            inconsistent_leader: false,
+        });
+        let peers: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|p| **p != self.cfg.self_id)
+            .cloned()
+            .collect();
+        for p in peers {
+            let req = HeartBeatRequest {
+                header: self.base_header(&p, term),
+            };
+            self.send(
+                &p,
+                Request::HeartBeat(req),
+                Outstanding::HeartBeat {
+                    seq,
+                    peer: p.clone(),
+                },
+            );
+        }
+        if self.peers.len() == 1 {
+            self.finish_heartbeat_round(now);
+        }
+    }
+
+    fn on_heartbeat_reply(&mut self, seq: u64, peer: &str, h: &Header, now: i64) {
+        // The live table is updated even after the round is over.
+        let live = h.code != ResponseCode::NetworkError.code();
+        self.peers_live.insert(peer.to_string(), live);
+        let peers = self.peers.len();
+        let Maintainer::Beating(r) = &mut self.maintainer else {
+            return;
+        };
+        if r.seq != seq {
+            return;
+        }
+        match ResponseCode::from_code(h.code) {
+            Some(ResponseCode::Success) => r.succ += 1,
+            Some(ResponseCode::ExpiredTerm) => r.max_term = h.term,
+            Some(ResponseCode::InconsistentLeader) => r.inconsistent_leader = true,
+            Some(ResponseCode::TermNotReady) => r.not_ready += 1,
+            _ => {}
+        }
+        r.all += 1;
+        if is_quorum(r.succ, peers) || is_quorum(r.succ + r.not_ready, peers) || r.all == peers {
+            self.finish_heartbeat_round(now);
+        }
+    }
+
+    fn finish_heartbeat_round(&mut self, now: i64) {
+        let Maintainer::Beating(r) = std::mem::replace(&mut self.maintainer, Maintainer::Idle)
+        else {
+            return;
+        };
+        let leak = (self.cfg.heart_beat_time_interval_ms * self.cfg.max_heart_beat_leak) as i64;
+        if self.quorum(r.succ) {
+            self.last_succ_heartbeat = Some(now);
+        } else if self.quorum(r.succ + r.not_ready) {
+            self.last_send_heartbeat = None;
+        } else if r.max_term > r.term {
+            self.change_role_to_candidate(r.max_term);
+        } else if r.inconsistent_leader || self.last_succ_heartbeat.is_none_or(|t| now - t > leak) {
+            self.change_role_to_candidate(r.term);
+        }
+    }
+
+    fn maintain_as_follower(&mut self, now: i64) {
+        let hb = self.cfg.heart_beat_time_interval_ms as i64;
+        let elapsed = now - self.last_leader_heartbeat;
+        if elapsed > 2 * hb
+            && elapsed > self.cfg.max_heart_beat_leak as i64 * hb
+            && self.role == Role::Follower
+        {
+            let t = self.term;
+            self.change_role_to_candidate(t);
+        }
+    }
+
+    // ----- the "threads" ------------------------------------------------------
+
+    fn run(&mut self, now: i64) {
+        // Bounded: each pass either makes progress or stops.
+        for _ in 0..64 {
+            let before = (
+                self.actions.len(),
+                self.role,
+                self.term,
+                self.store.end_index(),
+            );
+            self.run_maintainer(now);
+            self.run_take_wait(now);
+            self.run_preferred_leader(now);
+            self.run_dispatchers(now);
+            self.run_quorum_checker(now);
+            self.run_entry_handler(now);
+            self.expire_orphan_appends(now);
+            let after = (
+                self.actions.len(),
+                self.role,
+                self.term,
+                self.store.end_index(),
+            );
+            // A pass can end a maintainer round (vote/heartbeat wait) without
+            // touching the tuple above; whatever that made due runs in the
+            // next pass, so a tick never leaves a timer at or before `now`.
+            let due = self.poll_timeout().is_some_and(|t| t as i64 <= now);
+            if before == after && !due {
+                break;
+            }
+        }
+    }
+
+    fn run_maintainer(&mut self, now: i64) {
+        if !self.cfg.enable_leader_elector {
+            return;
+        }
+        match &self.maintainer {
+            Maintainer::Voting(r) => {
+                if now >= r.deadline {
+                    self.finish_vote_round(now);
+                }
+                return;
+            }
+            Maintainer::Beating(r) => {
+                if now >= r.deadline {
+                    self.finish_heartbeat_round(now);
+                }
+                return;
+            }
+            Maintainer::Idle => {}
+        }
+        match self.role {
+            Role::Leader => self.maintain_as_leader(now),
+            Role::Follower => self.maintain_as_follower(now),
+            Role::Candidate => self.maintain_as_candidate(now),
+        }
+    }
+
+    // ----- leader replication (EntryDispatcher, spec §2.9) ---------------------
+
+    fn watermark(&mut self, term: i64, peer: &str) -> i64 {
+        let peers = &self.peers;
+        let m = self
+            .watermarks
+            .entry(term)
+            .or_insert_with(|| peers.iter().map(|p| (p.clone(), -1)).collect());
+        *m.get(peer).unwrap_or(&-1)
+    }
+
+    fn update_watermark(&mut self, term: i64, peer: &str, index: i64) {
+        let peers = &self.peers;
+        let m = self
+            .watermarks
+            .entry(term)
+            .or_insert_with(|| peers.iter().map(|p| (p.clone(), -1)).collect());
+        let e = m.entry(peer.to_string()).or_insert(-1);
+        if *e < index {
+            *e = index;
+        }
+    }
+
+    fn dispatcher_pos(&self, peer: &str) -> Option<usize> {
+        self.dispatchers.iter().position(|d| d.peer == peer)
+    }
+
+    /// `changeState(index, target)`.
+    fn change_state(&mut self, di: usize, index: i64, target: PushType) {
+        match target {
+            PushType::Append => {
+                let (term, peer) = {
+                    let d = &mut self.dispatchers[di];
+                    d.compare_index = -1;
+                    d.write_index = index + 1;
+                    (d.term, d.peer.clone())
+                };
+                self.update_watermark(term, &peer, index);
+            }
+            PushType::Compare => {
+                let d = &mut self.dispatchers[di];
+                if d.kind == PushType::Append {
+                    d.compare_index = -1;
+                    d.pending.clear();
+                }
+            }
+            PushType::Truncate => self.dispatchers[di].compare_index = -1,
+            PushType::Commit => {}
+        }
+        self.dispatchers[di].kind = target;
+    }
+
+    /// `checkAndFreshState`.
+    fn check_and_fresh_state(&mut self, di: usize) -> bool {
+        if self.role != Role::Leader {
+            return false;
+        }
+        let d = &self.dispatchers[di];
+        if d.term != self.term || d.leader_id.as_deref() != self.leader_id.as_deref() {
+            let term = self.term;
+            let me = self.cfg.self_id.clone();
+            let d = &mut self.dispatchers[di];
+            d.term = term;
+            d.leader_id = Some(me);
+            self.change_state(di, -1, PushType::Compare);
+        }
+        true
+    }
+
+    fn run_dispatchers(&mut self, now: i64) {
+        for di in 0..self.dispatchers.len() {
+            self.dispatcher_work(di, now);
+        }
+    }
+
+    fn dispatcher_work(&mut self, di: usize, now: i64) {
+        if let Some((id, deadline)) = self.dispatchers[di].waiting {
+            if now >= deadline {
+                // `get(3, SECONDS)` threw: pause and retry.
+                self.outstanding.remove(&id.0);
+                let d = &mut self.dispatchers[di];
+                d.waiting = None;
+                d.paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
+            }
+            return;
+        }
+        if now < self.dispatchers[di].paused_until {
+            return;
+        }
+        // The pause is over: it is no longer a deadline for poll_timeout.
+        self.dispatchers[di].paused_until = i64::MIN;
+        if !self.check_and_fresh_state(di) {
+            return;
+        }
+        if self.dispatchers[di].kind == PushType::Append {
+            self.do_append(di, now);
+        } else {
+            self.do_compare(di, now);
+        }
+    }
+
+    fn build_push(&self, di: usize, entry: Option<Entry>, kind: PushType) -> PushEntryRequest {
+        let d = &self.dispatchers[di];
+        let mut header = self.base_header(&d.peer, d.term);
+        header.leader_id = d.leader_id.clone();
+        PushEntryRequest {
+            header,
+            kind,
+            commit_index: self.store.committed_index(),
+            entry,
+            batch_entry: Vec::new(),
+        }
+    }
+
+    /// One step of `doCompare`: send the COMPARE for the current compare index.
+    fn do_compare(&mut self, di: usize, now: i64) {
+        let kind = self.dispatchers[di].kind;
+        if kind != PushType::Compare && kind != PushType::Truncate {
+            return;
+        }
+        let (lb, le) = (self.store.begin_index(), self.store.end_index());
+        let d = &mut self.dispatchers[di];
+        if d.compare_index == -1 && le == -1 {
+            return;
+        }
+        if d.compare_index == -1 || d.compare_index > le || d.compare_index < lb {
+            d.compare_index = le;
+        }
+        let ci = d.compare_index;
+        let entry = match self.store.get(ci) {
+            Ok(e) => e,
+            Err(_) => {
+                self.dispatchers[di].paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
+                return;
+            }
+        };
+        let req = self.build_push(di, Some(entry), PushType::Compare);
+        let peer = self.dispatchers[di].peer.clone();
+        let id = self.send(
+            &peer,
+            Request::Push(req),
+            Outstanding::Compare { peer: peer.clone() },
+        );
+        self.dispatchers[di].waiting = Some((id, now + SYNC_PUSH_WAIT_MS));
+    }
+
+    fn dispatcher_error(&mut self, peer: &str, id: OutboundId, now: i64) {
+        if let Some(di) = self.dispatcher_pos(peer) {
+            let d = &mut self.dispatchers[di];
+            if d.waiting.map(|w| w.0) == Some(id) {
+                d.waiting = None;
+                d.paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
+            }
+        }
+    }
+
+    /// The COMPARE decision table (spec §2.9).
+    fn on_compare_reply(&mut self, id: OutboundId, peer: &str, resp: &PushEntryResponse, now: i64) {
+        let Some(di) = self.dispatcher_pos(peer) else {
+            return;
+        };
+        if self.dispatchers[di].waiting.map(|w| w.0) != Some(id) {
+            return;
+        }
+        self.dispatchers[di].waiting = None;
+        let code = resp.header.code;
+        if code != ResponseCode::Success.code() && code != ResponseCode::InconsistentState.code() {
+            self.dispatchers[di].paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
+            return;
+        }
+        let (lb, le) = (self.store.begin_index(), self.store.end_index());
+        let ci = self.dispatchers[di].compare_index;
+        let mut truncate_index = -1;
+        if code == ResponseCode::Success.code() {
+            if ci == resp.end_index {
+                self.change_state(di, ci, PushType::Append);
+                self.dispatcher_work(di, now);
+                return;
+            }
+            truncate_index = ci;
+        } else if resp.end_index < lb || resp.begin_index > le || ci < resp.begin_index {
+            truncate_index = lb;
+        } else if ci > resp.end_index {
+            self.dispatchers[di].compare_index = resp.end_index;
+        } else {
+            self.dispatchers[di].compare_index -= 1;
+        }
+        if self.dispatchers[di].compare_index < lb {
+            truncate_index = lb;
+        }
+        if truncate_index != -1 && self.cfg.strict_commit {
+            // Not Java: never cut below what this follower acknowledged in
+            // this term. Java truncates at compareIndex even when the entries
+            // above it were appended (and counted) meanwhile by pipelined
+            // APPENDs that overtook the COMPARE, which can lose an
+            // acknowledged entry (found by the simulator, see sim docs).
+            let (term, p) = (self.dispatchers[di].term, self.dispatchers[di].peer.clone());
+            let keep = self.watermark(term, &p).min(resp.end_index).min(le);
+            truncate_index = truncate_index.max(keep);
+        }
+        if truncate_index != -1 {
+            self.change_state(di, truncate_index, PushType::Truncate);
+            self.do_truncate(di, truncate_index, now);
+        } else {
+            // Next loop iteration of doCompare.
+            if self.check_and_fresh_state(di) {
+                self.do_compare(di, now);
+            }
+        }
+    }
+
+    fn do_truncate(&mut self, di: usize, truncate_index: i64, now: i64) {
+        let entry = match self.store.get(truncate_index) {
+            Ok(e) => e,
+            Err(_) => {
+                self.dispatchers[di].paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
+                return;
+            }
+        };
+        self.dispatchers[di].truncate_index = truncate_index;
+        let req = self.build_push(di, Some(entry), PushType::Truncate);
+        let peer = self.dispatchers[di].peer.clone();
+        let id = self.send(
+            &peer,
+            Request::Push(req),
+            Outstanding::Truncate { peer: peer.clone() },
+        );
+        self.dispatchers[di].waiting = Some((id, now + SYNC_PUSH_WAIT_MS));
+    }
+
+    fn on_truncate_reply(
+        &mut self,
+        id: OutboundId,
+        peer: &str,
+        resp: &PushEntryResponse,
+        now: i64,
+    ) {
+        let Some(di) = self.dispatcher_pos(peer) else {
+            return;
+        };
+        if self.dispatchers[di].waiting.map(|w| w.0) != Some(id) {
+            return;
+        }
+        self.dispatchers[di].waiting = None;
+        if resp.header.code != ResponseCode::Success.code() {
+            self.dispatchers[di].paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
+            return;
+        }
+        self.dispatchers[di].last_push_commit = Some(now);
+        let ti = self.dispatchers[di].truncate_index;
+        self.change_state(di, ti, PushType::Append);
+        self.dispatcher_work(di, now);
+    }
+
+    fn do_append(&mut self, di: usize, now: i64) {
+        // Bounded by MAX_PENDING_PUSHES sends per call.
+        for _ in 0..=MAX_PENDING_PUSHES {
+            if !self.check_and_fresh_state(di) || self.dispatchers[di].kind != PushType::Append {
+                return;
+            }
+            if self.dispatchers[di].write_index > self.store.end_index() {
+                self.do_commit(di, now);
+                self.do_check_append_response(di, now);
+                return;
+            }
+            let (term, peer) = (self.dispatchers[di].term, self.dispatchers[di].peer.clone());
+            let d = &self.dispatchers[di];
+            if d.pending.len() >= MAX_PENDING_PUSHES || now - d.last_check_leak > PERIOD_MS {
+                let wm = self.watermark(term, &peer);
+                let d = &mut self.dispatchers[di];
+                d.pending.retain(|i, _| *i >= wm);
+                d.last_check_leak = now;
+            }
+            if self.dispatchers[di].pending.len() >= MAX_PENDING_PUSHES {
+                self.do_check_append_response(di, now);
+                return;
+            }
+            let wi = self.dispatchers[di].write_index;
+            self.do_append_inner(di, wi, now);
+            self.dispatchers[di].write_index += 1;
+        }
+    }
+
+    fn do_append_inner(&mut self, di: usize, index: i64, now: i64) {
+        let entry = match self.store.get(index) {
+            Ok(e) => e,
+            Err(StorageError::BelowBegin { .. }) => {
+                self.change_state(di, -1, PushType::Compare);
+                return;
+            }
+            Err(_) => {
+                self.dispatchers[di].paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
+                return;
+            }
+        };
+        let req = self.build_push(di, Some(entry), PushType::Append);
+        let peer = self.dispatchers[di].peer.clone();
+        self.send(
+            &peer,
+            Request::Push(req),
+            Outstanding::Append { peer: peer.clone() },
+        );
+        let d = &mut self.dispatchers[di];
+        d.pending.insert(index, now);
+        d.last_push_commit = Some(now);
+    }
+
+    fn do_commit(&mut self, di: usize, now: i64) {
+        if self.dispatchers[di]
+            .last_push_commit
+            .is_none_or(|t| now - t > PERIOD_MS)
+        {
+            let req = self.build_push(di, None, PushType::Commit);
+            let peer = self.dispatchers[di].peer.clone();
+            self.send(&peer, Request::Push(req), Outstanding::Commit);
+            self.dispatchers[di].last_push_commit = Some(now);
+        }
+    }
+
+    fn do_check_append_response(&mut self, di: usize, now: i64) {
+        let (term, peer) = (self.dispatchers[di].term, self.dispatchers[di].peer.clone());
+        let wm = self.watermark(term, &peer);
+        if let Some(sent) = self.dispatchers[di].pending.get(&(wm + 1)) {
+            if now - sent > self.cfg.max_push_time_out_ms as i64 {
+                self.do_append_inner(di, wm + 1, now);
+            }
+        }
+    }
+
+    fn on_append_reply(&mut self, peer: &str, resp: &PushEntryResponse) {
+        let Some(di) = self.dispatcher_pos(peer) else {
+            return;
+        };
+        match ResponseCode::from_code(resp.header.code) {
+            Some(ResponseCode::Success) => {
+                let index = resp.index.unwrap_or(-1);
+                self.dispatchers[di].pending.remove(&index);
+                self.update_watermark(resp.header.term, peer, index);
+            }
+            Some(ResponseCode::InconsistentState) => self.change_state(di, -1, PushType::Compare),
+            _ => {}
+        }
+    }
+
+    // ----- quorum and commit (QuorumAckChecker, spec §2.11/2.12) ---------------
+
+    fn outcome(&mut self, term: i64, index: i64, pos: i64, code: ResponseCode) {
+        self.actions.push_back(Action::AppendOutcome {
+            term,
+            index,
+            pos,
+            code,
+        });
+    }
+
+    fn run_quorum_checker(&mut self, now: i64) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let term = self.term;
+        self.pending_appends.entry(term).or_default();
+        self.watermark(term, &self.cfg.self_id.clone());
+        let old: Vec<i64> = self
+            .pending_appends
+            .keys()
+            .copied()
+            .filter(|t| *t != term)
+            .collect();
+        for t in old {
+            if let Some(m) = self.pending_appends.remove(&t) {
+                for (i, p) in m {
+                    if !p.done {
+                        self.outcome(t, i, p.pos, ResponseCode::TermChanged);
+                    }
+                }
+            }
+        }
+        self.watermarks.retain(|t, _| *t == term);
+        let mut sorted: Vec<i64> = self.watermarks[&term].values().copied().collect();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        let quorum_index = sorted[sorted.len() / 2];
+        self.leader_update_committed(term, quorum_index);
+
+        let mut need_check = false;
+        let mut ack_num = 0;
+        let mut i = quorum_index;
+        while i > self.last_quorum_index {
+            let removed = self
+                .pending_appends
+                .get_mut(&term)
+                .and_then(|m| m.remove(&i));
+            match removed {
+                None => {
+                    need_check = true;
+                    break;
+                }
+                Some(p) => {
+                    if !p.done {
+                        self.outcome(term, i, p.pos, ResponseCode::Success);
+                    }
+                    ack_num += 1;
+                }
+            }
+            i -= 1;
+        }
+        if ack_num == 0 {
+            let wait = self.cfg.max_wait_ack_time_ms as i64;
+            let mut timed_out = Vec::new();
+            if let Some(m) = self.pending_appends.get_mut(&term) {
+                for (idx, p) in m.range_mut(quorum_index + 1..) {
+                    // Java walks consecutive indexes and stops at a gap.
+                    if *idx != quorum_index + 1 + timed_out.len() as i64 {
+                        break;
+                    }
+                    if now - p.created >= wait {
+                        if !p.done {
+                            p.done = true;
+                            timed_out.push((*idx, p.pos, true));
+                        } else {
+                            timed_out.push((*idx, p.pos, false));
+                        }
+                    } else {
+                        break;
+                    }
+                }
+            }
+            for (idx, pos, emit) in timed_out {
+                if emit {
+                    self.outcome(term, idx, pos, ResponseCode::WaitQuorumAckTimeout);
+                }
+            }
+        }
+        if now - self.last_quorum_leak_check > PERIOD_MS || need_check {
+            let le = self.store.end_index();
+            let me = self.cfg.self_id.clone();
+            self.update_watermark(term, &me, le);
+            let mut done = Vec::new();
+            if let Some(m) = self.pending_appends.get_mut(&term) {
+                let keys: Vec<i64> = m.range(..=quorum_index).map(|(k, _)| *k).collect();
+                for k in keys {
+                    if let Some(p) = m.remove(&k) {
+                        if !p.done {
+                            done.push((k, p.pos));
+                        }
+                    }
+                }
+            }
+            for (k, pos) in done {
+                self.outcome(term, k, pos, ResponseCode::Success);
+            }
+            self.last_quorum_leak_check = now;
+        }
+        self.last_quorum_index = quorum_index;
+    }
+
+    fn leader_update_committed(&mut self, term: i64, index: i64) {
+        if self.cfg.strict_commit && index >= 0 {
+            // Raft §5.4.2: only an entry of the current term is committed by counting.
+            match self.store.get(index.min(self.store.end_index())) {
+                Ok(e) if e.term == term => {}
+                _ => return,
+            }
+        }
+        self.update_committed(term, index);
+    }
+
+    /// `updateCommittedIndex` guards (spec §2.11), then the store.
+    fn update_committed(&mut self, term: i64, index: i64) {
+        let committed = self.store.committed_index();
+        let le = self.store.end_index();
+        if index == -1 || le == -1 || term < self.term || index == committed {
+            return;
+        }
+        if index < committed || index < self.store.begin_index() {
+            return;
+        }
+        self.store.set_committed(term, index.min(le));
+        let after = self.store.committed_index();
+        if after > committed {
+            self.actions
+                .push_back(Action::CommitAdvanced { index: after });
+        }
+    }
+
+    /// Not Java: a pending append left behind on a node that is no longer
+    /// leader completes 502 after maxWaitAckTimeMs instead of hanging until
+    /// the node leads again (Java's client sees an RPC timeout instead).
+    fn expire_orphan_appends(&mut self, now: i64) {
+        if self.role == Role::Leader {
+            return;
+        }
+        let wait = self.cfg.max_wait_ack_time_ms as i64;
+        let mut out = Vec::new();
+        for (t, m) in self.pending_appends.iter_mut() {
+            m.retain(|i, p| {
+                if now - p.created >= wait {
+                    if !p.done {
+                        out.push((*t, *i, p.pos));
+                    }
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        self.pending_appends.retain(|_, m| !m.is_empty());
+        for (t, i, pos) in out {
+            self.outcome(t, i, pos, ResponseCode::WaitQuorumAckTimeout);
+        }
+    }
+
+    /// `handleAppend` + `appendAsLeader` + `waitAck`.
+    fn append_as_leader(
+        &mut self,
+        bodies: Vec<Bytes>,
+        now: i64,
+    ) -> Result<Vec<ProposeOk>, ResponseCode> {
+        if self.role != Role::Leader {
+            return Err(ResponseCode::NotLeader);
+        }
+        if self.transferee.is_some() {
+            return Err(ResponseCode::LeaderTransferring);
+        }
+        if bodies.is_empty() {
+            return Err(ResponseCode::RequestWithEmptyBodys);
+        }
+        let term = self.term;
+        if self.pending_appends.get(&term).map_or(0, |m| m.len())
+            > self.cfg.max_pending_requests_num
+        {
+            return Err(ResponseCode::LeaderPendingFull);
+        }
+        let mut out = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let e = self
+                .store
+                .append_leader(term, body)
+                .map_err(|e| storage_code(&e))?;
+            out.push(ProposeOk {
+                term: e.term,
+                index: e.index,
+                pos: e.pos,
+            });
+        }
+        let last = *out.last().expect("bodies is not empty");
+        let me = self.cfg.self_id.clone();
+        self.update_watermark(last.term, &me, last.index);
+        if self.peers.len() == 1 {
+            self.outcome(last.term, last.index, last.pos, ResponseCode::Success);
+        } else {
+            self.pending_appends.entry(last.term).or_default().insert(
+                last.index,
+                PendingAppend {
+                    pos: last.pos,
+                    created: now,
+                    done: false,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    // ----- follower side (EntryHandler, spec §2.10) ---------------------------
+
+    fn push_response(&self, req: &PushEntryRequest, code: ResponseCode) -> Response {
+        Response::Push(PushEntryResponse {
+            header: Header {
+                group: req.header.group.clone(),
+                term: req.header.term,
+                code: code.code(),
+                ..Header::default()
+            },
+            index: (req.kind != PushType::Commit).then(|| req.first_entry_index()),
+            count: req.count(),
+            begin_index: self.store.begin_index(),
+            end_index: self.store.end_index(),
+        })
+    }
+
+    fn handle_push(&mut self, id: InboundId, req: PushEntryRequest, now: i64) {
+        match req.kind {
+            PushType::Append => {
+                if req.entries().is_empty() {
+                    let r = self.push_response(&req, ResponseCode::UnexpectedArgument);
+                    self.respond(id, r);
+                    return;
+                }
+                let index = req.first_entry_index();
+                match self.parked.entry(index) {
+                    std::collections::btree_map::Entry::Occupied(_) => {
+                        let r = self.push_response(&req, ResponseCode::RepeatedPush);
+                        self.respond(id, r);
+                    }
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(Parked {
+                            id,
+                            req,
+                            created: now,
+                            answered: false,
+                        });
+                    }
+                }
+            }
+            PushType::Commit => self.enqueue(id, req),
+            PushType::Compare | PushType::Truncate => {
+                if req.entry.is_none() {
+                    let r = self.push_response(&req, ResponseCode::UnexpectedArgument);
+                    self.respond(id, r);
+                    return;
+                }
+                // Parked APPENDs are dropped unanswered; their senders time out.
+                let dropped = std::mem::take(&mut self.parked);
+                for (_, p) in dropped {
+                    if !p.answered {
+                        self.actions.push_back(Action::Abandon { id: p.id });
+                    }
+                }
+                self.enqueue(id, req);
+            }
+        }
+    }
+
+    fn enqueue(&mut self, id: InboundId, req: PushEntryRequest) {
+        if self.queue.len() >= FOLLOWER_QUEUE_CAP {
+            let r = self.push_response(&req, ResponseCode::PushRequestIsFull);
+            self.respond(id, r);
+        } else {
+            self.queue.push_back((id, req));
+        }
+    }
+
+    /// Java's store-level checks on a follower write (`appendAsFollower`/`truncate`).
+    fn follower_write_check(&self, req: &PushEntryRequest) -> Result<(), ResponseCode> {
+        if self.role != Role::Follower {
+            return Err(ResponseCode::NotFollower);
+        }
+        if req.header.term != self.term {
+            return Err(ResponseCode::InconsistentTerm);
+        }
+        if req.header.leader_id.is_none() || req.header.leader_id != self.leader_id {
+            return Err(ResponseCode::InconsistentLeader);
+        }
+        Ok(())
+    }
+
+    fn run_entry_handler(&mut self, now: i64) {
+        for _ in 0..(FOLLOWER_QUEUE_CAP + 4096) {
+            if self.role != Role::Follower {
+                while let Some((id, req)) = self.queue.pop_front() {
+                    let r = self.push_response(&req, ResponseCode::NotFollower);
+                    self.respond(id, r);
+                }
+                return;
+            }
+            if let Some((id, req)) = self.queue.pop_front() {
+                let code = match req.kind {
+                    PushType::Truncate => self.follower_truncate(&req),
+                    PushType::Compare => self.follower_compare(&req),
+                    _ => self.follower_commit(&req),
+                };
+                let r = self.push_response(&req, code);
+                self.respond(id, r);
+                continue;
+            }
+            let next = self.store.end_index() + 1;
+            let Some(p) = self.parked.remove(&next) else {
+                self.check_abnormal_future(now);
+                return;
+            };
+            let code = self.follower_append(next, &p.req);
+            if !p.answered {
+                let r = self.push_response(&p.req, code);
+                self.respond(p.id, r);
+            }
+        }
+    }
+
+    fn follower_append(&mut self, write_index: i64, req: &PushEntryRequest) -> ResponseCode {
+        let r = (|| {
+            if req.first_entry_index() != write_index {
+                return Err(ResponseCode::InconsistentState);
+            }
+            for e in req.entries() {
+                self.follower_write_check(req)?;
+                if e.index != self.store.end_index() + 1 {
+                    return Err(ResponseCode::InconsistentIndex);
+                }
+                self.store
+                    .append_follower(e)
+                    .map_err(|e| storage_code(&e))?;
+            }
+            Ok(())
+        })();
+        match r {
+            Ok(()) => {
+                self.update_committed(req.header.term, req.commit_index);
+                ResponseCode::Success
+            }
+            Err(_) => ResponseCode::InconsistentState,
+        }
+    }
+
+    fn follower_truncate(&mut self, req: &PushEntryRequest) -> ResponseCode {
+        let Some(e) = &req.entry else {
+            return ResponseCode::InconsistentState;
+        };
+        if self.follower_write_check(req).is_err() {
+            return ResponseCode::InconsistentState;
+        }
+        if self.store.truncate(e).is_err() || self.store.end_index() != e.index {
+            return ResponseCode::InconsistentState;
+        }
+        self.update_committed(req.header.term, req.commit_index);
+        ResponseCode::Success
+    }
+
+    fn follower_compare(&mut self, req: &PushEntryRequest) -> ResponseCode {
+        let Some(e) = &req.entry else {
+            return ResponseCode::InconsistentState;
+        };
+        if self.cfg.strict_commit && self.follower_write_check(req).is_err() {
+            return ResponseCode::InconsistentState;
+        }
+        match self.store.get(e.index) {
+            Ok(local) if local.same_as(e) => ResponseCode::Success,
+            _ => ResponseCode::InconsistentState,
+        }
+    }
+
+    fn follower_commit(&mut self, req: &PushEntryRequest) -> ResponseCode {
+        if self.cfg.strict_commit && self.follower_write_check(req).is_err() {
+            return ResponseCode::Unknown;
+        }
+        self.update_committed(req.header.term, req.commit_index);
+        ResponseCode::Success
+    }
+
+    /// `checkAbnormalFuture`: answer parked APPENDs that fell behind, and
+    /// fast-forward (406) the oldest timed-out one when nothing can proceed.
+    fn check_abnormal_future(&mut self, now: i64) {
+        if now - self.last_fast_forward_check < PERIOD_MS {
+            return;
+        }
+        self.last_fast_forward_check = now;
+        if self.parked.is_empty() {
+            return;
+        }
+        let end = self.store.end_index();
+        let mut min_ff = i64::MAX;
+        let keys: Vec<i64> = self.parked.keys().copied().collect();
+        for k in keys {
+            let Some(p) = self.parked.get(&k) else {
+                continue;
+            };
+            let (first, last) = (p.req.first_entry_index(), p.req.last_entry_index());
+            if last <= end {
+                let same = p
+                    .req
+                    .entries()
+                    .iter()
+                    .all(|e| self.store.get(e.index).is_ok_and(|l| l.same_as(e)));
+                let code = if same {
+                    ResponseCode::Success
+                } else {
+                    ResponseCode::InconsistentState
+                };
+                if let Some(p) = self.parked.remove(&k) {
+                    if !p.answered {
+                        let r = self.push_response(&p.req, code);
+                        self.respond(p.id, r);
+                    }
+                }
+                continue;
+            }
+            if first == end + 1 {
+                return;
+            }
+            if now - p.created < FOLLOWER_PUSH_TIMEOUT_MS {
+                continue;
+            }
+            min_ff = min_ff.min(first);
+        }
+        if let Some(p) = self.parked.get_mut(&min_ff) {
+            if !p.answered {
+                p.answered = true;
+                let (id, req) = (p.id, p.req.clone());
+                let r = self.push_response(&req, ResponseCode::InconsistentState);
+                self.respond(id, r);
+            }
+        }
+    }
+
+    // ----- leadership transfer (spec §2.8) -------------------------------------
+
+    fn transfer_error(
+        &mut self,
+        id: InboundId,
+        req: &LeadershipTransferRequest,
+        code: ResponseCode,
+    ) {
+        let mut header = req.header.clone();
+        header.code = code.code();
+        header.leader_id = self.leader_id.clone();
+        self.respond(
+            id,
+            Response::LeadershipTransfer(LeadershipTransferResponse { header }),
+        );
+    }
+
+    fn leader_transfer_checks(
+        &mut self,
+        req: &LeadershipTransferRequest,
+    ) -> Result<(), ResponseCode> {
+        if !self.is_peer(req.transferee_id.as_deref()) {
+            return Err(ResponseCode::UnknownMember);
+        }
+        if self.term != req.header.term {
+            return Err(ResponseCode::InconsistentTerm);
+        }
+        if self.role != Role::Leader {
+            return Err(ResponseCode::NotLeader);
+        }
+        let t = req.transferee_id.clone().unwrap_or_default();
+        let behind = self.store.end_index() - self.watermark(req.header.term, &t);
+        if behind >= self.cfg.max_leadership_transfer_wait_index {
+            return Err(ResponseCode::FallBehindTooMuch);
+        }
+        Ok(())
+    }
+
+    /// `DLedgerLeaderElector.handleLeadershipTransfer`.
+    fn elector_transfer(
+        &mut self,
+        inbound: Option<InboundId>,
+        req: &LeadershipTransferRequest,
+    ) -> Result<(), ResponseCode> {
+        if self.term != req.header.term {
+            return Err(ResponseCode::InconsistentTerm);
+        }
+        if self.role != Role::Leader {
+            return Err(ResponseCode::NotLeader);
+        }
+        if self.transferee.is_some() {
+            return Err(ResponseCode::LeaderTransferring);
+        }
+        let to = req.transferee_id.clone().unwrap_or_default();
+        self.transferee = Some(to.clone());
+        let take = LeadershipTransferRequest {
+            header: self.base_header(&to, req.header.term),
+            transfer_id: Some(self.cfg.self_id.clone()),
+            transferee_id: Some(to.clone()),
+            take_leadership_ledger_index: self.store.end_index(),
+        };
+        self.send(
+            &to,
+            Request::LeadershipTransfer(take),
+            Outstanding::Transfer {
+                inbound,
+                term: req.header.term,
+            },
+        );
+        Ok(())
+    }
+
+    fn handle_transfer_request(&mut self, id: InboundId, req: LeadershipTransferRequest, now: i64) {
+        let me = Some(self.cfg.self_id.as_str());
+        if req.transfer_id.as_deref() == me {
+            if let Err(code) = self.leader_transfer_checks(&req) {
+                return self.transfer_error(id, &req, code);
+            }
+            if let Err(code) = self.elector_transfer(Some(id), &req) {
+                let header = Header {
+                    term: self.term,
+                    code: code.code(),
+                    ..Header::default()
+                };
+                self.respond(
+                    id,
+                    Response::LeadershipTransfer(LeadershipTransferResponse { header }),
+                );
+            }
+        } else if req.transferee_id.as_deref() == me {
+            if req.transfer_id.is_none() || req.transfer_id != self.leader_id {
+                return self.transfer_error(id, &req, ResponseCode::InconsistentLeader);
+            }
+            let deadline = now + self.cfg.leadership_transfer_wait_timeout as i64;
+            if let Some(old) = self.take_wait.replace(TakeWait { id, req, deadline }) {
+                self.actions.push_back(Action::Abandon { id: old.id });
+            }
+        } else {
+            let header = Header {
+                term: self.term,
+                code: ResponseCode::UnexpectedArgument.code(),
+                ..Header::default()
+            };
+            self.respond(
+                id,
+                Response::LeadershipTransfer(LeadershipTransferResponse { header }),
+            );
+        }
+    }
+
+    /// The transferee's catch-up wait, then `handleTakeLeadership`.
+    fn run_take_wait(&mut self, now: i64) {
+        let Some(w) = &self.take_wait else { return };
+        if self.store.end_index() < w.req.take_leadership_ledger_index {
+            if now > w.deadline {
+                let w = self.take_wait.take().expect("checked above");
+                self.transfer_error(w.id, &w.req, ResponseCode::TakeLeadershipFailed);
+            }
+            return;
+        }
+        let w = self.take_wait.take().expect("checked above");
+        if self.term != w.req.header.term {
+            let header = Header {
+                term: self.term,
+                code: ResponseCode::InconsistentTerm.code(),
+                ..Header::default()
+            };
+            self.respond(
+                w.id,
+                Response::LeadershipTransfer(LeadershipTransferResponse { header }),
+            );
+            return;
+        }
+        let target = w.req.header.term + 1;
+        self.term_to_take_leadership = target;
+        if let Some(old) = self.take_task.replace(w.id) {
+            self.actions.push_back(Action::Abandon { id: old });
+        }
+        self.change_role_to_candidate(target);
+        self.need_increase_term_immediately = true;
+    }
+
+    /// `TakeLeadershipTask.check` on every role change.
+    fn take_leadership_check(&mut self, term: i64, role: Role) {
+        if self.term_to_take_leadership == -1 || self.take_task.is_none() {
+            return;
+        }
+        let target = self.term_to_take_leadership;
+        let code = if term > target {
+            ResponseCode::ExpiredTerm
+        } else if term == target {
+            match role {
+                Role::Leader => ResponseCode::Success,
+                Role::Follower => ResponseCode::TakeLeadershipFailed,
+                Role::Candidate => return,
+            }
+        } else {
+            match role {
+                Role::Follower => ResponseCode::TakeLeadershipFailed,
+                _ => ResponseCode::InternalError,
+            }
+        };
+        self.term_to_take_leadership = -1;
+        if let Some(id) = self.take_task.take() {
+            let header = Header {
+                term,
+                code: code.code(),
+                ..Header::default()
+            };
+            self.respond(
+                id,
+                Response::LeadershipTransfer(LeadershipTransferResponse { header }),
+            );
+        }
+    }
+
+    /// `checkPreferredLeader`, every 1000 ms on the leader.
+    fn run_preferred_leader(&mut self, now: i64) {
+        if now - self.last_preferred_check < PERIOD_MS {
+            return;
+        }
+        self.last_preferred_check = now;
+        if self.role != Role::Leader {
+            return;
+        }
+        let Some(ids) = self.cfg.preferred_leader_ids.clone() else {
+            return;
+        };
+        if ids.contains(&self.cfg.self_id) || self.transferee.is_some() {
+            return;
+        }
+        let le = self.store.end_index();
+        let term = self.term;
+        let mut best: Option<(i64, String)> = None;
+        for id in ids {
+            if !self.is_peer(Some(&id)) || self.peers_live.get(&id) != Some(&true) {
+                continue;
+            }
+            let behind = le - self.watermark(term, &id);
+            if best.as_ref().is_none_or(|(b, _)| behind < *b) {
+                best = Some((behind, id));
+            }
+        }
+        if let Some((behind, id)) = best {
+            if behind < self.cfg.max_leadership_transfer_wait_index {
+                let req = LeadershipTransferRequest {
+                    header: Header {
+                        term,
+                        ..Header::default()
+                    },
+                    transfer_id: Some(self.cfg.self_id.clone()),
+                    transferee_id: Some(id),
+                    take_leadership_ledger_index: 0,
+                };
+                let _ = self.elector_transfer(None, &req);
+            }
+        }
+    }
+}

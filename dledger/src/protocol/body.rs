@@ -1,0 +1,454 @@
+//! The JSON bodies of DLedger 0.3.1.2 (`DL: protocol/*.java`), field for field.
+//!
+//! Every message carries the [`Base`] fields of `RequestOrResponse`. Structs
+//! are serialised through [`to_json`], which sorts keys as fastjson does;
+//! getter-only properties Java emits (PushEntryRequest's `batch`, `count`,
+//! `firstEntryIndex`, `lastEntryIndex`, `totalSize`) are added there and
+//! ignored on input.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::json;
+use super::ProtocolError;
+pub use crate::core::message::{PushType, VoteResult};
+use crate::entry::Entry;
+
+fn neg1() -> i64 {
+    -1
+}
+fn code_success() -> i32 {
+    200
+}
+fn vote_unknown() -> VoteResult {
+    VoteResult::Unknown
+}
+fn push_append() -> PushType {
+    PushType::Append
+}
+
+/// `RequestOrResponse`: the fields of every request and response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Base {
+    #[serde(default = "code_success", deserialize_with = "json::i32_or_200")]
+    pub code: i32,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "json::opt_string"
+    )]
+    pub group: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "json::opt_string"
+    )]
+    pub leader_id: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "json::opt_string"
+    )]
+    pub local_id: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "json::opt_string"
+    )]
+    pub remote_id: Option<String>,
+    #[serde(default = "neg1", deserialize_with = "json::i64_or_neg1")]
+    pub term: i64,
+}
+
+impl Default for Base {
+    fn default() -> Self {
+        Base {
+            code: 200,
+            group: None,
+            leader_id: None,
+            local_id: None,
+            remote_id: None,
+            term: -1,
+        }
+    }
+}
+
+impl Base {
+    /// Java's `copyBaseInfo`.
+    pub fn copy_of(other: &Base) -> Base {
+        other.clone()
+    }
+}
+
+/// Messages with a JSON body.
+pub trait Body: Serialize + for<'de> Deserialize<'de> {
+    fn base(&self) -> &Base;
+    fn base_mut(&mut self) -> &mut Base;
+
+    /// The body as DLedger writes it (`JSON.toJSONBytes`).
+    fn to_json(&self) -> Vec<u8> {
+        // Serialising these plain structs cannot fail; an empty object is the
+        // only sane fallback should it ever.
+        json::to_sorted_json(self).unwrap_or_else(|_| b"{}".to_vec())
+    }
+
+    /// Parses a body as DLedger does (`JSON.parseObject`).
+    fn from_json(bytes: &[u8]) -> Result<Self, ProtocolError> {
+        if bytes.is_empty() {
+            return Err(ProtocolError::EmptyBody);
+        }
+        serde_json::from_slice(bytes).map_err(|e| ProtocolError::BadJson(e.to_string()))
+    }
+}
+
+macro_rules! body {
+    ($($t:ident),+ $(,)?) => {$(
+        impl Body for $t {
+            fn base(&self) -> &Base { &self.base }
+            fn base_mut(&mut self) -> &mut Base { &mut self.base }
+        }
+    )+};
+}
+
+/// A message with no fields beyond [`Base`].
+macro_rules! base_only {
+    ($($(#[$m:meta])* $t:ident),+ $(,)?) => {$(
+        $(#[$m])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct $t {
+            #[serde(flatten)]
+            pub base: Base,
+        }
+    )+};
+}
+
+base_only!(
+    /// METADATA request.
+    MetadataRequest,
+    /// HEART_BEAT request: `leaderId` = `localId` = the leader, `term`.
+    HeartBeatRequest,
+    /// HEART_BEAT response: `code` and `term` only.
+    HeartBeatResponse,
+    /// LEADERSHIP_TRANSFER response: `code` and `term`.
+    LeadershipTransferResponse,
+);
+
+/// METADATA response: peers id -> address, known leader.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataResponse {
+    #[serde(flatten)]
+    pub base: Base,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<BTreeMap<String, String>>,
+}
+
+/// APPEND request from a client.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendEntryRequest {
+    #[serde(flatten)]
+    pub base: Base,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "json::base64_opt"
+    )]
+    pub body: Option<Bytes>,
+}
+
+/// APPEND response: the entry's index and position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendEntryResponse {
+    #[serde(flatten)]
+    pub base: Base,
+    #[serde(default = "neg1", deserialize_with = "json::i64_or_neg1")]
+    pub index: i64,
+    #[serde(default = "neg1", deserialize_with = "json::i64_or_neg1")]
+    pub pos: i64,
+}
+
+impl Default for AppendEntryResponse {
+    fn default() -> Self {
+        AppendEntryResponse {
+            base: Base::default(),
+            index: -1,
+            pos: -1,
+        }
+    }
+}
+
+/// GET request; DLedger only reads `beginIndex`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetEntriesRequest {
+    #[serde(flatten)]
+    pub base: Base,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "json::opt_i64"
+    )]
+    pub begin_index: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "json::opt_i64_list"
+    )]
+    pub index_list: Option<Vec<i64>>,
+    #[serde(default, deserialize_with = "json::i32_or_zero")]
+    pub max_size: i32,
+}
+
+/// GET response: zero or one entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetEntriesResponse {
+    #[serde(flatten)]
+    pub base: Base,
+    #[serde(default, deserialize_with = "json::null_as_default")]
+    pub entries: Vec<EntryJson>,
+}
+
+/// VOTE request: `leaderId` and `localId` are the candidate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoteRequest {
+    #[serde(flatten)]
+    pub base: Base,
+    #[serde(default = "neg1", deserialize_with = "json::i64_or_neg1")]
+    pub ledger_end_index: i64,
+    #[serde(default = "neg1", deserialize_with = "json::i64_or_neg1")]
+    pub ledger_end_term: i64,
+}
+
+impl Default for VoteRequest {
+    fn default() -> Self {
+        VoteRequest {
+            base: Base::default(),
+            ledger_end_index: -1,
+            ledger_end_term: -1,
+        }
+    }
+}
+
+/// VOTE response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoteResponse {
+    #[serde(flatten)]
+    pub base: Base,
+    #[serde(
+        default = "vote_unknown",
+        serialize_with = "json::vote_result::serialize",
+        deserialize_with = "json::vote_result::deserialize"
+    )]
+    pub vote_result: VoteResult,
+}
+
+impl Default for VoteResponse {
+    fn default() -> Self {
+        VoteResponse {
+            base: Base::default(),
+            vote_result: VoteResult::Unknown,
+        }
+    }
+}
+
+/// PUSH request. A single entry travels in `entry`, a batch in `batchEntry`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushEntryRequest {
+    #[serde(flatten)]
+    pub base: Base,
+    #[serde(default, deserialize_with = "json::null_as_default")]
+    pub batch_entry: Vec<EntryJson>,
+    #[serde(default = "neg1", deserialize_with = "json::i64_or_neg1")]
+    pub commit_index: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<EntryJson>,
+    #[serde(
+        rename = "type",
+        default = "push_append",
+        serialize_with = "json::push_type::serialize",
+        deserialize_with = "json::push_type::deserialize"
+    )]
+    pub kind: PushType,
+}
+
+impl Default for PushEntryRequest {
+    fn default() -> Self {
+        PushEntryRequest {
+            base: Base::default(),
+            batch_entry: Vec::new(),
+            commit_index: -1,
+            entry: None,
+            kind: PushType::Append,
+        }
+    }
+}
+
+impl PushEntryRequest {
+    /// The entries carried, whichever shape was used: a non-empty `batchEntry`
+    /// wins, as in Java's getters.
+    pub fn entries(&self) -> Vec<&EntryJson> {
+        if !self.batch_entry.is_empty() {
+            self.batch_entry.iter().collect()
+        } else {
+            self.entry.iter().collect()
+        }
+    }
+
+    /// The JSON Java writes: the fields plus the getter-only `batch`,
+    /// `count`, `firstEntryIndex`, `lastEntryIndex` and `totalSize`.
+    pub fn to_json_with_derived(&self) -> Vec<u8> {
+        let entries = self.entries();
+        let first = entries.first().map_or(-1, |e| e.index);
+        let last = entries.last().map_or(-1, |e| e.index);
+        // Java adds to totalSize only in addEntry (batch); setEntry leaves it 0.
+        let total: i64 = self.batch_entry.iter().map(|e| i64::from(e.size)).sum();
+        let mut v = match serde_json::to_value(self) {
+            Ok(v) => v,
+            Err(_) => return b"{}".to_vec(),
+        };
+        if let Some(map) = v.as_object_mut() {
+            map.insert("batch".into(), (!self.batch_entry.is_empty()).into());
+            map.insert("count".into(), entries.len().into());
+            map.insert("firstEntryIndex".into(), first.into());
+            map.insert("lastEntryIndex".into(), last.into());
+            map.insert("totalSize".into(), total.into());
+        }
+        json::value_to_sorted_json(&v).unwrap_or_else(|_| b"{}".to_vec())
+    }
+}
+
+/// PUSH response. `index` is absent for COMMIT replies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushEntryResponse {
+    #[serde(flatten)]
+    pub base: Base,
+    #[serde(default, deserialize_with = "json::i64_or_zero")]
+    pub begin_index: i64,
+    #[serde(default, deserialize_with = "json::i32_or_zero")]
+    pub count: i32,
+    #[serde(default, deserialize_with = "json::i64_or_zero")]
+    pub end_index: i64,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "json::opt_i64"
+    )]
+    pub index: Option<i64>,
+}
+
+/// LEADERSHIP_TRANSFER request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeadershipTransferRequest {
+    #[serde(flatten)]
+    pub base: Base,
+    #[serde(default, deserialize_with = "json::i64_or_zero")]
+    pub take_leadership_ledger_index: i64,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "json::opt_string"
+    )]
+    pub transfer_id: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "json::opt_string"
+    )]
+    pub transferee_id: Option<String>,
+}
+
+body!(
+    MetadataRequest,
+    MetadataResponse,
+    AppendEntryRequest,
+    AppendEntryResponse,
+    GetEntriesRequest,
+    GetEntriesResponse,
+    VoteRequest,
+    VoteResponse,
+    HeartBeatRequest,
+    HeartBeatResponse,
+    LeadershipTransferRequest,
+    LeadershipTransferResponse,
+    PushEntryResponse,
+);
+
+impl Body for PushEntryRequest {
+    fn base(&self) -> &Base {
+        &self.base
+    }
+    fn base_mut(&mut self) -> &mut Base {
+        &mut self.base
+    }
+    fn to_json(&self) -> Vec<u8> {
+        self.to_json_with_derived()
+    }
+}
+
+/// `DLedgerEntry` as JSON (`DL: entry/DLedgerEntry.java`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryJson {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "json::base64_opt"
+    )]
+    pub body: Option<Bytes>,
+    #[serde(default, deserialize_with = "json::i32_or_zero")]
+    pub body_crc: i32,
+    #[serde(default, deserialize_with = "json::i32_or_zero")]
+    pub chain_crc: i32,
+    #[serde(default, deserialize_with = "json::i32_or_zero")]
+    pub channel: i32,
+    #[serde(default, deserialize_with = "json::i64_or_zero")]
+    pub index: i64,
+    #[serde(default, deserialize_with = "json::i32_or_zero")]
+    pub magic: i32,
+    #[serde(default, deserialize_with = "json::i64_or_zero")]
+    pub pos: i64,
+    #[serde(default, deserialize_with = "json::i32_or_zero")]
+    pub size: i32,
+    #[serde(default, deserialize_with = "json::i64_or_zero")]
+    pub term: i64,
+}
+
+impl From<&Entry> for EntryJson {
+    fn from(e: &Entry) -> Self {
+        EntryJson {
+            body: Some(e.body.clone()),
+            body_crc: e.body_crc,
+            chain_crc: e.chain_crc,
+            channel: e.channel,
+            index: e.index,
+            magic: e.magic,
+            pos: e.pos,
+            size: e.size(),
+            term: e.term,
+        }
+    }
+}
+
+impl EntryJson {
+    /// The entry; a missing body is an empty one. `size` is derived from the
+    /// body, so a stale `size` in the JSON cannot make replicas disagree.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            index: self.index,
+            term: self.term,
+            magic: self.magic,
+            pos: self.pos,
+            channel: self.channel,
+            chain_crc: self.chain_crc,
+            body_crc: self.body_crc,
+            body: self.body.clone().unwrap_or_default(),
+        }
+    }
+}
