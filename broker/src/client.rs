@@ -260,6 +260,15 @@ impl ClientManager {
             .unwrap_or_default()
     }
 
+    /// Every producer group and its members (GET_ALL_PRODUCER_INFO).
+    pub fn producer_groups(&self) -> Vec<(String, Vec<ClientChannel>)> {
+        let producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
+        producers
+            .iter()
+            .map(|(g, m)| (g.clone(), m.values().cloned().collect()))
+            .collect()
+    }
+
     pub fn consumer_group_names(&self) -> Vec<String> {
         self.consumers
             .lock()

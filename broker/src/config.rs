@@ -135,6 +135,10 @@ broker_config! {
     flush_consumer_offset_interval: u64 = "flushConsumerOffsetInterval" => 5000,
     channel_expired_timeout: u64 = "channelExpiredTimeout" => 120_000,
     reject_transaction_message: bool = "rejectTransactionMessage" => false,
+    /// Java `BrokerConfig` transaction check keys (ms / count).
+    transaction_time_out: i64 = "transactionTimeOut" => 6_000,
+    transaction_check_max: i32 = "transactionCheckMax" => 15,
+    transaction_check_interval: i64 = "transactionCheckInterval" => 30_000,
     region_id: String = "regionId" => "DefaultRegion".into(),
     trace_on: bool = "traceOn" => true,
     revive_queue_num: i32 = "reviveQueueNum" => 8,
@@ -151,6 +155,12 @@ broker_config! {
     delete_when: String = "deleteWhen" => "04".into(),
     file_reserved_time: i32 = "fileReservedTime" => 72,
     disk_max_used_space_ratio: i32 = "diskMaxUsedSpaceRatio" => 75,
+    clean_file_forcibly_enable: bool = "cleanFileForciblyEnable" => true,
+    /// Accepted; our readers hold their own mapping, so files are unlinked at once.
+    destroy_maped_file_interval_forcibly: i64 = "destroyMapedFileIntervalForcibly" => 120_000,
+    clean_resource_interval: i64 = "cleanResourceInterval" => 10_000,
+    delete_file_batch_max: i32 = "deleteFileBatchMax" => 10,
+    sync_flush_timeout: i64 = "syncFlushTimeout" => 5_000,
     flush_interval_commit_log: i32 = "flushIntervalCommitLog" => 500,
     message_delay_level: String = "messageDelayLevel" => "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h".into(),
     max_transfer_count_on_message_in_memory: i32 = "maxTransferCountOnMessageInMemory" => 32,
@@ -158,6 +168,16 @@ broker_config! {
     max_hash_slot_num: i32 = "maxHashSlotNum" => 5_000_000,
     max_index_num: i32 = "maxIndexNum" => 20_000_000,
     timer_wheel_enable: bool = "timerWheelEnable" => true,
+    /// DLedger commit log (spec dledger.md §4.1; `broker/src/dledger.rs`).
+    enable_d_leger_commit_log: bool = "enableDLegerCommitLog" => false,
+    d_leger_group: String = "dLegerGroup" => String::new(),
+    d_leger_peers: String = "dLegerPeers" => String::new(),
+    d_leger_self_id: String = "dLegerSelfId" => String::new(),
+    preferred_leader_id: String = "preferredLeaderId" => String::new(),
+    /// Accepted; our DLedger server pushes one entry per request.
+    enable_batch_push: bool = "enableBatchPush" => false,
+    /// A slave serves pulls (else it refuses them with SYSTEM_BUSY, as Java).
+    slave_read_enable: bool = "slaveReadEnable" => false,
 }
 
 impl BrokerConfig {

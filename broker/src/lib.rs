@@ -8,17 +8,23 @@
 
 pub mod client;
 pub mod config;
+pub mod dledger;
 pub mod error;
+pub mod filter;
 pub mod lock;
 pub mod message;
 pub mod namesrv;
 pub mod offsets;
 pub mod processor;
+pub mod schedule;
 pub mod server;
+pub mod slave_sync;
 pub mod stats;
 pub mod store;
 pub mod subscription;
+pub mod timer;
 pub mod topic;
+pub mod transaction;
 
 pub use config::{BrokerConfig, ConfigError};
 pub use error::BrokerError;

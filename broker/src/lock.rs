@@ -74,6 +74,18 @@ impl RebalanceLockManager {
         out
     }
 
+    /// No queue of `group` is locked (Java `isLockAllExpired`).
+    pub fn is_lock_all_expired(&self, group: &str) -> bool {
+        let max_live = self.max_live.unwrap_or(LOCK_MAX_LIVE_TIME);
+        let now = Instant::now();
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table.get(group).map_or(true, |locks| {
+            locks
+                .values()
+                .all(|e| now.duration_since(e.last_update) > max_live)
+        })
+    }
+
     /// Releases the queues `client_id` holds.
     pub fn unlock_batch(&self, group: &str, mqs: &[MessageQueue], client_id: &str) {
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());

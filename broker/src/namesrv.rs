@@ -4,6 +4,7 @@
 //! (a name server drops a broker whose connection closes).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +62,8 @@ fn register_request(id: &Identity, body: Vec<u8>) -> RemotingCommand {
 pub struct NamesrvClient {
     addrs: Vec<String>,
     identity: Identity,
+    /// The broker id sent with every registration; DLedger role changes move it.
+    broker_id: AtomicI64,
     timeout: Duration,
     conns: Mutex<HashMap<String, Connection>>,
 }
@@ -78,8 +81,21 @@ impl NamesrvClient {
                 acting_master: config.enable_slave_acting_master,
                 heartbeat_timeout_millis: config.broker_not_active_timeout_millis,
             },
+            broker_id: AtomicI64::new(config.broker_id),
             timeout: Duration::from_millis(config.register_broker_timeout_mills),
             conns: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Changes the broker id of later registrations (DLedger role change).
+    pub fn set_broker_id(&self, id: i64) {
+        self.broker_id.store(id, Ordering::Release);
+    }
+
+    fn identity_now(&self) -> Identity {
+        Identity {
+            broker_id: self.broker_id.load(Ordering::Acquire),
+            ..self.identity.clone()
         }
     }
 
@@ -122,7 +138,7 @@ impl NamesrvClient {
             topic_config_serialize_wrapper: wrapper,
             filter_server_list: vec![],
         });
-        let request = register_request(&self.identity, body);
+        let request = register_request(&self.identity_now(), body);
         let calls = self.addrs.iter().map(|addr| {
             let request = request.clone();
             async move {
@@ -163,10 +179,41 @@ impl NamesrvClient {
             .count()
     }
 
+    /// The master (id 0) address of `broker_name` from the first name server
+    /// that answers GET_BROKER_CLUSTER_INFO (DLedger slave sync).
+    pub async fn master_addr(&self, broker_name: &str) -> Option<String> {
+        for addr in &self.addrs {
+            let Ok(conn) = self.connection(addr).await else {
+                continue;
+            };
+            let request = RemotingCommand::request(request_code::GET_BROKER_CLUSTER_INFO);
+            let Ok(resp) = conn.request(request, self.timeout).await else {
+                self.forget(addr).await;
+                continue;
+            };
+            if resp.code != response_code::SUCCESS {
+                continue;
+            }
+            let info: remoting::body::ClusterInfo = match remoting::body::from_fastjson(&resp.body)
+            {
+                Ok(i) => i,
+                Err(_) => continue,
+            };
+            if let Some(m) = info
+                .broker_addr_table
+                .get(broker_name)
+                .and_then(|b| b.broker_addrs.get(&0))
+            {
+                return Some(m.clone());
+            }
+        }
+        None
+    }
+
     /// UNREGISTER_BROKER to every name server (best effort), then closes the
     /// connections.
     pub async fn unregister_all(&self) {
-        let id = &self.identity;
+        let id = &self.identity_now();
         let request = RemotingCommand::request(request_code::UNREGISTER_BROKER)
             .with_ext("brokerName", &id.broker_name)
             .with_ext("brokerAddr", &id.broker_addr)

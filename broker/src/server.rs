@@ -23,6 +23,7 @@ use crate::offsets::ConsumerOffsetManager;
 use crate::processor::admin::AdminProcessor;
 use crate::processor::client::ClientProcessor;
 use crate::processor::pull::{ArrivalNotifier, PullProcessor};
+use crate::processor::relay::RelayProcessor;
 use crate::processor::send::SendProcessor;
 use crate::processor::SharedConfig;
 use crate::stats::BrokerStats;
@@ -57,6 +58,8 @@ pub struct Broker {
     namesrv: Arc<NamesrvClient>,
     offsets: Arc<ConsumerOffsetManager>,
     store: Arc<BrokerStore>,
+    /// The DLedger member when `enableDLegerCommitLog=true`.
+    dledger: Option<Arc<dledger::server::DLedgerServer>>,
 }
 
 struct Services {
@@ -72,6 +75,9 @@ struct Services {
     register_now: Arc<Notify>,
     store_host: SocketAddr,
     shutdown: CancellationToken,
+    schedule: Arc<crate::schedule::ScheduleService>,
+    timer: Arc<crate::timer::TimerService>,
+    transactions: Arc<crate::transaction::TransactionService>,
 }
 
 impl Broker {
@@ -82,11 +88,15 @@ impl Broker {
     pub async fn start(
         listener: TcpListener,
         vip_listener: Option<TcpListener>,
-        config: BrokerConfig,
+        mut config: BrokerConfig,
         store: Option<MessageStore>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Broker> {
         config.validate()?;
+        if config.enable_d_leger_commit_log {
+            // Java `BrokerStartup`: the id comes from the first DLedger role.
+            config.broker_id = -1;
+        }
         let local_addr = listener.local_addr()?;
         let config_dir = config.config_dir();
         std::fs::create_dir_all(&config_dir)
@@ -95,8 +105,14 @@ impl Broker {
             .broker_addr()
             .parse()
             .with_context(|| format!("brokerIP1 {:?} is not an IP address", config.broker_ip1))?;
+        let mut dledger_parts = None;
         let store = Arc::new(BrokerStore::new(match store {
             Some(s) => s,
+            None if config.enable_d_leger_commit_log => {
+                let (s, parts) = crate::store::open_dledger(&config).await?;
+                dledger_parts = Some(parts);
+                s
+            }
             None => crate::store::open(&config)?,
         }));
         let register_now = Arc::new(Notify::new());
@@ -123,12 +139,28 @@ impl Broker {
         let register_period = Duration::from_millis(config.register_name_server_period);
         let flush_interval = Duration::from_millis(config.flush_consumer_offset_interval.max(100));
         let channel_expiry = Duration::from_millis(config.channel_expired_timeout);
+        let schedule = Arc::new(crate::schedule::ScheduleService::open(
+            store.clone(),
+            config.config_dir(),
+            &config.message_delay_level,
+        )?);
+        let timer = Arc::new(crate::timer::TimerService::open(
+            store.clone(),
+            config.config_dir(),
+        )?);
         let shared: SharedConfig = Arc::new(RwLock::new(config));
+        let transactions = Arc::new(crate::transaction::TransactionService::new(
+            shared.clone(),
+            store.clone(),
+            clients.clone(),
+            offsets.clone(),
+            store_host,
+        ));
 
         let services = Services {
             config: shared.clone(),
             topics: topics.clone(),
-            groups,
+            groups: groups.clone(),
             clients: clients.clone(),
             offsets: offsets.clone(),
             locks: Arc::new(RebalanceLockManager::new()),
@@ -138,11 +170,17 @@ impl Broker {
             register_now: register_now.clone(),
             store_host,
             shutdown: shutdown.clone(),
+            schedule: schedule.clone(),
+            timer: timer.clone(),
+            transactions: transactions.clone(),
         };
         let stats = services.stats.clone();
         let router = Arc::new(build_router(services));
 
         let tasks = TaskTracker::new();
+        schedule.start(&tasks, &shutdown);
+        timer.start(&tasks, &shutdown);
+        transactions.start(&tasks, &shutdown);
         tasks.spawn(serve(
             listener,
             router.clone(),
@@ -158,6 +196,36 @@ impl Broker {
             ));
         }
 
+        let mut dledger_server = None;
+        if let Some(parts) = dledger_parts {
+            let raw = store.with(None, |s| Some(s.clone()));
+            if let Some(raw) = raw {
+                tasks.spawn(crate::dledger::dispatch_loop(
+                    parts.server.clone(),
+                    raw.clone(),
+                    parts.state.clone(),
+                    shutdown.clone(),
+                ));
+                tasks.spawn(crate::dledger::role_loop(
+                    parts.server.clone(),
+                    raw,
+                    parts.state,
+                    shared.clone(),
+                    namesrv.clone(),
+                    topics.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            dledger_server = Some(parts.server);
+            let sync = crate::slave_sync::SlaveSync {
+                config: shared.clone(),
+                namesrv: namesrv.clone(),
+                topics: topics.clone(),
+                groups: groups.clone(),
+                offsets: offsets.clone(),
+            };
+            tasks.spawn(sync.run(shutdown.clone()));
+        }
         if register_enabled && !namesrv.addrs().is_empty() {
             // Java registers synchronously in start(); bound the wait so a
             // missing name server does not delay the boot for long.
@@ -187,6 +255,7 @@ impl Broker {
             namesrv,
             offsets,
             store,
+            dledger: dledger_server,
         })
     }
 
@@ -218,6 +287,12 @@ impl Broker {
         self.tasks.wait().await;
         self.offsets.persist();
         self.store.shutdown();
+        if let Some(server) = self.dledger {
+            match Arc::try_unwrap(server) {
+                Ok(server) => server.shutdown().await,
+                Err(server) => drop(server),
+            }
+        }
         info!("broker stopped");
         Ok(())
     }
@@ -249,6 +324,12 @@ async fn housekeeping(
     }
 }
 
+/// A slave (a DLedger follower) refuses sends unless `enableSlaveActingMaster`.
+fn rejects_sends(config: &SharedConfig) -> bool {
+    let c = config.read().unwrap_or_else(|p| p.into_inner());
+    c.broker_role.eq_ignore_ascii_case("SLAVE") && !c.enable_slave_acting_master
+}
+
 /// A handler whose whole work happens on the connection's read loop.
 fn sync_handler<F>(
     f: F,
@@ -270,6 +351,13 @@ fn build_router(s: Services) -> Router {
         store: s.store.clone(),
         stats: s.stats.clone(),
         store_host: s.store_host,
+        schedule: s.schedule.clone(),
+        timer: s.timer.clone(),
+        locks: s.locks.clone(),
+    });
+    let end_transaction = Arc::new(crate::processor::transaction::EndTransactionProcessor {
+        tx: s.transactions.clone(),
+        schedule: s.schedule.clone(),
     });
     let pull = Arc::new(PullProcessor {
         config: s.config.clone(),
@@ -312,7 +400,19 @@ fn build_router(s: Services) -> Router {
         rq::SEND_BATCH_MESSAGE,
     ] {
         let p = send.clone();
-        router = router.route(code, sync_handler(move |c, r| p.handle(c, r)));
+        let cfg = s.config.clone();
+        router = router.route(code, move |conn: Connection, req: RemotingCommand| {
+            // Java `SendMessageProcessor.rejectRequest` on a slave.
+            let r = if rejects_sends(&cfg) {
+                Err(CommandError::new(
+                    remoting::code::response_code::SYSTEM_BUSY,
+                    "[REJECTREQUEST]system busy, start flow control for a while",
+                ))
+            } else {
+                p.handle(&conn, &req).map_err(CommandError::from)
+            };
+            std::future::ready(r)
+        });
     }
     {
         let p = send.clone();
@@ -321,11 +421,30 @@ fn build_router(s: Services) -> Router {
             sync_handler(move |c, r| p.send_back(c, r)),
         );
     }
+    router = router.route(
+        rq::END_TRANSACTION,
+        sync_handler(move |c, r| end_transaction.handle(c, r)),
+    );
     for code in [rq::PULL_MESSAGE, rq::LITE_PULL_MESSAGE] {
         let p = pull.clone();
+        let cfg = s.config.clone();
         router = router.route(code, move |_conn: Connection, req: RemotingCommand| {
             let p = p.clone();
-            async move { p.handle(req).await.map_err(CommandError::from) }
+            // Java `PullMessageProcessor.rejectRequest`: a slave without
+            // `slaveReadEnable` refuses pulls.
+            let rejected = {
+                let c = cfg.read().unwrap_or_else(|p| p.into_inner());
+                c.broker_role.eq_ignore_ascii_case("SLAVE") && !c.slave_read_enable
+            };
+            async move {
+                if rejected {
+                    return Err(CommandError::new(
+                        remoting::code::response_code::SYSTEM_BUSY,
+                        "[REJECTREQUEST]system busy, start flow control for a while",
+                    ));
+                }
+                p.handle(req).await.map_err(CommandError::from)
+            }
         });
     }
 
@@ -347,7 +466,7 @@ fn build_router(s: Services) -> Router {
     }
 
     type AdminFn = fn(&AdminProcessor, &RemotingCommand) -> Result<RemotingCommand, BrokerError>;
-    let admin_routes: [(i32, AdminFn); 23] = [
+    let admin_routes: [(i32, AdminFn); 27] = [
         (rq::UPDATE_AND_CREATE_TOPIC, |p, r| {
             p.update_and_create_topic(r)
         }),
@@ -391,10 +510,62 @@ fn build_router(s: Services) -> Router {
         (rq::UPDATE_AND_CREATE_TOPIC_LIST, |p, r| {
             p.update_and_create_topic_list(r)
         }),
+        (rq::VIEW_BROKER_STATS_DATA, |p, r| p.view_broker_stats(r)),
+        (rq::GET_BROKER_CONSUME_STATS, |p, r| {
+            p.broker_consume_stats(r)
+        }),
+        (rq::GET_ALL_PRODUCER_INFO, |p, _| p.all_producer_info()),
+        (rq::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST, |p, r| {
+            p.update_subscription_group_list(r)
+        }),
     ];
     for (code, f) in admin_routes {
         let p = admin.clone();
         router = router.route(code, sync_handler(move |_, r| f(&p, r)));
+    }
+
+    let relay = Arc::new(RelayProcessor {
+        config: s.config.clone(),
+        topics: s.topics.clone(),
+        clients: s.clients.clone(),
+        offsets: s.offsets.clone(),
+        store: s.store.clone(),
+    });
+    {
+        let p = relay.clone();
+        router = router.route(
+            rq::INVOKE_BROKER_TO_RESET_OFFSET,
+            move |_: Connection, req| {
+                let p = p.clone();
+                async move { p.reset_offset(req).await.map_err(CommandError::from) }
+            },
+        );
+        let p = relay.clone();
+        router = router.route(rq::GET_CONSUMER_RUNNING_INFO, move |_: Connection, req| {
+            let p = p.clone();
+            async move {
+                p.consumer_running_info(req)
+                    .await
+                    .map_err(CommandError::from)
+            }
+        });
+        let p = relay.clone();
+        router = router.route(
+            rq::INVOKE_BROKER_TO_GET_CONSUMER_STATUS,
+            move |_: Connection, req| {
+                let p = p.clone();
+                async move { p.consumer_status(req).await.map_err(CommandError::from) }
+            },
+        );
+        let p = relay;
+        router = router.route(rq::CONSUME_MESSAGE_DIRECTLY, move |_: Connection, req| {
+            let p = p.clone();
+            async move {
+                p.consume_message_directly(req)
+                    .await
+                    .map_err(CommandError::from)
+            }
+        });
     }
 
     let router = crate::processor::query::register(router, s.store.clone());

@@ -38,8 +38,23 @@ pub fn store_config(config: &BrokerConfig) -> StoreConfig {
         message_delay_level: config.message_delay_level.clone(),
         max_hash_slot_num: config.max_hash_slot_num.max(1) as u32,
         max_index_num: config.max_index_num.max(1) as u32,
+        sync_flush_timeout_ms: config.sync_flush_timeout.max(1) as u64,
+        file_reserved_time_hours: config.file_reserved_time.max(0) as u64,
+        delete_when: config.delete_when.clone(),
+        disk_max_used_space_ratio: config.disk_max_used_space_ratio.max(0) as u32,
+        clean_file_forcibly_enable: config.clean_file_forcibly_enable,
+        destroy_maped_file_interval_forcibly_ms: config.destroy_maped_file_interval_forcibly.max(0)
+            as u64,
+        clean_resource_interval_ms: config.clean_resource_interval.max(1) as u64,
+        delete_file_batch_max: config.delete_file_batch_max.max(1) as usize,
         ..StoreConfig::default()
     }
+}
+
+/// Inside a multi-threaded tokio runtime (where `block_in_place` is allowed).
+fn on_multi_thread_worker() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// Opens the store the config describes.
@@ -50,6 +65,25 @@ pub fn open(config: &BrokerConfig) -> anyhow::Result<MessageStore> {
         warn!(storePathCommitLog = %config.store_path_commit_log, "storePathCommitLog is not supported; using <storePathRootDir>/commitlog");
     }
     Ok(MessageStore::open(store_config(config))?)
+}
+
+/// What the broker keeps of a DLedger commit log besides the store.
+pub struct DLedgerParts {
+    pub server: std::sync::Arc<dledger::server::DLedgerServer>,
+    pub state: std::sync::Arc<crate::dledger::DispatchState>,
+}
+
+/// `enableDLegerCommitLog=true`: starts the DLedger member (its files in
+/// `<storePathRootDir>/dledger-<selfId>/`) and opens the store on it.
+pub async fn open_dledger(config: &BrokerConfig) -> anyhow::Result<(MessageStore, DLedgerParts)> {
+    let opts = crate::dledger::server_options(config)?;
+    let server = std::sync::Arc::new(dledger::server::DLedgerServer::start(opts.clone()).await?);
+    let log = std::sync::Arc::new(crate::dledger::DLedgerLog::new(server.clone(), &opts));
+    let state = log.state();
+    let store_cfg = store_config(config);
+    let store = tokio::task::spawn_blocking(move || MessageStore::open_replicated(store_cfg, log))
+        .await??;
+    Ok((store, DLedgerParts { server, state }))
 }
 
 impl BrokerStore {
@@ -67,6 +101,13 @@ impl BrokerStore {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
         {
+            // A DLedger put waits for its quorum while holding the store's
+            // writer lock, and other puts wait for that lock: on a runtime
+            // worker, hand the worker's core over first so the DLedger tasks
+            // the put waits for always have a thread.
+            Some(s) if s.is_replicated() && on_multi_thread_worker() => {
+                tokio::task::block_in_place(|| f(s))
+            }
             Some(s) => f(s),
             None => default,
         }

@@ -683,7 +683,8 @@ async fn send_back_goes_to_retry_then_dlq() {
         RemotingCommand::request(rq::CONSUMER_SEND_MSG_BACK)
             .with_ext("offset", offset.to_string())
             .with_ext("group", "sg")
-            .with_ext("delayLevel", "0")
+            // Level 1 (1 s): the retry is parked in SCHEDULE_TOPIC_XXXX first.
+            .with_ext("delayLevel", "1")
             .with_ext("originMsgId", "U9")
             .with_ext("unitMode", "false")
             .with_ext("maxReconsumeTimes", max)
@@ -692,11 +693,22 @@ async fn send_back_goes_to_retry_then_dlq() {
         c.call(back(original.physical_offset, "16")).await.code,
         rc::SUCCESS
     );
-    let r = c
+    let mut r = c
         .call(pull("sg", "%RETRY%sg", 0, 0, 0x4, Some("*"), 0))
         .await;
+    for _ in 0..50 {
+        if r.code == rc::SUCCESS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        r = c
+            .call(pull("sg", "%RETRY%sg", 0, 0, 0x4, Some("*"), 0))
+            .await;
+    }
     assert_eq!(r.code, rc::SUCCESS, "{:?}", r.remark);
     let retry = decode_records(r.body).remove(0);
+    assert_eq!(prop(&retry, "DELAY"), Some("1"));
+    assert_eq!(prop(&retry, "REAL_TOPIC"), Some("%RETRY%sg"));
     assert_eq!(&retry.body[..], b"fail-me");
     assert_eq!(retry.reconsume_times, 1);
     assert_eq!(retry.topic, "%RETRY%sg");

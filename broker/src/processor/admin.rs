@@ -91,6 +91,30 @@ command_header! {
     }
 }
 
+command_header! {
+    pub struct ViewBrokerStatsDataRequestHeader {
+        pub stats_name: String = "statsName",
+        pub stats_key: String = "statsKey",
+    }
+}
+
+command_header! {
+    pub struct GetConsumeStatsInBrokerHeader {
+        pub is_order: Option<bool> = "isOrder",
+    }
+}
+
+/// `BrokerStatsItem`.
+#[derive(Serialize)]
+struct BrokerStatsItem {
+    avgpt: f64,
+    sum: i64,
+    tps: f64,
+}
+
+/// Windows of `BrokerStatsData`: minute, hour, day.
+const STATS_WINDOWS_SECS: [i64; 3] = [60, 3600, 86400];
+
 pub struct AdminProcessor {
     pub config: SharedConfig,
     pub topics: Arc<TopicConfigManager>,
@@ -335,34 +359,48 @@ impl AdminProcessor {
                 ts
             }
         };
-        let broker_name = read_config(&self.config).broker_name.clone();
         let mut entries = Vec::new();
         for topic_name in topics {
-            let Some(t) = self.topics.get(&topic_name) else {
-                continue;
-            };
             let offsets = self.offsets.offsets_of(group, &topic_name);
             let online_sub = self.clients.subscription(group, &topic_name).is_some();
             if offsets.is_empty() && !online_sub {
                 continue;
             }
-            for q in 0..t.write_queue_nums {
-                let broker_offset = self.store.with(0, |s| s.max_offset(&topic_name, q)).max(0);
+            entries.extend(self.consume_entries(group, &topic_name));
+        }
+        let body = format!(
+            "{{\"consumeTps\":0.0,\"offsetTable\":{}}}",
+            object_key_map(&entries)
+        );
+        Ok(RemotingCommand::success().with_body(body.into_bytes()))
+    }
+
+    /// One `ConsumeStats.offsetTable`'s entries for (group, topic); empty when
+    /// the topic does not exist.
+    fn consume_entries(&self, group: &str, topic_name: &str) -> Vec<(MessageQueue, OffsetWrapper)> {
+        let Some(t) = self.topics.get(topic_name) else {
+            return Vec::new();
+        };
+        let broker_name = read_config(&self.config).broker_name.clone();
+        let offsets = self.offsets.offsets_of(group, topic_name);
+        (0..t.write_queue_nums)
+            .map(|q| {
+                let broker_offset = self.store.with(0, |s| s.max_offset(topic_name, q)).max(0);
                 let consumer_offset = offsets.get(&q).copied().unwrap_or(0).max(0);
                 let last = if consumer_offset > 0 {
                     self.store
                         .with(None, |s| {
-                            s.store_time_at(&topic_name, q, consumer_offset - 1)
+                            s.store_time_at(topic_name, q, consumer_offset - 1)
                         })
                         .unwrap_or(0)
                 } else {
                     0
                 };
-                entries.push((
+                (
                     MessageQueue {
                         broker_name: broker_name.clone(),
                         queue_id: q,
-                        topic: topic_name.clone(),
+                        topic: topic_name.to_owned(),
                     },
                     OffsetWrapper {
                         broker_offset,
@@ -370,14 +408,134 @@ impl AdminProcessor {
                         last_timestamp: last,
                         pull_offset: consumer_offset,
                     },
+                )
+            })
+            .collect()
+    }
+
+    /// GET_BROKER_CONSUME_STATS (317, `brokerConsumeStats`): a `ConsumeStats`
+    /// per (subscription group, topic it has offsets on), as Java's
+    /// `fetchAllConsumeStatsInBroker`.
+    pub fn broker_consume_stats(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
+        let h: GetConsumeStatsInBrokerHeader = req.header()?;
+        let only_order = h.is_order.unwrap_or(false);
+        let mut groups_json = Vec::new();
+        let mut total_diff = 0i64;
+        for group in self.groups.wrapper().subscription_group_table.keys() {
+            let mut stats = Vec::new();
+            let mut topics = self.offsets.topics_of_group(group);
+            topics.sort();
+            topics.dedup();
+            let online = self.clients.consumer_group(group);
+            for topic_name in topics {
+                let Some(t) = self.topics.get(&topic_name) else {
+                    continue;
+                };
+                if only_order && !t.order {
+                    continue;
+                }
+                if let Some(info) = &online {
+                    if !info.subscriptions.is_empty()
+                        && !info.subscriptions.contains_key(&topic_name)
+                    {
+                        continue;
+                    }
+                }
+                let entries = self.consume_entries(group, &topic_name);
+                total_diff += entries
+                    .iter()
+                    .map(|(_, w)| w.broker_offset - w.consumer_offset)
+                    .sum::<i64>();
+                stats.push(format!(
+                    "{{\"consumeTps\":0.0,\"offsetTable\":{}}}",
+                    object_key_map(&entries)
                 ));
             }
+            groups_json.push(format!(
+                "{{{}:[{}]}}",
+                serde_json::to_string(group).unwrap_or_default(),
+                stats.join(",")
+            ));
         }
+        let broker_addr = read_config(&self.config).broker_addr();
         let body = format!(
-            "{{\"consumeTps\":0.0,\"offsetTable\":{}}}",
-            object_key_map(&entries)
+            "{{\"brokerAddr\":{},\"consumeStatsList\":[{}],\"totalDiff\":{total_diff},\"totalInflightDiff\":0}}",
+            serde_json::to_string(&broker_addr).unwrap_or_default(),
+            groups_json.join(",")
         );
         Ok(RemotingCommand::success().with_body(body.into_bytes()))
+    }
+
+    /// VIEW_BROKER_STATS_DATA (315, `statsAll`). `TOPIC_PUT_NUMS` (key topic)
+    /// counts the messages stored in the last minute/hour/day, found through
+    /// the consume queues' store times; `GROUP_GET_NUMS` (key `topic@group`)
+    /// counts those of them the group's committed offset has passed. Other
+    /// stats are not kept: Java's "not exist" answer.
+    pub fn view_broker_stats(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
+        let h: ViewBrokerStatsDataRequestHeader = req.header()?;
+        let not_exist = || {
+            BrokerError::System(format!(
+                "The stats <{}> <{}> not exist",
+                h.stats_name, h.stats_key
+            ))
+        };
+        let (topic_name, group) = match h.stats_name.as_str() {
+            "TOPIC_PUT_NUMS" => (h.stats_key.clone(), None),
+            "GROUP_GET_NUMS" => match h.stats_key.split_once('@') {
+                Some((t, g)) => (t.to_owned(), Some(g.to_owned())),
+                None => return Err(not_exist()),
+            },
+            _ => return Err(not_exist()),
+        };
+        let t = self.topics.get(&topic_name).ok_or_else(not_exist)?;
+        let consumed = match &group {
+            Some(g) => {
+                let offsets = self.offsets.offsets_of(g, &topic_name);
+                if offsets.is_empty() {
+                    return Err(not_exist());
+                }
+                Some(offsets)
+            }
+            None => None,
+        };
+        let now = remoting::body::now_millis();
+        let items: Vec<BrokerStatsItem> = STATS_WINDOWS_SECS
+            .iter()
+            .map(|&secs| {
+                let since = now - secs * 1000;
+                let mut sum = 0i64;
+                for q in 0..t.write_queue_nums {
+                    let (min, max, start) = self.store.with((0, 0, 0), |s| {
+                        (
+                            s.min_offset(&topic_name, q),
+                            s.max_offset(&topic_name, q),
+                            s.offset_by_time(&topic_name, q, since),
+                        )
+                    });
+                    let start = start.max(min);
+                    let end = match &consumed {
+                        Some(c) => c.get(&q).copied().unwrap_or(0).min(max),
+                        None => max,
+                    };
+                    sum += (end - start).max(0);
+                }
+                BrokerStatsItem {
+                    avgpt: 0.0,
+                    sum,
+                    tps: sum as f64 / secs as f64,
+                }
+            })
+            .collect();
+        let [minute, hour, day] = <[BrokerStatsItem; 3]>::try_from(items)
+            .map_err(|_| BrokerError::System("stats windows".into()))?;
+        Ok(success_with_json(&serde_json::json!({
+            "statsDay": day,
+            "statsHour": hour,
+            "statsMinute": minute,
+        })))
     }
 
     pub fn consumer_connections(
@@ -420,6 +578,34 @@ impl AdminProcessor {
         ))
     }
 
+    /// GET_ALL_PRODUCER_INFO (328, 5.x `producer -b`): `ProducerTableInfo`,
+    /// `{"data":{group:[ProducerInfo...]}}`.
+    pub fn all_producer_info(&self) -> Result<RemotingCommand, BrokerError> {
+        let now_ms = remoting::body::now_millis();
+        let data: BTreeMap<String, Vec<serde_json::Value>> = self
+            .clients
+            .producer_groups()
+            .into_iter()
+            .map(|(group, members)| {
+                let infos = members
+                    .iter()
+                    .map(|c| {
+                        let age = c.last_update.elapsed().as_millis() as i64;
+                        serde_json::json!({
+                            "clientId": c.client_id,
+                            "language": c.language.name(),
+                            "lastUpdateTimestamp": now_ms - age,
+                            "remoteIP": c.conn.peer().to_string(),
+                            "version": c.version,
+                        })
+                    })
+                    .collect();
+                (group, infos)
+            })
+            .collect();
+        Ok(success_with_json(&serde_json::json!({ "data": data })))
+    }
+
     pub fn topic_consumed_by(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: TopicHeader = req.header()?;
         let mut groups = self.clients.groups_subscribing(&h.topic);
@@ -445,6 +631,32 @@ impl AdminProcessor {
             return Err(BrokerError::System("the group name is empty".into()));
         }
         self.groups.update(config);
+        Ok(RemotingCommand::success())
+    }
+
+    /// UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST (225, 5.x `updateSubGroupList`):
+    /// body `{"groupConfigList":[SubscriptionGroupConfig...]}`.
+    pub fn update_subscription_group_list(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(rename_all = "camelCase", default)]
+        struct Body {
+            group_config_list: Vec<SubscriptionGroupConfig>,
+        }
+        let body: Body = remoting::body::from_fastjson(&req.body)
+            .map_err(|e| BrokerError::BadBody(format!("bad subscription group list body: {e}")))?;
+        if body
+            .group_config_list
+            .iter()
+            .any(|g| g.group_name.is_empty())
+        {
+            return Err(BrokerError::System("the group name is empty".into()));
+        }
+        for g in body.group_config_list {
+            self.groups.update(g);
+        }
         Ok(RemotingCommand::success())
     }
 

@@ -156,13 +156,14 @@ impl ClientProcessor {
         tracing::debug!(client_id = %body.client_id, group = %body.group, "check client config");
         if let Some(sub) = body.subscription_data {
             let t = sub.expression_type;
-            if !t.is_empty()
-                && !t.eq_ignore_ascii_case("TAG")
-                && !read_config(&self.config).enable_property_filter
-            {
-                return Err(BrokerError::System(format!(
-                    "The broker does not support consumer to filter message by {t}"
-                )));
+            if !crate::filter::is_tag_type(&t) {
+                if !read_config(&self.config).enable_property_filter {
+                    return Err(BrokerError::System(format!(
+                        "The broker does not support consumer to filter message by {t}"
+                    )));
+                }
+                crate::filter::compile_cached(&t, &sub.sub_string)
+                    .map_err(|e| BrokerError::SubscriptionParseFailed(e.to_string()))?;
             }
         }
         Ok(RemotingCommand::success())

@@ -4,7 +4,9 @@ pub mod admin;
 pub mod client;
 pub mod pull;
 pub mod query;
+pub mod relay;
 pub mod send;
+pub mod transaction;
 
 use std::sync::{Arc, RwLock};
 

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::ClientManager;
 use crate::error::BrokerError;
+use crate::filter::{self, Selector};
 use crate::message;
 use crate::offsets::ConsumerOffsetManager;
 use crate::processor::{read_config, SharedConfig};
@@ -60,6 +61,17 @@ impl ArrivalNotifier {
 /// Which tag codes a pull may return; `None` = all.
 type TagFilter = Option<Vec<i64>>;
 
+/// What a pull delivers (`ExpressionMessageFilter`).
+enum MessageFilter {
+    /// TAG subscriptions: decided on the consume queue's tag code.
+    Tags(TagFilter),
+    /// SQL92: decided on the stored message's properties.
+    Sql(Arc<Selector>),
+    /// A SQL92 subscription from a heartbeat that does not compile: Java has
+    /// no filter data for it and answers FILTER_DATA_NOT_EXIST.
+    NoFilterData,
+}
+
 pub struct PullProcessor {
     pub config: SharedConfig,
     pub topics: Arc<TopicConfigManager>,
@@ -77,10 +89,6 @@ pub struct PullProcessor {
 fn subscription_filter(sub: &SubscriptionData) -> TagFilter {
     let expr = sub.sub_string.trim();
     if expr.is_empty() || expr == "*" {
-        return None;
-    }
-    if !sub.expression_type.is_empty() && !sub.expression_type.eq_ignore_ascii_case("TAG") {
-        // SQL92 is not evaluated by this broker: deliver everything.
         return None;
     }
     if !sub.tags_set.is_empty() {
@@ -101,6 +109,13 @@ impl PullProcessor {
     ) -> Result<RemotingCommand, BrokerError> {
         let h: PullMessageRequestHeader = req.header()?;
         let checked = self.check(&h)?;
+        if let MessageFilter::NoFilterData = checked.filter {
+            return Ok(
+                RemotingCommand::response(rc::FILTER_DATA_NOT_EXIST).with_remark(
+                    "The broker's consumer filter data is not exist!Your expression may be wrong!",
+                ),
+            );
+        }
 
         if h.sys_flag & FLAG_COMMIT_OFFSET != 0 {
             self.offsets
@@ -149,7 +164,7 @@ impl PullProcessor {
         ))
     }
 
-    fn get(&self, h: &PullMessageRequestHeader, filter: &TagFilter) -> GetResult {
+    fn get(&self, h: &PullMessageRequestHeader, filter: &MessageFilter) -> GetResult {
         let (max_count, max_bytes) = {
             let cfg = read_config(&self.config);
             (
@@ -163,8 +178,8 @@ impl PullProcessor {
             .filter(|b| *b > 0)
             .map_or(max_bytes, |b| b.min(max_bytes));
         let accept = |code: i64| match filter {
-            None => true,
-            Some(codes) => codes.contains(&(code as i32 as i64)),
+            MessageFilter::Tags(Some(codes)) => codes.contains(&(code as i32 as i64)),
+            _ => true,
         };
         let closed = GetResult {
             status: GetStatus::NoMatchedLogicQueue,
@@ -173,7 +188,7 @@ impl PullProcessor {
             min_offset: 0,
             max_offset: 0,
         };
-        self.store.with(closed, |s| {
+        let result = self.store.with(closed, |s| {
             s.get_messages(
                 &h.topic,
                 h.queue_id,
@@ -182,7 +197,11 @@ impl PullProcessor {
                 max_bytes,
                 &accept,
             )
-        })
+        });
+        match filter {
+            MessageFilter::Sql(selector) => filter_by_properties(result, selector),
+            _ => result,
+        }
     }
 
     /// Java's checks, in its order; the first failure answers.
@@ -226,23 +245,30 @@ impl PullProcessor {
                 h.queue_id, h.topic, topic.read_queue_nums
             )));
         }
-        let filter = if h.sys_flag & FLAG_SUBSCRIPTION != 0 {
+        let (filter, expression_type) = if h.sys_flag & FLAG_SUBSCRIPTION != 0 {
             let expression_type = h.expression_type.clone().unwrap_or_default();
-            if !expression_type.is_empty()
-                && !expression_type.eq_ignore_ascii_case("TAG")
-                && !read_config(&self.config).enable_property_filter
-            {
-                return Err(BrokerError::System(format!(
-                    "The broker does not support consumer to filter message by {expression_type}"
-                )));
-            }
-            let sub = SubscriptionData {
-                topic: h.topic.clone(),
-                sub_string: h.subscription.clone().unwrap_or_default(),
-                expression_type,
-                ..Default::default()
+            let sub_string = h.subscription.clone().unwrap_or_default();
+            let filter = if filter::is_tag_type(&expression_type) {
+                let sub = SubscriptionData {
+                    topic: h.topic.clone(),
+                    sub_string,
+                    ..Default::default()
+                };
+                MessageFilter::Tags(subscription_filter(&sub))
+            } else {
+                // Java means to answer SUBSCRIPTION_PARSE_FAILED here (its
+                // check is an `assert`, off in production, after which it
+                // delivers everything); we answer it.
+                let selector = filter::compile_cached(&expression_type, &sub_string)
+                    .map_err(|e| {
+                        tracing::warn!(group = %h.consumer_group, expression = %sub_string, error = %e, "bad subscription in pull");
+                        BrokerError::SubscriptionParseFailed(
+                            "parse the consumer's subscription failed".into(),
+                        )
+                    })?;
+                MessageFilter::Sql(selector)
             };
-            subscription_filter(&sub)
+            (filter, expression_type)
         } else {
             let info = self
                 .clients
@@ -271,8 +297,31 @@ impl PullProcessor {
                     h.consumer_group, h.topic
                 )));
             }
-            subscription_filter(sub)
+            let filter = if filter::is_tag_type(&sub.expression_type) {
+                MessageFilter::Tags(subscription_filter(sub))
+            } else {
+                match filter::compile_cached(&sub.expression_type, &sub.sub_string) {
+                    Ok(selector) => MessageFilter::Sql(selector),
+                    Err(_) => MessageFilter::NoFilterData,
+                }
+            };
+            if let MessageFilter::NoFilterData = filter {
+                // Java checks this before enablePropertyFilter.
+                return Ok(Checked {
+                    filter,
+                    topic_sys_flag: topic.topic_sys_flag,
+                    group_sys_flag: group.group_sys_flag,
+                });
+            }
+            (filter, sub.expression_type.clone())
         };
+        if !filter::is_tag_type(&expression_type)
+            && !read_config(&self.config).enable_property_filter
+        {
+            return Err(BrokerError::System(format!(
+                "The broker does not support consumer to filter message by {expression_type}"
+            )));
+        }
         Ok(Checked {
             filter,
             topic_sys_flag: topic.topic_sys_flag,
@@ -282,9 +331,28 @@ impl PullProcessor {
 }
 
 struct Checked {
-    filter: TagFilter,
+    filter: MessageFilter,
     topic_sys_flag: i32,
     group_sys_flag: i32,
+}
+
+/// Drops the found messages a SQL92 selector does not match, keeping
+/// `nextBeginOffset` past them (Java filters on the commit log inside
+/// `getMessage`, so skipped messages advance the offset too). Nothing left is
+/// NO_MATCHED_MESSAGE: the client pulls again at once from the new offset.
+fn filter_by_properties(mut r: GetResult, selector: &Selector) -> GetResult {
+    if r.status != GetStatus::Found {
+        return r;
+    }
+    r.messages.retain(|m| match store::record::decode(m) {
+        Ok(record) => selector.matches(record.properties),
+        // Java evaluates an unreadable record against no properties.
+        Err(_) => selector.matches(""),
+    });
+    if r.messages.is_empty() {
+        r.status = GetStatus::NoMatchedMessage;
+    }
+    r
 }
 
 /// Store status -> response code (`DefaultPullMessageResultHandler`).
@@ -364,4 +432,68 @@ fn build_response(
         };
     }
     resp
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use store::record::{encode_into, RecordHeader};
+
+    fn record(offset: i64, properties: &str) -> Bytes {
+        let host = "127.0.0.1:10911".parse().unwrap();
+        let h = RecordHeader {
+            queue_id: 0,
+            flag: 0,
+            queue_offset: offset,
+            physical_offset: 0,
+            sys_flag: 0,
+            born_timestamp: 1,
+            born_host: host,
+            store_timestamp: 2,
+            store_host: host,
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+        };
+        let mut out = Vec::new();
+        encode_into(&mut out, &h, b"body", "T", properties.as_bytes()).unwrap();
+        Bytes::from(out)
+    }
+
+    fn found(messages: Vec<Bytes>) -> GetResult {
+        GetResult {
+            status: GetStatus::Found,
+            messages,
+            next_begin_offset: 7,
+            min_offset: 0,
+            max_offset: 9,
+        }
+    }
+
+    #[test]
+    fn sql_filter_keeps_matching_records_and_the_offset() {
+        let selector = filter::compile(filter::SQL92, "a > 1").unwrap();
+        let r = filter_by_properties(
+            found(vec![
+                record(4, "a\u{1}1\u{2}"),
+                record(5, "a\u{1}2\u{2}"),
+                record(6, "b\u{1}9\u{2}"),
+            ]),
+            &selector,
+        );
+        assert_eq!(r.status, GetStatus::Found);
+        assert_eq!(r.messages.len(), 1);
+        let kept = store::record::decode(&r.messages[0]).unwrap();
+        assert_eq!(kept.queue_offset, 5);
+        assert_eq!(r.next_begin_offset, 7);
+
+        // Nothing matches: NO_MATCHED_MESSAGE (PULL_RETRY_IMMEDIATELY) past the
+        // examined entries, so the client moves on instead of waiting.
+        let r = filter_by_properties(found(vec![record(4, "a\u{1}0\u{2}")]), &selector);
+        assert_eq!(r.status, GetStatus::NoMatchedMessage);
+        assert!(r.messages.is_empty());
+        assert_eq!(response_code(&r, 4), rc::PULL_RETRY_IMMEDIATELY);
+        assert_eq!(next_begin_offset(&r, 4), 7);
+    }
 }

@@ -52,6 +52,11 @@ pub struct SendProcessor {
     pub stats: Arc<BrokerStats>,
     /// `brokerIP1:listenPort`: written into every record and message id.
     pub store_host: SocketAddr,
+    /// Delay levels (`DELAY`).
+    pub schedule: Arc<crate::schedule::ScheduleService>,
+    /// 5.x delivery times (`TIMER_*`).
+    pub timer: Arc<crate::timer::TimerService>,
+    pub locks: Arc<crate::lock::RebalanceLockManager>,
 }
 
 /// Spreads sends that leave the queue to the broker (`queueId < 0`).
@@ -112,20 +117,27 @@ impl SendProcessor {
         } else {
             self.put_one(conn, &h, queue_id, &cluster_name, req)
         };
-        let response_header = match put {
-            Ok((header, count)) => {
+        let (response_header, flushed) = match put {
+            Ok((header, count, status)) => {
                 self.stats.put_count.fetch_add(count, Ordering::Relaxed);
                 self.stats
                     .put_bytes
                     .fetch_add(req.body.len() as u64, Ordering::Relaxed);
-                header
+                (header, status == store::PutStatus::PutOk)
             }
             Err(e) => {
                 self.stats.put_failed.fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
         };
-        Ok(RemotingCommand::success()
+        // SYNC_FLUSH past `syncFlushTimeout`: stored, answered with Java's
+        // FLUSH_DISK_TIMEOUT and the normal header (the client may resend).
+        let response = if flushed {
+            RemotingCommand::success()
+        } else {
+            RemotingCommand::response(remoting::code::response_code::FLUSH_DISK_TIMEOUT)
+        };
+        Ok(response
             .with_header(&response_header)
             .with_ext("MSG_REGION", region_id)
             .with_ext("TRACE_ON", trace_on.to_string()))
@@ -203,7 +215,7 @@ impl SendProcessor {
         queue_id: i32,
         cluster_name: &str,
         req: &RemotingCommand,
-    ) -> Result<(SendMessageResponseHeader, u64), BrokerError> {
+    ) -> Result<(SendMessageResponseHeader, u64, store::PutStatus), BrokerError> {
         let mut props = message::decode_properties(h.properties.as_deref().unwrap_or(""));
         let uniq = match props.get(message::PROPERTY_UNIQ_KEY) {
             Some(u) => u.clone(),
@@ -217,12 +229,21 @@ impl SendProcessor {
             message::PROPERTY_CLUSTER.to_owned(),
             cluster_name.to_owned(),
         );
+        // Java's `buildMsgContext` stores the region and trace switch in every
+        // message; 5.x trace dispatchers skip consumer records without them.
+        {
+            let cfg = read_config(&self.config);
+            props.insert("MSG_REGION".to_owned(), cfg.region_id.clone());
+            props.insert("TRACE_ON".to_owned(), cfg.trace_on.to_string());
+        }
 
         let (mut topic, mut queue) = (h.topic.clone(), queue_id);
+        let mut dead_letter = false;
         if topic.starts_with(topic::RETRY_PREFIX) {
             if let Some(dlq) = self.dead_letter_target(h, req.version)? {
                 topic = dlq;
                 queue = 0;
+                dead_letter = true;
             }
         }
 
@@ -242,6 +263,8 @@ impl SendProcessor {
             msg.sys_flag &= !TRANSACTION_TYPE_MASK;
             msg.topic = topic::TRANS_HALF_TOPIC.to_owned();
             msg.queue_id = 0;
+        } else if !dead_letter {
+            self.park_if_delayed(&mut msg, &mut props)?;
         }
         msg.properties = message::encode_properties(&props);
         msg.body = req.body.clone();
@@ -257,7 +280,7 @@ impl SendProcessor {
             transaction_id: Some(uniq),
             batch_uniq_id: None,
         };
-        Ok((header, 1))
+        Ok((header, 1, result.status))
     }
 
     fn put_batch(
@@ -266,7 +289,7 @@ impl SendProcessor {
         h: &SendMessageRequestHeader,
         queue_id: i32,
         req: &RemotingCommand,
-    ) -> Result<(SendMessageResponseHeader, u64), BrokerError> {
+    ) -> Result<(SendMessageResponseHeader, u64, store::PutStatus), BrokerError> {
         if h.topic.starts_with(topic::RETRY_PREFIX) {
             return Err(BrokerError::MessageIllegal(
                 "batch request does not support retry group".into(),
@@ -310,7 +333,55 @@ impl SendProcessor {
             transaction_id: batch_props.get(message::PROPERTY_UNIQ_KEY).cloned(),
             batch_uniq_id: None,
         };
-        Ok((header, ids.len() as u64))
+        Ok((header, ids.len() as u64, result.status))
+    }
+
+    /// Delay level (`DELAY` > 0) or 5.x delivery time (`TIMER_*`, unless
+    /// `DELAY` is also set): parks the message until it is due (Java
+    /// `HookUtils.handleScheduleMessage` / `transformTimerMessage`).
+    fn park_if_delayed(
+        &self,
+        msg: &mut store::MessageToStore,
+        props: &mut indexmap::IndexMap<String, String>,
+    ) -> Result<(), BrokerError> {
+        use crate::schedule::{
+            PROPERTY_DELAY, PROPERTY_TIMER_DELAY_MS, PROPERTY_TIMER_DELAY_SEC,
+            PROPERTY_TIMER_DELIVER_MS,
+        };
+        if let Some(level) = props.get(PROPERTY_DELAY) {
+            let level = level.trim().parse::<i32>().unwrap_or(0);
+            for k in [
+                PROPERTY_TIMER_DELIVER_MS,
+                PROPERTY_TIMER_DELAY_SEC,
+                PROPERTY_TIMER_DELAY_MS,
+            ] {
+                props.shift_remove(k);
+            }
+            if level > 0 {
+                self.schedule.park(msg, props, level);
+            }
+            return Ok(());
+        }
+        let now = remoting::body::now_millis();
+        let Some(due) = crate::timer::requested_due(props, now) else {
+            return Ok(());
+        };
+        let due = due.map_err(BrokerError::MessageIllegal)?;
+        if !read_config(&self.config).timer_wheel_enable {
+            return Err(BrokerError::System(
+                "accurate timer message is not enabled, timerWheelEnable is false".into(),
+            ));
+        }
+        if due.saturating_sub(now) > crate::timer::MAX_DELAY_MS {
+            return Err(BrokerError::MessageIllegal(format!(
+                "timer message illegal, the delay time should not be bigger than the max delay {}ms",
+                crate::timer::MAX_DELAY_MS
+            )));
+        }
+        if due > now {
+            self.timer.park(msg, props, due);
+        }
+        Ok(())
     }
 
     /// Java `handleRetryAndDLQ`: a retry message that exhausted its
@@ -330,7 +401,7 @@ impl SendProcessor {
             Some(m) if version >= VERSION_MAX_RECONSUME_HEADER => m,
             _ => config.retry_max_times,
         };
-        if h.reconsume_times.unwrap_or(0) <= max {
+        if h.reconsume_times.unwrap_or(0) <= max && self.locks.is_lock_all_expired(group) {
             return Ok(None);
         }
         let dlq = format!("{}{group}", topic::DLQ_PREFIX);
@@ -344,7 +415,8 @@ impl SendProcessor {
     /// CONSUMER_SEND_MSG_BACK (`AbstractSendMessageProcessor.consumerSendMsgBack`):
     /// a message the consumer failed goes to `%RETRY%<group>` with
     /// `reconsumeTimes + 1`, or to `%DLQ%<group>` once its budget is spent.
-    /// Delay levels are not applied: the retry is consumable at once.
+    /// The retry is parked for delay level `delayLevel` (or, when 0,
+    /// 3 + reconsumeTimes) first, as Java does.
     pub fn send_back(
         &self,
         conn: &Connection,
@@ -393,13 +465,18 @@ impl SendProcessor {
             Some(m) if req.version >= VERSION_MAX_RECONSUME_HEADER => m,
             _ => group.retry_max_times,
         };
-        let (target, queue_id) = if view.reconsume_times >= max || h.delay_level < 0 {
+        let (target, queue_id, delay_level) = if view.reconsume_times >= max || h.delay_level < 0 {
             let dlq = format!("{}{}", topic::DLQ_PREFIX, h.group);
             self.topics
                 .create_if_absent(TopicConfig::new(&dlq, 1, 1, perm::READ | perm::WRITE));
-            (dlq, 0)
+            (dlq, 0, 0)
         } else {
-            (retry, pick_queue(group.retry_queue_nums))
+            let level = if h.delay_level == 0 {
+                3 + view.reconsume_times
+            } else {
+                h.delay_level
+            };
+            (retry, pick_queue(group.retry_queue_nums), level)
         };
         let origin = h
             .origin_msg_id
@@ -408,7 +485,7 @@ impl SendProcessor {
         props
             .entry(PROPERTY_ORIGIN_MESSAGE_ID.to_owned())
             .or_insert(origin);
-        let msg = store::MessageToStore {
+        let mut msg = store::MessageToStore {
             topic: target.clone(),
             queue_id,
             sys_flag: view.sys_flag & !0x30,
@@ -417,10 +494,14 @@ impl SendProcessor {
             store_host: self.store_host,
             flag: view.flag,
             body: record.slice_ref(view.body),
-            properties: message::encode_properties(&props),
+            properties: String::new(),
             reconsume_times: view.reconsume_times + 1,
             prepared_transaction_offset: 0,
         };
+        if delay_level > 0 {
+            self.schedule.park(&mut msg, &mut props, delay_level);
+        }
+        msg.properties = message::encode_properties(&props);
         self.store
             .with(Err(StoreError::ShutDown), |s| s.put(&msg))?;
         self.stats.put_count.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,142 @@
+//! Slave sync (Java `SlaveSynchronize`) for DLedger slaves: while this
+//! broker is a slave it copies the master's topic configs, subscription
+//! groups and consumer offsets every [`SYNC_PERIOD`], so the broker that
+//! becomes master next serves the group's topics and resumes consumers at
+//! (nearly) their committed offsets. The master is the name server's id 0
+//! for this broker name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use remoting::body::{from_fastjson, TopicConfigSerializeWrapper};
+use remoting::code::{request_code, response_code};
+use remoting::{Connection, RemotingCommand, Router};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::namesrv::NamesrvClient;
+use crate::offsets::ConsumerOffsetManager;
+use crate::processor::SharedConfig;
+use crate::subscription::{SubscriptionGroupManager, SubscriptionGroupWrapper};
+use crate::topic::TopicConfigManager;
+
+/// Java syncs every 3 s (full sync at most every 10 s).
+pub const SYNC_PERIOD: Duration = Duration::from_secs(3);
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct OffsetWrapper {
+    offset_table: BTreeMap<String, BTreeMap<i32, i64>>,
+}
+
+pub struct SlaveSync {
+    pub config: SharedConfig,
+    pub namesrv: Arc<NamesrvClient>,
+    pub topics: Arc<TopicConfigManager>,
+    pub groups: Arc<SubscriptionGroupManager>,
+    pub offsets: Arc<ConsumerOffsetManager>,
+}
+
+impl SlaveSync {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(SYNC_PERIOD);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut conn: Option<(String, Connection)> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let (slave, broker_name, own) = {
+                let c = self.config.read().unwrap_or_else(|p| p.into_inner());
+                (
+                    c.broker_role.eq_ignore_ascii_case("SLAVE"),
+                    c.broker_name.clone(),
+                    c.broker_addr(),
+                )
+            };
+            if !slave {
+                continue;
+            }
+            let Some(master) = self.namesrv.master_addr(&broker_name).await else {
+                continue;
+            };
+            if master == own {
+                continue;
+            }
+            if conn
+                .as_ref()
+                .is_none_or(|(a, c)| *a != master || c.is_closed())
+            {
+                let c = tokio::time::timeout(
+                    CALL_TIMEOUT,
+                    Connection::connect(&master, Arc::new(Router::new())),
+                )
+                .await;
+                conn = match c {
+                    Ok(Ok(c)) => Some((master.clone(), c)),
+                    _ => None,
+                };
+            }
+            let Some((_, c)) = conn.as_ref() else {
+                continue;
+            };
+            if let Err(e) = self.sync_once(c).await {
+                debug!(master = %master, error = %e, "slave sync failed");
+                conn = None;
+            }
+        }
+    }
+
+    async fn call(&self, c: &Connection, code: i32) -> Result<bytes::Bytes, String> {
+        let resp = c
+            .request(RemotingCommand::request(code), CALL_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.code != response_code::SUCCESS {
+            return Err(format!(
+                "code {} {}",
+                resp.code,
+                resp.remark.unwrap_or_default()
+            ));
+        }
+        Ok(resp.body)
+    }
+
+    async fn sync_once(&self, c: &Connection) -> Result<(), String> {
+        let body = self.call(c, request_code::GET_ALL_TOPIC_CONFIG).await?;
+        let topics: TopicConfigSerializeWrapper =
+            from_fastjson(&body).map_err(|e| e.to_string())?;
+        for (name, cfg) in topics.topic_config_table {
+            if self.topics.get(&name).as_ref() != Some(&cfg) {
+                info!(topic = %name, "slave sync: topic config from master");
+                self.topics.update(cfg);
+            }
+        }
+        let body = self
+            .call(c, request_code::GET_ALL_SUBSCRIPTIONGROUP_CONFIG)
+            .await?;
+        let groups: SubscriptionGroupWrapper = from_fastjson(&body).map_err(|e| e.to_string())?;
+        for (name, cfg) in groups.subscription_group_table {
+            if self.groups.get(&name).as_ref() != Some(&cfg) {
+                self.groups.update(cfg);
+            }
+        }
+        let body = self.call(c, request_code::GET_ALL_CONSUMER_OFFSET).await?;
+        let offsets: OffsetWrapper = from_fastjson(&body).map_err(|e| e.to_string())?;
+        for (key, queues) in offsets.offset_table {
+            let Some((topic, group)) = key.split_once('@') else {
+                continue;
+            };
+            for (q, o) in queues {
+                if self.offsets.query(group, topic, q) != Some(o) {
+                    self.offsets.commit(group, topic, q, o);
+                }
+            }
+        }
+        Ok(())
+    }
+}

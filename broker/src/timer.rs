@@ -1,0 +1,270 @@
+//! 5.x delivery times (`TIMER_DELIVER_MS`, `TIMER_DELAY_SEC`,
+//! `TIMER_DELAY_MS`). Not Java's wheel files; same behaviour:
+//!
+//! - On send the message is parked in `rmq_sys_wheel_timer` queue 0 with
+//!   `TIMER_OUT_MS` = due time and `REAL_TOPIC` / `REAL_QID`.
+//! - A scanner reads that queue in order into an in-memory set ordered by
+//!   (due time, queue offset); a deliverer re-puts what is due to the real
+//!   topic.
+//! - `config/timerProgress.json` holds the low-water mark (every entry below
+//!   it is delivered) and the delivered offsets above it, so a restart
+//!   rescans from the mark and delivers each message once (a crash between a
+//!   re-put and the next progress write can deliver it twice).
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use store::MessageToStore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::schedule::{
+    read_entry, unpark, Entry, PROPERTY_REAL_QUEUE_ID, PROPERTY_REAL_TOPIC,
+    PROPERTY_TIMER_DELAY_MS, PROPERTY_TIMER_DELAY_SEC, PROPERTY_TIMER_DELIVER_MS,
+};
+use crate::store::BrokerStore;
+use crate::topic::{self, read_json, write_atomically};
+
+pub const PROPERTY_TIMER_OUT_MS: &str = "TIMER_OUT_MS";
+/// Java `timerMaxDelaySec` default: 3 days.
+pub const MAX_DELAY_MS: i64 = 3 * 24 * 3600 * 1000;
+const TICK: Duration = Duration::from_millis(50);
+
+/// The due time a message's timer properties ask for, if any (`now` for
+/// the relative ones).
+pub fn requested_due(props: &IndexMap<String, String>, now: i64) -> Option<Result<i64, String>> {
+    let parse = |k: &str| {
+        props
+            .get(k)
+            .map(|v| v.parse::<i64>().map_err(|_| format!("bad {k} {v:?}")))
+    };
+    if let Some(v) = parse(PROPERTY_TIMER_DELIVER_MS) {
+        return Some(v);
+    }
+    if let Some(v) = parse(PROPERTY_TIMER_DELAY_SEC) {
+        return Some(v.map(|s| now.saturating_add(s.saturating_mul(1000))));
+    }
+    parse(PROPERTY_TIMER_DELAY_MS).map(|v| v.map(|ms| now.saturating_add(ms)))
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProgressFile {
+    commit_offset: i64,
+    #[serde(default)]
+    delivered: Vec<i64>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Next queue offset to scan.
+    scan: i64,
+    /// (due ms, queue offset) not yet delivered.
+    pending: BTreeSet<(i64, i64)>,
+    /// Delivered offsets at or above the low-water mark.
+    delivered: HashSet<i64>,
+    dirty: bool,
+}
+
+impl State {
+    fn low_water(&self) -> i64 {
+        self.pending
+            .iter()
+            .map(|(_, o)| *o)
+            .min()
+            .unwrap_or(self.scan)
+            .min(self.scan)
+    }
+}
+
+pub struct TimerService {
+    store: Arc<BrokerStore>,
+    state: Mutex<State>,
+    path: PathBuf,
+}
+
+impl TimerService {
+    pub fn open(store: Arc<BrokerStore>, config_dir: PathBuf) -> anyhow::Result<TimerService> {
+        let path = config_dir.join("timerProgress.json");
+        let file = read_json::<ProgressFile>(&path)?.unwrap_or_default();
+        let min = store.with(0, |s| s.min_offset(topic::TIMER_TOPIC, 0));
+        let state = State {
+            scan: file.commit_offset.max(min),
+            delivered: file.delivered.into_iter().collect(),
+            ..State::default()
+        };
+        info!(path = %path.display(), from = state.scan, "timer progress loaded");
+        Ok(TimerService {
+            store,
+            state: Mutex::new(state),
+            path,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Parks `msg` until `due` (Java `HookUtils.transformTimerMessage`).
+    pub fn park(&self, msg: &mut MessageToStore, props: &mut IndexMap<String, String>, due: i64) {
+        props.insert(PROPERTY_TIMER_OUT_MS.to_owned(), due.to_string());
+        props.insert(PROPERTY_REAL_TOPIC.to_owned(), msg.topic.clone());
+        props.insert(PROPERTY_REAL_QUEUE_ID.to_owned(), msg.queue_id.to_string());
+        msg.topic = topic::TIMER_TOPIC.to_owned();
+        msg.queue_id = 0;
+    }
+
+    /// Messages parked and not yet delivered.
+    pub fn pending(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    pub fn start(self: &Arc<Self>, tasks: &TaskTracker, shutdown: &CancellationToken) {
+        let s = self.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => {
+                        s.scan();
+                        s.deliver_due();
+                        s.persist();
+                    }
+                }
+            }
+            s.persist();
+        });
+    }
+
+    fn scan(&self) {
+        let mut st = self.lock();
+        for _ in 0..10_000 {
+            let off = st.scan;
+            match read_entry(&self.store, topic::TIMER_TOPIC, 0, off) {
+                Entry::Empty => break,
+                Entry::Skip(next) => st.scan = next,
+                Entry::Found { record, .. } => {
+                    st.scan = off + 1;
+                    if st.delivered.contains(&off) {
+                        continue;
+                    }
+                    let due = store::record::decode(&record).ok().and_then(|v| {
+                        store::properties::get(v.properties, PROPERTY_TIMER_OUT_MS)
+                            .and_then(|d| d.parse::<i64>().ok())
+                    });
+                    st.pending.insert((due.unwrap_or(0), off));
+                }
+            }
+            st.dirty = true;
+        }
+    }
+
+    fn deliver_due(&self) {
+        let now = remoting::body::now_millis();
+        loop {
+            let next = {
+                let st = self.lock();
+                st.pending.iter().next().copied()
+            };
+            let Some((due, off)) = next else { return };
+            if due > now {
+                return;
+            }
+            let Some(phys) = self.store.with(None, |s| {
+                s.commit_log_offset_in_queue(topic::TIMER_TOPIC, 0, off)
+            }) else {
+                warn!(offset = off, "timer entry vanished");
+                self.done(due, off);
+                continue;
+            };
+            let Some(record) = self.store.with(None, |s| s.message_at(phys)) else {
+                self.done(due, off);
+                continue;
+            };
+            let msg = match unpark(
+                &record,
+                &[
+                    PROPERTY_TIMER_DELIVER_MS,
+                    PROPERTY_TIMER_DELAY_SEC,
+                    PROPERTY_TIMER_DELAY_MS,
+                ],
+            ) {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!(offset = off, error = %e, "dropping unusable timer message");
+                    self.done(due, off);
+                    continue;
+                }
+            };
+            match self
+                .store
+                .with(Err(store::StoreError::ShutDown), |s| s.put(&msg))
+            {
+                Ok(_) => {
+                    debug!(topic = %msg.topic, offset = off, "timer message delivered");
+                    self.done(due, off);
+                }
+                Err(e) => {
+                    warn!(offset = off, error = %e, "timer message re-put failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn done(&self, due: i64, off: i64) {
+        let mut st = self.lock();
+        st.pending.remove(&(due, off));
+        st.delivered.insert(off);
+        let low = st.low_water();
+        st.delivered.retain(|o| *o >= low);
+        st.dirty = true;
+    }
+
+    fn persist(&self) {
+        let bytes = {
+            let mut st = self.lock();
+            if !st.dirty {
+                return;
+            }
+            st.dirty = false;
+            let mut delivered: Vec<i64> = st.delivered.iter().copied().collect();
+            delivered.sort_unstable();
+            serde_json::to_vec(&ProgressFile {
+                commit_offset: st.low_water(),
+                delivered,
+            })
+            .unwrap_or_default()
+        };
+        if let Err(e) = write_atomically(&self.path, &bytes) {
+            self.lock().dirty = true;
+            warn!(path = %self.path.display(), error = %e, "cannot persist timer progress");
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_time_from_properties() {
+        let mut p = IndexMap::new();
+        assert!(requested_due(&p, 100).is_none());
+        p.insert(PROPERTY_TIMER_DELAY_SEC.to_owned(), "3".to_owned());
+        assert_eq!(requested_due(&p, 100).unwrap().unwrap(), 3100);
+        p.insert(PROPERTY_TIMER_DELIVER_MS.to_owned(), "5000".to_owned());
+        assert_eq!(requested_due(&p, 100).unwrap().unwrap(), 5000);
+        p.insert(PROPERTY_TIMER_DELIVER_MS.to_owned(), "x".to_owned());
+        assert!(requested_due(&p, 100).unwrap().is_err());
+    }
+}
