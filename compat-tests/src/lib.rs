@@ -39,7 +39,7 @@ pub fn serial() -> MutexGuard<'static, ()> {
 
 // ------------------------------------------------------------------ binaries
 
-/// Where `mqnamesrv` and `mqbroker` are: `$MQ_BIN_DIR`, else the release
+/// Where `mqnamesrv`, `mqbroker` and `dledger` are: `$MQ_BIN_DIR`, else the release
 /// target folder, built there first if missing.
 pub fn bin_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -51,7 +51,10 @@ pub fn bin_dir() -> PathBuf {
             .map(PathBuf::from)
             .unwrap_or_else(|_| workspace_root().join("target"));
         let release = target.join("release");
-        if release.join("mqnamesrv").exists() && release.join("mqbroker").exists() {
+        if ["mqnamesrv", "mqbroker", "dledger"]
+            .iter()
+            .all(|b| release.join(b).exists())
+        {
             return release;
         }
         // `cargo test` holds the lock on its own target folder, so build elsewhere.
@@ -64,13 +67,18 @@ pub fn bin_dir() -> PathBuf {
                 "nameserver",
                 "-p",
                 "broker",
+                "-p",
+                "dledger",
                 "--bins",
             ])
             .env("CARGO_TARGET_DIR", &own)
             .current_dir(workspace_root())
             .status()
             .expect("run cargo build");
-        assert!(status.success(), "building mqnamesrv/mqbroker failed");
+        assert!(
+            status.success(),
+            "building mqnamesrv/mqbroker/dledger failed"
+        );
         own.join("release")
     })
     .clone()
@@ -326,6 +334,13 @@ pub struct JavaBroker {
 
 impl JavaBroker {
     pub fn start(version: &str, namesrv_addr: &str) -> JavaBroker {
+        JavaBroker::start_with(version, namesrv_addr, "")
+    }
+
+    /// Like [`JavaBroker::start`], with `extra_properties` (`key=value`
+    /// lines) appended to its `broker.properties`; later keys win, so e.g.
+    /// `storePathRootDir`/`storePathCommitLog` point it at another store.
+    pub fn start_with(version: &str, namesrv_addr: &str, extra_properties: &str) -> JavaBroker {
         let lib = reference_libs(version);
         let dir = tempfile::Builder::new()
             .prefix("rmq-compat-javabroker-")
@@ -373,7 +388,7 @@ impl JavaBroker {
                  namesrvAddr={namesrv_addr}\nlistenPort={port}\nhaListenPort={}\n{bind}\
                  brokerIP1=127.0.0.1\nbrokerIP2=127.0.0.1\nstorePathRootDir={}\n\
                  storePathCommitLog={}\nmappedFileSizeCommitLog=67108864\nflushDiskType=ASYNC_FLUSH\n\
-                 autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\n",
+                 autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\n{extra_properties}\n",
                 port + 1,
                 store.display(),
                 store.join("commitlog").display()
@@ -497,6 +512,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_with("")
+    }
+
+    /// [`Cluster::start`] with extra broker config lines appended.
+    pub fn start_with(extra_broker_properties: &str) -> Cluster {
         let bins = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("rmq-compat-")
@@ -514,7 +534,7 @@ impl Cluster {
             format!(
                 "brokerClusterName={cluster_name}\nbrokerName={broker_name}\nbrokerId=0\nlistenPort={broker_port}\n\
                  brokerIP1=127.0.0.1\nbindAddress=127.0.0.1\nstorePathRootDir={}\nmappedFileSizeCommitLog=67108864\nmaxHashSlotNum=50000\nmaxIndexNum=200000\n\
-                 autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\nflushDiskType=ASYNC_FLUSH\n",
+                 autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\nflushDiskType=ASYNC_FLUSH\n{extra_broker_properties}",
                 dir.path().join("store").display()
             ),
         )
@@ -658,6 +678,27 @@ pub fn java_client(version: &str) -> JavaClient {
 }
 
 impl JavaClient {
+    /// The prepared drivers and jars hard-linked (copied if that fails) under
+    /// `dir`, so a long test keeps a working classpath even if another
+    /// process re-runs `prepare.sh` meanwhile.
+    pub fn snapshot(&self, dir: &Path) -> JavaClient {
+        let to = dir.join(format!("java-{}", self.version));
+        let copied = ["-al", "-a"].iter().any(|mode| {
+            let _ = std::fs::remove_dir_all(&to);
+            Command::new("cp")
+                .arg(mode)
+                .arg(&self.dir)
+                .arg(&to)
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        assert!(copied, "copying {} to {}", self.dir.display(), to.display());
+        JavaClient {
+            version: self.version.clone(),
+            dir: to,
+        }
+    }
+
     fn command(&self, home: &Path, jvm_args: &[&str], main: &str) -> Command {
         let mut c = Command::new("java");
         let cp = format!(
@@ -665,7 +706,11 @@ impl JavaClient {
             self.dir.join("classes").display(),
             self.dir.join("lib").display()
         );
+        // Java DLedger (and RocketMQ's store) unmap files through internal
+        // classes that Java 17 closes unless opened; harmless for clients.
         c.arg("-Xms64m")
+            .args(["--add-opens", "java.base/java.nio=ALL-UNNAMED"])
+            .args(["--add-opens", "java.base/jdk.internal.ref=ALL-UNNAMED"])
             .arg("-Xmx512m")
             .arg("-XX:+UseSerialGC")
             .arg("-XX:TieredStopAtLevel=1")
@@ -697,6 +742,13 @@ impl JavaClient {
         let mut c = self.command(home, &[], main);
         c.args(args);
         run_with_timeout(c, timeout)
+    }
+
+    /// Starts a driver main class in the background; its output goes to `log`.
+    pub fn spawn(&self, home: &Path, main: &str, args: &[&str], log: PathBuf) -> Proc {
+        let mut c = self.command(home, &[], main);
+        c.args(args);
+        Proc::spawn(main, c, log)
     }
 
     /// Runs one mqadmin subcommand. mqadmin exits 0 even when the command

@@ -61,6 +61,7 @@ type config struct {
 	queues        int
 	logLevel      string
 	clientLog     string
+	delayLevel    int
 }
 
 func main() {
@@ -134,6 +135,7 @@ func parseFlags(args []string) (*config, error) {
 	brokers := fs.String("broker-addr", "", "if the topic does not exist: create it with the admin API (code 17) on these broker addresses (';' or ','); "+
 		"when empty, a warm-up message is sent instead so the broker auto-creates it from TBW102")
 	queues := fs.Int("queues", 8, "read/write queue count when creating the topic with -broker-addr")
+	delayLevel := fs.Int("delay-level", 0, "delay level for every message (0 = none); the summary then adds the smallest and largest receive-minus-born time")
 	defLevel := os.Getenv("ROCKETMQ_GO_LOG_LEVEL")
 	if defLevel == "" {
 		defLevel = "warn"
@@ -159,6 +161,7 @@ func parseFlags(args []string) (*config, error) {
 		queues:        *queues,
 		logLevel:      *logLevel,
 		clientLog:     *clientLog,
+		delayLevel:    *delayLevel,
 	}
 	switch {
 	case len(cfg.namesrv) == 0:
@@ -230,14 +233,19 @@ type state struct {
 
 	// filled in by analyse()
 	received, duplicates, missing int
+
+	// receive time minus born time of matching deliveries, ms (-1: none yet)
+	minDelayMs, maxDelayMs int64
 }
 
 func newState(cfg *config, runID string) *state {
 	return &state{
-		cfg:      cfg,
-		runID:    runID,
-		goodKeys: make(map[int]int, cfg.count),
-		sends:    make([]*sent, cfg.count),
+		cfg:        cfg,
+		runID:      runID,
+		goodKeys:   make(map[int]int, cfg.count),
+		sends:      make([]*sent, cfg.count),
+		minDelayMs: -1,
+		maxDelayMs: -1,
 	}
 }
 
@@ -469,6 +477,9 @@ func (s *state) sendAll(ctx context.Context, p rocketmq.Producer) {
 		msg := primitive.NewMessage(cfg.topic, []byte(s.body(i)))
 		msg.WithTag(msgTag)
 		msg.WithKeys([]string{key(i)})
+		if cfg.delayLevel > 0 {
+			msg.WithDelayTimeLevel(cfg.delayLevel)
+		}
 		res, err := bounded(ctx, func() (*primitive.SendResult, error) { return p.SendSync(ctx, msg) })
 		var problem string
 		switch {
@@ -515,6 +526,7 @@ func (s *state) sendAll(ctx context.Context, p rocketmq.Producer) {
 func (s *state) onMessages(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	nowMs := time.Now().UnixNano() / int64(time.Millisecond)
 	for _, m := range msgs {
 		d := delivery{
 			topic:          m.Topic,
@@ -532,6 +544,13 @@ func (s *state) onMessages(_ context.Context, msgs ...*primitive.MessageExt) (co
 		s.deliveries = append(s.deliveries, d)
 		if i, ok := s.index(d.key); ok && d.body == s.body(i) {
 			s.goodKeys[i]++
+			lat := nowMs - m.BornTimestamp
+			if s.minDelayMs < 0 || lat < s.minDelayMs {
+				s.minDelayMs = lat
+			}
+			if lat > s.maxDelayMs {
+				s.maxDelayMs = lat
+			}
 		}
 	}
 	return consumer.ConsumeSuccess, nil
@@ -623,7 +642,8 @@ func (s *state) analyse() {
 		if d.topic != cfg.topic {
 			probs = append(probs, fmt.Sprintf("topic %q want %q", d.topic, cfg.topic))
 		}
-		if sd := s.sends[i]; sd != nil && d.offsetMsgID != sd.offsetMsgID {
+		// A delayed message is stored again when due: new offset id, same MsgId.
+		if sd := s.sends[i]; sd != nil && cfg.delayLevel == 0 && d.offsetMsgID != sd.offsetMsgID {
 			probs = append(probs, fmt.Sprintf("consumed OffsetMsgId %s differs from SendResult.OffsetMsgID %s", d.offsetMsgID, sd.offsetMsgID))
 		}
 		if len(probs) > 0 {
@@ -669,6 +689,9 @@ func (s *state) report() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fmt.Printf("sent=%d received=%d duplicates=%d missing=%d\n", s.sentOK, s.received, s.duplicates, s.missing)
+	if s.cfg.delayLevel > 0 {
+		fmt.Printf("delayLevel=%d minDelayMs=%d maxDelayMs=%d\n", s.cfg.delayLevel, s.minDelayMs, s.maxDelayMs)
+	}
 	for _, f := range s.failures {
 		fmt.Printf("FAIL: %s\n", f)
 	}

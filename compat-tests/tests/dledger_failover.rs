@@ -1,0 +1,526 @@
+//! DLedger commit log with automatic failover (issue 8): three of our
+//! brokers in one DLedger group (`enableDLegerCommitLog=true`) and our name
+//! server. The official Java 5.3.3 producer (compat.StoreDriver
+//! `produce-until`: sync sends, printing every acknowledged message) sends
+//! the whole time while the test
+//!
+//! 1. SIGKILLs the master (the DLedger leader), waits until the name server
+//!    routes another broker as master (id 0) and that master acknowledges
+//!    sends, then restarts the killed broker and waits until it is a slave
+//!    (id = selfId number + 1);
+//! 2. SIGSTOPs the new master, waits for the next master and its
+//!    acknowledgements, SIGCONTs it and waits until it is a slave again.
+//!
+//! A push consumer (compat.FailoverConsumer) runs throughout and must receive
+//! every acknowledged message (redeliveries are only counted). Then every
+//! acknowledged message must be pulled back (pull consumer) at its
+//! queue offset with its offset msgId and unique id (duplicates are only
+//! reported), and the three DLedger data logs must hold byte-identical
+//! committed prefixes covering at least every acknowledged entry.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use compat_tests::{
+    bin_dir, cluster_info, free_broker_port, free_port, java_client, serial, text, wait_until,
+    OurNamesrv, Proc,
+};
+
+const VERSION: &str = "5.3.3";
+const TOPIC: &str = "DLedgerFailover";
+const CLUSTER: &str = "DLedgerCluster";
+const BROKER_NAME: &str = "dl-broker";
+/// DLedger data segment (= mappedFileSizeCommitLog): small, so entries roll
+/// over file ends during the test.
+const SEGMENT: u64 = 1024 * 1024;
+
+struct Node {
+    n: usize,
+    dir: PathBuf,
+    addr: String,
+    proc: Option<Proc>,
+    starts: usize,
+}
+
+impl Node {
+    fn conf(&self) -> PathBuf {
+        self.dir.join("broker.conf")
+    }
+
+    fn start(&mut self) {
+        self.starts += 1;
+        let mut cmd = Command::new(bin_dir().join("mqbroker"));
+        cmd.arg("-c")
+            .arg(self.conf())
+            .env("HOME", &self.dir)
+            .env("RUST_LOG", "info")
+            .env_remove("NAMESRV_ADDR");
+        self.proc = Some(Proc::spawn(
+            &format!("mqbroker-n{}", self.n),
+            cmd,
+            self.dir.join(format!("broker-{}.log", self.starts)),
+        ));
+    }
+
+    fn signal(&self, sig: i32) {
+        let p = self.proc.as_ref().expect("running");
+        // SAFETY: sending a signal to our own child process id.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(p.pid() as i32, sig) };
+        assert_eq!(rc, 0, "kill({}, {sig})", p.pid());
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        for i in 1..=self.starts {
+            let f = self.dir.join(format!("broker-{i}.log"));
+            let t = std::fs::read_to_string(&f).unwrap_or_default();
+            let tail: Vec<&str> = t.lines().rev().take(60).collect();
+            s.push_str(&format!(
+                "----- n{} start {i} (last 60 lines) -----\n",
+                self.n
+            ));
+            for l in tail.into_iter().rev() {
+                s.push_str(l);
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    fn dledger_dir(&self) -> PathBuf {
+        self.dir.join("store").join(format!("dledger-n{}", self.n))
+    }
+}
+
+/// The broker ids the name server lists for the group: id → address.
+fn route(ns: &str) -> BTreeMap<i64, String> {
+    cluster_info(ns)
+        .and_then(|info| info.broker_addr_table.get(BROKER_NAME).cloned())
+        .map(|bd| bd.broker_addrs)
+        .unwrap_or_default()
+}
+
+fn master(ns: &str) -> Option<String> {
+    route(ns).get(&0).cloned()
+}
+
+fn acked(producer: &Proc) -> usize {
+    producer
+        .log_text()
+        .lines()
+        .filter(|l| l.starts_with("ACK "))
+        .count()
+}
+
+/// (queue, offset) → [offsetMsgId, uniqId, key] of `ACK`/`MSG` lines.
+fn parse(out: &str, tag: &str) -> (BTreeMap<(i32, i64), Vec<String>>, usize) {
+    let mut m = BTreeMap::new();
+    let mut dups = 0;
+    for line in out.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.first() != Some(&tag) || f.len() < 6 {
+            continue;
+        }
+        if let (Ok(q), Ok(o)) = (f[1].parse::<i32>(), f[2].parse::<i64>()) {
+            if m.insert(
+                (q, o),
+                vec![f[3].to_owned(), f[4].to_owned(), f[5].to_owned()],
+            )
+            .is_some()
+            {
+                dups += 1;
+            }
+        }
+    }
+    (m, dups)
+}
+
+fn properties(path: &Path) -> HashMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// (endIndex, committedIndex) from a DLedger checkpoint file.
+fn checkpoint(dir: &Path) -> Option<(i64, i64)> {
+    let p = properties(&dir.join("checkpoint"));
+    Some((
+        p.get("endIndex")?.parse().ok()?,
+        p.get("committedIndex")?.parse().ok()?,
+    ))
+}
+
+/// The data log as one byte string (files in offset order; the test's logs
+/// start at 0 and keep every file).
+fn data_log(dir: &Path) -> Vec<u8> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("data"))
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        out.extend(std::fs::read(f).unwrap_or_default());
+    }
+    out
+}
+
+/// (pos, size) of entry `index` from the index log (32-byte records).
+fn entry_pos(dir: &Path, index: i64) -> Option<(i64, i32)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("index"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let want = (index * 32) as u64;
+    for f in files {
+        let start: u64 = f.file_name()?.to_str()?.parse().ok()?;
+        let len = std::fs::metadata(&f).ok()?.len();
+        if want >= start && want + 32 <= start + len {
+            let b = std::fs::read(&f).ok()?;
+            let r = &b[(want - start) as usize..(want - start) as usize + 32];
+            let pos = i64::from_be_bytes(r[4..12].try_into().ok()?);
+            let size = i32::from_be_bytes(r[12..16].try_into().ok()?);
+            return Some((pos, size));
+        }
+    }
+    None
+}
+
+#[test]
+fn dledger_group_fails_over_without_losing_acknowledged_messages() {
+    let _serial = serial();
+    let started = Instant::now();
+    let ns = OurNamesrv::start();
+    let java = java_client(VERSION).snapshot(ns.dir.path());
+    let home = ns.client_home("java");
+    let root = ns.dir.path().join("dledger");
+    let dl_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let peers = dl_ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("n{i}-127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(";");
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|n| {
+            let dir = root.join(format!("n{n}"));
+            std::fs::create_dir_all(&dir).expect("node dir");
+            let port = free_broker_port();
+            std::fs::write(
+                dir.join("broker.conf"),
+                format!(
+                    "brokerClusterName={CLUSTER}\nbrokerName={BROKER_NAME}\nlistenPort={port}\n\
+                     namesrvAddr={ns}\nbrokerIP1=127.0.0.1\nbindAddress=127.0.0.1\n\
+                     storePathRootDir={store}\nmappedFileSizeCommitLog={SEGMENT}\n\
+                     mappedFileSizeConsumeQueue=6000\nmaxHashSlotNum=50000\nmaxIndexNum=200000\n\
+                     autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\n\
+                     enableDLegerCommitLog=true\ndLegerGroup={BROKER_NAME}\n\
+                     dLegerPeers={peers}\ndLegerSelfId=n{n}\n",
+                    ns = ns.addr,
+                    store = dir.join("store").display(),
+                ),
+            )
+            .expect("write broker.conf");
+            Node {
+                n,
+                dir,
+                addr: format!("127.0.0.1:{port}"),
+                proc: None,
+                starts: 0,
+            }
+        })
+        .collect();
+    for node in &mut nodes {
+        node.start();
+    }
+    let all_logs = |nodes: &[Node]| nodes.iter().map(Node::logs).collect::<Vec<_>>().join("\n");
+    let wait_master = |nodes: &[Node], not: Option<&str>, what: &str| -> usize {
+        let mut found = None;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while found.is_none() {
+            if let Some(m) = master(&ns.addr).filter(|m| Some(m.as_str()) != not) {
+                found = nodes.iter().position(|n| n.addr == m);
+            }
+            if found.is_none() {
+                assert!(
+                    Instant::now() < deadline,
+                    "no master ({what}); route {:?}\n{}",
+                    route(&ns.addr),
+                    all_logs(nodes)
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        found.unwrap_or_default()
+    };
+    let wait_slave = |nodes: &[Node], i: usize| {
+        let id = i as i64 + 1;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while route(&ns.addr).get(&id) != Some(&nodes[i].addr) {
+            assert!(
+                Instant::now() < deadline,
+                "n{i} never registered as slave {id}; route {:?}\n{}",
+                route(&ns.addr),
+                all_logs(nodes)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let first = wait_master(&nodes, None, "first election");
+    for i in (0..3).filter(|i| *i != first) {
+        wait_slave(&nodes, i);
+    }
+    eprintln!("first master n{first} after {:?}", started.elapsed());
+    // mqadmin shows the group as Java's does: one master (BID 0), two slaves.
+    let list = java.mqadmin(&home, &["clusterList", "-n", &ns.addr]);
+    let rows: Vec<(String, String)> = list
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() > 3 && f[0] == CLUSTER && f[1] == BROKER_NAME)
+        .map(|f| (f[2].to_owned(), f[3].to_owned()))
+        .collect();
+    let mut want: Vec<(String, String)> = (0..3)
+        .map(|i| {
+            let id = if i == first { 0 } else { i + 1 };
+            (id.to_string(), nodes[i].addr.clone())
+        })
+        .collect();
+    want.sort();
+    let mut got = rows.clone();
+    got.sort();
+    assert_eq!(got, want, "clusterList:\n{list}");
+    // The topic on every member (mqadmin -c reaches only the master).
+    for node in &nodes {
+        let out = java.mqadmin(
+            &home,
+            &[
+                "updateTopic",
+                "-n",
+                &ns.addr,
+                "-b",
+                &node.addr,
+                "-t",
+                TOPIC,
+                "-r",
+                "4",
+                "-w",
+                "4",
+            ],
+        );
+        assert!(
+            out.contains(&format!("create topic to {} success", node.addr)),
+            "updateTopic on {}:\n{out}\n{}",
+            node.addr,
+            all_logs(&nodes)
+        );
+    }
+
+    let mut producer = java.spawn(
+        &home,
+        "compat.StoreDriver",
+        &["produce-until", &ns.addr, TOPIC, "240"],
+        ns.dir.path().join("producer.out"),
+    );
+    let mut consumer = java.spawn(
+        &home,
+        "compat.FailoverConsumer",
+        &[&ns.addr, TOPIC, "dledger_failover_push", "300"],
+        ns.dir.path().join("consumer.out"),
+    );
+    let wait_acks = |producer: &mut Proc, more: usize, what: &str| {
+        let target = acked(producer) + more;
+        wait_until(what, Duration::from_secs(90), || {
+            assert!(
+                producer.is_running(),
+                "producer exited:\n{}",
+                producer.log_text()
+            );
+            acked(producer) >= target
+        });
+    };
+    wait_acks(&mut producer, 200, "200 acknowledged sends");
+
+    // Round 1: SIGKILL the master, restart it.
+    let old = wait_master(&nodes, None, "before the kill");
+    let t0 = Instant::now();
+    nodes[old].signal(libc::SIGKILL);
+    if let Some(mut p) = nodes[old].proc.take() {
+        p.stop(Duration::from_secs(10));
+    }
+    let new = wait_master(&nodes, Some(&nodes[old].addr.clone()), "after SIGKILL");
+    wait_acks(
+        &mut producer,
+        100,
+        "100 sends acknowledged by the new master",
+    );
+    eprintln!(
+        "SIGKILL n{old}: n{new} master and 100 acks after {:?}",
+        t0.elapsed()
+    );
+    nodes[old].start();
+    wait_slave(&nodes, old);
+
+    // Round 2: SIGSTOP the master, SIGCONT it.
+    let old = new;
+    let t0 = Instant::now();
+    nodes[old].signal(libc::SIGSTOP);
+    let new = wait_master(&nodes, Some(&nodes[old].addr.clone()), "after SIGSTOP");
+    wait_acks(&mut producer, 100, "100 sends acknowledged after SIGSTOP");
+    eprintln!(
+        "SIGSTOP n{old}: n{new} master and 100 acks after {:?}",
+        t0.elapsed()
+    );
+    nodes[old].signal(libc::SIGCONT);
+    wait_slave(&nodes, old);
+    wait_acks(&mut producer, 100, "100 more acknowledged sends");
+
+    producer.stop(Duration::from_secs(10));
+    let sent = producer.log_text();
+    let (acks, _) = parse(&sent, "ACK");
+    let errors = sent.lines().filter(|l| l.starts_with("ERR ")).count();
+
+    // The push consumer, running through both failovers, gets every
+    // acknowledged message (redeliveries are counted, not failed).
+    let acked_keys: Vec<String> = acks.values().map(|a| a[2].clone()).collect();
+    let mut delivered: HashMap<String, usize> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        delivered.clear();
+        for l in consumer.log_text().lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() >= 3 && f[0] == "GOT" {
+                *delivered.entry(f[1].to_owned()).or_default() += 1;
+            }
+        }
+        let missing: Vec<&String> = acked_keys
+            .iter()
+            .filter(|k| !delivered.contains_key(*k))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            consumer.is_running() && Instant::now() < deadline,
+            "push consumer misses {} of {} acknowledged messages, e.g. {:?}\n{}",
+            missing.len(),
+            acked_keys.len(),
+            missing.iter().take(10).collect::<Vec<_>>(),
+            all_logs(&nodes)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    consumer.stop(Duration::from_secs(10));
+    let redelivered: usize = delivered.values().map(|c| c - 1).sum();
+    eprintln!(
+        "push consumer: all {} acknowledged messages delivered; {} deliveries, {redelivered} redeliveries",
+        acked_keys.len(),
+        delivered.values().sum::<usize>()
+    );
+
+    let out = text(&java.run(
+        &home,
+        "compat.StoreDriver",
+        &["dump", &ns.addr, TOPIC, "dledger_failover_check", "90"],
+        Duration::from_secs(150),
+    ));
+    assert!(
+        out.contains("DUMPED "),
+        "dump:\n{out}\n{}",
+        all_logs(&nodes)
+    );
+    let (stored, dup_offsets) = parse(&out, "MSG");
+    let mut lost = Vec::new();
+    for ((q, o), a) in &acks {
+        match stored.get(&(*q, *o)) {
+            Some(s) if s[0] == a[0] && s[1] == a[1] && s[2] == a[2] => {}
+            other => lost.push(format!("queue {q} offset {o} {a:?} -> {other:?}")),
+        }
+    }
+    let mut keys: HashMap<&str, usize> = HashMap::new();
+    for v in stored.values() {
+        *keys.entry(v[2].as_str()).or_default() += 1;
+    }
+    let dup_keys = keys.values().filter(|c| **c > 1).count();
+    eprintln!(
+        "{} acknowledged, {errors} failed sends, {} stored ({} not acknowledged), \
+         duplicates: {dup_keys} keys stored twice, {dup_offsets} offsets pulled twice",
+        acks.len(),
+        stored.len(),
+        stored.len().saturating_sub(acks.len())
+    );
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged messages lost or changed:\n{}\n{}",
+        lost.len(),
+        acks.len(),
+        lost.iter().take(20).cloned().collect::<Vec<_>>().join("\n"),
+        all_logs(&nodes)
+    );
+
+    // Stop the members (each writes its DLedger checkpoint on the way out),
+    // then compare their logs up to the lowest committed index, which must
+    // cover every acknowledged entry.
+    for node in &mut nodes {
+        if let Some(mut p) = node.proc.take() {
+            if let Err(e) = p.stop_cleanly(Duration::from_secs(20)) {
+                panic!("{e}\n{}", node.logs());
+            }
+        }
+    }
+    // Slave sync copied the push consumer's offsets to every member.
+    let offset_key = format!("{TOPIC}@dledger_failover_push");
+    for node in &nodes {
+        let f = node
+            .dir
+            .join("store")
+            .join("config")
+            .join("consumerOffset.json");
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        assert!(
+            text.contains(&offset_key),
+            "n{} has no offsets of {offset_key}: {text}",
+            node.n
+        );
+    }
+    let cps: Vec<Option<(i64, i64)>> = nodes.iter().map(|n| checkpoint(&n.dledger_dir())).collect();
+    eprintln!("checkpoints (endIndex, committedIndex): {cps:?}");
+    let committed = cps
+        .iter()
+        .map(|c| c.map_or(-1, |c| c.1))
+        .min()
+        .unwrap_or(-1);
+    assert!(
+        committed + 1 >= acks.len() as i64,
+        "checkpoints {cps:?} do not cover {} acknowledged entries\n{}",
+        acks.len(),
+        all_logs(&nodes)
+    );
+    let ends: Vec<(i64, i32)> = nodes
+        .iter()
+        .map(|n| entry_pos(&n.dledger_dir(), committed).expect("index record"))
+        .collect();
+    assert!(
+        ends.iter().all(|e| *e == ends[0]),
+        "entry {committed} differs: {ends:?}"
+    );
+    let end = (ends[0].0 + i64::from(ends[0].1)) as usize;
+    let logs: Vec<Vec<u8>> = nodes.iter().map(|n| data_log(&n.dledger_dir())).collect();
+    for (i, l) in logs.iter().enumerate() {
+        assert!(l.len() >= end, "n{i} data log shorter than {end}");
+        assert!(
+            l[..end] == logs[0][..end],
+            "n{i}'s committed prefix differs from n0's (first {end} bytes)"
+        );
+    }
+    eprintln!(
+        "committed prefix: {} entries, {end} bytes, identical on all three; total {:?}",
+        committed + 1,
+        started.elapsed()
+    );
+}
