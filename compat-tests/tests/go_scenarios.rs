@@ -18,7 +18,11 @@
 //! - transactions: commit delivered, rollback never, unknown resolved by the
 //!   broker's check-back (3 s interval), resolved ones never checked;
 //! - ConsumeRetryLater with max reconsume 1: the message comes back with
-//!   ReconsumeTimes 1, not before the 10 s of delay level 3.
+//!   ReconsumeTimes 1, not before the 10 s of delay level 3;
+//! - pull consumer: PullFrom on a queue returns exactly the messages produced
+//!   to it, at the offsets the sends reported, batch limits kept;
+//! - admin API: CreateTopic, its route through the name server,
+//!   FetchAllTopicList, DeleteTopic, then neither listed nor routed.
 //!
 //! The same program, run by hand against the Java 5.3.3 reference broker
 //! (`compat-tests/java/reference-cluster.sh`), gave the same RESULT values
@@ -205,4 +209,30 @@ fn go_consume_retry_later_comes_back_once() {
         "redelivered after {min} ms, before the 10 s of level 3"
     );
     assert!(max <= 60_000, "redelivered after {max} ms");
+}
+
+#[test]
+fn go_pull_consumer_pull_from_offsets() {
+    let _one_at_a_time = serial();
+    scenarios_bin();
+    let cluster = Cluster::start();
+    // 20 messages to queue 1 (offsets 0..20 as the sends reported), 3 to
+    // queue 2; PullFrom in batches of 7, from offset 5, and on queue 2.
+    let f = run(&cluster, "pull", 20, 90);
+    assert_eq!(num(&f, "pulled"), 20, "{f:?}");
+    assert_eq!(num(&f, "nextOffset"), 20, "{f:?}");
+    assert_eq!(num(&f, "fromMiddle"), 3, "{f:?}");
+    assert_eq!(num(&f, "otherQueue"), 3, "{f:?}");
+}
+
+#[test]
+fn go_admin_create_route_list_delete_topic() {
+    let _one_at_a_time = serial();
+    scenarios_bin();
+    let cluster = Cluster::start();
+    let f = run(&cluster, "admin", 1, 90);
+    assert_eq!(num(&f, "queues"), 3, "{f:?}");
+    for k in ["listed", "gone", "routeGone"] {
+        assert_eq!(field(&f, k), "true", "{k} in {f:?}");
+    }
 }

@@ -31,6 +31,8 @@
 //! - `updateSubGroup`, `getConsumerConfig`, `deleteSubGroup`, then
 //!   `getConsumerConfig` no longer shows it; 5.3.3 `updateSubGroupList` (225)
 //!   and `producer` (328).
+//! - `consumeMessage -t` (the tool's pull consumer from each queue's min
+//!   offset): "Consume ok", every body exactly once, every message id.
 //! - `statsAll` (VIEW_BROKER_STATS_DATA) row with accumulation 0 and today's
 //!   puts; `brokerConsumeStats` (317) backlog total after an offline reset.
 //! - `resetOffsetByTime` with the consumer online: every queue to 0 and the
@@ -619,6 +621,10 @@ fn matrix_for(
     // consumerProgress without a group: one row per %RETRY% group.
     let all_groups_at = cmds.len();
     cmds.push(cmd(&["consumerProgress", "-n", ns]));
+    // consumeMessage: the tool's pull consumer reads every queue from its min
+    // offset (no `-g`: the tools read the group from `-b`).
+    let consume_at = cmds.len();
+    cmds.push(cmd(&["consumeMessage", "-n", ns, "-t", TOPIC]));
     let out = batch(cluster, java, &cmds);
     let o = |i: usize| out[i].as_str();
     let fail = |i: usize, what: &str| -> String {
@@ -930,6 +936,27 @@ fn matrix_for(
         "{}",
         fail(all_groups_at, "group row")
     );
+
+    // consumeMessage: every body with its id (the uniq key), nothing pulled twice.
+    assert!(
+        o(consume_at).contains("Consume ok"),
+        "{}",
+        fail(consume_at, "Consume ok")
+    );
+    for b in all_bodies(peers) {
+        let lines = o(consume_at)
+            .lines()
+            .filter(|l| l.ends_with(&format!(" BODY: {b}")))
+            .count();
+        assert_eq!(lines, 1, "{}", fail(consume_at, &b));
+    }
+    for s in peers.iter().flat_map(|p| p.sent().into_values()) {
+        assert!(
+            o(consume_at).contains(&s.msg_id),
+            "{}",
+            fail(consume_at, &s.msg_id)
+        );
+    }
 
     for (i, out) in out.iter().enumerate() {
         // getConsumerConfig of a deleted group prints nothing; everything else

@@ -4,7 +4,7 @@
 //	scenarios <name> -namesrv ADDR -broker-addr ADDR -topic T [-count N] [-timeout D]
 //
 // Names: send-modes, share, broadcast, orderly, tag-filter, sql92, transaction,
-// retry. The topic is created with the admin API (8 queues) on -broker-addr.
+// retry, pull, admin. The topic is created with the admin API (8 queues) on -broker-addr.
 //
 // Output: "info:" lines, one "RESULT <name> ..." summary line, then "FAIL:"
 // lines on failure. Exit status 0 on success, 1 otherwise. Every blocking call
@@ -104,6 +104,8 @@ func run() int {
 		"sql92":       sql92,
 		"transaction": transaction,
 		"retry":       retry,
+		"pull":        pull,
+		"admin":       adminTopics,
 	}
 	f, ok := scenarios[name]
 	if !ok {
@@ -1024,4 +1026,207 @@ func retry(e *env) string {
 	}
 	return fmt.Sprintf("first=%d redelivered=%d minGapMs=%d maxGapMs=%d", byTimes[0], byTimes[1],
 		minGap.Milliseconds(), maxGap.Milliseconds())
+}
+
+// 9. Pull consumer: PullFrom reads exactly what was produced to one queue, at
+// the offsets the sends reported, in batches and from a middle offset.
+func pull(e *env) string {
+	p, err := e.startProducer("pull", producer.WithQueueSelector(queueIDSelector{}))
+	if err != nil {
+		e.fail("%v", err)
+		return "producer failed"
+	}
+	send := func(k string, q int) *primitive.SendResult {
+		m := e.msg(k, "P")
+		m.WithProperty(propQueue, strconv.Itoa(q))
+		var res *primitive.SendResult
+		err := bounded(e.ctx, func() error {
+			var err error
+			res, err = p.SendSync(e.ctx, m)
+			return err
+		})
+		if err != nil || res == nil || res.Status != primitive.SendOK {
+			e.fail("send %s: %v %v", k, res, err)
+			return nil
+		}
+		return res
+	}
+	want := keys("p", e.count)
+	var mq *primitive.MessageQueue
+	for i, k := range want {
+		res := send(k, 1)
+		if res == nil {
+			return "send failed"
+		}
+		if res.MessageQueue.QueueId != 1 || res.QueueOffset != int64(i) {
+			e.fail("send %s went to queue %d offset %d, want queue 1 offset %d", k,
+				res.MessageQueue.QueueId, res.QueueOffset, i)
+		}
+		mq = res.MessageQueue
+	}
+	other := keys("o", 3)
+	for _, k := range other {
+		if send(k, 2) == nil {
+			return "send failed"
+		}
+	}
+
+	c, err := rocketmq.NewPullConsumer(
+		consumer.WithNsResolver(primitive.NewPassthroughResolver(e.namesrv)),
+		consumer.WithGroupName(e.group("pull")),
+		consumer.WithInstance("compat-go-pull-"+e.runID))
+	if err != nil {
+		e.fail("create pull consumer: %v", err)
+		return "consumer failed"
+	}
+	if err := c.Subscribe(e.topic, consumer.MessageSelector{Type: consumer.TAG, Expression: "*"}); err != nil {
+		e.fail("subscribe: %v", err)
+		return "consumer failed"
+	}
+	if err := bounded(e.ctx, c.Start); err != nil {
+		e.fail("start pull consumer: %v", err)
+		return "consumer failed"
+	}
+	e.closers = append(e.closers, func() { shutdownBounded("pull consumer", c.Shutdown, e) })
+
+	// pullRange pulls queue q from offset until `n` messages (batches of at
+	// most `batch`), checking each message's queue and offset.
+	pullRange := func(q int, offset int64, n, batch int) ([]string, int64) {
+		queue := &primitive.MessageQueue{Topic: mq.Topic, BrokerName: mq.BrokerName, QueueId: q}
+		var got []string
+		next := offset
+		for tries := 0; len(got) < n && tries < n+10 && e.ctx.Err() == nil; tries++ {
+			var res *primitive.PullResult
+			err := bounded(e.ctx, func() error {
+				var err error
+				res, err = c.PullFrom(e.ctx, queue, next, batch)
+				return err
+			})
+			if err != nil || res == nil {
+				e.fail("pull queue %d at %d: %v", q, next, err)
+				return got, next
+			}
+			if res.Status != primitive.PullFound {
+				e.fail("pull queue %d at %d: status %v", q, next, res.Status)
+				return got, next
+			}
+			msgs := res.GetMessageExts()
+			if len(msgs) == 0 || len(msgs) > batch {
+				e.fail("pull queue %d at %d: %d messages for a batch of %d", q, next, len(msgs), batch)
+				return got, next
+			}
+			for _, m := range msgs {
+				if m.Queue == nil || m.Queue.QueueId != q || m.QueueOffset != next {
+					e.fail("pull queue %d: message %s at queue %v offset %d, want offset %d",
+						q, m.GetKeys(), m.Queue, m.QueueOffset, next)
+				}
+				got = append(got, m.GetKeys())
+				next++
+			}
+			if res.NextBeginOffset != next {
+				e.fail("pull queue %d: nextBeginOffset %d, want %d", q, res.NextBeginOffset, next)
+				next = res.NextBeginOffset
+			}
+		}
+		return got, next
+	}
+	same := func(label string, got, want []string) {
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			e.fail("%s: got %v, want %v", label, got, want)
+		}
+	}
+
+	all1, end := pullRange(1, 0, e.count, 7)
+	same("queue 1 from 0", all1, want)
+	mid, _ := pullRange(1, 5, 3, 3)
+	same("queue 1 from 5", mid, want[5:8])
+	got2, _ := pullRange(2, 0, len(other), 32)
+	same("queue 2 from 0", got2, other)
+	return fmt.Sprintf("pulled=%d nextOffset=%d fromMiddle=%d otherQueue=%d", len(all1), end, len(mid), len(got2))
+}
+
+// 10. Admin API: CreateTopic, the route through the name server, the topic
+// list, DeleteTopic, gone from the list and from the name server's routes.
+func adminTopics(e *env) string {
+	topic := e.topic + "_adm"
+	newAdmin := func() (admin.Admin, error) {
+		return admin.NewAdmin(admin.WithResolver(primitive.NewPassthroughResolver(e.namesrv)))
+	}
+	adm, err := newAdmin()
+	if err != nil {
+		e.fail("new admin: %v", err)
+		return "admin failed"
+	}
+	defer shutdownBounded("admin", adm.Close, e)
+	listed := func() bool {
+		var l *admin.TopicList
+		_ = bounded(e.ctx, func() error {
+			var err error
+			l, err = adm.FetchAllTopicList(e.ctx)
+			return err
+		})
+		if l == nil {
+			return false
+		}
+		for _, t := range l.TopicList {
+			if t == topic {
+				return true
+			}
+		}
+		return false
+	}
+	err = bounded(e.ctx, func() error {
+		return adm.CreateTopic(e.ctx, admin.WithTopicCreate(topic), admin.WithBrokerAddrCreate(e.broker),
+			admin.WithReadQueueNums(3), admin.WithWriteQueueNums(3))
+	})
+	if err != nil {
+		e.fail("create topic: %v", err)
+		return "create failed"
+	}
+	queuesSeen := 0
+	e.waitFor(func() bool {
+		var mqs []*primitive.MessageQueue
+		_ = bounded(e.ctx, func() error {
+			var err error
+			mqs, err = adm.FetchPublishMessageQueues(e.ctx, topic)
+			return err
+		})
+		queuesSeen = len(mqs)
+		return queuesSeen == 3
+	})
+	if queuesSeen != 3 {
+		e.fail("route of %s: %d queue(s), want 3", topic, queuesSeen)
+	}
+	listedAfterCreate := e.waitFor(listed)
+	if !listedAfterCreate {
+		e.fail("%s not in FetchAllTopicList after CreateTopic", topic)
+	}
+	err = bounded(e.ctx, func() error {
+		return adm.DeleteTopic(e.ctx, admin.WithTopicDelete(topic), admin.WithBrokerAddrDelete(e.broker),
+			admin.WithNameSrvAddr(e.namesrv))
+	})
+	if err != nil {
+		e.fail("delete topic: %v", err)
+	}
+	goneFromList := e.waitFor(func() bool { return !listed() })
+	if !goneFromList {
+		e.fail("%s still in FetchAllTopicList after DeleteTopic", topic)
+	}
+	// A fresh admin has no cached route: the name server must not know it.
+	adm2, err := newAdmin()
+	if err != nil {
+		e.fail("new admin: %v", err)
+		return "admin failed"
+	}
+	defer shutdownBounded("admin 2", adm2.Close, e)
+	var routeErr error
+	_ = bounded(e.ctx, func() error {
+		_, routeErr = adm2.FetchPublishMessageQueues(e.ctx, topic)
+		return nil
+	})
+	if routeErr == nil {
+		e.fail("route of %s still served after DeleteTopic", topic)
+	}
+	return fmt.Sprintf("queues=%d listed=%t gone=%t routeGone=%t", queuesSeen, listedAfterCreate,
+		goneFromList, routeErr != nil)
 }
