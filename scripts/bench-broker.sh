@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# Broker benchmark: the official Java broker (BrokerStartup 5.3.3 + NamesrvStartup, started
+# by compat-tests/java/reference-cluster.sh: -Xms1g -Xmx1g, ASYNC_FLUSH, 64 MiB commit-log
+# segments, brokerIP1=127.0.0.1), our release mqnamesrv + mqbroker with the same settings,
+# and the echo ceiling (remoting/examples/echo_broker.rs behind our mqnamesrv: answers
+# every send with a canned SUCCESS, stores nothing), in turn, on free loopback ports.
+# Same load generator for all three: compat.BenchProducer / compat.BenchConsumer on the
+# official Java client (compat-tests/java). Prints one table with ratios; results and the
+# command go to docs/BENCHMARKS.md.
+#
+#   scripts/bench-broker.sh [--duration SECS] [--warmup SECS] [--threads 4,16,64]
+#                           [--size BYTES] [--consume N] [--settle SECS]
+#                           [--only java,ours,echo] [--java-version V] [--keep DIR]
+#
+# Defaults: 20 s per thread count after a 10 s warm-up (at the largest count), 1 KiB
+# bodies, 200000 messages for the consume test, 3 s settle before idle RSS, Java 5.3.3.
+# Needs cargo, java (17) and mvn (first run: the 5.3.3 jars from Maven Central).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+duration=20 warmup=10 threads=4,16,64 size=1024 consume=200000 settle=3
+only=java,ours,echo ver=5.3.3 keep=""
+usage() {
+  sed -n '11,13p' "$0" | sed 's/^# *//' >&2
+  exit 2
+}
+while [ $# -gt 0 ]; do
+  [ $# -ge 2 ] || usage
+  case "$1" in
+    --duration) duration="$2" ;;
+    --warmup) warmup="$2" ;;
+    --threads) threads="$2" ;;
+    --size) size="$2" ;;
+    --consume) consume="$2" ;;
+    --settle) settle="$2" ;;
+    --only) only="$2" ;;
+    --java-version) ver="$2" ;;
+    --keep) keep="$2" ;;
+    *) usage ;;
+  esac
+  shift 2
+done
+for tool in cargo java mvn awk; do
+  command -v "$tool" >/dev/null || { echo "bench-broker.sh: '$tool' is required but not installed" >&2; exit 1; }
+done
+
+log() { echo "[bench] $*" >&2; }
+
+# ------------------------------------------------------------------ build
+cargo build --release --locked -p nameserver -p broker --bins
+cargo build --release --locked -p remoting --example echo_broker
+target="${CARGO_TARGET_DIR:-target}"
+bins="$root/$target/release"
+clk_tck="$(getconf CLK_TCK)"
+work="${keep:-$(mktemp -d "${TMPDIR:-/tmp}/rmq-bench-broker-XXXXXX")}"
+mkdir -p "$work"
+
+# The drivers, snapshotted into the work dir: a test run elsewhere may re-run prepare.sh
+# (which replaces target/<version>/lib) while the benchmark is going.
+jdir="$work/drivers"
+for attempt in 1 2 3; do
+  bash compat-tests/java/prepare.sh "$ver"
+  rm -rf "$jdir"
+  mkdir -p "$jdir"
+  src="$root/compat-tests/java/target/$ver"
+  if cp -r "$src/classes" "$src/lib" "$src/home" "$jdir/" 2>/dev/null \
+     && [ -f "$jdir/classes/compat/BenchProducer.class" ] \
+     && ls "$jdir/lib/rocketmq-client-$ver.jar" "$jdir/lib/rocketmq-tools-$ver.jar" >/dev/null 2>&1; then
+    break
+  fi
+  [ "$attempt" -lt 3 ] || { echo "bench-broker.sh: could not snapshot the Java drivers" >&2; exit 1; }
+  sleep 5
+done
+cp="$jdir/classes:$jdir/lib/*"
+results="$work/results.txt"
+: >"$results"
+
+# --------------------------------------------------------------- helpers
+now_ms() { local t="${EPOCHREALTIME/./}"; echo $((t / 1000)); }
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A port p with p-2 (VIP channel), p and p+1 (HA) not listening.
+free_block() {
+  local p i
+  for i in $(seq 1 200); do
+    p=$((15000 + RANDOM % 15000))
+    if ! listening $((p - 2)) && ! listening "$p" && ! listening $((p + 1)); then
+      echo "$p"
+      return
+    fi
+  done
+  echo "bench-broker.sh: no free port block" >&2
+  exit 1
+}
+
+# wait_listen <port> <pid> <what>: polls every 2 ms, 120 s at most.
+wait_listen() {
+  local deadline=$(($(now_ms) + 120000))
+  until listening "$1"; do
+    kill -0 "$2" 2>/dev/null || { echo "bench-broker.sh: $3 exited during start-up" >&2; return 1; }
+    [ "$(now_ms)" -lt "$deadline" ] || { echo "bench-broker.sh: $3 not listening after 120 s" >&2; return 1; }
+    sleep 0.002
+  done
+}
+
+status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+put() { echo "$1 $2 $3" >>"$results"; }
+
+# RESULT lines of the drivers -> "<server> <kind><threads>_<key> <value>" records.
+record() { # <server> <driver output file>
+  awk -v s="$1" '$1 == "RESULT" {
+      kind = $2; t = ""
+      for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "threads") t = kv[2] }
+      for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] != "threads") print s, kind t "_" kv[1], kv[2] }
+    }' "$2" >>"$results"
+}
+
+java_run() { # <home> <main> args...
+  local home="$1" main="$2"
+  shift 2
+  mkdir -p "$home"
+  java -Xms512m -Xmx512m -XX:+UseG1GC -Dbench.clkTck="$clk_tck" -Duser.home="$home" \
+    -Drocketmq.home.dir="$jdir/home" -cp "$cp" "$main" "$@"
+}
+
+update_topic() { # <namesrv> <cluster> <topic>
+  local out
+  out="$(java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Duser.home="$work/admin" \
+    -Drocketmq.home.dir="$jdir/home" -Drocketmq.log.root="$work/admin/logs" -Drocketmq.log.level=WARN \
+    -Drmq.logback.configurationFile=rmq.tools.logback.xml -cp "$cp" \
+    org.apache.rocketmq.tools.command.MQAdminStartup updateTopic -n "$1" -c "$2" -t "$3" -r 8 -w 8 2>&1)"
+  grep -q "success" <<<"$out" || { echo "bench-broker.sh: updateTopic $3 failed:" >&2; echo "$out" >&2; return 1; }
+}
+
+# Our name server on a free port; sets ns_pid, ns_addr.
+start_our_namesrv() { # <dir>
+  local d="$1" port
+  port="$(free_block)"
+  mkdir -p "$d"
+  printf 'listenPort=%s\nbindAddress=127.0.0.1\nkvConfigPath=%s\n' "$port" "$d/kvConfig.json" >"$d/namesrv.properties"
+  HOME="$d" "$bins/mqnamesrv" -c "$d/namesrv.properties" >"$d/namesrv.log" 2>&1 </dev/null &
+  ns_pid=$!
+  started+=("$ns_pid")
+  wait_listen "$port" "$ns_pid" mqnamesrv
+  ns_addr="127.0.0.1:$port"
+}
+
+stop_pid() { # <pid>: SIGTERM, SIGKILL after 20 s
+  local pid="$1" i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 200); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+started=()
+java_dirs=()
+cleanup() {
+  local p d
+  for p in "${started[@]}"; do stop_pid "$p"; done
+  for d in "${java_dirs[@]}"; do bash compat-tests/java/reference-cluster.sh stop "$d" >/dev/null 2>&1 || true; done
+  [ -n "$keep" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Measures one running broker: idle RSS, send phases, consume, peak RSS.
+measure() { # <server> <pid> <namesrv> <do_consume>
+  local s="$1" pid="$2" ns="$3"
+  sleep "$settle"
+  put "$s" idle_rss_kib "$(status_kib "$pid" VmRSS)"
+  log "$s: idle RSS $(status_kib "$pid" VmRSS) KiB; send load ${duration}s x threads $threads (warm-up ${warmup}s)"
+  java_run "$work/$s/client" compat.BenchProducer send "$ns" BenchTopic "$pid" "$warmup" "$duration" \
+    "$threads" "$size" | tee "$work/$s/send.out" >&2
+  record "$s" "$work/$s/send.out"
+  if [ "$4" = yes ]; then
+    log "$s: filling BenchConsume with $consume messages"
+    java_run "$work/$s/client" compat.BenchProducer fill "$ns" BenchConsume "$consume" "$size" | tee "$work/$s/fill.out" >&2
+    log "$s: consuming $consume messages"
+    java_run "$work/$s/client" compat.BenchConsumer "$ns" BenchConsume "$consume" "$pid" 300 | tee "$work/$s/consume.out" >&2
+    record "$s" "$work/$s/consume.out"
+  fi
+  put "$s" peak_rss_kib "$(status_kib "$pid" VmHWM)"
+  put "$s" end_anon_kib "$(status_kib "$pid" RssAnon)"
+  put "$s" end_file_kib "$(status_kib "$pid" RssFile)"
+}
+
+# ------------------------------------------------------------- servers
+run_java() {
+  local d="$work/java" bport nsport t0 t1 bpid
+  java_dirs+=("$d")
+  bport="$(free_block)"
+  nsport="$(free_block)"
+  mkdir -p "$d"
+  log "java: starting NamesrvStartup + BrokerStartup $ver (reference-cluster.sh)"
+  REF_NS_PORT="$nsport" REF_BROKER_PORT="$bport" bash compat-tests/java/reference-cluster.sh start "$d" "$ver" >"$d/start.log" 2>&1 &
+  local starter=$!
+  # The broker is spawned once the name server booted; broker.pid is written right after.
+  local deadline=$(($(now_ms) + 180000))
+  until [ -s "$d/broker.pid" ]; do
+    kill -0 "$starter" 2>/dev/null || { cat "$d/start.log" >&2; return 1; }
+    [ "$(now_ms)" -lt "$deadline" ] || { echo "bench-broker.sh: Java broker not spawned" >&2; return 1; }
+    sleep 0.002
+  done
+  t0="$(now_ms)"
+  bpid="$(cat "$d/broker.pid")"
+  wait_listen "$bport" "$bpid" "Java broker"
+  t1="$(now_ms)"
+  wait "$starter" || { cat "$d/start.log" >&2; return 1; }
+  put java start_ms $((t1 - t0))
+  log "java: broker pid $bpid listening after $((t1 - t0)) ms"
+  update_topic "127.0.0.1:$nsport" RefCluster BenchTopic
+  update_topic "127.0.0.1:$nsport" RefCluster BenchConsume
+  measure java "$bpid" "127.0.0.1:$nsport" yes
+  bash compat-tests/java/reference-cluster.sh stop "$d" >/dev/null
+}
+
+run_ours() {
+  local d="$work/ours" port t0 t1 bpid
+  mkdir -p "$d"
+  start_our_namesrv "$d/ns"
+  port="$(free_block)"
+  cat >"$d/broker.conf" <<CONF
+brokerClusterName=BenchCluster
+brokerName=bench-broker-a
+brokerId=0
+namesrvAddr=$ns_addr
+listenPort=$port
+haListenPort=$((port + 1))
+bindAddress=127.0.0.1
+brokerIP1=127.0.0.1
+brokerIP2=127.0.0.1
+storePathRootDir=$d/store
+storePathCommitLog=$d/store/commitlog
+mappedFileSizeCommitLog=67108864
+flushDiskType=ASYNC_FLUSH
+autoCreateTopicEnable=true
+autoCreateSubscriptionGroup=true
+enablePropertyFilter=true
+CONF
+  log "ours: starting mqnamesrv + mqbroker"
+  t0="$(now_ms)"
+  HOME="$d" "$bins/mqbroker" -c "$d/broker.conf" >"$d/broker.log" 2>&1 </dev/null &
+  bpid=$!
+  started+=("$bpid")
+  wait_listen "$port" "$bpid" mqbroker
+  t1="$(now_ms)"
+  put ours start_ms $((t1 - t0))
+  log "ours: broker pid $bpid listening after $((t1 - t0)) ms"
+  update_topic "$ns_addr" BenchCluster BenchTopic
+  update_topic "$ns_addr" BenchCluster BenchConsume
+  measure ours "$bpid" "$ns_addr" yes
+  stop_pid "$bpid"
+  stop_pid "$ns_pid"
+}
+
+run_echo() {
+  local d="$work/echo" port t0 t1 epid
+  mkdir -p "$d"
+  start_our_namesrv "$d/ns"
+  port="$(free_block)"
+  log "echo: starting echo_broker"
+  t0="$(now_ms)"
+  "$bins/examples/echo_broker" --namesrv "$ns_addr" --port "$port" --topics BenchTopic,BenchConsume --queues 8 \
+    >"$d/echo.log" 2>&1 </dev/null &
+  epid=$!
+  started+=("$epid")
+  wait_listen "$port" "$epid" echo_broker
+  t1="$(now_ms)"
+  put echo start_ms $((t1 - t0))
+  measure echo "$epid" "$ns_addr" no
+  stop_pid "$epid"
+  stop_pid "$ns_pid"
+}
+
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+started_at="$(date -u '+%Y-%m-%d %H:%M UTC')"
+for s in ${only//,/ }; do
+  case "$s" in
+    java) run_java ;;
+    ours) run_ours ;;
+    echo) run_echo ;;
+    *) usage ;;
+  esac
+done
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------------- report
+echo
+echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo); load generator on the same machine"
+echo "run: $started_at; load average before: $load_before, after: $load_after"
+echo "load: sync send, ${size}-byte bodies, threads $threads, ${duration}s each after ${warmup}s warm-up; consume: $consume messages (push consumer)"
+echo
+awk -v threads="$threads" -f - "$results" <<'AWK'
+{ v[$1, $2] = $3; have[$1] = 1 }
+function val(s, k) { return ((s, k) in v) ? v[s, k] + 0 : -1 }
+function cell(s, k, scale, fmt) { x = val(s, k); return x < 0 ? "n/a" : sprintf(fmt, x / scale) }
+function ratio(a, b) { return (a <= 0 || b <= 0) ? "n/a" : sprintf("%.3g", a / b) }
+function row(label, k, scale, fmt) {
+  printf "| %-34s | %12s | %12s | %12s | %9s | %9s |\n", label, cell("java", k, scale, fmt),
+    cell("ours", k, scale, fmt), cell("echo", k, scale, fmt), ratio(val("ours", k), val("java", k)),
+    ratio(val("ours", k), val("echo", k))
+}
+function goal(text, ok, got) { printf "  %-44s %-10s %s\n", text, got, ok ? "MET" : "MISSED" }
+BEGIN { n = split(threads, T, ",") }
+END {
+  printf "| %-34s | %12s | %12s | %12s | %9s | %9s |\n", "", "Java 5.3.3", "ours", "echo", "ours/Java", "ours/echo"
+  printf "|%s|%s|%s|%s|%s|%s|\n", "------------------------------------", "--------------", "--------------", "--------------", "-----------", "-----------"
+  row("start -> accepting connections ms", "start_ms", 1, "%.0f")
+  row("idle RSS MiB", "idle_rss_kib", 1024, "%.1f")
+  row("peak RSS (VmHWM) MiB", "peak_rss_kib", 1024, "%.1f")
+  row("  at end: RssAnon MiB", "end_anon_kib", 1024, "%.1f")
+  row("  at end: RssFile (mapped) MiB", "end_file_kib", 1024, "%.1f")
+  for (i = 1; i <= n; i++) {
+    t = T[i]
+    row("send TPS, " t " threads", "send" t "_tps", 1, "%.0f")
+    row("  p50 latency us", "send" t "_p50_us", 1, "%.0f")
+    row("  p99 latency us", "send" t "_p99_us", 1, "%.0f")
+    row("  p99.9 latency us", "send" t "_p999_us", 1, "%.0f")
+    row("  server CPU us/msg", "send" t "_cpu_us_per_msg", 1, "%.2f")
+    row("  generator CPU us/msg", "send" t "_gen_cpu_us_per_msg", 1, "%.2f")
+    row("  errors", "send" t "_errors", 1, "%.0f")
+  }
+  row("consume msg/s (first to last msg)", "consume_mps", 1, "%.0f")
+  row("  start() -> first message ms", "consume_first_msg_after_ms", 1, "%.0f")
+  row("  server CPU us/msg", "consume_cpu_us_per_msg", 1, "%.2f")
+  row("  consumer CPU us/msg", "consume_gen_cpu_us_per_msg", 1, "%.2f")
+  print ""
+  print "ratios are ours / other: above 1 is better for TPS, below 1 for latency, RSS, CPU and start-up"
+  print ""
+  print "goals (issue 9):"
+  for (i = 1; i <= n; i++) {
+    t = T[i]; k = "send" t "_tps"
+    if (val("ours", k) > 0 && val("java", k) > 0)
+      goal("send TPS >= 2x Java, " t " threads", val("ours", k) >= 2 * val("java", k), ratio(val("ours", k), val("java", k)) "x")
+    if (val("ours", k) > 0 && val("echo", k) > 0)
+      goal("send TPS >= 70% of echo, " t " threads", val("ours", k) >= 0.7 * val("echo", k), sprintf("%.0f%%", 100 * val("ours", k) / val("echo", k)))
+    k = "send" t "_p99_us"
+    if (val("ours", k) > 0 && val("java", k) > 0)
+      goal("p99 <= 0.5x Java, " t " threads", val("ours", k) <= 0.5 * val("java", k), ratio(val("ours", k), val("java", k)) "x")
+  }
+  k = "consume_mps"
+  if (val("ours", k) > 0 && val("java", k) > 0)
+    goal("consume TPS >= 2x Java", val("ours", k) >= 2 * val("java", k), ratio(val("ours", k), val("java", k)) "x")
+  k = "idle_rss_kib"
+  if (val("ours", k) > 0 && val("java", k) > 0)
+    goal("idle RSS <= 1/20 of Java", 20 * val("ours", k) <= val("java", k), "1/" sprintf("%.0f", val("java", k) / val("ours", k)))
+  k = "start_ms"
+  if (val("ours", k) >= 0 && val("java", k) > 0)
+    goal("start-up <= 1/20 of Java", 20 * val("ours", k) <= val("java", k), "1/" (val("ours", k) > 0 ? sprintf("%.0f", val("java", k) / val("ours", k)) : "inf"))
+}
+AWK
