@@ -1,5 +1,8 @@
 package compat;
 
+import static compat.Support.verdict;
+import static compat.Support.waitFor;
+
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -11,7 +14,6 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.BooleanSupplier;
 import org.apache.rocketmq.client.consumer.DefaultMQPullConsumer;
 import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
 import org.apache.rocketmq.client.consumer.PullResult;
@@ -25,7 +27,6 @@ import org.apache.rocketmq.client.producer.SendStatus;
 import org.apache.rocketmq.client.producer.TransactionListener;
 import org.apache.rocketmq.client.producer.TransactionMQProducer;
 import org.apache.rocketmq.client.producer.TransactionSendResult;
-import org.apache.rocketmq.common.TopicConfig;
 import org.apache.rocketmq.common.consumer.ConsumeFromWhere;
 import org.apache.rocketmq.common.message.Message;
 import org.apache.rocketmq.common.message.MessageAccessor;
@@ -542,51 +543,8 @@ public final class DelayTx {
     /** UPDATE_AND_CREATE_TOPIC (4 queues, perm 6), then wait for the route. */
     private static void createTopic(String topic) throws Exception {
         if (admin == null) {
-            admin = new DefaultMQAdminExt();
-            admin.setNamesrvAddr(ns);
-            admin.setInstanceName(instance());
-            admin.start();
+            admin = Support.startAdmin(ns, instance());
         }
-        TopicConfig tc = new TopicConfig(topic);
-        tc.setReadQueueNums(4);
-        tc.setWriteQueueNums(4);
-        tc.setPerm(6);
-        admin.createAndUpdateTopicConfig(brokerAddr, tc);
-        long deadline = System.currentTimeMillis() + 20000;
-        while (true) {
-            try {
-                Object route = admin.examineTopicRouteInfo(topic);
-                List<?> qd = (List<?>) route.getClass().getMethod("getQueueDatas").invoke(route);
-                if (qd != null && !qd.isEmpty()) {
-                    return;
-                }
-            } catch (Exception e) {
-                if (System.currentTimeMillis() > deadline) {
-                    throw e;
-                }
-            }
-            if (System.currentTimeMillis() > deadline) {
-                throw new IllegalStateException("no route for " + topic);
-            }
-            Thread.sleep(200);
-        }
-    }
-
-    private static boolean waitFor(long seconds, BooleanSupplier cond) throws InterruptedException {
-        long deadline = System.currentTimeMillis() + seconds * 1000L;
-        while (System.currentTimeMillis() < deadline) {
-            if (cond.getAsBoolean()) {
-                return true;
-            }
-            Thread.sleep(100);
-        }
-        return cond.getAsBoolean();
-    }
-
-    private static String verdict(List<String> problems, String summary) {
-        if (problems.isEmpty()) {
-            return "ok " + summary;
-        }
-        return "FAIL " + summary + " problems: " + String.join("; ", problems.subList(0, Math.min(20, problems.size())));
+        Support.createTopic(admin, brokerAddr, topic, 4);
     }
 }

@@ -1,5 +1,8 @@
 package compat;
 
+import static compat.Support.verdict;
+import static compat.Support.waitFor;
+
 import java.io.File;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -18,7 +21,6 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.BooleanSupplier;
 import java.util.function.Predicate;
 import java.util.stream.Stream;
 import org.apache.rocketmq.client.consumer.DefaultMQPullConsumer;
@@ -31,7 +33,6 @@ import org.apache.rocketmq.client.exception.MQClientException;
 import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.client.producer.SendStatus;
-import org.apache.rocketmq.common.TopicConfig;
 import org.apache.rocketmq.common.consumer.ConsumeFromWhere;
 import org.apache.rocketmq.common.message.Message;
 import org.apache.rocketmq.common.message.MessageExt;
@@ -530,52 +531,9 @@ public final class FilterTraceCompress {
     /** UPDATE_AND_CREATE_TOPIC (8 queues, perm 6), then wait for the route. */
     private static void createTopic(String topic) throws Exception {
         if (admin == null) {
-            admin = new DefaultMQAdminExt();
-            admin.setNamesrvAddr(ns);
-            admin.setInstanceName(instance());
-            admin.start();
+            admin = Support.startAdmin(ns, instance());
         }
-        TopicConfig tc = new TopicConfig(topic);
-        tc.setReadQueueNums(8);
-        tc.setWriteQueueNums(8);
-        tc.setPerm(6);
-        admin.createAndUpdateTopicConfig(brokerAddr, tc);
-        long deadline = System.currentTimeMillis() + 20000;
-        while (true) {
-            try {
-                Object route = admin.examineTopicRouteInfo(topic);
-                List<?> qd = (List<?>) route.getClass().getMethod("getQueueDatas").invoke(route);
-                if (qd != null && !qd.isEmpty()) {
-                    return;
-                }
-            } catch (Exception e) {
-                if (System.currentTimeMillis() > deadline) {
-                    throw e;
-                }
-            }
-            if (System.currentTimeMillis() > deadline) {
-                throw new IllegalStateException("no route for " + topic);
-            }
-            Thread.sleep(200);
-        }
-    }
-
-    private static boolean waitFor(int seconds, BooleanSupplier cond) throws InterruptedException {
-        long deadline = System.currentTimeMillis() + seconds * 1000L;
-        while (System.currentTimeMillis() < deadline) {
-            if (cond.getAsBoolean()) {
-                return true;
-            }
-            Thread.sleep(100);
-        }
-        return cond.getAsBoolean();
-    }
-
-    private static String verdict(List<String> problems, String summary) {
-        if (problems.isEmpty()) {
-            return "ok " + summary;
-        }
-        return "FAIL " + summary + " problems: " + String.join("; ", problems.subList(0, Math.min(20, problems.size())));
+        Support.createTopic(admin, brokerAddr, topic, 8);
     }
 
     /** Must run before any RocketMQ client class is loaded. Returns the temp log dir or null. */

@@ -1,10 +1,11 @@
 package compat;
 
+import static compat.Support.waitFor;
+
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.BooleanSupplier;
 import org.apache.rocketmq.client.consumer.DefaultMQPullConsumer;
 import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
 import org.apache.rocketmq.client.consumer.PullResult;
@@ -14,7 +15,6 @@ import org.apache.rocketmq.client.consumer.listener.MessageListenerOrderly;
 import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.client.producer.SendStatus;
-import org.apache.rocketmq.common.TopicConfig;
 import org.apache.rocketmq.common.consumer.ConsumeFromWhere;
 import org.apache.rocketmq.common.message.Message;
 import org.apache.rocketmq.common.message.MessageExt;
@@ -69,11 +69,8 @@ public final class OrderlyFailure {
     private static void run(String ns, String brokerAddr, String brokerName, String prefix) throws Exception {
         String topic = prefix + "Orderly";
         String group = "cg_" + topic;
-        DefaultMQAdminExt admin = new DefaultMQAdminExt();
-        admin.setNamesrvAddr(ns);
-        admin.setInstanceName(instance(prefix));
-        admin.start();
-        createTopic(admin, brokerAddr, topic);
+        DefaultMQAdminExt admin = Support.startAdmin(ns, instance(prefix));
+        Support.createTopic(admin, brokerAddr, topic, 4);
 
         DefaultMQProducer p = new DefaultMQProducer("pg_" + topic);
         p.setNamesrvAddr(ns);
@@ -185,43 +182,5 @@ public final class OrderlyFailure {
 
     private static String instance(String prefix) {
         return "compat-orderly-" + prefix + "-" + INSTANCE.incrementAndGet();
-    }
-
-    /** UPDATE_AND_CREATE_TOPIC (4 queues, perm 6), then wait for the route. */
-    private static void createTopic(DefaultMQAdminExt admin, String brokerAddr, String topic) throws Exception {
-        TopicConfig tc = new TopicConfig(topic);
-        tc.setReadQueueNums(4);
-        tc.setWriteQueueNums(4);
-        tc.setPerm(6);
-        admin.createAndUpdateTopicConfig(brokerAddr, tc);
-        long deadline = System.currentTimeMillis() + 20000;
-        while (true) {
-            try {
-                Object route = admin.examineTopicRouteInfo(topic);
-                List<?> qd = (List<?>) route.getClass().getMethod("getQueueDatas").invoke(route);
-                if (qd != null && !qd.isEmpty()) {
-                    return;
-                }
-            } catch (Exception e) {
-                if (System.currentTimeMillis() > deadline) {
-                    throw e;
-                }
-            }
-            if (System.currentTimeMillis() > deadline) {
-                throw new IllegalStateException("no route for " + topic);
-            }
-            Thread.sleep(200);
-        }
-    }
-
-    private static boolean waitFor(long seconds, BooleanSupplier cond) throws InterruptedException {
-        long deadline = System.currentTimeMillis() + seconds * 1000L;
-        while (System.currentTimeMillis() < deadline) {
-            if (cond.getAsBoolean()) {
-                return true;
-            }
-            Thread.sleep(100);
-        }
-        return cond.getAsBoolean();
     }
 }

@@ -1,5 +1,8 @@
 package compat;
 
+import static compat.Support.verdict;
+import static compat.Support.waitFor;
+
 import java.io.File;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -19,7 +22,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
 import org.apache.rocketmq.client.consumer.DefaultLitePullConsumer;
 import org.apache.rocketmq.client.consumer.DefaultMQPullConsumer;
@@ -36,7 +38,6 @@ import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.SendCallback;
 import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.client.producer.SendStatus;
-import org.apache.rocketmq.common.TopicConfig;
 import org.apache.rocketmq.common.consumer.ConsumeFromWhere;
 import org.apache.rocketmq.common.message.Message;
 import org.apache.rocketmq.common.message.MessageExt;
@@ -739,34 +740,9 @@ public final class Scenarios {
     /** UPDATE_AND_CREATE_TOPIC (8 queues, perm 6) on the broker, then wait for the route. */
     private static void createTopic(String topic) throws Exception {
         if (admin == null) {
-            admin = new DefaultMQAdminExt();
-            admin.setNamesrvAddr(ns);
-            admin.setInstanceName(instance());
-            admin.start();
+            admin = Support.startAdmin(ns, instance());
         }
-        TopicConfig tc = new TopicConfig(topic);
-        tc.setReadQueueNums(8);
-        tc.setWriteQueueNums(8);
-        tc.setPerm(6);
-        admin.createAndUpdateTopicConfig(brokerAddr, tc);
-        long deadline = System.currentTimeMillis() + 20000;
-        while (true) {
-            try {
-                Object route = admin.examineTopicRouteInfo(topic);
-                List<?> qd = (List<?>) route.getClass().getMethod("getQueueDatas").invoke(route);
-                if (qd != null && !qd.isEmpty()) {
-                    return;
-                }
-            } catch (Exception e) {
-                if (System.currentTimeMillis() > deadline) {
-                    throw e;
-                }
-            }
-            if (System.currentTimeMillis() > deadline) {
-                throw new IllegalStateException("no route for " + topic);
-            }
-            Thread.sleep(200);
-        }
+        Support.createTopic(admin, brokerAddr, topic, 8);
     }
 
     /** viewMessage(offsetMsgId) (4.x) or viewMessage(topic, offsetMsgId) (5.x): VIEW_MESSAGE_BY_ID. */
@@ -848,25 +824,6 @@ public final class Scenarios {
         Set<String> u = new TreeSet<>(a.keys());
         u.addAll(b.keys());
         return u;
-    }
-
-    private static boolean waitFor(int seconds, BooleanSupplier cond) throws InterruptedException {
-        long deadline = System.currentTimeMillis() + seconds * 1000L;
-        while (System.currentTimeMillis() < deadline) {
-            if (cond.getAsBoolean()) {
-                return true;
-            }
-            Thread.sleep(100);
-        }
-        return cond.getAsBoolean();
-    }
-
-    private static String verdict(List<String> problems, String summary) {
-        if (problems.isEmpty()) {
-            return "ok " + summary;
-        }
-        List<String> shown = problems.subList(0, Math.min(problems.size(), 20));
-        return "FAIL " + summary + " problems: " + String.join("; ", shown);
     }
 
     /** Keys received (checked against the body) and how often. */
