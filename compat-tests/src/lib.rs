@@ -623,26 +623,30 @@ impl Drop for Cluster {
 /// GET_BROKER_CLUSTER_INFO through our own remoting client (readiness only;
 /// every assertion about behaviour goes through the official tools).
 pub fn cluster_info(namesrv: &str) -> Option<ClusterInfo> {
+    let body = request_body(namesrv, request_code::GET_BROKER_CLUSTER_INFO)?;
+    from_fastjson(&body).ok()
+}
+
+/// Sends one request with no header to `addr` and returns the body of a
+/// SUCCESS response; `None` on any failure (the caller polls).
+pub fn request_body(addr: &str, code: i32) -> Option<Vec<u8>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .ok()?;
     rt.block_on(async {
-        let conn = Connection::connect(namesrv, Arc::new(Router::new()))
+        let conn = Connection::connect(addr, Arc::new(Router::new()))
             .await
             .ok()?;
         let resp = conn
-            .request(
-                RemotingCommand::request(request_code::GET_BROKER_CLUSTER_INFO),
-                Duration::from_secs(3),
-            )
+            .request(RemotingCommand::request(code), Duration::from_secs(3))
             .await
             .ok()?;
         conn.close();
         if resp.code != 0 {
             return None;
         }
-        from_fastjson(&resp.body).ok()
+        Some(resp.body.to_vec())
     })
 }
 
