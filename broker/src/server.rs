@@ -466,7 +466,7 @@ fn build_router(s: Services) -> Router {
     }
 
     type AdminFn = fn(&AdminProcessor, &RemotingCommand) -> Result<RemotingCommand, BrokerError>;
-    let admin_routes: [(i32, AdminFn); 27] = [
+    let admin_routes: [(i32, AdminFn); 30] = [
         (rq::UPDATE_AND_CREATE_TOPIC, |p, r| {
             p.update_and_create_topic(r)
         }),
@@ -518,6 +518,11 @@ fn build_router(s: Services) -> Router {
         (rq::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST, |p, r| {
             p.update_subscription_group_list(r)
         }),
+        (rq::QUERY_CONSUME_QUEUE, |p, r| p.query_consume_queue(r)),
+        (rq::CLEAN_EXPIRED_CONSUMEQUEUE, |p, _| {
+            p.clean_expired_consume_queue()
+        }),
+        (rq::CLEAN_UNUSED_TOPIC, |p, _| p.clean_unused_topic()),
     ];
     for (code, f) in admin_routes {
         let p = admin.clone();

@@ -625,6 +625,16 @@ fn matrix_for(
     // offset (no `-g`: the tools read the group from `-b`).
     let consume_at = cmds.len();
     cmds.push(cmd(&["consumeMessage", "-n", ns, "-t", TOPIC]));
+    // queryCq (QUERY_CONSUME_QUEUE, 321), cleanExpiredCQ (306),
+    // cleanUnusedTopic (316).
+    let query_cq_at = cmds.len();
+    cmds.push(cmd(&[
+        "queryCq", "-n", ns, "-t", TOPIC, "-q", &qid3, "-i", "0", "-c", "5", "-g", cg,
+    ]));
+    let clean_cq_at = cmds.len();
+    cmds.push(cmd(&["cleanExpiredCQ", "-n", ns, "-b", addr]));
+    let clean_unused_at = cmds.len();
+    cmds.push(cmd(&["cleanUnusedTopic", "-n", ns, "-b", addr]));
     let out = batch(cluster, java, &cmds);
     let o = |i: usize| out[i].as_str();
     let fail = |i: usize, what: &str| -> String {
@@ -636,6 +646,83 @@ fn matrix_for(
             cluster.logs()
         )
     };
+
+    // queryCq: the units [0, 5) of message 3's queue, each at the commit-log
+    // offset its offset message id names.
+    {
+        let i = query_cq_at;
+        no_exception(version, "queryCq", o(i));
+        let known: BTreeMap<i64, i64> = peers
+            .iter()
+            .flat_map(|p| p.sent().into_values())
+            .filter(|s| s.queue_id == m3.queue_id)
+            .filter_map(|s| {
+                let hex = s
+                    .offset_msg_id
+                    .get(s.offset_msg_id.len().saturating_sub(16)..)?;
+                Some((s.queue_offset, i64::from_str_radix(hex, 16).ok()?))
+            })
+            .collect();
+        let (max, min) = o(i)
+            .lines()
+            .find_map(|l| {
+                let rest = l.trim().strip_prefix("max: ")?;
+                let (max, min) = rest.split_once(", min: ")?;
+                Some((
+                    max.trim().parse::<i64>().ok()?,
+                    min.trim().parse::<i64>().ok()?,
+                ))
+            })
+            .unwrap_or_else(|| panic!("{}", fail(i, "no max/min line")));
+        assert_eq!(min, 0, "{}", fail(i, "min queue index"));
+        assert!(
+            max >= known.len() as i64 && max > m3.queue_offset,
+            "{}",
+            fail(i, "max queue index")
+        );
+        let entries: Vec<(i64, i64)> = o(i)
+            .lines()
+            .filter_map(|l| {
+                let rest = l.trim().strip_prefix("ConsumeQueueData{physicOffset=")?;
+                let (phys, rest) = rest.split_once(", physicSize=")?;
+                let size = rest.split(',').next()?;
+                Some((phys.parse().ok()?, size.parse().ok()?))
+            })
+            .collect();
+        assert_eq!(
+            entries.len() as i64,
+            max.min(5),
+            "{}",
+            fail(i, "entry count")
+        );
+        let idx_lines = o(i).lines().filter(|l| l.starts_with("idx: ")).count();
+        assert_eq!(idx_lines, entries.len(), "{}", fail(i, "idx lines"));
+        for (q, (phys, size)) in entries.iter().enumerate() {
+            assert!(*size > 0 && *phys >= 0, "{}", fail(i, "entry offset/size"));
+            if let Some(expected) = known.get(&(q as i64)) {
+                assert_eq!(phys, expected, "{}", fail(i, "entry physical offset"));
+            }
+        }
+        assert!(
+            entries
+                .iter()
+                .filter(|(p, _)| known.values().any(|k| k == p))
+                .count()
+                >= known.keys().filter(|q| **q < 5).count(),
+            "{}",
+            fail(i, "sent messages missing")
+        );
+        assert!(
+            o(i).contains("Subscription data") && o(i).contains(TOPIC),
+            "{}",
+            fail(i, "subscription data of the group")
+        );
+    }
+    // cleanExpiredCQ / cleanUnusedTopic: "success", no exception.
+    for i in [clean_cq_at, clean_unused_at] {
+        no_exception(version, &cmds[i][0], o(i));
+        assert!(o(i).contains("success"), "{}", fail(i, "no success"));
+    }
 
     // updateTopic
     assert!(
