@@ -70,20 +70,7 @@ public final class DelayTx {
         prefix = args[3];
         restartFlag = Paths.get(args[4]);
         System.setProperty("rocketmq.client.rebalance.waitInterval", "2000");
-        boolean allOk = true;
-        for (String s : Arrays.copyOfRange(args, 5, args.length)) {
-            long t0 = System.currentTimeMillis();
-            String verdict;
-            try {
-                verdict = run(s);
-            } catch (Throwable t) {
-                t.printStackTrace();
-                verdict = "FAIL exception " + t;
-            }
-            allOk &= verdict.startsWith("ok");
-            System.out.println("scenario=" + s + " " + verdict + " (" + (System.currentTimeMillis() - t0) + " ms)");
-            System.out.flush();
-        }
+        boolean allOk = Support.runScenarios(Arrays.copyOfRange(args, 5, args.length), DelayTx::run);
         if (admin != null) {
             admin.shutdown();
         }

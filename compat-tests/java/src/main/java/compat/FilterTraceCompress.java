@@ -112,20 +112,7 @@ public final class FilterTraceCompress {
         ns = args[0];
         brokerAddr = args[1];
         prefix = args[2];
-        boolean allOk = true;
-        for (String s : Arrays.copyOfRange(args, 3, args.length)) {
-            long t0 = System.currentTimeMillis();
-            String verdict;
-            try {
-                verdict = run(s);
-            } catch (Throwable t) {
-                t.printStackTrace();
-                verdict = "FAIL exception " + t;
-            }
-            allOk &= verdict.startsWith("ok");
-            System.out.println("scenario=" + s + " " + verdict + " (" + (System.currentTimeMillis() - t0) + " ms)");
-            System.out.flush();
-        }
+        boolean allOk = Support.runScenarios(Arrays.copyOfRange(args, 3, args.length), FilterTraceCompress::run);
         if (admin != null) {
             admin.shutdown();
         }

@@ -10,6 +10,33 @@ final class Support {
     private Support() {
     }
 
+    /** One scenario of a driver: returns "ok ..." or "FAIL ...". */
+    interface Scenario {
+        String run(String name) throws Exception;
+    }
+
+    /**
+     * Runs each named scenario, printing {@code scenario=<name> <verdict> (<ms> ms)}; an
+     * exception is a FAIL verdict. Returns whether every verdict starts with "ok".
+     */
+    static boolean runScenarios(String[] names, Scenario scenario) {
+        boolean allOk = true;
+        for (String s : names) {
+            long t0 = System.currentTimeMillis();
+            String verdict;
+            try {
+                verdict = scenario.run(s);
+            } catch (Throwable t) {
+                t.printStackTrace();
+                verdict = "FAIL exception " + t;
+            }
+            allOk &= verdict.startsWith("ok");
+            System.out.println("scenario=" + s + " " + verdict + " (" + (System.currentTimeMillis() - t0) + " ms)");
+            System.out.flush();
+        }
+        return allOk;
+    }
+
     /** A started admin client on the given name server. */
     static DefaultMQAdminExt startAdmin(String ns, String instanceName) throws Exception {
         DefaultMQAdminExt admin = new DefaultMQAdminExt();
