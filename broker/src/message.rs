@@ -43,6 +43,42 @@ pub fn encode_properties(props: &IndexMap<String, String>) -> String {
     out
 }
 
+/// For the common send, whose properties string is already what
+/// [`encode_properties`]`(&`[`decode_properties`]`(s))` gives back (every pair
+/// with a name and a value, no name twice, a separator after each pair) and
+/// names none of `reject`: `Some(UNIQ_KEY's value, if any)`, so the caller
+/// can append its pairs to `s` instead of building a map. `None` otherwise.
+pub fn scan_canonical<'a>(s: &'a str, reject: &[&str]) -> Option<Option<&'a str>> {
+    if s.is_empty() {
+        return Some(None);
+    }
+    let body = s.strip_suffix(PROPERTY_SEPARATOR)?;
+    let mut uniq = None;
+    let mut names: [&str; 16] = [""; 16];
+    for (i, pair) in body.split(PROPERTY_SEPARATOR).enumerate() {
+        let (k, v) = pair.split_once(NAME_VALUE_SEPARATOR)?;
+        if k.is_empty() || v.is_empty() || i >= names.len() || reject.contains(&k) {
+            return None;
+        }
+        if names[..i].contains(&k) {
+            return None;
+        }
+        names[i] = k;
+        if k == PROPERTY_UNIQ_KEY {
+            uniq = Some(v);
+        }
+    }
+    Some(uniq)
+}
+
+/// Appends one `name value` pair as [`encode_properties`] writes it.
+pub fn push_property(out: &mut String, k: &str, v: &str) {
+    out.push_str(k);
+    out.push(NAME_VALUE_SEPARATOR);
+    out.push_str(v);
+    out.push(PROPERTY_SEPARATOR);
+}
+
 /// Java `String.hashCode` over UTF-16 units, as the consume queue's tag code.
 pub fn tags_hash_code(tags: &str) -> i64 {
     let mut h: i32 = 0;
@@ -242,6 +278,47 @@ mod tests {
         let id = offset_message_id(addr, 8000);
         assert_eq!(id, "0A00000500002A9F0000000000001F40");
         assert_eq!(decode_offset_message_id(&id), Some((addr, 8000)));
+    }
+
+    #[test]
+    fn canonical_scan_agrees_with_the_map() {
+        let reject = ["CLUSTER", "DELAY"];
+        for s in [
+            "",
+            "UNIQ_KEY\u{1}AB\u{2}WAIT\u{1}true\u{2}TAGS\u{1}t\u{2}",
+            "WAIT\u{1}true\u{2}KEYS\u{1}k1 k2\u{2}",
+            "a\u{1}x\u{1}y\u{2}",
+            "a\u{1}1\u{2}a\u{1}2\u{2}",
+            "a\u{1}1",
+            "a\u{1}\u{2}",
+            "\u{2}",
+            "a\u{1}1\u{2}\u{2}",
+            "DELAY\u{1}3\u{2}",
+            "x\u{1}1\u{2}CLUSTER\u{1}c\u{2}",
+        ] {
+            let map = decode_properties(s);
+            match scan_canonical(s, &reject) {
+                Some(uniq) => {
+                    assert_eq!(encode_properties(&map), s, "{s:?}");
+                    assert_eq!(uniq, map.get(PROPERTY_UNIQ_KEY).map(String::as_str));
+                    let mut fast = s.to_owned();
+                    push_property(&mut fast, "CLUSTER", "c");
+                    let mut slow = map.clone();
+                    slow.insert("CLUSTER".into(), "c".into());
+                    assert_eq!(fast, encode_properties(&slow));
+                }
+                None => assert!(
+                    encode_properties(&map) != s || reject.iter().any(|k| map.contains_key(*k)),
+                    "{s:?} is canonical"
+                ),
+            }
+        }
+        let many: String = (0..20).map(|i| format!("k{i}\u{1}v\u{2}")).collect();
+        assert_eq!(
+            scan_canonical(&many, &reject),
+            None,
+            "over 16 pairs: map path"
+        );
     }
 
     #[test]

@@ -290,6 +290,14 @@ fn write_json_string(out: &mut impl BufMut, s: &str) {
 }
 
 fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, RemotingError> {
+    if let Some(cmd) = fast_json::decode(header) {
+        return Ok(cmd);
+    }
+    decode_json_header_serde(header)
+}
+
+/// The general JSON header decoder (any valid JSON, fastjson's leniency).
+fn decode_json_header_serde(header: &[u8]) -> Result<RemotingCommand, RemotingError> {
     let fields: JsonHeaderFields = serde_json::from_slice(header)
         .map_err(|e| RemotingError::malformed(format!("JSON header: {e}")))?;
     let int = |key: &str, value: &Option<Value>| -> Result<i32, RemotingError> {
@@ -528,6 +536,264 @@ fn json_to_ext_string(v: Value) -> String {
     }
 }
 
+/// A single-pass decoder for the JSON headers clients actually send: one
+/// object with each known key at most once, integer numbers, strings (with
+/// any JSON escapes), `extFields` an object of string values or `null`.
+/// It builds the command directly, without serde's intermediate values.
+/// Anything else (unknown or repeated keys, numbers as strings, non-string
+/// ext values, bad UTF-8 or escapes, trailing bytes) returns `None` and the
+/// general decoder decides, so results and errors are exactly the same.
+mod fast_json {
+    use super::*;
+
+    struct Scan<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl<'a> Scan<'a> {
+        fn ws(&mut self) {
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+                self.i += 1;
+            }
+        }
+
+        fn next(&mut self) -> Option<u8> {
+            let c = *self.b.get(self.i)?;
+            self.i += 1;
+            Some(c)
+        }
+
+        fn eat(&mut self, c: u8) -> Option<()> {
+            (self.next()? == c).then_some(())
+        }
+
+        fn eat_word(&mut self, w: &[u8]) -> bool {
+            if self.b[self.i..].starts_with(w) {
+                self.i += w.len();
+                true
+            } else {
+                false
+            }
+        }
+
+        /// A JSON integer that fits an `i32`.
+        fn int(&mut self) -> Option<i32> {
+            let start = self.i;
+            if self.b.get(self.i) == Some(&b'-') {
+                self.i += 1;
+            }
+            let digits = self.i;
+            while let Some(b'0'..=b'9') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            let n = self.i - digits;
+            if n == 0 || n > 10 || (n > 1 && self.b[digits] == b'0') {
+                return None;
+            }
+            if let Some(b'.' | b'e' | b'E') = self.b.get(self.i) {
+                return None;
+            }
+            let text = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+            text.parse::<i64>().ok().and_then(|v| i32::try_from(v).ok())
+        }
+
+        /// A string's raw bytes when it has no escapes (a key).
+        fn plain(&mut self) -> Option<&'a [u8]> {
+            self.eat(b'"')?;
+            let start = self.i;
+            loop {
+                match *self.b.get(self.i)? {
+                    b'"' => break,
+                    b'\\' => return None,
+                    c if c < 0x20 => return None,
+                    _ => self.i += 1,
+                }
+            }
+            let s = &self.b[start..self.i];
+            self.i += 1;
+            Some(s)
+        }
+
+        fn string(&mut self) -> Option<String> {
+            self.eat(b'"')?;
+            // Size the result once: the raw length bounds the decoded one.
+            let rest = &self.b[self.i..];
+            let mut out = match rest
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            {
+                Some(n) if rest[n] == b'"' => {
+                    let s = std::str::from_utf8(&rest[..n]).ok()?;
+                    self.i += n + 1;
+                    return Some(s.to_owned());
+                }
+                Some(n) if rest[n] < 0x20 => return None,
+                Some(_) => {
+                    let end = rest.iter().rposition(|&c| c == b'"')?;
+                    String::with_capacity(end)
+                }
+                None => return None,
+            };
+            let mut run = self.i;
+            loop {
+                match *self.b.get(self.i)? {
+                    b'"' => {
+                        out.push_str(std::str::from_utf8(&self.b[run..self.i]).ok()?);
+                        self.i += 1;
+                        return Some(out);
+                    }
+                    b'\\' => {
+                        out.push_str(std::str::from_utf8(&self.b[run..self.i]).ok()?);
+                        self.i += 1;
+                        let c = match self.next()? {
+                            b'"' => '"',
+                            b'\\' => '\\',
+                            b'/' => '/',
+                            b'b' => '\u{8}',
+                            b'f' => '\u{c}',
+                            b'n' => '\n',
+                            b'r' => '\r',
+                            b't' => '\t',
+                            b'u' => {
+                                let hi = self.hex4()?;
+                                let code = match hi {
+                                    0xD800..=0xDBFF => {
+                                        if !self.eat_word(b"\\u") {
+                                            return None;
+                                        }
+                                        let lo = self.hex4()?;
+                                        if !(0xDC00..=0xDFFF).contains(&lo) {
+                                            return None;
+                                        }
+                                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                                    }
+                                    0xDC00..=0xDFFF => return None,
+                                    c => c,
+                                };
+                                char::from_u32(code)?
+                            }
+                            _ => return None,
+                        };
+                        out.push(c);
+                        run = self.i;
+                    }
+                    c if c < 0x20 => return None,
+                    _ => self.i += 1,
+                }
+            }
+        }
+
+        fn hex4(&mut self) -> Option<u32> {
+            let h = self.b.get(self.i..self.i + 4)?;
+            let mut v = 0;
+            for &c in h {
+                v = v * 16 + (c as char).to_digit(16)?;
+            }
+            self.i += 4;
+            Some(v)
+        }
+
+        fn ext_fields(&mut self) -> Option<Option<ExtFields>> {
+            if self.eat_word(b"null") {
+                return Some(None);
+            }
+            self.eat(b'{')?;
+            let mut fields = ExtFields::with_capacity(16);
+            self.ws();
+            if self.b.get(self.i) == Some(&b'}') {
+                self.i += 1;
+                return Some(Some(fields));
+            }
+            loop {
+                self.ws();
+                let key = std::str::from_utf8(self.plain()?).ok()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+                let value = self.string()?;
+                if fields.insert(key.to_owned(), value).is_some() {
+                    return None;
+                }
+                self.ws();
+                match self.next()? {
+                    b',' => {}
+                    b'}' => return Some(Some(fields)),
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    fn once<T>(slot: &mut Option<T>, v: T) -> Option<()> {
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(v);
+        Some(())
+    }
+
+    pub(super) fn decode(header: &[u8]) -> Option<RemotingCommand> {
+        let mut p = Scan { b: header, i: 0 };
+        let (mut code, mut flag, mut opaque, mut version) = (None, None, None, None);
+        let (mut language, mut remark, mut ext, mut rpc) = (None, None, None, None);
+        p.ws();
+        p.eat(b'{')?;
+        loop {
+            p.ws();
+            let key = p.plain()?;
+            p.ws();
+            p.eat(b':')?;
+            p.ws();
+            match key {
+                b"code" => once(&mut code, p.int()?)?,
+                b"flag" => once(&mut flag, p.int()?)?,
+                b"opaque" => once(&mut opaque, p.int()?)?,
+                b"version" => once(&mut version, p.int()?)?,
+                b"language" => {
+                    let name = p.string()?;
+                    once(
+                        &mut language,
+                        LanguageCode::from_name(&name).unwrap_or(LanguageCode::Other),
+                    )?
+                }
+                b"remark" => {
+                    let r = if p.eat_word(b"null") {
+                        None
+                    } else {
+                        Some(p.string()?)
+                    };
+                    once(&mut remark, r)?
+                }
+                b"serializeTypeCurrentRPC" => once(&mut rpc, p.string()?)?,
+                b"extFields" => once(&mut ext, p.ext_fields()?)?,
+                _ => return None,
+            }
+            p.ws();
+            match p.next()? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        p.ws();
+        if p.i != header.len() {
+            return None;
+        }
+        Some(RemotingCommand {
+            code: code.unwrap_or(0),
+            language: language.unwrap_or(LanguageCode::Java),
+            version: version.unwrap_or(0),
+            opaque: opaque.unwrap_or(0),
+            flag: flag.unwrap_or(0),
+            remark: remark.flatten(),
+            ext_fields: ext.flatten(),
+            body: Bytes::new(),
+            serialize_type: SerializeType::Json,
+        })
+    }
+}
+
 // -------------------------------------------------------------- binary header
 //
 // off  size  field
@@ -748,6 +1014,74 @@ mod tests {
         assert_eq!(cmd.language, LanguageCode::Go);
         assert_eq!(cmd.remark.as_deref(), Some(""));
         assert_eq!(cmd.ext_fields, None);
+    }
+
+    /// Whenever the fast JSON header decoder answers, the general one agrees.
+    fn fast_agrees(header: &[u8]) -> bool {
+        match fast_json::decode(header) {
+            Some(fast) => {
+                let slow = decode_json_header_serde(header).expect("general decoder accepts");
+                assert_eq!(fast, slow, "{}", String::from_utf8_lossy(header));
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn fast_json_header_agrees_with_the_general_decoder() {
+        let taken = [
+            // Java 5.3.3 SEND_MESSAGE_V2, properties with \u0001/\u0002 separators.
+            &br#"{"code":310,"extFields":{"a":"pg","b":"BenchTopic","c":"TBW102","d":"4","e":"3","f":"0","g":"1764118093000","h":"0","i":"UNIQ_KEY\u00017F0000011F8A\u0002WAIT\u0001true\u0002TAGS\u0001TagA\u0002","j":"0","k":"false","m":"false","n":"broker-a"},"flag":0,"language":"JAVA","opaque":12,"serializeTypeCurrentRPC":"JSON","version":479}"#[..],
+            br#"{"code":34,"language":"GO","version":317,"opaque":1,"flag":0,"remark":"","extFields":null}"#,
+            br#" { "code" : -5 , "remark" : null , "extFields" : { } } "#,
+            br#"{"code":1,"extFields":{"k":"\"\\\/\b\f\n\r\t\u00e9\uD83D\uDE00\u2028"}}"#,
+            "{\"code\":2,\"remark\":\"标签\",\"language\":\"cpp\"}".as_bytes(),
+            br#"{"code":2147483647,"opaque":-2147483648,"language":"NOPE"}"#,
+        ];
+        for h in taken {
+            assert!(fast_agrees(h), "{}", String::from_utf8_lossy(h));
+        }
+        let left_to_serde = [
+            &br#"{"code":"105"}"#[..],
+            br#"{"code":1,"code":2}"#,
+            br#"{"code":1.0}"#,
+            br#"{"code":2147483648}"#,
+            br#"{"code":01}"#,
+            br#"{"extFields":{"n":null,"q":1}}"#,
+            br#"{"extFields":{"a":"1","a":"2"}}"#,
+            br#"{"remark":"\uDE00"}"#,
+            br#"{"remark":"\uD83D"}"#,
+            br#"{"other":[1,2]}"#,
+            br#"{"code":1} x"#,
+            br#"{}"#,
+            b"{\"remark\":\"\x01\"}",
+            b"{\"remark\":\"\xff\"}",
+        ];
+        for h in left_to_serde {
+            assert!(!fast_agrees(h), "{}", String::from_utf8_lossy(h));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_json_header_never_disagrees(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "{", "}", ",", ":", " ", "\"code\"", "\"opaque\"", "\"remark\"",
+                    "\"language\"", "\"extFields\"", "\"k\"", "\"i\"", "12", "-3", "0",
+                    "null", "\"JAVA\"", "\"v\"", "\"a\\u0001b\\u0002\"", "\"\\uD83D\\uDE00\"",
+                    "\"\\\"\"", "1e3", "\"x\\q\"", "[", "]", "true",
+                ]),
+                0..40,
+            )
+        ) {
+            let h = parts.concat();
+            let _ = fast_agrees(h.as_bytes());
+            // And a well-formed header built from the same pieces.
+            let wrapped = format!("{{\"code\":1,\"extFields\":{{\"k\":{}}}}}", parts.concat());
+            let _ = fast_agrees(wrapped.as_bytes());
+        }
     }
 
     #[test]

@@ -201,12 +201,41 @@ impl SendMessageRequestHeader {
     pub fn from_command(cmd: &crate::RemotingCommand) -> Result<Self, HeaderError> {
         use crate::code::request_code::{SEND_BATCH_MESSAGE, SEND_MESSAGE_V2};
         match cmd.code {
-            SEND_MESSAGE_V2 | SEND_BATCH_MESSAGE => {
-                Ok(cmd.header::<SendMessageRequestHeaderV2>()?.into())
-            }
+            SEND_MESSAGE_V2 | SEND_BATCH_MESSAGE => match &cmd.ext_fields {
+                Some(fields) => read_v2_letters(fields),
+                None => Ok(cmd.header::<SendMessageRequestHeaderV2>()?.into()),
+            },
             _ => cmd.header(),
         }
     }
+}
+
+/// The hot path of every send: one pass over the fields matching the
+/// one-letter keys, instead of fourteen hashed look-ups; the values are
+/// read exactly as [`SendMessageRequestHeaderV2`]'s declaration reads them.
+fn read_v2_letters(fields: &ExtFields) -> Result<SendMessageRequestHeader, HeaderError> {
+    let mut v: [Option<&str>; 14] = [None; 14];
+    for (k, value) in fields {
+        if let [c @ b'a'..=b'n'] = k.as_bytes() {
+            v[(c - b'a') as usize] = Some(value.as_str());
+        }
+    }
+    Ok(SendMessageRequestHeader {
+        producer_group: HeaderValue::read(v[0], "a")?,
+        topic: HeaderValue::read(v[1], "b")?,
+        default_topic: HeaderValue::read(v[2], "c")?,
+        default_topic_queue_nums: HeaderValue::read(v[3], "d")?,
+        queue_id: HeaderValue::read(v[4], "e")?,
+        sys_flag: HeaderValue::read(v[5], "f")?,
+        born_timestamp: HeaderValue::read(v[6], "g")?,
+        flag: HeaderValue::read(v[7], "h")?,
+        properties: HeaderValue::read(v[8], "i")?,
+        reconsume_times: HeaderValue::read(v[9], "j")?,
+        unit_mode: HeaderValue::read(v[10], "k")?,
+        max_reconsume_times: HeaderValue::read(v[11], "l")?,
+        batch: HeaderValue::read(v[12], "m")?,
+        broker_name: HeaderValue::read(v[13], "n")?,
+    })
 }
 
 command_header! {
@@ -282,6 +311,52 @@ mod tests {
         assert_eq!(v1.queue_id, 1);
         assert_eq!(v1.properties.as_deref(), Some("KEYS\u{1}k1\u{2}"));
         assert_eq!(SendMessageRequestHeaderV2::from(v1), v2);
+    }
+
+    #[test]
+    fn v2_one_pass_read_matches_the_declared_header() {
+        let full = RemotingCommand::request(crate::request_code::SEND_MESSAGE_V2)
+            .with_ext("x", "ignored")
+            .with_ext("a", "pg")
+            .with_ext("b", "T")
+            .with_ext("c", "TBW102")
+            .with_ext("d", " 4 ")
+            .with_ext("e", "-1")
+            .with_ext("f", "0")
+            .with_ext("g", "1700000000000")
+            .with_ext("h", "7")
+            .with_ext("i", "KEYS\u{1}k\u{2}")
+            .with_ext("j", "oops")
+            .with_ext("k", "TRUE")
+            .with_ext("l", "16")
+            .with_ext("m", "false")
+            .with_ext("n", "b");
+        let declared = |c: &RemotingCommand| {
+            c.header::<SendMessageRequestHeaderV2>()
+                .map(SendMessageRequestHeader::from)
+        };
+        assert_eq!(
+            SendMessageRequestHeader::from_command(&full),
+            declared(&full)
+        );
+        assert_eq!(
+            SendMessageRequestHeader::from_command(&full)
+                .unwrap()
+                .reconsume_times,
+            None
+        );
+        for (missing, bad) in [("b", None), ("g", None), ("d", Some("four"))] {
+            let mut c = full.clone();
+            match bad {
+                None => {
+                    c.ext_fields.as_mut().unwrap().shift_remove(missing);
+                }
+                Some(v) => c.set_ext(missing, v),
+            }
+            let got = SendMessageRequestHeader::from_command(&c);
+            assert!(got.is_err());
+            assert_eq!(got, declared(&c));
+        }
     }
 
     #[test]

@@ -15,11 +15,13 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::task::Poll;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio_util::codec::{Decoder, Encoder};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -196,8 +198,9 @@ impl Connection {
                 closed: closed.clone(),
             }),
         };
-        tokio::spawn(write_loop(writer, rx, closed, peer));
-        tokio::spawn(read_loop(reader, conn.clone(), router));
+        let side = Arc::new(WriteSide::new(writer));
+        tokio::spawn(write_loop(side.clone(), rx, closed, peer));
+        tokio::spawn(read_loop(reader, conn.clone(), router, side));
         conn
     }
 
@@ -298,34 +301,152 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
+/// The write half of a connection, shared by the read loop, which writes the
+/// answers it has at once straight to the socket (no task hop, one write per
+/// batch of requests read), and the write task, which writes everything else
+/// (requests we send, answers that came later) and whatever the read loop
+/// could not write without waiting.
+///
+/// Whoever writes takes `io` out for the duration; the other side then
+/// appends whole frames to `pending` instead. Whoever puts `io` back checks
+/// `pending` under the same lock, so no frame is lost or interleaved with
+/// another; frames may leave in a different order than they were produced,
+/// which RocketMQ allows (responses are matched by `opaque`).
+struct WriteSide<W> {
+    state: Mutex<WriteState<W>>,
+    /// The write task has work: bytes in `pending` or a flush owed.
+    wake: Notify,
+    /// The write task emptied `pending` (for a read loop over the high mark).
+    drained: Notify,
+}
+
+struct WriteState<W> {
+    /// `None` while the read loop or the write task is writing.
+    io: Option<W>,
+    /// Whole encoded frames waiting for the write task.
+    pending: BytesMut,
+    /// Bytes were written without a completed flush.
+    flush_owed: bool,
+}
+
+impl<W> WriteSide<W> {
+    fn new(io: W) -> Self {
+        WriteSide {
+            state: Mutex::new(WriteState {
+                io: Some(io),
+                pending: BytesMut::new(),
+                flush_owed: false,
+            }),
+            wake: Notify::new(),
+            drained: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WriteState<W>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `pending` grows past this only while the peer does not read; the read
+/// loop then stops reading until the write task has caught up.
+const PENDING_HIGH_WATER: usize = 8 * 1024 * 1024;
+/// Free space kept in the read buffer before each read.
+const READ_SPARE: usize = 32 * 1024;
+
+/// Writes `buf` without waiting for the socket: as much as it takes now; the
+/// rest goes to the write task. Clears `buf`. Returns the number of bytes
+/// left waiting in `pending`.
+async fn write_now<W: AsyncWrite + Unpin>(
+    side: &WriteSide<W>,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    let mut io = {
+        let mut st = side.lock();
+        match st.io.take() {
+            Some(io) if st.pending.is_empty() => io,
+            other => {
+                // Someone else is writing (or the write task is about to):
+                // queue behind them.
+                let idle = other.is_some();
+                st.io = other;
+                st.pending.extend_from_slice(buf);
+                buf.clear();
+                if idle {
+                    side.wake.notify_one();
+                }
+                return Ok(st.pending.len());
+            }
+        }
+    };
+    let mut written = 0;
+    // Poll once: what the socket takes now, no waiting.
+    let result = std::future::poll_fn(|cx| {
+        while written < buf.len() {
+            match Pin::new(&mut io).poll_write(cx, &buf[written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Ready(Ok(false)),
+            }
+        }
+        match Pin::new(&mut io).poll_flush(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(true)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Ready(Ok(false)),
+        }
+    })
+    .await;
+    let mut st = side.lock();
+    let done = match result {
+        Ok(done) => done,
+        Err(e) => {
+            buf.clear();
+            return Err(e);
+        }
+    };
+    if !done {
+        // The unwritten tail of a frame must go out before anything else.
+        let mut rest = BytesMut::with_capacity(buf.len() - written + st.pending.len());
+        rest.extend_from_slice(&buf[written..]);
+        rest.extend_from_slice(&st.pending);
+        st.pending = rest;
+        st.flush_owed = true;
+    }
+    st.io = Some(io);
+    if !st.pending.is_empty() || st.flush_owed {
+        side.wake.notify_one();
+    }
+    buf.clear();
+    Ok(st.pending.len())
+}
+
 async fn write_loop<W: AsyncWrite + Unpin>(
-    writer: W,
+    side: Arc<WriteSide<W>>,
     mut rx: mpsc::Receiver<RemotingCommand>,
     closed: CancellationToken,
     peer: SocketAddr,
 ) {
-    let mut framed = FramedWrite::new(writer, RemotingCodec::default());
+    let mut codec = RemotingCodec::default();
+    let mut buf = BytesMut::new();
     'outer: loop {
         let first = tokio::select! {
             biased;
             _ = closed.cancelled() => break,
-            cmd = rx.recv() => match cmd { Some(cmd) => cmd, None => break },
+            cmd = rx.recv() => match cmd { Some(cmd) => Some(cmd), None => break },
+            _ = side.wake.notified() => None,
         };
-        let mut next = Some(first);
-        // Write everything already queued, then flush once. Before flushing,
-        // step aside once so that tasks about to queue frames (e.g. many
-        // callers each sending one request) can join this write.
-        let mut yielded = false;
+        let mut next = first;
+        // Encode everything already queued. Before writing, step aside once
+        // so that tasks about to queue frames (e.g. many callers each sending
+        // one request) can join this write.
+        let mut yielded = next.is_none();
         loop {
             while let Some(cmd) = next {
-                match framed.feed(cmd).await {
-                    Ok(()) => {}
-                    Err(RemotingError::Io(e)) => {
-                        debug!(%peer, error = %e, "write failed");
-                        break 'outer;
-                    }
+                if let Err(e) = Encoder::<&RemotingCommand>::encode(&mut codec, &cmd, &mut buf) {
                     // Nothing was written for this command; the connection stays usable.
-                    Err(e) => warn!(%peer, error = %e, "dropping a command that cannot be encoded"),
+                    warn!(%peer, error = %e, "dropping a command that cannot be encoded");
                 }
                 next = rx.try_recv().ok();
             }
@@ -336,72 +457,209 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             yielded = true;
             next = rx.try_recv().ok();
         }
-        if let Err(e) = SinkExt::<RemotingCommand>::flush(&mut framed).await {
-            debug!(%peer, error = %e, "flush failed");
-            break;
-        }
-    }
-    closed.cancel();
-}
-
-async fn read_loop<R: AsyncRead + Unpin>(reader: R, conn: Connection, router: Arc<Router>) {
-    let mut framed = FramedRead::new(reader, RemotingCodec::default());
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION));
-    let peer = conn.peer();
-    loop {
-        let next = tokio::select! {
-            biased;
-            _ = conn.shared.closed.cancelled() => break,
-            frame = framed.next() => frame,
+        let mut io = {
+            let mut st = side.lock();
+            match st.io.take() {
+                Some(io) => io,
+                None => {
+                    // The read loop is writing; it wakes us when it is done.
+                    st.pending.extend_from_slice(&buf);
+                    buf.clear();
+                    continue;
+                }
+            }
         };
-        let cmd = match next {
-            None => break,
-            Some(Err(e)) => {
-                warn!(%peer, error = %e, "closing connection after a bad frame");
+        loop {
+            {
+                let mut st = side.lock();
+                if !st.pending.is_empty() {
+                    if buf.is_empty() {
+                        std::mem::swap(&mut buf, &mut st.pending);
+                    } else {
+                        // The pending bytes may start with the tail of a
+                        // frame partly written: they go first.
+                        let mut all = std::mem::take(&mut st.pending);
+                        all.extend_from_slice(&buf);
+                        buf = all;
+                    }
+                }
+                st.flush_owed = false;
+            }
+            let written = async {
+                io.write_all(&buf).await?;
+                io.flush().await
+            };
+            let result = tokio::select! {
+                biased;
+                _ = closed.cancelled() => break 'outer,
+                r = written => r,
+            };
+            buf.clear();
+            if let Err(e) = result {
+                debug!(%peer, error = %e, "write failed");
+                break 'outer;
+            }
+            let mut st = side.lock();
+            if st.pending.is_empty() && !st.flush_owed {
+                st.io = Some(io);
                 break;
             }
-            Some(Ok(cmd)) => cmd,
-        };
-        if cmd.is_response() {
-            let waiter = conn
-                .shared
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&cmd.opaque);
-            match waiter {
-                Some(tx) => {
-                    let _ = tx.send(cmd);
-                }
-                None => debug!(%peer, opaque = cmd.opaque, "response matches no request"),
-            }
-            continue;
         }
-        let permit = tokio::select! {
-            _ = conn.shared.closed.cancelled() => break,
-            p = in_flight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let oneway = cmd.is_oneway();
-        let opaque = cmd.opaque;
-        let serialize_type = cmd.serialize_type;
-        let reply = router.dispatch(conn.clone(), cmd);
-        let conn = conn.clone();
-        let mut respond = Box::pin(async move {
-            let mut response = reply.await;
-            drop(permit);
-            if oneway {
-                return;
+        side.drained.notify_waiters();
+    }
+    closed.cancel();
+    side.drained.notify_waiters();
+}
+
+/// What the read loop does with one request: run its handler and, when the
+/// answer is ready at once, encode it into `out` (written once per batch of
+/// frames read); answers that take longer get a task and go through the
+/// write task.
+fn handle_request(
+    conn: &Connection,
+    router: &Router,
+    cmd: RemotingCommand,
+    codec: &mut RemotingCodec,
+    out: &mut BytesMut,
+) -> Option<BoxFuture<RemotingCommand>> {
+    let oneway = cmd.is_oneway();
+    let opaque = cmd.opaque;
+    let serialize_type = cmd.serialize_type;
+    let mut reply = router.dispatch(conn.clone(), cmd);
+    let finish = move |mut response: RemotingCommand| {
+        response.opaque = opaque;
+        response.flag = (response.flag | FLAG_RESPONSE) & !FLAG_ONEWAY;
+        response.serialize_type = serialize_type;
+        response
+    };
+    // Most answers are ready at once (route lookups, offsets, sends).
+    match futures::FutureExt::now_or_never(&mut reply) {
+        Some(response) => {
+            if !oneway {
+                let response = finish(response);
+                if let Err(e) = Encoder::<&RemotingCommand>::encode(codec, &response, out) {
+                    warn!(peer = %conn.peer(), error = %e, "dropping a response that cannot be encoded");
+                }
             }
-            response.opaque = opaque;
-            response.flag = (response.flag | FLAG_RESPONSE) & !FLAG_ONEWAY;
-            response.serialize_type = serialize_type;
-            let _ = conn.send_raw(response).await;
-        });
-        // Most answers are ready at once (route lookups, offsets, sends): finish
-        // those here rather than paying for a task; only waiting ones (held
-        // pulls, callbacks to the peer) get their own task.
-        if futures::FutureExt::now_or_never(&mut respond).is_none() {
-            tokio::spawn(respond);
+            None
+        }
+        None if oneway => Some(Box::pin(async move {
+            reply.await;
+            RemotingCommand::response(0)
+        })),
+        None => Some(Box::pin(async move { finish(reply.await) })),
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut reader: R,
+    conn: Connection,
+    router: Arc<Router>,
+    side: Arc<WriteSide<W>>,
+) {
+    let mut codec = RemotingCodec::default();
+    let mut buf = BytesMut::with_capacity(READ_SPARE);
+    let mut out = BytesMut::new();
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION));
+    let peer = conn.peer();
+    'read: loop {
+        // Every complete frame already read, then one write for their answers.
+        let mut bad_frame = false;
+        loop {
+            let cmd = match codec.decode(&mut buf) {
+                Ok(Some(cmd)) => cmd,
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(%peer, error = %e, "closing connection after a bad frame");
+                    bad_frame = true;
+                    break;
+                }
+            };
+            if cmd.is_response() {
+                let waiter = conn
+                    .shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&cmd.opaque);
+                match waiter {
+                    Some(tx) => {
+                        let _ = tx.send(cmd);
+                    }
+                    None => debug!(%peer, opaque = cmd.opaque, "response matches no request"),
+                }
+                continue;
+            }
+            let oneway = cmd.is_oneway();
+            let Some(later) = handle_request(&conn, &router, cmd, &mut codec, &mut out) else {
+                continue;
+            };
+            // A waiting answer (held pull, callback to the peer) gets its own
+            // task; at most MAX_IN_FLIGHT_PER_CONNECTION of them at once.
+            let permit = match in_flight.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    if !out.is_empty() && write_now(&side, &mut out).await.is_err() {
+                        break 'read;
+                    }
+                    tokio::select! {
+                        _ = conn.shared.closed.cancelled() => break 'read,
+                        p = in_flight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'read },
+                    }
+                }
+            };
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                let response = later.await;
+                drop(permit);
+                if !oneway {
+                    let _ = conn.send_raw(response).await;
+                }
+            });
+        }
+        if !out.is_empty() {
+            match write_now(&side, &mut out).await {
+                Err(e) => {
+                    debug!(%peer, error = %e, "write failed");
+                    break;
+                }
+                Ok(queued) if queued > PENDING_HIGH_WATER => {
+                    // The peer is not reading its answers: stop reading its
+                    // requests until the write task has caught up.
+                    loop {
+                        let drained = side.drained.notified();
+                        tokio::pin!(drained);
+                        drained.as_mut().enable();
+                        if side.lock().pending.len() <= PENDING_HIGH_WATER {
+                            break;
+                        }
+                        tokio::select! {
+                            _ = conn.shared.closed.cancelled() => break 'read,
+                            _ = drained => {}
+                        }
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        if bad_frame {
+            break;
+        }
+        if buf.capacity() - buf.len() < READ_SPARE / 4 {
+            buf.reserve(READ_SPARE);
+        }
+        let read = tokio::select! {
+            biased;
+            _ = conn.shared.closed.cancelled() => break,
+            r = reader.read_buf(&mut buf) => r,
+        };
+        match read {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                debug!(%peer, error = %e, "read failed");
+                break;
+            }
         }
     }
     conn.shared.closed.cancel();

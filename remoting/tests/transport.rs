@@ -321,3 +321,60 @@ async fn requests_time_out_and_fail_when_the_peer_goes_away() {
     assert!(matches!(err, RemotingError::ConnectionClosed), "{err}");
     assert!(client.is_closed());
 }
+
+/// Answers written by the read loop (ready at once) and by the write task
+/// (ready later) share one small pipe: writes are partial, yet every frame
+/// arrives whole and matches its request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_and_late_answers_through_a_tiny_pipe_stay_whole() {
+    let (client_io, server_io) = tokio::io::duplex(333);
+    let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let router = echo_router().route(
+        request_code::GET_ROUTEINFO_BY_TOPIC,
+        |_c: Connection, req: RemotingCommand| async move {
+            tokio::task::yield_now().await;
+            Ok(RemotingCommand::success().with_body(req.body))
+        },
+    );
+    let (sr, sw) = tokio::io::split(server_io);
+    let _server = Connection::spawn(
+        sr,
+        sw,
+        addr,
+        addr,
+        Arc::new(router),
+        CancellationToken::new(),
+    );
+    let (cr, cw) = tokio::io::split(client_io);
+    let client = Connection::spawn(
+        cr,
+        cw,
+        addr,
+        addr,
+        Arc::new(Router::new()),
+        CancellationToken::new(),
+    );
+    let calls = (0..300usize).map(|i| {
+        let client = client.clone();
+        async move {
+            let code = if i % 3 == 0 {
+                request_code::GET_ROUTEINFO_BY_TOPIC
+            } else {
+                request_code::GET_KV_CONFIG
+            };
+            let body: Vec<u8> = (0..(i * 37) % 5000).map(|b| (b + i) as u8).collect();
+            let resp = client
+                .request(
+                    RemotingCommand::request(code)
+                        .with_ext("key", i.to_string())
+                        .with_body(body.clone()),
+                    TIMEOUT,
+                )
+                .await
+                .unwrap();
+            assert_eq!(resp.code, response_code::SUCCESS);
+            assert_eq!(&resp.body[..], &body[..], "request {i}");
+        }
+    });
+    futures::future::join_all(calls).await;
+}

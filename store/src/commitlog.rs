@@ -200,6 +200,7 @@ impl CommitLog {
             debug_assert!(done.is_some());
         }
         let done = placement.target.append(data);
+        placement.target.warm_ahead();
         debug_assert_eq!(
             done.map(|p| p as u64 + placement.target.base()),
             Some(placement.offset as u64)

@@ -41,6 +41,8 @@ pub(crate) struct MappedFile {
     map: MmapRaw,
     published: AtomicUsize,
     flushed: AtomicUsize,
+    /// End of the range handed to the warmer (see [`MappedFile::warm_ahead`]).
+    warmed: AtomicUsize,
     append_lock: Mutex<()>,
     _file: File,
 }
@@ -122,6 +124,7 @@ impl MappedFile {
             // After a process crash the page cache may hold bytes the disk
             // lacks: the first flush after opening syncs everything.
             flushed: AtomicUsize::new(0),
+            warmed: AtomicUsize::new(published),
             append_lock: Mutex::new(()),
             _file: file,
         })
@@ -171,6 +174,26 @@ impl MappedFile {
         Some(pos)
     }
 
+    /// Keeps the pages just ahead of the append position faulted in, from a
+    /// background thread (Java's `warmMappedFileEnable` does the whole file
+    /// at allocation; a window is enough and keeps idle memory low). The
+    /// first write to a page of a fresh, preallocated file otherwise pays a
+    /// page fault with kernel read-ahead and zero-fill on the appender's
+    /// thread, i.e. inside a send's latency. `MADV_POPULATE_WRITE` faults
+    /// the pages in without touching their bytes, so it cannot race with
+    /// `append`; where the kernel lacks it (before 5.14) this does nothing.
+    pub(crate) fn warm_ahead(self: &Arc<Self>) {
+        let end = self.published();
+        if end + WARM_AHEAD - WARM_STEP <= self.warmed.load(Ordering::Relaxed) {
+            return;
+        }
+        let target = (end + WARM_AHEAD).min(self.size);
+        let prev = self.warmed.fetch_max(target, Ordering::AcqRel);
+        if prev < target {
+            warmer::request(Arc::downgrade(self), prev.max(end), target);
+        }
+    }
+
     /// The published bytes `[pos, pos + len)`, or `None` if not all published.
     pub(crate) fn read(&self, pos: usize, len: usize) -> Option<&[u8]> {
         let end = pos.checked_add(len)?;
@@ -209,6 +232,87 @@ impl MappedFile {
     }
 }
 
+/// Maps the first `len` bytes of `file` shared and read-write for random
+/// access through an ordinary `&mut [u8]` (the index files). The caller
+/// guarantees that `file` is at least `len` bytes long, is never shrunk
+/// while mapped, and is not written by anyone else (rule 3 above and the
+/// store's single-owner rule); the borrow checker then orders every access
+/// made through the map.
+pub(crate) fn map_whole(file: &File, len: usize) -> io::Result<memmap2::MmapMut> {
+    let actual = file.metadata()?.len();
+    if actual < len as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("file is {actual} bytes, cannot map {len}"),
+        ));
+    }
+    // SAFETY: the length was checked above and the caller upholds the
+    // no-shrink / single-writer rules documented on this function.
+    unsafe { MmapOptions::new().len(len).map_mut(file) }
+}
+
+/// How far ahead of the append position [`MappedFile::warm_ahead`] keeps
+/// pages faulted in, and the step in which it moves.
+const WARM_AHEAD: usize = 4 * 1024 * 1024;
+const WARM_STEP: usize = 1024 * 1024;
+
+/// One process-wide thread that pre-faults ranges of mapped files.
+mod warmer {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::{Mutex, OnceLock, Weak};
+
+    use super::MappedFile;
+
+    /// Bytes pre-faulted per `madvise` call.
+    const WARM_CALL: usize = 256 * 1024;
+
+    type Job = (Weak<MappedFile>, usize, usize);
+
+    static QUEUE: OnceLock<Option<Mutex<Sender<Job>>>> = OnceLock::new();
+    static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+
+    pub(super) fn request(file: Weak<MappedFile>, from: usize, to: usize) {
+        if UNSUPPORTED.load(Ordering::Relaxed) {
+            return;
+        }
+        let queue = QUEUE.get_or_init(|| {
+            let (tx, rx) = channel::<Job>();
+            std::thread::Builder::new()
+                .name("store-warm".into())
+                .spawn(move || {
+                    for (file, from, to) in rx {
+                        let Some(file) = file.upgrade() else { continue };
+                        // Small calls: each holds the mm's mapping lock (shared)
+                        // for its duration, which delays any mmap/munmap.
+                        let mut at = from;
+                        while at < to {
+                            let len = (to - at).min(WARM_CALL);
+                            if let Err(e) =
+                                file.map
+                                    .advise_range(memmap2::Advice::PopulateWrite, at, len)
+                            {
+                                // EINVAL: a kernel without MADV_POPULATE_WRITE.
+                                tracing::debug!(error = %e, "pre-faulting mapped pages failed; not trying again");
+                                UNSUPPORTED.store(true, Ordering::Relaxed);
+                                break;
+                            }
+                            at += len;
+                        }
+                    }
+                })
+                .ok()
+                .map(|_| Mutex::new(tx))
+        });
+        if let Some(q) = queue {
+            let _ = q
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .send((file, from, to));
+        }
+    }
+}
+
 /// Owner of a zero-copy [`Bytes`] view into a [`MappedFile`].
 struct MappedSlice {
     file: Arc<MappedFile>,
@@ -226,6 +330,28 @@ impl AsRef<[u8]> for MappedSlice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warming_ahead_never_changes_appended_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let size = 12 * 1024 * 1024;
+        let f = Arc::new(MappedFile::create(&dir.path().join("w"), 0, size).expect("create"));
+        let chunk: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8 + 1).collect();
+        let mut n = 0;
+        while f.append(&chunk).is_some() {
+            f.warm_ahead();
+            n += 1;
+        }
+        assert_eq!(n, size / chunk.len());
+        for i in 0..n {
+            assert_eq!(
+                f.read(i * chunk.len(), chunk.len()),
+                Some(&chunk[..]),
+                "chunk {i}"
+            );
+        }
+        assert_eq!(f.warmed.load(Ordering::Relaxed), size);
+    }
 
     #[test]
     fn append_read_slice_survive_drop_of_list() {

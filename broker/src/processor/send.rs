@@ -216,7 +216,14 @@ impl SendProcessor {
         cluster_name: &str,
         req: &RemotingCommand,
     ) -> Result<(SendMessageResponseHeader, u64, store::PutStatus), BrokerError> {
-        let mut props = message::decode_properties(h.properties.as_deref().unwrap_or(""));
+        let raw = h.properties.as_deref().unwrap_or("");
+        if let Some((properties, uniq)) = self.plain_properties(h, raw, cluster_name) {
+            let mut msg = self.base_message(conn, h, &h.topic, queue_id);
+            msg.properties = properties;
+            msg.body = req.body.clone();
+            return self.store_one(&msg, queue_id, uniq);
+        }
+        let mut props = message::decode_properties(raw);
         let uniq = match props.get(message::PROPERTY_UNIQ_KEY) {
             Some(u) => u.clone(),
             None => {
@@ -268,10 +275,70 @@ impl SendProcessor {
         }
         msg.properties = message::encode_properties(&props);
         msg.body = req.body.clone();
+        self.store_one(&msg, queue_id, uniq)
+    }
 
-        let result = self
-            .store
-            .with(Err(StoreError::ShutDown), |s| s.put(&msg))?;
+    /// The properties `put_one` stores for the common send (not a half
+    /// message, not a retry, no delay or timer, the client's string in
+    /// canonical form), built by appending the broker's pairs to the
+    /// client's string: the same bytes the map path gives, without the map.
+    /// `None` sends the message down the map path.
+    fn plain_properties(
+        &self,
+        h: &SendMessageRequestHeader,
+        raw: &str,
+        cluster_name: &str,
+    ) -> Option<(String, String)> {
+        use crate::schedule::{
+            PROPERTY_DELAY, PROPERTY_TIMER_DELAY_MS, PROPERTY_TIMER_DELAY_SEC,
+            PROPERTY_TIMER_DELIVER_MS,
+        };
+        if h.sys_flag & TRANSACTION_TYPE_MASK == TRANSACTION_PREPARED_TYPE
+            || h.topic.starts_with(topic::RETRY_PREFIX)
+        {
+            return None;
+        }
+        let uniq = message::scan_canonical(
+            raw,
+            &[
+                message::PROPERTY_CLUSTER,
+                "MSG_REGION",
+                "TRACE_ON",
+                PROPERTY_DELAY,
+                PROPERTY_TIMER_DELIVER_MS,
+                PROPERTY_TIMER_DELAY_SEC,
+                PROPERTY_TIMER_DELAY_MS,
+            ],
+        )?;
+        let mut props = String::with_capacity(raw.len() + 128);
+        props.push_str(raw);
+        let uniq = match uniq {
+            Some(u) => u.to_owned(),
+            None => {
+                let u = message::new_uniq_id(self.store_host.ip());
+                message::push_property(&mut props, message::PROPERTY_UNIQ_KEY, &u);
+                u
+            }
+        };
+        message::push_property(&mut props, message::PROPERTY_CLUSTER, cluster_name);
+        let cfg = read_config(&self.config);
+        message::push_property(&mut props, "MSG_REGION", &cfg.region_id);
+        message::push_property(
+            &mut props,
+            "TRACE_ON",
+            if cfg.trace_on { "true" } else { "false" },
+        );
+        Some((props, uniq))
+    }
+
+    /// Stores one message and builds the answer (`msgId` by offset).
+    fn store_one(
+        &self,
+        msg: &store::MessageToStore,
+        queue_id: i32,
+        uniq: String,
+    ) -> Result<(SendMessageResponseHeader, u64, store::PutStatus), BrokerError> {
+        let result = self.store.with(Err(StoreError::ShutDown), |s| s.put(msg))?;
         let header = SendMessageResponseHeader {
             msg_id: message::offset_message_id(self.store_host, first_offset(&result)),
             // The requested queue, even when the record was parked elsewhere.
