@@ -277,9 +277,11 @@ impl Mixed {
                 ])
                 .arg("--store-base-dir")
                 .arg(&store)
+                // Java's timers on every member (only the heartbeat shortened).
                 .args([
                     "--bind",
                     "127.0.0.1",
+                    "--java-timers",
                     "--heartbeat-interval-ms",
                     HEARTBEAT_MS,
                 ])

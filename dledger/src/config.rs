@@ -1,6 +1,23 @@
-//! `DLedgerConfig` (`DL: DLedgerConfig.java`): Java's key names and defaults
-//! (spec §2.2). Only what the Raft core and the simulator read is typed here;
-//! the store keeps its own keys.
+//! `DLedgerConfig` (`DL: DLedgerConfig.java`): Java's key names and, except
+//! for the election timers, Java's defaults (spec §2.2). Only what the Raft
+//! core and the simulator read is typed here; the store keeps its own keys.
+//!
+//! # Timers
+//!
+//! Java's timers (heartbeat every 2000 ms, a follower gives up after 3 missed
+//! ones, votes 300-1000 ms apart) make a failover take 6-8 s, sized for a JVM
+//! that may pause for GC. Our defaults are ten times shorter
+//! ([`OUR_TIMERS`]): heartbeat every 200 ms, so a follower starts an election
+//! after 600 ms without one, and votes 100-300 ms apart; leader loss to the
+//! first acknowledged append then takes about 1 s. That still leaves 400 ms
+//! of slack for a stalled thread on a busy machine before a healthy leader is
+//! voted out.
+//!
+//! Every member of a group must run the same timers: a follower with our
+//! 600 ms timeout under a Java leader beating every 2 s would start an
+//! election between every two heartbeats. For groups with Java nodes, set
+//! the Java values ([`JAVA_TIMERS`], [`DLedgerConfig::use_java_timers`],
+//! `dledger server --java-timers`) or the same keys on every node.
 
 use std::collections::HashMap;
 
@@ -52,6 +69,39 @@ pub fn parse_peers(peers: &str) -> Result<Vec<Peer>, ConfigError> {
     Ok(out)
 }
 
+/// The election timers: `heartBeatTimeIntervalMs`, `maxHeartBeatLeak`,
+/// `minVoteIntervalMs`, `maxVoteIntervalMs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timers {
+    pub heart_beat_time_interval_ms: u64,
+    pub max_heart_beat_leak: u64,
+    pub min_vote_interval_ms: u64,
+    pub max_vote_interval_ms: u64,
+    /// How long a candidate waits for vote answers before counting what it
+    /// has: this + random(`maxVoteIntervalMs`). Not a Java key (`voteWaitBaseMs`
+    /// here); Java hard-codes 2000 ms, which a silent (paused, cut off) peer
+    /// adds to every vote round.
+    pub vote_wait_base_ms: u64,
+}
+
+/// Our defaults (see the module documentation).
+pub const OUR_TIMERS: Timers = Timers {
+    heart_beat_time_interval_ms: 200,
+    max_heart_beat_leak: 3,
+    min_vote_interval_ms: 100,
+    max_vote_interval_ms: 300,
+    vote_wait_base_ms: 300,
+};
+
+/// Java DLedger 0.3.1.2's defaults (`DLedgerConfig.java`).
+pub const JAVA_TIMERS: Timers = Timers {
+    heart_beat_time_interval_ms: 2000,
+    max_heart_beat_leak: 3,
+    min_vote_interval_ms: 300,
+    max_vote_interval_ms: 1000,
+    vote_wait_base_ms: 2000,
+};
+
 /// The DLedger settings the core uses. Field names are Java's keys in snake case.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DLedgerConfig {
@@ -69,6 +119,8 @@ pub struct DLedgerConfig {
     pub min_vote_interval_ms: u64,
     /// `maxVoteIntervalMs`.
     pub max_vote_interval_ms: u64,
+    /// Not a Java key (`voteWaitBaseMs`): see [`Timers::vote_wait_base_ms`].
+    pub vote_wait_base_ms: u64,
     /// `minTakeLeadershipVoteIntervalMs`.
     pub min_take_leadership_vote_interval_ms: u64,
     /// `maxTakeLeadershipVoteIntervalMs`.
@@ -87,6 +139,13 @@ pub struct DLedgerConfig {
     pub preferred_leader_ids: Option<Vec<String>>,
     /// `enableLeaderElector`.
     pub enable_leader_elector: bool,
+    /// `enableBatchPush`: the leader pushes the entries a follower lacks in
+    /// one request (Java's batch shape) instead of one request per entry.
+    /// Ours defaults to true (Java: false); Java 0.3.1.2 followers accept it.
+    pub enable_batch_push: bool,
+    /// `maxBatchPushSize`: a batch push closes at this many bytes of entries
+    /// (ours 64 KiB; Java 4 KiB).
+    pub max_batch_push_size: usize,
     /// Not a Java key: when true only entries of the leader's current term are
     /// counted for commit (Raft §5.4.2) and followers accept pushes only from
     /// their known leader in their current term. Default false = Java 0.3.1.2.
@@ -103,10 +162,11 @@ impl Default for DLedgerConfig {
                 id: "n0".to_string(),
                 addr: "localhost:20911".to_string(),
             }],
-            heart_beat_time_interval_ms: 2000,
-            max_heart_beat_leak: 3,
-            min_vote_interval_ms: 300,
-            max_vote_interval_ms: 1000,
+            heart_beat_time_interval_ms: OUR_TIMERS.heart_beat_time_interval_ms,
+            max_heart_beat_leak: OUR_TIMERS.max_heart_beat_leak,
+            min_vote_interval_ms: OUR_TIMERS.min_vote_interval_ms,
+            max_vote_interval_ms: OUR_TIMERS.max_vote_interval_ms,
+            vote_wait_base_ms: OUR_TIMERS.vote_wait_base_ms,
             min_take_leadership_vote_interval_ms: 30,
             max_take_leadership_vote_interval_ms: 100,
             max_pending_requests_num: 10000,
@@ -116,12 +176,46 @@ impl Default for DLedgerConfig {
             leadership_transfer_wait_timeout: 1000,
             preferred_leader_ids: None,
             enable_leader_elector: true,
+            enable_batch_push: true,
+            max_batch_push_size: 64 * 1024,
             strict_commit: false,
         }
     }
 }
 
 impl DLedgerConfig {
+    /// Java DLedger 0.3.1.2's defaults, timers included.
+    pub fn java_defaults() -> Self {
+        let mut c = DLedgerConfig::default();
+        c.use_java_timers();
+        c.enable_batch_push = false;
+        c.max_batch_push_size = 4 * 1024;
+        c
+    }
+
+    /// Switches the election timers to Java's defaults ([`JAVA_TIMERS`]).
+    pub fn use_java_timers(&mut self) {
+        self.set_timers(JAVA_TIMERS);
+    }
+
+    pub fn set_timers(&mut self, t: Timers) {
+        self.heart_beat_time_interval_ms = t.heart_beat_time_interval_ms;
+        self.max_heart_beat_leak = t.max_heart_beat_leak;
+        self.min_vote_interval_ms = t.min_vote_interval_ms;
+        self.max_vote_interval_ms = t.max_vote_interval_ms;
+        self.vote_wait_base_ms = t.vote_wait_base_ms;
+    }
+
+    pub fn timers(&self) -> Timers {
+        Timers {
+            heart_beat_time_interval_ms: self.heart_beat_time_interval_ms,
+            max_heart_beat_leak: self.max_heart_beat_leak,
+            min_vote_interval_ms: self.min_vote_interval_ms,
+            max_vote_interval_ms: self.max_vote_interval_ms,
+            vote_wait_base_ms: self.vote_wait_base_ms,
+        }
+    }
+
     /// A config for `self_id` in `group` with the given peers string.
     pub fn new(group: &str, self_id: &str, peers: &str) -> Result<Self, ConfigError> {
         let cfg = DLedgerConfig {
@@ -160,6 +254,7 @@ impl DLedgerConfig {
                 "maxHeartBeatLeak" => self.max_heart_beat_leak = num(k, v)?,
                 "minVoteIntervalMs" => self.min_vote_interval_ms = num(k, v)?,
                 "maxVoteIntervalMs" => self.max_vote_interval_ms = num(k, v)?,
+                "voteWaitBaseMs" => self.vote_wait_base_ms = num(k, v)?,
                 "minTakeLeadershipVoteIntervalMs" => {
                     self.min_take_leadership_vote_interval_ms = num(k, v)?
                 }
@@ -180,6 +275,8 @@ impl DLedgerConfig {
                         Some(v.split(';').map(|s| s.trim().to_string()).collect())
                 }
                 "enableLeaderElector" => self.enable_leader_elector = num(k, v)?,
+                "enableBatchPush" => self.enable_batch_push = num(k, v)?,
+                "maxBatchPushSize" => self.max_batch_push_size = num(k, v)?,
                 _ => {}
             }
         }
@@ -211,16 +308,19 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_java() {
+    fn defaults_are_java_except_our_faster_timers() {
         let c = DLedgerConfig::default();
+        assert_eq!(c.timers(), OUR_TIMERS);
         assert_eq!(
             (c.heart_beat_time_interval_ms, c.max_heart_beat_leak),
-            (2000, 3)
+            (200, 3)
         );
-        assert_eq!(
-            (c.min_vote_interval_ms, c.max_vote_interval_ms),
-            (300, 1000)
-        );
+        assert_eq!((c.min_vote_interval_ms, c.max_vote_interval_ms), (100, 300));
+        // A follower's election timeout is max(2, leak) heartbeats; it must
+        // stay well above the vote spread so a vote round ends first.
+        let timeout = c.heart_beat_time_interval_ms * c.max_heart_beat_leak.max(2);
+        assert!(timeout >= 2 * c.max_vote_interval_ms);
+        // Everything else is Java's.
         assert_eq!(
             (c.max_pending_requests_num, c.max_wait_ack_time_ms),
             (10000, 2500)
@@ -228,6 +328,47 @@ mod tests {
         assert_eq!(c.max_push_time_out_ms, 1000);
         assert_eq!(c.group, "default");
         assert_eq!(c.self_id, "n0");
+        // Ours pushes batches; Java's default does not.
+        assert_eq!((c.enable_batch_push, c.max_batch_push_size), (true, 65536));
+        assert_eq!(
+            DLedgerConfig {
+                heart_beat_time_interval_ms: 2000,
+                max_heart_beat_leak: 3,
+                min_vote_interval_ms: 300,
+                max_vote_interval_ms: 1000,
+                vote_wait_base_ms: 2000,
+                enable_batch_push: false,
+                max_batch_push_size: 4096,
+                ..c.clone()
+            },
+            DLedgerConfig::java_defaults()
+        );
+    }
+
+    #[test]
+    fn java_timer_keys_override_ours() {
+        let mut c = DLedgerConfig::default();
+        let m: HashMap<String, String> = [
+            ("heartBeatTimeIntervalMs", "2000"),
+            ("maxHeartBeatLeak", "3"),
+            ("minVoteIntervalMs", "300"),
+            ("maxVoteIntervalMs", "1000"),
+            ("voteWaitBaseMs", "2000"),
+            ("enableBatchPush", "false"),
+            ("maxBatchPushSize", "4096"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        c.apply_properties(&m).unwrap();
+        assert_eq!(c.timers(), JAVA_TIMERS);
+        assert_eq!(c, DLedgerConfig::java_defaults());
+        let m: HashMap<String, String> =
+            [("enableBatchPush".to_string(), "yes".to_string())].into();
+        assert!(matches!(
+            c.apply_properties(&m),
+            Err(ConfigError::BadValue { .. })
+        ));
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn cfg(me: usize, strict: bool, elector: bool) -> DLedgerConfig {
         // follow, but after their start-up round schedule the next one never.
         min_vote_interval_ms: if elector { 300 } else { 1 << 40 },
         max_vote_interval_ms: if elector { 1000 } else { 1 << 40 },
-        ..DLedgerConfig::default()
+        ..DLedgerConfig::java_defaults()
     }
 }
 

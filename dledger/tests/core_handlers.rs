@@ -21,7 +21,7 @@ fn cfg(me: &str, n: usize) -> DLedgerConfig {
                 addr: format!("h:{i}"),
             })
             .collect(),
-        ..DLedgerConfig::default()
+        ..DLedgerConfig::java_defaults()
     }
 }
 
@@ -481,6 +481,22 @@ fn candidate_vote_wait_ends_after_2000_plus_random() {
     assert!((T0 + 2000..T0 + 3000).contains(&t), "{t}");
     n.tick(t);
     // valid 2 of 5: row 3
+    assert_eq!(n.last_parse_result(), ParseResultAlias::WaitToRevote);
+}
+
+/// Our timers: a silent peer holds a vote round for `voteWaitBaseMs` (300 ms)
+/// + random(maxVoteIntervalMs = 300), not Java's 2000 + random(1000).
+#[test]
+fn candidate_vote_wait_with_our_timers_is_short() {
+    let mut c = cfg("n0", 5);
+    c.set_timers(dledger::config::OUR_TIMERS);
+    let mut n = node_with(c, log(&[1], 4, None));
+    n.tick(T0);
+    let ids: Vec<OutboundId> = sends(&n.drain_actions()).into_iter().map(|x| x.0).collect();
+    n.handle_response(ids[0], vote_resp(VoteResult::Accept, 4), T0 + 1);
+    let t = n.poll_timeout().unwrap();
+    assert!((T0 + 300..T0 + 600).contains(&t), "{t}");
+    n.tick(t);
     assert_eq!(n.last_parse_result(), ParseResultAlias::WaitToRevote);
 }
 
@@ -1372,4 +1388,112 @@ fn identical_role_changes_are_reported_once() {
         vec![(5, Role::Candidate), (6, Role::Candidate)],
         "candidate→candidate term bumps are reported, identical repeats are not"
     );
+}
+
+/// `enableBatchPush` (our default): appends proposed together leave in one
+/// batch push per follower; its 200 (index = first, count) acknowledges up to
+/// the last entry, and a lost answer resends the same range.
+#[test]
+fn batch_push_carries_proposals_together_and_acks_the_range() {
+    let mut c = cfg("n0", 3);
+    c.enable_batch_push = true;
+    let mut n = appending(3, &[1], 2, Some(c));
+    n.drain_actions();
+    let bodies: Vec<Bytes> = (0..3).map(|i| Bytes::from(format!("b{i}"))).collect();
+    let oks: Vec<i64> = n
+        .propose_each(bodies, T0 + 10)
+        .into_iter()
+        .map(|r| r.unwrap().index)
+        .collect();
+    assert_eq!(oks, vec![1, 2, 3]);
+    let a = n.drain_actions();
+    let to_n1: Vec<_> = sends(&a)
+        .into_iter()
+        .filter(|s| s.1 == "n1" && matches!(&s.2, Request::Push(p) if p.kind == PushType::Append))
+        .collect();
+    assert_eq!(to_n1.len(), 1, "{to_n1:?}");
+    let Request::Push(p) = &to_n1[0].2 else {
+        unreachable!()
+    };
+    assert!(p.is_batch() && p.entry.is_none());
+    assert_eq!((p.first_entry_index(), p.count()), (1, 3));
+    // No answer within maxPushTimeOutMs: the same three again.
+    n.tick(T0 + 10 + 1001);
+    let again: Vec<_> = sends(&n.drain_actions())
+        .into_iter()
+        .filter(|s| s.1 == "n1" && matches!(&s.2, Request::Push(p) if p.kind == PushType::Append))
+        .collect();
+    assert_eq!(again.len(), 1);
+    let Request::Push(p2) = &again[0].2 else {
+        unreachable!()
+    };
+    assert_eq!((p2.first_entry_index(), p2.count()), (1, 3));
+    // The follower's 200 names the first index and the count.
+    let mut r = push_resp(200, 2, Some(1), 0, 3);
+    if let Response::Push(p) = &mut r {
+        p.count = 3;
+    }
+    n.handle_response(again[0].0, r, T0 + 1020);
+    assert_eq!(n.peer_watermark("n1"), 3);
+    let a = n.drain_actions();
+    let mut got = outcomes(&a);
+    got.sort_by_key(|o| o.1); // the quorum checker walks down from the quorum index, as Java
+    assert_eq!(
+        got,
+        vec![
+            (2, 1, ResponseCode::Success),
+            (2, 2, ResponseCode::Success),
+            (2, 3, ResponseCode::Success)
+        ]
+    );
+}
+
+/// Java's default (no batch push): one push per entry.
+#[test]
+fn without_batch_push_each_entry_is_its_own_push() {
+    let mut n = appending(3, &[1], 2, None);
+    n.drain_actions();
+    let bodies: Vec<Bytes> = (0..3).map(|i| Bytes::from(format!("b{i}"))).collect();
+    assert!(n.propose_each(bodies, T0 + 10).iter().all(Result::is_ok));
+    let firsts: Vec<i64> = sends(&n.drain_actions())
+        .into_iter()
+        .filter_map(|s| match &s.2 {
+            Request::Push(p) if s.1 == "n1" && p.kind == PushType::Append => {
+                assert!(!p.is_batch());
+                Some(p.first_entry_index())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(firsts, vec![1, 2, 3]);
+}
+
+/// Not Java: the commit index sent to a peer never exceeds what that peer is
+/// known to hold in this term (its watermark, or the entries the push
+/// carries), so a follower cannot count a stale tail as committed.
+#[test]
+fn commit_index_sent_to_a_peer_is_clamped_to_its_watermark() {
+    let mut n = appending(3, &[1], 2, None);
+    n.drain_actions();
+    n.propose(Bytes::from_static(b"x"), T0 + 10).unwrap();
+    let a = n.drain_actions();
+    let to_n1 = sends(&a)
+        .into_iter()
+        .find(|s| s.1 == "n1" && matches!(&s.2, Request::Push(p) if p.kind == PushType::Append))
+        .expect("append to n1");
+    n.handle_response(to_n1.0, push_resp(200, 2, Some(1), 0, 1), T0 + 11);
+    assert_eq!(n.storage().committed_index(), 1);
+    assert_eq!(n.peer_watermark("n2"), 0);
+    n.drain_actions();
+    // A second later both dispatchers send COMMIT: n1 holds index 1, n2 only 0.
+    n.tick(T0 + 11 + 1002);
+    let commits: Vec<(String, i64)> = sends(&n.drain_actions())
+        .into_iter()
+        .filter_map(|s| match &s.2 {
+            Request::Push(p) if p.kind == PushType::Commit => Some((s.1.clone(), p.commit_index)),
+            _ => None,
+        })
+        .collect();
+    assert!(commits.contains(&("n1".to_string(), 1)), "{commits:?}");
+    assert!(commits.contains(&("n2".to_string(), 0)), "{commits:?}");
 }

@@ -55,11 +55,10 @@ impl Group {
     }
 
     async fn start_node(&mut self, id: &str) {
+        // `fast`: our default timers; otherwise Java's.
         let mut config = DLedgerConfig::new(GROUP, id, &self.peers).expect("config");
-        if self.fast {
-            config.heart_beat_time_interval_ms = 200;
-            config.min_vote_interval_ms = 50;
-            config.max_vote_interval_ms = 200;
+        if !self.fast {
+            config.use_java_timers();
         }
         let mut store = StoreConfig::new(self.dir.path(), id);
         store.mapped_file_size_for_entry_data = 1 << 20;

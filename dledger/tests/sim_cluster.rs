@@ -4,6 +4,7 @@
 //! commit rule), `SIM_SEED=<s>` replays one, `SIM_NET=chaos|fifo` overrides
 //! the network model, `SIM_KEEP_GOING=1` counts failing seeds.
 
+use dledger::config::OUR_TIMERS;
 use dledger::sim::{run, SimOptions};
 
 fn seeds(default: u64) -> Vec<u64> {
@@ -23,6 +24,10 @@ fn seeds(default: u64) -> Vec<u64> {
 }
 
 fn sweep(name: &str, nodes: usize, strict: bool, default: u64) {
+    sweep_with(name, nodes, strict, default, |_| {});
+}
+
+fn sweep_with(name: &str, nodes: usize, strict: bool, default: u64, tune: fn(&mut SimOptions)) {
     let mut overwrites = 0;
     let mut worst_recovery = 0;
     let mut max_term = 0;
@@ -31,6 +36,7 @@ fn sweep(name: &str, nodes: usize, strict: bool, default: u64) {
     let mut failures = 0u64;
     for &seed in &list {
         let mut opts = SimOptions::new(seed, nodes, strict);
+        tune(&mut opts);
         // SIM_NET=chaos|fifo overrides the network model (default: fifo for
         // the Java rule, chaos for strict).
         match std::env::var("SIM_NET").as_deref() {
@@ -78,4 +84,21 @@ fn strict_rule_3_nodes() {
 #[test]
 fn strict_rule_5_nodes() {
     sweep("strict_rule_5_nodes", 5, true, 1000);
+}
+
+/// Our defaults: short election timers and batch pushes from the leader.
+#[test]
+fn our_defaults_3_nodes() {
+    sweep_with("our_defaults_3_nodes", 3, false, 1000, |o| {
+        o.timers = OUR_TIMERS;
+        o.batch_push = true;
+    });
+}
+
+#[test]
+fn our_defaults_strict_5_nodes() {
+    sweep_with("our_defaults_strict_5_nodes", 5, true, 500, |o| {
+        o.timers = OUR_TIMERS;
+        o.batch_push = true;
+    });
 }

@@ -111,6 +111,11 @@ struct ServerArgs {
     /// Address to bind the peer port to (default: every interface, as Java).
     #[arg(long)]
     bind: Option<IpAddr>,
+    /// Start from Java DLedger's election timers (heartbeat 2000 ms, leak 3,
+    /// votes 300-1000 ms) instead of ours (200 ms, 3, 100-300 ms); every
+    /// member of a group needs the same timers. Keys and flags still override.
+    #[arg(long = "java-timers")]
+    java_timers: bool,
     /// `heartBeatTimeIntervalMs`.
     #[arg(long = "heartbeat-interval-ms")]
     heartbeat_interval_ms: Option<u64>,
@@ -237,7 +242,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     if args.read_only_data_store_dirs.is_some() {
         anyhow::bail!("--read-only-data-store-dirs is not supported");
     }
-    // Java's defaults < the config file < the flags.
+    // Our defaults (or Java's timers) < the config file < the flags.
     let mut props: std::collections::HashMap<String, String> = match &args.config_file {
         Some(file) => {
             let text = std::fs::read_to_string(file)
@@ -256,6 +261,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         }
     }
     let mut config = DLedgerConfig::default();
+    if args.java_timers {
+        config.use_java_timers();
+    }
     config.apply_properties(&props)?;
     if let Some(ids) = &args.preferred_leader_ids {
         config.preferred_leader_ids = Some(ids.split(';').map(|s| s.trim().to_owned()).collect());

@@ -121,14 +121,20 @@ const SYNC_PUSH_WAIT_MS: i64 = 3000;
 const DISPATCHER_ERROR_PAUSE_MS: i64 = 500;
 /// Per-peer in-flight APPENDs (`maxPendingSize`).
 const MAX_PENDING_PUSHES: usize = 1000;
+/// Most entries in one batch push (besides `maxBatchPushSize`).
+const MAX_BATCH_ENTRIES: usize = 1024;
+/// Per-peer in-flight batch pushes (not Java: its `maxPendingSize` counts
+/// batches like single pushes). Heartbeats share the connection and queue
+/// behind in-flight pushes, so a slow follower must never have more than
+/// about 1 MiB (16 x 64 KiB) ahead of the next heartbeat, or it would miss
+/// our short election timeout while merely catching up.
+const MAX_PENDING_BATCHES: usize = 16;
 /// COMMIT push / leak-check / fast-forward period.
 const PERIOD_MS: i64 = 1000;
 /// Follower push future timeout (`TimeoutFuture(1000)`).
 const FOLLOWER_PUSH_TIMEOUT_MS: i64 = 1000;
 /// `compareOrTruncateRequests` capacity.
 const FOLLOWER_QUEUE_CAP: usize = 1024;
-/// Vote wait: `2000 + rand[0, maxVoteIntervalMs)`.
-const VOTE_WAIT_BASE_MS: i64 = 2000;
 
 /// A vote round in progress (the maintainer thread blocked on `voteLatch`).
 #[derive(Debug)]
@@ -181,8 +187,11 @@ enum Outstanding {
     Truncate {
         peer: String,
     },
+    /// `count` entries from `first` (more than one = a batch push).
     Append {
         peer: String,
+        first: i64,
+        count: i64,
     },
     Commit,
     Transfer {
@@ -203,8 +212,9 @@ struct Dispatcher {
     leader_id: Option<String>,
     last_push_commit: Option<i64>,
     last_check_leak: i64,
-    /// index → send time of in-flight APPENDs.
-    pending: BTreeMap<i64, i64>,
+    /// first index → (send time, entry count) of in-flight APPENDs (Java's
+    /// `pendingMap`, or `batchPendingMap` with batch push).
+    pending: BTreeMap<i64, (i64, i64)>,
     /// The synchronous COMPARE/TRUNCATE in flight and its deadline.
     waiting: Option<(OutboundId, i64)>,
     paused_until: i64,
@@ -569,6 +579,29 @@ impl<S: Storage> Node<S> {
         r.map(|mut v| v.remove(0))
     }
 
+    /// Several client appends at once (as many `handleAppend`s): one entry
+    /// and one outcome per body, in order; the dispatchers run once after
+    /// all of them, so followers get them in one batch push.
+    pub fn propose_each(
+        &mut self,
+        bodies: Vec<Bytes>,
+        now: u64,
+    ) -> Vec<Result<ProposeOk, ResponseCode>> {
+        let now = now as i64;
+        let out = bodies
+            .into_iter()
+            .map(|b| {
+                self.append_as_leader(vec![b], now).and_then(|v| {
+                    v.first()
+                        .copied()
+                        .ok_or(ResponseCode::RequestWithEmptyBodys)
+                })
+            })
+            .collect();
+        self.run(now);
+        out
+    }
+
     /// Local batch append (broker message batches): one entry per body, only
     /// the **last** entry gets an outcome. Empty → 420.
     pub fn propose_batch(
@@ -648,7 +681,7 @@ impl<S: Storage> Node<S> {
                 }
                 if d.kind == PushType::Append {
                     let wm = self.peer_watermark(&d.peer);
-                    if let Some(sent) = d.pending.get(&(wm + 1)) {
+                    if let Some((sent, _)) = d.pending.get(&(wm + 1)) {
                         at(sent + self.cfg.max_push_time_out_ms as i64 + 1);
                     }
                 }
@@ -938,7 +971,9 @@ impl<S: Storage> Node<S> {
             (Outstanding::Truncate { peer }, Response::Push(p)) => {
                 self.on_truncate_reply(id, &peer, &p, now)
             }
-            (Outstanding::Append { peer }, Response::Push(p)) => self.on_append_reply(&peer, &p),
+            (Outstanding::Append { peer, first, count }, Response::Push(p)) => {
+                self.on_append_reply(&peer, first, count, &p)
+            }
             (Outstanding::Commit, _) => {}
             (Outstanding::Transfer { inbound, term }, Response::LeadershipTransfer(t)) => {
                 if t.header.code != ResponseCode::Success.code()
@@ -1013,7 +1048,9 @@ impl<S: Storage> Node<S> {
         }
         self.round_seq += 1;
         let seq = self.round_seq;
-        let wait = VOTE_WAIT_BASE_MS + self.rng.below(self.cfg.max_vote_interval_ms) as i64;
+        // Java: 2000 + rand[0, maxVoteIntervalMs) (`voteWaitBaseMs` here).
+        let wait = self.cfg.vote_wait_base_ms as i64
+            + self.rng.below(self.cfg.max_vote_interval_ms) as i64;
         self.maintainer = Maintainer::Voting(VoteRound {
             seq,
             term,
@@ -1379,13 +1416,32 @@ impl<S: Storage> Node<S> {
         let d = &self.dispatchers[di];
         let mut header = self.base_header(&d.peer, d.term);
         header.leader_id = d.leader_id.clone();
+        let carried = entry.as_ref().map_or(-1, |e| e.index);
         PushEntryRequest {
             header,
             kind,
-            commit_index: self.store.committed_index(),
+            commit_index: self.peer_commit_index(di, carried),
             entry,
             batch_entry: Vec::new(),
         }
+    }
+
+    /// The commit index to tell a peer. Not Java (it sends its committed
+    /// index as is): never more than what the peer is known to hold like us
+    /// — its watermark in this term, or the last entry this push carries
+    /// (APPEND appends it, TRUNCATE cuts the follower's log right after it).
+    /// A follower only clamps to its own log end, so a larger value could
+    /// mark a stale tail of an earlier term committed before COMPARE and
+    /// TRUNCATE replace it.
+    fn peer_commit_index(&self, di: usize, carried: i64) -> i64 {
+        let d = &self.dispatchers[di];
+        let wm = self
+            .watermarks
+            .get(&d.term)
+            .and_then(|m| m.get(&d.peer))
+            .copied()
+            .unwrap_or(-1);
+        self.store.committed_index().min(wm.max(carried))
     }
 
     /// One step of `doCompare`: send the COMPARE for the current compare index.
@@ -1540,45 +1596,87 @@ impl<S: Storage> Node<S> {
                 return;
             }
             let (term, peer) = (self.dispatchers[di].term, self.dispatchers[di].peer.clone());
+            let max_pending = if self.cfg.enable_batch_push {
+                MAX_PENDING_BATCHES
+            } else {
+                MAX_PENDING_PUSHES
+            };
             let d = &self.dispatchers[di];
-            if d.pending.len() >= MAX_PENDING_PUSHES || now - d.last_check_leak > PERIOD_MS {
+            if d.pending.len() >= max_pending || now - d.last_check_leak > PERIOD_MS {
                 let wm = self.watermark(term, &peer);
                 let d = &mut self.dispatchers[di];
-                d.pending.retain(|i, _| *i >= wm);
+                // Java: a single push is dropped below the watermark, a batch
+                // once its last entry is at or below it.
+                d.pending
+                    .retain(|i, (_, n)| if *n > 1 { *i + *n - 1 > wm } else { *i >= wm });
                 d.last_check_leak = now;
             }
-            if self.dispatchers[di].pending.len() >= MAX_PENDING_PUSHES {
+            if self.dispatchers[di].pending.len() >= max_pending {
                 self.do_check_append_response(di, now);
                 return;
             }
             let wi = self.dispatchers[di].write_index;
-            self.do_append_inner(di, wi, now);
-            self.dispatchers[di].write_index += 1;
+            let last = if self.cfg.enable_batch_push {
+                self.store.end_index()
+            } else {
+                wi
+            };
+            let sent = self.do_append_inner(di, wi, last, now);
+            self.dispatchers[di].write_index += sent.max(1);
         }
     }
 
-    fn do_append_inner(&mut self, di: usize, index: i64, now: i64) {
-        let entry = match self.store.get(index) {
-            Ok(e) => e,
-            Err(StorageError::BelowBegin { .. }) => {
-                self.change_state(di, -1, PushType::Compare);
-                return;
+    /// Pushes entries `first..=last` (as many as fit in `maxBatchPushSize`,
+    /// at least one): one entry in Java's single shape, more in the batch
+    /// shape (`enableBatchPush`). Returns how many were sent.
+    fn do_append_inner(&mut self, di: usize, first: i64, last: i64, now: i64) -> i64 {
+        let mut entries = Vec::new();
+        let mut size = 0usize;
+        let mut index = first;
+        while index <= last.max(first) {
+            let entry = match self.store.get(index) {
+                Ok(e) => e,
+                Err(_) if !entries.is_empty() => break,
+                Err(StorageError::BelowBegin { .. }) => {
+                    self.change_state(di, -1, PushType::Compare);
+                    return 0;
+                }
+                Err(_) => {
+                    self.dispatchers[di].paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
+                    return 0;
+                }
+            };
+            size += entry.body.len() + 48;
+            entries.push(entry);
+            index += 1;
+            if size >= self.cfg.max_batch_push_size || entries.len() >= MAX_BATCH_ENTRIES {
+                break;
             }
-            Err(_) => {
-                self.dispatchers[di].paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
-                return;
-            }
+        }
+        let count = entries.len() as i64;
+        let req = if count == 1 {
+            self.build_push(di, entries.pop(), PushType::Append)
+        } else {
+            let last = entries.last().map_or(-1, |e| e.index);
+            let mut req = self.build_push(di, None, PushType::Append);
+            req.batch_entry = entries;
+            req.commit_index = self.peer_commit_index(di, last);
+            req
         };
-        let req = self.build_push(di, Some(entry), PushType::Append);
         let peer = self.dispatchers[di].peer.clone();
         self.send(
             &peer,
             Request::Push(req),
-            Outstanding::Append { peer: peer.clone() },
+            Outstanding::Append {
+                peer: peer.clone(),
+                first,
+                count,
+            },
         );
         let d = &mut self.dispatchers[di];
-        d.pending.insert(index, now);
+        d.pending.insert(first, (now, count));
         d.last_push_commit = Some(now);
+        count
     }
 
     fn do_commit(&mut self, di: usize, now: i64) {
@@ -1596,14 +1694,15 @@ impl<S: Storage> Node<S> {
     fn do_check_append_response(&mut self, di: usize, now: i64) {
         let (term, peer) = (self.dispatchers[di].term, self.dispatchers[di].peer.clone());
         let wm = self.watermark(term, &peer);
-        if let Some(sent) = self.dispatchers[di].pending.get(&(wm + 1)) {
+        if let Some((sent, count)) = self.dispatchers[di].pending.get(&(wm + 1)).copied() {
             if now - sent > self.cfg.max_push_time_out_ms as i64 {
-                self.do_append_inner(di, wm + 1, now);
+                // The same range again (Java's doCheckBatchAppendResponse).
+                self.do_append_inner(di, wm + 1, wm + count, now);
             }
         }
     }
 
-    fn on_append_reply(&mut self, peer: &str, resp: &PushEntryResponse) {
+    fn on_append_reply(&mut self, peer: &str, first: i64, count: i64, resp: &PushEntryResponse) {
         let Some(di) = self.dispatcher_pos(peer) else {
             return;
         };
@@ -1611,7 +1710,13 @@ impl<S: Storage> Node<S> {
             Some(ResponseCode::Success) => {
                 let index = resp.index.unwrap_or(-1);
                 self.dispatchers[di].pending.remove(&index);
-                self.update_watermark(resp.header.term, peer, index);
+                // A batch acknowledges up to its last entry (Java: index + count - 1).
+                let acked = if count > 1 && index == first {
+                    first + count - 1
+                } else {
+                    index
+                };
+                self.update_watermark(resp.header.term, peer, acked);
             }
             Some(ResponseCode::InconsistentState) => self.change_state(di, -1, PushType::Compare),
             _ => {}

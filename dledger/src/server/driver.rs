@@ -88,6 +88,9 @@ struct AppendWaiter {
 
 type LinkItem = (OutboundId, m::Request, Instant);
 
+/// Most inputs taken from the channel per driver iteration.
+const MAX_BURST: usize = 256;
+
 pub(super) struct Driver {
     node: Node<DLedgerStore>,
     clock: Clock,
@@ -104,6 +107,9 @@ pub(super) struct Driver {
     checkpoint_interval: Duration,
     rpc_timeout: Duration,
     flushed_end: i64,
+    /// The flush running on a blocking thread (at most one, like Java's
+    /// flush service), so the driver never waits for the disk.
+    flush_job: Option<tokio::task::JoinHandle<Result<(), StorageError>>>,
 }
 
 impl Driver {
@@ -157,6 +163,7 @@ impl Driver {
             checkpoint_interval: opts.checkpoint_interval,
             rpc_timeout: opts.rpc_timeout,
             flushed_end,
+            flush_job: None,
         };
         (driver, role_rx, committed_rx)
     }
@@ -203,7 +210,7 @@ impl Driver {
                 biased;
                 _ = self.shutdown.cancelled() => break,
                 input = inputs.recv() => match input {
-                    Some(input) => self.handle(input),
+                    Some(input) => self.handle_burst(input, &mut inputs),
                     None => break,
                 },
                 _ = tokio::time::sleep_until(wake) => {
@@ -219,6 +226,9 @@ impl Driver {
         // Waiters see their channel closed; the store is flushed and checkpointed.
         self.appends.clear();
         self.inbound.clear();
+        if let Some(job) = self.flush_job.take() {
+            let _ = job.await;
+        }
         if let Err(e) = self.node.storage_mut().shutdown() {
             warn!(error = %e, "store shutdown failed");
         }
@@ -226,13 +236,96 @@ impl Driver {
     }
 
     fn flush(&mut self) {
-        let end = self.node.storage().end_index();
-        if end != self.flushed_end {
-            if let Err(e) = self.node.storage_mut().flush() {
-                warn!(error = %e, "flush failed");
+        if let Some(job) = self.flush_job.take() {
+            if !job.is_finished() {
+                self.flush_job = Some(job);
                 return;
             }
+            match job.now_or_never() {
+                Some(Ok(Err(e))) => warn!(error = %e, "flush failed"),
+                Some(Err(e)) => warn!(error = %e, "flush task failed"),
+                _ => {}
+            }
+        }
+        let end = self.node.storage().end_index();
+        if end != self.flushed_end {
+            match self.node.storage_mut().begin_flush() {
+                Ok(job) => {
+                    if !job.is_empty() {
+                        self.flush_job = Some(tokio::task::spawn_blocking(move || job.run()));
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "flush failed");
+                    return;
+                }
+            }
             self.flushed_end = end;
+        }
+    }
+
+    /// `first` and whatever else is already queued (bounded): runs of
+    /// single-body appends go to the node together, so they leave in one
+    /// push per follower; everything else is handled in arrival order.
+    fn handle_burst(&mut self, first: Input, inputs: &mut mpsc::Receiver<Input>) {
+        let mut appends: Vec<(m::Header, Bytes, oneshot::Sender<m::AppendEntryResponse>)> =
+            Vec::new();
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(input) = next.take() {
+            match input {
+                Input::Append {
+                    header,
+                    mut bodies,
+                    reply,
+                } if bodies.len() == 1 => {
+                    if let Some(body) = bodies.pop() {
+                        appends.push((header, body, reply));
+                    }
+                }
+                other => {
+                    self.append_each(std::mem::take(&mut appends));
+                    self.handle(other);
+                }
+            }
+            taken += 1;
+            if taken < MAX_BURST {
+                next = inputs.try_recv().ok();
+            }
+        }
+        self.append_each(appends);
+    }
+
+    fn append_each(
+        &mut self,
+        appends: Vec<(m::Header, Bytes, oneshot::Sender<m::AppendEntryResponse>)>,
+    ) {
+        if appends.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        let mut bodies = Vec::with_capacity(appends.len());
+        let mut waiters = Vec::with_capacity(appends.len());
+        for (header, body, reply) in appends {
+            bodies.push(body);
+            waiters.push((header, reply));
+        }
+        let results = self.node.propose_each(bodies, now);
+        for ((header, reply), r) in waiters.into_iter().zip(results) {
+            match r {
+                Ok(ok) => {
+                    self.appends.insert(
+                        (ok.term, ok.index),
+                        AppendWaiter {
+                            group: Some(self.group.clone()),
+                            reply,
+                        },
+                    );
+                }
+                Err(code) => {
+                    let _ = reply.send(self.append_error(&header, code));
+                }
+            }
         }
     }
 

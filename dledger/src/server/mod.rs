@@ -57,6 +57,23 @@ pub struct ServerOptions {
     pub checkpoint_interval: Duration,
     /// Timeout of every outbound call (3000 ms in Java).
     pub rpc_timeout: Duration,
+    /// Installed on the store at start ([`DLedgerStore::set_append_hook`]):
+    /// patches each leader-appended body once its `pos` is known (the
+    /// broker writes PHYSICALOFFSET = `pos + 48`, as Java's DLedgerCommitLog).
+    pub append_hook: Option<SharedAppendHook>,
+}
+
+/// The hook's function: `(entry body, entry pos)`.
+pub type AppendHookFn = dyn Fn(&mut [u8], i64) + Send + Sync;
+
+/// An append hook that can be cloned with the options.
+#[derive(Clone)]
+pub struct SharedAppendHook(pub Arc<AppendHookFn>);
+
+impl std::fmt::Debug for SharedAppendHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedAppendHook")
+    }
 }
 
 impl ServerOptions {
@@ -68,6 +85,7 @@ impl ServerOptions {
             flush_interval: Duration::from_millis(10),
             checkpoint_interval: Duration::from_millis(3000),
             rpc_timeout: RPC_TIMEOUT,
+            append_hook: None,
         }
     }
 }
@@ -137,12 +155,15 @@ impl DLedgerServer {
             .map_err(|source| ServerError::Bind { addr, source })?;
         let local_addr = listener.local_addr().unwrap_or(addr);
 
-        let store = {
+        let mut store = {
             let cfg = opts.store.clone();
             tokio::task::spawn_blocking(move || DLedgerStore::open(cfg))
                 .await
                 .map_err(|e| ServerError::Store(StorageError::Io(e.to_string())))??
         };
+        if let Some(SharedAppendHook(hook)) = opts.append_hook.clone() {
+            store.set_append_hook(Box::new(move |body: &mut [u8], pos: i64| hook(body, pos)));
+        }
         let shutdown = CancellationToken::new();
         let (inputs_tx, inputs_rx) = mpsc::channel(4096);
         let (driver, role_rx, committed_rx) =
@@ -246,6 +267,29 @@ impl DLedgerServer {
         .await
     }
 
+    /// Queues a local append (one entry per body) behind every append queued
+    /// before it and returns without waiting for the outcome: calls made one
+    /// after another append in call order, and many queued appends share
+    /// quorum rounds. Waits only while the driver's input queue is full.
+    pub async fn queue_append(&self, bodies: Vec<Bytes>) -> Result<QueuedAppend, ServerError> {
+        let header = m::Header {
+            group: Some(self.shared.config.group.clone()),
+            remote_id: Some(self.shared.config.self_id.clone()),
+            ..m::Header::default()
+        };
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .inputs
+            .send(Input::Append {
+                header,
+                bodies,
+                reply,
+            })
+            .await
+            .map_err(|_| ServerError::Stopped)?;
+        Ok(QueuedAppend(rx))
+    }
+
     /// The entry at `index` if it is committed on this node (any role).
     pub async fn get_committed(&self, index: i64) -> Result<Option<Entry>, ServerError> {
         self.ask(|reply| Input::ReadCommitted { index, reply })
@@ -277,6 +321,17 @@ impl DLedgerServer {
 impl Drop for DLedgerServer {
     fn drop(&mut self) {
         self.shared.shutdown.cancel();
+    }
+}
+
+/// An append queued by [`DLedgerServer::queue_append`].
+#[derive(Debug)]
+pub struct QueuedAppend(oneshot::Receiver<m::AppendEntryResponse>);
+
+impl QueuedAppend {
+    /// The outcome of the last queued entry, as [`DLedgerServer::append`].
+    pub async fn outcome(self) -> Result<m::AppendEntryResponse, ServerError> {
+        self.0.await.map_err(|_| ServerError::Stopped)
     }
 }
 

@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use bytes::Bytes;
 
-use crate::config::{DLedgerConfig, Peer};
+use crate::config::{DLedgerConfig, Peer, Timers, JAVA_TIMERS};
 use crate::core::message::{Request, ResponseCode, Role};
 use crate::core::{Action, InboundId, Node, OutboundId, SplitMix64, Storage};
 pub use mem::MemStorage;
@@ -61,6 +61,11 @@ pub struct SimOptions {
     /// are never duplicated (Java's transport is one Netty channel per peer).
     /// false = any reorder and duplication.
     pub fifo: bool,
+    /// Election timers of every node (Java's by default; with ours, the
+    /// fault phase's delays of up to 2.5 s mostly cause election churn).
+    pub timers: Timers,
+    /// `enableBatchPush` on every node (Java's default: off).
+    pub batch_push: bool,
 }
 
 impl SimOptions {
@@ -73,6 +78,8 @@ impl SimOptions {
             liveness_ms: 600_000,
             segment: 4096,
             fifo: !strict_commit,
+            timers: JAVA_TIMERS,
+            batch_push: false,
         }
     }
 }
@@ -201,7 +208,7 @@ fn short(a: &Action) -> String {
 }
 
 fn cfg_for(opts: &SimOptions, ids: &[String], me: usize) -> DLedgerConfig {
-    DLedgerConfig {
+    let mut c = DLedgerConfig {
         group: "g".into(),
         self_id: ids[me].clone(),
         peers: ids
@@ -212,8 +219,11 @@ fn cfg_for(opts: &SimOptions, ids: &[String], me: usize) -> DLedgerConfig {
             })
             .collect(),
         strict_commit: opts.strict_commit,
-        ..DLedgerConfig::default()
-    }
+        enable_batch_push: opts.batch_push,
+        ..DLedgerConfig::java_defaults()
+    };
+    c.set_timers(opts.timers);
+    c
 }
 
 /// Runs one simulation; `Err` names the broken invariant.

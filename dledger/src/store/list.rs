@@ -263,6 +263,22 @@ impl SegmentList {
         Ok(())
     }
 
+    /// [`Segment::take_sync`] of every segment, into `out`.
+    pub(crate) fn take_sync(
+        &mut self,
+        out: &mut Vec<(PathBuf, std::fs::File)>,
+    ) -> Result<(), StorageError> {
+        for seg in &mut self.segs {
+            if let Some(f) = seg
+                .take_sync()
+                .map_err(|e| io_err(seg.path().display(), e))?
+            {
+                out.push((seg.path().to_path_buf(), f));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
         for seg in &mut self.segs {
             let path = seg.path().to_path_buf();

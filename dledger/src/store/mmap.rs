@@ -191,6 +191,20 @@ impl Segment {
         Ok(())
     }
 
+    /// A second handle on the file for syncing from another thread when
+    /// bytes were written since the last flush; they count as flushed from
+    /// now on (the caller syncs the handle). On Linux `msync(MS_SYNC)` is an
+    /// fsync of the range, so `sync_data` on the handle covers them.
+    pub(crate) fn take_sync(&mut self) -> io::Result<Option<File>> {
+        if self.wrote > self.flushed {
+            let f = self.file.try_clone()?;
+            self.flushed = self.wrote;
+            Ok(Some(f))
+        } else {
+            Ok(None)
+        }
+    }
+
     pub(crate) fn modified(&self) -> io::Result<SystemTime> {
         self.file.metadata()?.modified()
     }

@@ -267,6 +267,17 @@ impl DLedgerStore {
         Ok((rec.pos, rec.size))
     }
 
+    /// The flush of everything written so far, to run off the append path
+    /// (Java's flush thread): data files first, then index files. The bytes
+    /// count as flushed once the job is taken, so take the next one only
+    /// after this one has run.
+    pub fn begin_flush(&mut self) -> Result<FlushJob, StorageError> {
+        let mut files = Vec::new();
+        self.data.take_sync(&mut files)?;
+        self.index.take_sync(&mut files)?;
+        Ok(FlushJob { files })
+    }
+
     /// msync data then index (Java's flush thread, every `flushFileInterval`).
     pub fn flush(&mut self) -> Result<(), StorageError> {
         self.data.flush()?;
@@ -808,6 +819,27 @@ impl Storage for DLedgerStore {
         )
         .map_err(|e| io_err(path.display(), e))?;
         self.hard_state = state.clone();
+        Ok(())
+    }
+}
+
+/// Files to sync, from [`DLedgerStore::begin_flush`]; blocking, so run it
+/// on a blocking thread.
+#[derive(Debug)]
+pub struct FlushJob {
+    files: Vec<(PathBuf, std::fs::File)>,
+}
+
+impl FlushJob {
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// `fdatasync` every file, in order.
+    pub fn run(self) -> Result<(), StorageError> {
+        for (path, f) in self.files {
+            f.sync_data().map_err(|e| io_err(path.display(), e))?;
+        }
         Ok(())
     }
 }
