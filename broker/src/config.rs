@@ -174,6 +174,17 @@ broker_config! {
     d_leger_peers: String = "dLegerPeers" => String::new(),
     d_leger_self_id: String = "dLegerSelfId" => String::new(),
     preferred_leader_id: String = "preferredLeaderId" => String::new(),
+    /// DLedger election timers (DLedger's own key names; 0 = our default,
+    /// `dledger::config::OUR_TIMERS`). Every member of a group must run the
+    /// same timers: a group with Java brokers needs Java's values, which
+    /// `dLegerJavaTimers=true` sets in one go (Java's broker passes none of
+    /// these keys to DLedger, so a Java member always runs 2000/3/300/1000).
+    heart_beat_time_interval_ms: i64 = "heartBeatTimeIntervalMs" => 0,
+    max_heart_beat_leak: i64 = "maxHeartBeatLeak" => 0,
+    min_vote_interval_ms: i64 = "minVoteIntervalMs" => 0,
+    max_vote_interval_ms: i64 = "maxVoteIntervalMs" => 0,
+    vote_wait_base_ms: i64 = "voteWaitBaseMs" => 0,
+    d_leger_java_timers: bool = "dLegerJavaTimers" => false,
     /// Accepted; our DLedger server pushes one entry per request.
     enable_batch_push: bool = "enableBatchPush" => false,
     /// A slave serves pulls (else it refuses them with SYSTEM_BUSY, as Java).

@@ -1,9 +1,11 @@
 //! The DLedger commit log (`enableDLegerCommitLog=true`, spec dledger.md §4):
 //! the broker's records live in a DLedger group, one message per entry.
 //!
-//! - [`DLedgerLog`] is the store's [`ReplicatedLog`]: a put appends through
-//!   the DLedger leader's local append and returns once the entry is
-//!   committed by a quorum (or failed); reads go to the data files,
+//! - [`DLedgerLog`] is the store's [`ReplicatedLog`]: a put queues its
+//!   entries on the DLedger leader's local append (in the store's writer
+//!   lock, so log order = queue-offset order) and then, outside the lock,
+//!   waits until they are committed by a quorum (or failed), so concurrent
+//!   sends share quorum rounds; reads go to the data files,
 //!   cut at the end of the last dispatched (committed) entry.
 //! - [`dispatch_loop`] feeds every committed entry, in index order, to
 //!   [`MessageStore::dispatch_replicated`]: message offset = `entry.pos + 48`,
@@ -14,10 +16,9 @@
 //!   FOLLOWER / CANDIDATE → slave with broker id = selfId number + 1. Each
 //!   change re-registers with every name server at once.
 //!
-//! Known gap: `dledger::server` gives the broker no append hook, so the
-//! PHYSICALOFFSET field (record byte 28) is stored as 0 in the entry and
-//! patched to `pos + 48` when read ([`DLedgerLog::read`]); a Java replica
-//! reading our entries would see 0 there.
+//! As Java's `DLedgerCommitLog`, an append hook run inside the leader's
+//! append writes PHYSICALOFFSET (record byte 28) = `entry.pos + 48` into the
+//! stored entry, so followers (ours or Java's) store the same bytes.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -31,10 +32,13 @@ use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use dledger::config::DLedgerConfig;
 use dledger::core::message::Role;
-use dledger::server::{DLedgerServer, ServerOptions};
+use dledger::server::{DLedgerServer, QueuedAppend, ServerOptions, SharedAppendHook};
 use dledger::store::{file_name, StoreConfig as DLedgerStoreConfig};
-use store::{MessageStore, ReplicatedAppendError, ReplicatedLog, StoreError};
+use store::{
+    AppendOutcome, MessageStore, PendingAppend, ReplicatedAppendError, ReplicatedLog, StoreError,
+};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
@@ -77,17 +81,57 @@ pub fn server_options(config: &BrokerConfig) -> anyhow::Result<ServerOptions> {
                 .collect(),
         );
     }
+    if config.d_leger_java_timers {
+        dl.use_java_timers();
+    }
+    let timer = |v: i64, key: &str| -> anyhow::Result<Option<u64>> {
+        match v {
+            0 => Ok(None),
+            v if v > 0 => Ok(Some(v as u64)),
+            _ => anyhow::bail!("{key} must be positive, got {v}"),
+        }
+    };
+    if let Some(v) = timer(
+        config.heart_beat_time_interval_ms,
+        "heartBeatTimeIntervalMs",
+    )? {
+        dl.heart_beat_time_interval_ms = v;
+    }
+    if let Some(v) = timer(config.max_heart_beat_leak, "maxHeartBeatLeak")? {
+        dl.max_heart_beat_leak = v;
+    }
+    if let Some(v) = timer(config.min_vote_interval_ms, "minVoteIntervalMs")? {
+        dl.min_vote_interval_ms = v;
+    }
+    if let Some(v) = timer(config.max_vote_interval_ms, "maxVoteIntervalMs")? {
+        dl.max_vote_interval_ms = v;
+    }
+    if let Some(v) = timer(config.vote_wait_base_ms, "voteWaitBaseMs")? {
+        dl.vote_wait_base_ms = v;
+    }
+    if dl.min_vote_interval_ms > dl.max_vote_interval_ms {
+        anyhow::bail!("minVoteIntervalMs must not exceed maxVoteIntervalMs");
+    }
     let mut st = DLedgerStoreConfig::new(config.store_root(), self_id);
     st.mapped_file_size_for_entry_data =
         usize::try_from(config.mapped_file_size_commit_log).context("mappedFileSizeCommitLog")?;
     st.file_reserved_hours = (config.file_reserved_time.max(0) as u64) + 1;
     let mut opts = ServerOptions::new(dl, st);
+    opts.append_hook = Some(SharedAppendHook(Arc::new(physical_offset_hook)));
     if let Ok(ip) = config.bind_address.parse() {
         if config.bind_address != "0.0.0.0" {
             opts.bind = Some(ip);
         }
     }
     Ok(opts)
+}
+
+/// Java's DLedgerCommitLog append hook: PHYSICALOFFSET = entry pos + 48.
+fn physical_offset_hook(body: &mut [u8], pos: i64) {
+    const AT: usize = store::record::POS_PHYSICAL_OFFSET;
+    if let Some(field) = body.get_mut(AT..AT + 8) {
+        field.copy_from_slice(&(pos + ENTRY_HEADER).to_be_bytes());
+    }
 }
 
 /// Shared between the log adapter, the dispatcher and the role handler.
@@ -160,58 +204,70 @@ fn replication_error(written: bool, remark: &str) -> ReplicatedAppendError {
     }
 }
 
+/// The outcome of a queued append: one physical offset per entry once the
+/// last one is committed, or Java's put result for the DLedger code.
+async fn append_outcome(server: Arc<DLedgerServer>, queued: QueuedAppend, n: i64) -> AppendOutcome {
+    let resp = match queued.outcome().await {
+        Ok(r) => r,
+        // The driver stopped: the entries may or may not be in the log.
+        Err(e) => return Err(replication_error(true, &e.to_string())),
+    };
+    if resp.header.code != 200 {
+        return Err(put_error(resp.header.code, resp.pos >= 0));
+    }
+    // One position per entry: the last is in the answer, the others (a
+    // batch) are read back from the committed log.
+    let mut offsets = Vec::with_capacity(n as usize);
+    for i in 0..n - 1 {
+        match server.get_committed(resp.index - (n - 1) + i).await {
+            Ok(Some(e)) => offsets.push(e.pos + ENTRY_HEADER),
+            _ => return Err(replication_error(true, "entry position unavailable")),
+        }
+    }
+    offsets.push(resp.pos + ENTRY_HEADER);
+    Ok(offsets)
+}
+
+/// Java `DLedgerCommitLog`'s put result for a DLedger append code (spec
+/// §4.2) and the send processor's answer to it.
+fn put_error(code: i32, written: bool) -> ReplicatedAppendError {
+    match code {
+        // SERVICE_NOT_AVAILABLE: not leader, leader transferring, disk full...
+        404 | 409 | 415 | 505 => ReplicatedAppendError {
+            written: false,
+            error: StoreError::ShutDown,
+        },
+        // IN_SYNC_REPLICAS_NOT_ENOUGH → SYSTEM_ERROR.
+        502 => replication_error(written, "in-sync replicas not enough"),
+        // OS_PAGE_CACHE_BUSY (leader pending full) → SYSTEM_BUSY.
+        503 => ReplicatedAppendError {
+            written,
+            error: StoreError::Busy,
+        },
+        _ => replication_error(written, "UNKNOWN_ERROR"),
+    }
+}
+
 impl ReplicatedLog for DLedgerLog {
-    fn append(&self, records: Vec<Bytes>) -> Result<Vec<i64>, ReplicatedAppendError> {
+    fn append(&self, records: Vec<Bytes>) -> Result<PendingAppend, ReplicatedAppendError> {
         let n = records.len() as i64;
         let server = self.server.clone();
-        let outcome = self
-            .block_on(async move {
-                let resp = if records.len() == 1 {
-                    let body = records.into_iter().next().unwrap_or_default();
-                    server.append(body).await
-                } else {
-                    server.append_batch(records).await
-                };
-                let resp = match resp {
-                    Ok(r) => r,
-                    Err(e) => return Err((false, -1, e.to_string())),
-                };
-                if resp.header.code != 200 {
-                    return Err((resp.pos >= 0, resp.header.code, String::new()));
-                }
-                // One position per entry: the last is in the answer, the
-                // others (a batch) are read back from the committed log.
-                let mut offsets = Vec::with_capacity(n as usize);
-                for i in 0..n - 1 {
-                    match server.get_committed(resp.index - (n - 1) + i).await {
-                        Ok(Some(e)) => offsets.push(e.pos + ENTRY_HEADER),
-                        _ => return Err((true, 200, "entry position unavailable".into())),
-                    }
-                }
-                offsets.push(resp.pos + ENTRY_HEADER);
-                Ok(offsets)
-            })
+        let queued = self
+            .block_on(async move { server.queue_append(records).await })
             .map_err(|error| ReplicatedAppendError {
                 written: false,
                 error,
-            })?;
-        outcome.map_err(|(written, code, why)| {
-            // Java `DLedgerCommitLog` put result mapping (spec §4.2) and the
-            // send processor's codes for it.
-            match code {
-                // SERVICE_NOT_AVAILABLE: not leader, leader transferring, disk full...
-                404 | 409 | 415 | 505 => ReplicatedAppendError {
-                    written: false,
-                    error: StoreError::ShutDown,
-                },
-                // IN_SYNC_REPLICAS_NOT_ENOUGH → SYSTEM_ERROR.
-                502 => replication_error(written, "in-sync replicas not enough"),
-                // OS_PAGE_CACHE_BUSY (Java answers SYSTEM_BUSY; we SYSTEM_ERROR).
-                503 => replication_error(written, "[PC_SYNCHRONIZED]broker busy"),
-                -1 => replication_error(false, &why),
-                _ if why.is_empty() => replication_error(written, "UNKNOWN_ERROR"),
-                _ => replication_error(written, &why),
-            }
+            })?
+            .map_err(|e| replication_error(false, &e.to_string()))?;
+        Ok(Box::pin(append_outcome(self.server.clone(), queued, n)))
+    }
+
+    fn wait(&self, pending: PendingAppend) -> AppendOutcome {
+        self.block_on(pending).unwrap_or_else(|error| {
+            Err(ReplicatedAppendError {
+                written: true,
+                error,
+            })
         })
     }
 
@@ -227,11 +283,6 @@ impl ReplicatedLog for DLedgerLog {
         let file = self.file(start)?;
         let mut buf = BytesMut::zeroed(len);
         file.read_exact_at(&mut buf, (offset - start) as u64).ok()?;
-        // PHYSICALOFFSET as Java's append hook would have written it.
-        if len >= store::record::POS_PHYSICAL_OFFSET + 8 {
-            buf[store::record::POS_PHYSICAL_OFFSET..store::record::POS_PHYSICAL_OFFSET + 8]
-                .copy_from_slice(&offset.to_be_bytes());
-        }
         Some(buf.freeze())
     }
 
@@ -320,7 +371,55 @@ async fn become_role(
     }
 }
 
-/// Java `DLedgerRoleChangeHandler`, one change at a time.
+/// Starts the services Java runs only on a master (delay levels, timer,
+/// transaction check) on a tracker and a token it is handed.
+pub type StartServices = Box<dyn Fn(&TaskTracker, &CancellationToken) + Send + Sync>;
+
+/// The master-only services of a DLedger broker: running while master,
+/// stopped (their tasks finished and state persisted) while slave.
+pub struct MasterServices {
+    start: StartServices,
+    parent: CancellationToken,
+    running: Option<(CancellationToken, TaskTracker)>,
+}
+
+impl MasterServices {
+    /// Nothing runs until [`MasterServices::run`]; `parent` stops them too.
+    pub fn new(start: StartServices, parent: CancellationToken) -> MasterServices {
+        MasterServices {
+            start,
+            parent,
+            running: None,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    fn run(&mut self) {
+        if self.running.is_none() {
+            let (token, tasks) = (self.parent.child_token(), TaskTracker::new());
+            (self.start)(&tasks, &token);
+            self.running = Some((token, tasks));
+            info!("master services (delay, timer, transaction check) started");
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some((token, tasks)) = self.running.take() {
+            token.cancel();
+            tasks.close();
+            tasks.wait().await;
+            info!("master services (delay, timer, transaction check) stopped");
+        }
+    }
+}
+
+/// Java `DLedgerRoleChangeHandler`, one change at a time. The master-only
+/// services run while master and are stopped (and waited for) on becoming
+/// slave and on shutdown.
+#[allow(clippy::too_many_arguments)]
 pub async fn role_loop(
     server: Arc<DLedgerServer>,
     store: MessageStore,
@@ -328,6 +427,32 @@ pub async fn role_loop(
     config: SharedConfig,
     namesrv: Arc<NamesrvClient>,
     topics: Arc<TopicConfigManager>,
+    mut services: MasterServices,
+    shutdown: CancellationToken,
+) {
+    follow_roles(
+        server,
+        store,
+        state,
+        config,
+        namesrv,
+        topics,
+        &mut services,
+        shutdown,
+    )
+    .await;
+    services.stop().await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn follow_roles(
+    server: Arc<DLedgerServer>,
+    store: MessageStore,
+    state: Arc<DispatchState>,
+    config: SharedConfig,
+    namesrv: Arc<NamesrvClient>,
+    topics: Arc<TopicConfigManager>,
+    services: &mut MasterServices,
     shutdown: CancellationToken,
 ) {
     let mut roles = server.subscribe_role();
@@ -352,6 +477,7 @@ pub async fn role_loop(
                     if caught_up {
                         let s = store.clone();
                         let _ = tokio::task::spawn_blocking(move || s.reset_queue_offsets()).await;
+                        services.run();
                         become_role(&config, &namesrv, &topics, 0, "SYNC_MASTER").await;
                         break;
                     }
@@ -362,6 +488,8 @@ pub async fn role_loop(
                 }
             }
             Role::Follower | Role::Candidate => {
+                // Java `changeToSlave`: stop the master-only services first.
+                services.stop().await;
                 let is_slave = {
                     let c = config.read().unwrap_or_else(|p| p.into_inner());
                     c.broker_role == "SLAVE" && c.broker_id == slave_id
@@ -483,7 +611,7 @@ mod tests {
             );
             if round == 0 {
                 // Concurrent sends from async tasks on the 2-worker runtime
-                // (each put waits for its quorum under the writer lock).
+                // (each put queues its entry under the writer lock and waits for its quorum outside it).
                 let bs = Arc::new(crate::store::BrokerStore::new(s.clone()));
                 let tasks: Vec<_> = (0..8)
                     .map(|t| {
@@ -509,6 +637,36 @@ mod tests {
                     assert!(std::time::Instant::now() < deadline, "not dispatched");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
+                // The raw data file holds Java's bytes: every entry's
+                // PHYSICALOFFSET (record byte 28) = entry pos + 48.
+                let data = std::fs::read(
+                    server_options(&c)
+                        .unwrap()
+                        .store
+                        .data_path()
+                        .join(file_name(0)),
+                )
+                .unwrap();
+                let (mut pos, mut entries) = (0usize, 0);
+                while entries < 1000 && pos + 48 <= data.len() {
+                    let size = i32::from_be_bytes(data[pos + 4..pos + 8].try_into().unwrap());
+                    if size <= 0 {
+                        break;
+                    }
+                    let stored_pos =
+                        i64::from_be_bytes(data[pos + 24..pos + 32].try_into().unwrap());
+                    assert_eq!(stored_pos, pos as i64, "entry pos field");
+                    let at = pos + 48 + store::record::POS_PHYSICAL_OFFSET;
+                    let phys = i64::from_be_bytes(data[at..at + 8].try_into().unwrap());
+                    assert_eq!(
+                        phys,
+                        pos as i64 + ENTRY_HEADER,
+                        "PHYSICALOFFSET of entry at {pos}"
+                    );
+                    pos += size as usize;
+                    entries += 1;
+                }
+                assert_eq!(entries, 81, "entries in the data file");
             }
             shutdown.cancel();
             d.await.unwrap();
@@ -519,6 +677,58 @@ mod tests {
                 Err(_) => panic!("server still shared"),
             }
         }
+    }
+
+    /// Master-only services start once, stop (their tasks finished) on
+    /// stop, and can start again; the parent token stops them too.
+    #[tokio::test]
+    async fn master_services_run_and_stop() {
+        let live = Arc::new(AtomicI64::new(0));
+        let starts = Arc::new(AtomicI64::new(0));
+        let (l, st) = (live.clone(), starts.clone());
+        let parent = CancellationToken::new();
+        let mut m = MasterServices::new(
+            Box::new(move |tasks: &TaskTracker, stop: &CancellationToken| {
+                st.fetch_add(1, Ordering::SeqCst);
+                let (l, stop) = (l.clone(), stop.clone());
+                l.fetch_add(1, Ordering::SeqCst);
+                tasks.spawn(async move {
+                    stop.cancelled().await;
+                    l.fetch_sub(1, Ordering::SeqCst);
+                });
+            }),
+            parent.clone(),
+        );
+        assert!(!m.is_running());
+        m.run();
+        m.run();
+        assert!(m.is_running());
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+        m.stop().await;
+        assert!(!m.is_running());
+        assert_eq!(live.load(Ordering::SeqCst), 0, "stop waits for the tasks");
+        m.run();
+        assert_eq!(live.load(Ordering::SeqCst), 1);
+        parent.cancel();
+        m.stop().await;
+        assert_eq!(live.load(Ordering::SeqCst), 0);
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
+    }
+
+    /// Java's put results for DLedger codes and the send answers to them:
+    /// 503 (leader pending full = OS_PAGE_CACHE_BUSY) is SYSTEM_BUSY.
+    #[test]
+    fn append_codes_map_to_java_send_answers() {
+        use remoting::code::response_code as rc;
+        let code = |c: i32| crate::error::BrokerError::from(put_error(c, false).error).code();
+        assert_eq!(code(503), rc::SYSTEM_BUSY);
+        for c in [404, 409, 415, 505] {
+            assert_eq!(code(c), rc::SERVICE_NOT_AVAILABLE);
+            assert!(!put_error(c, true).written, "{c} never reached the log");
+        }
+        assert_eq!(code(502), rc::SYSTEM_ERROR);
+        assert_eq!(code(501), rc::SYSTEM_ERROR);
+        assert!(put_error(502, true).written);
     }
 
     #[test]
@@ -545,7 +755,42 @@ mod tests {
         assert_eq!(o.config.preferred_leader_ids, Some(vec!["n2".to_owned()]));
         assert_eq!(o.store.mapped_file_size_for_entry_data, 65536);
         assert_eq!(o.store.default_path(), PathBuf::from("/tmp/x/dledger-n1"));
+        assert_eq!(o.config.timers(), dledger::config::OUR_TIMERS);
         c.d_leger_self_id = "x".into();
         assert!(server_options(&c).is_err());
+    }
+
+    #[test]
+    fn timer_keys_and_the_java_switch() {
+        let base = "brokerName=b\nenableDLegerCommitLog=true\ndLegerSelfId=n0\n\
+                    dLegerPeers=n0-127.0.0.1:40911;n1-127.0.0.1:40912\n";
+        let opts = |extra: &str| {
+            let mut c = BrokerConfig::default();
+            c.apply(&remoting::properties::parse(&format!("{base}{extra}")))
+                .unwrap();
+            server_options(&c)
+        };
+        let java = opts("dLegerJavaTimers=true\n").unwrap();
+        assert_eq!(java.config.timers(), dledger::config::JAVA_TIMERS);
+        let keys = opts(
+            "heartBeatTimeIntervalMs=2000\nmaxHeartBeatLeak=4\nminVoteIntervalMs=300\n\
+             maxVoteIntervalMs=1000\nvoteWaitBaseMs=1500\n",
+        )
+        .unwrap();
+        let t = keys.config.timers();
+        assert_eq!(
+            (t.heart_beat_time_interval_ms, t.max_heart_beat_leak),
+            (2000, 4)
+        );
+        assert_eq!(
+            (
+                t.min_vote_interval_ms,
+                t.max_vote_interval_ms,
+                t.vote_wait_base_ms
+            ),
+            (300, 1000, 1500)
+        );
+        assert!(opts("heartBeatTimeIntervalMs=-5\n").is_err());
+        assert!(opts("minVoteIntervalMs=900\nmaxVoteIntervalMs=100\n").is_err());
     }
 }

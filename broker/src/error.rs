@@ -48,6 +48,7 @@ impl BrokerError {
                 | StoreError::MixedBatch
                 | StoreError::BadBatch(_) => rc::MESSAGE_ILLEGAL,
                 StoreError::DiskFull | StoreError::ShutDown => rc::SERVICE_NOT_AVAILABLE,
+                StoreError::Busy => rc::SYSTEM_BUSY,
                 StoreError::Locked(_) | StoreError::Corrupt { .. } | StoreError::Io(_) => {
                     rc::SYSTEM_ERROR
                 }

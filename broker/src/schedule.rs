@@ -224,6 +224,31 @@ impl ScheduleService {
             .clone()
     }
 
+    /// `delayOffset.json` as Java's `ScheduleMessageService.encode` (the
+    /// GET_ALL_DELAY_OFFSET body a slave syncs from).
+    pub fn encode(&self) -> Vec<u8> {
+        let file = DelayOffsetFile {
+            offset_table: self.offsets(),
+            data_version: None,
+        };
+        serde_json::to_vec(&file).unwrap_or_default()
+    }
+
+    /// Slave sync: takes the master's offsets (Java
+    /// `loadWhenSyncDelayOffset`) and persists them.
+    pub fn sync_offsets(&self, body: &[u8]) -> Result<(), String> {
+        let file: DelayOffsetFile =
+            remoting::body::from_fastjson(body).map_err(|e| e.to_string())?;
+        let mut offsets = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
+        if *offsets != file.offset_table {
+            *offsets = file.offset_table;
+            self.dirty.store(true, Ordering::Release);
+        }
+        drop(offsets);
+        self.persist();
+        Ok(())
+    }
+
     pub fn persist(&self) {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return;

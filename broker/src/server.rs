@@ -178,9 +178,18 @@ impl Broker {
         let router = Arc::new(build_router(services));
 
         let tasks = TaskTracker::new();
-        schedule.start(&tasks, &shutdown);
-        timer.start(&tasks, &shutdown);
-        transactions.start(&tasks, &shutdown);
+        let start_master_services = {
+            let (schedule, timer, transactions) = (schedule.clone(), timer.clone(), transactions);
+            move |tasks: &TaskTracker, stop: &CancellationToken| {
+                schedule.start(tasks, stop);
+                timer.start(tasks, stop);
+                transactions.start(tasks, stop);
+            }
+        };
+        // DLedger: only while master (the role handler starts and stops them).
+        if dledger_parts.is_none() {
+            start_master_services(&tasks, &shutdown);
+        }
         tasks.spawn(serve(
             listener,
             router.clone(),
@@ -213,6 +222,10 @@ impl Broker {
                     shared.clone(),
                     namesrv.clone(),
                     topics.clone(),
+                    crate::dledger::MasterServices::new(
+                        Box::new(start_master_services),
+                        shutdown.clone(),
+                    ),
                     shutdown.clone(),
                 ));
             }
@@ -223,6 +236,7 @@ impl Broker {
                 topics: topics.clone(),
                 groups: groups.clone(),
                 offsets: offsets.clone(),
+                schedule: schedule.clone(),
             };
             tasks.spawn(sync.run(shutdown.clone()));
         }
@@ -394,6 +408,9 @@ fn build_router(s: Services) -> Router {
     });
 
     let mut router = Router::new();
+    // DLedger: a put waits for its quorum, so it runs off the connection's
+    // read loop and the sends of one connection share quorum rounds.
+    let pipelined_sends = s.store.with(false, |st| st.is_replicated());
     for code in [
         rq::SEND_MESSAGE,
         rq::SEND_MESSAGE_V2,
@@ -408,11 +425,27 @@ fn build_router(s: Services) -> Router {
                     remoting::code::response_code::SYSTEM_BUSY,
                     "[REJECTREQUEST]system busy, start flow control for a while",
                 ))
+            } else if pipelined_sends {
+                let p = p.clone();
+                return futures::future::Either::Right(Box::pin(async move {
+                    tokio::task::spawn_blocking(move || p.handle(&conn, &req))
+                        .await
+                        .unwrap_or_else(|e| Err(BrokerError::System(format!("send failed: {e}"))))
+                        .map_err(CommandError::from)
+                }));
             } else {
                 p.handle(&conn, &req).map_err(CommandError::from)
             };
-            std::future::ready(r)
+            futures::future::Either::Left(std::future::ready(r))
         });
+    }
+    {
+        // Java `getAllDelayOffset` (what a slave syncs).
+        let schedule = s.schedule.clone();
+        router = router.route(
+            crate::slave_sync::GET_ALL_DELAY_OFFSET,
+            sync_handler(move |_, _| Ok(RemotingCommand::success().with_body(schedule.encode()))),
+        );
     }
     {
         let p = send.clone();

@@ -1,6 +1,7 @@
 //! Slave sync (Java `SlaveSynchronize`) for DLedger slaves: while this
 //! broker is a slave it copies the master's topic configs, subscription
-//! groups and consumer offsets every [`SYNC_PERIOD`], so the broker that
+//! groups, consumer offsets and delay-level offsets every [`SYNC_PERIOD`],
+//! so the broker that
 //! becomes master next serves the group's topics and resumes consumers at
 //! (nearly) their committed offsets. The master is the name server's id 0
 //! for this broker name.
@@ -38,7 +39,12 @@ pub struct SlaveSync {
     pub topics: Arc<TopicConfigManager>,
     pub groups: Arc<SubscriptionGroupManager>,
     pub offsets: Arc<ConsumerOffsetManager>,
+    /// Delay-level offsets (Java syncs `delayOffset.json`).
+    pub schedule: Arc<crate::schedule::ScheduleService>,
 }
+
+/// GET_ALL_DELAY_OFFSET.
+pub const GET_ALL_DELAY_OFFSET: i32 = 45;
 
 impl SlaveSync {
     pub async fn run(self, shutdown: CancellationToken) {
@@ -137,6 +143,53 @@ impl SlaveSync {
                 }
             }
         }
+        let body = self.call(c, GET_ALL_DELAY_OFFSET).await?;
+        self.schedule.sync_offsets(&body)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::schedule::ScheduleService;
+
+    /// The GET_ALL_DELAY_OFFSET body a master serves is what a slave takes
+    /// (also fastjson's unquoted integer keys, as a Java master sends them),
+    /// in memory and in `delayOffset.json`.
+    #[test]
+    fn delay_offsets_round_trip_from_master_to_slave() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = BrokerConfig::default();
+        c.apply(&remoting::properties::parse(&format!(
+            "storePathRootDir={}\nmaxHashSlotNum=1000\nmaxIndexNum=4000\n",
+            dir.path().display()
+        )))
+        .unwrap();
+        let open = || {
+            let store = Arc::new(crate::store::BrokerStore::new(
+                crate::store::open(&c).unwrap(),
+            ));
+            let s = ScheduleService::open(store.clone(), c.config_dir(), &c.message_delay_level);
+            (store, s.unwrap())
+        };
+        let (store, slave) = open();
+        slave.sync_offsets(b"{\"offsetTable\":{1:0,3:0}}").unwrap();
+        let want: BTreeMap<i32, i64> = [(1, 0), (3, 0)].into();
+        assert_eq!(slave.offsets(), want);
+        let body = slave.encode();
+        let back: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(back["offsetTable"]["3"], 0);
+        assert!(slave.sync_offsets(b"not json").is_err());
+        assert_eq!(slave.offsets(), want, "a bad body changes nothing");
+        drop(slave);
+        store.shutdown();
+        drop(store);
+        // Persisted: a restart (the next master) starts from them.
+        let (store, again) = open();
+        assert_eq!(again.offsets(), want);
+        store.shutdown();
     }
 }

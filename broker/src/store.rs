@@ -101,10 +101,10 @@ impl BrokerStore {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
         {
-            // A DLedger put waits for its quorum while holding the store's
-            // writer lock, and other puts wait for that lock: on a runtime
-            // worker, hand the worker's core over first so the DLedger tasks
-            // the put waits for always have a thread.
+            // A DLedger put blocks while it queues its entries (under the
+            // store's writer lock) and while it waits for its quorum: on a
+            // runtime worker, hand the worker's core over first so the
+            // DLedger tasks the put waits for always have a thread.
             Some(s) if s.is_replicated() && on_multi_thread_worker() => {
                 tokio::task::block_in_place(|| f(s))
             }

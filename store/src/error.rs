@@ -29,6 +29,10 @@ pub enum StoreError {
     DiskFull,
     #[error("store is shut down")]
     ShutDown,
+    /// The log is too busy to take the put now (Java OS_PAGE_CACHE_BUSY,
+    /// e.g. DLedger 503); the client may retry.
+    #[error("[PC_SYNCHRONIZED]broker busy, start flow control for a while")]
+    Busy,
     #[error("store directory is locked by another process: {0}")]
     Locked(PathBuf),
     #[error("corrupt store file {path}: {reason}")]

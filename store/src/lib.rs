@@ -29,7 +29,7 @@ pub use error::StoreError;
 pub use index::{build_key, index_key_hash, java_string_hash, QueryResult, MAX_MSGS_NUM_BATCH};
 pub use msgid::{create_offset_message_id, decode_offset_message_id};
 pub use record::{tags_hash_code, StoredMessage};
-pub use replicated::{ReplicatedAppendError, ReplicatedLog};
+pub use replicated::{AppendOutcome, PendingAppend, ReplicatedAppendError, ReplicatedLog};
 pub use store::{
     ArrivalListener, BatchToStore, GetResult, GetStatus, MessageStore, MessageToStore, PutResult,
     PutStatus, RetentionReport, SCHEDULE_TOPIC,

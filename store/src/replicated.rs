@@ -5,9 +5,11 @@
 //! broker):
 //!
 //! - a put encodes the records exactly as the local commit log does, assigns
-//!   queue offsets under the store's writer lock and hands the records to
-//!   [`ReplicatedLog::append`], which returns once the outcome is known
-//!   (quorum commit or failure); the put does **not** build consume-queue
+//!   queue offsets and hands the records to [`ReplicatedLog::append`] under
+//!   the store's writer lock (so log order = queue-offset order), then
+//!   releases the lock and waits for the outcome with
+//!   [`ReplicatedLog::wait`] (quorum commit or failure): concurrent puts
+//!   share replication rounds. The put does **not** build consume-queue
 //!   entries;
 //! - the owner of the log feeds every committed record, in log order, to
 //!   [`MessageStore::dispatch_replicated`](crate::MessageStore::dispatch_replicated),
@@ -19,16 +21,28 @@
 //! owner re-dispatches from the log's start), so nothing derived can point
 //! past what the log holds after a truncation.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use bytes::Bytes;
 
 use crate::StoreError;
 
+/// The outcome of an append: the physical offset of each record, in order.
+pub type AppendOutcome = Result<Vec<i64>, ReplicatedAppendError>;
+
+/// An append that reached the log and whose outcome is not known yet.
+pub type PendingAppend = Pin<Box<dyn Future<Output = AppendOutcome> + Send>>;
+
 /// A log that stores whole records somewhere else (DLedger).
 pub trait ReplicatedLog: Send + Sync {
-    /// Appends each record as its own log entry and blocks until the outcome
-    /// of the last one is known. `Ok` holds the physical offset of each
-    /// record, in order.
-    fn append(&self, records: Vec<Bytes>) -> Result<Vec<i64>, ReplicatedAppendError>;
+    /// Queues each record as its own log entry behind every earlier call
+    /// and returns without waiting for replication (the store calls this
+    /// under its writer lock). `Err` means nothing reached the log.
+    fn append(&self, records: Vec<Bytes>) -> Result<PendingAppend, ReplicatedAppendError>;
+    /// Blocks the calling thread until `pending` is known; `Ok` once every
+    /// record is committed.
+    fn wait(&self, pending: PendingAppend) -> AppendOutcome;
     /// `len` committed bytes at physical offset `offset` (a record start).
     fn read(&self, offset: i64, len: usize) -> Option<Bytes>;
     /// First readable physical offset (0 when empty).

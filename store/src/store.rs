@@ -729,8 +729,9 @@ impl MessageStore {
 
     /// Replicated mode put: queue offsets from the queue table, records to
     /// the log; consume queues are built later by `dispatch_replicated`.
-    /// The writer lock is held until the log answers, so queue offsets and
-    /// log order agree.
+    /// The writer lock is held while the records are queued on the log (so
+    /// queue offsets and log order agree) but not while waiting for their
+    /// outcome, so concurrent puts share replication rounds.
     fn append_replicated(
         &self,
         log: &dyn ReplicatedLog,
@@ -761,18 +762,26 @@ impl MessageStore {
             r[ts..ts + 8].copy_from_slice(&store_ts.to_be_bytes());
             records.push(Bytes::copy_from_slice(r));
         }
-        let n = items.len() as i64;
-        let outcome = log.append(records);
-        let written = match &outcome {
-            Ok(_) => true,
-            Err(e) => e.written,
-        };
-        if written {
-            lock(&inner.queue_table).insert(key, q0 + n);
-            *last_ts = store_ts;
-        }
+        let end = q0 + items.len() as i64;
+        let pending = log.append(records).map_err(|e| e.error)?;
+        lock(&inner.queue_table).insert(key.clone(), end);
+        *last_ts = store_ts;
         drop(last_ts);
-        let offsets = outcome.map_err(|e| e.error)?;
+        let offsets = match log.wait(pending) {
+            Ok(offsets) => offsets,
+            Err(e) => {
+                if !e.written {
+                    // Refused before it reached the log: give the queue
+                    // offsets back unless a later put already took more.
+                    let _writer = lock(&inner.writer);
+                    let mut table = lock(&inner.queue_table);
+                    if table.get(&key) == Some(&end) {
+                        table.insert(key, q0);
+                    }
+                }
+                return Err(e.error);
+            }
+        };
         let phys0 = offsets.first().copied().unwrap_or(-1);
         Ok(PutResult {
             status: PutStatus::PutOk,

@@ -11,7 +11,11 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use common::*;
 use store::record::{self, StoredMessage};
-use store::{GetStatus, MessageStore, ReplicatedAppendError, ReplicatedLog, StoreError};
+
+use store::{
+    AppendOutcome, GetStatus, MessageStore, PendingAppend, ReplicatedAppendError, ReplicatedLog,
+    StoreError,
+};
 
 const HEADER: i64 = 48;
 
@@ -33,22 +37,38 @@ impl FakeLog {
 }
 
 impl ReplicatedLog for FakeLog {
-    fn append(&self, records: Vec<Bytes>) -> Result<Vec<i64>, ReplicatedAppendError> {
+    fn append(&self, records: Vec<Bytes>) -> Result<PendingAppend, ReplicatedAppendError> {
         let fail = self.fail.lock().unwrap().take();
+        if fail == Some(false) {
+            return Err(ReplicatedAppendError {
+                written: false,
+                error: StoreError::ShutDown,
+            });
+        }
         let mut out = Vec::new();
         for r in records {
             let pos = self.end();
-            if fail != Some(false) {
-                self.entries.lock().unwrap().push((pos, r.to_vec()));
-            }
+            self.entries.lock().unwrap().push((pos, r.to_vec()));
             out.push(pos + HEADER);
         }
-        match fail {
+        let outcome = match fail {
             None => Ok(out),
             Some(written) => Err(ReplicatedAppendError {
                 written,
                 error: StoreError::ShutDown,
             }),
+        };
+        Ok(Box::pin(std::future::ready(outcome)))
+    }
+
+    fn wait(&self, pending: PendingAppend) -> AppendOutcome {
+        // The fake's outcomes are ready at once.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut pending = pending;
+        match pending.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(o) => o,
+            std::task::Poll::Pending => panic!("fake outcome not ready"),
         }
     }
 
@@ -158,4 +178,67 @@ fn reopen_rebuilds_queues_from_the_log_and_skips_duplicates() {
     s.reset_queue_offsets();
     let r = s.put(&msg("T", 0, b"next", None)).expect("put");
     assert_eq!(r.queue_offset, 5);
+}
+
+/// A log whose outcomes are known only once `want` entries are in it.
+struct GateLog {
+    inner: FakeLog,
+    want: usize,
+}
+
+impl ReplicatedLog for GateLog {
+    fn append(&self, records: Vec<Bytes>) -> Result<PendingAppend, ReplicatedAppendError> {
+        self.inner.append(records)
+    }
+
+    fn wait(&self, pending: PendingAppend) -> AppendOutcome {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.inner.entries.lock().unwrap().len() < self.want {
+            if std::time::Instant::now() > deadline {
+                return Err(ReplicatedAppendError {
+                    written: true,
+                    error: StoreError::ShutDown,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        self.inner.wait(pending)
+    }
+
+    fn read(&self, offset: i64, len: usize) -> Option<Bytes> {
+        self.inner.read(offset, len)
+    }
+
+    fn min_offset(&self) -> i64 {
+        HEADER
+    }
+}
+
+/// A put waits for its outcome without the writer lock: the first put's
+/// outcome needs the second put's entry, which another thread appends
+/// meanwhile; both get consecutive queue offsets in log order.
+#[test]
+fn puts_wait_for_outcomes_outside_the_writer_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Arc::new(GateLog {
+        inner: FakeLog::default(),
+        want: 2,
+    });
+    let s = MessageStore::open_replicated(config(dir.path()), log.clone()).expect("open");
+    let s1 = s.clone();
+    let first = std::thread::spawn(move || s1.put(&msg("T", 0, b"first", None)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while log.inner.entries.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first put never appended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let second = s.put(&msg("T", 0, b"second", None)).expect("second put");
+    let first = first.join().unwrap().expect("first put");
+    assert_eq!((first.queue_offset, second.queue_offset), (0, 1));
+    assert!(first.commit_log_offset < second.commit_log_offset);
+    dispatch_all(&s, &log.inner, 0);
+    assert_eq!(s.max_offset("T", 0), 2);
 }
