@@ -9,38 +9,58 @@
 # command go to docs/BENCHMARKS.md.
 #
 #   scripts/bench-broker.sh [--duration SECS] [--warmup SECS] [--threads 4,16,64]
-#                           [--size BYTES] [--consume N] [--settle SECS]
+#                           [--size BYTES] [--consume N] [--consume-mode push|pull|pull-direct] [--settle SECS]
 #                           [--only java,ours,echo] [--java-version V] [--keep DIR]
+#   scripts/bench-broker.sh --dledger [--duration SECS] [--warmup SECS] [--threads 8,64]
+#                           [--size BYTES] [--only java,ours] [--keep DIR]
+#
+# --dledger: a 3-broker DLedger group of ours vs 3 Java 5.3.3 brokers in DLedger mode
+# (enableDLegerCommitLog, -Xms512m -Xmx512m, 64 MiB segments, brokerIP1=127.0.0.1), each
+# group behind our mqnamesrv: send TPS and latency with compat.BenchProducer (default
+# threads 8,64), then the failover time with compat.BenchFailover (SIGKILL the master ->
+# first acknowledged send, client route poll 100 ms).
 #
 # Defaults: 20 s per thread count after a 10 s warm-up (at the largest count), 1 KiB
-# bodies, 200000 messages for the consume test, 3 s settle before idle RSS, Java 5.3.3.
+# bodies, 200000 messages for the consume test (push consumer; see compat.BenchConsumer for the
+# modes), 3 s settle before idle RSS, Java 5.3.3.
 # Needs cargo, java (17) and mvn (first run: the 5.3.3 jars from Maven Central).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 
-duration=20 warmup=10 threads=4,16,64 size=1024 consume=200000 settle=3
-only=java,ours,echo ver=5.3.3 keep=""
+duration=20 warmup=10 threads=4,16,64 size=1024 consume=200000 settle=3 consume_mode=push
+only=java,ours,echo ver=5.3.3 keep="" dledger=no threads_set=no only_set=no
 usage() {
-  sed -n '11,13p' "$0" | sed 's/^# *//' >&2
+  sed -n '11,15p' "$0" | sed 's/^# *//' >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
+  if [ "$1" = --dledger ]; then
+    dledger=yes
+    shift
+    continue
+  fi
   [ $# -ge 2 ] || usage
   case "$1" in
     --duration) duration="$2" ;;
     --warmup) warmup="$2" ;;
-    --threads) threads="$2" ;;
+    --threads) threads="$2" threads_set=yes ;;
     --size) size="$2" ;;
     --consume) consume="$2" ;;
+    --consume-mode) consume_mode="$2" ;;
     --settle) settle="$2" ;;
-    --only) only="$2" ;;
+    --only) only="$2" only_set=yes ;;
     --java-version) ver="$2" ;;
     --keep) keep="$2" ;;
     *) usage ;;
   esac
   shift 2
 done
+if [ "$dledger" = yes ]; then
+  [ "$threads_set" = yes ] || threads=8,64
+  [ "$only_set" = yes ] || only=java,ours
+  ver=5.3.3
+fi
 for tool in cargo java mvn awk; do
   command -v "$tool" >/dev/null || { echo "bench-broker.sh: '$tool' is required but not installed" >&2; exit 1; }
 done
@@ -181,7 +201,7 @@ measure() { # <server> <pid> <namesrv> <do_consume>
     log "$s: filling BenchConsume with $consume messages"
     java_run "$work/$s/client" compat.BenchProducer fill "$ns" BenchConsume "$consume" "$size" | tee "$work/$s/fill.out" >&2
     log "$s: consuming $consume messages"
-    java_run "$work/$s/client" compat.BenchConsumer "$ns" BenchConsume "$consume" "$pid" 300 | tee "$work/$s/consume.out" >&2
+    java_run "$work/$s/client" compat.BenchConsumer "$ns" BenchConsume "$consume" "$pid" 300 "$consume_mode" | tee "$work/$s/consume.out" >&2
     record "$s" "$work/$s/consume.out"
   fi
   put "$s" peak_rss_kib "$(status_kib "$pid" VmHWM)"
@@ -277,6 +297,187 @@ run_echo() {
   stop_pid "$ns_pid"
 }
 
+# ------------------------------------------------------- --dledger mode
+# The Java 5.3.3 broker jars (target/reference/<ver>/lib, as reference-cluster.sh prepares
+# them), snapshotted into the work dir.
+java_broker_libs() {
+  local out="$root/compat-tests/java/target/reference/$ver"
+  if ! ls "$out"/lib/rocketmq-broker-*.jar >/dev/null 2>&1; then
+    mkdir -p "$out"
+    mvn -B -q --no-transfer-progress -Dstyle.color=never -f "$root/compat-tests/java/reference/pom.xml" \
+      -Drmq.version="$ver" dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$out/lib" >"$work/reference-prepare.log" 2>&1 \
+      || { cat "$work/reference-prepare.log" >&2; return 1; }
+  fi
+  rm -rf "$work/reflib"
+  cp -r "$out/lib" "$work/reflib"
+}
+
+update_topic_b() { # <namesrv> <broker addr> <topic>
+  local out
+  out="$(java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Duser.home="$work/admin" \
+    -Drocketmq.home.dir="$jdir/home" -Drocketmq.log.root="$work/admin/logs" -Drocketmq.log.level=WARN \
+    -Drmq.logback.configurationFile=rmq.tools.logback.xml -cp "$cp" \
+    org.apache.rocketmq.tools.command.MQAdminStartup updateTopic -n "$1" -b "$2" -t "$3" -r 8 -w 8 2>&1)"
+  grep -q "success" <<<"$out"
+}
+
+# The address the name server lists as broker id 0 of <cluster> (empty if none).
+master_of() { # <namesrv> <cluster>
+  java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Duser.home="$work/admin" \
+    -Drocketmq.home.dir="$jdir/home" -Drocketmq.log.root="$work/admin/logs" -Drocketmq.log.level=WARN \
+    -Drmq.logback.configurationFile=rmq.tools.logback.xml -cp "$cp" \
+    org.apache.rocketmq.tools.command.MQAdminStartup clusterList -n "$1" 2>/dev/null \
+    | awk -v c="$2" '$1 == c && $3 == "0" { print $4; exit }'
+}
+
+# Starts a 3-member DLedger group (kind java|ours) behind our name server; sets
+# dl_pids (pid per member), dl_addrs ("addr=pid,..."), dl_master, dl_master_pid.
+start_group() { # <kind>
+  local kind="$1" d="$work/dl-$1" i peers="" bport lport pid deadline addr
+  local -a dports bports
+  mkdir -p "$d"
+  start_our_namesrv "$d/ns"
+  for i in 0 1 2; do
+    dports[$i]="$(free_block)"
+    bports[$i]="$(free_block)"
+    peers="${peers:+$peers;}n$i-127.0.0.1:${dports[$i]}"
+  done
+  dl_pids=() dl_addrs=""
+  for i in 0 1 2; do
+    bport="${bports[$i]}"
+    mkdir -p "$d/n$i/home/conf"
+    cat >"$d/n$i/broker.conf" <<CONF
+brokerClusterName=DLedgerBench
+brokerName=bench-dl
+brokerId=0
+namesrvAddr=$ns_addr
+listenPort=$bport
+haListenPort=$((bport + 1))
+bindAddress=127.0.0.1
+brokerIP1=127.0.0.1
+brokerIP2=127.0.0.1
+storePathRootDir=$d/n$i/store
+storePathCommitLog=$d/n$i/store/commitlog
+mappedFileSizeCommitLog=67108864
+flushDiskType=ASYNC_FLUSH
+autoCreateTopicEnable=true
+autoCreateSubscriptionGroup=true
+enableDLegerCommitLog=true
+dLegerGroup=bench-dl
+dLegerPeers=$peers
+dLegerSelfId=n$i
+CONF
+    if [ "$kind" = java ]; then
+      cp "$root"/compat-tests/java/conf/logback_*.xml "$d/n$i/home/conf/"
+      ROCKETMQ_HOME="$d/n$i/home" java -Xms512m -Xmx512m -XX:MaxDirectMemorySize=512m -XX:+UseG1GC \
+        -Duser.home="$d/n$i/home" -Drocketmq.home.dir="$d/n$i/home" -Dfile.encoding=UTF-8 \
+        -Drmq.logback.configurationFile=rmq.broker.logback.xml -cp "$work/reflib/*" \
+        org.apache.rocketmq.broker.BrokerStartup -c "$d/n$i/broker.conf" >"$d/n$i/broker.out" 2>&1 </dev/null &
+    else
+      HOME="$d/n$i" "$bins/mqbroker" -c "$d/n$i/broker.conf" >"$d/n$i/broker.log" 2>&1 </dev/null &
+    fi
+    pid=$!
+    started+=("$pid")
+    dl_pids+=("$pid")
+    dl_addrs="${dl_addrs:+$dl_addrs,}127.0.0.1:$bport=$pid"
+  done
+  for i in 0 1 2; do
+    wait_listen "${bports[$i]}" "${dl_pids[$i]}" "$kind broker n$i"
+  done
+  # A master elected and registered (broker id 0), then the topic on every member.
+  deadline=$(($(now_ms) + 180000))
+  dl_master=""
+  until [ -n "$dl_master" ]; do
+    [ "$(now_ms)" -lt "$deadline" ] || { echo "bench-broker.sh: no $kind DLedger master after 180 s" >&2; return 1; }
+    sleep 1
+    dl_master="$(master_of "$ns_addr" DLedgerBench)"
+  done
+  for i in 0 1 2; do
+    addr="127.0.0.1:${bports[$i]}"
+    deadline=$(($(now_ms) + 60000))
+    until update_topic_b "$ns_addr" "$addr" BenchTopic; do
+      [ "$(now_ms)" -lt "$deadline" ] || { echo "bench-broker.sh: updateTopic on $kind $addr failed" >&2; return 1; }
+      sleep 1
+    done
+  done
+  dl_master_pid="$(tr ',' '\n' <<<"$dl_addrs" | awk -F= -v a="$dl_master" '$1 == a { print $2 }')"
+  log "$kind: DLedger group up, master $dl_master (pid $dl_master_pid)"
+}
+
+stop_group() {
+  local p
+  for p in "${dl_pids[@]}"; do stop_pid "$p"; done
+  stop_pid "$ns_pid"
+}
+
+run_dledger() { # <kind>
+  local kind="$1"
+  start_group "$kind" || { put "$kind" failed 1; stop_group; return 0; }
+  java_run "$work/dl-$kind/client" compat.BenchProducer send "$ns_addr" BenchTopic "$dl_master_pid" \
+    "$warmup" "$duration" "$threads" "$size" | tee "$work/dl-$kind/send.out" >&2 || true
+  record "$kind" "$work/dl-$kind/send.out"
+  java_run "$work/dl-$kind/client" compat.BenchFailover "$ns_addr" BenchTopic bench-dl "$dl_addrs" 120 \
+    | tee "$work/dl-$kind/failover.out" >&2 || true
+  awk -v s="$kind" '$1 == "RESULT" && $2 == "failover" { split($3, kv, "="); print s, "failover_ms", kv[2] }' \
+    "$work/dl-$kind/failover.out" >>"$results"
+  stop_group
+}
+
+if [ "$dledger" = yes ]; then
+  [[ ",$only," != *,java,* ]] || java_broker_libs
+  load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+  started_at="$(date -u '+%Y-%m-%d %H:%M UTC')"
+  for s in ${only//,/ }; do
+    case "$s" in
+      java | ours) run_dledger "$s" ;;
+      *) usage ;;
+    esac
+  done
+  load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+  echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo); load generator on the same machine"
+  echo "run: $started_at; load average before: $load_before, after: $load_after"
+  echo "DLedger groups of 3 on one machine; sync send, ${size}-byte bodies, threads $threads, ${duration}s each after ${warmup}s warm-up"
+  echo
+  awk -v threads="$threads" -f - "$results" <<'AWK'
+{ v[$1, $2] = $3 }
+function val(s, k) { return ((s, k) in v) ? v[s, k] + 0 : -1 }
+function cell(s, k, fmt) { x = val(s, k); return x < 0 ? "n/a" : sprintf(fmt, x) }
+function ratio(a, b) { return (a <= 0 || b <= 0) ? "n/a" : sprintf("%.3g", a / b) }
+function row(label, k, fmt) {
+  printf "| %-30s | %12s | %12s | %9s |\n", label, cell("java", k, fmt), cell("ours", k, fmt), ratio(val("ours", k), val("java", k))
+}
+function goal(text, ok, got) { printf "  %-40s %-10s %s\n", text, got, ok ? "MET" : "MISSED" }
+BEGIN { n = split(threads, T, ",") }
+END {
+  if (val("java", "failed") > 0) print "Java DLedger group did not start (see the log above)"
+  if (val("ours", "failed") > 0) print "our DLedger group did not start (see the log above)"
+  printf "| %-30s | %12s | %12s | %9s |\n", "3-member DLedger group", "Java 5.3.3", "ours", "ours/Java"
+  printf "|%s|%s|%s|%s|\n", "--------------------------------", "--------------", "--------------", "-----------"
+  for (i = 1; i <= n; i++) {
+    t = T[i]
+    row("send TPS, " t " threads", "send" t "_tps", "%.0f")
+    row("  p50 latency us", "send" t "_p50_us", "%.0f")
+    row("  p99 latency us", "send" t "_p99_us", "%.0f")
+    row("  master CPU us/msg", "send" t "_cpu_us_per_msg", "%.2f")
+    row("  errors", "send" t "_errors", "%.0f")
+  }
+  row("failover ms (SIGKILL -> ack)", "failover_ms", "%.0f")
+  print ""
+  print "goals (issue 8):"
+  for (i = 1; i <= n; i++) {
+    t = T[i]; k = "send" t "_tps"
+    if (val("ours", k) > 0 && val("java", k) > 0)
+      goal("send TPS >= 3x Java, " t " threads", val("ours", k) >= 3 * val("java", k), ratio(val("ours", k), val("java", k)) "x")
+  }
+  if (val("ours", "failover_ms") >= 0)
+    goal("failover <= 1.5 s", val("ours", "failover_ms") <= 1500, val("ours", "failover_ms") " ms")
+}
+AWK
+  exit 0
+fi
+
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 started_at="$(date -u '+%Y-%m-%d %H:%M UTC')"
 for s in ${only//,/ }; do
@@ -293,7 +494,7 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo); load generator on the same machine"
 echo "run: $started_at; load average before: $load_before, after: $load_after"
-echo "load: sync send, ${size}-byte bodies, threads $threads, ${duration}s each after ${warmup}s warm-up; consume: $consume messages (push consumer)"
+echo "load: sync send, ${size}-byte bodies, threads $threads, ${duration}s each after ${warmup}s warm-up; consume: $consume messages ($consume_mode consumer)"
 echo
 awk -v threads="$threads" -f - "$results" <<'AWK'
 { v[$1, $2] = $3; have[$1] = 1 }

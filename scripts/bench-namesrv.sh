@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Name server benchmark: our release `mqnamesrv` vs the official Java name
 # server (NamesrvStartup 5.3.3, -Xms256m -Xmx256m) on loopback, same load
-# generator (GET_ROUTEINFO_BY_TOPIC through the `remoting` crate), printed side
-# by side with ratios. Results and the command go to docs/BENCHMARKS.md.
+# generator for both (GET_ROUTEINFO_BY_TOPIC; one thread, pre-encoded frames,
+# batched writes, its own CPU per request reported), printed side by side with
+# ratios. Results and the command go to docs/BENCHMARKS.md.
 #
 #   scripts/bench-namesrv.sh [--duration SECS] [--warmup SECS] [--conns C]
 #                            [--inflight P] [--topics N] [--settle SECS] [--rounds R]
-#                            [--java-version V] [--only ours|java]
+#                            [--per-write N] [--java-version V] [--only ours|java]
 #
 # Needs cargo, java and (first run only, for the Java jars) mvn.
 set -euo pipefail

@@ -16,6 +16,10 @@ use remoting::body::{from_fastjson, ClusterInfo, TopicRouteData};
 use remoting::code::request_code;
 use remoting::{Connection, RemotingCommand, Router};
 
+pub mod bench;
+pub mod proxy;
+pub use proxy::{FaultProxy, Mode as ProxyMode, ProxyMesh};
+
 /// The Java client versions every run covers.
 pub const JAVA_VERSIONS: [&str; 2] = ["4.9.8", "5.3.3"];
 
@@ -341,7 +345,16 @@ impl JavaBroker {
     /// lines) appended to its `broker.properties`; later keys win, so e.g.
     /// `storePathRootDir`/`storePathCommitLog` point it at another store.
     pub fn start_with(version: &str, namesrv_addr: &str, extra_properties: &str) -> JavaBroker {
-        let lib = reference_libs(version);
+        let mut broker = JavaBroker::launch(version, namesrv_addr, extra_properties);
+        broker.wait_registered(namesrv_addr, Duration::from_secs(90));
+        broker
+    }
+
+    /// Like [`JavaBroker::start_with`] without waiting for its registration
+    /// (e.g. a DLedger member, which registers as a slave until it leads);
+    /// `brokerName`/`brokerClusterName` in `extra_properties` are reflected
+    /// in the fields.
+    pub fn launch(version: &str, namesrv_addr: &str, extra_properties: &str) -> JavaBroker {
         let dir = tempfile::Builder::new()
             .prefix("rmq-compat-javabroker-")
             .tempdir()
@@ -363,22 +376,10 @@ impl JavaBroker {
         let cluster_name = "JavaCluster".to_owned();
         let broker_name = "java-broker-a".to_owned();
         let store = dir.path().join("store");
-        let (bind, jdk_opens): (&str, &[&str]) = if version.starts_with("4.") {
-            (
-                "",
-                &[
-                    "--add-opens",
-                    "java.base/java.nio=ALL-UNNAMED",
-                    "--add-opens",
-                    "java.base/sun.nio.ch=ALL-UNNAMED",
-                    "--add-exports",
-                    "java.base/jdk.internal.ref=ALL-UNNAMED",
-                    "--add-exports",
-                    "java.base/sun.nio.ch=ALL-UNNAMED",
-                ],
-            )
+        let bind = if version.starts_with("4.") {
+            ""
         } else {
-            ("bindAddress=127.0.0.1\n", &[])
+            "bindAddress=127.0.0.1\n"
         };
         let conf = dir.path().join("broker.properties");
         std::fs::write(
@@ -395,40 +396,42 @@ impl JavaBroker {
             ),
         )
         .expect("write broker.properties");
-        let mut cmd = Command::new("java");
-        cmd.args([
-            "-Xms256m",
-            "-Xmx512m",
-            "-XX:MaxDirectMemorySize=512m",
-            "-XX:+UseG1GC",
-        ])
-        .args(jdk_opens)
-        .arg(format!("-Duser.home={}", home.display()))
-        .arg(format!("-Drocketmq.home.dir={}", home.display()))
-        .arg("-Dfile.encoding=UTF-8")
-        .arg("-Drmq.logback.configurationFile=rmq.broker.logback.xml")
-        .arg("-cp")
-        .arg(format!("{}/*", lib.display()))
-        .arg("org.apache.rocketmq.broker.BrokerStartup")
-        .arg("-c")
-        .arg(&conf)
-        .env("ROCKETMQ_HOME", &home)
-        .env_remove("NAMESRV_ADDR");
         let proc = Proc::spawn(
             &format!("java broker {version}"),
-            cmd,
+            java_broker_command(version, dir.path()),
             dir.path().join("broker.out"),
         );
-        let mut broker = JavaBroker {
+        let (mut cluster_name, mut broker_name) = (cluster_name, broker_name);
+        for (k, v) in extra_properties.lines().filter_map(|l| l.split_once('=')) {
+            match k.trim() {
+                "brokerClusterName" => cluster_name = v.trim().to_owned(),
+                "brokerName" => broker_name = v.trim().to_owned(),
+                _ => {}
+            }
+        }
+        JavaBroker {
             dir,
             version: version.to_owned(),
             addr,
             cluster_name,
             broker_name,
             proc,
-        };
-        broker.wait_registered(namesrv_addr, Duration::from_secs(90));
-        broker
+        }
+    }
+
+    /// Starts it again on the same configuration and store (after a kill);
+    /// its output goes to `broker-<n>.out`.
+    pub fn restart(&mut self) {
+        self.proc.stop(Duration::from_secs(30));
+        let mut n = 2;
+        while self.dir.path().join(format!("broker-{n}.out")).exists() {
+            n += 1;
+        }
+        self.proc = Proc::spawn(
+            &format!("java broker {}", self.version),
+            java_broker_command(&self.version, self.dir.path()),
+            self.dir.path().join(format!("broker-{n}.out")),
+        );
     }
 
     /// Waits until `namesrv` lists this broker as the master of its cluster.
@@ -479,6 +482,46 @@ impl JavaBroker {
             tail.join("\n")
         )
     }
+}
+
+/// `BrokerStartup` of `version` on `<dir>/broker.properties`, home `<dir>/home`.
+fn java_broker_command(version: &str, dir: &Path) -> Command {
+    let lib = reference_libs(version);
+    let home = dir.join("home");
+    let jdk_opens: &[&str] = if version.starts_with("4.") {
+        &[
+            "--add-opens",
+            "java.base/java.nio=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/sun.nio.ch=ALL-UNNAMED",
+            "--add-exports",
+            "java.base/jdk.internal.ref=ALL-UNNAMED",
+            "--add-exports",
+            "java.base/sun.nio.ch=ALL-UNNAMED",
+        ]
+    } else {
+        &[]
+    };
+    let mut cmd = Command::new("java");
+    cmd.args([
+        "-Xms256m",
+        "-Xmx512m",
+        "-XX:MaxDirectMemorySize=512m",
+        "-XX:+UseG1GC",
+    ])
+    .args(jdk_opens)
+    .arg(format!("-Duser.home={}", home.display()))
+    .arg(format!("-Drocketmq.home.dir={}", home.display()))
+    .arg("-Dfile.encoding=UTF-8")
+    .arg("-Drmq.logback.configurationFile=rmq.broker.logback.xml")
+    .arg("-cp")
+    .arg(format!("{}/*", lib.display()))
+    .arg("org.apache.rocketmq.broker.BrokerStartup")
+    .arg("-c")
+    .arg(dir.join("broker.properties"))
+    .env("ROCKETMQ_HOME", &home)
+    .env_remove("NAMESRV_ADDR");
+    cmd
 }
 
 impl Drop for JavaBroker {

@@ -9,7 +9,15 @@
 //!    sends, then restarts the killed broker and waits until it is a slave
 //!    (id = selfId number + 1);
 //! 2. SIGSTOPs the new master, waits for the next master and its
-//!    acknowledgements, SIGCONTs it and waits until it is a slave again.
+//!    acknowledgements, SIGCONTs it and waits until it is a slave again;
+//! 3. isolates the master from its peers: every DLedger link between
+//!    members goes through a [`ProxyMesh`] proxy (each member's `dLegerPeers`
+//!    names the proxies of its outgoing links) and all links in and out of
+//!    the master are blackholed. The isolated master must step down (the
+//!    name server routes it as a slave) while the other two elect a master
+//!    that acknowledges sends; sends the isolated one still acknowledged
+//!    must not be lost (checked below with all the others). Then the links
+//!    heal and it rejoins as a slave and catches up.
 //!
 //! A push consumer (compat.FailoverConsumer) runs throughout and must receive
 //! every acknowledged message (redeliveries are only counted). Then every
@@ -25,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use compat_tests::{
     bin_dir, cluster_info, free_broker_port, free_port, java_client, request_body, serial, text,
-    wait_until, OurNamesrv, Proc,
+    wait_until, OurNamesrv, Proc, ProxyMesh,
 };
 use remoting::code::request_code;
 
@@ -116,6 +124,13 @@ fn acked(producer: &Proc) -> usize {
         .count()
 }
 
+/// The broker port in an `ACK` line's offsetMsgId (hex: 4-byte IP, 4-byte
+/// port, 8-byte commit-log offset): which member stored it.
+fn ack_port(line: &str) -> Option<u32> {
+    let id = line.split_whitespace().nth(3)?;
+    u32::from_str_radix(id.get(8..16)?, 16).ok()
+}
+
 /// (queue, offset) → [offsetMsgId, uniqId, key] of `ACK`/`MSG` lines.
 fn parse(out: &str, tag: &str) -> (BTreeMap<(i32, i64), Vec<String>>, usize) {
     let mut m = BTreeMap::new();
@@ -202,12 +217,27 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
     let home = ns.client_home("java");
     let root = ns.dir.path().join("dledger");
     let dl_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let peers = dl_ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("n{i}-127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(";");
+    let mesh = ProxyMesh::start(
+        &dl_ports
+            .iter()
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], *p)))
+            .collect::<Vec<_>>(),
+    )
+    .expect("proxy mesh");
+    // Member n's view: itself on its own port, every peer through the
+    // proxy of the link n -> peer.
+    let peers = |n: usize| {
+        (0..3)
+            .map(|i| {
+                if i == n {
+                    format!("n{i}-127.0.0.1:{}", dl_ports[i])
+                } else {
+                    format!("n{i}-{}", mesh.addr(n, i))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(";")
+    };
     let mut nodes: Vec<Node> = (0..3)
         .map(|n| {
             let dir = root.join(format!("n{n}"));
@@ -223,6 +253,7 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
                      autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\n\
                      enableDLegerCommitLog=true\ndLegerGroup={BROKER_NAME}\n\
                      dLegerPeers={peers}\ndLegerSelfId=n{n}\n",
+                    peers = peers(n),
                     ns = ns.addr,
                     store = dir.join("store").display(),
                 ),
@@ -296,29 +327,38 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
     let mut got = rows.clone();
     got.sort();
     assert_eq!(got, want, "clusterList:\n{list}");
-    // The topic on every member (mqadmin -c reaches only the master).
+    // The topic on the master; slave sync brings it to the others (Java's
+    // DLedger slaves, like ours, take their topic table from the master).
+    let out = java.mqadmin(
+        &home,
+        &[
+            "updateTopic",
+            "-n",
+            &ns.addr,
+            "-b",
+            &nodes[first].addr,
+            "-t",
+            TOPIC,
+            "-r",
+            "4",
+            "-w",
+            "4",
+        ],
+    );
+    assert!(
+        out.contains(&format!("create topic to {} success", nodes[first].addr)),
+        "updateTopic on the master {}:\n{out}\n{}",
+        nodes[first].addr,
+        all_logs(&nodes)
+    );
     for node in &nodes {
-        let out = java.mqadmin(
-            &home,
-            &[
-                "updateTopic",
-                "-n",
-                &ns.addr,
-                "-b",
-                &node.addr,
-                "-t",
-                TOPIC,
-                "-r",
-                "4",
-                "-w",
-                "4",
-            ],
-        );
-        assert!(
-            out.contains(&format!("create topic to {} success", node.addr)),
-            "updateTopic on {}:\n{out}\n{}",
-            node.addr,
-            all_logs(&nodes)
+        wait_until(
+            &format!("n{} holds topic {TOPIC}", node.n),
+            Duration::from_secs(40),
+            || {
+                request_body(&node.addr, request_code::GET_ALL_TOPIC_CONFIG)
+                    .is_some_and(|b| String::from_utf8_lossy(&b).contains(&format!("\"{TOPIC}\"")))
+            },
         );
     }
 
@@ -380,6 +420,45 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
     nodes[old].signal(libc::SIGCONT);
     wait_slave(&nodes, old);
     wait_acks(&mut producer, 100, "100 more acknowledged sends");
+
+    // Round 3: cut the master off from its peers (it keeps its clients and
+    // the name server), then heal.
+    let old = wait_master(&nodes, None, "before the isolation");
+    let t0 = Instant::now();
+    let acks_before = acked(&producer);
+    mesh.isolate(old);
+    let new = wait_master(
+        &nodes,
+        Some(&nodes[old].addr.clone()),
+        "after the isolation",
+    );
+    wait_slave(&nodes, old);
+    wait_acks(
+        &mut producer,
+        100,
+        "100 sends acknowledged while the old master is isolated",
+    );
+    let old_port = nodes[old]
+        .addr
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let by_isolated = producer
+        .log_text()
+        .lines()
+        .filter(|l| l.starts_with("ACK "))
+        .skip(acks_before)
+        .filter(|l| ack_port(l).is_some_and(|p| p.to_string() == old_port))
+        .count();
+    eprintln!(
+        "isolated n{old}: n{new} master and 100 acks after {:?}; {by_isolated} sends acknowledged \
+         by n{old} after the cut (checked below like every other)",
+        t0.elapsed()
+    );
+    mesh.heal();
+    wait_acks(&mut producer, 100, "100 acknowledged sends after healing");
+    wait_slave(&nodes, old);
 
     producer.stop(Duration::from_secs(10));
     let sent = producer.log_text();

@@ -1,6 +1,9 @@
 //! `bench_namesrv`: our `mqnamesrv` against the official Java name server
-//! (`NamesrvStartup`, default 5.3.3) with the same load generator (the
-//! `remoting` crate's `Connection`), printed side by side with ratios.
+//! (`NamesrvStartup`, default 5.3.3) with the same load generator, printed
+//! side by side with ratios. The generator is deliberately lean (one thread,
+//! pre-encoded frames, batched writes, answers parsed only as far as needed;
+//! see "load generator" below) because it shares the machine's cores with
+//! the server under test.
 //!
 //! For each server: start with a fresh home on a free loopback port, time
 //! spawn -> first TCP connect and spawn -> first answer to
@@ -8,14 +11,16 @@
 //! 103, connection kept open); idle RSS after a settle; warm-up; then a
 //! fixed-duration closed-loop load (alternating rounds) of 105 from C connections x P in-flight
 //! requests each, every latency recorded in a log-linear (HDR-style)
-//! histogram; RSS sampled during the load. Both servers are stopped with
+//! histogram, every answer checked (SUCCESS, route-sized body; one in 4096
+//! fully decoded as a route); RSS sampled during the load. Both servers are stopped with
 //! SIGTERM at the end.
 //!
 //! Usage: bench_namesrv [--duration SECS] [--warmup SECS] [--conns C]
 //!        [--inflight P] [--topics N] [--settle SECS] [--rounds R]
-//!        [--java-version V] [--only ours|java]
+//!        [--per-write N] [--java-version V] [--only ours|java]
 //! Defaults: 10 s per round, 10 s warm-up, 8 connections x 16 in flight,
-//! 16 topics, 3 s settle, 3 rounds, Java 5.3.3. The measured rounds
+//! 16 topics, 3 s settle, 3 rounds, Java 5.3.3; `--per-write N` caps the
+//! requests sent per write syscall (default: all that are ready). The measured rounds
 //! alternate between the servers (ours, Java, ours, ...) so background load
 //! on a shared machine hits both alike; server CPU time per request
 //! (/proc/<pid>/stat) is reported as a noise-resistant efficiency figure.
@@ -26,10 +31,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use compat_tests::bench::{clk_tck, cpu_model, cpu_ticks, loadavg, mib, nproc, rss_kib, Histogram};
 use compat_tests::{bin_dir, free_port, reference_libs, workspace_root, Proc};
 use remoting::body::{
     to_json, DataVersion, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper,
@@ -40,8 +46,8 @@ use remoting::{Connection, RemotingCommand, Router};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
-/// Hard cap on requests per worker task per phase (besides the deadline).
-const MAX_REQUESTS_PER_TASK: u64 = 50_000_000;
+/// Hard cap on requests per load connection per phase (besides the deadline).
+const MAX_REQUESTS_PER_CONN: u64 = 500_000_000;
 
 // ---------------------------------------------------------------- arguments
 
@@ -51,6 +57,8 @@ struct Opts {
     warmup: Duration,
     conns: usize,
     inflight: usize,
+    /// Requests per write syscall at most (0 = all that are ready).
+    per_write: usize,
     topics: usize,
     settle: Duration,
     rounds: usize,
@@ -62,7 +70,8 @@ struct Opts {
 fn usage() -> ! {
     eprintln!(
         "usage: bench_namesrv [--duration SECS] [--warmup SECS] [--conns C] [--inflight P] \
-         [--topics N] [--settle SECS] [--rounds R] [--java-version V] [--only ours|java]"
+         [--topics N] [--settle SECS] [--rounds R] [--per-write N] [--java-version V] \
+         [--only ours|java]"
     );
     std::process::exit(2)
 }
@@ -73,6 +82,7 @@ fn parse_args() -> Opts {
         warmup: Duration::from_secs(10),
         conns: 8,
         inflight: 16,
+        per_write: 0,
         topics: 16,
         settle: Duration::from_secs(3),
         rounds: 3,
@@ -97,6 +107,7 @@ fn parse_args() -> Opts {
             "--warmup" => o.warmup = secs(val()),
             "--conns" => o.conns = num(val()),
             "--inflight" => o.inflight = num(val()),
+            "--per-write" => o.per_write = num(val()),
             "--topics" => o.topics = num(val()),
             "--settle" => o.settle = secs(val()),
             "--rounds" => o.rounds = num(val()),
@@ -113,110 +124,7 @@ fn parse_args() -> Opts {
     o
 }
 
-// ---------------------------------------------------------------- histogram
-
-/// Log-linear histogram of nanosecond values: exact below 1024, then 512
-/// sub-buckets per power of two (relative error < 0.2%), like HdrHistogram
-/// with 3 significant digits.
-#[derive(Clone)]
-struct Histogram {
-    counts: Vec<u64>,
-    total: u64,
-    max: u64,
-}
-
-const SUB_BITS: u32 = 10;
-const HALF: usize = 1 << (SUB_BITS - 1);
-
-impl Histogram {
-    fn new() -> Self {
-        Histogram {
-            counts: vec![0; (64 - SUB_BITS as usize + 2) * HALF],
-            total: 0,
-            max: 0,
-        }
-    }
-
-    fn index(v: u64) -> usize {
-        if v < (1 << SUB_BITS) {
-            return v as usize;
-        }
-        let msb = 63 - v.leading_zeros();
-        let shift = msb - (SUB_BITS - 1);
-        shift as usize * HALF + (v >> shift) as usize
-    }
-
-    /// Middle of the bucket `idx` covers.
-    fn value_of(idx: usize) -> u64 {
-        if idx < 2 * HALF {
-            return idx as u64;
-        }
-        let shift = idx / HALF - 1;
-        let mant = (idx - shift * HALF) as u64;
-        (mant << shift) + ((1u64 << shift) >> 1)
-    }
-
-    fn record(&mut self, v: u64) {
-        self.counts[Self::index(v)] += 1;
-        self.total += 1;
-        self.max = self.max.max(v);
-    }
-
-    fn merge(&mut self, o: &Histogram) {
-        for (a, b) in self.counts.iter_mut().zip(&o.counts) {
-            *a += b;
-        }
-        self.total += o.total;
-        self.max = self.max.max(o.max);
-    }
-
-    fn quantile(&self, q: f64) -> u64 {
-        if self.total == 0 {
-            return 0;
-        }
-        let target = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
-        let mut seen = 0;
-        for (i, c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= target {
-                return Self::value_of(i).min(self.max);
-            }
-        }
-        self.max
-    }
-}
-
 // ----------------------------------------------------------------- machine
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn nproc() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
 
 /// `UtilAll.crc32`: CRC-32 (IEEE) masked to 31 bits.
 fn crc32_masked(data: &[u8]) -> i32 {
@@ -376,6 +284,7 @@ struct Outcome {
     cpu_cores: f64,
     cpu_us_per_req: f64,
     gen_cores: f64,
+    gen_us_per_req: f64,
 }
 
 /// Waits for the first TCP connect, then the first answer to 105 (any
@@ -489,6 +398,312 @@ async fn register_fake_broker(addr: &str, topics: usize) -> (Connection, usize) 
     (conn, len)
 }
 
+// ------------------------------------------------------------ load generator
+//
+// The generator must cost as little CPU per request as possible: on a small
+// machine it shares the cores with the server, so its own cost caps the
+// throughput of both servers alike. Each connection is one task on a
+// current-thread runtime (one OS thread for the whole load) that keeps P
+// requests in flight: the request frames are encoded once per topic with the
+// `remoting` codec and only the opaque's digits are patched per request; all
+// requests that can be sent go out in one write, and every read is parsed in
+// place for as many whole frames as it holds, reading only the frame length,
+// the header's `code` and `opaque`, and the body length (a sample is fully
+// decoded and checked as a route, see `check_sample`).
+
+/// Opaques are kept at 10 decimal digits so a pre-encoded frame can be
+/// patched in place: BASE..BASE + SPAN.
+const OPAQUE_BASE: u32 = 1_000_000_000;
+const OPAQUE_SPAN: u32 = 1_000_000_000;
+const OPAQUE_DIGITS: usize = 10;
+/// Largest answer frame accepted (a route body is a few hundred bytes).
+const MAX_ANSWER_FRAME: usize = 1 << 20;
+/// Fully decode one answer in this many (and the first on each connection).
+const SAMPLE_EVERY: u64 = 4096;
+
+/// One pre-encoded GET_ROUTEINFO_BY_TOPIC frame per topic and where its
+/// opaque digits are.
+struct Templates {
+    frames: Vec<Vec<u8>>,
+    opaque_at: Vec<usize>,
+}
+
+fn templates(topics: usize) -> Templates {
+    let mut frames = Vec::with_capacity(topics);
+    let mut opaque_at = Vec::with_capacity(topics);
+    let needle = format!("\"opaque\":{OPAQUE_BASE}");
+    for i in 0..topics {
+        let mut cmd = route_request(&topic_name(i));
+        cmd.opaque = OPAQUE_BASE as i32;
+        let frame = remoting::codec::encode_frame(&cmd)
+            .expect("encode route request")
+            .to_vec();
+        let at = find(&frame, needle.as_bytes()).expect("opaque in the encoded header");
+        assert!(
+            find(&frame[at + 1..], needle.as_bytes()).is_none(),
+            "opaque found twice in the template"
+        );
+        opaque_at.push(at + needle.len() - OPAQUE_DIGITS);
+        frames.push(frame);
+    }
+    Templates { frames, opaque_at }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Writes `v` (OPAQUE_BASE..OPAQUE_BASE + OPAQUE_SPAN) as 10 ASCII digits.
+fn patch_digits(dst: &mut [u8], mut v: u32) {
+    for d in dst[..OPAQUE_DIGITS].iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// The integer after `"key":` in a compact JSON header (None when absent or
+/// not a number).
+fn json_int(header: &[u8], key: &[u8]) -> Option<i64> {
+    let at = find(header, key)? + key.len();
+    let rest = header.get(at..)?;
+    let rest = &rest[rest.iter().take_while(|b| **b == b' ').count()..];
+    let (neg, digits) = match rest.first() {
+        Some(b'-') => (true, &rest[1..]),
+        _ => (false, rest),
+    };
+    let mut v: i64 = 0;
+    let mut n = 0;
+    for &b in digits.iter().take(19) {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        v = v * 10 + i64::from(b - b'0');
+        n += 1;
+    }
+    (n > 0).then_some(if neg { -v } else { v })
+}
+
+/// `(code, opaque, body length)` of an answer frame (the bytes after the
+/// 4-byte length prefix); None if it is not a JSON-header frame with both.
+fn parse_answer(frame: &[u8]) -> Option<(i64, i64, usize)> {
+    let packed = u32::from_be_bytes(frame.get(..4)?.try_into().ok()?);
+    if packed >> 24 != 0 {
+        return None; // not JSON
+    }
+    let header_len = (packed & 0xFF_FFFF) as usize;
+    let header = frame.get(4..4 + header_len)?;
+    let code = json_int(header, b"\"code\":")?;
+    let opaque = json_int(header, b"\"opaque\":")?;
+    Some((code, opaque, frame.len() - 4 - header_len))
+}
+
+/// Full decode of one answer with the `remoting` codec: the same code and
+/// opaque as the quick parse, and a route to `bench-broker-a` with 8/8 queues.
+fn check_sample(frame: &[u8], code: i64, opaque: i64) -> Result<(), String> {
+    let cmd = remoting::codec::decode_frame_body(bytes::Bytes::copy_from_slice(frame))
+        .map_err(|e| format!("decode: {e}"))?;
+    if i64::from(cmd.code) != code || i64::from(cmd.opaque) != opaque || !cmd.is_response() {
+        return Err(format!(
+            "quick parse ({code}, {opaque}) disagrees with the decoder ({}, {}, response {})",
+            cmd.code,
+            cmd.opaque,
+            cmd.is_response()
+        ));
+    }
+    let route: remoting::body::TopicRouteData =
+        remoting::body::from_fastjson(&cmd.body).map_err(|e| format!("route body: {e}"))?;
+    let broker_ok = route.broker_datas.len() == 1
+        && route.broker_datas[0].broker_name == "bench-broker-a"
+        && route.broker_datas[0].broker_addrs.contains_key(&0);
+    let queues_ok = route.queue_datas.len() == 1
+        && route.queue_datas[0].read_queue_nums == 8
+        && route.queue_datas[0].write_queue_nums == 8;
+    if broker_ok && queues_ok {
+        Ok(())
+    } else {
+        Err(format!("unexpected route {route:?}"))
+    }
+}
+
+/// What one load connection did.
+struct ConnOut {
+    hist: Histogram,
+    errors: u64,
+    /// First failed full-decode check, if any.
+    bad_sample: Option<String>,
+}
+
+/// One connection keeping `p` requests in flight until `deadline`, then
+/// draining. Every answer must be a SUCCESS with a `route_len`-byte body.
+async fn drive_connection(
+    addr: String,
+    tpl: Arc<Templates>,
+    p: usize,
+    per_write: usize,
+    first_topic: usize,
+    deadline: Instant,
+    route_len: usize,
+) -> ConnOut {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut out = ConnOut {
+        hist: Histogram::new(),
+        errors: 0,
+        bad_sample: None,
+    };
+    let mut stream = match tokio::net::TcpStream::connect(&addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("[bench] load connection to {addr} failed: {e}");
+            out.errors += 1;
+            return out;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let topics = tpl.frames.len();
+    // Opaque of slot s, use g: BASE + (g * p + s) mod span, span a multiple of p.
+    let span = OPAQUE_SPAN - OPAQUE_SPAN % p as u32;
+    let mut uses = vec![0u32; p];
+    let mut expected: Vec<Option<u32>> = vec![None; p];
+    let mut sent_at = vec![Instant::now(); p];
+    // (slot, end of its frame in wbuf) of the requests waiting to be written.
+    let mut batch: Vec<(usize, usize)> = Vec::with_capacity(p);
+    let max_frame = tpl.frames.iter().map(Vec::len).max().unwrap_or(0);
+    let mut wbuf: Vec<u8> = Vec::with_capacity(p * max_frame);
+    let mut rbuf = vec![0u8; 64 * 1024];
+    let mut filled = 0usize;
+    let mut topic = first_topic;
+    let mut issued = 0u64;
+    let mut answered = 0u64;
+    let mut outstanding = 0usize;
+
+    let mut queue = |slot: usize,
+                     wbuf: &mut Vec<u8>,
+                     expected: &mut [Option<u32>],
+                     batch: &mut Vec<(usize, usize)>| {
+        let t = topic % topics;
+        topic += 1;
+        let rel = ((u64::from(uses[slot]) * p as u64 + slot as u64) % u64::from(span)) as u32;
+        uses[slot] = uses[slot].wrapping_add(1);
+        let opaque = OPAQUE_BASE + rel;
+        let at = wbuf.len() + tpl.opaque_at[t];
+        wbuf.extend_from_slice(&tpl.frames[t]);
+        patch_digits(&mut wbuf[at..], opaque);
+        expected[slot] = Some(opaque);
+        batch.push((slot, wbuf.len()));
+    };
+    for slot in 0..p {
+        queue(slot, &mut wbuf, &mut expected, &mut batch);
+        outstanding += 1;
+        issued += 1;
+    }
+    loop {
+        if !wbuf.is_empty() {
+            let chunk = if per_write == 0 {
+                batch.len()
+            } else {
+                per_write
+            };
+            let mut from = 0;
+            let mut failed = false;
+            for part in batch.chunks(chunk) {
+                let now = Instant::now();
+                for &(s, _) in part {
+                    sent_at[s] = now;
+                }
+                let to = part.last().map_or(from, |&(_, end)| end);
+                if stream.write_all(&wbuf[from..to]).await.is_err() {
+                    failed = true;
+                    break;
+                }
+                from = to;
+            }
+            if failed {
+                out.errors += outstanding as u64;
+                break;
+            }
+            batch.clear();
+            wbuf.clear();
+        }
+        if outstanding == 0 {
+            break;
+        }
+        if filled == rbuf.len() {
+            rbuf.resize(rbuf.len() * 2, 0);
+        }
+        let n = match tokio::time::timeout(REQUEST_TIMEOUT, stream.read(&mut rbuf[filled..])).await
+        {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => {
+                // Closed, failed or silent for REQUEST_TIMEOUT: the rest are lost.
+                out.errors += outstanding as u64;
+                break;
+            }
+        };
+        let now = Instant::now();
+        filled += n;
+        let mut pos = 0;
+        let mut broken = false;
+        while filled - pos >= 4 {
+            let len = u32::from_be_bytes([rbuf[pos], rbuf[pos + 1], rbuf[pos + 2], rbuf[pos + 3]])
+                as usize;
+            if len > MAX_ANSWER_FRAME {
+                broken = true;
+                break;
+            }
+            if filled - pos - 4 < len {
+                break;
+            }
+            let frame = &rbuf[pos + 4..pos + 4 + len];
+            pos += 4 + len;
+            let Some((code, opaque, body_len)) = parse_answer(frame) else {
+                broken = true;
+                break;
+            };
+            let slot = match u32::try_from(opaque) {
+                Ok(o) if o >= OPAQUE_BASE => ((o - OPAQUE_BASE) as usize) % p,
+                _ => {
+                    broken = true;
+                    break;
+                }
+            };
+            if expected[slot] != Some(opaque as u32) {
+                broken = true; // an answer to nothing we asked
+                break;
+            }
+            expected[slot] = None;
+            outstanding -= 1;
+            if code == i64::from(response_code::SUCCESS) && body_len == route_len {
+                out.hist
+                    .record(now.duration_since(sent_at[slot]).as_nanos() as u64);
+            } else {
+                out.errors += 1;
+            }
+            if answered % SAMPLE_EVERY == 0 && out.bad_sample.is_none() {
+                if let Err(e) = check_sample(frame, code, opaque) {
+                    out.errors += 1;
+                    out.bad_sample = Some(e);
+                }
+            }
+            answered += 1;
+            if now < deadline && issued < MAX_REQUESTS_PER_CONN {
+                queue(slot, &mut wbuf, &mut expected, &mut batch);
+                outstanding += 1;
+                issued += 1;
+            }
+        }
+        if broken {
+            eprintln!(
+                "[bench] {addr}: unparseable or unexpected answer frame; dropping the connection"
+            );
+            out.errors += outstanding as u64;
+            break;
+        }
+        rbuf.copy_within(pos..filled, 0);
+        filled -= pos;
+    }
+    out
+}
+
 struct LoadOut {
     hist: Histogram,
     requests: u64,
@@ -497,54 +712,26 @@ struct LoadOut {
     max_rss_kib: u64,
 }
 
-/// Closed-loop load: `conns` connections x `inflight` tasks, each sending 105
-/// back-to-back until `dur` passes (or the per-task cap is hit).
-async fn run_load(addr: &str, pid: u32, o: &Opts, dur: Duration) -> LoadOut {
-    let mut conns = Vec::with_capacity(o.conns);
-    for _ in 0..o.conns {
-        conns.push(
-            Connection::connect(addr, Arc::new(Router::new()))
-                .await
-                .expect("connect load connection"),
-        );
-    }
-    let errors = Arc::new(AtomicU64::new(0));
+/// Closed-loop load: `conns` connections x `inflight` requests each, until
+/// `dur` passes (or the per-connection cap is hit).
+async fn run_load(addr: &str, pid: u32, o: &Opts, dur: Duration, route_len: usize) -> LoadOut {
+    let tpl = Arc::new(templates(o.topics));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let deadline = start + dur;
-    let mut tasks = Vec::new();
-    for (ci, conn) in conns.iter().enumerate() {
-        for pi in 0..o.inflight {
-            let conn = conn.clone();
-            let errors = errors.clone();
-            let topics = o.topics;
-            let reqs: Vec<RemotingCommand> =
-                (0..topics).map(|i| route_request(&topic_name(i))).collect();
-            let mut k = ci * o.inflight + pi;
-            tasks.push(tokio::spawn(async move {
-                let mut h = Histogram::new();
-                let mut n = 0u64;
-                while n < MAX_REQUESTS_PER_TASK && Instant::now() < deadline {
-                    let req = reqs[k % topics].clone();
-                    k += 1;
-                    let t = Instant::now();
-                    match conn.request(req, REQUEST_TIMEOUT).await {
-                        Ok(r) if r.code == response_code::SUCCESS => {
-                            h.record(t.elapsed().as_nanos() as u64);
-                        }
-                        Ok(_) | Err(_) => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                            if conn.is_closed() {
-                                break;
-                            }
-                        }
-                    }
-                    n += 1;
-                }
-                h
-            }));
-        }
-    }
+    let tasks: Vec<_> = (0..o.conns)
+        .map(|ci| {
+            tokio::spawn(drive_connection(
+                addr.to_owned(),
+                tpl.clone(),
+                o.inflight,
+                o.per_write,
+                ci * o.inflight,
+                deadline,
+                route_len,
+            ))
+        })
+        .collect();
     // RSS sampler, bounded by the load's own deadline (+ slack).
     let sampler = {
         let stop = stop.clone();
@@ -559,20 +746,25 @@ async fn run_load(addr: &str, pid: u32, o: &Opts, dur: Duration) -> LoadOut {
         })
     };
     let mut hist = Histogram::new();
+    let mut errors = 0;
     for t in tasks {
-        if let Ok(h) = t.await {
-            hist.merge(&h);
+        match t.await {
+            Ok(c) => {
+                hist.merge(&c.hist);
+                errors += c.errors;
+                if let Some(e) = c.bad_sample {
+                    eprintln!("[bench] {addr}: sampled answer failed its check: {e}");
+                }
+            }
+            Err(_) => errors += 1,
         }
     }
     let elapsed = start.elapsed();
     stop.store(true, Ordering::Relaxed);
     let max_rss_kib = sampler.await.unwrap_or(0);
-    for c in &conns {
-        c.close();
-    }
     LoadOut {
         requests: hist.total,
-        errors: errors.load(Ordering::Relaxed),
+        errors,
         hist,
         elapsed,
         max_rss_kib,
@@ -625,7 +817,14 @@ async fn warm_up(r: &Running, o: &Opts) {
     if o.warmup.is_zero() {
         return;
     }
-    let w = run_load(&r.server.addr, r.server.proc.pid(), o, o.warmup).await;
+    let w = run_load(
+        &r.server.addr,
+        r.server.proc.pid(),
+        o,
+        o.warmup,
+        r.out.route_body_len,
+    )
+    .await;
     eprintln!(
         "[bench] {}: warm-up {:?}: {} requests, {} errors",
         r.server.label, o.warmup, w.requests, w.errors
@@ -637,7 +836,7 @@ async fn round(r: &mut Running, o: &Opts, n: usize) -> f64 {
     let pid = r.server.proc.pid();
     let me = std::process::id();
     let (cpu0, gen0) = (cpu_ticks(pid), cpu_ticks(me));
-    let l = run_load(&r.server.addr, pid, o, o.duration).await;
+    let l = run_load(&r.server.addr, pid, o, o.duration, r.out.route_body_len).await;
     let cpu = cpu_ticks(pid).saturating_sub(cpu0);
     r.gen_ticks += cpu_ticks(me).saturating_sub(gen0);
     let qps = l.requests as f64 / l.elapsed.as_secs_f64();
@@ -671,6 +870,11 @@ fn finish(mut r: Running) -> Outcome {
         max_us: us(r.hist.max),
         cpu_cores: cpu_secs / secs,
         gen_cores: r.gen_ticks as f64 / clk_tck() / secs,
+        gen_us_per_req: if r.hist.total > 0 {
+            r.gen_ticks as f64 / clk_tck() * 1e6 / r.hist.total as f64
+        } else {
+            0.0
+        },
         cpu_us_per_req: if r.hist.total > 0 {
             cpu_secs * 1e6 / r.hist.total as f64
         } else {
@@ -688,34 +892,7 @@ fn finish(mut r: Running) -> Outcome {
     }
 }
 
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    // Fields after the ")" that closes the command name; utime/stime are 14/15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    get(11) + get(12)
-}
-
-fn clk_tck() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    #[allow(unsafe_code)]
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
-
 // ------------------------------------------------------------------- report
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
 
 fn print_report(o: &Opts, results: &[Outcome]) {
     println!();
@@ -778,6 +955,10 @@ fn print_report(o: &Opts, results: &[Outcome]) {
         (
             "load generator CPU (cores)",
             Box::new(|r: &Outcome| format!("{:.2}", r.gen_cores)),
+        ),
+        (
+            "generator CPU per request",
+            Box::new(|r: &Outcome| format!("{:.2} us", r.gen_us_per_req)),
         ),
         (
             "p50 latency",
@@ -874,7 +1055,8 @@ fn o_load() -> String {
 fn main() {
     let o = parse_args();
     let _ = LOAD_BEFORE.set(loadavg());
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // One thread for the whole generator (see "load generator" above).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
@@ -907,4 +1089,56 @@ fn main() {
     }
     let results: Vec<Outcome> = running.into_iter().map(finish).collect();
     print_report(&o, &results);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patched_template_decodes_with_the_patched_opaque() {
+        let tpl = templates(12);
+        for (t, frame) in tpl.frames.iter().enumerate() {
+            for opaque in [OPAQUE_BASE, OPAQUE_BASE + 7, OPAQUE_BASE + OPAQUE_SPAN - 1] {
+                let mut f = frame.clone();
+                patch_digits(&mut f[tpl.opaque_at[t]..], opaque);
+                let cmd =
+                    remoting::codec::decode_frame_body(bytes::Bytes::copy_from_slice(&f[4..]))
+                        .expect("patched frame decodes");
+                assert_eq!(cmd.opaque as u32, opaque);
+                assert_eq!(cmd.code, request_code::GET_ROUTEINFO_BY_TOPIC);
+                assert_eq!(cmd.ext("topic"), Some(topic_name(t).as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn answers_are_parsed_for_code_opaque_and_body_length() {
+        let mut ok = RemotingCommand::success().with_body(vec![b'x'; 272]);
+        ok.opaque = 1_234_567_890;
+        let f = remoting::codec::encode_frame(&ok).expect("encode");
+        assert_eq!(parse_answer(&f[4..]), Some((0, 1_234_567_890, 272)));
+        let mut err = RemotingCommand::response(response_code::TOPIC_NOT_EXIST)
+            .with_remark("No topic route info in name server for the topic: \"code\":0");
+        err.opaque = 1_000_000_001;
+        let f = remoting::codec::encode_frame(&err).expect("encode");
+        let (code, opaque, len) = parse_answer(&f[4..]).expect("parsed");
+        assert_eq!(
+            (code, opaque, len),
+            (i64::from(response_code::TOPIC_NOT_EXIST), 1_000_000_001, 0)
+        );
+        // Java's fastjson header order and spelling.
+        let java = br#"{"code":0,"flag":1,"language":"JAVA","opaque":1000000042,"serializeTypeCurrentRPC":"JSON","version":475}"#;
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&(java.len() as u32).to_be_bytes());
+        frame.extend_from_slice(java);
+        frame.extend_from_slice(&[b'y'; 5]);
+        assert_eq!(parse_answer(&frame), Some((0, 1_000_000_042, 5)));
+        assert_eq!(
+            parse_answer(b"\x01\x00\x00\x00"),
+            None,
+            "binary header is refused"
+        );
+        assert_eq!(parse_answer(b"\x00\x00\x00\x09{\"code\":}"), None);
+    }
 }

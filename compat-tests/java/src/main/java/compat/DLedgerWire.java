@@ -34,7 +34,8 @@ import org.apache.rocketmq.remoting.netty.NettyServerConfig;
  * <pre>
  *   golden                       print "Name\tJSON" per fixed case (JSON.toJSONBytes as DLedger)
  *   parse FILE                   "Name\tJSON" lines (Name = class[.case]): JSON.parseObject into the class, print it re-serialised
- *   server --group g --id n0 --peers P --store-base-dir D [--heartbeat-ms N] [--data-file-size N] [--index-file-size N]
+ *   server --group g --id n0 --peers P --store-base-dir D [--heartbeat-ms N] [--max-heartbeat-leak N]
+ *          [--min-vote-interval-ms N] [--max-vote-interval-ms N] [--data-file-size N] [--index-file-size N]
  *   append --group g --peers P --data D [--count N]        prints "RESULT &lt;json&gt;" per append
  *   get --group g --peers P --index I                      prints "RESULT &lt;json&gt;"
  *   leadershipTransfer --group g --peers P --leader L --transferee T --term N
@@ -125,6 +126,15 @@ public final class DLedgerWire {
         config.setStoreBaseDir(opt(opts, "store-base-dir", "/tmp/dledgerstore"));
         if (opts.containsKey("heartbeat-ms")) {
             config.setHeartBeatTimeIntervalMs(Integer.parseInt(opts.get("heartbeat-ms")));
+        }
+        if (opts.containsKey("max-heartbeat-leak")) {
+            config.setMaxHeartBeatLeak(Integer.parseInt(opts.get("max-heartbeat-leak")));
+        }
+        if (opts.containsKey("min-vote-interval-ms")) {
+            config.setMinVoteIntervalMs(Integer.parseInt(opts.get("min-vote-interval-ms")));
+        }
+        if (opts.containsKey("max-vote-interval-ms")) {
+            config.setMaxVoteIntervalMs(Integer.parseInt(opts.get("max-vote-interval-ms")));
         }
         if (opts.containsKey("data-file-size")) {
             config.setMappedFileSizeForEntryData(Integer.parseInt(opts.get("data-file-size")));
