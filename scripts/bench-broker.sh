@@ -146,12 +146,17 @@ java_run() { # <home> <main> args...
     -Drocketmq.home.dir="$jdir/home" -cp "$cp" "$main" "$@"
 }
 
-update_topic() { # <namesrv> <cluster> <topic>
-  local out
-  out="$(java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Duser.home="$work/admin" \
+# The Java mqadmin tool (the reference version's jars in $cp).
+mqadmin() { # args...
+  java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Duser.home="$work/admin" \
     -Drocketmq.home.dir="$jdir/home" -Drocketmq.log.root="$work/admin/logs" -Drocketmq.log.level=WARN \
     -Drmq.logback.configurationFile=rmq.tools.logback.xml -cp "$cp" \
-    org.apache.rocketmq.tools.command.MQAdminStartup updateTopic -n "$1" -c "$2" -t "$3" -r 8 -w 8 2>&1)"
+    org.apache.rocketmq.tools.command.MQAdminStartup "$@"
+}
+
+update_topic() { # <namesrv> <cluster> <topic>
+  local out
+  out="$(mqadmin updateTopic -n "$1" -c "$2" -t "$3" -r 8 -w 8 2>&1)"
   grep -q "success" <<<"$out" || { echo "bench-broker.sh: updateTopic $3 failed:" >&2; echo "$out" >&2; return 1; }
 }
 
@@ -239,6 +244,25 @@ run_java() {
   bash compat-tests/java/reference-cluster.sh stop "$d" >/dev/null
 }
 
+# The broker.conf lines of our broker and of a DLedger group member: our name
+# server, loopback ports, the store, async flush, auto-created topics/groups.
+broker_conf_base() { # <listen port> <store dir>
+  cat <<CONF
+namesrvAddr=$ns_addr
+listenPort=$1
+haListenPort=$(($1 + 1))
+bindAddress=127.0.0.1
+brokerIP1=127.0.0.1
+brokerIP2=127.0.0.1
+storePathRootDir=$2
+storePathCommitLog=$2/commitlog
+mappedFileSizeCommitLog=67108864
+flushDiskType=ASYNC_FLUSH
+autoCreateTopicEnable=true
+autoCreateSubscriptionGroup=true
+CONF
+}
+
 run_ours() {
   local d="$work/ours" port t0 t1 bpid
   mkdir -p "$d"
@@ -248,18 +272,7 @@ run_ours() {
 brokerClusterName=BenchCluster
 brokerName=bench-broker-a
 brokerId=0
-namesrvAddr=$ns_addr
-listenPort=$port
-haListenPort=$((port + 1))
-bindAddress=127.0.0.1
-brokerIP1=127.0.0.1
-brokerIP2=127.0.0.1
-storePathRootDir=$d/store
-storePathCommitLog=$d/store/commitlog
-mappedFileSizeCommitLog=67108864
-flushDiskType=ASYNC_FLUSH
-autoCreateTopicEnable=true
-autoCreateSubscriptionGroup=true
+$(broker_conf_base "$port" "$d/store")
 enablePropertyFilter=true
 CONF
   log "ours: starting mqnamesrv + mqbroker"
@@ -315,19 +328,13 @@ java_broker_libs() {
 
 update_topic_b() { # <namesrv> <broker addr> <topic>
   local out
-  out="$(java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Duser.home="$work/admin" \
-    -Drocketmq.home.dir="$jdir/home" -Drocketmq.log.root="$work/admin/logs" -Drocketmq.log.level=WARN \
-    -Drmq.logback.configurationFile=rmq.tools.logback.xml -cp "$cp" \
-    org.apache.rocketmq.tools.command.MQAdminStartup updateTopic -n "$1" -b "$2" -t "$3" -r 8 -w 8 2>&1)"
+  out="$(mqadmin updateTopic -n "$1" -b "$2" -t "$3" -r 8 -w 8 2>&1)"
   grep -q "success" <<<"$out"
 }
 
 # The address the name server lists as broker id 0 of <cluster> (empty if none).
 master_of() { # <namesrv> <cluster>
-  java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Duser.home="$work/admin" \
-    -Drocketmq.home.dir="$jdir/home" -Drocketmq.log.root="$work/admin/logs" -Drocketmq.log.level=WARN \
-    -Drmq.logback.configurationFile=rmq.tools.logback.xml -cp "$cp" \
-    org.apache.rocketmq.tools.command.MQAdminStartup clusterList -n "$1" 2>/dev/null \
+  mqadmin clusterList -n "$1" 2>/dev/null \
     | awk -v c="$2" '$1 == c && $3 == "0" { print $4; exit }'
 }
 
@@ -351,18 +358,7 @@ start_group() { # <kind>
 brokerClusterName=DLedgerBench
 brokerName=bench-dl
 brokerId=0
-namesrvAddr=$ns_addr
-listenPort=$bport
-haListenPort=$((bport + 1))
-bindAddress=127.0.0.1
-brokerIP1=127.0.0.1
-brokerIP2=127.0.0.1
-storePathRootDir=$d/n$i/store
-storePathCommitLog=$d/n$i/store/commitlog
-mappedFileSizeCommitLog=67108864
-flushDiskType=ASYNC_FLUSH
-autoCreateTopicEnable=true
-autoCreateSubscriptionGroup=true
+$(broker_conf_base "$bport" "$d/n$i/store")
 enableDLegerCommitLog=true
 dLegerGroup=bench-dl
 dLegerPeers=$peers
@@ -424,6 +420,13 @@ run_dledger() { # <kind>
   stop_group
 }
 
+# The report's first lines: the machine, when the run started, the load.
+report_head() {
+  echo
+  echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo); load generator on the same machine"
+  echo "run: $started_at; load average before: $load_before, after: $load_after"
+}
+
 if [ "$dledger" = yes ]; then
   [[ ",$only," != *,java,* ]] || java_broker_libs
   load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -435,9 +438,7 @@ if [ "$dledger" = yes ]; then
     esac
   done
   load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
-  echo
-  echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo); load generator on the same machine"
-  echo "run: $started_at; load average before: $load_before, after: $load_after"
+  report_head
   echo "DLedger groups of 3 on one machine; sync send, ${size}-byte bodies, threads $threads, ${duration}s each after ${warmup}s warm-up"
   echo
   awk -v threads="$threads" -f - "$results" <<'AWK'
@@ -491,9 +492,7 @@ done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------- report
-echo
-echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo); load generator on the same machine"
-echo "run: $started_at; load average before: $load_before, after: $load_after"
+report_head
 echo "load: sync send, ${size}-byte bodies, threads $threads, ${duration}s each after ${warmup}s warm-up; consume: $consume messages ($consume_mode consumer)"
 echo
 awk -v threads="$threads" -f - "$results" <<'AWK'

@@ -150,6 +150,115 @@ pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
+// ------------------------------------------------------------------- report
+
+/// Latency quantiles of a histogram of nanoseconds, in microseconds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Latency {
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+impl Latency {
+    pub fn of(h: &Histogram) -> Latency {
+        let us = |ns: u64| ns as f64 / 1e3;
+        Latency {
+            p50_us: us(h.quantile(0.50)),
+            p99_us: us(h.quantile(0.99)),
+            p999_us: us(h.quantile(0.999)),
+            max_us: us(h.max),
+        }
+    }
+}
+
+/// One line of a report table: its name and a result's cell.
+pub type Row<T> = (&'static str, Box<dyn Fn(&T) -> String>);
+
+/// The p50, p99, p99.9 and max latency lines of a report table.
+pub fn latency_rows<T: 'static>(lat: fn(&T) -> Latency) -> Vec<Row<T>> {
+    let row = |name: &'static str, q: fn(Latency) -> f64| -> Row<T> {
+        (name, Box::new(move |r: &T| format!("{:.0} us", q(lat(r)))))
+    };
+    vec![
+        row("p50 latency", |l| l.p50_us),
+        row("p99 latency", |l| l.p99_us),
+        row("p99.9 latency", |l| l.p999_us),
+        row("max latency", |l| l.max_us),
+    ]
+}
+
+/// Prints a Markdown table: one column per result (headed by `label`), one
+/// line per row; the first column `w0` wide, the others `w`.
+pub fn print_table<T>(
+    results: &[T],
+    label: impl Fn(&T) -> &str,
+    rows: &[Row<T>],
+    w0: usize,
+    w: usize,
+) {
+    print!("| {:<w0$} |", "");
+    for r in results {
+        print!(" {:<w$} |", label(r));
+    }
+    println!();
+    print!("|{}|", "-".repeat(w0 + 2));
+    for _ in results {
+        print!("{}|", "-".repeat(w + 2));
+    }
+    println!();
+    for (name, f) in rows {
+        print!("| {name:<w0$} |");
+        for r in results {
+            print!(" {:<w$} |", f(r));
+        }
+        println!();
+    }
+}
+
+/// Per-round rates as `123 / 456`.
+pub fn per_round(rates: &[f64]) -> String {
+    rates
+        .iter()
+        .map(|q| format!("{q:.0}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// `a / b`; NaN unless `b` is positive.
+pub fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        f64::NAN
+    }
+}
+
+/// The per-round ratios `ours / theirs` of paired rounds, sorted, as
+/// `1.23, 2.34`.
+pub fn round_ratios(ours: &[f64], theirs: &[f64]) -> String {
+    let mut per_round: Vec<f64> = ours
+        .iter()
+        .zip(theirs)
+        .map(|(a, b)| ratio(*a, *b))
+        .collect();
+    per_round.sort_by(f64::total_cmp);
+    per_round
+        .iter()
+        .map(|q| format!("{q:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn goal(ok: bool) -> &'static str {
+    if ok {
+        "meets goal"
+    } else {
+        "MISSES goal"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Histogram;

@@ -17,6 +17,7 @@ use remoting::code::request_code;
 use remoting::{Connection, RemotingCommand, Router};
 
 pub mod bench;
+pub mod dledger_files;
 pub mod proxy;
 pub use proxy::{FaultProxy, Mode as ProxyMode, ProxyMesh};
 
@@ -484,11 +485,10 @@ impl JavaBroker {
     }
 }
 
-/// `BrokerStartup` of `version` on `<dir>/broker.properties`, home `<dir>/home`.
-fn java_broker_command(version: &str, dir: &Path) -> Command {
-    let lib = reference_libs(version);
-    let home = dir.join("home");
-    let jdk_opens: &[&str] = if version.starts_with("4.") {
+/// The JVM options a RocketMQ 4.x server (broker, name server) needs on
+/// Java 17 for its direct buffers; none for 5.x.
+pub fn jdk_opens(version: &str) -> &'static [&'static str] {
+    if version.starts_with("4.") {
         &[
             "--add-opens",
             "java.base/java.nio=ALL-UNNAMED",
@@ -501,7 +501,13 @@ fn java_broker_command(version: &str, dir: &Path) -> Command {
         ]
     } else {
         &[]
-    };
+    }
+}
+
+/// `BrokerStartup` of `version` on `<dir>/broker.properties`, home `<dir>/home`.
+fn java_broker_command(version: &str, dir: &Path) -> Command {
+    let lib = reference_libs(version);
+    let home = dir.join("home");
     let mut cmd = Command::new("java");
     cmd.args([
         "-Xms256m",
@@ -509,7 +515,7 @@ fn java_broker_command(version: &str, dir: &Path) -> Command {
         "-XX:MaxDirectMemorySize=512m",
         "-XX:+UseG1GC",
     ])
-    .args(jdk_opens)
+    .args(jdk_opens(version))
     .arg(format!("-Duser.home={}", home.display()))
     .arg(format!("-Drocketmq.home.dir={}", home.display()))
     .arg("-Dfile.encoding=UTF-8")
@@ -668,6 +674,40 @@ impl Drop for Cluster {
 pub fn cluster_info(namesrv: &str) -> Option<ClusterInfo> {
     let body = request_body(namesrv, request_code::GET_BROKER_CLUSTER_INFO)?;
     from_fastjson(&body).ok()
+}
+
+/// The current term of DLedger member `id` of `group` at `addr`, read
+/// without side effects: a heartbeat from member `other` claiming term 0 is
+/// answered 403 with the member's term. `None` on any other answer.
+pub fn dledger_term(
+    rt: &tokio::runtime::Runtime,
+    addr: String,
+    group: &str,
+    id: String,
+    other: String,
+) -> Option<i64> {
+    use dledger::protocol::{
+        request_frame, Base, Body, HeartBeatRequest, HeartBeatResponse, RequestCode,
+    };
+    let req = HeartBeatRequest {
+        base: Base {
+            group: Some(group.into()),
+            remote_id: Some(id),
+            local_id: Some(other.clone()),
+            leader_id: Some(other),
+            term: 0,
+            ..Base::default()
+        },
+    };
+    let peer = dledger::server::PeerClient::new(addr);
+    let resp = rt
+        .block_on(peer.call(
+            request_frame(RequestCode::HeartBeat, &req),
+            Duration::from_secs(3),
+        ))
+        .ok()?;
+    let r = HeartBeatResponse::from_json(&resp.body).ok()?;
+    (r.base.code == 403).then_some(r.base.term)
 }
 
 /// Sends one request with no header to `addr` and returns the body of a
@@ -831,6 +871,39 @@ impl JavaClient {
         queues: u32,
         broker_addr: &str,
     ) -> Result<String, String> {
+        self.update_topic_at(home, namesrv, ("-c", cluster), topic, queues, broker_addr)
+    }
+
+    /// `mqadmin updateTopic -b <broker_addr>`: the topic on that one broker;
+    /// returns like [`JavaClient::update_topic`].
+    pub fn update_topic_on_broker(
+        &self,
+        home: &Path,
+        namesrv: &str,
+        topic: &str,
+        queues: u32,
+        broker_addr: &str,
+    ) -> Result<String, String> {
+        self.update_topic_at(
+            home,
+            namesrv,
+            ("-b", broker_addr),
+            topic,
+            queues,
+            broker_addr,
+        )
+    }
+
+    /// `updateTopic` with `target` = `("-c", cluster)` or `("-b", addr)`.
+    fn update_topic_at(
+        &self,
+        home: &Path,
+        namesrv: &str,
+        target: (&str, &str),
+        topic: &str,
+        queues: u32,
+        broker_addr: &str,
+    ) -> Result<String, String> {
         let q = queues.to_string();
         let out = self.mqadmin(
             home,
@@ -838,8 +911,8 @@ impl JavaClient {
                 "updateTopic",
                 "-n",
                 namesrv,
-                "-c",
-                cluster,
+                target.0,
+                target.1,
                 "-t",
                 topic,
                 "-r",
@@ -931,6 +1004,82 @@ pub fn go_driver() -> PathBuf {
         out_dir.join("produce-consume")
     })
     .clone()
+}
+
+/// How many sends a Java driver acknowledged so far (its `ACK ` lines).
+pub fn acked(driver: &Proc) -> usize {
+    driver
+        .log_text()
+        .lines()
+        .filter(|l| l.starts_with("ACK "))
+        .count()
+}
+
+/// (queue, offset) → [offsetMsgId, uniqId, key] of a Java driver's `ACK` or
+/// `MSG` lines (`tag queue offset offsetMsgId uniqId key`; other and partial
+/// lines are skipped), and how many lines repeated a (queue, offset) seen
+/// before (the last one is kept).
+pub fn message_lines(
+    out: &str,
+    tag: &str,
+) -> (std::collections::BTreeMap<(i32, i64), Vec<String>>, usize) {
+    let mut m = std::collections::BTreeMap::new();
+    let mut dups = 0;
+    for line in out.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.first() != Some(&tag) || f.len() < 6 {
+            continue;
+        }
+        if let (Ok(q), Ok(o)) = (f[1].parse::<i32>(), f[2].parse::<i64>()) {
+            if m.insert(
+                (q, o),
+                vec![f[3].to_owned(), f[4].to_owned(), f[5].to_owned()],
+            )
+            .is_some()
+            {
+                dups += 1;
+            }
+        }
+    }
+    (m, dups)
+}
+
+/// Waits (at most `timeout`, and only while it runs) until a push consumer
+/// driver printed a `GOT <key> ...` line for every key of `keys`; returns
+/// the deliveries per key. Panics with the missing keys and `logs()`.
+pub fn wait_delivered(
+    consumer: &mut Proc,
+    keys: &[String],
+    timeout: Duration,
+    logs: impl Fn() -> String,
+) -> std::collections::HashMap<String, usize> {
+    let mut delivered = std::collections::HashMap::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        delivered.clear();
+        for l in consumer.log_text().lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() >= 3 && f[0] == "GOT" {
+                *delivered.entry(f[1].to_owned()).or_default() += 1;
+            }
+        }
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|k| !delivered.contains_key(*k))
+            .collect();
+        if missing.is_empty() {
+            return delivered;
+        }
+        assert!(
+            consumer.is_running() && Instant::now() < deadline,
+            "push consumer misses {} of {} acknowledged messages, e.g. {:?}\n{}",
+            missing.len(),
+            keys.len(),
+            missing.iter().take(10).collect::<Vec<_>>(),
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// `stdout + stderr` of an output, for assertion messages.

@@ -48,17 +48,17 @@
 //!
 //! Run: `cargo build --release --bins && cargo test --release -p compat-tests --test dledger_broker_java -- --nocapture`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use compat_tests::dledger_files::{checkpoint, data_log, same_committed_prefix};
 use compat_tests::{
-    bin_dir, cluster_info, free_broker_port, free_port, java_client, serial, text, JavaBroker,
-    JavaClient, OurNamesrv, Proc,
+    acked, bin_dir, cluster_info, dledger_term, free_broker_port, free_port, java_client,
+    message_lines, serial, text, wait_delivered, JavaBroker, JavaClient, OurNamesrv, Proc,
 };
-use dledger::protocol::*;
-use dledger::server::{DLedgerClient, PeerClient};
+use dledger::server::DLedgerClient;
 
 const VERSION: &str = "5.3.3";
 const TOPIC: &str = "DLedgerMixed";
@@ -270,32 +270,13 @@ impl Group {
     /// claiming term 0 from another member is answered 403 with the term.
     fn term_of(&self, i: usize) -> Option<i64> {
         let other = self.nodes[(i + 1) % self.nodes.len()].id();
-        let req = HeartBeatRequest {
-            base: Base {
-                group: Some(GROUP.into()),
-                remote_id: Some(self.nodes[i].id()),
-                local_id: Some(other.clone()),
-                leader_id: Some(other),
-                term: 0,
-                ..Base::default()
-            },
-        };
         let addr = self
             .peers
             .split(';')
             .nth(i)
             .and_then(|p| p.split_once('-'))
             .map(|(_, a)| a.to_owned())?;
-        let peer = PeerClient::new(addr);
-        let resp = self
-            .rt
-            .block_on(peer.call(
-                request_frame(RequestCode::HeartBeat, &req),
-                Duration::from_secs(3),
-            ))
-            .ok()?;
-        let r = HeartBeatResponse::from_json(&resp.body).ok()?;
-        (r.base.code == 403).then_some(r.base.term)
+        dledger_term(&self.rt, addr, GROUP, self.nodes[i].id(), other)
     }
 
     /// Hands DLedger leadership to `to` (LEADERSHIP_TRANSFER to the current
@@ -371,32 +352,6 @@ impl Group {
     }
 }
 
-fn acked(producer: &Proc) -> usize {
-    producer
-        .log_text()
-        .lines()
-        .filter(|l| l.starts_with("ACK "))
-        .count()
-}
-
-/// (queue, offset) → [offsetMsgId, uniqId, key] of `ACK`/`MSG` lines.
-fn parse(out: &str, tag: &str) -> BTreeMap<(i32, i64), Vec<String>> {
-    let mut m = BTreeMap::new();
-    for line in out.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.first() != Some(&tag) || f.len() < 6 {
-            continue;
-        }
-        if let (Ok(q), Ok(o)) = (f[1].parse::<i32>(), f[2].parse::<i64>()) {
-            m.insert(
-                (q, o),
-                vec![f[3].to_owned(), f[4].to_owned(), f[5].to_owned()],
-            );
-        }
-    }
-    m
-}
-
 /// The acknowledged messages missing (or different) in a dump: (queue,
 /// offset, description).
 fn lost(
@@ -449,59 +404,6 @@ fn phantom_slot(store: &Path, log: &[u8], queue: i32, offset: i64) -> Option<Str
     ((q, o) != (queue, offset)).then(|| {
         format!("slot -> commit-log offset {phys} size {size}, which holds queue {q} offset {o}")
     })
-}
-
-fn properties(path: &Path) -> HashMap<String, String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
-}
-
-/// (endIndex, committedIndex) from a DLedger checkpoint file.
-fn checkpoint(dir: &Path) -> Option<(i64, i64)> {
-    let p = properties(&dir.join("checkpoint"));
-    Some((
-        p.get("endIndex")?.parse().ok()?,
-        p.get("committedIndex")?.parse().ok()?,
-    ))
-}
-
-/// The data log as one byte string (files in offset order, all kept).
-fn data_log(dir: &Path) -> Vec<u8> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("data"))
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        out.extend(std::fs::read(f).unwrap_or_default());
-    }
-    out
-}
-
-/// (pos, size) of entry `index` from the index log (32-byte records).
-fn entry_pos(dir: &Path, index: i64) -> Option<(i64, i32)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("index"))
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    files.sort();
-    let want = (index * 32) as u64;
-    for f in files {
-        let start: u64 = f.file_name()?.to_str()?.parse().ok()?;
-        let len = std::fs::metadata(&f).ok()?.len();
-        if want >= start && want + 32 <= start + len {
-            let b = std::fs::read(&f).ok()?;
-            let r = &b[(want - start) as usize..(want - start) as usize + 32];
-            let pos = i64::from_be_bytes(r[4..12].try_into().ok()?);
-            let size = i32::from_be_bytes(r[12..16].try_into().ok()?);
-            return Some((pos, size));
-        }
-    }
-    None
 }
 
 #[test]
@@ -601,29 +503,17 @@ fn mixed_group(java: [bool; 3]) {
     );
     // The topic on every member, Java's included.
     for node in &g.nodes {
-        let out = g.java.mqadmin(
-            &g.home,
-            &[
-                "updateTopic",
-                "-n",
-                &g.ns.addr,
-                "-b",
-                &node.addr,
-                "-t",
-                TOPIC,
-                "-r",
-                "4",
-                "-w",
-                "4",
-            ],
-        );
-        assert!(
-            out.contains(&format!("create topic to {} success", node.addr)),
-            "updateTopic on n{} {}:\n{out}\n{}",
-            node.n,
-            node.addr,
-            g.logs()
-        );
+        if let Err(e) = g
+            .java
+            .update_topic_on_broker(&g.home, &g.ns.addr, TOPIC, 4, &node.addr)
+        {
+            panic!(
+                "updateTopic on n{} {}: {e}\n{}",
+                node.n,
+                node.addr,
+                g.logs()
+            );
+        }
     }
 
     let mut producer = g.java.spawn(
@@ -712,38 +602,14 @@ fn mixed_group(java: [bool; 3]) {
     wait_acks(&g, &mut producer, 100, "sends acknowledged with n{jl} back");
     producer.stop(Duration::from_secs(10));
     let sent = producer.log_text();
-    let acks = parse(&sent, "ACK");
+    let acks = message_lines(&sent, "ACK").0;
     let errors = sent.lines().filter(|l| l.starts_with("ERR ")).count();
 
     // The push consumer gets every acknowledged message.
     let acked_keys: Vec<String> = acks.values().map(|a| a[2].clone()).collect();
-    let mut delivered: HashMap<String, usize> = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        delivered.clear();
-        for l in consumer.log_text().lines() {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() >= 3 && f[0] == "GOT" {
-                *delivered.entry(f[1].to_owned()).or_default() += 1;
-            }
-        }
-        let missing: Vec<&String> = acked_keys
-            .iter()
-            .filter(|k| !delivered.contains_key(*k))
-            .collect();
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            consumer.is_running() && Instant::now() < deadline,
-            "push consumer misses {} of {} acknowledged messages, e.g. {:?}\n{}",
-            missing.len(),
-            acked_keys.len(),
-            missing.iter().take(10).collect::<Vec<_>>(),
-            g.logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let delivered = wait_delivered(&mut consumer, &acked_keys, Duration::from_secs(120), || {
+        g.logs()
+    });
     consumer.stop(Duration::from_secs(10));
     let redelivered: usize = delivered.values().map(|c| c - 1).sum();
     eprintln!(
@@ -766,7 +632,7 @@ fn mixed_group(java: [bool; 3]) {
             g.transfer(master);
         }
         let out = text(&g.dump(&format!("dledger_mixed_check_{step}")));
-        let stored = parse(&out, "MSG");
+        let stored = message_lines(&out, "MSG").0;
         let mut missing = lost(&acks, &stored);
         // Known issue (module documentation, `phantom_slot`): a Java member
         // restarted after SIGKILL may have a consume-queue slot that does
@@ -850,25 +716,8 @@ fn mixed_group(java: [bool; 3]) {
         acks.len(),
         g.logs()
     );
-    let ends: Vec<Option<(i64, i32)>> = g
-        .nodes
-        .iter()
-        .map(|n| entry_pos(&n.dledger_dir(), committed))
-        .collect();
-    assert!(
-        ends[0].is_some() && ends.iter().all(|e| *e == ends[0]),
-        "entry {committed} differs: {ends:?}"
-    );
-    let end = ends[0].map_or(0, |(pos, size)| (pos + i64::from(size)) as usize);
-    let logs: Vec<Vec<u8>> = g.nodes.iter().map(|n| data_log(&n.dledger_dir())).collect();
-    for (i, l) in logs.iter().enumerate() {
-        assert!(l.len() >= end, "n{i} data log shorter than {end}");
-        let diff = (0..end).find(|p| l[*p] != logs[0][*p]);
-        assert!(
-            diff.is_none(),
-            "n{i}'s committed prefix differs from n0's at byte {diff:?} of {end}"
-        );
-    }
+    let dirs: Vec<PathBuf> = g.nodes.iter().map(Node::dledger_dir).collect();
+    let end = same_committed_prefix(&dirs, committed).unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "committed prefix: {} entries, {end} bytes, identical on all three; total {:?}",
         committed + 1,

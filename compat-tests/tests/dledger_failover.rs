@@ -27,13 +27,14 @@
 //! committed prefixes covering at least every acknowledged entry.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use compat_tests::dledger_files::{checkpoint, same_committed_prefix};
 use compat_tests::{
-    bin_dir, cluster_info, free_broker_port, free_port, java_client, request_body, serial, text,
-    wait_until, OurNamesrv, Proc, ProxyMesh,
+    acked, bin_dir, cluster_info, free_broker_port, free_port, java_client, message_lines,
+    request_body, serial, text, wait_delivered, wait_until, OurNamesrv, Proc, ProxyMesh,
 };
 use remoting::code::request_code;
 
@@ -116,96 +117,11 @@ fn master(ns: &str) -> Option<String> {
     route(ns).get(&0).cloned()
 }
 
-fn acked(producer: &Proc) -> usize {
-    producer
-        .log_text()
-        .lines()
-        .filter(|l| l.starts_with("ACK "))
-        .count()
-}
-
 /// The broker port in an `ACK` line's offsetMsgId (hex: 4-byte IP, 4-byte
 /// port, 8-byte commit-log offset): which member stored it.
 fn ack_port(line: &str) -> Option<u32> {
     let id = line.split_whitespace().nth(3)?;
     u32::from_str_radix(id.get(8..16)?, 16).ok()
-}
-
-/// (queue, offset) → [offsetMsgId, uniqId, key] of `ACK`/`MSG` lines.
-fn parse(out: &str, tag: &str) -> (BTreeMap<(i32, i64), Vec<String>>, usize) {
-    let mut m = BTreeMap::new();
-    let mut dups = 0;
-    for line in out.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.first() != Some(&tag) || f.len() < 6 {
-            continue;
-        }
-        if let (Ok(q), Ok(o)) = (f[1].parse::<i32>(), f[2].parse::<i64>()) {
-            if m.insert(
-                (q, o),
-                vec![f[3].to_owned(), f[4].to_owned(), f[5].to_owned()],
-            )
-            .is_some()
-            {
-                dups += 1;
-            }
-        }
-    }
-    (m, dups)
-}
-
-fn properties(path: &Path) -> HashMap<String, String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
-}
-
-/// (endIndex, committedIndex) from a DLedger checkpoint file.
-fn checkpoint(dir: &Path) -> Option<(i64, i64)> {
-    let p = properties(&dir.join("checkpoint"));
-    Some((
-        p.get("endIndex")?.parse().ok()?,
-        p.get("committedIndex")?.parse().ok()?,
-    ))
-}
-
-/// The data log as one byte string (files in offset order; the test's logs
-/// start at 0 and keep every file).
-fn data_log(dir: &Path) -> Vec<u8> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("data"))
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        out.extend(std::fs::read(f).unwrap_or_default());
-    }
-    out
-}
-
-/// (pos, size) of entry `index` from the index log (32-byte records).
-fn entry_pos(dir: &Path, index: i64) -> Option<(i64, i32)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("index"))
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    files.sort();
-    let want = (index * 32) as u64;
-    for f in files {
-        let start: u64 = f.file_name()?.to_str()?.parse().ok()?;
-        let len = std::fs::metadata(&f).ok()?.len();
-        if want >= start && want + 32 <= start + len {
-            let b = std::fs::read(&f).ok()?;
-            let r = &b[(want - start) as usize..(want - start) as usize + 32];
-            let pos = i64::from_be_bytes(r[4..12].try_into().ok()?);
-            let size = i32::from_be_bytes(r[12..16].try_into().ok()?);
-            return Some((pos, size));
-        }
-    }
-    None
 }
 
 #[test]
@@ -329,28 +245,13 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
     assert_eq!(got, want, "clusterList:\n{list}");
     // The topic on the master; slave sync brings it to the others (Java's
     // DLedger slaves, like ours, take their topic table from the master).
-    let out = java.mqadmin(
-        &home,
-        &[
-            "updateTopic",
-            "-n",
-            &ns.addr,
-            "-b",
-            &nodes[first].addr,
-            "-t",
-            TOPIC,
-            "-r",
-            "4",
-            "-w",
-            "4",
-        ],
-    );
-    assert!(
-        out.contains(&format!("create topic to {} success", nodes[first].addr)),
-        "updateTopic on the master {}:\n{out}\n{}",
-        nodes[first].addr,
-        all_logs(&nodes)
-    );
+    if let Err(e) = java.update_topic_on_broker(&home, &ns.addr, TOPIC, 4, &nodes[first].addr) {
+        panic!(
+            "updateTopic on the master {}: {e}\n{}",
+            nodes[first].addr,
+            all_logs(&nodes)
+        );
+    }
     for node in &nodes {
         wait_until(
             &format!("n{} holds topic {TOPIC}", node.n),
@@ -462,39 +363,15 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
 
     producer.stop(Duration::from_secs(10));
     let sent = producer.log_text();
-    let (acks, _) = parse(&sent, "ACK");
+    let (acks, _) = message_lines(&sent, "ACK");
     let errors = sent.lines().filter(|l| l.starts_with("ERR ")).count();
 
     // The push consumer, running through both failovers, gets every
     // acknowledged message (redeliveries are counted, not failed).
     let acked_keys: Vec<String> = acks.values().map(|a| a[2].clone()).collect();
-    let mut delivered: HashMap<String, usize> = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        delivered.clear();
-        for l in consumer.log_text().lines() {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() >= 3 && f[0] == "GOT" {
-                *delivered.entry(f[1].to_owned()).or_default() += 1;
-            }
-        }
-        let missing: Vec<&String> = acked_keys
-            .iter()
-            .filter(|k| !delivered.contains_key(*k))
-            .collect();
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            consumer.is_running() && Instant::now() < deadline,
-            "push consumer misses {} of {} acknowledged messages, e.g. {:?}\n{}",
-            missing.len(),
-            acked_keys.len(),
-            missing.iter().take(10).collect::<Vec<_>>(),
-            all_logs(&nodes)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let delivered = wait_delivered(&mut consumer, &acked_keys, Duration::from_secs(120), || {
+        all_logs(&nodes)
+    });
     consumer.stop(Duration::from_secs(10));
     let redelivered: usize = delivered.values().map(|c| c - 1).sum();
     eprintln!(
@@ -514,7 +391,7 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
         "dump:\n{out}\n{}",
         all_logs(&nodes)
     );
-    let (stored, dup_offsets) = parse(&out, "MSG");
+    let (stored, dup_offsets) = message_lines(&out, "MSG");
     let mut lost = Vec::new();
     for ((q, o), a) in &acks {
         match stored.get(&(*q, *o)) {
@@ -595,23 +472,8 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
         acks.len(),
         all_logs(&nodes)
     );
-    let ends: Vec<(i64, i32)> = nodes
-        .iter()
-        .map(|n| entry_pos(&n.dledger_dir(), committed).expect("index record"))
-        .collect();
-    assert!(
-        ends.iter().all(|e| *e == ends[0]),
-        "entry {committed} differs: {ends:?}"
-    );
-    let end = (ends[0].0 + i64::from(ends[0].1)) as usize;
-    let logs: Vec<Vec<u8>> = nodes.iter().map(|n| data_log(&n.dledger_dir())).collect();
-    for (i, l) in logs.iter().enumerate() {
-        assert!(l.len() >= end, "n{i} data log shorter than {end}");
-        assert!(
-            l[..end] == logs[0][..end],
-            "n{i}'s committed prefix differs from n0's (first {end} bytes)"
-        );
-    }
+    let dirs: Vec<PathBuf> = nodes.iter().map(Node::dledger_dir).collect();
+    let end = same_committed_prefix(&dirs, committed).unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "committed prefix: {} entries, {end} bytes, identical on all three; total {:?}",
         committed + 1,

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use compat_tests::{
-    bin_dir, free_port, java_client, serial, text, workspace_root, JavaClient, Proc,
+    bin_dir, dledger_term, free_port, java_client, serial, text, workspace_root, JavaClient, Proc,
 };
 use dledger::core::Storage;
 use dledger::protocol::*;
@@ -398,27 +398,14 @@ impl Mixed {
     /// The current term of node `i`, read without side effects: a heartbeat
     /// claiming term 0 from another member is answered 403 with the term.
     fn term_of(&self, i: usize) -> Option<i64> {
-        let other = &self.nodes[(i + 1) % self.nodes.len()].id;
-        let req = HeartBeatRequest {
-            base: Base {
-                group: Some(GROUP.into()),
-                remote_id: Some(self.nodes[i].id.clone()),
-                local_id: Some(other.clone()),
-                leader_id: Some(other.clone()),
-                term: 0,
-                ..Base::default()
-            },
-        };
-        let peer = dledger::server::PeerClient::new(self.addr(i));
-        let resp = self
-            .rt
-            .block_on(peer.call(
-                request_frame(RequestCode::HeartBeat, &req),
-                Duration::from_secs(3),
-            ))
-            .ok()?;
-        let r = HeartBeatResponse::from_json(&resp.body).ok()?;
-        (r.base.code == 403).then_some(r.base.term)
+        let other = self.nodes[(i + 1) % self.nodes.len()].id.clone();
+        dledger_term(
+            &self.rt,
+            self.addr(i),
+            GROUP,
+            self.nodes[i].id.clone(),
+            other,
+        )
     }
 
     /// GET on `node`, which must lead; if leadership moved away on its own

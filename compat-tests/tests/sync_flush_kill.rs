@@ -11,45 +11,18 @@
 //! acknowledged record; that acknowledgements wait for the flush itself is
 //! asserted in the store's `sync_flush_group_commit_acknowledges_only_flushed_bytes`.
 
-use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
 use compat_tests::{
-    bin_dir, java_client, serial, text, wait_until, OurNamesrv, Proc, StandaloneBroker,
+    acked, bin_dir, java_client, message_lines, serial, text, wait_until, OurNamesrv, Proc,
+    StandaloneBroker,
 };
 
 const VERSION: &str = "5.3.3";
 const TOPIC: &str = "SyncFlushKill";
 const KILLS: usize = 3;
-
-/// (queue, offset) → [offsetMsgId, uniqId, key] from `ACK`/`MSG` lines;
-/// a partial last line (the producer killed mid-write) is skipped.
-fn parse(out: &str, tag: &str) -> BTreeMap<(i32, i64), Vec<String>> {
-    let mut m = BTreeMap::new();
-    for line in out.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.first() != Some(&tag) || f.len() < 6 {
-            continue;
-        }
-        if let (Ok(q), Ok(o)) = (f[1].parse::<i32>(), f[2].parse::<i64>()) {
-            m.insert(
-                (q, o),
-                vec![f[3].to_owned(), f[4].to_owned(), f[5].to_owned()],
-            );
-        }
-    }
-    m
-}
-
-fn acked(producer: &Proc) -> usize {
-    producer
-        .log_text()
-        .lines()
-        .filter(|l| l.starts_with("ACK "))
-        .count()
-}
 
 /// A number in `lo..hi` that differs from run to run.
 fn pseudo_random(lo: usize, hi: usize, salt: usize) -> usize {
@@ -144,7 +117,7 @@ fn sync_flush_broker_keeps_every_acknowledged_message_across_sigkill() {
     );
     producer.stop(Duration::from_secs(10));
     let sent = producer.log_text();
-    let acks = parse(&sent, "ACK");
+    let acks = message_lines(&sent, "ACK").0;
     assert!(acks.len() >= target, "{} acks parsed:\n{sent}", acks.len());
 
     let out = text(&java.run(
@@ -154,7 +127,7 @@ fn sync_flush_broker_keeps_every_acknowledged_message_across_sigkill() {
         Duration::from_secs(150),
     ));
     assert!(out.contains("DUMPED "), "dump:\n{out}\n{}", broker.logs());
-    let stored = parse(&out, "MSG");
+    let stored = message_lines(&out, "MSG").0;
     let errors = sent.lines().filter(|l| l.starts_with("ERR ")).count();
     eprintln!(
         "{} acknowledged, {errors} failed sends while the broker was down, {} stored",

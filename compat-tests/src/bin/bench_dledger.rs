@@ -40,7 +40,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use compat_tests::bench::{
-    clk_tck, cpu_model, cpu_ticks, loadavg, mib, nproc, rss_anon_kib, rss_kib, Histogram,
+    clk_tck, cpu_model, cpu_ticks, goal, latency_rows, loadavg, mib, nproc, per_round, print_table,
+    ratio, round_ratios, rss_anon_kib, rss_kib, Histogram, Latency, Row,
 };
 use compat_tests::{bin_dir, free_port, java_client, workspace_root, Proc};
 use dledger::config::{Timers, JAVA_TIMERS, OUR_TIMERS};
@@ -683,10 +684,7 @@ struct Outcome {
     tps: f64,
     appends: u64,
     errors: u64,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
-    max_us: f64,
+    lat: Latency,
     round_tps: Vec<f64>,
     cpu_cores: f64,
     cpu_us_per_append: f64,
@@ -800,7 +798,6 @@ async fn round(r: &mut Running, o: &Opts, n: usize, payload: &Bytes) {
 }
 
 fn finish(mut r: Running) -> (Outcome, Group) {
-    let us = |ns: u64| ns as f64 / 1e3;
     let secs = r.elapsed.as_secs_f64().max(1e-9);
     let cpu_secs = r.cpu_ticks as f64 / clk_tck();
     let (tmin, tmax) = (
@@ -810,10 +807,7 @@ fn finish(mut r: Running) -> (Outcome, Group) {
     r.out = Outcome {
         appends: r.hist.total,
         tps: r.hist.total as f64 / secs,
-        p50_us: us(r.hist.quantile(0.50)),
-        p99_us: us(r.hist.quantile(0.99)),
-        p999_us: us(r.hist.quantile(0.999)),
-        max_us: us(r.hist.max),
+        lat: Latency::of(&r.hist),
         cpu_cores: cpu_secs / secs,
         gen_cores: r.gen_ticks as f64 / clk_tck() / secs,
         cpu_us_per_append: if r.hist.total > 0 {
@@ -861,9 +855,8 @@ fn print_report(o: &Opts, results: &[Outcome], load_before: &str) {
         loadavg()
     );
     println!();
-    type Row = (&'static str, Box<dyn Fn(&Outcome) -> String>);
     let ms = |d: Duration| format!("{:.0}", d.as_secs_f64() * 1e3);
-    let rows: Vec<Row> = vec![
+    let mut rows: Vec<Row<Outcome>> = vec![
         ("timers", Box::new(|r: &Outcome| r.timers.clone())),
         (
             "start -> agreed leader",
@@ -905,13 +898,7 @@ fn print_report(o: &Opts, results: &[Outcome], load_before: &str) {
         ),
         (
             "throughput per round",
-            Box::new(|r: &Outcome| {
-                r.round_tps
-                    .iter()
-                    .map(|q| format!("{q:.0}"))
-                    .collect::<Vec<_>>()
-                    .join(" / ")
-            }),
+            Box::new(|r: &Outcome| per_round(&r.round_tps)),
         ),
         (
             "server CPU (cores busy, 3 nodes)",
@@ -925,22 +912,9 @@ fn print_report(o: &Opts, results: &[Outcome], load_before: &str) {
             "load generator CPU (cores)",
             Box::new(|r: &Outcome| format!("{:.2}", r.gen_cores)),
         ),
-        (
-            "p50 latency",
-            Box::new(|r: &Outcome| format!("{:.0} us", r.p50_us)),
-        ),
-        (
-            "p99 latency",
-            Box::new(|r: &Outcome| format!("{:.0} us", r.p99_us)),
-        ),
-        (
-            "p99.9 latency",
-            Box::new(|r: &Outcome| format!("{:.0} us", r.p999_us)),
-        ),
-        (
-            "max latency",
-            Box::new(|r: &Outcome| format!("{:.0} us", r.max_us)),
-        ),
+    ];
+    rows.extend(latency_rows(|r: &Outcome| r.lat));
+    rows.extend::<Vec<Row<Outcome>>>(vec![
         (
             "elections under load (rounds hit)",
             Box::new(|r: &Outcome| {
@@ -968,19 +942,7 @@ fn print_report(o: &Opts, results: &[Outcome], load_before: &str) {
                 median(&ok_failovers(r)).map_or("-".to_owned(), |d| format!("{} ms", ms(d)))
             }),
         ),
-    ];
-    let w0 = 33;
-    let w = 34;
-    print!("| {:<w0$} |", "");
-    for r in results {
-        print!(" {:<w$} |", r.label);
-    }
-    println!();
-    print!("|{}|", "-".repeat(w0 + 2));
-    for _ in results {
-        print!("{}|", "-".repeat(w + 2));
-    }
-    println!();
+    ]);
     // A failover-only group has no load figures.
     let always = [
         "timers",
@@ -989,20 +951,26 @@ fn print_report(o: &Opts, results: &[Outcome], load_before: &str) {
         "failover kill -> ack (ms)",
         "failover median",
     ];
-    for (name, f) in &rows {
-        print!("| {name:<w0$} |");
-        for r in results {
-            let cell = if r.round_tps.is_empty() && !always.contains(name) {
-                "-".to_owned()
+    let rows: Vec<Row<Outcome>> = rows
+        .into_iter()
+        .map(|(name, f)| -> Row<Outcome> {
+            if always.contains(&name) {
+                (name, f)
             } else {
-                f(r)
-            };
-            print!(" {cell:<w$} |");
-        }
-        println!();
-    }
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
-    let goal = |ok: bool| if ok { "meets goal" } else { "MISSES goal" };
+                (
+                    name,
+                    Box::new(move |r: &Outcome| {
+                        if r.round_tps.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            f(r)
+                        }
+                    }),
+                )
+            }
+        })
+        .collect();
+    print_table(results, |r| &r.label, &rows, 33, 34);
     let ours = results.iter().find(|r| r.label.starts_with("ours"));
     let java = results
         .iter()
@@ -1012,18 +980,7 @@ fn print_report(o: &Opts, results: &[Outcome], load_before: &str) {
     println!("ratios (higher = ours better):");
     if let (Some(ours), Some(java)) = (ours, java) {
         let tps = ratio(ours.tps, java.tps);
-        let mut per_round: Vec<f64> = ours
-            .round_tps
-            .iter()
-            .zip(&java.round_tps)
-            .map(|(a, b)| ratio(*a, *b))
-            .collect();
-        per_round.sort_by(f64::total_cmp);
-        let rounds = per_round
-            .iter()
-            .map(|q| format!("{q:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let rounds = round_ratios(&ours.round_tps, &java.round_tps);
         println!(
             "  throughput ours/Java          {tps:>8.2}x   (goal >= 3x: {})",
             goal(tps >= 3.0)
@@ -1035,11 +992,11 @@ fn print_report(o: &Opts, results: &[Outcome], load_before: &str) {
         );
         println!(
             "  p50 latency Java/ours         {:>8.2}x",
-            ratio(java.p50_us, ours.p50_us)
+            ratio(java.lat.p50_us, ours.lat.p50_us)
         );
         println!(
             "  p99 latency Java/ours         {:>8.2}x",
-            ratio(java.p99_us, ours.p99_us)
+            ratio(java.lat.p99_us, ours.lat.p99_us)
         );
         println!(
             "  RSS under load Java/ours      {:>8.2}x",

@@ -35,8 +35,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use compat_tests::bench::{clk_tck, cpu_model, cpu_ticks, loadavg, mib, nproc, rss_kib, Histogram};
-use compat_tests::{bin_dir, free_port, reference_libs, workspace_root, Proc};
+use compat_tests::bench::{
+    clk_tck, cpu_model, cpu_ticks, goal, latency_rows, loadavg, mib, nproc, per_round, print_table,
+    ratio, round_ratios, rss_kib, Histogram, Latency, Row,
+};
+use compat_tests::{bin_dir, free_port, jdk_opens, reference_libs, workspace_root, Proc};
 use remoting::body::{
     to_json, DataVersion, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper,
 };
@@ -216,19 +219,8 @@ fn spawn_java(version: &str, libs: &Path) -> Server {
     )
     .expect("write config");
     let mut cmd = Command::new("java");
-    cmd.args(["-Xms256m", "-Xmx256m", "-XX:MaxMetaspaceSize=128m"]);
-    if version.starts_with("4.") {
-        cmd.args([
-            "--add-opens",
-            "java.base/java.nio=ALL-UNNAMED",
-            "--add-opens",
-            "java.base/sun.nio.ch=ALL-UNNAMED",
-            "--add-exports",
-            "java.base/jdk.internal.ref=ALL-UNNAMED",
-            "--add-exports",
-            "java.base/sun.nio.ch=ALL-UNNAMED",
-        ]);
-    }
+    cmd.args(["-Xms256m", "-Xmx256m", "-XX:MaxMetaspaceSize=128m"])
+        .args(jdk_opens(version));
     cmd.arg("-XX:+UseG1GC")
         .arg(format!("-Duser.home={}", home.display()))
         .arg(format!("-Drocketmq.home.dir={}", home.display()))
@@ -275,10 +267,7 @@ struct Outcome {
     qps: f64,
     requests: u64,
     errors: u64,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
-    max_us: f64,
+    lat: Latency,
     clean_exit: bool,
     round_qps: Vec<f64>,
     cpu_cores: f64,
@@ -858,16 +847,12 @@ async fn round(r: &mut Running, o: &Opts, n: usize) -> f64 {
 
 fn finish(mut r: Running) -> Outcome {
     r.broker.close();
-    let us = |ns: u64| ns as f64 / 1e3;
     let secs = r.elapsed.as_secs_f64().max(1e-9);
     let cpu_secs = r.cpu_ticks as f64 / clk_tck();
     let out = Outcome {
         requests: r.hist.total,
         qps: r.hist.total as f64 / secs,
-        p50_us: us(r.hist.quantile(0.50)),
-        p99_us: us(r.hist.quantile(0.99)),
-        p999_us: us(r.hist.quantile(0.999)),
-        max_us: us(r.hist.max),
+        lat: Latency::of(&r.hist),
         cpu_cores: cpu_secs / secs,
         gen_cores: r.gen_ticks as f64 / clk_tck() / secs,
         gen_us_per_req: if r.hist.total > 0 {
@@ -907,8 +892,7 @@ fn print_report(o: &Opts, results: &[Outcome]) {
         o.conns, o.inflight, o.topics, o.warmup, o.rounds, o.duration, loadavg()
     );
     println!();
-    type Row = (&'static str, Box<dyn Fn(&Outcome) -> String>);
-    let rows: Vec<Row> = vec![
+    let mut rows: Vec<Row<Outcome>> = vec![
         (
             "spawn -> TCP connect",
             Box::new(|r: &Outcome| format!("{:.0} ms", r.connect_ms)),
@@ -936,13 +920,7 @@ fn print_report(o: &Opts, results: &[Outcome]) {
         ),
         (
             "throughput per round",
-            Box::new(|r: &Outcome| {
-                r.round_qps
-                    .iter()
-                    .map(|q| format!("{q:.0}"))
-                    .collect::<Vec<_>>()
-                    .join(" / ")
-            }),
+            Box::new(|r: &Outcome| per_round(&r.round_qps)),
         ),
         (
             "server CPU (cores busy)",
@@ -960,73 +938,27 @@ fn print_report(o: &Opts, results: &[Outcome]) {
             "generator CPU per request",
             Box::new(|r: &Outcome| format!("{:.2} us", r.gen_us_per_req)),
         ),
-        (
-            "p50 latency",
-            Box::new(|r: &Outcome| format!("{:.0} us", r.p50_us)),
-        ),
-        (
-            "p99 latency",
-            Box::new(|r: &Outcome| format!("{:.0} us", r.p99_us)),
-        ),
-        (
-            "p99.9 latency",
-            Box::new(|r: &Outcome| format!("{:.0} us", r.p999_us)),
-        ),
-        (
-            "max latency",
-            Box::new(|r: &Outcome| format!("{:.0} us", r.max_us)),
-        ),
-        (
-            "exited on SIGTERM (20 s)",
-            Box::new(|r: &Outcome| {
-                if r.clean_exit {
-                    "yes".into()
-                } else {
-                    "no (SIGKILLed)".into()
-                }
-            }),
-        ),
     ];
-    let w0 = 28;
-    let w = 32;
-    print!("| {:<w0$} |", "");
-    for r in results {
-        print!(" {:<w$} |", r.label);
-    }
-    println!();
-    print!("|{}|", "-".repeat(w0 + 2));
-    for _ in results {
-        print!("{}|", "-".repeat(w + 2));
-    }
-    println!();
-    for (name, f) in &rows {
-        print!("| {name:<w0$} |");
-        for r in results {
-            print!(" {:<w$} |", f(r));
-        }
-        println!();
-    }
+    rows.extend(latency_rows(|r: &Outcome| r.lat));
+    rows.push((
+        "exited on SIGTERM (20 s)",
+        Box::new(|r: &Outcome| {
+            if r.clean_exit {
+                "yes".into()
+            } else {
+                "no (SIGKILLed)".into()
+            }
+        }),
+    ));
+    print_table(results, |r| &r.label, &rows, 28, 32);
     if let [ours, java] = results {
-        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
         let qps = ratio(ours.qps, java.qps);
-        let p99 = ratio(java.p99_us, ours.p99_us);
+        let p99 = ratio(java.lat.p99_us, ours.lat.p99_us);
         let rss = ratio(java.idle_rss_kib as f64, ours.idle_rss_kib as f64);
         let rss_load = ratio(java.load_rss_kib as f64, ours.load_rss_kib as f64);
         let start = ratio(java.answer_ms, ours.answer_ms);
         let cpu = ratio(java.cpu_us_per_req, ours.cpu_us_per_req);
-        let mut per_round: Vec<f64> = ours
-            .round_qps
-            .iter()
-            .zip(&java.round_qps)
-            .map(|(a, b)| ratio(*a, *b))
-            .collect();
-        per_round.sort_by(f64::total_cmp);
-        let rounds = per_round
-            .iter()
-            .map(|q| format!("{q:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let goal = |ok: bool| if ok { "meets goal" } else { "MISSES goal" };
+        let rounds = round_ratios(&ours.round_qps, &java.round_qps);
         println!();
         println!("ratios (higher = ours better):");
         println!(
