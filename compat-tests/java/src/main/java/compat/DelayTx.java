@@ -265,19 +265,7 @@ public final class DelayTx {
             pc.setNamesrvAddr(ns);
             pc.setInstanceName(instance());
             pc.start();
-            PullResult pr = null;
-            long deadline = System.currentTimeMillis() + 20000;
-            while (System.currentTimeMillis() < deadline) {
-                try {
-                    pr = pc.pull(mq, "*", 0, 32);
-                    if (pr.getPullStatus() == PullStatus.FOUND) {
-                        break;
-                    }
-                } catch (Exception e) {
-                    // route not there yet
-                }
-                Thread.sleep(300);
-            }
+            PullResult pr = Support.pullFound(pc, mq, 20);
             if (pr == null || pr.getPullStatus() != PullStatus.FOUND) {
                 problems.add("DLQ not readable: " + (pr == null ? "no result" : pr.getPullStatus()));
             } else {

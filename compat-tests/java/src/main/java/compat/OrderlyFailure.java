@@ -131,19 +131,7 @@ public final class OrderlyFailure {
             pc.setNamesrvAddr(ns);
             pc.setInstanceName(instance(prefix));
             pc.start();
-            PullResult pr = null;
-            long deadline = System.currentTimeMillis() + 15000;
-            while (System.currentTimeMillis() < deadline) {
-                try {
-                    pr = pc.pull(mq, "*", 0, 32);
-                    if (pr.getPullStatus() == PullStatus.FOUND) {
-                        break;
-                    }
-                } catch (Exception e) {
-                    // no route yet
-                }
-                Thread.sleep(300);
-            }
+            PullResult pr = Support.pullFound(pc, mq, 15);
             if (pr == null || pr.getPullStatus() != PullStatus.FOUND) {
                 out("dlq found=false pull=" + (pr == null ? "none" : pr.getPullStatus()));
             } else {

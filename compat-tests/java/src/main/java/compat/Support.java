@@ -2,7 +2,11 @@ package compat;
 
 import java.util.List;
 import java.util.function.BooleanSupplier;
+import org.apache.rocketmq.client.consumer.DefaultMQPullConsumer;
+import org.apache.rocketmq.client.consumer.PullResult;
+import org.apache.rocketmq.client.consumer.PullStatus;
 import org.apache.rocketmq.common.TopicConfig;
+import org.apache.rocketmq.common.message.MessageQueue;
 import org.apache.rocketmq.tools.admin.DefaultMQAdminExt;
 
 /** Helpers shared by the scenario drivers (Scenarios, DelayTx, FilterTraceCompress, OrderlyFailure). */
@@ -87,6 +91,29 @@ final class Support {
             Thread.sleep(100);
         }
         return cond.getAsBoolean();
+    }
+
+    /**
+     * Pulls up to 32 messages of {@code mq} from offset 0 every 300 ms for up to {@code seconds}
+     * (a pull fails while the route is not there yet) until one is FOUND; returns the last result
+     * (null if every pull failed).
+     */
+    static PullResult pullFound(DefaultMQPullConsumer pc, MessageQueue mq, long seconds)
+            throws InterruptedException {
+        PullResult pr = null;
+        long deadline = System.currentTimeMillis() + seconds * 1000L;
+        while (System.currentTimeMillis() < deadline) {
+            try {
+                pr = pc.pull(mq, "*", 0, 32);
+                if (pr.getPullStatus() == PullStatus.FOUND) {
+                    break;
+                }
+            } catch (Exception e) {
+                // route not there yet
+            }
+            Thread.sleep(300);
+        }
+        return pr;
     }
 
     /** "ok summary", or "FAIL summary problems: p1; p2; ..." with at most 20 problems. */
