@@ -135,6 +135,22 @@ fn rows(out: &str) -> Vec<Vec<&str>> {
         .collect()
 }
 
+/// The message of a failed assertion on the `i`th command of a batch: the
+/// command, what was expected, its output and the servers' logs.
+fn batch_failure(
+    version: &str,
+    cmds: &[Vec<String>],
+    out: &[String],
+    i: usize,
+    what: &str,
+    logs: &str,
+) -> String {
+    format!(
+        "{version} {:?}: {what}\n----- output -----\n{}\n{logs}",
+        cmds[i], out[i]
+    )
+}
+
 fn no_exception(version: &str, name: &str, out: &str) {
     // Stack-trace lines or a thrown exception's "Type: message" line (plain
     // property names such as pullTimeDelayMillsWhenException are fine).
@@ -637,14 +653,9 @@ fn matrix_for(
     cmds.push(cmd(&["cleanUnusedTopic", "-n", ns, "-b", addr]));
     let out = batch(cluster, java, &cmds);
     let o = |i: usize| out[i].as_str();
-    let fail = |i: usize, what: &str| -> String {
-        format!(
-            "{version} {:?}: {what}\n----- output -----\n{}\n----- peer -----\n{}\n{}",
-            cmds[i],
-            out[i],
-            peer.log(),
-            cluster.logs()
-        )
+    let fail = |i: usize, what: &str| {
+        let logs = format!("----- peer -----\n{}\n{}", peer.log(), cluster.logs());
+        batch_failure(version, &cmds, &out, i, what, &logs)
     };
 
     // queryCq: the units [0, 5) of message 3's queue, each at the commit-log
@@ -1125,14 +1136,7 @@ fn offline_reset(cluster: &Cluster, java: &JavaClient, group: &str, t0: i64) {
         cmd(&["brokerConsumeStats", "-n", ns, "-b", addr]),
     ];
     let out = batch(cluster, java, &cmds);
-    let fail = |i: usize, what: &str| -> String {
-        format!(
-            "{version} {:?}: {what}\n{}\n{}",
-            cmds[i],
-            out[i],
-            cluster.logs()
-        )
-    };
+    let fail = |i: usize, what: &str| batch_failure(version, &cmds, &out, i, what, &cluster.logs());
     assert!(
         // 4.9.8 says "rollback ... #rollbackOffset", 5.3.3 "reset ... #resetOffset".
         out[0].contains(&format!(
@@ -1203,14 +1207,8 @@ fn offline_reset(cluster: &Cluster, java: &JavaClient, group: &str, t0: i64) {
             cmd(&["consumerProgress", "-n", ns, "-g", group]),
         ];
         let out = batch(cluster, java, &cmds);
-        let fail = |i: usize, what: &str| -> String {
-            format!(
-                "{version} {:?}: {what}\n{}\n{}",
-                cmds[i],
-                out[i],
-                cluster.logs()
-            )
-        };
+        let fail =
+            |i: usize, what: &str| batch_failure(version, &cmds, &out, i, what, &cluster.logs());
         assert!(
             out[0].contains("reset consumer offset to 3"),
             "{}",
