@@ -728,3 +728,35 @@ async fn send_back_goes_to_retry_then_dlq() {
     assert_eq!(c.call(back(123_456_789, "16")).await.code, rc::SYSTEM_ERROR);
     b.stop().await;
 }
+
+/// INVOKE_BROKER_TO_RESET_OFFSET: a master answers it (no consumer online
+/// here), a slave refuses with Java 5.x's SYSTEM_ERROR.
+#[tokio::test]
+async fn reset_offset_is_refused_on_a_slave() {
+    let reset = || {
+        RemotingCommand::request(rq::INVOKE_BROKER_TO_RESET_OFFSET)
+            .with_ext("topic", "TR")
+            .with_ext("group", "gR")
+            .with_ext("timestamp", "-1")
+            .with_ext("isForce", "true")
+    };
+    for role in ["ASYNC_MASTER", "SLAVE"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), None);
+        cfg.broker_role = role.into();
+        let b = start(cfg).await;
+        let c = connect(b.addr).await;
+        assert_eq!(c.call(create_topic("TR", 2)).await.code, rc::SUCCESS);
+        let r = c.call(reset()).await;
+        if role == "SLAVE" {
+            assert_eq!(r.code, rc::SYSTEM_ERROR, "{:?}", r.remark);
+            assert_eq!(
+                r.remark.as_deref(),
+                Some("Can not reset offset in slave broker")
+            );
+        } else {
+            assert_eq!(r.code, rc::CONSUMER_NOT_ONLINE, "{:?}", r.remark);
+        }
+        b.stop().await;
+    }
+}

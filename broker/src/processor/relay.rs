@@ -155,7 +155,8 @@ pub fn offset_of_message_id(id: &str) -> Option<i64> {
 }
 
 impl RelayProcessor {
-    /// INVOKE_BROKER_TO_RESET_OFFSET (222), as Java 4.9's `Broker2Client.resetOffset`:
+    /// INVOKE_BROKER_TO_RESET_OFFSET (222), as Java 4.9's `Broker2Client.resetOffset`
+    /// (refused on a slave, as Java 5.x):
     /// compute the offsets by timestamp (-1 = max offset), push them to every
     /// online consumer of the group with RESET_CONSUMER_CLIENT_OFFSET (220)
     /// and answer them. With no consumer online it answers
@@ -166,6 +167,16 @@ impl RelayProcessor {
     pub async fn reset_offset(&self, req: RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: ResetOffsetRequestHeader = req.header()?;
         info!(topic = %h.topic, group = %h.group, timestamp = h.timestamp, force = ?h.is_force, queue_id = ?h.queue_id, offset = ?h.offset, "reset offset requested");
+        // Java 5.x (`useServerSideResetOffset`, on by default): offsets are
+        // the master's; a slave (a DLedger follower too) refuses.
+        if read_config(&self.config)
+            .broker_role
+            .eq_ignore_ascii_case("SLAVE")
+        {
+            return Err(BrokerError::System(
+                "Can not reset offset in slave broker".into(),
+            ));
+        }
         let Some(topic) = self.topics.get(&h.topic) else {
             return Err(BrokerError::System(format!(
                 "[reset-offset] reset offset failed, no topic in this broker. topic={}",
