@@ -237,6 +237,7 @@ impl Broker {
                 groups: groups.clone(),
                 offsets: offsets.clone(),
                 schedule: schedule.clone(),
+                timer: timer.clone(),
             };
             tasks.spawn(sync.run(shutdown.clone()));
         }
@@ -445,6 +446,14 @@ fn build_router(s: Services) -> Router {
         router = router.route(
             crate::slave_sync::GET_ALL_DELAY_OFFSET,
             sync_handler(move |_, _| Ok(RemotingCommand::success().with_body(schedule.encode()))),
+        );
+    }
+    {
+        // Java `getTimerCheckPoint` (what a slave syncs).
+        let timer = s.timer.clone();
+        router = router.route(
+            crate::timer::GET_TIMER_CHECK_POINT,
+            sync_handler(move |_, _| Ok(RemotingCommand::success().with_body(timer.checkpoint()))),
         );
     }
     {

@@ -1,6 +1,7 @@
 //! Slave sync (Java `SlaveSynchronize`) for DLedger slaves: while this
 //! broker is a slave it copies the master's topic configs, subscription
-//! groups, consumer offsets and delay-level offsets every [`SYNC_PERIOD`],
+//! groups, consumer offsets, delay-level offsets and the timer checkpoint
+//! every [`SYNC_PERIOD`],
 //! so the broker that
 //! becomes master next serves the group's topics and resumes consumers at
 //! (nearly) their committed offsets. The master is the name server's id 0
@@ -41,6 +42,8 @@ pub struct SlaveSync {
     pub offsets: Arc<ConsumerOffsetManager>,
     /// Delay-level offsets (Java syncs `delayOffset.json`).
     pub schedule: Arc<crate::schedule::ScheduleService>,
+    /// Timer progress (Java syncs the `TimerCheckpoint`).
+    pub timer: Arc<crate::timer::TimerService>,
 }
 
 /// GET_ALL_DELAY_OFFSET.
@@ -145,6 +148,12 @@ impl SlaveSync {
         }
         let body = self.call(c, GET_ALL_DELAY_OFFSET).await?;
         self.schedule.sync_offsets(&body)?;
+        // A master without a timer store (Java's `timerWheelEnable=false`)
+        // refuses: the rest of the sync still counts.
+        match self.call(c, crate::timer::GET_TIMER_CHECK_POINT).await {
+            Ok(body) => self.timer.sync_from_master(&body)?,
+            Err(e) => debug!(error = %e, "slave sync: no timer checkpoint"),
+        }
         Ok(())
     }
 }

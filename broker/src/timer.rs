@@ -10,6 +10,13 @@
 //!   it is delivered) and the delivered offsets above it, so a restart
 //!   rescans from the mark and delivers each message once (a crash between a
 //!   re-put and the next progress write can deliver it twice).
+//! - GET_TIMER_CHECK_POINT (60) answers Java's 56-byte `TimerCheckpoint`:
+//!   `lastReadTimeMs` = every scanned entry due before it is delivered,
+//!   `masterTimerQueueOffset` = entries below it are scanned. A slave (a
+//!   DLedger follower) syncs it from the master and, once master itself,
+//!   skips what the old master delivered: entries below that offset due
+//!   before that time (Java's timer store resumes the same way). Deliveries
+//!   since the last sync (3 s) may come twice; none is lost.
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -58,7 +65,30 @@ struct ProgressFile {
     commit_offset: i64,
     #[serde(default)]
     delivered: Vec<i64>,
+    /// The master's checkpoint last synced (slaves): see [`MasterMark`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    master: Option<MasterMark>,
 }
+
+/// What a master had delivered when a slave last synced: every entry below
+/// `queue_offset` due before `read_time_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MasterMark {
+    read_time_ms: i64,
+    queue_offset: i64,
+}
+
+impl MasterMark {
+    fn delivered(&self, due: i64, off: i64) -> bool {
+        off < self.queue_offset && due < self.read_time_ms
+    }
+}
+
+/// GET_TIMER_CHECK_POINT (Java 5.x `RequestCode`).
+pub const GET_TIMER_CHECK_POINT: i32 = 60;
+/// Java `TimerCheckpoint.encode`: four longs and a data version.
+const CHECKPOINT_LEN: usize = 56;
 
 #[derive(Default)]
 struct State {
@@ -68,6 +98,10 @@ struct State {
     pending: BTreeSet<(i64, i64)>,
     /// Delivered offsets at or above the low-water mark.
     delivered: HashSet<i64>,
+    /// Synced from the master while a slave.
+    master: Option<MasterMark>,
+    /// Data version counter of the checkpoint answered.
+    version: i64,
     dirty: bool,
 }
 
@@ -96,6 +130,7 @@ impl TimerService {
         let state = State {
             scan: file.commit_offset.max(min),
             delivered: file.delivered.into_iter().collect(),
+            master: file.master,
             ..State::default()
         };
         info!(path = %path.display(), from = state.scan, "timer progress loaded");
@@ -148,22 +183,36 @@ impl TimerService {
         let mut st = self.lock();
         for _ in 0..10_000 {
             let off = st.scan;
-            match read_entry(&self.store, topic::TIMER_TOPIC, 0, off) {
+            let record = match read_entry(&self.store, topic::TIMER_TOPIC, 0, off) {
                 Entry::Empty => break,
-                Entry::Skip(next) => st.scan = next,
+                Entry::Skip(next) => {
+                    st.scan = next;
+                    None
+                }
                 Entry::Found { record, .. } => {
                     st.scan = off + 1;
-                    if st.delivered.contains(&off) {
-                        continue;
-                    }
-                    let due = store::record::decode(&record).ok().and_then(|v| {
+                    Some(record)
+                }
+            };
+            // The scan moved: the progress to persist changed even when
+            // nothing is pending (entries delivered before, or by the master).
+            st.dirty = true;
+            if let Some(record) = record {
+                if st.delivered.contains(&off) {
+                    continue;
+                }
+                let due = store::record::decode(&record)
+                    .ok()
+                    .and_then(|v| {
                         store::properties::get(v.properties, PROPERTY_TIMER_OUT_MS)
                             .and_then(|d| d.parse::<i64>().ok())
-                    });
-                    st.pending.insert((due.unwrap_or(0), off));
+                    })
+                    .unwrap_or(0);
+                if st.master.is_some_and(|m| m.delivered(due, off)) {
+                    continue;
                 }
+                st.pending.insert((due, off));
             }
-            st.dirty = true;
         }
     }
 
@@ -241,6 +290,7 @@ impl TimerService {
             serde_json::to_vec(&ProgressFile {
                 commit_offset: st.low_water(),
                 delivered,
+                master: st.master,
             })
             .unwrap_or_default()
         };
@@ -251,10 +301,84 @@ impl TimerService {
     }
 }
 
+impl TimerService {
+    /// The GET_TIMER_CHECK_POINT body (Java `TimerCheckpoint.encode`). Every
+    /// scanned entry due before the earliest pending one is delivered (with
+    /// none pending: before now); a slave that has not scanned past its
+    /// synced master mark answers that mark.
+    pub fn checkpoint(&self) -> Vec<u8> {
+        let mut st = self.lock();
+        let (read_time_ms, queue_offset) = match st.master {
+            Some(m) if st.scan < m.queue_offset => (m.read_time_ms, m.queue_offset),
+            _ => (
+                st.pending
+                    .iter()
+                    .next()
+                    .map_or_else(remoting::body::now_millis, |(due, _)| *due),
+                st.scan,
+            ),
+        };
+        st.version += 1;
+        let fields = [
+            read_time_ms,
+            0, // lastTimerLogFlushPos: no timer log here
+            queue_offset,
+            queue_offset,
+            0, // data version: state version, timestamp, counter
+            remoting::body::now_millis(),
+            st.version,
+        ];
+        fields.iter().flat_map(|v| v.to_be_bytes()).collect()
+    }
+
+    /// Takes the master's GET_TIMER_CHECK_POINT answer (slave sync): what
+    /// it delivered is dropped from this broker's pending set now and
+    /// skipped by its scans later.
+    pub fn sync_from_master(&self, body: &[u8]) -> Result<(), String> {
+        if body.len() < CHECKPOINT_LEN {
+            return Err(format!("timer checkpoint of {} bytes", body.len()));
+        }
+        let long = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&body[at..at + 8]);
+            i64::from_be_bytes(b)
+        };
+        let mark = MasterMark {
+            read_time_ms: long(0),
+            queue_offset: long(24),
+        };
+        {
+            let mut st = self.lock();
+            if st.master == Some(mark) {
+                return Ok(());
+            }
+            st.master = Some(mark);
+            st.pending.retain(|(due, off)| !mark.delivered(*due, *off));
+            st.dirty = true;
+        }
+        self.persist();
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn master_mark_covers_entries_below_its_offset_due_before_its_time() {
+        let m = MasterMark {
+            read_time_ms: 1000,
+            queue_offset: 10,
+        };
+        assert!(m.delivered(999, 9));
+        assert!(!m.delivered(1000, 9), "due at the read time: maybe not yet");
+        assert!(!m.delivered(5, 10), "not scanned by the master");
+        let file: ProgressFile =
+            serde_json::from_str(r#"{"commitOffset":3,"delivered":[5]}"#).unwrap();
+        assert_eq!(file.master, None, "files written before the mark existed");
+    }
 
     #[test]
     fn due_time_from_properties() {

@@ -19,6 +19,10 @@
 //!    must not be lost (checked below with all the others). Then the links
 //!    heal and it rejoins as a slave and catches up.
 //!
+//! Before round 1 the master delivers 5.x timer messages; the slaves sync its
+//! timer checkpoint (GET_TIMER_CHECK_POINT), so the master after the kill
+//! delivers none of them a second time.
+//!
 //! A push consumer (compat.FailoverConsumer) runs throughout and must receive
 //! every acknowledged message (redeliveries are only counted). Then every
 //! acknowledged message must be pulled back (pull consumer) at its
@@ -40,6 +44,9 @@ use remoting::code::request_code;
 
 const VERSION: &str = "5.3.3";
 const TOPIC: &str = "DLedgerFailover";
+/// The real topic of the timer messages, and how many.
+const TIMER_TOPIC: &str = "DLedgerTimer";
+const TIMERS: i64 = 20;
 const CLUSTER: &str = "DLedgerCluster";
 const BROKER_NAME: &str = "dl-broker";
 /// DLedger data segment (= mappedFileSizeCommitLog): small, so entries roll
@@ -115,6 +122,25 @@ fn route(ns: &str) -> BTreeMap<i64, String> {
 
 fn master(ns: &str) -> Option<String> {
     route(ns).get(&0).cloned()
+}
+
+/// A broker's GET_TIMER_CHECK_POINT answer: (lastReadTimeMs,
+/// masterTimerQueueOffset).
+fn timer_checkpoint(addr: &str) -> Option<(i64, i64)> {
+    let b = request_body(addr, 60)?;
+    let long = |at: usize| Some(i64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?));
+    Some((long(0)?, long(24)?))
+}
+
+/// The low-water mark of a broker's `timerProgress.json`.
+fn timer_progress(node: &Node) -> Option<i64> {
+    let path = node
+        .dir
+        .join("store")
+        .join("config")
+        .join("timerProgress.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    v.get("commitOffset")?.as_i64()
 }
 
 /// The broker port in an `ACK` line's offsetMsgId (hex: 4-byte IP, 4-byte
@@ -245,21 +271,57 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
     assert_eq!(got, want, "clusterList:\n{list}");
     // The topic on the master; slave sync brings it to the others (Java's
     // DLedger slaves, like ours, take their topic table from the master).
-    if let Err(e) = java.update_topic_on_broker(&home, &ns.addr, TOPIC, 4, &nodes[first].addr) {
-        panic!(
-            "updateTopic on the master {}: {e}\n{}",
-            nodes[first].addr,
-            all_logs(&nodes)
-        );
+    for topic in [TOPIC, TIMER_TOPIC] {
+        if let Err(e) = java.update_topic_on_broker(&home, &ns.addr, topic, 4, &nodes[first].addr) {
+            panic!(
+                "updateTopic {topic} on the master {}: {e}\n{}",
+                nodes[first].addr,
+                all_logs(&nodes)
+            );
+        }
+        for node in &nodes {
+            wait_until(
+                &format!("n{} holds topic {topic}", node.n),
+                Duration::from_secs(40),
+                || {
+                    request_body(&node.addr, request_code::GET_ALL_TOPIC_CONFIG).is_some_and(|b| {
+                        String::from_utf8_lossy(&b).contains(&format!("\"{topic}\""))
+                    })
+                },
+            );
+        }
     }
+
+    // Timer messages due 1 s after sending: the master delivers them all
+    // (its checkpoint: every entry below TIMERS scanned, none pending), and
+    // both slaves sync that checkpoint.
+    let out = text(&java.run(
+        &home,
+        "compat.StoreDriver",
+        &[
+            "produce",
+            &ns.addr,
+            TIMER_TOPIC,
+            &TIMERS.to_string(),
+            "0",
+            "1000",
+        ],
+        Duration::from_secs(120),
+    ));
+    assert!(
+        out.contains(&format!("DONE acked={TIMERS}")),
+        "timer sends:\n{out}\n{}",
+        all_logs(&nodes)
+    );
+    let due_by = remoting::body::now_millis() + 1000;
     for node in &nodes {
         wait_until(
-            &format!("n{} holds topic {TOPIC}", node.n),
-            Duration::from_secs(40),
-            || {
-                request_body(&node.addr, request_code::GET_ALL_TOPIC_CONFIG)
-                    .is_some_and(|b| String::from_utf8_lossy(&b).contains(&format!("\"{TOPIC}\"")))
-            },
+            &format!(
+                "n{} timer checkpoint: all {TIMERS} timer messages delivered",
+                node.n
+            ),
+            Duration::from_secs(60),
+            || timer_checkpoint(&node.addr).is_some_and(|(t, q)| t >= due_by && q >= TIMERS),
         );
     }
 
@@ -304,6 +366,28 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
     eprintln!(
         "SIGKILL n{old}: n{new} master and 100 acks after {:?}",
         t0.elapsed()
+    );
+    // The new master's timer scan passes the timer messages (deliveries
+    // come before the progress is written) without delivering them again.
+    wait_until(
+        &format!("n{new} timer progress past the timer messages"),
+        Duration::from_secs(60),
+        || timer_progress(&nodes[new]).is_some_and(|o| o >= TIMERS),
+    );
+    let out = text(&java.run(
+        &home,
+        "compat.StoreDriver",
+        &["dump", &ns.addr, TIMER_TOPIC, "dledger_timer_check", "60"],
+        Duration::from_secs(120),
+    ));
+    let (timed, _) = message_lines(&out, "MSG");
+    let keys: std::collections::BTreeSet<&str> = timed.values().map(|m| m[2].as_str()).collect();
+    assert!(
+        timed.len() == TIMERS as usize && keys.len() == TIMERS as usize,
+        "{TIMERS} timer messages delivered once each, found {} ({} keys):\n{out}\n{}",
+        timed.len(),
+        keys.len(),
+        all_logs(&nodes)
     );
     nodes[old].start();
     wait_slave(&nodes, old);

@@ -12,6 +12,7 @@ import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.client.producer.SendStatus;
 import org.apache.rocketmq.common.message.Message;
+import org.apache.rocketmq.common.message.MessageAccessor;
 import org.apache.rocketmq.common.message.MessageClientExt;
 import org.apache.rocketmq.common.message.MessageExt;
 import org.apache.rocketmq.common.message.MessageQueue;
@@ -21,9 +22,10 @@ import org.apache.rocketmq.common.message.MessageQueue;
  * serves back, one line per message, so a test can compare stores across brokers.
  *
  * <pre>
- * StoreDriver produce &lt;ns&gt; &lt;topic&gt; &lt;count&gt; &lt;batchSize&gt;
+ * StoreDriver produce &lt;ns&gt; &lt;topic&gt; &lt;count&gt; &lt;batchSize&gt; [timerDelayMs]
  *     count sync sends (keys "key-i uk-i", tag Tag(i%3), properties seq=i color=c(i%5),
- *     body body-i), then one batch of batchSize (keys batch-j, tag TagB, seq=count+j).
+ *     body body-i), then one batch of batchSize (keys batch-j, tag TagB, seq=count+j);
+ *     with timerDelayMs the single sends are timer messages due that long after sending.
  * StoreDriver produce-until &lt;ns&gt; &lt;topic&gt; &lt;seconds&gt;
  *     sync sends of keys k-i for that long, whatever fails (send timeout 3 s, no retries).
  * StoreDriver dump &lt;ns&gt; &lt;topic&gt; &lt;group&gt; &lt;timeoutSeconds&gt;
@@ -47,7 +49,8 @@ public final class StoreDriver {
         try {
             switch (args.length > 0 ? args[0] : "") {
                 case "produce":
-                    rc = produce(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
+                    rc = produce(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]),
+                        args.length > 5 ? Long.parseLong(args[5]) : 0);
                     break;
                 case "produce-until":
                     rc = produceUntil(args[1], args[2], Integer.parseInt(args[3]));
@@ -98,12 +101,21 @@ public final class StoreDriver {
             + " " + key);
     }
 
-    private static int produce(String ns, String topic, int count, int batchSize) throws Exception {
+    /**
+     * {@code count} single sends, then a batch of {@code batchSize}; with {@code timerDelayMs > 0} the single
+     * sends are 5.x timer messages (TIMER_DELIVER_MS = send time + delay).
+     */
+    private static int produce(String ns, String topic, int count, int batchSize, long timerDelayMs)
+        throws Exception {
         DefaultMQProducer p = producer(ns);
         int acked = 0;
         try {
             for (int i = 0; i < count; i++) {
                 Message m = message(topic, "Tag" + (i % 3), "key-" + i + " uk-" + i, i, "c" + (i % 5), "body-" + i);
+                if (timerDelayMs > 0) {
+                    MessageAccessor.putProperty(m, "TIMER_DELIVER_MS",
+                        Long.toString(System.currentTimeMillis() + timerDelayMs));
+                }
                 SendResult r = sendWithRetry(p, m);
                 if (r.getSendStatus() != SendStatus.SEND_OK) {
                     System.out.println("FAIL send " + i + ": " + r.getSendStatus());
