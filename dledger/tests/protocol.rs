@@ -349,6 +349,44 @@ fn input_rules_follow_fastjson() {
 }
 
 #[test]
+fn lenient_numbers_and_bytes_without_a_json_tree() {
+    // Decimals are cut, booleans count 0/1, numeric text is trimmed; inside
+    // a PUSH (flattened base) and alone.
+    let p = PushEntryRequest::from_json(
+        br#"{"term":"  7 ","commitIndex":2.9,"code":true,"batchEntry":[
+            {"index":1e3,"size":null,"body":[-1,255,0]},
+            {"index":"5","body":null},
+            {"index":6,"body":"YQ\u003d\u003d"}]}"#,
+    )
+    .expect("lenient push");
+    assert_eq!((p.base.term, p.commit_index, p.base.code), (7, 2, 1));
+    let e = &p.batch_entry;
+    assert_eq!((e[0].index, e[0].size), (1000, 0));
+    assert_eq!(e[0].body.as_deref(), Some(&[0xFF, 0xFF, 0][..]));
+    assert_eq!((e[1].index, e[1].body.as_deref()), (5, None));
+    assert_eq!(e[2].body.as_deref(), Some(&b"a"[..]));
+    let a = AppendEntryRequest::from_json(br#"{"term":-3,"body":"aGk="}"#).expect("plain");
+    assert_eq!((a.base.term, a.body.as_deref()), (-3, Some(&b"hi"[..])));
+    // Out of range, wrong types and bad text are errors.
+    for bad in [
+        &br#"{"term":9223372036854775808}"#[..],
+        br#"{"term":"x"}"#,
+        br#"{"term":[1]}"#,
+        br#"{"term":1e300}"#,
+        br#"{"body":"a*=="}"#,
+        br#"{"body":12}"#,
+        br#"{"body":[256]}"#,
+        br#"{"body":{"a":1}}"#,
+    ] {
+        assert!(
+            AppendEntryRequest::from_json(bad).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
 fn bad_bodies_are_errors_not_panics() {
     for bad in [
         &b""[..],

@@ -300,12 +300,58 @@ impl PushEntryRequest {
     }
 
     /// The JSON Java writes: the fields plus the getter-only `batch`,
-    /// `count`, `firstEntryIndex`, `lastEntryIndex` and `totalSize`.
+    /// `count`, `firstEntryIndex`, `lastEntryIndex` and `totalSize`, keys
+    /// sorted. Written directly (the leader sends one per push and
+    /// follower): byte for byte what [`json::to_sorted_json`] of the struct
+    /// plus those keys gives (a test checks it), without building a JSON tree.
     pub fn to_json_with_derived(&self) -> Vec<u8> {
         let entries = self.entries();
         let first = entries.first().map_or(-1, |e| e.index);
         let last = entries.last().map_or(-1, |e| e.index);
         // Java adds to totalSize only in addEntry (batch); setEntry leaves it 0.
+        let total: i64 = self.batch_entry.iter().map(|e| i64::from(e.size)).sum();
+        let body_len: usize = self
+            .batch_entry
+            .iter()
+            .chain(self.entry.iter())
+            .map(|e| e.body.as_ref().map_or(0, |b| b.len() / 3 * 4 + 4))
+            .sum();
+        let mut w = json::ObjectWriter::with_capacity(256 + body_len + 200 * entries.len());
+        let b = &self.base;
+        w.bool("batch", !self.batch_entry.is_empty());
+        w.key("batchEntry");
+        w.begin_array();
+        for e in &self.batch_entry {
+            w.array_item();
+            e.write_json(&mut w);
+        }
+        w.end_array();
+        w.int("code", i64::from(b.code));
+        w.int("commitIndex", self.commit_index);
+        w.int("count", entries.len() as i64);
+        if let Some(e) = &self.entry {
+            w.key("entry");
+            e.write_json(&mut w);
+        }
+        w.int("firstEntryIndex", first);
+        w.opt_str("group", b.group.as_deref());
+        w.int("lastEntryIndex", last);
+        w.opt_str("leaderId", b.leader_id.as_deref());
+        w.opt_str("localId", b.local_id.as_deref());
+        w.opt_str("remoteId", b.remote_id.as_deref());
+        w.int("term", b.term);
+        w.int("totalSize", total);
+        w.opt_str("type", Some(self.kind.java_name()));
+        w.finish()
+    }
+
+    /// The generic path [`to_json_with_derived`](Self::to_json_with_derived)
+    /// must match.
+    #[cfg(test)]
+    pub(crate) fn to_json_with_derived_generic(&self) -> Vec<u8> {
+        let entries = self.entries();
+        let first = entries.first().map_or(-1, |e| e.index);
+        let last = entries.last().map_or(-1, |e| e.index);
         let total: i64 = self.batch_entry.iter().map(|e| i64::from(e.size)).sum();
         let mut v = match serde_json::to_value(self) {
             Ok(v) => v,
@@ -420,6 +466,26 @@ pub struct EntryJson {
     pub term: i64,
 }
 
+impl EntryJson {
+    /// This entry as a JSON object with sorted keys (see
+    /// [`PushEntryRequest::to_json_with_derived`]).
+    fn write_json(&self, w: &mut json::ObjectWriter) {
+        w.begin_object();
+        if let Some(body) = &self.body {
+            w.base64("body", body);
+        }
+        w.int("bodyCrc", i64::from(self.body_crc));
+        w.int("chainCrc", i64::from(self.chain_crc));
+        w.int("channel", i64::from(self.channel));
+        w.int("index", self.index);
+        w.int("magic", i64::from(self.magic));
+        w.int("pos", self.pos);
+        w.int("size", i64::from(self.size));
+        w.int("term", self.term);
+        w.end_object();
+    }
+}
+
 impl From<&Entry> for EntryJson {
     fn from(e: &Entry) -> Self {
         EntryJson {
@@ -449,6 +515,78 @@ impl EntryJson {
             chain_crc: self.chain_crc,
             body_crc: self.body_crc,
             body: self.body.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: i64, body: Option<&[u8]>) -> EntryJson {
+        EntryJson {
+            body: body.map(Bytes::copy_from_slice),
+            body_crc: -7,
+            chain_crc: i32::MIN,
+            channel: 3,
+            index,
+            magic: -26,
+            pos: i64::MAX,
+            size: 48 + body.map_or(0, <[u8]>::len) as i32,
+            term: 5,
+        }
+    }
+
+    #[test]
+    fn direct_push_json_is_byte_for_byte_the_generic_one() {
+        let bodies: [&[u8]; 5] = [b"", b"a", b"ab", b"abc", &[0xFF; 1000]];
+        let mut cases = vec![PushEntryRequest::default()];
+        for kind in [
+            PushType::Append,
+            PushType::Commit,
+            PushType::Compare,
+            PushType::Truncate,
+        ] {
+            cases.push(PushEntryRequest {
+                base: Base {
+                    code: 200,
+                    group: Some("g\"1\\\u{1}\u{e9}".into()),
+                    leader_id: Some("n0".into()),
+                    local_id: Some("n1".into()),
+                    remote_id: Some("n2".into()),
+                    term: 9,
+                },
+                batch_entry: Vec::new(),
+                commit_index: 41,
+                entry: Some(entry(42, Some(b"hello"))),
+                kind,
+            });
+        }
+        cases.push(PushEntryRequest {
+            base: Base {
+                code: -1,
+                group: None,
+                leader_id: Some("x".into()),
+                ..Base::default()
+            },
+            batch_entry: bodies
+                .iter()
+                .enumerate()
+                .map(|(i, b)| entry(i as i64, Some(b)))
+                .chain([entry(99, None)])
+                .collect(),
+            commit_index: -1,
+            entry: Some(entry(7, None)),
+            kind: PushType::Append,
+        });
+        for (i, req) in cases.iter().enumerate() {
+            let direct = req.to_json_with_derived();
+            let generic = req.to_json_with_derived_generic();
+            assert_eq!(
+                String::from_utf8_lossy(&direct),
+                String::from_utf8_lossy(&generic),
+                "case {i}"
+            );
         }
     }
 }

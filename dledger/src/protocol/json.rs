@@ -43,6 +43,106 @@ pub fn value_to_sorted_json(value: &Value) -> Result<Vec<u8>, serde_json::Error>
     serde_json::to_vec(&Sorted(value))
 }
 
+/// Writes one JSON object (nested objects and arrays allowed) key by key,
+/// compact, with serde_json's escaping of strings; the caller gives the keys
+/// in sorted order. For the hot PUSH body, instead of a `Value` tree.
+pub struct ObjectWriter {
+    out: Vec<u8>,
+    /// Per open object or array: nothing written in it yet.
+    first: Vec<bool>,
+}
+
+impl ObjectWriter {
+    pub fn with_capacity(cap: usize) -> Self {
+        let mut out = Vec::with_capacity(cap);
+        out.push(b'{');
+        ObjectWriter {
+            out,
+            first: vec![true],
+        }
+    }
+
+    fn separator(&mut self) {
+        if let Some(first) = self.first.last_mut() {
+            if !std::mem::replace(first, false) {
+                self.out.push(b',');
+            }
+        }
+    }
+
+    fn string(&mut self, s: &str) {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.out, s);
+    }
+
+    pub fn key(&mut self, key: &str) {
+        self.separator();
+        self.string(key);
+        self.out.push(b':');
+    }
+
+    pub fn int(&mut self, key: &str, v: i64) {
+        self.key(key);
+        let _ = serde_json::to_writer(&mut self.out, &v);
+    }
+
+    pub fn bool(&mut self, key: &str, v: bool) {
+        self.key(key);
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+    }
+
+    /// Nothing for `None` (fastjson omits nulls).
+    pub fn opt_str(&mut self, key: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            self.key(key);
+            self.string(v);
+        }
+    }
+
+    /// Bytes as padded standard Base64 text (never needs escaping).
+    pub fn base64(&mut self, key: &str, bytes: &[u8]) {
+        self.key(key);
+        self.out.push(b'"');
+        let at = self.out.len();
+        let len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
+        self.out.resize(at + len, 0);
+        let n = B64.encode_slice(bytes, &mut self.out[at..]).unwrap_or(0);
+        self.out.truncate(at + n);
+        self.out.push(b'"');
+    }
+
+    pub fn begin_object(&mut self) {
+        self.out.push(b'{');
+        self.first.push(true);
+    }
+
+    pub fn end_object(&mut self) {
+        self.out.push(b'}');
+        self.first.pop();
+    }
+
+    pub fn begin_array(&mut self) {
+        self.out.push(b'[');
+        self.first.push(true);
+    }
+
+    /// Before each element of the open array.
+    pub fn array_item(&mut self) {
+        self.separator();
+    }
+
+    pub fn end_array(&mut self) {
+        self.out.push(b']');
+        self.first.pop();
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        self.out.push(b'}');
+        self.out
+    }
+}
+
 struct Sorted<'a>(&'a Value);
 
 impl serde::Serialize for Sorted<'_> {
@@ -75,12 +175,62 @@ fn value_to_i64(v: &Value) -> Option<i64> {
     }
 }
 
-fn lenient_i64<'de, D: Deserializer<'de>>(d: D, default: i64) -> Result<i64, D::Error> {
-    let v = Value::deserialize(d)?;
-    if v.is_null() {
-        return Ok(default);
+/// An integer field read leniently (see [`value_to_i64`]), `None` for null,
+/// straight from the deserializer (no `Value` per number).
+struct LenientI64;
+
+impl LenientI64 {
+    fn f64(f: f64) -> Option<i64> {
+        // fastjson casts a decimal to the field's integer type.
+        Some(f)
+            .filter(|f| f.is_finite() && f.abs() < 9.2e18)
+            .map(|f| f as i64)
     }
-    value_to_i64(&v).ok_or_else(|| de::Error::custom(format!("expected an integer, got {v}")))
+}
+
+impl<'de> de::Visitor<'de> for LenientI64 {
+    type Value = Option<i64>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an integer")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(i64::from(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        i64::try_from(v)
+            .ok()
+            .or_else(|| Self::f64(v as f64))
+            .map(Some)
+            .ok_or_else(|| E::custom(format!("expected an integer, got {v}")))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Self::f64(v)
+            .map(Some)
+            .ok_or_else(|| E::custom(format!("expected an integer, got {v}")))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        v.trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| E::custom(format!("expected an integer, got {v:?}")))
+    }
+}
+
+fn lenient_i64<'de, D: Deserializer<'de>>(d: D, default: i64) -> Result<i64, D::Error> {
+    Ok(d.deserialize_any(LenientI64)?.unwrap_or(default))
 }
 
 fn lenient_i32<'de, D: Deserializer<'de>>(d: D, default: i32) -> Result<i32, D::Error> {
@@ -151,31 +301,49 @@ pub mod base64_opt {
         }
     }
 
+    /// Base64 text decoded straight from the input (no `Value`, no copy of
+    /// the text), or null, or an array of byte values.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Bytes>, D::Error> {
-        let v = Value::deserialize(d)?;
-        match v {
-            Value::Null => Ok(None),
-            Value::String(s) => decode_base64(&s)
+        d.deserialize_any(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> de::Visitor<'de> for BytesVisitor {
+        type Value = Option<Bytes>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("base64 text")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            decode_base64(s)
                 .map(|b| Some(Bytes::from(b)))
-                .map_err(|e| de::Error::custom(format!("bad base64: {e}"))),
-            // fastjson also takes a byte[] written as an array of numbers.
-            Value::Array(items) => items
-                .iter()
-                .map(|i| {
-                    value_to_i64(i)
-                        .and_then(|n| {
-                            i8::try_from(n)
-                                .ok()
-                                .map(|b| b as u8)
-                                .or_else(|| u8::try_from(n).ok())
-                        })
-                        .ok_or_else(|| de::Error::custom(format!("bad byte {i}")))
-                })
-                .collect::<Result<Vec<u8>, _>>()
-                .map(|b| Some(Bytes::from(b))),
-            other => Err(de::Error::custom(format!(
-                "expected base64 text, got {other}"
-            ))),
+                .map_err(|e| E::custom(format!("bad base64: {e}")))
+        }
+        // fastjson also takes a byte[] written as an array of numbers.
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+            while let Some(i) = seq.next_element::<Value>()? {
+                let b = value_to_i64(&i)
+                    .and_then(|n| {
+                        i8::try_from(n)
+                            .ok()
+                            .map(|b| b as u8)
+                            .or_else(|| u8::try_from(n).ok())
+                    })
+                    .ok_or_else(|| de::Error::custom(format!("bad byte {i}")))?;
+                out.push(b);
+            }
+            Ok(Some(Bytes::from(out)))
         }
     }
 }

@@ -279,6 +279,17 @@ impl SegmentList {
         Ok(())
     }
 
+    /// [`Segment::take_warm`] of the segment being written, into `out`.
+    pub(crate) fn take_warm(&mut self, out: &mut Vec<super::mmap::WarmRange>) {
+        if let Some(seg) = self.segs.last_mut() {
+            match seg.take_warm() {
+                Ok(Some(w)) => out.push(w),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(path = %seg.path().display(), error = %e, "no pre-read"),
+            }
+        }
+    }
+
     pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
         for seg in &mut self.segs {
             let path = seg.path().to_path_buf();

@@ -41,8 +41,63 @@ pub(crate) struct Segment {
     /// First live byte (Java's startPosition, in memory only), relative.
     pub(crate) start: usize,
     flushed: usize,
+    /// Pages of the file are in the page cache up to here ([`Segment::take_warm`]).
+    warmed: usize,
     map: MmapMut,
     file: File,
+}
+
+/// How far ahead of `wrote` [`Segment::take_warm`] keeps the file's pages
+/// in the page cache, and the step in which that window moves.
+const WARM_AHEAD: usize = 4 * 1024 * 1024;
+const WARM_STEP: usize = 1024 * 1024;
+
+/// A range of a segment file to read into the page cache off the append path.
+#[derive(Debug)]
+pub(crate) struct WarmRange {
+    pub(crate) file: File,
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+}
+
+impl WarmRange {
+    /// Brings the range into the page cache on the calling thread, so the
+    /// first write to a page through the store's mapping is a minor fault
+    /// instead of a read-ahead with zero-fill of the preallocated blocks
+    /// inside an append. `MADV_POPULATE_READ` on a read-only
+    /// mapping of just this range (the whole range; `fadvise(WILLNEED)` is
+    /// capped at the device's read-ahead size and is only the fallback for
+    /// kernels before 5.14). Best effort.
+    pub(crate) fn run(self) {
+        let Ok(len) = usize::try_from(self.len) else {
+            return;
+        };
+        if len == 0 {
+            return;
+        }
+        // SAFETY: a read-only mapping whose bytes are never dereferenced
+        // here: it only serves as the address range for madvise, which
+        // reports (EFAULT) rather than signals a page past EOF should the
+        // store cut the file meanwhile ([`Segment::zero_from`]).
+        let map = unsafe {
+            MmapOptions::new()
+                .offset(self.offset)
+                .len(len)
+                .map(&self.file)
+        };
+        let populated = map.and_then(|m| m.advise(memmap2::Advice::PopulateRead));
+        if let Err(e) = populated {
+            tracing::debug!(error = %e, "pre-faulting a DLedger segment failed; fadvise instead");
+            if let Err(e) = rustix::fs::fadvise(
+                &self.file,
+                self.offset,
+                std::num::NonZeroU64::new(self.len),
+                rustix::fs::Advice::WillNeed,
+            ) {
+                tracing::debug!(error = %e, "pre-reading a DLedger segment failed");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Segment {
@@ -82,6 +137,7 @@ impl Segment {
                 wrote: 0,
                 start: 0,
                 flushed: 0,
+                warmed: 0,
                 map,
                 file,
             }),
@@ -111,6 +167,7 @@ impl Segment {
             wrote: size,
             start: 0,
             flushed: 0,
+            warmed: 0,
             map,
             file,
         })
@@ -178,6 +235,7 @@ impl Segment {
         }
         self.wrote = pos;
         self.flushed = self.flushed.min(pos);
+        self.warmed = self.warmed.min(pos);
         Ok(())
     }
 
@@ -205,7 +263,91 @@ impl Segment {
         }
     }
 
+    /// The next range to pre-read ahead of `wrote` (see [`WarmRange::run`]),
+    /// when `wrote` has come within [`WARM_AHEAD`] - [`WARM_STEP`] of what
+    /// was pre-read; it counts as pre-read from now on.
+    pub(crate) fn take_warm(&mut self) -> io::Result<Option<WarmRange>> {
+        if self.warmed >= self.size || self.wrote + WARM_AHEAD - WARM_STEP <= self.warmed {
+            return Ok(None);
+        }
+        let from = self.warmed.max(self.wrote);
+        let to = (self.wrote + WARM_AHEAD).min(self.size);
+        self.warmed = to;
+        if from >= to {
+            return Ok(None);
+        }
+        Ok(Some(WarmRange {
+            file: self.file.try_clone()?,
+            offset: from as u64,
+            len: (to - from) as u64,
+        }))
+    }
+
     pub(crate) fn modified(&self) -> io::Result<SystemTime> {
         self.file.metadata()?.modified()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1024 * 1024;
+
+    #[test]
+    fn warm_window_moves_ahead_of_the_write_position_in_steps() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = Segment::create(&dir.path().join("0"), 0, 6 * MIB).expect("create");
+        let w = seg.take_warm().expect("warm").expect("first window");
+        assert_eq!((w.offset, w.len), (0, WARM_AHEAD as u64));
+        w.run();
+        // Within the window less one step: nothing new.
+        assert!(seg.take_warm().expect("warm").is_none());
+        assert!(seg.append(&vec![7u8; WARM_STEP]));
+        assert!(seg.take_warm().expect("warm").is_none());
+        assert!(seg.append(&[7u8; 1]));
+        let w = seg.take_warm().expect("warm").expect("second window");
+        // From the end of the first window to WARM_AHEAD past the write position.
+        assert_eq!(
+            (w.offset, w.len),
+            (WARM_AHEAD as u64, (WARM_STEP + 1) as u64)
+        );
+        w.run();
+        assert!(seg.take_warm().expect("warm").is_none());
+        assert!(seg.append(&vec![7u8; 2 * MIB]));
+        let w = seg.take_warm().expect("warm").expect("third window");
+        // Cut at the file's end.
+        let from = (WARM_AHEAD + WARM_STEP + 1) as u64;
+        assert_eq!((w.offset, w.len), (from, 6 * MIB as u64 - from));
+        w.run();
+        assert!(seg.take_warm().expect("warm").is_none());
+        // Pre-reading never changes bytes.
+        let wrote = 3 * MIB + 1;
+        assert_eq!(seg.read(0, wrote).expect("read"), &vec![7u8; wrote][..]);
+        assert!(seg.all()[wrote..].iter().all(|b| *b == 0));
+        // A cut tail is pre-read again.
+        seg.zero_from(0).expect("zero");
+        let w = seg.take_warm().expect("warm").expect("after the cut");
+        assert_eq!(w.offset, 0);
+    }
+
+    #[test]
+    fn opened_segments_are_pre_read_from_their_end_and_a_cut_file_is_no_fault() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("0");
+        drop(Segment::create(&path, 0, 2 * MIB).expect("create"));
+        let mut seg = Segment::open(&path, 0, 2 * MIB).expect("open");
+        assert!(seg.take_warm().expect("warm").is_none());
+        // The last file after recovery: from its recovered end on.
+        let mut seg = Segment::open(&path, 0, 2 * MIB).expect("open");
+        seg.wrote = 5000;
+        let w = seg.take_warm().expect("warm").expect("window");
+        assert_eq!((w.offset, w.len), (5000, (2 * MIB - 5000) as u64));
+        // A range past the end of the file (the store cut it meanwhile):
+        // madvise reports it, nothing is signalled.
+        let mut fresh = Segment::create(&dir.path().join("1"), 0, 2 * MIB).expect("create");
+        let w = fresh.take_warm().expect("warm").expect("window");
+        w.file.set_len(4096).expect("cut");
+        w.run();
     }
 }

@@ -275,7 +275,10 @@ impl DLedgerStore {
         let mut files = Vec::new();
         self.data.take_sync(&mut files)?;
         self.index.take_sync(&mut files)?;
-        Ok(FlushJob { files })
+        let mut warm = Vec::new();
+        self.data.take_warm(&mut warm);
+        self.index.take_warm(&mut warm);
+        Ok(FlushJob { files, warm })
     }
 
     /// msync data then index (Java's flush thread, every `flushFileInterval`).
@@ -828,15 +831,21 @@ impl Storage for DLedgerStore {
 #[derive(Debug)]
 pub struct FlushJob {
     files: Vec<(PathBuf, std::fs::File)>,
+    /// Ranges ahead of the write position to bring into the page cache.
+    warm: Vec<mmap::WarmRange>,
 }
 
 impl FlushJob {
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
+        self.files.is_empty() && self.warm.is_empty()
     }
 
-    /// `fdatasync` every file, in order.
+    /// Pre-reads the pages ahead of the write positions, then `fdatasync`s
+    /// every file, in order.
     pub fn run(self) -> Result<(), StorageError> {
+        for w in self.warm {
+            w.run();
+        }
         for (path, f) in self.files {
             f.sync_data().map_err(|e| io_err(path.display(), e))?;
         }
