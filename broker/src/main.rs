@@ -60,8 +60,22 @@ fn load_config(args: &Args) -> anyhow::Result<BrokerConfig> {
     Ok(config)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// `RMQ_BROKER_WORKER_THREADS`: the number of tokio worker threads. Unset,
+/// empty or 0 keeps tokio's default (one per core).
+const WORKER_THREADS_ENV: &str = "RMQ_BROKER_WORKER_THREADS";
+
+fn worker_threads(value: Option<&str>) -> anyhow::Result<Option<usize>> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match v.parse::<usize>() {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(_) => anyhow::bail!("{WORKER_THREADS_ENV}={v:?} is not a number of threads"),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -80,7 +94,16 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    // Always the multi-thread flavour, even with one worker: DLedger puts
+    // hand their worker over with `block_in_place`, which needs it.
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads(std::env::var(WORKER_THREADS_ENV).ok().as_deref())? {
+        runtime.worker_threads(n);
+    }
+    runtime.enable_all().build()?.block_on(run(config))
+}
 
+async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind((config.bind_address.as_str(), config.listen_port))
         .await
         .with_context(|| format!("binding {}:{}", config.bind_address, config.listen_port))?;
@@ -103,4 +126,20 @@ async fn main() -> anyhow::Result<()> {
         shutdown.cancel();
     });
     broker.wait().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_threads;
+
+    #[test]
+    fn worker_threads_setting() {
+        assert_eq!(worker_threads(None).unwrap(), None);
+        assert_eq!(worker_threads(Some("")).unwrap(), None);
+        assert_eq!(worker_threads(Some("0")).unwrap(), None);
+        assert_eq!(worker_threads(Some(" 1 ")).unwrap(), Some(1));
+        assert_eq!(worker_threads(Some("4")).unwrap(), Some(4));
+        assert!(worker_threads(Some("two")).is_err());
+        assert!(worker_threads(Some("-1")).is_err());
+    }
 }

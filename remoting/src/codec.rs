@@ -263,9 +263,20 @@ fn put_int(out: &mut impl BufMut, n: i32) {
 /// 0x7F–0x9F and for U+2028/U+2029; everything else as raw UTF-8.
 fn write_json_string(out: &mut impl BufMut, s: &str) {
     out.put_u8(b'"');
+    // Printable ASCII other than `"` and `\` never needs an escape: the
+    // common string (keys, ids, numbers) is copied whole after a byte scan.
+    let plain = s
+        .bytes()
+        .position(|b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\')
+        .unwrap_or(s.len());
+    if plain == s.len() {
+        out.put_slice(s.as_bytes());
+        out.put_u8(b'"');
+        return;
+    }
     // Runs of characters that need no escape are copied in one go.
     let mut run_start = 0;
-    for (i, c) in s.char_indices() {
+    for (i, c) in s[plain..].char_indices().map(|(i, c)| (i + plain, c)) {
         let short = match c {
             '"' => "\\\"",
             '\\' => "\\\\",
@@ -751,11 +762,16 @@ mod fast_json {
                 b"opaque" => once(&mut opaque, p.int()?)?,
                 b"version" => once(&mut version, p.int()?)?,
                 b"language" => {
-                    let name = p.string()?;
-                    once(
-                        &mut language,
-                        LanguageCode::from_name(&name).unwrap_or(LanguageCode::Other),
-                    )?
+                    // The name has no escapes in practice: read it in place.
+                    let start = p.i;
+                    let code = match p.plain() {
+                        Some(raw) => LanguageCode::from_name(std::str::from_utf8(raw).ok()?),
+                        None => {
+                            p.i = start;
+                            LanguageCode::from_name(&p.string()?)
+                        }
+                    };
+                    once(&mut language, code.unwrap_or(LanguageCode::Other))?
                 }
                 b"remark" => {
                     let r = if p.eat_word(b"null") {
@@ -1038,6 +1054,9 @@ mod tests {
             br#"{"code":1,"extFields":{"k":"\"\\\/\b\f\n\r\t\u00e9\uD83D\uDE00\u2028"}}"#,
             "{\"code\":2,\"remark\":\"标签\",\"language\":\"cpp\"}".as_bytes(),
             br#"{"code":2147483647,"opaque":-2147483648,"language":"NOPE"}"#,
+            // A language name with an escape (read by the general string path).
+            br#"{"code":3,"language":"J\u0041VA"}"#,
+            br#"{"code":3,"language":"\u0067o"}"#,
         ];
         for h in taken {
             assert!(fast_agrees(h), "{}", String::from_utf8_lossy(h));
@@ -1060,6 +1079,60 @@ mod tests {
         ];
         for h in left_to_serde {
             assert!(!fast_agrees(h), "{}", String::from_utf8_lossy(h));
+        }
+    }
+
+    /// fastjson's escaping, one character at a time (what
+    /// `write_json_string` does after its all-plain-ASCII shortcut).
+    fn escaped_char_by_char(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{8}' => out.push_str("\\b"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\u{c}' => out.push_str("\\f"),
+                '\r' => out.push_str("\\r"),
+                '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' => {
+                    out.push_str(&format!("\\u{:04X}", c as u32))
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    fn written(s: &str) -> String {
+        let mut out = Vec::new();
+        write_json_string(&mut out, s);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn json_string_escapes_as_fastjson() {
+        for s in [
+            "",
+            "AC1100017F0000011F8A",
+            "a\"b",
+            "\\",
+            "tab\there",
+            "\u{1}KEYS\u{2}",
+            "\u{7f}\u{80}\u{9f}\u{a0}",
+            "x\u{2028}y\u{2029}",
+            "标签",
+            "😀/",
+        ] {
+            assert_eq!(written(s), escaped_char_by_char(s), "{s:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn json_string_escaping_matches_char_by_char(s in ".*") {
+            proptest::prop_assert_eq!(written(&s), escaped_char_by_char(&s));
         }
     }
 
