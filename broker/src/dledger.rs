@@ -3,8 +3,9 @@
 //!
 //! - [`DLedgerLog`] is the store's [`ReplicatedLog`]: a put queues its
 //!   entries on the DLedger leader's local append (in the store's writer
-//!   lock, so log order = queue-offset order) and then, outside the lock,
-//!   waits until they are committed by a quorum (or failed), so concurrent
+//!   lock, so log order = queue-offset order, without waiting unless the
+//!   driver's input queue is full) and then, outside the lock, awaits
+//!   their quorum commit (or failure) on the sender's task, so concurrent
 //!   sends share quorum rounds; reads go to the data files,
 //!   cut at the end of the last dispatched (committed) entry.
 //! - [`dispatch_loop`] feeds every committed entry, in index order, to
@@ -48,6 +49,8 @@ use crate::topic::TopicConfigManager;
 
 /// Bytes of the DLedger entry header before the message record.
 pub const ENTRY_HEADER: i64 = 48;
+/// Most committed entries handed to one blocking dispatch call.
+const DISPATCH_BATCH: usize = 256;
 /// Java's polling period while a new leader waits to become master.
 const LEADER_WAIT_POLL: Duration = Duration::from_millis(100);
 
@@ -204,9 +207,35 @@ fn replication_error(written: bool, remark: &str) -> ReplicatedAppendError {
     }
 }
 
+/// Data-log positions of a batch's consecutive entries (sizes in bytes,
+/// header included) from the last one's position; `None` when they do not
+/// all lie in the last one's data file (a roll may have put a blank record
+/// between them).
+fn batch_positions(last_pos: i64, entry_sizes: &[i64], file_size: i64) -> Option<Vec<i64>> {
+    let n = entry_sizes.len();
+    let mut positions = vec![0i64; n];
+    let mut pos = last_pos;
+    for i in (0..n).rev() {
+        if i + 1 < n {
+            pos = pos.checked_sub(entry_sizes[i])?;
+        }
+        positions[i] = pos;
+    }
+    if file_size <= 0 || pos < 0 || pos.div_euclid(file_size) != last_pos.div_euclid(file_size) {
+        return None;
+    }
+    Some(positions)
+}
+
 /// The outcome of a queued append: one physical offset per entry once the
 /// last one is committed, or Java's put result for the DLedger code.
-async fn append_outcome(server: Arc<DLedgerServer>, queued: QueuedAppend, n: i64) -> AppendOutcome {
+async fn append_outcome(
+    server: Arc<DLedgerServer>,
+    queued: QueuedAppend,
+    entry_sizes: Vec<i64>,
+    file_size: i64,
+) -> AppendOutcome {
+    let n = entry_sizes.len() as i64;
     let resp = match queued.outcome().await {
         Ok(r) => r,
         // The driver stopped: the entries may or may not be in the log.
@@ -216,7 +245,11 @@ async fn append_outcome(server: Arc<DLedgerServer>, queued: QueuedAppend, n: i64
         return Err(put_error(resp.header.code, resp.pos >= 0));
     }
     // One position per entry: the last is in the answer, the others (a
-    // batch) are read back from the committed log.
+    // batch) follow from the entry sizes within one data file, or are
+    // read back from the committed log.
+    if let Some(positions) = batch_positions(resp.pos, &entry_sizes, file_size) {
+        return Ok(positions.into_iter().map(|p| p + ENTRY_HEADER).collect());
+    }
     let mut offsets = Vec::with_capacity(n as usize);
     for i in 0..n - 1 {
         match server.get_committed(resp.index - (n - 1) + i).await {
@@ -250,16 +283,31 @@ fn put_error(code: i32, written: bool) -> ReplicatedAppendError {
 
 impl ReplicatedLog for DLedgerLog {
     fn append(&self, records: Vec<Bytes>) -> Result<PendingAppend, ReplicatedAppendError> {
-        let n = records.len() as i64;
-        let server = self.server.clone();
-        let queued = self
-            .block_on(async move { server.queue_append(records).await })
-            .map_err(|error| ReplicatedAppendError {
-                written: false,
-                error,
-            })?
-            .map_err(|e| replication_error(false, &e.to_string()))?;
-        Ok(Box::pin(append_outcome(self.server.clone(), queued, n)))
+        let entry_sizes: Vec<i64> = records
+            .iter()
+            .map(|r| ENTRY_HEADER + r.len() as i64)
+            .collect();
+        let queued = match self.server.try_queue_append(records) {
+            Ok(Ok(queued)) => queued,
+            // The driver's input queue is full: wait for room (still in
+            // the writer lock, so the order stays the queue-offset order).
+            Ok(Err(records)) => {
+                let server = self.server.clone();
+                self.block_on(async move { server.queue_append(records).await })
+                    .map_err(|error| ReplicatedAppendError {
+                        written: false,
+                        error,
+                    })?
+                    .map_err(|e| replication_error(false, &e.to_string()))?
+            }
+            Err(e) => return Err(replication_error(false, &e.to_string())),
+        };
+        Ok(Box::pin(append_outcome(
+            self.server.clone(),
+            queued,
+            entry_sizes,
+            self.file_size,
+        )))
     }
 
     fn wait(&self, pending: PendingAppend) -> AppendOutcome {
@@ -312,37 +360,46 @@ pub async fn dispatch_loop(
     loop {
         let target = *committed.borrow_and_update();
         while next <= target {
-            let entry = match server.get_committed(next).await {
-                Ok(Some(e)) => e,
-                Ok(None) => {
-                    // Below the log's start (files expired): skip ahead.
-                    match server.ledger().await {
-                        Ok(l) if l.begin_index > next => {
-                            next = l.begin_index;
-                            continue;
+            // Up to DISPATCH_BATCH committed entries, then one blocking
+            // call dispatches them all (in index order).
+            let mut batch = Vec::new();
+            while next <= target && batch.len() < DISPATCH_BATCH {
+                let entry = match server.get_committed(next).await {
+                    Ok(Some(e)) => e,
+                    Ok(None) => {
+                        // Below the log's start (files expired): skip ahead.
+                        match server.ledger().await {
+                            Ok(l) if l.begin_index > next && batch.is_empty() => {
+                                next = l.begin_index;
+                                continue;
+                            }
+                            _ => break,
                         }
-                        _ => break,
                     }
-                }
-                Err(_) => return,
+                    Err(_) => return,
+                };
+                batch.push((next, entry.pos + ENTRY_HEADER, entry.body));
+                next += 1;
+            }
+            let Some(&(last_index, last_phys, ref last_body)) = batch.last() else {
+                break;
             };
-            let phys = entry.pos + ENTRY_HEADER;
             state
                 .committed_end
-                .store(phys + entry.body.len() as i64, Ordering::Release);
+                .store(last_phys + last_body.len() as i64, Ordering::Release);
             let store2 = store.clone();
-            let body = entry.body.clone();
-            let r =
-                tokio::task::spawn_blocking(move || store2.dispatch_replicated(phys, &body)).await;
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    warn!(index = next, pos = entry.pos, error = %e, "DLedger entry is not a message; not dispatched")
+            let r = tokio::task::spawn_blocking(move || {
+                for (index, phys, body) in &batch {
+                    if let Err(e) = store2.dispatch_replicated(*phys, body) {
+                        warn!(index, pos = phys - ENTRY_HEADER, error = %e, "DLedger entry is not a message; not dispatched");
+                    }
                 }
-                Err(_) => return,
+            })
+            .await;
+            if r.is_err() {
+                return;
             }
-            state.dispatched_index.store(next, Ordering::Release);
-            next += 1;
+            state.dispatched_index.store(last_index, Ordering::Release);
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -613,15 +670,31 @@ mod tests {
                 // Concurrent sends from async tasks on the 2-worker runtime
                 // (each put queues its entry under the writer lock and waits for its quorum outside it).
                 let bs = Arc::new(crate::store::BrokerStore::new(s.clone()));
+                // Odd tasks queue under the lock and await the quorum on
+                // the task (the send route's way), even ones block.
                 let tasks: Vec<_> = (0..8)
                     .map(|t| {
                         let bs = bs.clone();
                         tokio::spawn(async move {
                             for i in 0..10 {
-                                bs.with(Err(StoreError::ShutDown), |s| {
-                                    s.put(&msg(&format!("c{t}-{i}")))
-                                })
-                                .unwrap();
+                                let m = msg(&format!("c{t}-{i}"));
+                                if t % 2 == 1 {
+                                    let q = bs
+                                        .with_nonblocking(Err(StoreError::ShutDown), |s| {
+                                            s.put_queued(&m)
+                                        })
+                                        .unwrap();
+                                    match q {
+                                        store::replicated::QueuedPut::Pending(p) => {
+                                            p.wait().await.unwrap();
+                                        }
+                                        store::replicated::QueuedPut::Done(_) => {
+                                            panic!("a DLedger put is never done at once")
+                                        }
+                                    }
+                                } else {
+                                    bs.with(Err(StoreError::ShutDown), |s| s.put(&m)).unwrap();
+                                }
                             }
                         })
                     })
@@ -667,6 +740,29 @@ mod tests {
                     entries += 1;
                 }
                 assert_eq!(entries, 81, "entries in the data file");
+            } else {
+                // A batch: one physical offset per entry (computed from the
+                // last one's), each the start of the record read back.
+                let batch: Vec<_> = ["b0", "b1-longer", "b2"].iter().map(|b| msg(b)).collect();
+                let q = s.put_messages_queued(&batch).unwrap();
+                let store::replicated::QueuedPut::Pending(p) = q else {
+                    panic!("a DLedger put is never done at once")
+                };
+                let r = p.wait().await.unwrap();
+                assert_eq!(r.queue_offset, 82);
+                assert_eq!(r.commit_log_offsets.len(), 3);
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while s.max_offset("T", 0) < 85 {
+                    assert!(std::time::Instant::now() < deadline, "batch not dispatched");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let g = s.get_messages("T", 0, 82, 32, 1 << 20, &|_| true);
+                assert_eq!(g.messages.len(), 3);
+                for (k, m) in g.messages.iter().enumerate() {
+                    let d = store::StoredMessage::decode(m).unwrap();
+                    assert_eq!(d.physical_offset, r.commit_log_offsets[k], "entry {k}");
+                    assert_eq!(d.queue_offset, 82 + k as i64);
+                }
             }
             shutdown.cancel();
             d.await.unwrap();
@@ -729,6 +825,29 @@ mod tests {
         assert_eq!(code(502), rc::SYSTEM_ERROR);
         assert_eq!(code(501), rc::SYSTEM_ERROR);
         assert!(put_error(502, true).written);
+    }
+
+    /// A batch's entry positions follow from the last one's and the entry
+    /// sizes while the batch lies in one data file; across a file boundary
+    /// (a blank record may sit between) they must be read back.
+    #[test]
+    fn batch_positions_within_one_data_file() {
+        // Entries of 100, 60 and 80 bytes ending at 1000 (file size 4096).
+        assert_eq!(
+            batch_positions(1000, &[100, 60, 80], 4096),
+            Some(vec![840, 940, 1000])
+        );
+        assert_eq!(batch_positions(1000, &[80], 4096), Some(vec![1000]));
+        // First entry exactly at the file's start.
+        assert_eq!(
+            batch_positions(4096 + 160, &[100, 60, 80], 4096),
+            Some(vec![4096, 4196, 4256])
+        );
+        // The last entry opens a new file: the earlier ones are in the
+        // previous file, maybe before a blank record.
+        assert_eq!(batch_positions(4096 + 20, &[100, 60, 80], 4096), None);
+        assert_eq!(batch_positions(50, &[100, 60, 80], 4096), None);
+        assert_eq!(batch_positions(1000, &[100], 0), None);
     }
 
     #[test]

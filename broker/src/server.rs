@@ -409,8 +409,9 @@ fn build_router(s: Services) -> Router {
     });
 
     let mut router = Router::new();
-    // DLedger: a put waits for its quorum, so it runs off the connection's
-    // read loop and the sends of one connection share quorum rounds.
+    // DLedger: a put is queued on the log at once (in read order) and its
+    // quorum awaited off the connection's read loop, so the sends of one
+    // connection share quorum rounds.
     let pipelined_sends = s.store.with(false, |st| st.is_replicated());
     for code in [
         rq::SEND_MESSAGE,
@@ -427,13 +428,16 @@ fn build_router(s: Services) -> Router {
                     "[REJECTREQUEST]system busy, start flow control for a while",
                 ))
             } else if pipelined_sends {
-                let p = p.clone();
-                return futures::future::Either::Right(Box::pin(async move {
-                    tokio::task::spawn_blocking(move || p.handle(&conn, &req))
-                        .await
-                        .unwrap_or_else(|e| Err(BrokerError::System(format!("send failed: {e}"))))
-                        .map_err(CommandError::from)
-                }));
+                match p.start(&conn, &req) {
+                    Ok(crate::processor::send::Started::Pending(pending)) => {
+                        let p = p.clone();
+                        return futures::future::Either::Right(Box::pin(async move {
+                            p.complete(pending).await.map_err(CommandError::from)
+                        }));
+                    }
+                    Ok(crate::processor::send::Started::Done(response)) => Ok(response),
+                    Err(e) => Err(CommandError::from(e)),
+                }
             } else {
                 p.handle(&conn, &req).map_err(CommandError::from)
             };

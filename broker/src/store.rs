@@ -113,6 +113,20 @@ impl BrokerStore {
         }
     }
 
+    /// [`with`](Self::with) without handing the worker's core over, for
+    /// calls that do not wait (queueing a put with `put_queued`).
+    pub fn with_nonblocking<T>(&self, default: T, f: impl FnOnce(&MessageStore) -> T) -> T {
+        match self
+            .inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(s) => f(s),
+            None => default,
+        }
+    }
+
     /// Shuts the store down and drops the handle. Idempotent.
     pub fn shutdown(&self) {
         if let Some(s) = self.inner.write().unwrap_or_else(|p| p.into_inner()).take() {

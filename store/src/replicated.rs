@@ -7,8 +7,10 @@
 //! - a put encodes the records exactly as the local commit log does, assigns
 //!   queue offsets and hands the records to [`ReplicatedLog::append`] under
 //!   the store's writer lock (so log order = queue-offset order), then
-//!   releases the lock and waits for the outcome with
-//!   [`ReplicatedLog::wait`] (quorum commit or failure): concurrent puts
+//!   releases the lock and waits for the outcome (quorum commit or
+//!   failure): a blocking put with [`ReplicatedLog::wait`], a queued put
+//!   ([`MessageStore::put_queued`](crate::MessageStore::put_queued)) by
+//!   awaiting its [`PendingPut`] on the caller's task. Concurrent puts
 //!   share replication rounds. The put does **not** build consume-queue
 //!   entries;
 //! - the owner of the log feeds every committed record, in log order, to
@@ -28,6 +30,8 @@ use bytes::Bytes;
 
 use crate::StoreError;
 
+pub use crate::store::{PendingPut, QueuedPut};
+
 /// The outcome of an append: the physical offset of each record, in order.
 pub type AppendOutcome = Result<Vec<i64>, ReplicatedAppendError>;
 
@@ -38,7 +42,9 @@ pub type PendingAppend = Pin<Box<dyn Future<Output = AppendOutcome> + Send>>;
 pub trait ReplicatedLog: Send + Sync {
     /// Queues each record as its own log entry behind every earlier call
     /// and returns without waiting for replication (the store calls this
-    /// under its writer lock). `Err` means nothing reached the log.
+    /// under its writer lock, so it must not block for long and must not
+    /// need the async runtime to make progress). `Err` means nothing
+    /// reached the log.
     fn append(&self, records: Vec<Bytes>) -> Result<PendingAppend, ReplicatedAppendError>;
     /// Blocks the calling thread until `pending` is known; `Ok` once every
     /// record is committed.

@@ -41,7 +41,7 @@ use crate::mmap::MappedFile;
 use crate::msgid::create_offset_message_id;
 use crate::properties;
 use crate::record::{self, RecordHeader, RecordView, ScanItem};
-use crate::replicated::ReplicatedLog;
+use crate::replicated::{AppendOutcome, PendingAppend, ReplicatedLog};
 
 /// `TopicValidator.RMQ_SYS_SCHEDULE_TOPIC`: its consume-queue tags slot holds
 /// the delivery time.
@@ -381,6 +381,94 @@ struct Item {
     store_host: SocketAddr,
 }
 
+/// A put that is stored ([`QueuedPut::Done`], a local commit log) or queued
+/// on a replicated log with its outcome to await ([`QueuedPut::Pending`]).
+pub enum QueuedPut {
+    Done(PutResult),
+    Pending(PendingPut),
+}
+
+impl QueuedPut {
+    /// The put's result, blocking the calling thread while a replicated
+    /// append is pending ([`ReplicatedLog::wait`]).
+    pub fn wait_blocking(self) -> Result<PutResult, StoreError> {
+        match self {
+            QueuedPut::Done(r) => Ok(r),
+            QueuedPut::Pending(p) => p.wait_blocking(),
+        }
+    }
+}
+
+/// Records queued on the replicated log (under the writer lock, in
+/// queue-offset order) whose replication outcome is not known yet.
+pub struct PendingPut {
+    pending: PendingAppend,
+    finish: FinishPut,
+}
+
+/// What turns a replicated append's outcome into the put's result.
+struct FinishPut {
+    inner: Arc<Inner>,
+    log: Arc<dyn ReplicatedLog>,
+    key: (String, i32),
+    q0: i64,
+    end: i64,
+    store_ts: i64,
+    store_hosts: Vec<SocketAddr>,
+    wrote_bytes: usize,
+}
+
+impl PendingPut {
+    /// Awaits the outcome (quorum commit or failure) without blocking a
+    /// thread.
+    pub async fn wait(self) -> Result<PutResult, StoreError> {
+        let outcome = self.pending.await;
+        self.finish.complete(outcome)
+    }
+
+    /// Blocks the calling thread until the outcome is known.
+    pub fn wait_blocking(self) -> Result<PutResult, StoreError> {
+        let outcome = self.finish.log.wait(self.pending);
+        self.finish.complete(outcome)
+    }
+}
+
+impl FinishPut {
+    fn complete(self, outcome: AppendOutcome) -> Result<PutResult, StoreError> {
+        let offsets = match outcome {
+            Ok(offsets) => offsets,
+            Err(e) => {
+                if !e.written {
+                    // Refused before it reached the log: give the queue
+                    // offsets back unless a later put already took more.
+                    let _writer = lock(&self.inner.writer);
+                    let mut table = lock(&self.inner.queue_table);
+                    if table.get(&self.key) == Some(&self.end) {
+                        table.insert(self.key, self.q0);
+                    }
+                }
+                return Err(e.error);
+            }
+        };
+        let phys0 = offsets.first().copied().unwrap_or(-1);
+        Ok(PutResult {
+            status: PutStatus::PutOk,
+            commit_log_offset: phys0,
+            queue_offset: self.q0,
+            msg_ids: self
+                .store_hosts
+                .iter()
+                .zip(&offsets)
+                .map(|(host, o)| create_offset_message_id(*host, *o))
+                .collect(),
+            commit_log_offsets: offsets,
+            store_timestamp: self.store_ts,
+            count: self.store_hosts.len(),
+            wrote_bytes: self.wrote_bytes,
+        })
+    }
+}
+
 impl MessageStore {
     /// Open (or create) the store under `config.store_path_root_dir`,
     /// recovering the commit log and consume queues.
@@ -522,10 +610,23 @@ impl MessageStore {
         self.put_messages(std::slice::from_ref(msg))
     }
 
+    /// [`put`](Self::put) that does not wait for a replicated log: the
+    /// records are queued (in queue-offset order) and the outcome is a
+    /// [`PendingPut`] to await; a local store answers at once.
+    pub fn put_queued(&self, msg: &MessageToStore) -> Result<QueuedPut, StoreError> {
+        self.put_messages_queued(std::slice::from_ref(msg))
+    }
+
     /// Append messages of one topic and queue as consecutive records (one
     /// segment, consecutive queue offsets), like a batch that is already
     /// split.
     pub fn put_messages(&self, msgs: &[MessageToStore]) -> Result<PutResult, StoreError> {
+        self.put_messages_queued(msgs)?.wait_blocking()
+    }
+
+    /// [`put_messages`](Self::put_messages) that does not wait for a
+    /// replicated log (see [`put_queued`](Self::put_queued)).
+    pub fn put_messages_queued(&self, msgs: &[MessageToStore]) -> Result<QueuedPut, StoreError> {
         let Some(first) = msgs.first() else {
             return Err(StoreError::BadBatch(record::RecordError::Truncated {
                 need: 1,
@@ -577,7 +678,7 @@ impl MessageStore {
                 store_host: msg.store_host,
             });
         }
-        self.append(&first.topic, first.queue_id, buf, items)
+        self.append_queued(&first.topic, first.queue_id, buf, items)
     }
 
     /// Append the messages of a batch as consecutive records (one segment,
@@ -648,15 +749,39 @@ impl MessageStore {
         &self,
         topic: &str,
         queue_id: i32,
-        mut buf: Vec<u8>,
+        buf: Vec<u8>,
         items: Vec<Item>,
     ) -> Result<PutResult, StoreError> {
+        self.append_queued(topic, queue_id, buf, items)?
+            .wait_blocking()
+    }
+
+    fn append_queued(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        buf: Vec<u8>,
+        items: Vec<Item>,
+    ) -> Result<QueuedPut, StoreError> {
         if queue_id < 0 {
             return Err(StoreError::InvalidQueueId(queue_id));
         }
         if let Some(log) = self.inner.replicated.clone() {
-            return self.append_replicated(&*log, topic, queue_id, buf, items);
+            return self
+                .queue_replicated(log, topic, queue_id, buf, items)
+                .map(QueuedPut::Pending);
         }
+        self.append_local(topic, queue_id, buf, items)
+            .map(QueuedPut::Done)
+    }
+
+    fn append_local(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        mut buf: Vec<u8>,
+        items: Vec<Item>,
+    ) -> Result<PutResult, StoreError> {
         let inner = &*self.inner;
         let mut last_ts = lock(&inner.writer);
         if inner.shut_down.load(Ordering::Acquire) {
@@ -727,19 +852,20 @@ impl MessageStore {
         })
     }
 
-    /// Replicated mode put: queue offsets from the queue table, records to
-    /// the log; consume queues are built later by `dispatch_replicated`.
-    /// The writer lock is held while the records are queued on the log (so
-    /// queue offsets and log order agree) but not while waiting for their
-    /// outcome, so concurrent puts share replication rounds.
-    fn append_replicated(
+    /// Replicated mode put, first half: queue offsets from the queue table,
+    /// records queued on the log; consume queues are built later by
+    /// `dispatch_replicated`. The writer lock is held while the records are
+    /// queued on the log (so queue offsets and log order agree) but not
+    /// while their outcome is awaited, so concurrent puts share replication
+    /// rounds.
+    fn queue_replicated(
         &self,
-        log: &dyn ReplicatedLog,
+        log: Arc<dyn ReplicatedLog>,
         topic: &str,
         queue_id: i32,
         mut buf: Vec<u8>,
         items: Vec<Item>,
-    ) -> Result<PutResult, StoreError> {
+    ) -> Result<PendingPut, StoreError> {
         if queue_id < 0 {
             return Err(StoreError::InvalidQueueId(queue_id));
         }
@@ -767,35 +893,18 @@ impl MessageStore {
         lock(&inner.queue_table).insert(key.clone(), end);
         *last_ts = store_ts;
         drop(last_ts);
-        let offsets = match log.wait(pending) {
-            Ok(offsets) => offsets,
-            Err(e) => {
-                if !e.written {
-                    // Refused before it reached the log: give the queue
-                    // offsets back unless a later put already took more.
-                    let _writer = lock(&inner.writer);
-                    let mut table = lock(&inner.queue_table);
-                    if table.get(&key) == Some(&end) {
-                        table.insert(key, q0);
-                    }
-                }
-                return Err(e.error);
-            }
-        };
-        let phys0 = offsets.first().copied().unwrap_or(-1);
-        Ok(PutResult {
-            status: PutStatus::PutOk,
-            commit_log_offset: phys0,
-            queue_offset: q0,
-            msg_ids: items
-                .iter()
-                .zip(&offsets)
-                .map(|(it, o)| create_offset_message_id(it.store_host, *o))
-                .collect(),
-            commit_log_offsets: offsets,
-            store_timestamp: store_ts,
-            count: items.len(),
-            wrote_bytes: buf.len(),
+        Ok(PendingPut {
+            pending,
+            finish: FinishPut {
+                inner: Arc::clone(&self.inner),
+                log,
+                key,
+                q0,
+                end,
+                store_ts,
+                store_hosts: items.iter().map(|it| it.store_host).collect(),
+                wrote_bytes: buf.len(),
+            },
         })
     }
 

@@ -1,6 +1,8 @@
 //! SEND_MESSAGE (10), SEND_MESSAGE_V2 (310), SEND_BATCH_MESSAGE (320)
 //! (`SendMessageProcessor`). The append happens on the connection's read loop
-//! so one producer connection's messages keep their order.
+//! so one producer connection's messages keep their order. With the DLedger
+//! commit log, [`SendProcessor::start`] queues the put there and the
+//! connection's task awaits its quorum with [`SendProcessor::complete`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use remoting::body::{perm, TopicConfig};
 use remoting::header::{SendMessageRequestHeader, SendMessageResponseHeader};
 use remoting::{command_header, Connection, RemotingCommand};
+use store::replicated::{PendingPut, QueuedPut};
 use store::{PutResult, StoreError};
 
 use crate::error::BrokerError;
@@ -69,12 +72,108 @@ fn pick_queue(write_queues: i32) -> i32 {
     (NEXT.fetch_add(1, Ordering::Relaxed) % write_queues as usize) as i32
 }
 
+/// A send whose put is stored (the answer) or queued on the DLedger log.
+pub enum Started {
+    Done(RemotingCommand),
+    Pending(PendingSend),
+}
+
+/// A send whose put awaits its quorum: [`SendProcessor::complete`] answers.
+pub struct PendingSend {
+    put: PendingPut,
+    answer: Answer,
+}
+
+/// What a send's answer needs besides the put's result.
+struct Answer {
+    kind: AnswerKind,
+    body_len: usize,
+    region_id: String,
+    trace_on: bool,
+}
+
+enum AnswerKind {
+    /// `msgId` by offset; the requested queue, even when the record was
+    /// parked elsewhere.
+    One { queue_id: i32, uniq: String },
+    /// One `msgId` per inner message, comma-joined.
+    Batch {
+        queue_id: i32,
+        transaction_id: Option<String>,
+    },
+}
+
+impl AnswerKind {
+    fn header(
+        self,
+        store_host: SocketAddr,
+        result: &PutResult,
+    ) -> (SendMessageResponseHeader, u64) {
+        match self {
+            AnswerKind::One { queue_id, uniq } => (
+                SendMessageResponseHeader {
+                    msg_id: message::offset_message_id(store_host, first_offset(result)),
+                    queue_id,
+                    queue_offset: result.queue_offset,
+                    transaction_id: Some(uniq),
+                    batch_uniq_id: None,
+                },
+                1,
+            ),
+            AnswerKind::Batch {
+                queue_id,
+                transaction_id,
+            } => {
+                let ids: Vec<String> = result
+                    .commit_log_offsets
+                    .iter()
+                    .map(|o| message::offset_message_id(store_host, *o))
+                    .collect();
+                let count = ids.len() as u64;
+                (
+                    SendMessageResponseHeader {
+                        msg_id: ids.join(","),
+                        queue_id,
+                        queue_offset: result.queue_offset,
+                        transaction_id,
+                        batch_uniq_id: None,
+                    },
+                    count,
+                )
+            }
+        }
+    }
+}
+
 impl SendProcessor {
+    /// Stores the send and answers (blocking while a DLedger put waits for
+    /// its quorum).
     pub fn handle(
         &self,
         conn: &Connection,
         req: &RemotingCommand,
     ) -> Result<RemotingCommand, BrokerError> {
+        match self.start(conn, req)? {
+            Started::Done(response) => Ok(response),
+            Started::Pending(p) => {
+                let result = p.put.wait_blocking();
+                self.answer(p.answer, result)
+            }
+        }
+    }
+
+    /// The answer of a send [`start`](Self::start)ed as pending, once its
+    /// put's outcome is known (awaited, no thread blocked).
+    pub async fn complete(&self, pending: PendingSend) -> Result<RemotingCommand, BrokerError> {
+        let PendingSend { put, answer } = pending;
+        let result = put.wait().await;
+        self.answer(answer, result)
+    }
+
+    /// The synchronous part of a send: decode, checks, and the put stored
+    /// (local commit log) or queued on the replicated log (DLedger), in
+    /// queue-offset order, without waiting for its outcome.
+    pub fn start(&self, conn: &Connection, req: &RemotingCommand) -> Result<Started, BrokerError> {
         let h = SendMessageRequestHeader::from_command(req)?;
         let (cluster_name, region_id, trace_on) = {
             let cfg = read_config(&self.config);
@@ -117,30 +216,54 @@ impl SendProcessor {
         } else {
             self.put_one(conn, &h, queue_id, &cluster_name, req)
         };
-        let (response_header, flushed) = match put {
-            Ok((header, count, status)) => {
-                self.stats.put_count.fetch_add(count, Ordering::Relaxed);
-                self.stats
-                    .put_bytes
-                    .fetch_add(req.body.len() as u64, Ordering::Relaxed);
-                (header, status == store::PutStatus::PutOk)
-            }
+        let (queued, kind) = match put {
+            Ok(p) => p,
             Err(e) => {
                 self.stats.put_failed.fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
         };
+        let answer = Answer {
+            kind,
+            body_len: req.body.len(),
+            region_id,
+            trace_on,
+        };
+        match queued {
+            QueuedPut::Done(result) => self.answer(answer, Ok(result)).map(Started::Done),
+            QueuedPut::Pending(put) => Ok(Started::Pending(PendingSend { put, answer })),
+        }
+    }
+
+    /// The answer to a send whose put ended with `result`.
+    fn answer(
+        &self,
+        answer: Answer,
+        result: Result<PutResult, StoreError>,
+    ) -> Result<RemotingCommand, BrokerError> {
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.put_failed.fetch_add(1, Ordering::Relaxed);
+                return Err(e.into());
+            }
+        };
+        let (response_header, count) = answer.kind.header(self.store_host, &result);
+        self.stats.put_count.fetch_add(count, Ordering::Relaxed);
+        self.stats
+            .put_bytes
+            .fetch_add(answer.body_len as u64, Ordering::Relaxed);
         // SYNC_FLUSH past `syncFlushTimeout`: stored, answered with Java's
         // FLUSH_DISK_TIMEOUT and the normal header (the client may resend).
-        let response = if flushed {
+        let response = if result.status == store::PutStatus::PutOk {
             RemotingCommand::success()
         } else {
             RemotingCommand::response(remoting::code::response_code::FLUSH_DISK_TIMEOUT)
         };
         Ok(response
             .with_header(&response_header)
-            .with_ext("MSG_REGION", region_id)
-            .with_ext("TRACE_ON", trace_on.to_string()))
+            .with_ext("MSG_REGION", answer.region_id)
+            .with_ext("TRACE_ON", answer.trace_on.to_string()))
     }
 
     /// Topic name, forbidden system topics, existence or auto-creation.
@@ -215,7 +338,7 @@ impl SendProcessor {
         queue_id: i32,
         cluster_name: &str,
         req: &RemotingCommand,
-    ) -> Result<(SendMessageResponseHeader, u64, store::PutStatus), BrokerError> {
+    ) -> Result<(QueuedPut, AnswerKind), BrokerError> {
         let raw = h.properties.as_deref().unwrap_or("");
         if let Some((properties, uniq)) = self.plain_properties(h, raw, cluster_name) {
             let mut msg = self.base_message(conn, h, &h.topic, queue_id);
@@ -331,23 +454,17 @@ impl SendProcessor {
         Some((props, uniq))
     }
 
-    /// Stores one message and builds the answer (`msgId` by offset).
+    /// Stores (or queues, DLedger) one message; the answer is by offset.
     fn store_one(
         &self,
         msg: &store::MessageToStore,
         queue_id: i32,
         uniq: String,
-    ) -> Result<(SendMessageResponseHeader, u64, store::PutStatus), BrokerError> {
-        let result = self.store.with(Err(StoreError::ShutDown), |s| s.put(msg))?;
-        let header = SendMessageResponseHeader {
-            msg_id: message::offset_message_id(self.store_host, first_offset(&result)),
-            // The requested queue, even when the record was parked elsewhere.
-            queue_id,
-            queue_offset: result.queue_offset,
-            transaction_id: Some(uniq),
-            batch_uniq_id: None,
-        };
-        Ok((header, 1, result.status))
+    ) -> Result<(QueuedPut, AnswerKind), BrokerError> {
+        let put = self
+            .store
+            .with_nonblocking(Err(StoreError::ShutDown), |s| s.put_queued(msg))?;
+        Ok((put, AnswerKind::One { queue_id, uniq }))
     }
 
     fn put_batch(
@@ -356,7 +473,7 @@ impl SendProcessor {
         h: &SendMessageRequestHeader,
         queue_id: i32,
         req: &RemotingCommand,
-    ) -> Result<(SendMessageResponseHeader, u64, store::PutStatus), BrokerError> {
+    ) -> Result<(QueuedPut, AnswerKind), BrokerError> {
         if h.topic.starts_with(topic::RETRY_PREFIX) {
             return Err(BrokerError::MessageIllegal(
                 "batch request does not support retry group".into(),
@@ -384,23 +501,20 @@ impl SendProcessor {
             )
             .collect::<Vec<_>>();
         // Split here so every inner message keeps its own UNIQ_KEY.
-        let result = self
+        let put = self
             .store
-            .with(Err(StoreError::ShutDown), |s| s.put_messages(&messages))?;
-        let ids: Vec<String> = result
-            .commit_log_offsets
-            .iter()
-            .map(|o| message::offset_message_id(self.store_host, *o))
-            .collect();
+            .with_nonblocking(Err(StoreError::ShutDown), |s| {
+                s.put_messages_queued(&messages)
+            })?;
         let batch_props = message::decode_properties(h.properties.as_deref().unwrap_or(""));
-        let header = SendMessageResponseHeader {
-            msg_id: ids.join(","),
-            queue_id,
-            queue_offset: result.queue_offset,
-            transaction_id: batch_props.get(message::PROPERTY_UNIQ_KEY).cloned(),
-            batch_uniq_id: None,
-        };
-        Ok((header, ids.len() as u64, result.status))
+        let transaction_id = batch_props.get(message::PROPERTY_UNIQ_KEY).cloned();
+        Ok((
+            put,
+            AnswerKind::Batch {
+                queue_id,
+                transaction_id,
+            },
+        ))
     }
 
     /// Delay level (`DELAY` > 0) or 5.x delivery time (`TIMER_*`, unless

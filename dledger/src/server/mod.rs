@@ -290,6 +290,30 @@ impl DLedgerServer {
         Ok(QueuedAppend(rx))
     }
 
+    /// [`queue_append`](Self::queue_append) without waiting, for callers
+    /// that queue under a synchronous lock: `Ok(Err(bodies))` hands the
+    /// bodies back (nothing queued) while the driver's input queue is full.
+    pub fn try_queue_append(
+        &self,
+        bodies: Vec<Bytes>,
+    ) -> Result<Result<QueuedAppend, Vec<Bytes>>, ServerError> {
+        let header = m::Header {
+            group: Some(self.shared.config.group.clone()),
+            remote_id: Some(self.shared.config.self_id.clone()),
+            ..m::Header::default()
+        };
+        let (reply, rx) = oneshot::channel();
+        match self.shared.inputs.try_send(Input::Append {
+            header,
+            bodies,
+            reply,
+        }) {
+            Ok(()) => Ok(Ok(QueuedAppend(rx))),
+            Err(mpsc::error::TrySendError::Full(Input::Append { bodies, .. })) => Ok(Err(bodies)),
+            Err(_) => Err(ServerError::Stopped),
+        }
+    }
+
     /// The entry at `index` if it is committed on this node (any role).
     pub async fn get_committed(&self, index: i64) -> Result<Option<Entry>, ServerError> {
         self.ask(|reply| Input::ReadCommitted { index, reply })
