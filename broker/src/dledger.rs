@@ -362,25 +362,25 @@ pub async fn dispatch_loop(
         while next <= target {
             // Up to DISPATCH_BATCH committed entries, then one blocking
             // call dispatches them all (in index order).
-            let mut batch = Vec::new();
-            while next <= target && batch.len() < DISPATCH_BATCH {
-                let entry = match server.get_committed(next).await {
-                    Ok(Some(e)) => e,
-                    Ok(None) => {
-                        // Below the log's start (files expired): skip ahead.
-                        match server.ledger().await {
-                            Ok(l) if l.begin_index > next && batch.is_empty() => {
-                                next = l.begin_index;
-                                continue;
-                            }
-                            _ => break,
-                        }
+            let entries = match server.get_committed_range(next, DISPATCH_BATCH).await {
+                Ok(e) => e,
+                Err(_) => return,
+            };
+            if entries.is_empty() {
+                // Below the log's start (files expired): skip ahead.
+                match server.ledger().await {
+                    Ok(l) if l.begin_index > next => {
+                        next = l.begin_index;
+                        continue;
                     }
-                    Err(_) => return,
-                };
-                batch.push((next, entry.pos + ENTRY_HEADER, entry.body));
-                next += 1;
+                    _ => break,
+                }
             }
+            let batch: Vec<(i64, i64, Bytes)> = entries
+                .into_iter()
+                .map(|e| (e.index, e.pos + ENTRY_HEADER, e.body))
+                .collect();
+            next += batch.len() as i64;
             let Some(&(last_index, last_phys, ref last_body)) = batch.last() else {
                 break;
             };

@@ -46,6 +46,11 @@ pub(super) enum Input {
         index: i64,
         reply: oneshot::Sender<Option<Entry>>,
     },
+    ReadCommittedRange {
+        from: i64,
+        max: usize,
+        reply: oneshot::Sender<Vec<Entry>>,
+    },
     Ledger {
         reply: oneshot::Sender<Ledger>,
     },
@@ -363,6 +368,20 @@ impl Driver {
                     None
                 };
                 let _ = reply.send(e);
+            }
+            Input::ReadCommittedRange { from, max, reply } => {
+                let s = self.node.storage();
+                let end = s.committed_index();
+                let mut entries = Vec::new();
+                let mut index = from.max(0);
+                while index <= end && entries.len() < max {
+                    match s.get(index) {
+                        Ok(e) => entries.push(e),
+                        Err(_) => break,
+                    }
+                    index += 1;
+                }
+                let _ = reply.send(entries);
             }
             Input::Ledger { reply } => {
                 let s = self.node.storage();

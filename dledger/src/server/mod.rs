@@ -320,6 +320,18 @@ impl DLedgerServer {
             .await
     }
 
+    /// Up to `max` consecutive committed entries from `from` on (fewer at
+    /// the committed index, none when `from` is not readable: below the
+    /// log's start or above the committed index), in one driver round.
+    pub async fn get_committed_range(
+        &self,
+        from: i64,
+        max: usize,
+    ) -> Result<Vec<Entry>, ServerError> {
+        self.ask(|reply| Input::ReadCommittedRange { from, max, reply })
+            .await
+    }
+
     /// Ledger begin/end and committed index of this node.
     pub async fn ledger(&self) -> Result<Ledger, ServerError> {
         self.ask(|reply| Input::Ledger { reply }).await
