@@ -149,6 +149,26 @@ impl Group {
             for i in 0..=upto {
                 entries.push(s.get_committed(i).await.expect("read").expect("entry"));
             }
+            // The range read gives the same entries, in pieces of 3, and
+            // nothing past the committed index.
+            let mut ranged = Vec::new();
+            while (ranged.len() as i64) <= upto {
+                let piece = s
+                    .get_committed_range(ranged.len() as i64, 3)
+                    .await
+                    .expect("range read");
+                assert!(!piece.is_empty() && piece.len() <= 3, "{id}: {piece:?}");
+                ranged.extend(piece);
+            }
+            for (a, b) in entries.iter().zip(&ranged) {
+                assert!(a.same_as(b), "{id} range read differs at {}", a.index);
+            }
+            let committed = s.ledger().await.expect("ledger").committed_index;
+            assert!(s
+                .get_committed_range(committed + 1, 3)
+                .await
+                .expect("range read")
+                .is_empty());
             match &first {
                 None => first = Some(entries),
                 Some(f) => {
