@@ -175,6 +175,22 @@ fn value_to_i64(v: &Value) -> Option<i64> {
     }
 }
 
+/// The `Visitor` methods of a lenient optional field: null is `None`, and
+/// `Some(x)` is read as `x` itself.
+macro_rules! null_is_none {
+    ($de:lifetime) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<$de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    };
+}
+
 /// An integer field read leniently (see [`value_to_i64`]), `None` for null,
 /// straight from the deserializer (no `Value` per number).
 struct LenientI64;
@@ -194,15 +210,7 @@ impl<'de> de::Visitor<'de> for LenientI64 {
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an integer")
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
+    null_is_none!('de);
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
         Ok(Some(i64::from(v)))
     }
@@ -315,15 +323,7 @@ pub mod base64_opt {
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("base64 text")
         }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(self)
-        }
+        null_is_none!('de);
         fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
             decode_base64(s)
                 .map(|b| Some(Bytes::from(b)))
