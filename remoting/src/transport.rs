@@ -18,6 +18,8 @@ use std::time::Duration;
 use std::task::Poll;
 
 use bytes::BytesMut;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
@@ -511,17 +513,33 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     side.drained.notify_waiters();
 }
 
+/// An answer that was not ready at once, polled by the read loop: `None`
+/// for a oneway request (nothing to write).
+type LaterAnswer = Pin<Box<dyn Future<Output = Option<RemotingCommand>> + Send>>;
+
+/// Encodes an answer into the read loop's output buffer.
+fn encode_answer(
+    codec: &mut RemotingCodec,
+    response: &RemotingCommand,
+    out: &mut BytesMut,
+    peer: SocketAddr,
+) {
+    if let Err(e) = Encoder::<&RemotingCommand>::encode(codec, response, out) {
+        warn!(%peer, error = %e, "dropping a response that cannot be encoded");
+    }
+}
+
 /// What the read loop does with one request: run its handler and, when the
 /// answer is ready at once, encode it into `out` (written once per batch of
-/// frames read); answers that take longer get a task and go through the
-/// write task.
+/// frames read); answers that take longer are polled by the read loop
+/// alongside its reads and written with whatever else is ready then.
 fn handle_request(
     conn: &Connection,
     router: &Router,
     cmd: RemotingCommand,
     codec: &mut RemotingCodec,
     out: &mut BytesMut,
-) -> Option<BoxFuture<RemotingCommand>> {
+) -> Option<LaterAnswer> {
     let oneway = cmd.is_oneway();
     let opaque = cmd.opaque;
     let serialize_type = cmd.serialize_type;
@@ -536,18 +554,15 @@ fn handle_request(
     match futures::FutureExt::now_or_never(&mut reply) {
         Some(response) => {
             if !oneway {
-                let response = finish(response);
-                if let Err(e) = Encoder::<&RemotingCommand>::encode(codec, &response, out) {
-                    warn!(peer = %conn.peer(), error = %e, "dropping a response that cannot be encoded");
-                }
+                encode_answer(codec, &finish(response), out, conn.peer());
             }
             None
         }
         None if oneway => Some(Box::pin(async move {
             reply.await;
-            RemotingCommand::response(0)
+            None
         })),
-        None => Some(Box::pin(async move { finish(reply.await) })),
+        None => Some(Box::pin(async move { Some(finish(reply.await)) })),
     }
 }
 
@@ -560,7 +575,10 @@ async fn read_loop<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     let mut codec = RemotingCodec::default();
     let mut buf = BytesMut::with_capacity(READ_SPARE);
     let mut out = BytesMut::new();
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION));
+    // Answers still to come (held pulls, quorum waits, calls to the peer):
+    // polled here, so the answers that become ready together (one quorum
+    // round for many sends) are written together, with no task each.
+    let mut waiting: FuturesUnordered<LaterAnswer> = FuturesUnordered::new();
     let peer = conn.peer();
     'read: loop {
         // Every complete frame already read, then one write for their answers.
@@ -590,32 +608,25 @@ async fn read_loop<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 }
                 continue;
             }
-            let oneway = cmd.is_oneway();
             let Some(later) = handle_request(&conn, &router, cmd, &mut codec, &mut out) else {
                 continue;
             };
-            // A waiting answer (held pull, callback to the peer) gets its own
-            // task; at most MAX_IN_FLIGHT_PER_CONNECTION of them at once.
-            let permit = match in_flight.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    if !out.is_empty() && write_now(&side, &mut out).await.is_err() {
-                        break 'read;
-                    }
-                    tokio::select! {
-                        _ = conn.shared.closed.cancelled() => break 'read,
-                        p = in_flight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'read },
+            // At most MAX_IN_FLIGHT_PER_CONNECTION waiting answers: past
+            // that, no more reading until one is done.
+            while waiting.len() >= MAX_IN_FLIGHT_PER_CONNECTION {
+                if !out.is_empty() && write_now(&side, &mut out).await.is_err() {
+                    break 'read;
+                }
+                tokio::select! {
+                    _ = conn.shared.closed.cancelled() => break 'read,
+                    Some(answer) = waiting.next() => {
+                        if let Some(answer) = answer {
+                            encode_answer(&mut codec, &answer, &mut out, peer);
+                        }
                     }
                 }
-            };
-            let conn = conn.clone();
-            tokio::spawn(async move {
-                let response = later.await;
-                drop(permit);
-                if !oneway {
-                    let _ = conn.send_raw(response).await;
-                }
-            });
+            }
+            waiting.push(later);
         }
         if !out.is_empty() {
             match write_now(&side, &mut out).await {
@@ -651,6 +662,19 @@ async fn read_loop<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         let read = tokio::select! {
             biased;
             _ = conn.shared.closed.cancelled() => break,
+            Some(answer) = waiting.next(), if !waiting.is_empty() => {
+                // This one and every other answer ready now, then one write
+                // (at the top of the loop).
+                let mut answer = Some(answer);
+                while let Some(a) = answer {
+                    if let Some(a) = a {
+                        encode_answer(&mut codec, &a, &mut out, peer);
+                    }
+                    answer = waiting.next().now_or_never().flatten();
+                }
+                continue 'read;
+            }
+            // `read_buf` is cancel-safe: bytes are only added once read.
             r = reader.read_buf(&mut buf) => r,
         };
         match read {
@@ -668,6 +692,11 @@ async fn read_loop<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clear();
+    if !waiting.is_empty() {
+        // Their answers have nowhere to go, but their handlers finish what
+        // they started (a queued put gives its queue offsets back on failure).
+        tokio::spawn(async move { while waiting.next().await.is_some() {} });
+    }
     debug!(%peer, id = conn.id(), "connection closed");
     for hook in &router.on_close {
         hook(&conn);
