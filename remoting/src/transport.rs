@@ -303,11 +303,11 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
-/// The write half of a connection, shared by the read loop, which writes the
-/// answers it has at once straight to the socket (no task hop, one write per
-/// batch of requests read), and the write task, which writes everything else
-/// (requests we send, answers that came later) and whatever the read loop
-/// could not write without waiting.
+/// The write half of a connection, shared by the read loop, which writes its
+/// answers straight to the socket (no task hop; one write per batch of
+/// requests read, or per batch of waiting answers that became ready
+/// together), and the write task, which writes everything else (requests we
+/// send) and whatever the read loop could not write without waiting.
 ///
 /// Whoever writes takes `io` out for the duration; the other side then
 /// appends whole frames to `pending` instead. Whoever puts `io` back checks
