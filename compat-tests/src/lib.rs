@@ -471,16 +471,14 @@ impl JavaBroker {
 
     /// Its stdout/stderr and the tail of its own log file.
     pub fn logs(&self) -> String {
-        let log =
-            std::fs::read_to_string(self.dir.path().join("home/logs/rocketmqlogs/broker.log"))
-                .unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(200).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
         format!(
             "----- Java broker {} stdout -----\n{}\n----- broker.log (tail) -----\n{}",
             self.version,
             self.proc.log_text(),
-            tail.join("\n")
+            file_tail(
+                &self.dir.path().join("home/logs/rocketmqlogs/broker.log"),
+                200
+            )
         )
     }
 }
@@ -1083,6 +1081,17 @@ pub fn wait_delivered(
 }
 
 /// `stdout + stderr` of an output, for assertion messages.
+/// The last `n` lines of `text`, joined by newlines (for failure messages).
+pub fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// [`tail_lines`] of a file; empty if it cannot be read.
+pub fn file_tail(path: &Path, n: usize) -> String {
+    tail_lines(&std::fs::read_to_string(path).unwrap_or_default(), n)
+}
+
 pub fn text(out: &Output) -> String {
     format!(
         "{}{}",

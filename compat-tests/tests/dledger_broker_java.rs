@@ -54,8 +54,9 @@ use std::time::{Duration, Instant};
 
 use compat_tests::dledger_files::{checkpoint, data_log, same_committed_prefix};
 use compat_tests::{
-    acked, bin_dir, cluster_info, dledger_term, free_broker_port, free_port, java_client,
-    message_lines, serial, text, wait_delivered, JavaBroker, JavaClient, OurNamesrv, Proc,
+    acked, bin_dir, cluster_info, dledger_term, file_tail, free_broker_port, free_port,
+    java_client, message_lines, serial, text, wait_delivered, JavaBroker, JavaClient, OurNamesrv,
+    Proc,
 };
 use dledger::server::DLedgerClient;
 
@@ -163,17 +164,11 @@ impl Node {
             Kind::Ours { dir, starts, .. } => {
                 let mut s = String::new();
                 for i in 1..=*starts {
-                    let t = std::fs::read_to_string(dir.join(format!("broker-{i}.log")))
-                        .unwrap_or_default();
-                    let tail: Vec<&str> = t.lines().rev().take(80).collect();
                     s.push_str(&format!(
-                        "===== n{} start {i} (last 80 lines) =====\n",
-                        self.n
+                        "===== n{} start {i} (last 80 lines) =====\n{}\n",
+                        self.n,
+                        file_tail(&dir.join(format!("broker-{i}.log")), 80)
                     ));
-                    for l in tail.into_iter().rev() {
-                        s.push_str(l);
-                        s.push('\n');
-                    }
                 }
                 s
             }

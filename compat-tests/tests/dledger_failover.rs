@@ -37,8 +37,9 @@ use std::time::{Duration, Instant};
 
 use compat_tests::dledger_files::{checkpoint, same_committed_prefix};
 use compat_tests::{
-    acked, bin_dir, cluster_info, free_broker_port, free_port, java_client, message_lines,
-    request_body, serial, text, wait_delivered, wait_until, OurNamesrv, Proc, ProxyMesh,
+    acked, bin_dir, cluster_info, file_tail, free_broker_port, free_port, java_client,
+    message_lines, request_body, serial, text, wait_delivered, wait_until, OurNamesrv, Proc,
+    ProxyMesh,
 };
 use remoting::code::request_code;
 
@@ -92,17 +93,11 @@ impl Node {
     fn logs(&self) -> String {
         let mut s = String::new();
         for i in 1..=self.starts {
-            let f = self.dir.join(format!("broker-{i}.log"));
-            let t = std::fs::read_to_string(&f).unwrap_or_default();
-            let tail: Vec<&str> = t.lines().rev().take(60).collect();
             s.push_str(&format!(
-                "----- n{} start {i} (last 60 lines) -----\n",
-                self.n
+                "----- n{} start {i} (last 60 lines) -----\n{}\n",
+                self.n,
+                file_tail(&self.dir.join(format!("broker-{i}.log")), 60)
             ));
-            for l in tail.into_iter().rev() {
-                s.push_str(l);
-                s.push('\n');
-            }
         }
         s
     }

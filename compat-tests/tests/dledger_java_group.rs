@@ -12,7 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use compat_tests::{
-    bin_dir, dledger_term, free_port, java_client, serial, text, workspace_root, JavaClient, Proc,
+    bin_dir, dledger_term, file_tail, free_port, java_client, serial, text, workspace_root,
+    JavaClient, Proc,
 };
 use dledger::core::Storage;
 use dledger::protocol::*;
@@ -498,21 +499,15 @@ impl Mixed {
     fn logs(&self) -> String {
         let mut out = String::new();
         for n in &self.nodes {
-            let log = self.dir.path().join(format!("{}.log", n.id));
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(200).collect();
             out.push_str(&format!(
-                "----- {} ({}) -----\n",
+                "----- {} ({}) -----\n{}\n",
                 n.id,
                 match n.imp {
                     Impl::Java => "java",
                     Impl::Ours => "ours",
-                }
+                },
+                file_tail(&self.dir.path().join(format!("{}.log", n.id)), 200)
             ));
-            for l in tail.into_iter().rev() {
-                out.push_str(l);
-                out.push('\n');
-            }
         }
         out
     }

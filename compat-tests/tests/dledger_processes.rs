@@ -32,7 +32,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use compat_tests::{bin_dir, serial, Proc, ProxyMesh, ProxyMode};
+use compat_tests::{bin_dir, serial, tail_lines, Proc, ProxyMesh, ProxyMode};
 use dledger::core::Storage;
 use dledger::protocol::ResponseCode;
 use dledger::server::DLedgerClient;
@@ -214,7 +214,12 @@ impl Group {
     fn assert_running(&mut self) {
         for m in &mut self.members {
             if let Some(p) = m.proc.as_mut() {
-                assert!(p.is_running(), "{} exited:\n{}", m.id, tail(&p.log_text()));
+                assert!(
+                    p.is_running(),
+                    "{} exited:\n{}",
+                    m.id,
+                    tail_lines(&p.log_text(), 60)
+                );
             }
         }
     }
@@ -260,7 +265,11 @@ impl Group {
             .filter(|f| f.extension().is_some_and(|e| e == "log"))
         {
             let text = std::fs::read_to_string(f).unwrap_or_default();
-            out.push_str(&format!("===== {}\n{}\n", f.display(), tail(&text)));
+            out.push_str(&format!(
+                "===== {}\n{}\n",
+                f.display(),
+                tail_lines(&text, 60)
+            ));
         }
         out
     }
@@ -283,11 +292,6 @@ impl Drop for Group {
             eprintln!("{}", self.logs());
         }
     }
-}
-
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -823,7 +827,7 @@ fn three_processes_survive_kill_pause_and_isolation() {
     for m in &mut g.members {
         let mut p = m.proc.take().expect("member running");
         if let Err(e) = p.stop_cleanly(Duration::from_secs(20)) {
-            panic!("{e}:\n{}", tail(&p.log_text()));
+            panic!("{e}:\n{}", tail_lines(&p.log_text(), 60));
         }
     }
     let (stopped_prefix, stopped_ends) =
