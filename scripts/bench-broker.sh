@@ -23,6 +23,8 @@
 # Defaults: 20 s per thread count after a 10 s warm-up (at the largest count), 1 KiB
 # bodies, 200000 messages for the consume test (push consumer; see compat.BenchConsumer for the
 # modes), 3 s settle before idle RSS, Java 5.3.3.
+# BENCH_BINS=<dir> runs the servers from <dir> (mqbroker, mqnamesrv, examples/echo_broker)
+# instead of this tree's target/release: A/B runs of two builds.
 # Needs cargo, java (17) and mvn (first run: the 5.3.3 jars from Maven Central).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,7 +73,7 @@ log() { echo "[bench] $*" >&2; }
 cargo build --release --locked -p nameserver -p broker --bins
 cargo build --release --locked -p remoting --example echo_broker
 target="${CARGO_TARGET_DIR:-target}"
-bins="$root/$target/release"
+bins="${BENCH_BINS:-$root/$target/release}" # BENCH_BINS: compare other builds (A/B)
 clk_tck="$(getconf CLK_TCK)"
 work="${keep:-$(mktemp -d "${TMPDIR:-/tmp}/rmq-bench-broker-XXXXXX")}"
 mkdir -p "$work"
