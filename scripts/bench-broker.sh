@@ -21,7 +21,7 @@
 # first acknowledged send, client route poll 100 ms).
 #
 # Defaults: 20 s per thread count after a 10 s warm-up (at the largest count), 1 KiB
-# bodies, 200000 messages for the consume test (push consumer; see compat.BenchConsumer for the
+# bodies, 200000 messages for the consume test (0: none; push consumer; see compat.BenchConsumer for the
 # modes), 3 s settle before idle RSS, Java 5.3.3.
 # BENCH_BINS=<dir> runs the servers from <dir> (mqbroker, mqnamesrv, examples/echo_broker)
 # instead of this tree's target/release: A/B runs of two builds.
@@ -204,7 +204,7 @@ measure() { # <server> <pid> <namesrv> <do_consume>
   java_run "$work/$s/client" compat.BenchProducer send "$ns" BenchTopic "$pid" "$warmup" "$duration" \
     "$threads" "$size" | tee "$work/$s/send.out" >&2
   record "$s" "$work/$s/send.out"
-  if [ "$4" = yes ]; then
+  if [ "$4" = yes ] && [ "$consume" -gt 0 ]; then
     log "$s: filling BenchConsume with $consume messages"
     java_run "$work/$s/client" compat.BenchProducer fill "$ns" BenchConsume "$consume" "$size" | tee "$work/$s/fill.out" >&2
     log "$s: consuming $consume messages"
