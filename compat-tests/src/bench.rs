@@ -259,9 +259,82 @@ pub fn goal(ok: bool) -> &'static str {
     }
 }
 
+/// The options both side-by-side benchmark binaries (`bench_namesrv`,
+/// `bench_dledger`) take; each keeps its own defaults and extra flags.
+#[derive(Debug, Clone)]
+pub struct CommonOpts {
+    pub duration: std::time::Duration,
+    pub warmup: std::time::Duration,
+    pub conns: usize,
+    pub inflight: usize,
+    pub rounds: usize,
+    pub settle: std::time::Duration,
+    pub java_version: String,
+    /// Run our server (`--only java` clears it).
+    pub ours: bool,
+    /// Run Java's (`--only ours` clears it).
+    pub java: bool,
+}
+
+impl CommonOpts {
+    /// Applies `flag` when it is one of the common ones, reading its value
+    /// from `value`: `Ok(true)` if applied, `Ok(false)` if the flag is not a
+    /// common one, `Err` for a missing or bad value.
+    pub fn apply(
+        &mut self,
+        flag: &str,
+        value: impl FnOnce() -> Option<String>,
+    ) -> Result<bool, String> {
+        let known = [
+            "--duration",
+            "--warmup",
+            "--conns",
+            "--inflight",
+            "--rounds",
+            "--settle",
+            "--java-version",
+            "--only",
+        ];
+        if !known.contains(&flag) {
+            return Ok(false);
+        }
+        let v = value().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = || format!("{flag}: bad value '{v}'");
+        let secs = || {
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(std::time::Duration::from_secs_f64)
+                .ok_or_else(bad)
+        };
+        let count = |min: usize| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n >= min)
+                .ok_or_else(bad)
+        };
+        match flag {
+            "--duration" => self.duration = secs()?,
+            "--warmup" => self.warmup = secs()?,
+            "--conns" => self.conns = count(1)?,
+            "--inflight" => self.inflight = count(1)?,
+            "--rounds" => self.rounds = count(1)?,
+            "--settle" => self.settle = secs()?,
+            "--java-version" => self.java_version = v,
+            _ => match v.as_str() {
+                "ours" => self.java = false,
+                "java" => self.ours = false,
+                _ => return Err(bad()),
+            },
+        }
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Histogram;
+    use super::*;
+    use std::time::Duration;
 
     #[test]
     fn histogram_quantiles_within_bucket_error() {
@@ -276,5 +349,36 @@ mod tests {
         assert_eq!(h.max, 100_000_000);
         assert!(h.quantile(1.0) <= h.max && h.quantile(1.0) >= 99_700_000);
         assert_eq!(h.total, 100_000);
+    }
+
+    fn opts() -> CommonOpts {
+        CommonOpts {
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(10),
+            conns: 4,
+            inflight: 32,
+            rounds: 3,
+            settle: Duration::from_secs(3),
+            java_version: "5.3.3".to_owned(),
+            ours: true,
+            java: true,
+        }
+    }
+
+    #[test]
+    fn common_flags_apply_and_bad_values_are_refused() {
+        let mut o = opts();
+        assert_eq!(o.apply("--duration", || Some("2.5".into())), Ok(true));
+        assert_eq!(o.duration, Duration::from_millis(2500));
+        assert_eq!(o.apply("--conns", || Some("8".into())), Ok(true));
+        assert_eq!(o.conns, 8);
+        assert_eq!(o.apply("--only", || Some("ours".into())), Ok(true));
+        assert!(o.ours && !o.java);
+        assert_eq!(o.apply("--body", || Some("1".into())), Ok(false));
+        assert!(o.apply("--conns", || Some("0".into())).is_err());
+        assert!(o.apply("--rounds", || None).is_err());
+        assert!(o.apply("--only", || Some("both".into())).is_err());
+        assert!(o.apply("--warmup", || Some("-1".into())).is_err());
+        assert_eq!(o.conns, 8, "a refused value changes nothing");
     }
 }

@@ -193,6 +193,93 @@ impl Proc {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Sends `signal` (e.g. `libc::SIGSTOP`) to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: sending a signal to our own child process id.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({}, {signal}) of {}",
+            self.child.id(),
+            self.name
+        );
+    }
+}
+
+/// Our `mqbroker` on `dir/broker.conf`, which a test starts, kills and
+/// restarts: start N logs to `dir/broker-N.log`, `HOME` is `dir`.
+pub struct BrokerProcess {
+    pub name: String,
+    pub dir: PathBuf,
+    pub proc: Option<Proc>,
+    pub starts: usize,
+}
+
+impl BrokerProcess {
+    pub fn new(name: &str, dir: PathBuf) -> BrokerProcess {
+        BrokerProcess {
+            name: name.to_owned(),
+            dir,
+            proc: None,
+            starts: 0,
+        }
+    }
+
+    pub fn start(&mut self) {
+        self.starts += 1;
+        let mut cmd = Command::new(bin_dir().join("mqbroker"));
+        cmd.arg("-c")
+            .arg(self.dir.join("broker.conf"))
+            .env("HOME", &self.dir)
+            .env("RUST_LOG", "info")
+            .env_remove("NAMESRV_ADDR");
+        self.proc = Some(Proc::spawn(
+            &format!("mqbroker-{}", self.name),
+            cmd,
+            self.dir.join(format!("broker-{}.log", self.starts)),
+        ));
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(Proc::pid)
+    }
+
+    /// Sends `signal` to the running broker.
+    pub fn signal(&self, signal: i32) {
+        self.proc.as_ref().expect("broker running").signal(signal);
+    }
+
+    /// SIGKILL and reap it.
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        if let Some(mut p) = self.proc.take() {
+            p.stop(Duration::from_secs(10));
+        }
+    }
+
+    /// SIGTERM; an error unless it exits with status 0 within `grace`.
+    pub fn stop_cleanly(&mut self, grace: Duration) -> Result<(), String> {
+        match self.proc.take() {
+            Some(mut p) => p.stop_cleanly(grace),
+            None => Ok(()),
+        }
+    }
+
+    /// The last `lines` lines of each start's log.
+    pub fn logs(&self, lines: usize) -> String {
+        (1..=self.starts)
+            .map(|i| {
+                format!(
+                    "----- {} start {i} (last {lines} lines) -----\n{}\n",
+                    self.name,
+                    file_tail(&self.dir.join(format!("broker-{i}.log")), lines)
+                )
+            })
+            .collect()
+    }
 }
 
 impl Drop for Proc {
@@ -1355,10 +1442,7 @@ impl StandaloneBroker {
 
     /// Sends `signal` (e.g. `libc::SIGSTOP`) to the broker process.
     pub fn signal(&self, signal: i32) {
-        // SAFETY: sending a signal to our own child process id.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::kill(self.proc.pid() as i32, signal) };
-        assert_eq!(rc, 0, "kill({}, {signal})", self.proc.pid());
+        self.proc.signal(signal);
     }
 
     /// SIGKILL and reap it.

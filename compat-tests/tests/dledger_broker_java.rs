@@ -54,9 +54,8 @@ use std::time::{Duration, Instant};
 
 use compat_tests::dledger_files::{checkpoint, data_log, same_committed_prefix};
 use compat_tests::{
-    acked, bin_dir, cluster_info, dledger_term, file_tail, free_broker_port, free_port,
-    java_client, message_lines, serial, text, wait_delivered, JavaBroker, JavaClient, OurNamesrv,
-    Proc,
+    acked, cluster_info, dledger_term, free_broker_port, free_port, java_client, message_lines,
+    serial, text, wait_delivered, BrokerProcess, JavaBroker, JavaClient, OurNamesrv, Proc,
 };
 use dledger::server::DLedgerClient;
 
@@ -70,11 +69,7 @@ const SEGMENT: u64 = 1024 * 1024;
 
 enum Kind {
     Java(JavaBroker),
-    Ours {
-        dir: PathBuf,
-        proc: Option<Proc>,
-        starts: usize,
-    },
+    Ours(BrokerProcess),
 }
 
 struct Node {
@@ -91,7 +86,7 @@ impl Node {
     fn store(&self) -> PathBuf {
         match &self.kind {
             Kind::Java(b) => b.dir.path().join("store"),
-            Kind::Ours { dir, .. } => dir.join("store"),
+            Kind::Ours(b) => b.dir.join("store"),
         }
     }
 
@@ -99,45 +94,20 @@ impl Node {
         self.store().join(format!("dledger-n{}", self.n))
     }
 
-    fn start_ours(&mut self) {
-        if let Kind::Ours { dir, proc, starts } = &mut self.kind {
-            *starts += 1;
-            let mut cmd = Command::new(bin_dir().join("mqbroker"));
-            cmd.arg("-c")
-                .arg(dir.join("broker.conf"))
-                .env("HOME", &*dir)
-                .env("RUST_LOG", "info")
-                .env_remove("NAMESRV_ADDR");
-            *proc = Some(Proc::spawn(
-                &format!("mqbroker-n{}", self.n),
-                cmd,
-                dir.join(format!("broker-{starts}.log")),
-            ));
-        }
-    }
-
     fn pid(&self) -> Option<u32> {
         match &self.kind {
             Kind::Java(b) => Some(b.proc.pid()),
-            Kind::Ours { proc, .. } => proc.as_ref().map(Proc::pid),
+            Kind::Ours(b) => b.pid(),
         }
     }
 
     fn kill(&mut self) {
-        let pid = self.pid().expect("running");
-        // SAFETY: sending a signal to our own child process id.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        assert_eq!(rc, 0, "kill -9 {pid}");
         match &mut self.kind {
             Kind::Java(b) => {
+                b.proc.signal(libc::SIGKILL);
                 b.proc.stop(Duration::from_secs(10));
             }
-            Kind::Ours { proc, .. } => {
-                if let Some(mut p) = proc.take() {
-                    p.stop(Duration::from_secs(10));
-                }
-            }
+            Kind::Ours(b) => b.kill(),
         }
     }
 
@@ -148,11 +118,9 @@ impl Node {
             Kind::Java(b) => {
                 b.proc.stop(Duration::from_secs(30));
             }
-            Kind::Ours { proc, .. } => {
-                if let Some(mut p) = proc.take() {
-                    if let Err(e) = p.stop_cleanly(Duration::from_secs(20)) {
-                        panic!("{e}\n{}", self.logs());
-                    }
+            Kind::Ours(b) => {
+                if let Err(e) = b.stop_cleanly(Duration::from_secs(20)) {
+                    panic!("{e}\n{}", self.logs());
                 }
             }
         }
@@ -161,17 +129,7 @@ impl Node {
     fn logs(&self) -> String {
         match &self.kind {
             Kind::Java(b) => format!("===== n{} (Java) =====\n{}", self.n, b.logs()),
-            Kind::Ours { dir, starts, .. } => {
-                let mut s = String::new();
-                for i in 1..=*starts {
-                    s.push_str(&format!(
-                        "===== n{} start {i} (last 80 lines) =====\n{}\n",
-                        self.n,
-                        file_tail(&dir.join(format!("broker-{i}.log")), 80)
-                    ));
-                }
-                s
-            }
+            Kind::Ours(b) => b.logs(80),
         }
     }
 }
@@ -323,7 +281,7 @@ impl Group {
             let _ = std::fs::create_dir_all(&dest);
             let logs = match &n.kind {
                 Kind::Java(b) => b.dir.path().join("home").join("logs"),
-                Kind::Ours { dir, .. } => dir.clone(),
+                Kind::Ours(b) => b.dir.clone(),
             };
             let _ = Command::new("cp")
                 .arg("-r")
@@ -464,13 +422,11 @@ fn mixed_group(java: [bool; 3]) {
         let mut node = Node {
             n,
             addr: format!("127.0.0.1:{port}"),
-            kind: Kind::Ours {
-                dir,
-                proc: None,
-                starts: 0,
-            },
+            kind: Kind::Ours(BrokerProcess::new(&format!("n{n}"), dir)),
         };
-        node.start_ours();
+        if let Kind::Ours(b) = &mut node.kind {
+            b.start();
+        }
         nodes.push(node);
     }
     let mut g = Group {

@@ -32,14 +32,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use compat_tests::dledger_files::{checkpoint, same_committed_prefix};
 use compat_tests::{
-    acked, bin_dir, cluster_info, file_tail, free_broker_port, free_port, java_client,
-    message_lines, request_body, serial, text, wait_delivered, wait_until, OurNamesrv, Proc,
-    ProxyMesh,
+    acked, cluster_info, free_broker_port, free_port, java_client, message_lines, request_body,
+    serial, text, wait_delivered, wait_until, BrokerProcess, OurNamesrv, Proc, ProxyMesh,
 };
 use remoting::code::request_code;
 
@@ -56,54 +54,20 @@ const SEGMENT: u64 = 1024 * 1024;
 
 struct Node {
     n: usize,
-    dir: PathBuf,
     addr: String,
-    proc: Option<Proc>,
-    starts: usize,
+    broker: BrokerProcess,
 }
 
 impl Node {
-    fn conf(&self) -> PathBuf {
-        self.dir.join("broker.conf")
-    }
-
-    fn start(&mut self) {
-        self.starts += 1;
-        let mut cmd = Command::new(bin_dir().join("mqbroker"));
-        cmd.arg("-c")
-            .arg(self.conf())
-            .env("HOME", &self.dir)
-            .env("RUST_LOG", "info")
-            .env_remove("NAMESRV_ADDR");
-        self.proc = Some(Proc::spawn(
-            &format!("mqbroker-n{}", self.n),
-            cmd,
-            self.dir.join(format!("broker-{}.log", self.starts)),
-        ));
-    }
-
-    fn signal(&self, sig: i32) {
-        let p = self.proc.as_ref().expect("running");
-        // SAFETY: sending a signal to our own child process id.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::kill(p.pid() as i32, sig) };
-        assert_eq!(rc, 0, "kill({}, {sig})", p.pid());
-    }
-
     fn logs(&self) -> String {
-        let mut s = String::new();
-        for i in 1..=self.starts {
-            s.push_str(&format!(
-                "----- n{} start {i} (last 60 lines) -----\n{}\n",
-                self.n,
-                file_tail(&self.dir.join(format!("broker-{i}.log")), 60)
-            ));
-        }
-        s
+        self.broker.logs(60)
     }
 
     fn dledger_dir(&self) -> PathBuf {
-        self.dir.join("store").join(format!("dledger-n{}", self.n))
+        self.broker
+            .dir
+            .join("store")
+            .join(format!("dledger-n{}", self.n))
     }
 }
 
@@ -130,6 +94,7 @@ fn timer_checkpoint(addr: &str) -> Option<(i64, i64)> {
 /// The low-water mark of a broker's `timerProgress.json`.
 fn timer_progress(node: &Node) -> Option<i64> {
     let path = node
+        .broker
         .dir
         .join("store")
         .join("config")
@@ -198,15 +163,13 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
             .expect("write broker.conf");
             Node {
                 n,
-                dir,
                 addr: format!("127.0.0.1:{port}"),
-                proc: None,
-                starts: 0,
+                broker: BrokerProcess::new(&format!("n{n}"), dir),
             }
         })
         .collect();
     for node in &mut nodes {
-        node.start();
+        node.broker.start();
     }
     let all_logs = |nodes: &[Node]| nodes.iter().map(Node::logs).collect::<Vec<_>>().join("\n");
     let wait_master = |nodes: &[Node], not: Option<&str>, what: &str| -> usize {
@@ -348,10 +311,7 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
     // Round 1: SIGKILL the master, restart it.
     let old = wait_master(&nodes, None, "before the kill");
     let t0 = Instant::now();
-    nodes[old].signal(libc::SIGKILL);
-    if let Some(mut p) = nodes[old].proc.take() {
-        p.stop(Duration::from_secs(10));
-    }
+    nodes[old].broker.kill();
     let new = wait_master(&nodes, Some(&nodes[old].addr.clone()), "after SIGKILL");
     wait_acks(
         &mut producer,
@@ -384,20 +344,20 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
         keys.len(),
         all_logs(&nodes)
     );
-    nodes[old].start();
+    nodes[old].broker.start();
     wait_slave(&nodes, old);
 
     // Round 2: SIGSTOP the master, SIGCONT it.
     let old = new;
     let t0 = Instant::now();
-    nodes[old].signal(libc::SIGSTOP);
+    nodes[old].broker.signal(libc::SIGSTOP);
     let new = wait_master(&nodes, Some(&nodes[old].addr.clone()), "after SIGSTOP");
     wait_acks(&mut producer, 100, "100 sends acknowledged after SIGSTOP");
     eprintln!(
         "SIGSTOP n{old}: n{new} master and 100 acks after {:?}",
         t0.elapsed()
     );
-    nodes[old].signal(libc::SIGCONT);
+    nodes[old].broker.signal(libc::SIGCONT);
     wait_slave(&nodes, old);
     wait_acks(&mut producer, 100, "100 more acknowledged sends");
 
@@ -518,15 +478,14 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
     // then compare their logs up to the lowest committed index, which must
     // cover every acknowledged entry.
     for node in &mut nodes {
-        if let Some(mut p) = node.proc.take() {
-            if let Err(e) = p.stop_cleanly(Duration::from_secs(20)) {
-                panic!("{e}\n{}", node.logs());
-            }
+        if let Err(e) = node.broker.stop_cleanly(Duration::from_secs(20)) {
+            panic!("{e}\n{}", node.logs());
         }
     }
     // ... and each persisted them on the way out.
     for node in &nodes {
         let f = node
+            .broker
             .dir
             .join("store")
             .join("config")

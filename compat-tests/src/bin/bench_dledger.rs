@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use compat_tests::bench::{
     clk_tck, cpu_model, cpu_ticks, goal, latency_rows, loadavg, mib, nproc, per_round, print_table,
-    ratio, round_ratios, rss_anon_kib, rss_kib, Histogram, Latency, Row,
+    ratio, round_ratios, rss_anon_kib, rss_kib, CommonOpts, Histogram, Latency, Row,
 };
 use compat_tests::{bin_dir, free_port, java_client, workspace_root, Proc};
 use dledger::config::{Timers, JAVA_TIMERS, OUR_TIMERS};
@@ -66,71 +66,69 @@ const MAX_APPENDS_PER_TASK: u64 = 50_000_000;
 
 #[derive(Debug, Clone)]
 struct Opts {
-    duration: Duration,
-    warmup: Duration,
-    conns: usize,
-    inflight: usize,
+    common: CommonOpts,
     body: usize,
-    rounds: usize,
     failovers: usize,
-    settle: Duration,
-    java_version: String,
     java_heap: String,
-    ours: bool,
-    java: bool,
     java_our_timers: bool,
 }
 
-fn usage() -> ! {
+impl std::ops::Deref for Opts {
+    type Target = CommonOpts;
+    fn deref(&self) -> &CommonOpts {
+        &self.common
+    }
+}
+
+fn usage(why: &str) -> ! {
     eprintln!(
-        "usage: bench_dledger [--duration SECS] [--warmup SECS] [--conns C] [--inflight P] \
-         [--body BYTES] [--rounds R] [--failovers F] [--settle SECS] [--java-version V] \
-         [--only ours|java] [--no-java-our-timers] [--java-heap SIZE]"
+        "bench_dledger: {why}\nusage: bench_dledger [--duration SECS] [--warmup SECS] [--conns C] \
+         [--inflight P] [--body BYTES] [--rounds R] [--failovers F] [--settle SECS] \
+         [--java-version V] [--only ours|java] [--no-java-our-timers] [--java-heap SIZE]"
     );
     std::process::exit(2)
 }
 
 fn parse_args() -> Opts {
     let mut o = Opts {
-        duration: Duration::from_secs(10),
-        warmup: Duration::from_secs(10),
-        conns: 4,
-        inflight: 32,
+        common: CommonOpts {
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(10),
+            conns: 4,
+            inflight: 32,
+            rounds: 3,
+            settle: Duration::from_secs(3),
+            java_version: "5.3.3".to_owned(),
+            ours: true,
+            java: true,
+        },
         body: 1024,
-        rounds: 3,
         failovers: 3,
-        settle: Duration::from_secs(3),
-        java_version: "5.3.3".to_owned(),
         java_heap: "1g".to_owned(),
-        ours: true,
-        java: true,
         java_our_timers: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut val = || args.next().unwrap_or_else(|| usage());
-        let secs = |s: String| -> Duration {
-            Duration::from_secs_f64(s.parse::<f64>().unwrap_or_else(|_| usage()))
+        match o.common.apply(&a, || args.next()) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => usage(&e),
+        }
+        let mut val = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
         };
-        let num = |s: String| -> usize { s.parse::<usize>().unwrap_or_else(|_| usage()) };
+        let num = |v: String| {
+            v.parse::<usize>()
+                .unwrap_or_else(|_| usage(&format!("{a}: bad number '{v}'")))
+        };
         match a.as_str() {
-            "--duration" => o.duration = secs(val()),
-            "--warmup" => o.warmup = secs(val()),
-            "--conns" => o.conns = num(val()).max(1),
-            "--inflight" => o.inflight = num(val()).max(1),
             "--body" => o.body = num(val()).max(1),
-            "--rounds" => o.rounds = num(val()),
             "--failovers" => o.failovers = num(val()),
-            "--settle" => o.settle = secs(val()),
-            "--java-version" => o.java_version = val(),
             "--java-heap" => o.java_heap = val(),
             "--no-java-our-timers" => o.java_our_timers = false,
-            "--only" => match val().as_str() {
-                "ours" => o.java = false,
-                "java" => o.ours = false,
-                _ => usage(),
-            },
-            _ => usage(),
+            "-h" | "--help" => usage("options"),
+            _ => usage(&format!("unknown option {a}")),
         }
     }
     if !o.java {

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use compat_tests::bench::{
     clk_tck, cpu_model, cpu_ticks, goal, latency_rows, loadavg, mib, nproc, per_round, print_table,
-    ratio, round_ratios, rss_kib, Histogram, Latency, Row,
+    ratio, round_ratios, rss_kib, CommonOpts, Histogram, Latency, Row,
 };
 use compat_tests::{bin_dir, free_port, jdk_opens, reference_libs, workspace_root, Proc};
 use remoting::body::{
@@ -56,72 +56,62 @@ const MAX_REQUESTS_PER_CONN: u64 = 500_000_000;
 
 #[derive(Debug, Clone)]
 struct Opts {
-    duration: Duration,
-    warmup: Duration,
-    conns: usize,
-    inflight: usize,
+    common: CommonOpts,
     /// Requests per write syscall at most (0 = all that are ready).
     per_write: usize,
     topics: usize,
-    settle: Duration,
-    rounds: usize,
-    java_version: String,
-    ours: bool,
-    java: bool,
 }
 
-fn usage() -> ! {
+impl std::ops::Deref for Opts {
+    type Target = CommonOpts;
+    fn deref(&self) -> &CommonOpts {
+        &self.common
+    }
+}
+
+fn usage(why: &str) -> ! {
     eprintln!(
-        "usage: bench_namesrv [--duration SECS] [--warmup SECS] [--conns C] [--inflight P] \
-         [--topics N] [--settle SECS] [--rounds R] [--per-write N] [--java-version V] \
-         [--only ours|java]"
+        "bench_namesrv: {why}\nusage: bench_namesrv [--duration SECS] [--warmup SECS] [--conns C] \
+         [--inflight P] [--topics N] [--settle SECS] [--rounds R] [--per-write N] \
+         [--java-version V] [--only ours|java]"
     );
     std::process::exit(2)
 }
 
 fn parse_args() -> Opts {
     let mut o = Opts {
-        duration: Duration::from_secs(10),
-        warmup: Duration::from_secs(10),
-        conns: 8,
-        inflight: 16,
+        common: CommonOpts {
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(10),
+            conns: 8,
+            inflight: 16,
+            rounds: 3,
+            settle: Duration::from_secs(3),
+            java_version: "5.3.3".to_owned(),
+            ours: true,
+            java: true,
+        },
         per_write: 0,
         topics: 16,
-        settle: Duration::from_secs(3),
-        rounds: 3,
-        java_version: "5.3.3".to_owned(),
-        ours: true,
-        java: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut val = || args.next().unwrap_or_else(|| usage());
-        let secs = |s: String| -> Duration {
-            Duration::from_secs_f64(s.parse::<f64>().unwrap_or_else(|_| usage()))
-        };
-        let num = |s: String| -> usize {
-            s.parse::<usize>()
-                .ok()
+        match o.common.apply(&a, || args.next()) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => usage(&e),
+        }
+        let mut num = || {
+            args.next()
+                .and_then(|v| v.parse::<usize>().ok())
                 .filter(|n| *n > 0)
-                .unwrap_or_else(|| usage())
+                .unwrap_or_else(|| usage(&format!("{a} needs a number above 0")))
         };
         match a.as_str() {
-            "--duration" => o.duration = secs(val()),
-            "--warmup" => o.warmup = secs(val()),
-            "--conns" => o.conns = num(val()),
-            "--inflight" => o.inflight = num(val()),
-            "--per-write" => o.per_write = num(val()),
-            "--topics" => o.topics = num(val()),
-            "--settle" => o.settle = secs(val()),
-            "--rounds" => o.rounds = num(val()),
-            "--java-version" => o.java_version = val(),
-            "--only" => match val().as_str() {
-                "ours" => o.java = false,
-                "java" => o.ours = false,
-                _ => usage(),
-            },
-            "-h" | "--help" => usage(),
-            _ => usage(),
+            "--per-write" => o.per_write = num(),
+            "--topics" => o.topics = num(),
+            "-h" | "--help" => usage("options"),
+            _ => usage(&format!("unknown option {a}")),
         }
     }
     o
@@ -131,15 +121,7 @@ fn parse_args() -> Opts {
 
 /// `UtilAll.crc32`: CRC-32 (IEEE) masked to 31 bits.
 fn crc32_masked(data: &[u8]) -> i32 {
-    let mut crc: u32 = 0xFFFF_FFFF;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    ((!crc) & 0x7FFF_FFFF) as i32
+    (crc32fast::hash(data) & 0x7FFF_FFFF) as i32
 }
 
 // ----------------------------------------------------------------- servers
@@ -667,7 +649,7 @@ async fn drive_connection(
             } else {
                 out.errors += 1;
             }
-            if answered % SAMPLE_EVERY == 0 && out.bad_sample.is_none() {
+            if answered.is_multiple_of(SAMPLE_EVERY) && out.bad_sample.is_none() {
                 if let Err(e) = check_sample(frame, code, opaque) {
                     out.errors += 1;
                     out.bad_sample = Some(e);
