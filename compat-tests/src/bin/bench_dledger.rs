@@ -90,51 +90,34 @@ fn usage(why: &str) -> ! {
 }
 
 fn parse_args() -> Opts {
-    let mut o = Opts {
-        common: CommonOpts {
-            duration: Duration::from_secs(10),
-            warmup: Duration::from_secs(10),
-            conns: 4,
-            inflight: 32,
-            rounds: 3,
-            settle: Duration::from_secs(3),
-            java_version: "5.3.3".to_owned(),
-            ours: true,
-            java: true,
-        },
-        body: 1024,
-        failovers: 3,
-        java_heap: "1g".to_owned(),
-        java_our_timers: true,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match o.common.apply(&a, || args.next()) {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(e) => usage(&e),
-        }
-        let mut val = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+    let mut common = CommonOpts::new(4, 32);
+    let (mut body, mut failovers) = (1024, 3);
+    let (mut java_heap, mut java_our_timers) = ("1g".to_owned(), true);
+    let parsed = common.parse(std::env::args().skip(1), |flag, value| {
+        let mut num = || {
+            value()
+                .and_then(|v| v.parse::<usize>().ok())
+                .ok_or_else(|| format!("{flag} needs a number"))
         };
-        let num = |v: String| {
-            v.parse::<usize>()
-                .unwrap_or_else(|_| usage(&format!("{a}: bad number '{v}'")))
-        };
-        match a.as_str() {
-            "--body" => o.body = num(val()).max(1),
-            "--failovers" => o.failovers = num(val()),
-            "--java-heap" => o.java_heap = val(),
-            "--no-java-our-timers" => o.java_our_timers = false,
-            "-h" | "--help" => usage("options"),
-            _ => usage(&format!("unknown option {a}")),
+        match flag {
+            "--body" => body = num()?.max(1),
+            "--failovers" => failovers = num()?,
+            "--java-heap" => java_heap = value().ok_or("--java-heap needs a size")?,
+            "--no-java-our-timers" => java_our_timers = false,
+            _ => return Ok(false),
         }
+        Ok(true)
+    });
+    if let Err(e) = parsed {
+        usage(&e);
     }
-    if !o.java {
-        o.java_our_timers = false;
+    Opts {
+        java_our_timers: java_our_timers && common.java,
+        common,
+        body,
+        failovers,
+        java_heap,
     }
-    o
 }
 
 // ------------------------------------------------------------------- groups

@@ -79,42 +79,30 @@ fn usage(why: &str) -> ! {
 }
 
 fn parse_args() -> Opts {
-    let mut o = Opts {
-        common: CommonOpts {
-            duration: Duration::from_secs(10),
-            warmup: Duration::from_secs(10),
-            conns: 8,
-            inflight: 16,
-            rounds: 3,
-            settle: Duration::from_secs(3),
-            java_version: "5.3.3".to_owned(),
-            ours: true,
-            java: true,
-        },
-        per_write: 0,
-        topics: 16,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match o.common.apply(&a, || args.next()) {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(e) => usage(&e),
-        }
+    let mut common = CommonOpts::new(8, 16);
+    let (mut per_write, mut topics) = (0, 16);
+    let parsed = common.parse(std::env::args().skip(1), |flag, value| {
         let mut num = || {
-            args.next()
+            value()
                 .and_then(|v| v.parse::<usize>().ok())
                 .filter(|n| *n > 0)
-                .unwrap_or_else(|| usage(&format!("{a} needs a number above 0")))
+                .ok_or_else(|| format!("{flag} needs a number above 0"))
         };
-        match a.as_str() {
-            "--per-write" => o.per_write = num(),
-            "--topics" => o.topics = num(),
-            "-h" | "--help" => usage("options"),
-            _ => usage(&format!("unknown option {a}")),
+        match flag {
+            "--per-write" => per_write = num()?,
+            "--topics" => topics = num()?,
+            _ => return Ok(false),
         }
+        Ok(true)
+    });
+    if let Err(e) = parsed {
+        usage(&e);
     }
-    o
+    Opts {
+        common,
+        per_write,
+        topics,
+    }
 }
 
 // ----------------------------------------------------------------- machine
