@@ -13,6 +13,7 @@
 //! prefix and closes the connection on any violation; so do we.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -20,7 +21,7 @@ use serde_json::Value;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::code::LanguageCode;
-use crate::command::{ExtFields, RemotingCommand, SerializeType};
+use crate::command::{ExtFields, Field, RemotingCommand, SerializeType};
 use crate::error::RemotingError;
 
 /// Java's default `com.rocketmq.remoting.frameMaxLength`, prefix included.
@@ -183,7 +184,7 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn logical_json(cmd: &RemotingCommand) -> Value {
     let ext = cmd.ext_fields.as_ref().map(|e| {
         e.iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
             .collect::<serde_json::Map<_, _>>()
     });
     serde_json::json!({
@@ -558,9 +559,17 @@ mod fast_json {
     use super::*;
 
     struct Scan<'a> {
+        /// The whole header, checked to be UTF-8 up front.
+        t: &'a str,
         b: &'a [u8],
         i: usize,
     }
+
+    /// The one-letter keys of SEND_MESSAGE_V2 and friends, stored statically.
+    const LETTERS: [&str; 26] = [
+        "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r",
+        "s", "t", "u", "v", "w", "x", "y", "z",
+    ];
 
     impl<'a> Scan<'a> {
         fn ws(&mut self) {
@@ -635,7 +644,7 @@ mod fast_json {
                 .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
             {
                 Some(n) if rest[n] == b'"' => {
-                    let s = std::str::from_utf8(&rest[..n]).ok()?;
+                    let s = self.t.get(self.i..self.i + n)?;
                     self.i += n + 1;
                     return Some(s.to_owned());
                 }
@@ -650,12 +659,12 @@ mod fast_json {
             loop {
                 match *self.b.get(self.i)? {
                     b'"' => {
-                        out.push_str(std::str::from_utf8(&self.b[run..self.i]).ok()?);
+                        out.push_str(self.t.get(run..self.i)?);
                         self.i += 1;
                         return Some(out);
                     }
                     b'\\' => {
-                        out.push_str(std::str::from_utf8(&self.b[run..self.i]).ok()?);
+                        out.push_str(self.t.get(run..self.i)?);
                         self.i += 1;
                         let c = match self.next()? {
                             b'"' => '"',
@@ -705,34 +714,93 @@ mod fast_json {
             Some(v)
         }
 
+        /// A string as an [`ExtFields`] entry: a span of the text from
+        /// `base` when it has no escapes, else the decoded string.
+        fn field(&mut self, base: usize) -> Option<Field> {
+            let start = self.i;
+            match self.plain() {
+                Some(raw) => {
+                    let from = start + 1 - base;
+                    Some(Field::Span(
+                        u32::try_from(from).ok()?,
+                        u32::try_from(from + raw.len()).ok()?,
+                    ))
+                }
+                None => {
+                    self.i = start;
+                    self.string().map(Field::Owned)
+                }
+            }
+        }
+
         fn ext_fields(&mut self) -> Option<Option<ExtFields>> {
             if self.eat_word(b"null") {
                 return Some(None);
             }
+            let base = self.i;
             self.eat(b'{')?;
-            let mut fields = ExtFields::with_capacity(16);
+            let mut entries: Vec<(Field, Field)> = Vec::with_capacity(16);
+            // One bit per one-letter key seen; other keys are compared.
+            let mut letters = 0u32;
+            let mut spans = false;
             self.ws();
             if self.b.get(self.i) == Some(&b'}') {
                 self.i += 1;
-                return Some(Some(fields));
+                return Some(Some(ExtFields::new()));
             }
             loop {
                 self.ws();
-                let key = std::str::from_utf8(self.plain()?).ok()?;
+                let key_at = self.i + 1;
+                let raw = self.plain()?;
+                let key = match raw {
+                    [c @ b'a'..=b'z'] => {
+                        let bit = 1 << (c - b'a');
+                        if letters & bit != 0 {
+                            return None;
+                        }
+                        letters |= bit;
+                        Field::Static(LETTERS[(c - b'a') as usize])
+                    }
+                    _ => {
+                        let text = self.b;
+                        let seen = |f: &Field| match f {
+                            Field::Span(a, b) => {
+                                text.get(base + *a as usize..base + *b as usize) == Some(raw)
+                            }
+                            Field::Static(s) => s.as_bytes() == raw,
+                            Field::Owned(s) => s.as_bytes() == raw,
+                        };
+                        if entries.iter().any(|(k, _)| seen(k)) {
+                            return None;
+                        }
+                        spans = true;
+                        let from = key_at - base;
+                        Field::Span(
+                            u32::try_from(from).ok()?,
+                            u32::try_from(from + raw.len()).ok()?,
+                        )
+                    }
+                };
                 self.ws();
                 self.eat(b':')?;
                 self.ws();
-                let value = self.string()?;
-                if fields.insert(key.to_owned(), value).is_some() {
-                    return None;
-                }
+                let value = self.field(base)?;
+                spans |= matches!(value, Field::Span(..));
+                entries.push((key, value));
                 self.ws();
                 match self.next()? {
                     b',' => {}
-                    b'}' => return Some(Some(fields)),
+                    b'}' => break,
                     _ => return None,
                 }
             }
+            // Only the extFields object is kept, and only when entries point into it.
+            let text: Option<Arc<str>> = if spans {
+                Some(Arc::from(self.t.get(base..self.i)?))
+            } else {
+                None
+            };
+            Some(Some(ExtFields::from_decoded(text, entries)))
         }
     }
 
@@ -745,7 +813,12 @@ mod fast_json {
     }
 
     pub(super) fn decode(header: &[u8]) -> Option<RemotingCommand> {
-        let mut p = Scan { b: header, i: 0 };
+        let text = std::str::from_utf8(header).ok()?;
+        let mut p = Scan {
+            t: text,
+            b: header,
+            i: 0,
+        };
         let (mut code, mut flag, mut opaque, mut version) = (None, None, None, None);
         let (mut language, mut remark, mut ext, mut rpc) = (None, None, None, None);
         p.ws();
@@ -781,7 +854,8 @@ mod fast_json {
                     };
                     once(&mut remark, r)?
                 }
-                b"serializeTypeCurrentRPC" => once(&mut rpc, p.string()?)?,
+                // Checked, not kept: no need to build the string.
+                b"serializeTypeCurrentRPC" => once(&mut rpc, p.field(0)?)?,
                 b"extFields" => once(&mut ext, p.ext_fields()?)?,
                 _ => return None,
             }
@@ -1079,60 +1153,6 @@ mod tests {
         ];
         for h in left_to_serde {
             assert!(!fast_agrees(h), "{}", String::from_utf8_lossy(h));
-        }
-    }
-
-    /// fastjson's escaping, one character at a time (what
-    /// `write_json_string` does after its all-plain-ASCII shortcut).
-    fn escaped_char_by_char(s: &str) -> String {
-        let mut out = String::from("\"");
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\u{8}' => out.push_str("\\b"),
-                '\t' => out.push_str("\\t"),
-                '\n' => out.push_str("\\n"),
-                '\u{c}' => out.push_str("\\f"),
-                '\r' => out.push_str("\\r"),
-                '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' => {
-                    out.push_str(&format!("\\u{:04X}", c as u32))
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
-    }
-
-    fn written(s: &str) -> String {
-        let mut out = Vec::new();
-        write_json_string(&mut out, s);
-        String::from_utf8(out).expect("utf-8")
-    }
-
-    #[test]
-    fn json_string_escapes_as_fastjson() {
-        for s in [
-            "",
-            "AC1100017F0000011F8A",
-            "a\"b",
-            "\\",
-            "tab\there",
-            "\u{1}KEYS\u{2}",
-            "\u{7f}\u{80}\u{9f}\u{a0}",
-            "x\u{2028}y\u{2029}",
-            "标签",
-            "😀/",
-        ] {
-            assert_eq!(written(s), escaped_char_by_char(s), "{s:?}");
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn json_string_escaping_matches_char_by_char(s in ".*") {
-            proptest::prop_assert_eq!(written(&s), escaped_char_by_char(&s));
         }
     }
 

@@ -1,7 +1,9 @@
 //! The logical command carried by one frame.
 
+use std::fmt;
+use std::sync::Arc;
+
 use bytes::Bytes;
-use indexmap::IndexMap;
 
 use crate::code::LanguageCode;
 use crate::error::HeaderError;
@@ -10,7 +12,192 @@ use crate::CURRENT_VERSION;
 
 /// `extFields`: custom header fields, all values strings. Insertion order is
 /// kept so a decoded frame re-encodes to the same bytes.
-pub type ExtFields = IndexMap<String, String>;
+///
+/// A small ordered map for the few (< 30) fields a header carries: look-ups
+/// scan the entries, no hashing. A decoded JSON header keeps the text of its
+/// `extFields` object once (shared) and its keys and unescaped values point
+/// into it, so decoding allocates no string per field; the header macro's
+/// field names are stored as `&'static str`. Equality ignores order, as for
+/// a map.
+#[derive(Clone, Default)]
+pub struct ExtFields {
+    /// The text [`Field::Span`] entries index into.
+    text: Option<Arc<str>>,
+    entries: Vec<(Field, Field)>,
+}
+
+/// One key or value of [`ExtFields`].
+#[derive(Clone, Debug)]
+pub(crate) enum Field {
+    Static(&'static str),
+    /// Byte range in [`ExtFields::text`] (at character boundaries).
+    Span(u32, u32),
+    Owned(String),
+}
+
+impl Field {
+    fn into_string(self, text: Option<&str>) -> String {
+        match self {
+            Field::Owned(s) => s,
+            Field::Static(s) => s.to_owned(),
+            f @ Field::Span(..) => resolve(text, &f).to_owned(),
+        }
+    }
+}
+
+fn resolve<'a>(text: Option<&'a str>, f: &'a Field) -> &'a str {
+    match f {
+        Field::Static(s) => s,
+        Field::Owned(s) => s,
+        Field::Span(a, b) => text
+            .and_then(|t| t.get(*a as usize..*b as usize))
+            .unwrap_or(""),
+    }
+}
+
+impl ExtFields {
+    pub const fn new() -> Self {
+        ExtFields {
+            text: None,
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        ExtFields {
+            text: None,
+            entries: Vec::with_capacity(n),
+        }
+    }
+
+    /// Decoded entries: `Span`s index into `text`; keys are distinct.
+    pub(crate) fn from_decoded(text: Option<Arc<str>>, entries: Vec<(Field, Field)>) -> Self {
+        ExtFields { text, entries }
+    }
+
+    fn str_of<'a>(&'a self, f: &'a Field) -> &'a str {
+        resolve(self.text.as_deref(), f)
+    }
+
+    fn index_of(&self, key: &str) -> Option<usize> {
+        self.entries.iter().position(|(k, _)| self.str_of(k) == key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| self.str_of(k) == key)
+            .map(|(_, v)| self.str_of(v))
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.index_of(key).is_some()
+    }
+
+    /// Sets `key`; an existing key keeps its position. Returns the old value.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) -> Option<String> {
+        let key = key.into();
+        self.put(Field::Owned(key), Field::Owned(value.into()))
+    }
+
+    /// [`ExtFields::insert`] with a static key (stored without allocating).
+    pub fn insert_static(&mut self, key: &'static str, value: impl Into<String>) -> Option<String> {
+        self.put(Field::Static(key), Field::Owned(value.into()))
+    }
+
+    fn put(&mut self, key: Field, value: Field) -> Option<String> {
+        match self.index_of(self.str_of(&key)) {
+            Some(i) => {
+                let old = std::mem::replace(&mut self.entries[i].1, value);
+                Some(old.into_string(self.text.as_deref()))
+            }
+            None => {
+                self.entries.push((key, value));
+                None
+            }
+        }
+    }
+
+    /// Removes `key`, keeping the order of the others.
+    pub fn shift_remove(&mut self, key: &str) -> Option<String> {
+        let i = self.index_of(key)?;
+        let (_, v) = self.entries.remove(i);
+        Some(v.into_string(self.text.as_deref()))
+    }
+
+    /// The fields in order.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            text: self.text.as_deref(),
+            inner: self.entries.iter(),
+        }
+    }
+}
+
+/// Iterator over `(key, value)` of [`ExtFields`], in order.
+pub struct Iter<'a> {
+    text: Option<&'a str>,
+    inner: std::slice::Iter<'a, (Field, Field)>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        let (k, v) = self.inner.next()?;
+        Some((resolve(self.text, k), resolve(self.text, v)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl<'a> IntoIterator for &'a ExtFields {
+    type Item = (&'a str, &'a str);
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for ExtFields {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let iter = iter.into_iter();
+        let mut fields = ExtFields::with_capacity(iter.size_hint().0);
+        for (k, v) in iter {
+            fields.insert(k, v);
+        }
+        fields
+    }
+}
+
+impl PartialEq for ExtFields {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+impl fmt::Debug for ExtFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
 
 /// Flag bit 0: the command is a response.
 pub const FLAG_RESPONSE: i32 = 0x1;
@@ -117,7 +304,7 @@ impl RemotingCommand {
     }
 
     pub fn ext(&self, key: &str) -> Option<&str> {
-        self.ext_fields.as_ref()?.get(key).map(String::as_str)
+        self.ext_fields.as_ref()?.get(key)
     }
 
     /// A required header field parsed as Java would parse it.
@@ -127,12 +314,8 @@ impl RemotingCommand {
 
     /// Decodes the custom header.
     pub fn header<H: CommandHeader>(&self) -> Result<H, HeaderError> {
-        static EMPTY: std::sync::OnceLock<ExtFields> = std::sync::OnceLock::new();
-        H::read_fields(
-            self.ext_fields
-                .as_ref()
-                .unwrap_or_else(|| EMPTY.get_or_init(ExtFields::new)),
-        )
+        static EMPTY: ExtFields = ExtFields::new();
+        H::read_fields(self.ext_fields.as_ref().unwrap_or(&EMPTY))
     }
 
     pub fn is_response(&self) -> bool {
@@ -145,5 +328,53 @@ impl RemotingCommand {
 
     pub fn mark_oneway(&mut self) {
         self.flag |= FLAG_ONEWAY;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ext_fields_behave_as_an_ordered_map() {
+        let mut f: ExtFields = [("b", "1"), ("a", "2"), ("b", "3")].into_iter().collect();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f.iter().collect::<Vec<_>>(), [("b", "3"), ("a", "2")]);
+        assert_eq!(f.insert_static("a", "4"), Some("2".to_owned()));
+        assert_eq!(f.insert("c", "5"), None);
+        assert_eq!(
+            f.iter().collect::<Vec<_>>(),
+            [("b", "3"), ("a", "4"), ("c", "5")]
+        );
+        assert_eq!(f.shift_remove("b"), Some("3".to_owned()));
+        assert_eq!(f.shift_remove("b"), None);
+        assert!(f.contains_key("c") && !f.contains_key("b"));
+        assert_eq!(format!("{f:?}"), r#"{"a": "4", "c": "5"}"#);
+        let reordered: ExtFields = [("c", "5"), ("a", "4")].into_iter().collect();
+        assert_eq!(f, reordered, "equality ignores order, as for a map");
+        assert_ne!(f, [("c", "5")].into_iter().collect());
+        assert_ne!(f, [("c", "5"), ("a", "x")].into_iter().collect());
+        assert!(ExtFields::new().is_empty());
+    }
+
+    #[test]
+    fn spans_read_from_the_shared_text() {
+        let text: Arc<str> = Arc::from(r#"{"key":"value"}"#);
+        let mut f = ExtFields::from_decoded(
+            Some(text),
+            vec![
+                (Field::Span(2, 5), Field::Span(8, 13)),
+                (Field::Static("n"), Field::Owned("x\u{1}".into())),
+            ],
+        );
+        assert_eq!(f.get("key"), Some("value"));
+        assert_eq!(f.get("n"), Some("x\u{1}"));
+        let copy = f.clone();
+        assert_eq!(f.insert("key", "v2"), Some("value".to_owned()));
+        assert_eq!(copy.get("key"), Some("value"));
+        assert_eq!(
+            f.iter().collect::<Vec<_>>(),
+            [("key", "v2"), ("n", "x\u{1}")]
+        );
     }
 }

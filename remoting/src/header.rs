@@ -91,7 +91,7 @@ macro_rules! command_header {
                 let _ = fields; // unused by a header without fields
                 Ok(Self {
                     $($field: <$ty as $crate::header::HeaderValue>::read(
-                        fields.get($key).map(String::as_str), $key)?),*
+                        fields.get($key), $key)?),*
                 })
             }
             fn write_fields(&self, fields: &mut $crate::ExtFields) {
@@ -100,7 +100,7 @@ macro_rules! command_header {
                 // allocation instead of regrowing the map field by field.
                 fields.reserve(<[&str]>::len(&[$($key),*]) + 2);
                 $(if let Some(v) = $crate::header::HeaderValue::write(&self.$field) {
-                    fields.insert($key.to_owned(), v);
+                    fields.insert_static($key, v);
                 })*
             }
         }
@@ -222,7 +222,7 @@ fn read_v2_letters(fields: &ExtFields) -> Result<SendMessageRequestHeader, Heade
     let mut v: [Option<&str>; 14] = [None; 14];
     for (k, value) in fields {
         if let [c @ b'a'..=b'n'] = k.as_bytes() {
-            v[(c - b'a') as usize] = Some(value.as_str());
+            v[(c - b'a') as usize] = Some(value);
         }
     }
     Ok(SendMessageRequestHeader {
