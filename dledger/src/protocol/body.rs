@@ -305,44 +305,21 @@ impl PushEntryRequest {
     /// follower): byte for byte what [`json::to_sorted_json`] of the struct
     /// plus those keys gives (a test checks it), without building a JSON tree.
     pub fn to_json_with_derived(&self) -> Vec<u8> {
-        let entries = self.entries();
-        let first = entries.first().map_or(-1, |e| e.index);
-        let last = entries.last().map_or(-1, |e| e.index);
-        // Java adds to totalSize only in addEntry (batch); setEntry leaves it 0.
-        let total: i64 = self.batch_entry.iter().map(|e| i64::from(e.size)).sum();
-        let body_len: usize = self
-            .batch_entry
-            .iter()
-            .chain(self.entry.iter())
-            .map(|e| e.body.as_ref().map_or(0, |b| b.len() / 3 * 4 + 4))
-            .sum();
-        let mut w = json::ObjectWriter::with_capacity(256 + body_len + 200 * entries.len());
         let b = &self.base;
-        w.bool("batch", !self.batch_entry.is_empty());
-        w.key("batchEntry");
-        w.begin_array();
-        for e in &self.batch_entry {
-            w.array_item();
-            e.write_json(&mut w);
-        }
-        w.end_array();
-        w.int("code", i64::from(b.code));
-        w.int("commitIndex", self.commit_index);
-        w.int("count", entries.len() as i64);
-        if let Some(e) = &self.entry {
-            w.key("entry");
-            e.write_json(&mut w);
-        }
-        w.int("firstEntryIndex", first);
-        w.opt_str("group", b.group.as_deref());
-        w.int("lastEntryIndex", last);
-        w.opt_str("leaderId", b.leader_id.as_deref());
-        w.opt_str("localId", b.local_id.as_deref());
-        w.opt_str("remoteId", b.remote_id.as_deref());
-        w.int("term", b.term);
-        w.int("totalSize", total);
-        w.opt_str("type", Some(self.kind.java_name()));
-        w.finish()
+        write_push(
+            BaseView {
+                code: b.code,
+                group: b.group.as_deref(),
+                leader_id: b.leader_id.as_deref(),
+                local_id: b.local_id.as_deref(),
+                remote_id: b.remote_id.as_deref(),
+                term: b.term,
+            },
+            &self.batch_entry,
+            self.entry.as_ref(),
+            self.commit_index,
+            self.kind,
+        )
     }
 
     /// The generic path [`to_json_with_derived`](Self::to_json_with_derived)
@@ -436,6 +413,166 @@ impl Body for PushEntryRequest {
     fn to_json(&self) -> Vec<u8> {
         self.to_json_with_derived()
     }
+
+    /// The plain shape DLedger writers produce in one pass, anything else
+    /// (and every error) through serde.
+    fn from_json(bytes: &[u8]) -> Result<Self, ProtocolError> {
+        if bytes.is_empty() {
+            return Err(ProtocolError::EmptyBody);
+        }
+        if let Some(r) = super::push_json::parse_push(bytes) {
+            return Ok(r);
+        }
+        serde_json::from_slice(bytes).map_err(|e| ProtocolError::BadJson(e.to_string()))
+    }
+}
+
+/// The core's PUSH request as [`PushEntryRequest::to_json`] writes it,
+/// without building the JSON structs first (same bytes; a test checks it).
+pub fn push_request_json(r: &crate::core::message::PushEntryRequest) -> Vec<u8> {
+    let h = &r.header;
+    write_push(
+        BaseView {
+            code: h.code,
+            group: h.group.as_deref(),
+            leader_id: h.leader_id.as_deref(),
+            local_id: h.local_id.as_deref(),
+            remote_id: h.remote_id.as_deref(),
+            term: h.term,
+        },
+        &r.batch_entry,
+        r.entry.as_ref(),
+        r.commit_index,
+        r.kind,
+    )
+}
+
+/// The [`Base`] fields by reference, from a [`Base`] or the core's header.
+struct BaseView<'a> {
+    code: i32,
+    group: Option<&'a str>,
+    leader_id: Option<&'a str>,
+    local_id: Option<&'a str>,
+    remote_id: Option<&'a str>,
+    term: i64,
+}
+
+/// An entry as the PUSH body writes it: an [`EntryJson`] or a core [`Entry`].
+trait EntryView {
+    fn index(&self) -> i64;
+    fn size(&self) -> i32;
+    fn body_len(&self) -> usize;
+    fn write_json(&self, w: &mut json::ObjectWriter);
+}
+
+impl EntryView for EntryJson {
+    fn index(&self) -> i64 {
+        self.index
+    }
+    fn size(&self) -> i32 {
+        self.size
+    }
+    fn body_len(&self) -> usize {
+        self.body.as_ref().map_or(0, Bytes::len)
+    }
+    fn write_json(&self, w: &mut json::ObjectWriter) {
+        EntryJson::write_json(self, w);
+    }
+}
+
+impl EntryView for Entry {
+    fn index(&self) -> i64 {
+        self.index
+    }
+    fn size(&self) -> i32 {
+        Entry::size(self)
+    }
+    fn body_len(&self) -> usize {
+        self.body.len()
+    }
+    /// As [`EntryJson::from`] this entry would write itself.
+    fn write_json(&self, w: &mut json::ObjectWriter) {
+        write_entry(
+            w,
+            Some(&self.body),
+            [
+                i64::from(self.body_crc),
+                i64::from(self.chain_crc),
+                i64::from(self.channel),
+                self.index,
+                i64::from(self.magic),
+                self.pos,
+                i64::from(Entry::size(self)),
+                self.term,
+            ],
+        );
+    }
+}
+
+/// The entry object, keys sorted; `ints` in the order of [`ENTRY_INT_KEYS`].
+fn write_entry(w: &mut json::ObjectWriter, body: Option<&Bytes>, ints: [i64; 8]) {
+    w.begin_object();
+    if let Some(body) = body {
+        w.base64("body", body);
+    }
+    for (key, v) in ENTRY_INT_KEYS.into_iter().zip(ints) {
+        w.int(key, v);
+    }
+    w.end_object();
+}
+
+const ENTRY_INT_KEYS: [&str; 8] = [
+    "bodyCrc", "chainCrc", "channel", "index", "magic", "pos", "size", "term",
+];
+
+fn write_push<E: EntryView>(
+    b: BaseView<'_>,
+    batch_entry: &[E],
+    entry: Option<&E>,
+    commit_index: i64,
+    kind: PushType,
+) -> Vec<u8> {
+    // A non-empty batch wins, as in Java's getters.
+    let entries: &[E] = if !batch_entry.is_empty() {
+        batch_entry
+    } else {
+        entry.map_or(&[], std::slice::from_ref)
+    };
+    let first = entries.first().map_or(-1, |e| e.index());
+    let last = entries.last().map_or(-1, |e| e.index());
+    // Java adds to totalSize only in addEntry (batch); setEntry leaves it 0.
+    let total: i64 = batch_entry.iter().map(|e| i64::from(e.size())).sum();
+    let body_len: usize = batch_entry
+        .iter()
+        .chain(entry)
+        .map(|e| e.body_len() / 3 * 4 + 4)
+        .sum();
+    let mut w = json::ObjectWriter::with_capacity(256 + body_len + 200 * entries.len());
+    w.bool("batch", !batch_entry.is_empty());
+    w.key("batchEntry");
+    w.begin_array();
+    for e in batch_entry {
+        w.array_item();
+        e.write_json(&mut w);
+    }
+    w.end_array();
+    w.int("code", i64::from(b.code));
+    w.int("commitIndex", commit_index);
+    w.int("count", entries.len() as i64);
+    if let Some(e) = entry {
+        w.key("entry");
+        e.write_json(&mut w);
+    }
+    w.int("firstEntryIndex", first);
+    w.opt_str("group", b.group);
+    w.int("lastEntryIndex", last);
+    w.opt_str("leaderId", b.leader_id);
+    w.opt_str("localId", b.local_id);
+    w.opt_str("remoteId", b.remote_id);
+    w.int("term", b.term);
+    w.int("totalSize", total);
+    w.opt_str("type", Some(kind.java_name()));
+    w.finish()
 }
 
 /// `DLedgerEntry` as JSON (`DL: entry/DLedgerEntry.java`).
@@ -470,19 +607,20 @@ impl EntryJson {
     /// This entry as a JSON object with sorted keys (see
     /// [`PushEntryRequest::to_json_with_derived`]).
     fn write_json(&self, w: &mut json::ObjectWriter) {
-        w.begin_object();
-        if let Some(body) = &self.body {
-            w.base64("body", body);
-        }
-        w.int("bodyCrc", i64::from(self.body_crc));
-        w.int("chainCrc", i64::from(self.chain_crc));
-        w.int("channel", i64::from(self.channel));
-        w.int("index", self.index);
-        w.int("magic", i64::from(self.magic));
-        w.int("pos", self.pos);
-        w.int("size", i64::from(self.size));
-        w.int("term", self.term);
-        w.end_object();
+        write_entry(
+            w,
+            self.body.as_ref(),
+            [
+                i64::from(self.body_crc),
+                i64::from(self.chain_crc),
+                i64::from(self.channel),
+                self.index,
+                i64::from(self.magic),
+                self.pos,
+                i64::from(self.size),
+                self.term,
+            ],
+        );
     }
 }
 
@@ -506,6 +644,11 @@ impl EntryJson {
     /// The entry; a missing body is an empty one. `size` is derived from the
     /// body, so a stale `size` in the JSON cannot make replicas disagree.
     pub fn to_entry(&self) -> Entry {
+        self.clone().into_entry()
+    }
+
+    /// [`to_entry`](Self::to_entry), taking the body instead of sharing it.
+    pub fn into_entry(self) -> Entry {
         Entry {
             index: self.index,
             term: self.term,
@@ -514,7 +657,7 @@ impl EntryJson {
             channel: self.channel,
             chain_crc: self.chain_crc,
             body_crc: self.body_crc,
-            body: self.body.clone().unwrap_or_default(),
+            body: self.body.unwrap_or_default(),
         }
     }
 }
@@ -534,6 +677,52 @@ mod tests {
             pos: i64::MAX,
             size: 48 + body.map_or(0, <[u8]>::len) as i32,
             term: 5,
+        }
+    }
+
+    proptest::proptest! {
+        /// The leader writes the core's request directly: the same bytes as
+        /// through the JSON structs and the generic sorted serialiser.
+        #[test]
+        fn core_push_json_is_the_generic_one(
+            term in proptest::prelude::any::<i64>(),
+            ids in proptest::collection::vec(proptest::option::of("[a-z0-9\"\u{e9}]{0,6}"), 4),
+            entries in proptest::collection::vec(
+                (proptest::prelude::any::<(i64, i64, i32, i32, i32, i32, i64)>(),
+                 proptest::collection::vec(proptest::prelude::any::<u8>(), 0..70)),
+                0..4,
+            ),
+            single in proptest::prelude::any::<bool>(),
+            commit_index in proptest::prelude::any::<i64>(),
+        ) {
+            use crate::core::message as m;
+            let mut entries: Vec<Entry> = entries
+                .into_iter()
+                .map(|((index, term, magic, channel, chain_crc, body_crc, pos), body)| Entry {
+                    index, term, magic, pos, channel, chain_crc, body_crc, body: Bytes::from(body),
+                })
+                .collect();
+            let entry = if single { entries.pop() } else { None };
+            let r = m::PushEntryRequest {
+                header: m::Header {
+                    group: ids[0].clone(),
+                    remote_id: ids[1].clone(),
+                    local_id: ids[2].clone(),
+                    leader_id: ids[3].clone(),
+                    term,
+                    code: 200,
+                },
+                kind: PushType::Append,
+                commit_index,
+                entry,
+                batch_entry: entries,
+            };
+            let direct = push_request_json(&r);
+            let generic = PushEntryRequest::from(&r).to_json_with_derived_generic();
+            proptest::prop_assert_eq!(
+                String::from_utf8_lossy(&direct),
+                String::from_utf8_lossy(&generic)
+            );
         }
     }
 

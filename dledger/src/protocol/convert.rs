@@ -118,8 +118,12 @@ impl From<b::PushEntryRequest> for m::PushEntryRequest {
             header: r.base.into(),
             kind: r.kind,
             commit_index: r.commit_index,
-            entry: r.entry.as_ref().map(b::EntryJson::to_entry),
-            batch_entry: r.batch_entry.iter().map(b::EntryJson::to_entry).collect(),
+            entry: r.entry.map(b::EntryJson::into_entry),
+            batch_entry: r
+                .batch_entry
+                .into_iter()
+                .map(b::EntryJson::into_entry)
+                .collect(),
         }
     }
 }
@@ -225,7 +229,7 @@ pub fn request_body(req: &m::Request) -> Vec<u8> {
     match req {
         m::Request::Vote(r) => b::VoteRequest::from(r).to_json(),
         m::Request::HeartBeat(r) => b::HeartBeatRequest::from(r).to_json(),
-        m::Request::Push(r) => b::PushEntryRequest::from(r).to_json(),
+        m::Request::Push(r) => b::push_request_json(r),
         m::Request::LeadershipTransfer(r) => b::LeadershipTransferRequest::from(r).to_json(),
     }
 }

@@ -3,11 +3,13 @@
 //!
 //! - [`body`]: the JSON bodies, field for field.
 //! - [`json`]: fastjson's conventions (sorted keys, Base64 bytes, lenient input).
+//! - `push_json`: a one-pass reader for the usual PUSH body (serde for the rest).
 //! - request codes, response codes and the frame helpers here.
 
 pub mod body;
 pub mod convert;
 pub mod json;
+mod push_json;
 
 use bytes::Bytes;
 use remoting::RemotingCommand;
