@@ -461,8 +461,18 @@ struct BaseView<'a> {
 trait EntryView {
     fn index(&self) -> i64;
     fn size(&self) -> i32;
-    fn body_len(&self) -> usize;
-    fn write_json(&self, w: &mut json::ObjectWriter);
+    fn body(&self) -> Option<&Bytes>;
+    /// The integer fields in the order of [`ENTRY_INT_KEYS`].
+    fn ints(&self) -> [i64; 8];
+
+    fn body_len(&self) -> usize {
+        self.body().map_or(0, Bytes::len)
+    }
+
+    /// The entry object, keys sorted (as [`EntryJson`] serialises).
+    fn write_json(&self, w: &mut json::ObjectWriter) {
+        write_entry(w, self.body(), self.ints());
+    }
 }
 
 impl EntryView for EntryJson {
@@ -472,11 +482,20 @@ impl EntryView for EntryJson {
     fn size(&self) -> i32 {
         self.size
     }
-    fn body_len(&self) -> usize {
-        self.body.as_ref().map_or(0, Bytes::len)
+    fn body(&self) -> Option<&Bytes> {
+        self.body.as_ref()
     }
-    fn write_json(&self, w: &mut json::ObjectWriter) {
-        EntryJson::write_json(self, w);
+    fn ints(&self) -> [i64; 8] {
+        [
+            i64::from(self.body_crc),
+            i64::from(self.chain_crc),
+            i64::from(self.channel),
+            self.index,
+            i64::from(self.magic),
+            self.pos,
+            i64::from(self.size),
+            self.term,
+        ]
     }
 }
 
@@ -487,25 +506,12 @@ impl EntryView for Entry {
     fn size(&self) -> i32 {
         Entry::size(self)
     }
-    fn body_len(&self) -> usize {
-        self.body.len()
+    fn body(&self) -> Option<&Bytes> {
+        Some(&self.body)
     }
     /// As [`EntryJson::from`] this entry would write itself.
-    fn write_json(&self, w: &mut json::ObjectWriter) {
-        write_entry(
-            w,
-            Some(&self.body),
-            [
-                i64::from(self.body_crc),
-                i64::from(self.chain_crc),
-                i64::from(self.channel),
-                self.index,
-                i64::from(self.magic),
-                self.pos,
-                i64::from(Entry::size(self)),
-                self.term,
-            ],
-        );
+    fn ints(&self) -> [i64; 8] {
+        EntryJson::from(self).ints()
     }
 }
 
@@ -601,27 +607,6 @@ pub struct EntryJson {
     pub size: i32,
     #[serde(default, deserialize_with = "json::i64_or_zero")]
     pub term: i64,
-}
-
-impl EntryJson {
-    /// This entry as a JSON object with sorted keys (see
-    /// [`PushEntryRequest::to_json_with_derived`]).
-    fn write_json(&self, w: &mut json::ObjectWriter) {
-        write_entry(
-            w,
-            self.body.as_ref(),
-            [
-                i64::from(self.body_crc),
-                i64::from(self.chain_crc),
-                i64::from(self.channel),
-                self.index,
-                i64::from(self.magic),
-                self.pos,
-                i64::from(self.size),
-                self.term,
-            ],
-        );
-    }
 }
 
 impl From<&Entry> for EntryJson {
