@@ -761,6 +761,9 @@ mod fast_json {
                         letters |= bit;
                         Field::Static(LETTERS[(c - b'a') as usize])
                     }
+                    // Many keys: the general decoder (hashed look-ups) takes
+                    // it rather than a quadratic duplicate check here.
+                    _ if entries.len() >= crate::command::LINEAR_MAX => return None,
                     _ => {
                         let text = self.b;
                         let seen = |f: &Field| match f {
@@ -1189,5 +1192,26 @@ mod tests {
         assert_eq!(d.remark, None);
         assert_eq!(d.ext("k"), None);
         assert_eq!(d.ext("x"), Some("y"));
+    }
+
+    /// A header with thousands of `extFields` (JSON and binary) decodes to
+    /// the same command, with hashed look-ups past the first few dozen.
+    #[test]
+    fn headers_with_many_ext_fields_decode() {
+        let mut cmd = RemotingCommand::request(310);
+        for i in 0..5_000 {
+            cmd.set_ext(format!("key{i}"), format!("value{i}"));
+        }
+        cmd.set_ext("a", "letter");
+        for binary in [false, true] {
+            if binary {
+                cmd.serialize_type = SerializeType::RocketMq;
+            }
+            let mut buf = encode_frame(&cmd).unwrap();
+            let d = RemotingCodec::default().decode(&mut buf).unwrap().unwrap();
+            assert_eq!(d, cmd);
+            assert_eq!(d.ext("key4999"), Some("value4999"));
+            assert_eq!(d.ext("a"), Some("letter"));
+        }
     }
 }

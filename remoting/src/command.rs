@@ -1,5 +1,6 @@
 //! The logical command carried by one frame.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -24,7 +25,14 @@ pub struct ExtFields {
     /// The text [`Field::Span`] entries index into.
     text: Option<Arc<str>>,
     entries: Vec<(Field, Field)>,
+    /// Key → position, once there are more than [`LINEAR_MAX`] entries (a
+    /// peer's header may carry thousands: look-ups must not turn quadratic).
+    index: Option<HashMap<String, usize>>,
 }
+
+/// Up to this many entries, look-ups scan; past it they go through a hash
+/// index. Official clients send fewer than 30 fields.
+pub(crate) const LINEAR_MAX: usize = 32;
 
 /// One key or value of [`ExtFields`].
 #[derive(Clone, Debug)]
@@ -60,19 +68,37 @@ impl ExtFields {
         ExtFields {
             text: None,
             entries: Vec::new(),
+            index: None,
         }
     }
 
     pub fn with_capacity(n: usize) -> Self {
         ExtFields {
             text: None,
-            entries: Vec::with_capacity(n),
+            entries: Vec::with_capacity(n.min(LINEAR_MAX * 4)),
+            index: None,
         }
     }
 
     /// Decoded entries: `Span`s index into `text`; keys are distinct.
     pub(crate) fn from_decoded(text: Option<Arc<str>>, entries: Vec<(Field, Field)>) -> Self {
-        ExtFields { text, entries }
+        let mut fields = ExtFields {
+            text,
+            entries,
+            index: None,
+        };
+        fields.reindex();
+        fields
+    }
+
+    /// Builds (or drops) the hash index to match the entries.
+    fn reindex(&mut self) {
+        self.index = (self.entries.len() > LINEAR_MAX).then(|| {
+            let text = self.text.as_deref();
+            (self.entries.iter().enumerate())
+                .map(|(i, (k, _))| (resolve(text, k).to_owned(), i))
+                .collect()
+        });
     }
 
     fn str_of<'a>(&'a self, f: &'a Field) -> &'a str {
@@ -80,7 +106,10 @@ impl ExtFields {
     }
 
     fn index_of(&self, key: &str) -> Option<usize> {
-        self.entries.iter().position(|(k, _)| self.str_of(k) == key)
+        match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => self.entries.iter().position(|(k, _)| self.str_of(k) == key),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -96,10 +125,8 @@ impl ExtFields {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(k, _)| self.str_of(k) == key)
-            .map(|(_, v)| self.str_of(v))
+        let i = self.index_of(key)?;
+        Some(self.str_of(&self.entries[i].1))
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -124,7 +151,15 @@ impl ExtFields {
                 Some(old.into_string(self.text.as_deref()))
             }
             None => {
+                let key_text = self.index.is_some().then(|| self.str_of(&key).to_owned());
                 self.entries.push((key, value));
+                match (key_text, &mut self.index) {
+                    (Some(k), Some(index)) => {
+                        index.insert(k, self.entries.len() - 1);
+                    }
+                    _ if self.entries.len() > LINEAR_MAX => self.reindex(),
+                    _ => {}
+                }
                 None
             }
         }
@@ -134,6 +169,14 @@ impl ExtFields {
     pub fn shift_remove(&mut self, key: &str) -> Option<String> {
         let i = self.index_of(key)?;
         let (_, v) = self.entries.remove(i);
+        if let Some(index) = &mut self.index {
+            if self.entries.len() > LINEAR_MAX {
+                index.remove(key);
+                index.values_mut().filter(|p| **p > i).for_each(|p| *p -= 1);
+            } else {
+                self.index = None;
+            }
+        }
         Some(v.into_string(self.text.as_deref()))
     }
 
@@ -355,6 +398,28 @@ mod tests {
         assert_ne!(f, [("c", "5")].into_iter().collect());
         assert_ne!(f, [("c", "5"), ("a", "x")].into_iter().collect());
         assert!(ExtFields::new().is_empty());
+    }
+
+    #[test]
+    fn many_fields_stay_an_ordered_map() {
+        let n = 2_000;
+        let mut f: ExtFields = (0..n).map(|i| (format!("k{i}"), format!("v{i}"))).collect();
+        assert_eq!(f.len(), n);
+        assert_eq!(f.get("k0"), Some("v0"));
+        assert_eq!(f.get("k1999"), Some("v1999"));
+        assert_eq!(f.insert("k5", "five"), Some("v5".to_owned()));
+        assert_eq!(f.shift_remove("k3"), Some("v3".to_owned()));
+        assert_eq!(f.get("k3"), None);
+        assert_eq!(f.get("k4"), Some("v4"));
+        let order: Vec<&str> = f.iter().take(5).map(|(k, _)| k).collect();
+        assert_eq!(order, ["k0", "k1", "k2", "k4", "k5"]);
+        assert_eq!(f.get("k5"), Some("five"));
+        for i in 0..n - LINEAR_MAX {
+            f.shift_remove(&format!("k{}", i + LINEAR_MAX));
+        }
+        assert_eq!(f.len(), LINEAR_MAX - 1);
+        assert_eq!(f.get("k31"), Some("v31"));
+        assert!(f.index.is_none(), "back to scanning");
     }
 
     #[test]
