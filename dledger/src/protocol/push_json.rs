@@ -28,17 +28,6 @@ struct Cursor<'a> {
     i: usize,
 }
 
-/// Marks a key as seen; `None` if it was already (serde refuses a repeated
-/// field; the fallback gives its error).
-fn first_time(seen: &mut u32, bit: u32) -> Option<()> {
-    let mask = 1u32 << bit;
-    if *seen & mask != 0 {
-        return None;
-    }
-    *seen |= mask;
-    Some(())
-}
-
 impl<'a> Cursor<'a> {
     /// JSON whitespace.
     fn ws(&mut self) {
@@ -134,16 +123,31 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// `{` key `:` value (`,` key `:` value)* `}`, calling `field` per key.
-    fn object(&mut self, mut field: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
+    /// `{` key `:` value (`,` key `:` value)* `}` with every key one of
+    /// `keys` and none twice, calling `field` with the key's position there.
+    /// An unknown or repeated key is `None` (serde refuses a repeated field;
+    /// the fallback gives its error).
+    fn object(
+        &mut self,
+        keys: &[&[u8]],
+        mut field: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<()> {
+        debug_assert!(keys.len() <= 32);
+        let mut seen = 0u32;
         self.eat(b'{')?;
         if self.try_eat(b'}') {
             return Some(());
         }
         loop {
             let key = self.raw_str()?;
+            let at = keys.iter().position(|k| *k == key)?;
+            let bit = 1u32 << at;
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
             self.eat(b':')?;
-            field(self, key)?;
+            field(self, at)?;
             if self.try_eat(b'}') {
                 return Some(());
             }
@@ -154,29 +158,26 @@ impl<'a> Cursor<'a> {
     fn push(&mut self) -> Option<PushEntryRequest> {
         // Absent keys keep serde's defaults (`Base`: code 200, term -1).
         let mut r = PushEntryRequest::default();
-        let mut seen = 0u32;
-        self.object(|c, key| {
-            let bit = match key {
-                b"batch" => 0,
-                b"batchEntry" => 1,
-                b"code" => 2,
-                b"commitIndex" => 3,
-                b"count" => 4,
-                b"entry" => 5,
-                b"firstEntryIndex" => 6,
-                b"group" => 7,
-                b"lastEntryIndex" => 8,
-                b"leaderId" => 9,
-                b"localId" => 10,
-                b"remoteId" => 11,
-                b"term" => 12,
-                b"totalSize" => 13,
-                b"type" => 14,
-                _ => return None,
-            };
-            first_time(&mut seen, bit)?;
+        const KEYS: [&[u8]; 15] = [
+            b"batch",
+            b"batchEntry",
+            b"code",
+            b"commitIndex",
+            b"count",
+            b"entry",
+            b"firstEntryIndex",
+            b"group",
+            b"lastEntryIndex",
+            b"leaderId",
+            b"localId",
+            b"remoteId",
+            b"term",
+            b"totalSize",
+            b"type",
+        ];
+        self.object(&KEYS, |c, at| {
             let b = &mut r.base;
-            match bit {
+            match at {
                 0 | 4 | 6 | 8 | 13 => c.ignored_scalar()?,
                 1 => r.batch_entry = c.entries()?,
                 2 => b.code = c.int32()?,
@@ -221,22 +222,19 @@ impl<'a> Cursor<'a> {
             size: 0,
             term: 0,
         };
-        let mut seen = 0u32;
-        self.object(|c, key| {
-            let bit = match key {
-                b"body" => 0,
-                b"bodyCrc" => 1,
-                b"chainCrc" => 2,
-                b"channel" => 3,
-                b"index" => 4,
-                b"magic" => 5,
-                b"pos" => 6,
-                b"size" => 7,
-                b"term" => 8,
-                _ => return None,
-            };
-            first_time(&mut seen, bit)?;
-            match bit {
+        const KEYS: [&[u8]; 9] = [
+            b"body",
+            b"bodyCrc",
+            b"chainCrc",
+            b"channel",
+            b"index",
+            b"magic",
+            b"pos",
+            b"size",
+            b"term",
+        ];
+        self.object(&KEYS, |c, at| {
+            match at {
                 0 => e.body = Some(Bytes::from(decode_base64_bytes(c.raw_str()?).ok()?)),
                 1 => e.body_crc = c.int32()?,
                 2 => e.chain_crc = c.int32()?,
