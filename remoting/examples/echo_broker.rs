@@ -22,7 +22,7 @@ use remoting::body::{
     to_json, DataVersion, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper,
 };
 use remoting::code::{request_code, response_code};
-use remoting::header::{SendMessageRequestHeader, SendMessageResponseHeader};
+use remoting::header::{SendHeaderRef, SendMessageResponseHeader};
 use remoting::transport::{serve, shutdown_signal, ServerConfig};
 use remoting::{Connection, RemotingCommand, Router};
 use tokio_util::sync::CancellationToken;
@@ -169,7 +169,7 @@ fn main() {
             let offset = next_offset.fetch_add(1, Ordering::Relaxed);
             let id = format!("{id_prefix}{offset:016X}");
             async move {
-                let queue_id = SendMessageRequestHeader::from_command(&req)
+                let queue_id = SendHeaderRef::from_command(&req)
                     .map(|h| h.queue_id)
                     .unwrap_or(0);
                 Ok(

@@ -139,9 +139,18 @@ impl ExtFields {
         self.put(Field::Owned(key), Field::Owned(value.into()))
     }
 
-    /// [`ExtFields::insert`] with a static key (stored without allocating).
-    pub fn insert_static(&mut self, key: &'static str, value: impl Into<String>) -> Option<String> {
-        self.put(Field::Static(key), Field::Owned(value.into()))
+    /// [`ExtFields::insert`] with a static key (stored without allocating),
+    /// and a value stored without allocating too when it is a `&'static str`.
+    pub fn insert_static(
+        &mut self,
+        key: &'static str,
+        value: impl Into<std::borrow::Cow<'static, str>>,
+    ) -> Option<String> {
+        let value = match value.into() {
+            std::borrow::Cow::Borrowed(v) => Field::Static(v),
+            std::borrow::Cow::Owned(v) => Field::Owned(v),
+        };
+        self.put(Field::Static(key), value)
     }
 
     fn put(&mut self, key: Field, value: Field) -> Option<String> {
@@ -340,6 +349,19 @@ impl RemotingCommand {
         self
     }
 
+    /// [`RemotingCommand::with_ext`] for a static key (and, when static, value):
+    /// [`ExtFields::insert_static`].
+    pub fn with_static_ext(
+        mut self,
+        key: &'static str,
+        value: impl Into<std::borrow::Cow<'static, str>>,
+    ) -> Self {
+        self.ext_fields
+            .get_or_insert_with(ExtFields::new)
+            .insert_static(key, value);
+        self
+    }
+
     pub fn set_ext(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.ext_fields
             .get_or_insert_with(ExtFields::new)
@@ -357,8 +379,13 @@ impl RemotingCommand {
 
     /// Decodes the custom header.
     pub fn header<H: CommandHeader>(&self) -> Result<H, HeaderError> {
+        H::read_fields(self.fields())
+    }
+
+    /// The `extFields`, empty when the header has none.
+    pub fn fields(&self) -> &ExtFields {
         static EMPTY: ExtFields = ExtFields::new();
-        H::read_fields(self.ext_fields.as_ref().unwrap_or(&EMPTY))
+        self.ext_fields.as_ref().unwrap_or(&EMPTY)
     }
 
     pub fn is_response(&self) -> bool {

@@ -204,43 +204,115 @@ impl SendMessageRequestHeader {
     /// Reads the header of any send request: letters for 310/320, names for
     /// 10 (Java `SendMessageRequestHeader.parseRequestHeader`).
     pub fn from_command(cmd: &crate::RemotingCommand) -> Result<Self, HeaderError> {
-        use crate::code::request_code::{SEND_BATCH_MESSAGE, SEND_MESSAGE_V2};
-        match cmd.code {
-            SEND_MESSAGE_V2 | SEND_BATCH_MESSAGE => match &cmd.ext_fields {
-                Some(fields) => read_v2_letters(fields),
-                None => Ok(cmd.header::<SendMessageRequestHeaderV2>()?.into()),
-            },
-            _ => cmd.header(),
-        }
+        SendHeaderRef::from_command(cmd).map(SendHeaderRef::to_owned)
     }
 }
 
-/// The hot path of every send: one pass over the fields matching the
-/// one-letter keys, instead of fourteen hashed look-ups; the values are
-/// read exactly as [`SendMessageRequestHeaderV2`]'s declaration reads them.
-fn read_v2_letters(fields: &ExtFields) -> Result<SendMessageRequestHeader, HeaderError> {
-    let mut v: [Option<&str>; 14] = [None; 14];
-    for (k, value) in fields {
-        if let [c @ b'a'..=b'n'] = k.as_bytes() {
-            v[(c - b'a') as usize] = Some(value);
+/// A send request's header read in place: its strings borrow the command's
+/// `extFields`, so the broker's hot path copies none of them.
+/// [`SendMessageRequestHeader`] is the owned form; both read the same values
+/// and report the same errors.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SendHeaderRef<'a> {
+    pub producer_group: &'a str,
+    pub topic: &'a str,
+    pub default_topic: &'a str,
+    pub default_topic_queue_nums: i32,
+    pub queue_id: i32,
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub flag: i32,
+    pub properties: Option<&'a str>,
+    pub reconsume_times: Option<i32>,
+    pub unit_mode: Option<bool>,
+    pub max_reconsume_times: Option<i32>,
+    pub batch: Option<bool>,
+    pub broker_name: Option<&'a str>,
+}
+
+/// The send header's keys in [`SendHeaderRef`]'s field order: Java's names
+/// (SEND_MESSAGE) and the letters standing for them (SEND_MESSAGE_V2 and
+/// SEND_BATCH_MESSAGE, `SendMessageRequestHeaderV2`).
+const SEND_NAMES: [&str; 14] = [
+    "producerGroup",
+    "topic",
+    "defaultTopic",
+    "defaultTopicQueueNums",
+    "queueId",
+    "sysFlag",
+    "bornTimestamp",
+    "flag",
+    "properties",
+    "reconsumeTimes",
+    "unitMode",
+    "maxReconsumeTimes",
+    "batch",
+    "bname",
+];
+const SEND_LETTERS: [&str; 14] = [
+    "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n",
+];
+
+impl<'a> SendHeaderRef<'a> {
+    /// Reads the header of any send request; for the letters, one pass over
+    /// the fields instead of fourteen look-ups.
+    pub fn from_command(cmd: &'a crate::RemotingCommand) -> Result<Self, HeaderError> {
+        use crate::code::request_code::{SEND_BATCH_MESSAGE, SEND_MESSAGE_V2};
+        let fields = cmd.fields();
+        match cmd.code {
+            SEND_MESSAGE_V2 | SEND_BATCH_MESSAGE => {
+                let mut v: [Option<&str>; 14] = [None; 14];
+                for (k, value) in fields {
+                    if let [c @ b'a'..=b'n'] = k.as_bytes() {
+                        v[(c - b'a') as usize] = Some(value);
+                    }
+                }
+                Self::read(v, &SEND_LETTERS)
+            }
+            _ => Self::read(SEND_NAMES.map(|k| fields.get(k)), &SEND_NAMES),
         }
     }
-    Ok(SendMessageRequestHeader {
-        producer_group: HeaderValue::read(v[0], "a")?,
-        topic: HeaderValue::read(v[1], "b")?,
-        default_topic: HeaderValue::read(v[2], "c")?,
-        default_topic_queue_nums: HeaderValue::read(v[3], "d")?,
-        queue_id: HeaderValue::read(v[4], "e")?,
-        sys_flag: HeaderValue::read(v[5], "f")?,
-        born_timestamp: HeaderValue::read(v[6], "g")?,
-        flag: HeaderValue::read(v[7], "h")?,
-        properties: HeaderValue::read(v[8], "i")?,
-        reconsume_times: HeaderValue::read(v[9], "j")?,
-        unit_mode: HeaderValue::read(v[10], "k")?,
-        max_reconsume_times: HeaderValue::read(v[11], "l")?,
-        batch: HeaderValue::read(v[12], "m")?,
-        broker_name: HeaderValue::read(v[13], "n")?,
-    })
+
+    /// The values as the declared headers read them (required strings and
+    /// numbers are errors when absent, optional ones `None` when unparsable).
+    fn read(v: [Option<&'a str>; 14], keys: &[&'static str; 14]) -> Result<Self, HeaderError> {
+        let text = |i: usize| v[i].ok_or(HeaderError::Missing(keys[i]));
+        Ok(SendHeaderRef {
+            producer_group: text(0)?,
+            topic: text(1)?,
+            default_topic: text(2)?,
+            default_topic_queue_nums: HeaderValue::read(v[3], keys[3])?,
+            queue_id: HeaderValue::read(v[4], keys[4])?,
+            sys_flag: HeaderValue::read(v[5], keys[5])?,
+            born_timestamp: HeaderValue::read(v[6], keys[6])?,
+            flag: HeaderValue::read(v[7], keys[7])?,
+            properties: v[8],
+            reconsume_times: HeaderValue::read(v[9], keys[9])?,
+            unit_mode: HeaderValue::read(v[10], keys[10])?,
+            max_reconsume_times: HeaderValue::read(v[11], keys[11])?,
+            batch: HeaderValue::read(v[12], keys[12])?,
+            broker_name: v[13],
+        })
+    }
+
+    pub fn to_owned(self) -> SendMessageRequestHeader {
+        SendMessageRequestHeader {
+            producer_group: self.producer_group.to_owned(),
+            topic: self.topic.to_owned(),
+            default_topic: self.default_topic.to_owned(),
+            default_topic_queue_nums: self.default_topic_queue_nums,
+            queue_id: self.queue_id,
+            sys_flag: self.sys_flag,
+            born_timestamp: self.born_timestamp,
+            flag: self.flag,
+            properties: self.properties.map(str::to_owned),
+            reconsume_times: self.reconsume_times,
+            unit_mode: self.unit_mode,
+            batch: self.batch,
+            max_reconsume_times: self.max_reconsume_times,
+            broker_name: self.broker_name.map(str::to_owned),
+        }
+    }
 }
 
 command_header! {
@@ -362,6 +434,55 @@ mod tests {
             assert!(got.is_err());
             assert_eq!(got, declared(&c));
         }
+    }
+
+    #[test]
+    fn v1_names_read_matches_the_declared_header() {
+        let full = RemotingCommand::request(crate::request_code::SEND_MESSAGE)
+            .with_ext("producerGroup", "pg")
+            .with_ext("topic", "T")
+            .with_ext("defaultTopic", "TBW102")
+            .with_ext("defaultTopicQueueNums", "4")
+            .with_ext("queueId", " 2 ")
+            .with_ext("sysFlag", "0")
+            .with_ext("bornTimestamp", "1700000000000")
+            .with_ext("flag", "0")
+            .with_ext("properties", "TAGS\u{1}t\u{2}")
+            .with_ext("reconsumeTimes", "x")
+            .with_ext("unitMode", "true")
+            .with_ext("batch", "False")
+            .with_ext("maxReconsumeTimes", "3")
+            .with_ext("bname", "broker-a");
+        let declared = |c: &RemotingCommand| c.header::<SendMessageRequestHeader>();
+        let read = SendMessageRequestHeader::from_command(&full);
+        assert_eq!(read, declared(&full));
+        let read = read.unwrap();
+        assert_eq!(
+            (read.queue_id, read.reconsume_times, read.batch),
+            (2, None, Some(false))
+        );
+        assert_eq!(read.max_reconsume_times, Some(3));
+        assert_eq!(
+            SendHeaderRef::from_command(&full).unwrap().broker_name,
+            Some("broker-a")
+        );
+        for (missing, bad) in [("topic", None), ("flag", None), ("queueId", Some("1.5"))] {
+            let mut c = full.clone();
+            match bad {
+                None => {
+                    c.ext_fields.as_mut().unwrap().shift_remove(missing);
+                }
+                Some(v) => c.set_ext(missing, v),
+            }
+            let got = SendMessageRequestHeader::from_command(&c);
+            assert!(got.is_err());
+            assert_eq!(got, declared(&c));
+        }
+        let bare = RemotingCommand::request(crate::request_code::SEND_MESSAGE_V2);
+        assert_eq!(
+            SendHeaderRef::from_command(&bare),
+            Err(HeaderError::Missing("a"))
+        );
     }
 
     crate::command_header! {
