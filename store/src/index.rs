@@ -57,6 +57,36 @@ pub fn index_key_hash(key: &str) -> i32 {
     java_string_hash(key).checked_abs().unwrap_or(0)
 }
 
+/// [`java_string_hash`] of `prefix + s` given the hash `h` of `prefix`:
+/// ASCII bytes are UTF-16 code units as they are; from the first non-ASCII
+/// character on, the text is hashed as UTF-16.
+pub(crate) fn java_hash_continue(mut h: i32, s: &str) -> i32 {
+    for (i, &c) in s.as_bytes().iter().enumerate() {
+        if c >= 0x80 {
+            // Everything before `i` is ASCII, so `i` is a char boundary.
+            return s.get(i..).map_or(h, |rest| {
+                rest.encode_utf16()
+                    .fold(h, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+            });
+        }
+        h = h.wrapping_mul(31).wrapping_add(i32::from(c));
+    }
+    h
+}
+
+/// The Java hash of `topic#` (see [`index_key_hash_of`]).
+pub(crate) fn topic_prefix_hash(topic: &str) -> i32 {
+    java_hash_continue(java_hash_continue(0, topic), "#")
+}
+
+/// `index_key_hash(&build_key(topic, key))` without building the key, from
+/// [`topic_prefix_hash`]`(topic)`.
+pub(crate) fn index_key_hash_of(topic_prefix_hash: i32, key: &str) -> i32 {
+    java_hash_continue(topic_prefix_hash, key)
+        .checked_abs()
+        .unwrap_or(0)
+}
+
 /// Java `IndexService.buildKey`.
 pub fn build_key(topic: &str, key: &str) -> String {
     let mut k = String::with_capacity(topic.len() + 1 + key.len());
@@ -272,18 +302,29 @@ impl IndexFile {
         self.header.index_count as i64 >= self.index_num as i64
     }
 
-    /// Java `putKey`; `Ok(false)` when full. The header is written by
-    /// [`IndexFile::write_header`] once per record (see `IndexService`).
+    /// [`IndexFile::put_hash`] of `key` (the whole `topic#key`).
+    #[cfg(test)]
     pub(crate) fn put_key(
         &mut self,
         key: &str,
         phy_offset: i64,
         store_timestamp: i64,
     ) -> io::Result<bool> {
+        self.put_hash(index_key_hash(key), phy_offset, store_timestamp)
+    }
+
+    /// Java `putKey` of a key whose [`index_key_hash`] is `key_hash`;
+    /// `Ok(false)` when full. The header is written by
+    /// [`IndexFile::write_header`] once per record (see `IndexService`).
+    pub(crate) fn put_hash(
+        &mut self,
+        key_hash: i32,
+        phy_offset: i64,
+        store_timestamp: i64,
+    ) -> io::Result<bool> {
         if self.is_full() {
             return Ok(false);
         }
-        let key_hash = index_key_hash(key);
         let slot_pos = self.slot_pos(key_hash);
         let count = self.header.index_count;
         let mut slot_value = self.read_i32(slot_pos)?;
@@ -516,7 +557,13 @@ impl IndexService {
         Ok(())
     }
 
-    fn put_key(&self, files: &mut Vec<IndexFile>, key: &str, phy: i64, ts: i64) -> io::Result<()> {
+    fn put_hash(
+        &self,
+        files: &mut Vec<IndexFile>,
+        key_hash: i32,
+        phy: i64,
+        ts: i64,
+    ) -> io::Result<()> {
         for _ in 0..2 {
             if files.last().is_none_or(IndexFile::is_full) {
                 if let Some(last) = files.last_mut() {
@@ -525,7 +572,7 @@ impl IndexService {
                 self.new_file(files)?;
             }
             if let Some(f) = files.last_mut() {
-                if f.put_key(key, phy, ts)? {
+                if f.put_hash(key_hash, phy, ts)? {
                     return Ok(());
                 }
             }
@@ -537,30 +584,43 @@ impl IndexService {
     /// and each `KEYS` word, as `topic#key`. Prepared and rolled-back
     /// transactional records are not indexed.
     pub(crate) fn build(&self, topic: &str, props: &str, phy: i64, store_ts: i64, sys_flag: i32) {
+        self.build_scanned(
+            topic,
+            &properties::Scanned::scan(props),
+            phy,
+            store_ts,
+            sys_flag,
+        );
+    }
+
+    /// [`IndexService::build`] from the record's already scanned properties.
+    pub(crate) fn build_scanned(
+        &self,
+        topic: &str,
+        props: &properties::Scanned<'_>,
+        phy: i64,
+        store_ts: i64,
+        sys_flag: i32,
+    ) {
         let tran = sys_flag & record::TRANSACTION_ROLLBACK_TYPE;
         if tran == record::TRANSACTION_PREPARED_TYPE || tran == record::TRANSACTION_ROLLBACK_TYPE {
             return;
         }
-        // One pass for both (the last occurrence wins, as `properties::get`).
-        let (mut uniq, mut keys) = (None, "");
-        for (k, v) in properties::iter(props) {
-            if k == properties::UNIQ_KEY {
-                uniq = Some(v);
-            } else if k == properties::KEYS {
-                keys = v;
-            }
-        }
-        let uniq = uniq.filter(|s| !s.is_empty());
+        let uniq = props.uniq.filter(|s| !s.is_empty());
+        let keys = props.keys.unwrap_or("");
         if uniq.is_none() && keys.is_empty() {
             return;
         }
+        // The hash of `topic#key` is continued from the hash of `topic#`;
+        // the key string itself is never built.
+        let prefix = topic_prefix_hash(topic);
         let mut files = self.files();
         let r = (|| -> io::Result<()> {
             if let Some(u) = uniq {
-                self.put_key(&mut files, &build_key(topic, u), phy, store_ts)?;
+                self.put_hash(&mut files, index_key_hash_of(prefix, u), phy, store_ts)?;
             }
             for k in keys.split(' ').filter(|k| !k.is_empty()) {
-                self.put_key(&mut files, &build_key(topic, k), phy, store_ts)?;
+                self.put_hash(&mut files, index_key_hash_of(prefix, k), phy, store_ts)?;
             }
             if let Some(f) = files.last_mut() {
                 f.write_header();

@@ -303,3 +303,63 @@ mod store_level {
         assert_eq!(uniqs(&s, "Other", "X1"), ["X1"]);
     }
 }
+
+#[test]
+fn incremental_key_hash_matches_built_key_table() {
+    let cases = [
+        ("TopicTest", "key1"),
+        ("T", ""),
+        ("", "k"),
+        ("", ""),
+        ("TopicTest", "ORDER_10"),
+        ("TopicTest", "7F0000010B8418B4AAC2"),
+        ("主题", "键"),
+        ("TopicTest", "clé é"),
+        ("T", "\u{1F600}"),
+        ("T\u{1F600}x", "a\u{10FFFF}b\u{80}"),
+        ("%RETRY%g", "ключ-𝄞"),
+    ];
+    for (topic, key) in cases {
+        let expect = index_key_hash(&build_key(topic, key));
+        assert_eq!(
+            index_key_hash_of(topic_prefix_hash(topic), key),
+            expect,
+            "{topic:?} {key:?}"
+        );
+        let mut whole = build_key(topic, key);
+        assert_eq!(java_hash_continue(0, &whole), java_string_hash(&whole));
+        whole.push('é');
+        assert_eq!(java_hash_continue(0, &whole), java_string_hash(&whole));
+    }
+    // Integer.MIN_VALUE maps to 0 here as well.
+    assert_eq!(java_hash_continue(0, "polygenelubricants"), i32::MIN);
+    assert_eq!(index_key_hash_of(0, "polygenelubricants"), 0);
+}
+
+#[test]
+fn build_indexes_non_ascii_keys_findable_by_query() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svc = IndexService::open(&dir.path().join("index"), 16, 64).expect("open");
+    let p = properties::encode(&[("UNIQ_KEY", "ü\u{1F600}"), ("KEYS", "键 clé")]);
+    svc.build("主题", &p, 42, 1000, 0);
+    for k in ["ü\u{1F600}", "键", "clé"] {
+        assert_eq!(svc.query("主题", k, 64, 0, i64::MAX).0, vec![42], "key {k}");
+    }
+    // The entries carry the hash of the built key, byte for byte.
+    let files = svc.files();
+    let f = files.last().expect("file");
+    let mut out = Vec::new();
+    f.select(&mut out, &build_key("主题", "键"), 64, 0, i64::MAX)
+        .expect("select");
+    assert_eq!(out, vec![42]);
+}
+
+proptest::proptest! {
+    #[test]
+    fn incremental_key_hash_matches_built_key(topic in ".{0,12}", key in ".{0,12}") {
+        proptest::prop_assert_eq!(
+            index_key_hash_of(topic_prefix_hash(&topic), &key),
+            index_key_hash(&build_key(&topic, &key))
+        );
+    }
+}

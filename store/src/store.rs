@@ -30,6 +30,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use crate::checkpoint::{Checkpoint, CheckpointData};
 use crate::commitlog::CommitLog;
@@ -110,14 +111,32 @@ pub struct PutResult {
     pub commit_log_offset: i64,
     /// Queue offset of the first record; the rest follow consecutively.
     pub queue_offset: i64,
-    /// One offset message id per record.
-    pub msg_ids: Vec<String>,
-    /// Commit-log offset of every record, in order.
-    pub commit_log_offsets: Vec<i64>,
+    /// Commit-log offset of every record, in order (inline for one record:
+    /// no allocation for a single send).
+    pub commit_log_offsets: SmallVec<[i64; 1]>,
     pub store_timestamp: i64,
     pub count: usize,
     /// Bytes appended (all records).
     pub wrote_bytes: usize,
+    /// Every record's store host, for [`PutResult::msg_ids`].
+    store_hosts: SmallVec<[SocketAddr; 1]>,
+}
+
+impl PutResult {
+    /// One offset message id per record (store host + commit-log offset),
+    /// made on request: the broker builds its own answer from
+    /// [`PutResult::commit_log_offsets`].
+    pub fn msg_ids(&self) -> Vec<String> {
+        (0..self.commit_log_offsets.len())
+            .filter_map(|i| self.msg_id(i))
+            .collect()
+    }
+
+    /// The offset message id of record `i`.
+    pub fn msg_id(&self, i: usize) -> Option<String> {
+        let offset = *self.commit_log_offsets.get(i)?;
+        Some(create_offset_message_id(*self.store_hosts.get(i)?, offset))
+    }
 }
 
 /// Java's `GetMessageStatus`.
@@ -352,12 +371,15 @@ fn validate_topic(topic: &str) -> Result<(), StoreError> {
 }
 
 /// How a record's consume-queue tags code is derived (Java
-/// `CommitLog.checkMessageAndReturnSize`).
-fn tags_code(topic: &str, props: &str, store_timestamp: i64, delay_levels: &[i64]) -> i64 {
+/// `CommitLog.checkMessageAndReturnSize`), from its scanned properties.
+fn tags_code(
+    topic: &str,
+    props: &properties::Scanned<'_>,
+    store_timestamp: i64,
+    delay_levels: &[i64],
+) -> i64 {
     if topic == SCHEDULE_TOPIC {
-        if let Some(level) =
-            properties::get(props, properties::DELAY).and_then(|v| v.parse::<i64>().ok())
-        {
+        if let Some(level) = props.delay.and_then(|v| v.parse::<i64>().ok()) {
             let level = level.min(delay_levels.len() as i64);
             if level > 0 {
                 let delay = delay_levels
@@ -368,7 +390,7 @@ fn tags_code(topic: &str, props: &str, store_timestamp: i64, delay_levels: &[i64
             }
         }
     }
-    properties::get(props, properties::TAGS).map_or(0, record::tags_hash_code)
+    props.tags.map_or(0, record::tags_hash_code)
 }
 
 /// One encoded record inside a put's buffer.
@@ -414,7 +436,7 @@ struct FinishPut {
     q0: i64,
     end: i64,
     store_ts: i64,
-    store_hosts: Vec<SocketAddr>,
+    store_hosts: SmallVec<[SocketAddr; 1]>,
     wrote_bytes: usize,
 }
 
@@ -455,16 +477,11 @@ impl FinishPut {
             status: PutStatus::PutOk,
             commit_log_offset: phys0,
             queue_offset: self.q0,
-            msg_ids: self
-                .store_hosts
-                .iter()
-                .zip(&offsets)
-                .map(|(host, o)| create_offset_message_id(*host, *o))
-                .collect(),
-            commit_log_offsets: offsets,
+            commit_log_offsets: SmallVec::from_vec(offsets),
             store_timestamp: self.store_ts,
             count: self.store_hosts.len(),
             wrote_bytes: self.wrote_bytes,
+            store_hosts: self.store_hosts,
         })
     }
 }
@@ -806,16 +823,18 @@ impl MessageStore {
         inner.commit_log.write(placement, &buf);
         for it in &items {
             let props = std::str::from_utf8(&buf[it.props_range.0..it.props_range.1]).unwrap_or("");
+            // One pass over the properties for the tags code and the index.
+            let scanned = properties::Scanned::scan(props);
             let entry = CqEntry {
                 phys: phys0 + it.pos as i64,
                 size: it.len as i32,
-                tags_code: tags_code(topic, props, store_ts, &inner.delay_levels),
+                tags_code: tags_code(topic, &scanned, store_ts, &inner.delay_levels),
             };
             let ok = cq.append(entry);
             debug_assert!(ok, "consume queue capacity was ensured");
             inner
                 .index
-                .build(topic, props, entry.phys, store_ts, it.sys_flag);
+                .build_scanned(topic, &scanned, entry.phys, store_ts, it.sys_flag);
         }
         *last_ts = store_ts;
         inner
@@ -841,14 +860,11 @@ impl MessageStore {
             status,
             commit_log_offset: phys0,
             queue_offset: q0,
-            msg_ids: items
-                .iter()
-                .map(|it| create_offset_message_id(it.store_host, phys0 + it.pos as i64))
-                .collect(),
             commit_log_offsets: items.iter().map(|it| phys0 + it.pos as i64).collect(),
             store_timestamp: store_ts,
             count: items.len(),
             wrote_bytes: buf.len(),
+            store_hosts: items.iter().map(|it| it.store_host).collect(),
         })
     }
 
@@ -942,20 +958,16 @@ impl MessageStore {
             );
         }
         cq.ensure_capacity(1)?;
+        let scanned = properties::Scanned::scan(v.properties);
         let entry = CqEntry {
             phys,
             size: v.total_size,
-            tags_code: tags_code(
-                v.topic,
-                v.properties,
-                v.store_timestamp,
-                &inner.delay_levels,
-            ),
+            tags_code: tags_code(v.topic, &scanned, v.store_timestamp, &inner.delay_levels),
         };
         let _ = cq.append(entry);
         inner
             .index
-            .build(v.topic, v.properties, phys, v.store_timestamp, v.sys_flag);
+            .build_scanned(v.topic, &scanned, phys, v.store_timestamp, v.sys_flag);
         inner
             .last_store_timestamp
             .fetch_max(v.store_timestamp, Ordering::AcqRel);
@@ -1675,8 +1687,14 @@ fn recover_queues(
     }
 
     let cq_dir = |topic: &str, q: i32| cq_root.join(topic).join(q.to_string());
-    let tags =
-        |v: &RecordView<'_>| tags_code(v.topic, v.properties, v.store_timestamp, delay_levels);
+    let tags = |v: &RecordView<'_>| {
+        tags_code(
+            v.topic,
+            &properties::Scanned::scan(v.properties),
+            v.store_timestamp,
+            delay_levels,
+        )
+    };
     walk(log, scan_from, cl_end, |v| {
         let key = (v.topic.to_owned(), v.queue_id);
         if rebuild.contains(&key) {

@@ -127,7 +127,7 @@ fn puts_reach_queues_only_through_dispatch_with_entry_offsets() {
     assert_eq!(&d[1].body[..], b"two");
     assert_eq!(d[1].queue_offset, 1);
     assert_eq!(d[1].physical_offset, r2.commit_log_offset);
-    assert_eq!(d[1].offset_msg_id(), r2.msg_ids[0]);
+    assert_eq!(d[1].offset_msg_id(), r2.msg_ids()[0]);
     assert!(s.message_at(r2.commit_log_offset).is_some());
 
     // A failure that wrote the entry uses its queue offset; one that did not

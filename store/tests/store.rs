@@ -23,14 +23,14 @@ fn put_get_round_trip_with_every_field() {
     let r = s.put(&m).expect("put");
     assert_eq!((r.commit_log_offset, r.queue_offset, r.count), (0, 0, 1));
     assert_eq!(
-        r.msg_ids,
+        r.msg_ids(),
         vec!["0A00000500002A9F0000000000000000".to_owned()]
     );
     let r2 = s.put(&m).expect("put");
     assert_eq!(r2.queue_offset, 1);
     assert_eq!(r2.commit_log_offset, r.wrote_bytes as i64);
     assert_eq!(
-        decode_offset_message_id(&r2.msg_ids[0]),
+        decode_offset_message_id(&r2.msg_ids()[0]),
         Some((host(), r2.commit_log_offset))
     );
 
@@ -56,7 +56,7 @@ fn put_get_round_trip_with_every_field() {
     assert_eq!(&d.body[..], b"hello");
     assert_eq!(d.topic, "TopicA");
     assert_eq!(d.tags(), Some("TagA"));
-    assert_eq!(d.offset_msg_id(), r2.msg_ids[0]);
+    assert_eq!(d.offset_msg_id(), r2.msg_ids()[0]);
 
     // VIEW_MESSAGE_BY_ID
     assert_eq!(
@@ -333,7 +333,7 @@ fn batch_put_stores_each_message() {
         properties: properties::encode(&[("CLUSTER", "c1")]),
     };
     let r = s.put_batch(&batch).expect("batch");
-    assert_eq!((r.queue_offset, r.count, r.msg_ids.len()), (1, 3, 3));
+    assert_eq!((r.queue_offset, r.count, r.msg_ids().len()), (1, 3, 3));
     let got = read_queue(&s, "T", 0);
     assert_eq!(got.len(), 4);
     for (i, m) in got[1..].iter().enumerate() {
@@ -341,7 +341,7 @@ fn batch_put_stores_each_message() {
         assert_eq!(m.flag, 1 + i as i32);
         assert_eq!(m.born_timestamp, 5);
         assert_eq!(m.body_crc, record::crc32(&m.body));
-        assert_eq!(m.offset_msg_id(), r.msg_ids[i]);
+        assert_eq!(m.offset_msg_id(), r.msg_ids()[i]);
     }
     assert_eq!(&got[1].body[..], b"one");
     assert_eq!(got[1].properties, format!("{p1}CLUSTER\u{1}c1\u{2}"));
@@ -448,7 +448,7 @@ fn ipv6_hosts_round_trip() {
     m.born_host = "[2001:db8::1]:4000".parse().expect("addr");
     m.store_host = "[2001:db8::2]:10911".parse().expect("addr");
     let r = s.put(&m).expect("put");
-    assert_eq!(r.msg_ids[0].len(), 56);
+    assert_eq!(r.msg_ids()[0].len(), 56);
     let got = read_queue(&s, "T", 0);
     assert_eq!(got[0].born_host, m.born_host);
     assert_eq!(got[0].store_host, m.store_host);
@@ -514,7 +514,7 @@ fn put_messages_topic_admin_and_disk() {
     let got = read_queue(&s, "T", 1);
     assert_eq!(
         got.iter().map(|m| m.physical_offset).collect::<Vec<_>>(),
-        r.commit_log_offsets
+        r.commit_log_offsets.to_vec()
     );
     assert_eq!(s.earliest_message_time(), Some(r.store_timestamp));
     let mixed = vec![msg("T", 1, b"a", None), msg("T", 2, b"b", None)];
