@@ -167,6 +167,14 @@ impl TopicConfigManager {
         self.read().table.get(topic).cloned()
     }
 
+    /// `topic`'s write and read queue counts (the send path's look-up: no
+    /// copy of the config).
+    pub fn queue_nums(&self, topic: &str) -> Option<(i32, i32)> {
+        let state = self.read();
+        let t = state.table.get(topic)?;
+        Some((t.write_queue_nums, t.read_queue_nums))
+    }
+
     pub fn contains(&self, topic: &str) -> bool {
         self.read().table.contains_key(topic)
     }

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use remoting::body::{perm, TopicConfig};
-use remoting::header::{SendMessageRequestHeader, SendMessageResponseHeader};
+use remoting::header::{SendHeaderRef, SendMessageResponseHeader};
 use remoting::{command_header, Connection, RemotingCommand};
 use store::replicated::{PendingPut, QueuedPut};
 use store::{PutResult, StoreError};
@@ -85,6 +85,15 @@ pub struct PendingSend {
 }
 
 /// What a send's answer needs besides the put's result.
+/// What a send reads from the broker's configuration.
+struct SendConfig {
+    cluster_name: String,
+    region_id: String,
+    trace_on: bool,
+    reject_transaction_message: bool,
+    max_message_size: usize,
+}
+
 struct Answer {
     kind: AnswerKind,
     body_len: usize,
@@ -174,8 +183,9 @@ impl SendProcessor {
     /// (local commit log) or queued on the replicated log (DLedger), in
     /// queue-offset order, without waiting for its outcome.
     pub fn start(&self, conn: &Connection, req: &RemotingCommand) -> Result<Started, BrokerError> {
-        let h = SendMessageRequestHeader::from_command(req)?;
-        let (cluster_name, region_id, trace_on) = {
+        let h = SendHeaderRef::from_command(req)?;
+        // One read of the settings a send needs.
+        let cfg = {
             let cfg = read_config(&self.config);
             if !perm::is_writeable(cfg.broker_permission) {
                 return Err(BrokerError::NoPermission(format!(
@@ -183,30 +193,30 @@ impl SendProcessor {
                     cfg.broker_ip1
                 )));
             }
-            (
-                cfg.broker_cluster_name.clone(),
-                cfg.region_id.clone(),
-                cfg.trace_on,
-            )
+            SendConfig {
+                cluster_name: cfg.broker_cluster_name.clone(),
+                region_id: cfg.region_id.clone(),
+                trace_on: cfg.trace_on,
+                reject_transaction_message: cfg.reject_transaction_message,
+                max_message_size: cfg.max_message_size as usize,
+            }
         };
-        let topic_config = self.check_topic(conn, &h)?;
+        let (write_queues, read_queues) = self.check_topic(conn, &h)?;
         let mut queue_id = h.queue_id;
-        let queue_limit = topic_config
-            .write_queue_nums
-            .max(topic_config.read_queue_nums);
-        if queue_id >= queue_limit {
+        if queue_id >= write_queues.max(read_queues) {
+            let topic_config = self.topics.get(h.topic);
             return Err(BrokerError::InvalidParameter(format!(
                 "request queueId[{queue_id}] is illegal, {topic_config:?} Producer: {}",
                 conn.peer()
             )));
         }
         if queue_id < 0 {
-            queue_id = pick_queue(topic_config.write_queue_nums);
+            queue_id = pick_queue(write_queues);
         }
-        let max_size = read_config(&self.config).max_message_size as usize;
-        if req.body.len() > max_size {
+        if req.body.len() > cfg.max_message_size {
             return Err(BrokerError::MessageIllegal(format!(
-                "the message body size over max value, MAX: {max_size}"
+                "the message body size over max value, MAX: {}",
+                cfg.max_message_size
             )));
         }
 
@@ -214,7 +224,7 @@ impl SendProcessor {
         let put = if batch {
             self.put_batch(conn, &h, queue_id, req)
         } else {
-            self.put_one(conn, &h, queue_id, &cluster_name, req)
+            self.put_one(conn, &h, queue_id, &cfg, req)
         };
         let (queued, kind) = match put {
             Ok(p) => p,
@@ -226,8 +236,8 @@ impl SendProcessor {
         let answer = Answer {
             kind,
             body_len: req.body.len(),
-            region_id,
-            trace_on,
+            region_id: cfg.region_id,
+            trace_on: cfg.trace_on,
         };
         match queued {
             QueuedPut::Done(result) => self.answer(answer, Ok(result)).map(Started::Done),
@@ -262,32 +272,33 @@ impl SendProcessor {
         };
         Ok(response
             .with_header(&response_header)
-            .with_ext("MSG_REGION", answer.region_id)
-            .with_ext("TRACE_ON", answer.trace_on.to_string()))
+            .with_static_ext("MSG_REGION", answer.region_id)
+            .with_static_ext("TRACE_ON", if answer.trace_on { "true" } else { "false" }))
     }
 
-    /// Topic name, forbidden system topics, existence or auto-creation.
+    /// Topic name, forbidden system topics, existence or auto-creation; the
+    /// topic's write and read queue counts.
     fn check_topic(
         &self,
         conn: &Connection,
-        h: &SendMessageRequestHeader,
-    ) -> Result<TopicConfig, BrokerError> {
-        topic::validate_topic(&h.topic).map_err(BrokerError::InvalidParameter)?;
-        if topic::is_not_allowed_send_topic(&h.topic) {
+        h: &SendHeaderRef<'_>,
+    ) -> Result<(i32, i32), BrokerError> {
+        topic::validate_topic(h.topic).map_err(BrokerError::InvalidParameter)?;
+        if topic::is_not_allowed_send_topic(h.topic) {
             return Err(BrokerError::NoPermission(format!(
                 "Sending message to topic[{}] is forbidden.",
                 h.topic
             )));
         }
-        if let Some(t) = self.topics.get(&h.topic) {
-            return Ok(t);
+        if let Some(nums) = self.topics.queue_nums(h.topic) {
+            return Ok(nums);
         }
         let sys_flag = if h.unit_mode.unwrap_or(false) { 1 } else { 0 };
         let created = if h.topic.starts_with(topic::RETRY_PREFIX) {
             let group = &h.topic[topic::RETRY_PREFIX.len()..];
             self.groups.get(group).map(|g| {
                 self.topics.create_if_absent(TopicConfig::new(
-                    &h.topic,
+                    h.topic,
                     g.retry_queue_nums,
                     g.retry_queue_nums,
                     perm::READ | perm::WRITE,
@@ -295,24 +306,26 @@ impl SendProcessor {
             })
         } else {
             self.topics.create_in_send(
-                &h.topic,
-                &h.default_topic,
+                h.topic,
+                h.default_topic,
                 h.default_topic_queue_nums,
                 sys_flag,
             )
         };
-        created.ok_or_else(|| {
-            tracing::debug!(topic = %h.topic, producer = %conn.peer(), "send to unknown topic");
-            BrokerError::TopicNotExist {
-                topic: h.topic.clone(),
-            }
-        })
+        created
+            .map(|t| (t.write_queue_nums, t.read_queue_nums))
+            .ok_or_else(|| {
+                tracing::debug!(topic = %h.topic, producer = %conn.peer(), "send to unknown topic");
+                BrokerError::TopicNotExist {
+                    topic: h.topic.to_owned(),
+                }
+            })
     }
 
     fn base_message(
         &self,
         conn: &Connection,
-        h: &SendMessageRequestHeader,
+        h: &SendHeaderRef<'_>,
         topic: &str,
         queue_id: i32,
     ) -> store::MessageToStore {
@@ -334,14 +347,14 @@ impl SendProcessor {
     fn put_one(
         &self,
         conn: &Connection,
-        h: &SendMessageRequestHeader,
+        h: &SendHeaderRef<'_>,
         queue_id: i32,
-        cluster_name: &str,
+        cfg: &SendConfig,
         req: &RemotingCommand,
     ) -> Result<(QueuedPut, AnswerKind), BrokerError> {
-        let raw = h.properties.as_deref().unwrap_or("");
-        if let Some((properties, uniq)) = self.plain_properties(h, raw, cluster_name) {
-            let mut msg = self.base_message(conn, h, &h.topic, queue_id);
+        let raw = h.properties.unwrap_or("");
+        if let Some((properties, uniq)) = self.plain_properties(h, raw, cfg) {
+            let mut msg = self.base_message(conn, h, h.topic, queue_id);
             msg.properties = properties;
             msg.body = req.body.clone();
             return self.store_one(&msg, queue_id, uniq);
@@ -357,17 +370,14 @@ impl SendProcessor {
         };
         props.insert(
             message::PROPERTY_CLUSTER.to_owned(),
-            cluster_name.to_owned(),
+            cfg.cluster_name.clone(),
         );
         // Java's `buildMsgContext` stores the region and trace switch in every
         // message; 5.x trace dispatchers skip consumer records without them.
-        {
-            let cfg = read_config(&self.config);
-            props.insert("MSG_REGION".to_owned(), cfg.region_id.clone());
-            props.insert("TRACE_ON".to_owned(), cfg.trace_on.to_string());
-        }
+        props.insert("MSG_REGION".to_owned(), cfg.region_id.clone());
+        props.insert("TRACE_ON".to_owned(), cfg.trace_on.to_string());
 
-        let (mut topic, mut queue) = (h.topic.clone(), queue_id);
+        let (mut topic, mut queue) = (h.topic.to_owned(), queue_id);
         let mut dead_letter = false;
         if topic.starts_with(topic::RETRY_PREFIX) {
             if let Some(dlq) = self.dead_letter_target(h, req.version)? {
@@ -379,7 +389,7 @@ impl SendProcessor {
 
         let mut msg = self.base_message(conn, h, &topic, queue);
         if h.sys_flag & TRANSACTION_TYPE_MASK == TRANSACTION_PREPARED_TYPE {
-            if read_config(&self.config).reject_transaction_message {
+            if cfg.reject_transaction_message {
                 return Err(BrokerError::NoPermission(format!(
                     "the broker[{}] sending transaction message is forbidden",
                     self.store_host
@@ -408,9 +418,9 @@ impl SendProcessor {
     /// `None` sends the message down the map path.
     fn plain_properties(
         &self,
-        h: &SendMessageRequestHeader,
+        h: &SendHeaderRef<'_>,
         raw: &str,
-        cluster_name: &str,
+        cfg: &SendConfig,
     ) -> Option<(String, String)> {
         use crate::schedule::{
             PROPERTY_DELAY, PROPERTY_TIMER_DELAY_MS, PROPERTY_TIMER_DELAY_SEC,
@@ -443,8 +453,7 @@ impl SendProcessor {
                 u
             }
         };
-        message::push_property(&mut props, message::PROPERTY_CLUSTER, cluster_name);
-        let cfg = read_config(&self.config);
+        message::push_property(&mut props, message::PROPERTY_CLUSTER, &cfg.cluster_name);
         message::push_property(&mut props, "MSG_REGION", &cfg.region_id);
         message::push_property(
             &mut props,
@@ -470,7 +479,7 @@ impl SendProcessor {
     fn put_batch(
         &self,
         conn: &Connection,
-        h: &SendMessageRequestHeader,
+        h: &SendHeaderRef<'_>,
         queue_id: i32,
         req: &RemotingCommand,
     ) -> Result<(QueuedPut, AnswerKind), BrokerError> {
@@ -492,7 +501,7 @@ impl SendProcessor {
                      body,
                      properties,
                  }| {
-                    let mut m = self.base_message(conn, h, &h.topic, queue_id);
+                    let mut m = self.base_message(conn, h, h.topic, queue_id);
                     m.flag = flag;
                     m.body = body;
                     m.properties = properties;
@@ -506,7 +515,7 @@ impl SendProcessor {
             .with_nonblocking(Err(StoreError::ShutDown), |s| {
                 s.put_messages_queued(&messages)
             })?;
-        let batch_props = message::decode_properties(h.properties.as_deref().unwrap_or(""));
+        let batch_props = message::decode_properties(h.properties.unwrap_or(""));
         let transaction_id = batch_props.get(message::PROPERTY_UNIQ_KEY).cloned();
         Ok((
             put,
@@ -569,7 +578,7 @@ impl SendProcessor {
     /// reconsume budget goes to `%DLQ%<group>`.
     fn dead_letter_target(
         &self,
-        h: &SendMessageRequestHeader,
+        h: &SendHeaderRef<'_>,
         version: i32,
     ) -> Result<Option<String>, BrokerError> {
         let group = &h.topic[topic::RETRY_PREFIX.len()..];
