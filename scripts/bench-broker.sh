@@ -9,7 +9,7 @@
 # command go to docs/BENCHMARKS.md.
 #
 #   scripts/bench-broker.sh [--duration SECS] [--warmup SECS] [--threads 4,16,64]
-#                           [--size BYTES] [--consume N] [--consume-mode push|pull|pull-direct] [--settle SECS]
+#                           [--size BYTES] [--consume N] [--consume-mode push|push-batch|pull|pull-direct] [--settle SECS]
 #                           [--only java,ours,echo] [--java-version V] [--keep DIR]
 #   scripts/bench-broker.sh --dledger [--duration SECS] [--warmup SECS] [--threads 8,64]
 #                           [--size BYTES] [--only java,ours] [--keep DIR]
@@ -24,7 +24,7 @@
 # bodies, 200000 messages for the consume test (0: none; push consumer; see compat.BenchConsumer for the
 # modes), 3 s settle before idle RSS, Java 5.3.3.
 # BENCH_BINS=<dir> runs the servers from <dir> (mqbroker, mqnamesrv, examples/echo_broker)
-# instead of this tree's target/release: A/B runs of two builds.
+# instead of this tree's target/release (nothing is built then): A/B runs of two builds.
 # Needs cargo, java (17) and mvn (first run: the 5.3.3 jars from Maven Central).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,10 +70,12 @@ done
 log() { echo "[bench] $*" >&2; }
 
 # ------------------------------------------------------------------ build
-cargo build --release --locked -p nameserver -p broker --bins
-cargo build --release --locked -p remoting --example echo_broker
 target="${CARGO_TARGET_DIR:-target}"
 bins="${BENCH_BINS:-$root/$target/release}" # BENCH_BINS: compare other builds (A/B)
+if [ -z "${BENCH_BINS:-}" ]; then # (given builds are run as they are, no build here)
+  cargo build --release --locked -p nameserver -p broker --bins
+  cargo build --release --locked -p remoting --example echo_broker
+fi
 clk_tck="$(getconf CLK_TCK)"
 work="${keep:-$(mktemp -d "${TMPDIR:-/tmp}/rmq-bench-broker-XXXXXX")}"
 mkdir -p "$work"

@@ -35,6 +35,8 @@ import org.apache.rocketmq.common.message.MessageQueue;
  * <ul>
  * <li>push: DefaultMQPushConsumer (CLUSTERING, "*", CONSUME_FROM_FIRST_OFFSET, 20 consume
  * threads, pullBatchSize 32, consumeMessageBatchMaxSize 1), a listener that only counts.</li>
+ * <li>push-batch: the same with consumeMessageBatchMaxSize 32 (one listener call, one consume
+ * task, per pulled batch instead of per message).</li>
  * <li>pull: DefaultLitePullConsumer (subscribe "*", CONSUME_FROM_FIRST_OFFSET, pullBatchSize 32,
  * auto-commit), one thread calling poll() and counting, the client's recommended pull API.</li>
  * <li>pull-direct: DefaultMQPullConsumer, one thread per queue calling pull(mq, "*", offset, 32)
@@ -111,7 +113,9 @@ public final class BenchConsumer {
         String group = "bench-consume-" + System.nanoTime();
         switch (mode) {
             case "push":
-                return push(namesrv, topic, group, c, deadline);
+                return push(namesrv, topic, group, c, deadline, 1);
+            case "push-batch":
+                return push(namesrv, topic, group, c, deadline, BATCH);
             case "pull":
                 return litePull(namesrv, topic, group, c, deadline);
             default:
@@ -121,8 +125,8 @@ public final class BenchConsumer {
 
     private static int run(String namesrv, String topic, long count, int pid, int timeout, String mode,
         long warmup) throws Exception {
-        if (!mode.equals("push") && !mode.equals("pull") && !mode.equals("pull-direct")) {
-            System.err.println("BenchConsumer: unknown mode " + mode + " (push, pull or pull-direct)");
+        if (!java.util.Arrays.asList("push", "push-batch", "pull", "pull-direct").contains(mode)) {
+            System.err.println("BenchConsumer: unknown mode " + mode + " (push, push-batch, pull or pull-direct)");
             return 2;
         }
         if (warmup > 0) {
@@ -162,9 +166,12 @@ public final class BenchConsumer {
         return Math.max(0, deadline - System.nanoTime());
     }
 
-    /** Push consumer, 20 consume threads; returns once count arrived or at the deadline. */
-    private static Runnable push(String namesrv, String topic, String group, Counts c, long deadline)
-        throws Exception {
+    /**
+     * Push consumer, 20 consume threads, the listener called with up to listenerBatch messages
+     * (1: the client's default, one call per message); returns once count arrived or at the deadline.
+     */
+    private static Runnable push(String namesrv, String topic, String group, Counts c, long deadline,
+                                 int listenerBatch) throws Exception {
         DefaultMQPushConsumer consumer = new DefaultMQPushConsumer(group);
         consumer.setNamesrvAddr(namesrv);
         consumer.setInstanceName(group);
@@ -172,6 +179,7 @@ public final class BenchConsumer {
         consumer.setConsumeThreadMin(20);
         consumer.setConsumeThreadMax(20);
         consumer.setPullBatchSize(BATCH);
+        consumer.setConsumeMessageBatchMaxSize(listenerBatch);
         consumer.subscribe(topic, "*");
         consumer.registerMessageListener((MessageListenerConcurrently) (msgs, ctx) -> {
             c.add(msgs.size());
