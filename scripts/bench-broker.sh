@@ -202,7 +202,7 @@ measure() { # <server> <pid> <namesrv> <do_consume>
   local s="$1" pid="$2" ns="$3"
   sleep "$settle"
   put "$s" idle_rss_kib "$(status_kib "$pid" VmRSS)"
-  log "$s: idle RSS $(status_kib "$pid" VmRSS) KiB; send load ${duration}s x threads $threads (warm-up ${warmup}s)"
+  log "$s: pid $pid, idle RSS $(status_kib "$pid" VmRSS) KiB; send load ${duration}s x threads $threads (warm-up ${warmup}s)"
   java_run "$work/$s/client" compat.BenchProducer send "$ns" BenchTopic "$pid" "$warmup" "$duration" \
     "$threads" "$size" | tee "$work/$s/send.out" >&2
   record "$s" "$work/$s/send.out"
