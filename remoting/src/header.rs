@@ -390,6 +390,27 @@ mod tests {
         assert_eq!(SendMessageRequestHeaderV2::from(v1), v2);
     }
 
+    /// Each field removed (`None`) or set to a bad value: reading the send
+    /// header fails, with the error the declared header reading gives.
+    fn assert_errors_as_declared(
+        full: &RemotingCommand,
+        cases: &[(&str, Option<&str>)],
+        declared: impl Fn(&RemotingCommand) -> Result<SendMessageRequestHeader, HeaderError>,
+    ) {
+        for &(field, bad) in cases {
+            let mut c = full.clone();
+            match bad {
+                None => {
+                    c.ext_fields.as_mut().unwrap().shift_remove(field);
+                }
+                Some(v) => c.set_ext(field, v),
+            }
+            let got = SendMessageRequestHeader::from_command(&c);
+            assert!(got.is_err(), "{field}");
+            assert_eq!(got, declared(&c), "{field}");
+        }
+    }
+
     #[test]
     fn v2_one_pass_read_matches_the_declared_header() {
         let full = RemotingCommand::request(crate::request_code::SEND_MESSAGE_V2)
@@ -422,18 +443,11 @@ mod tests {
                 .reconsume_times,
             None
         );
-        for (missing, bad) in [("b", None), ("g", None), ("d", Some("four"))] {
-            let mut c = full.clone();
-            match bad {
-                None => {
-                    c.ext_fields.as_mut().unwrap().shift_remove(missing);
-                }
-                Some(v) => c.set_ext(missing, v),
-            }
-            let got = SendMessageRequestHeader::from_command(&c);
-            assert!(got.is_err());
-            assert_eq!(got, declared(&c));
-        }
+        assert_errors_as_declared(
+            &full,
+            &[("b", None), ("g", None), ("d", Some("four"))],
+            declared,
+        );
     }
 
     #[test]
@@ -466,18 +480,11 @@ mod tests {
             SendHeaderRef::from_command(&full).unwrap().broker_name,
             Some("broker-a")
         );
-        for (missing, bad) in [("topic", None), ("flag", None), ("queueId", Some("1.5"))] {
-            let mut c = full.clone();
-            match bad {
-                None => {
-                    c.ext_fields.as_mut().unwrap().shift_remove(missing);
-                }
-                Some(v) => c.set_ext(missing, v),
-            }
-            let got = SendMessageRequestHeader::from_command(&c);
-            assert!(got.is_err());
-            assert_eq!(got, declared(&c));
-        }
+        assert_errors_as_declared(
+            &full,
+            &[("topic", None), ("flag", None), ("queueId", Some("1.5"))],
+            declared,
+        );
         let bare = RemotingCommand::request(crate::request_code::SEND_MESSAGE_V2);
         assert_eq!(
             SendHeaderRef::from_command(&bare),

@@ -180,15 +180,27 @@ fn service_rolls_and_queries_across_files() {
     assert_eq!(svc.recover_from(), None);
 }
 
-#[test]
-fn build_indexes_uniq_key_and_each_keys_word() {
+/// A fresh index holding one record (offset 42) of `topic` with `UNIQ_KEY`
+/// `uniq` and `KEYS` `keys`; each of `words` finds it.
+fn index_one(
+    topic: &str,
+    uniq: &str,
+    keys: &str,
+    words: &[&str],
+) -> (tempfile::TempDir, IndexService) {
     let dir = tempfile::tempdir().expect("tempdir");
     let svc = IndexService::open(&dir.path().join("index"), 16, 64).expect("open");
-    let p = properties::encode(&[("UNIQ_KEY", "U1"), ("KEYS", "a  b c")]);
-    svc.build("T", &p, 42, 1000, 0);
-    for k in ["U1", "a", "b", "c"] {
-        assert_eq!(svc.query("T", k, 64, 0, i64::MAX).0, vec![42], "key {k}");
+    let p = properties::encode(&[("UNIQ_KEY", uniq), ("KEYS", keys)]);
+    svc.build(topic, &p, 42, 1000, 0);
+    for k in words {
+        assert_eq!(svc.query(topic, k, 64, 0, i64::MAX).0, vec![42], "key {k}");
     }
+    (dir, svc)
+}
+
+#[test]
+fn build_indexes_uniq_key_and_each_keys_word() {
+    let (_dir, svc) = index_one("T", "U1", "a  b c", &["U1", "a", "b", "c"]);
     assert!(svc.query("T", "a  b c", 64, 0, i64::MAX).0.is_empty());
     // Prepared and rolled-back transactional records are not indexed.
     let p = properties::encode(&[("KEYS", "tx")]);
@@ -338,13 +350,7 @@ fn incremental_key_hash_matches_built_key_table() {
 
 #[test]
 fn build_indexes_non_ascii_keys_findable_by_query() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let svc = IndexService::open(&dir.path().join("index"), 16, 64).expect("open");
-    let p = properties::encode(&[("UNIQ_KEY", "ü\u{1F600}"), ("KEYS", "键 clé")]);
-    svc.build("主题", &p, 42, 1000, 0);
-    for k in ["ü\u{1F600}", "键", "clé"] {
-        assert_eq!(svc.query("主题", k, 64, 0, i64::MAX).0, vec![42], "key {k}");
-    }
+    let (_dir, svc) = index_one("主题", "ü\u{1F600}", "键 clé", &["ü\u{1F600}", "键", "clé"]);
     // The entries carry the hash of the built key, byte for byte.
     let files = svc.files();
     let f = files.last().expect("file");
