@@ -159,9 +159,17 @@ mqadmin() { # args...
 }
 
 update_topic() { # <namesrv> <cluster> <topic>
-  local out
-  out="$(mqadmin updateTopic -n "$1" -c "$2" -t "$3" -r 8 -w 8 2>&1)"
-  grep -q "success" <<<"$out" || { echo "bench-broker.sh: updateTopic $3 failed:" >&2; echo "$out" >&2; return 1; }
+  # A broker listening may not have registered with the name server yet (the cluster is
+  # then unknown): retried for up to 30 s.
+  local out attempt
+  for attempt in $(seq 1 15); do
+    out="$(mqadmin updateTopic -n "$1" -c "$2" -t "$3" -r 8 -w 8 2>&1)"
+    grep -q "success" <<<"$out" && return 0
+    sleep 2
+  done
+  echo "bench-broker.sh: updateTopic $3 failed ($attempt attempts):" >&2
+  echo "$out" >&2
+  return 1
 }
 
 # Our name server on a free port; sets ns_pid, ns_addr.
