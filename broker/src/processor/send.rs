@@ -84,7 +84,6 @@ pub struct PendingSend {
     answer: Answer,
 }
 
-/// What a send's answer needs besides the put's result.
 /// What a send reads from the broker's configuration.
 struct SendConfig {
     cluster_name: String,
@@ -94,6 +93,7 @@ struct SendConfig {
     max_message_size: usize,
 }
 
+/// What a send's answer needs besides the put's result.
 struct Answer {
     kind: AnswerKind,
     body_len: usize,
