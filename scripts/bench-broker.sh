@@ -272,6 +272,7 @@ mappedFileSizeCommitLog=67108864
 flushDiskType=ASYNC_FLUSH
 autoCreateTopicEnable=true
 autoCreateSubscriptionGroup=true
+cleanFileForciblyEnable=false
 CONF
 }
 

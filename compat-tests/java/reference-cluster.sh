@@ -134,6 +134,7 @@ mappedFileSizeCommitLog=67108864
 flushDiskType=ASYNC_FLUSH
 autoCreateTopicEnable=true
 autoCreateSubscriptionGroup=true
+cleanFileForciblyEnable=false
 enablePropertyFilter=true
 PROPS
 

@@ -42,6 +42,16 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+// --------------------------------------------------------------- broker keys
+
+/// Keys in every test broker's configuration, ours and Java's: topics and groups
+/// created on demand, and no segment deleted because the machine's disk is full: Java
+/// (and we, alike) delete commit-log segments whatever their age once the disk is 85 %
+/// used (`cleanFileForciblyEnable`), which on a busy CI disk would remove a test's
+/// messages under it. (Java also refuses writes above 90 % used; that cannot be turned off.)
+pub const TEST_BROKER_KEYS: &str =
+    "autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\ncleanFileForciblyEnable=false\n";
+
 // ------------------------------------------------------------------ binaries
 
 /// Where `mqnamesrv`, `mqbroker` and `dledger` are: `$MQ_BIN_DIR`, else the release
@@ -477,7 +487,7 @@ impl JavaBroker {
                  namesrvAddr={namesrv_addr}\nlistenPort={port}\nhaListenPort={}\n{bind}\
                  brokerIP1=127.0.0.1\nbrokerIP2=127.0.0.1\nstorePathRootDir={}\n\
                  storePathCommitLog={}\nmappedFileSizeCommitLog=67108864\nflushDiskType=ASYNC_FLUSH\n\
-                 autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\n{extra_properties}\n",
+                 {TEST_BROKER_KEYS}{extra_properties}\n",
                 port + 1,
                 store.display(),
                 store.join("commitlog").display()
@@ -668,7 +678,7 @@ impl Cluster {
             format!(
                 "brokerClusterName={cluster_name}\nbrokerName={broker_name}\nbrokerId=0\nlistenPort={broker_port}\n\
                  brokerIP1=127.0.0.1\nbindAddress=127.0.0.1\nstorePathRootDir={}\nmappedFileSizeCommitLog=67108864\nmaxHashSlotNum=50000\nmaxIndexNum=200000\n\
-                 autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\nflushDiskType=ASYNC_FLUSH\n{extra_broker_properties}",
+                 {TEST_BROKER_KEYS}flushDiskType=ASYNC_FLUSH\n{extra_broker_properties}",
                 dir.path().join("store").display()
             ),
         )
@@ -1386,7 +1396,7 @@ impl StandaloneBroker {
                 "brokerClusterName={cluster_name}\nbrokerName={broker_name}\nbrokerId=0\n\
                  listenPort={port}\nnamesrvAddr={namesrv_addrs}\nbrokerIP1=127.0.0.1\n\
                  bindAddress=127.0.0.1\nstorePathRootDir={}\nmappedFileSizeCommitLog=67108864\nmaxHashSlotNum=50000\nmaxIndexNum=200000\n\
-                 autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\n\
+                 {TEST_BROKER_KEYS}\
                  flushDiskType=ASYNC_FLUSH\n{extra_properties}",
                 dir.path().join("store").display()
             ),

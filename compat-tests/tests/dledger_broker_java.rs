@@ -56,6 +56,7 @@ use compat_tests::dledger_files::{checkpoint, data_log, same_committed_prefix};
 use compat_tests::{
     acked, cluster_info, dledger_term, free_broker_port, free_port, java_client, message_lines,
     serial, text, wait_delivered, BrokerProcess, JavaBroker, JavaClient, OurNamesrv, Proc,
+    TEST_BROKER_KEYS,
 };
 use dledger::server::DLedgerClient;
 
@@ -410,7 +411,7 @@ fn mixed_group(java: [bool; 3]) {
             format!(
                 "listenPort={port}\nnamesrvAddr={ns}\nbrokerIP1=127.0.0.1\nbindAddress=127.0.0.1\n\
                  storePathRootDir={store}\nmaxHashSlotNum=50000\nmaxIndexNum=200000\n\
-                 autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\n{keys}\
+                 {TEST_BROKER_KEYS}{keys}\
                  heartBeatTimeIntervalMs=2000\nmaxHeartBeatLeak=3\nminVoteIntervalMs=300\n\
                  maxVoteIntervalMs=1000\n",
                 ns = ns.addr,

@@ -38,6 +38,7 @@ use compat_tests::dledger_files::{checkpoint, same_committed_prefix};
 use compat_tests::{
     acked, cluster_info, free_broker_port, free_port, java_client, message_lines, request_body,
     serial, text, wait_delivered, wait_until, BrokerProcess, OurNamesrv, Proc, ProxyMesh,
+    TEST_BROKER_KEYS,
 };
 use remoting::code::request_code;
 
@@ -152,7 +153,7 @@ fn dledger_group_fails_over_without_losing_acknowledged_messages() {
                      namesrvAddr={ns}\nbrokerIP1=127.0.0.1\nbindAddress=127.0.0.1\n\
                      storePathRootDir={store}\nmappedFileSizeCommitLog={SEGMENT}\n\
                      mappedFileSizeConsumeQueue=6000\nmaxHashSlotNum=50000\nmaxIndexNum=200000\n\
-                     autoCreateTopicEnable=true\nautoCreateSubscriptionGroup=true\n\
+                     {TEST_BROKER_KEYS}\
                      enableDLegerCommitLog=true\ndLegerGroup={BROKER_NAME}\n\
                      dLegerPeers={peers}\ndLegerSelfId=n{n}\n",
                     peers = peers(n),
