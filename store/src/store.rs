@@ -823,18 +823,9 @@ impl MessageStore {
         inner.commit_log.write(placement, &buf);
         for it in &items {
             let props = std::str::from_utf8(&buf[it.props_range.0..it.props_range.1]).unwrap_or("");
-            // One pass over the properties for the tags code and the index.
-            let scanned = properties::Scanned::scan(props);
-            let entry = CqEntry {
-                phys: phys0 + it.pos as i64,
-                size: it.len as i32,
-                tags_code: tags_code(topic, &scanned, store_ts, &inner.delay_levels),
-            };
-            let ok = cq.append(entry);
+            let record = (phys0 + it.pos as i64, it.len as i32);
+            let ok = inner.dispatch_record(&cq, topic, props, record, store_ts, it.sys_flag);
             debug_assert!(ok, "consume queue capacity was ensured");
-            inner
-                .index
-                .build_scanned(topic, &scanned, entry.phys, store_ts, it.sys_flag);
         }
         *last_ts = store_ts;
         inner
@@ -958,16 +949,15 @@ impl MessageStore {
             );
         }
         cq.ensure_capacity(1)?;
-        let scanned = properties::Scanned::scan(v.properties);
-        let entry = CqEntry {
-            phys,
-            size: v.total_size,
-            tags_code: tags_code(v.topic, &scanned, v.store_timestamp, &inner.delay_levels),
-        };
-        let _ = cq.append(entry);
-        inner
-            .index
-            .build_scanned(v.topic, &scanned, phys, v.store_timestamp, v.sys_flag);
+        let record = (phys, v.total_size);
+        inner.dispatch_record(
+            &cq,
+            v.topic,
+            v.properties,
+            record,
+            v.store_timestamp,
+            v.sys_flag,
+        );
         inner
             .last_store_timestamp
             .fetch_max(v.store_timestamp, Ordering::AcqRel);
@@ -1403,6 +1393,31 @@ fn map_record_error(e: record::RecordError) -> StoreError {
 }
 
 impl Inner {
+    /// A stored record's consume-queue entry (its tags code from the
+    /// properties) and its keys in the index, from one scan of the
+    /// properties; `record` is its commit-log offset and size. Whether the
+    /// queue took the entry (its capacity is the caller's to ensure).
+    fn dispatch_record(
+        &self,
+        cq: &ConsumeQueue,
+        topic: &str,
+        props: &str,
+        record: (i64, i32),
+        store_ts: i64,
+        sys_flag: i32,
+    ) -> bool {
+        let scanned = properties::Scanned::scan(props);
+        let (phys, size) = record;
+        let appended = cq.append(CqEntry {
+            phys,
+            size,
+            tags_code: tags_code(topic, &scanned, store_ts, &self.delay_levels),
+        });
+        self.index
+            .build_scanned(topic, &scanned, phys, store_ts, sys_flag);
+        appended
+    }
+
     fn queue(&self, topic: &str, queue_id: i32) -> Option<Arc<ConsumeQueue>> {
         read_lock(&self.queues).get(topic)?.get(&queue_id).cloned()
     }
