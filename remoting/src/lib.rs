@@ -13,6 +13,7 @@ pub mod codec;
 pub mod command;
 pub mod error;
 pub mod header;
+pub mod limits;
 pub mod properties;
 pub mod transport;
 

@@ -12,7 +12,7 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use std::task::Poll;
@@ -22,7 +22,8 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::time::{Instant, Sleep};
 use tokio_util::codec::{Decoder, Encoder};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -188,6 +189,32 @@ impl Connection {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
+        Self::spawn_with(
+            reader,
+            writer,
+            peer,
+            local,
+            router,
+            shutdown,
+            Accepted::none(),
+        )
+    }
+
+    /// [`Connection::spawn`] with what a server adds to the connections it
+    /// accepts: an idle timeout and a slot of its connection limit.
+    fn spawn_with<R, W>(
+        reader: R,
+        writer: W,
+        peer: SocketAddr,
+        local: SocketAddr,
+        router: Arc<Router>,
+        shutdown: CancellationToken,
+        accepted: Accepted,
+    ) -> Connection
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let closed = shutdown.child_token();
         let conn = Connection {
@@ -200,9 +227,18 @@ impl Connection {
                 closed: closed.clone(),
             }),
         };
-        let side = Arc::new(WriteSide::new(writer));
+        let side = Arc::new(WriteSide::new(writer, accepted.idle_timeout.is_some()));
         tokio::spawn(write_loop(side.clone(), rx, closed, peer));
-        tokio::spawn(read_loop(reader, conn.clone(), router, side));
+        let read = read_loop(reader, conn.clone(), router, side, accepted.idle_timeout);
+        let permit = accepted.permit;
+        let read = async move {
+            read.await;
+            drop(permit);
+        };
+        match accepted.tracker {
+            Some(tracker) => tokio::spawn(tracker.track_future(read)),
+            None => tokio::spawn(read),
+        };
         conn
     }
 
@@ -287,6 +323,91 @@ impl Connection {
     }
 }
 
+/// What a server gives the connections it accepts (nothing for a client's).
+struct Accepted {
+    idle_timeout: Option<Duration>,
+    /// The connection's slot of the server's limit, freed when it closes.
+    permit: Option<OwnedSemaphorePermit>,
+    /// The server waits for the connection's read loop at shutdown.
+    tracker: Option<TaskTracker>,
+}
+
+impl Accepted {
+    fn none() -> Self {
+        Accepted {
+            idle_timeout: None,
+            permit: None,
+            tracker: None,
+        }
+    }
+}
+
+/// Milliseconds since the first call, read once per read or write batch of
+/// a server's connection (a vDSO clock read, no syscall) to spot idle ones.
+fn coarse_now_ms() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// When a connection last read or wrote something, for the idle timeout of
+/// server connections (Java's `IdleStateHandler` on all-idle). Not kept for
+/// client connections.
+struct Activity {
+    tracked: bool,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new(tracked: bool) -> Self {
+        Activity {
+            tracked,
+            last_ms: AtomicU64::new(if tracked { coarse_now_ms() } else { 0 }),
+        }
+    }
+
+    #[inline]
+    fn touch(&self) {
+        if self.tracked {
+            self.last_ms.store(coarse_now_ms(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// One timer per server connection, re-armed from the last activity when it
+/// fires; never fires for a connection without an idle timeout.
+struct IdleTimer {
+    limit: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl IdleTimer {
+    fn new(limit: Option<Duration>) -> Self {
+        IdleTimer {
+            limit: limit.unwrap_or_default(),
+            sleep: limit.map(|d| Box::pin(tokio::time::sleep(d))),
+        }
+    }
+
+    /// Resolves once the connection has neither read nor written for the
+    /// limit. Cancel-safe: the deadline lives in `self`.
+    async fn expired(&mut self, activity: &Activity) {
+        let Some(sleep) = self.sleep.as_mut() else {
+            return std::future::pending().await;
+        };
+        let limit_ms = u64::try_from(self.limit.as_millis()).unwrap_or(u64::MAX);
+        loop {
+            sleep.as_mut().await;
+            let idle_ms = coarse_now_ms().saturating_sub(activity.last_ms.load(Ordering::Relaxed));
+            if idle_ms >= limit_ms {
+                return;
+            }
+            let deadline = Instant::now() + Duration::from_millis(limit_ms - idle_ms);
+            sleep.as_mut().reset(deadline);
+        }
+    }
+}
+
 /// Drops a waiting request's slot however the wait ends.
 struct PendingGuard<'a> {
     shared: &'a Shared,
@@ -320,6 +441,8 @@ struct WriteSide<W> {
     wake: Notify,
     /// The write task emptied `pending` (for a read loop over the high mark).
     drained: Notify,
+    /// Last read or write, for the idle timeout.
+    activity: Activity,
 }
 
 struct WriteState<W> {
@@ -332,7 +455,7 @@ struct WriteState<W> {
 }
 
 impl<W> WriteSide<W> {
-    fn new(io: W) -> Self {
+    fn new(io: W, track_activity: bool) -> Self {
         WriteSide {
             state: Mutex::new(WriteState {
                 io: Some(io),
@@ -341,6 +464,7 @@ impl<W> WriteSide<W> {
             }),
             wake: Notify::new(),
             drained: Notify::new(),
+            activity: Activity::new(track_activity),
         }
     }
 
@@ -400,6 +524,9 @@ async fn write_now<W: AsyncWrite + Unpin>(
         }
     })
     .await;
+    if written > 0 {
+        side.activity.touch();
+    }
     let mut st = side.lock();
     let done = match result {
         Ok(done) => done,
@@ -501,6 +628,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 debug!(%peer, error = %e, "write failed");
                 break 'outer;
             }
+            side.activity.touch();
             let mut st = side.lock();
             if st.pending.is_empty() && !st.flush_owed {
                 st.io = Some(io);
@@ -571,7 +699,9 @@ async fn read_loop<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     conn: Connection,
     router: Arc<Router>,
     side: Arc<WriteSide<W>>,
+    idle_timeout: Option<Duration>,
 ) {
+    let mut idle = IdleTimer::new(idle_timeout);
     let mut codec = RemotingCodec::default();
     let mut buf = BytesMut::with_capacity(READ_SPARE);
     let mut out = BytesMut::new();
@@ -619,6 +749,10 @@ async fn read_loop<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 }
                 tokio::select! {
                     _ = conn.shared.closed.cancelled() => break 'read,
+                    _ = idle.expired(&side.activity) => {
+                        log_idle(peer, idle.limit);
+                        break 'read;
+                    }
                     Some(answer) = waiting.next() => {
                         if let Some(answer) = answer {
                             encode_answer(&mut codec, &answer, &mut out, peer);
@@ -646,6 +780,10 @@ async fn read_loop<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                         }
                         tokio::select! {
                             _ = conn.shared.closed.cancelled() => break 'read,
+                            _ = idle.expired(&side.activity) => {
+                                log_idle(peer, idle.limit);
+                                break 'read;
+                            }
                             _ = drained => {}
                         }
                     }
@@ -662,6 +800,10 @@ async fn read_loop<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         let read = tokio::select! {
             biased;
             _ = conn.shared.closed.cancelled() => break,
+            _ = idle.expired(&side.activity) => {
+                log_idle(peer, idle.limit);
+                break;
+            }
             Some(answer) = waiting.next(), if !waiting.is_empty() => {
                 // This one and every other answer ready now, then one write
                 // (at the top of the loop).
@@ -679,7 +821,7 @@ async fn read_loop<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         };
         match read {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(_) => side.activity.touch(),
             Err(e) => {
                 debug!(%peer, error = %e, "read failed");
                 break;
@@ -703,22 +845,79 @@ async fn read_loop<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     }
 }
 
+fn log_idle(peer: SocketAddr, limit: Duration) {
+    info!(
+        %peer,
+        idle_seconds = limit.as_secs_f64(),
+        "closing an idle connection: no read or write for serverChannelMaxIdleTimeSeconds"
+    );
+}
+
+/// Java's `serverChannelMaxIdleTimeSeconds` default.
+pub const DEFAULT_IDLE_SECONDS: i64 = 120;
+
 /// Limits of a server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    pub max_connections: usize,
+    /// Connections open at once; past it, new ones wait in the listen
+    /// backlog until one closes. `None`: derived when [`serve`] starts from
+    /// the open-file limit ([`crate::limits::default_connection_cap`]).
+    pub max_connections: Option<usize>,
+    /// An accepted connection that neither reads nor writes for this long is
+    /// closed (Java's `serverChannelMaxIdleTimeSeconds`, all-idle); `None`:
+    /// never. Connections made with [`Connection::connect`] have none.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            max_connections: 16 * 1024,
+            max_connections: None,
+            idle_timeout: None,
         }
+        .with_idle_seconds(DEFAULT_IDLE_SECONDS)
+    }
+}
+
+impl ServerConfig {
+    /// The idle timeout as Java's `serverChannelMaxIdleTimeSeconds`: 0 or
+    /// less turns it off (as netty's `IdleStateHandler`).
+    pub fn with_idle_seconds(mut self, seconds: i64) -> Self {
+        self.idle_timeout = u64::try_from(seconds)
+            .ok()
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
+        self
+    }
+
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = Some(max);
+        self
+    }
+}
+
+/// Accept errors that mean the process (or system) is out of descriptors or
+/// memory: they last until connections close, so the loop backs off.
+fn out_of_resources(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        e.raw_os_error().is_some()
     }
 }
 
 /// Accepts connections until `shutdown` is cancelled, then closes them all
 /// and returns once every connection task has finished.
+///
+/// At the connection limit (or when accept fails for lack of descriptors)
+/// new connections wait in the listen backlog; one WARN line says so when
+/// the server enters that state and one INFO line when it accepts again.
 pub async fn serve(
     listener: TcpListener,
     router: Arc<Router>,
@@ -726,13 +925,40 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
-    let limit = Arc::new(Semaphore::new(config.max_connections));
+    let max = config
+        .max_connections
+        .unwrap_or_else(crate::limits::default_connection_cap)
+        .clamp(1, Semaphore::MAX_PERMITS);
+    let limit = Arc::new(Semaphore::new(max));
+    let open = |limit: &Semaphore| max - limit.available_permits();
     let tracker = TaskTracker::new();
-    info!(%local, "accepting connections");
+    info!(
+        %local,
+        max_connections = max,
+        idle_seconds = config.idle_timeout.map_or(0, |d| d.as_secs()),
+        "accepting connections"
+    );
+    // Whether the last WARN said we cannot accept; cleared (with an INFO
+    // line) by the next connection accepted.
+    let mut limited = false;
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        let permit = match limit.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(TryAcquireError::Closed) => break,
+            Err(TryAcquireError::NoPermits) => {
+                if !limited {
+                    warn!(
+                        %local,
+                        max_connections = max,
+                        "connection limit reached: new connections wait until open ones close"
+                    );
+                    limited = true;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                }
+            }
         };
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -740,22 +966,51 @@ pub async fn serve(
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
+            Err(e) if out_of_resources(&e) => {
+                if !limited {
+                    warn!(
+                        %local,
+                        error = %e,
+                        open_connections = open(&limit) - 1,
+                        "cannot accept connections (out of file descriptors?): retrying until some close"
+                    );
+                    limited = true;
+                }
+                drop(permit);
+                // The pending connection stays in the backlog: back off
+                // instead of spinning on it.
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                }
+            }
             Err(e) => {
-                // Typically EMFILE: back off instead of spinning.
-                warn!(%local, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Per-connection failures (e.g. aborted before accept).
+                debug!(%local, error = %e, "accept failed");
                 continue;
             }
         };
+        if limited {
+            info!(%local, open_connections = open(&limit), "accepting connections again");
+            limited = false;
+        }
         let _ = stream.set_nodelay(true);
         let local_addr = stream.local_addr().unwrap_or(local);
         let (r, w) = stream.into_split();
-        let conn = Connection::spawn(r, w, peer, local_addr, router.clone(), shutdown.clone());
+        let conn = Connection::spawn_with(
+            r,
+            w,
+            peer,
+            local_addr,
+            router.clone(),
+            shutdown.clone(),
+            Accepted {
+                idle_timeout: config.idle_timeout,
+                permit: Some(permit),
+                tracker: Some(tracker.clone()),
+            },
+        );
         debug!(%peer, id = conn.id(), "connection accepted");
-        tracker.spawn(async move {
-            conn.closed().await;
-            drop(permit);
-        });
     }
     tracker.close();
     tracker.wait().await;
