@@ -13,9 +13,14 @@
 //!   size = entry size − 48. It starts at the log's first entry on every start.
 //! - [`role_loop`] follows DLedger role changes as Java's
 //!   `DLedgerRoleChangeHandler`: LEADER → wait for `ledgerEnd ==
-//!   committedIndex` and dispatch caught up, then master with broker id 0;
-//!   FOLLOWER / CANDIDATE → slave with broker id = selfId number + 1. Each
-//!   change re-registers with every name server at once.
+//!   committedIndex` and dispatch caught up, then the store becomes the
+//!   writer in that term ([`MessageStore::become_writer`]: appends fenced
+//!   to the term) and the broker master with broker id 0; FOLLOWER /
+//!   CANDIDATE → the store stops writing, then slave with broker id =
+//!   selfId number + 1. Each change re-registers with every name server at
+//!   once. Until the first leadership is caught up (e.g. right after a
+//!   restart, while the queues are rebuilt from the log) the store refuses
+//!   every put, so no queue offset already in use is handed out again.
 //!
 //! As Java's `DLedgerCommitLog`, an append hook run inside the leader's
 //! append writes PHYSICALOFFSET (record byte 28) = `entry.pos + 48` into the
@@ -282,18 +287,24 @@ fn put_error(code: i32, written: bool) -> ReplicatedAppendError {
 }
 
 impl ReplicatedLog for DLedgerLog {
-    fn append(&self, records: Vec<Bytes>) -> Result<PendingAppend, ReplicatedAppendError> {
+    fn append(
+        &self,
+        records: Vec<Bytes>,
+        term: i64,
+    ) -> Result<PendingAppend, ReplicatedAppendError> {
         let entry_sizes: Vec<i64> = records
             .iter()
             .map(|r| ENTRY_HEADER + r.len() as i64)
             .collect();
-        let queued = match self.server.try_queue_append(records) {
+        // Fenced to the term the store became writer in: a leader that lost
+        // and regained leadership since must rebuild its queues first.
+        let queued = match self.server.try_queue_append(records, Some(term)) {
             Ok(Ok(queued)) => queued,
             // The driver's input queue is full: wait for room (still in
             // the writer lock, so the order stays the queue-offset order).
             Ok(Err(records)) => {
                 let server = self.server.clone();
-                self.block_on(async move { server.queue_append(records).await })
+                self.block_on(async move { server.queue_append(records, Some(term)).await })
                     .map_err(|error| ReplicatedAppendError {
                         written: false,
                         error,
@@ -517,10 +528,21 @@ async fn follow_roles(
         let c = config.read().unwrap_or_else(|p| p.into_inner());
         self_id_number(c.d_leger_self_id.trim()).unwrap_or(0) + 1
     };
+    // The term the store accepts puts in (`None`: it refuses them, as it
+    // does from the start until the first leadership is caught up).
+    let mut writer_term: Option<i64> = None;
     loop {
         let rs = roles.borrow_and_update().clone();
         match rs.role {
+            Role::Leader if writer_term == Some(rs.term) => {}
             Role::Leader => {
+                // Leader again in another term without a follower state
+                // seen in between: the queue offsets handed out in the old
+                // term may not match what the log holds now.
+                if writer_term.take().is_some() {
+                    stop_writing(&store).await;
+                    services.stop().await;
+                }
                 // Wait until every earlier entry is committed and dispatched.
                 loop {
                     let now = server.role();
@@ -532,8 +554,10 @@ async fn follow_roles(
                         || (l.end_index == l.committed_index
                             && state.dispatched_index.load(Ordering::Acquire) >= l.committed_index);
                     if caught_up {
-                        let s = store.clone();
-                        let _ = tokio::task::spawn_blocking(move || s.reset_queue_offsets()).await;
+                        let (s, term) = (store.clone(), rs.term);
+                        let _ = tokio::task::spawn_blocking(move || s.become_writer(term)).await;
+                        writer_term = Some(rs.term);
+                        info!(term = rs.term, "queues rebuilt: accepting writes as master");
                         services.run();
                         become_role(&config, &namesrv, &topics, 0, "SYNC_MASTER").await;
                         break;
@@ -545,7 +569,11 @@ async fn follow_roles(
                 }
             }
             Role::Follower | Role::Candidate => {
-                // Java `changeToSlave`: stop the master-only services first.
+                // Refuse writes before anything else, then (Java
+                // `changeToSlave`) stop the master-only services.
+                if writer_term.take().is_some() {
+                    stop_writing(&store).await;
+                }
                 services.stop().await;
                 let is_slave = {
                     let c = config.read().unwrap_or_else(|p| p.into_inner());
@@ -561,6 +589,14 @@ async fn follow_roles(
             r = roles.changed() => if r.is_err() { return },
         }
     }
+}
+
+/// [`MessageStore::stop_writing`] off the async workers (it waits for the
+/// writer lock).
+async fn stop_writing(store: &MessageStore) {
+    let s = store.clone();
+    let _ = tokio::task::spawn_blocking(move || s.stop_writing()).await;
+    info!("not master: writes refused");
 }
 
 #[cfg(test)]
@@ -632,8 +668,9 @@ mod tests {
             }
             assert_eq!(s.max_offset("T", 0), if round == 0 { 0 } else { 81 });
             let s2 = s.clone();
+            let term = parts.server.role().term;
             let r = tokio::task::spawn_blocking(move || {
-                s2.reset_queue_offsets();
+                s2.become_writer(term);
                 s2.put(&msg(&format!("m{round}")))
             })
             .await

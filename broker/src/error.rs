@@ -47,7 +47,9 @@ impl BrokerError {
                 | StoreError::InvalidQueueId(_)
                 | StoreError::MixedBatch
                 | StoreError::BadBatch(_) => rc::MESSAGE_ILLEGAL,
-                StoreError::DiskFull | StoreError::ShutDown => rc::SERVICE_NOT_AVAILABLE,
+                StoreError::DiskFull | StoreError::ShutDown | StoreError::NotWriter => {
+                    rc::SERVICE_NOT_AVAILABLE
+                }
                 StoreError::Busy => rc::SYSTEM_BUSY,
                 StoreError::Locked(_) | StoreError::Corrupt { .. } | StoreError::Io(_) => {
                     rc::SYSTEM_ERROR

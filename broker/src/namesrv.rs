@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use remoting::body::{to_json, DataVersion, RegisterBrokerBody};
@@ -19,6 +19,8 @@ use crate::config::BrokerConfig;
 use crate::topic::TopicConfigManager;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Java `MixAll.MASTER_ID`.
+const MASTER_ID: i64 = 0;
 const UNREGISTER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Identity fields of the registration header.
@@ -59,11 +61,20 @@ fn register_request(id: &Identity, body: Vec<u8>) -> RemotingCommand {
     }
 }
 
+/// Whether this broker may still claim to be master (id 0) now.
+pub type MasterClaim = Box<dyn Fn() -> bool + Send + Sync>;
+
 pub struct NamesrvClient {
     addrs: Vec<String>,
     identity: Identity,
     /// The broker id sent with every registration; DLedger role changes move it.
     broker_id: AtomicI64,
+    /// Checked before a registration as master goes out (DLedger: the
+    /// leader's lease); a registration it refuses is skipped.
+    master_claim: OnceLock<MasterClaim>,
+    /// One registration at a time, its identity read once it holds this:
+    /// a registration never overtakes a later one with an older role.
+    registering: Mutex<()>,
     timeout: Duration,
     conns: Mutex<HashMap<String, Connection>>,
 }
@@ -82,6 +93,8 @@ impl NamesrvClient {
                 heartbeat_timeout_millis: config.broker_not_active_timeout_millis,
             },
             broker_id: AtomicI64::new(config.broker_id),
+            master_claim: OnceLock::new(),
+            registering: Mutex::new(()),
             timeout: Duration::from_millis(config.register_broker_timeout_mills),
             conns: Mutex::new(HashMap::new()),
         }
@@ -90,6 +103,12 @@ impl NamesrvClient {
     /// Changes the broker id of later registrations (DLedger role change).
     pub fn set_broker_id(&self, id: i64) {
         self.broker_id.store(id, Ordering::Release);
+    }
+
+    /// Installs the check that a registration as master (id 0) must pass
+    /// when it goes out (once; later calls are ignored).
+    pub fn set_master_claim(&self, claim: MasterClaim) {
+        let _ = self.master_claim.set(claim);
     }
 
     fn identity_now(&self) -> Identity {
@@ -129,7 +148,19 @@ impl NamesrvClient {
 
     /// REGISTER_BROKER with every topic to every name server, in parallel.
     /// Returns how many name servers accepted.
+    /// Registrations are serialized, and one as master is skipped (0 is
+    /// returned) when the master claim no longer holds: a DLedger leader
+    /// resumed after a pause must not wipe its successor's route entry
+    /// with a registration that came due while it was stopped.
     pub async fn register_all(&self, topics: &TopicConfigManager) -> usize {
+        let _one_at_a_time = self.registering.lock().await;
+        let identity = self.identity_now();
+        if identity.broker_id == MASTER_ID
+            && self.master_claim.get().is_some_and(|holds| !holds())
+        {
+            info!("registration as master skipped: leadership not confirmed by a quorum lately");
+            return 0;
+        }
         let mut wrapper = topics.wrapper();
         wrapper.topic_queue_mapping_info_map = Some(Default::default());
         wrapper.topic_queue_mapping_detail_map = Some(Default::default());
@@ -138,7 +169,7 @@ impl NamesrvClient {
             topic_config_serialize_wrapper: wrapper,
             filter_server_list: vec![],
         });
-        let request = register_request(&self.identity_now(), body);
+        let request = register_request(&identity, body);
         let calls = self.addrs.iter().map(|addr| {
             let request = request.clone();
             async move {

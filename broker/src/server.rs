@@ -229,6 +229,8 @@ impl Broker {
                     shutdown.clone(),
                 ));
             }
+            let leader = parts.server.clone();
+            namesrv.set_master_claim(Box::new(move || leader.holds_leader_lease()));
             dledger_server = Some(parts.server);
             let sync = crate::slave_sync::SlaveSync {
                 config: shared.clone(),

@@ -29,6 +29,10 @@ pub enum StoreError {
     DiskFull,
     #[error("store is shut down")]
     ShutDown,
+    /// Replicated mode: this store is not the log's writer (not master, or
+    /// not yet: its queues are still being rebuilt); nothing was written.
+    #[error("not the master of its replicated log (yet)")]
+    NotWriter,
     /// The log is too busy to take the put now (Java OS_PAGE_CACHE_BUSY,
     /// e.g. DLedger 503); the client may retry.
     #[error("[PC_SYNCHRONIZED]broker busy, start flow control for a while")]

@@ -17,7 +17,11 @@
 //!   [`MessageStore::dispatch_replicated`](crate::MessageStore::dispatch_replicated),
 //!   which builds the consume queue and index entries; the store's max
 //!   physical offset is the end of the last dispatched record;
-//! - reads of a physical offset go to [`ReplicatedLog::read`].
+//! - reads of a physical offset go to [`ReplicatedLog::read`];
+//! - puts are refused ([`StoreError::NotWriter`]) until the owner calls
+//!   [`MessageStore::become_writer`](crate::MessageStore::become_writer)
+//!   with its epoch, once every committed record is dispatched (and again
+//!   after [`MessageStore::stop_writing`](crate::MessageStore::stop_writing)).
 //!
 //! Consume queues and index are rebuilt from the log on every open (the
 //! owner re-dispatches from the log's start), so nothing derived can point
@@ -43,9 +47,16 @@ pub trait ReplicatedLog: Send + Sync {
     /// Queues each record as its own log entry behind every earlier call
     /// and returns without waiting for replication (the store calls this
     /// under its writer lock, so it must not block for long and must not
-    /// need the async runtime to make progress). `Err` means nothing
-    /// reached the log.
-    fn append(&self, records: Vec<Bytes>) -> Result<PendingAppend, ReplicatedAppendError>;
+    /// need the async runtime to make progress). `epoch` is the one given
+    /// to [`MessageStore::become_writer`](crate::MessageStore::become_writer):
+    /// the log must refuse the records if it is no longer the writer of
+    /// that epoch when it takes them (for DLedger: leader of that term).
+    /// `Err` means nothing reached the log.
+    fn append(
+        &self,
+        records: Vec<Bytes>,
+        epoch: i64,
+    ) -> Result<PendingAppend, ReplicatedAppendError>;
     /// Blocks the calling thread until `pending` is known; `Ok` once every
     /// record is committed.
     fn wait(&self, pending: PendingAppend) -> AppendOutcome;

@@ -50,6 +50,8 @@ pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
 
 /// Java `maxFilterMessageSize` default: bytes of consume queue examined per get.
 const MAX_FILTER_MESSAGE_SIZE: i64 = 16_000;
+/// `writer_epoch` of a replicated store that may not write.
+const NOT_WRITER: i64 = -1;
 
 /// One message to append.
 #[derive(Debug, Clone)]
@@ -333,6 +335,11 @@ struct Inner {
     queue_table: Mutex<HashMap<(String, i32), i64>>,
     /// Replicated mode: end of the last dispatched record.
     dispatched_end: AtomicI64,
+    /// Replicated mode: the epoch (DLedger term) in which this store may
+    /// write, set by [`MessageStore::become_writer`] once its queues are
+    /// rebuilt; [`NOT_WRITER`] until then and after
+    /// [`MessageStore::stop_writing`]. Changed under the writer lock.
+    writer_epoch: AtomicI64,
 }
 
 fn signal_stop(stop: &(Mutex<bool>, Condvar)) {
@@ -584,6 +591,7 @@ impl MessageStore {
             replicated,
             queue_table: Mutex::new(HashMap::new()),
             dispatched_end: AtomicI64::new(0),
+            writer_epoch: AtomicI64::new(NOT_WRITER),
         });
         let mut threads = Vec::new();
         let weak = Arc::downgrade(&inner);
@@ -881,6 +889,10 @@ impl MessageStore {
         if inner.shut_down.load(Ordering::Acquire) {
             return Err(StoreError::ShutDown);
         }
+        let epoch = inner.writer_epoch.load(Ordering::Acquire);
+        if epoch == NOT_WRITER {
+            return Err(StoreError::NotWriter);
+        }
         let key = (topic.to_owned(), queue_id);
         let known = lock(&inner.queue_table).get(&key).copied();
         let q0 =
@@ -896,7 +908,7 @@ impl MessageStore {
             records.push(Bytes::copy_from_slice(r));
         }
         let end = q0 + items.len() as i64;
-        let pending = log.append(records).map_err(|e| e.error)?;
+        let pending = log.append(records, epoch).map_err(|e| e.error)?;
         lock(&inner.queue_table).insert(key.clone(), end);
         *last_ts = store_ts;
         drop(last_ts);
@@ -970,12 +982,27 @@ impl MessageStore {
         Ok(())
     }
 
-    /// Replicated mode, on becoming the writer (DLedger leader, after
-    /// dispatch caught up): forget handed-out queue offsets so the next puts
-    /// continue from the consume queues (Java rebuilds `topicQueueTable`).
-    pub fn reset_queue_offsets(&self) {
+    /// Replicated mode, on becoming the writer (DLedger leader in term
+    /// `epoch`, once every committed record is dispatched): forget handed-out
+    /// queue offsets so the next puts continue from the consume queues (Java
+    /// rebuilds `topicQueueTable`), then accept puts, each appended to the
+    /// log only while it is still in `epoch`. Until the first call, puts are
+    /// refused with [`StoreError::NotWriter`]: queue offsets handed out
+    /// before the queues are rebuilt would repeat ones already in use.
+    pub fn become_writer(&self, epoch: i64) {
         let _writer = lock(&self.inner.writer);
         lock(&self.inner.queue_table).clear();
+        self.inner
+            .writer_epoch
+            .store(epoch.max(0), Ordering::Release);
+    }
+
+    /// Replicated mode: refuse puts ([`StoreError::NotWriter`]) from now on,
+    /// until [`become_writer`](Self::become_writer). Waits for a put that is
+    /// queueing records on the log.
+    pub fn stop_writing(&self) {
+        let _writer = lock(&self.inner.writer);
+        self.inner.writer_epoch.store(NOT_WRITER, Ordering::Release);
     }
 
     /// True when records live in a replicated log.

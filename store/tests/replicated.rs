@@ -24,6 +24,8 @@ const HEADER: i64 = 48;
 struct FakeLog {
     entries: Mutex<Vec<(i64, Vec<u8>)>>,
     fail: Mutex<Option<bool>>,
+    /// The epoch of every append call, in order.
+    epochs: Mutex<Vec<i64>>,
 }
 
 impl FakeLog {
@@ -37,7 +39,12 @@ impl FakeLog {
 }
 
 impl ReplicatedLog for FakeLog {
-    fn append(&self, records: Vec<Bytes>) -> Result<PendingAppend, ReplicatedAppendError> {
+    fn append(
+        &self,
+        records: Vec<Bytes>,
+        epoch: i64,
+    ) -> Result<PendingAppend, ReplicatedAppendError> {
+        self.epochs.lock().unwrap().push(epoch);
         let fail = self.fail.lock().unwrap().take();
         if fail == Some(false) {
             return Err(ReplicatedAppendError {
@@ -102,6 +109,13 @@ fn puts_reach_queues_only_through_dispatch_with_entry_offsets() {
     let log = Arc::new(FakeLog::default());
     let s = MessageStore::open_replicated(config(dir.path()), log.clone()).expect("open");
     assert!(s.is_replicated());
+    // Not the writer yet (queues not rebuilt): refused, nothing appended.
+    assert!(matches!(
+        s.put(&msg("T", 1, b"early", None)),
+        Err(StoreError::NotWriter)
+    ));
+    assert!(log.entries.lock().unwrap().is_empty());
+    s.become_writer(3);
     let r1 = s.put(&msg("T", 1, b"one", Some("A"))).expect("put");
     let r2 = s.put(&msg("T", 1, b"two", Some("B"))).expect("put");
     assert_eq!((r1.queue_offset, r2.queue_offset), (0, 1));
@@ -149,6 +163,17 @@ fn puts_reach_queues_only_through_dispatch_with_entry_offsets() {
         r.commit_log_offsets[1] - r.commit_log_offsets[0],
         r.wrote_bytes as i64 / 2 + HEADER
     );
+    // Every append was fenced to the writer's epoch.
+    let epochs = log.epochs.lock().unwrap().clone();
+    assert!(!epochs.is_empty() && epochs.iter().all(|e| *e == 3), "{epochs:?}");
+    // After stop_writing, puts are refused again and nothing is appended.
+    let appended = log.entries.lock().unwrap().len();
+    s.stop_writing();
+    assert!(matches!(
+        s.put(&msg("T", 1, b"late", None)),
+        Err(StoreError::NotWriter)
+    ));
+    assert_eq!(log.entries.lock().unwrap().len(), appended);
     let _ = record::MIN_RECORD_LEN;
 }
 
@@ -158,6 +183,7 @@ fn reopen_rebuilds_queues_from_the_log_and_skips_duplicates() {
     let log = Arc::new(FakeLog::default());
     {
         let s = MessageStore::open_replicated(config(dir.path()), log.clone()).expect("open");
+        s.become_writer(1);
         for i in 0..5 {
             s.put(&msg("T", 0, format!("m{i}").as_bytes(), None))
                 .expect("put");
@@ -168,6 +194,11 @@ fn reopen_rebuilds_queues_from_the_log_and_skips_duplicates() {
     }
     let s = MessageStore::open_replicated(config(dir.path()), log.clone()).expect("reopen");
     assert_eq!(s.max_offset("T", 0), 0, "queues are rebuilt by dispatch");
+    // Before the rebuild a put would reuse queue offset 0: it is refused.
+    assert!(matches!(
+        s.put(&msg("T", 0, b"early", None)),
+        Err(StoreError::NotWriter)
+    ));
     dispatch_all(&s, &log, 0);
     // The same entries again (a re-dispatch) change nothing.
     dispatch_all(&s, &log, 0);
@@ -175,7 +206,7 @@ fn reopen_rebuilds_queues_from_the_log_and_skips_duplicates() {
     let g = s.get_messages("T", 0, 0, 32, 1 << 20, &all);
     assert_eq!(g.messages.len(), 5);
     // A new writer continues after the dispatched queue.
-    s.reset_queue_offsets();
+    s.become_writer(2);
     let r = s.put(&msg("T", 0, b"next", None)).expect("put");
     assert_eq!(r.queue_offset, 5);
 }
@@ -187,8 +218,12 @@ struct GateLog {
 }
 
 impl ReplicatedLog for GateLog {
-    fn append(&self, records: Vec<Bytes>) -> Result<PendingAppend, ReplicatedAppendError> {
-        self.inner.append(records)
+    fn append(
+        &self,
+        records: Vec<Bytes>,
+        epoch: i64,
+    ) -> Result<PendingAppend, ReplicatedAppendError> {
+        self.inner.append(records, epoch)
     }
 
     fn wait(&self, pending: PendingAppend) -> AppendOutcome {
@@ -225,6 +260,7 @@ fn puts_wait_for_outcomes_outside_the_writer_lock() {
         want: 2,
     });
     let s = MessageStore::open_replicated(config(dir.path()), log.clone()).expect("open");
+    s.become_writer(1);
     let s1 = s.clone();
     let first = std::thread::spawn(move || s1.put(&msg("T", 0, b"first", None)));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -141,6 +141,9 @@ const FOLLOWER_QUEUE_CAP: usize = 1024;
 struct VoteRound {
     seq: u64,
     term: i64,
+    /// When the requests went out: a follower that granted its vote did so
+    /// after this.
+    started: i64,
     deadline: i64,
     all: usize,
     valid: usize,
@@ -156,6 +159,9 @@ struct VoteRound {
 struct HeartbeatRound {
     seq: u64,
     term: i64,
+    /// When the heartbeats went out: a follower that acknowledged one reset
+    /// its election timer after this.
+    started: i64,
     deadline: i64,
     all: usize,
     succ: usize,
@@ -265,6 +271,10 @@ pub struct Node<S: Storage> {
     last_leader_heartbeat: i64,
     last_send_heartbeat: Option<i64>,
     last_succ_heartbeat: Option<i64>,
+    /// Leader: start of the last round (vote or heartbeat) a quorum
+    /// answered; no follower can time out before `quorum_contact` plus its
+    /// election timeout (see [`Node::leader_lease_until`]).
+    quorum_contact: i64,
     maintainer: Maintainer,
     round_seq: u64,
     take_task: Option<InboundId>,
@@ -347,6 +357,7 @@ impl<S: Storage> Node<S> {
             last_leader_heartbeat: now,
             last_send_heartbeat: None,
             last_succ_heartbeat: None,
+            quorum_contact: i64::MIN,
             maintainer: Maintainer::Idle,
             round_seq: 0,
             take_task: None,
@@ -377,6 +388,21 @@ impl<S: Storage> Node<S> {
     }
     pub fn term(&self) -> i64 {
         self.term
+    }
+
+    /// While leader: the time until which no other member can have been
+    /// elected, i.e. the start of the last round a quorum answered plus the
+    /// shortest follower election timeout (`maintainAsFollower` waits more
+    /// than both 2 and `maxHeartBeatLeak` heartbeat intervals). `None` when
+    /// not leader. A leader that was paused past this time may already
+    /// have been replaced without knowing it yet.
+    pub fn leader_lease_until(&self) -> Option<i64> {
+        if self.role != Role::Leader || self.quorum_contact == i64::MIN {
+            return None;
+        }
+        let hb = self.cfg.heart_beat_time_interval_ms as i64;
+        let timeout = hb.saturating_mul((self.cfg.max_heart_beat_leak as i64).max(2));
+        Some(self.quorum_contact.saturating_add(timeout))
     }
     pub fn vote_for(&self) -> Option<&str> {
         self.vote_for.as_deref()
@@ -1054,6 +1080,7 @@ impl<S: Storage> Node<S> {
         self.maintainer = Maintainer::Voting(VoteRound {
             seq,
             term,
+            started: now,
             deadline: now + wait,
             all: 0,
             valid: 0,
@@ -1147,6 +1174,7 @@ impl<S: Storage> Node<S> {
         };
         self.last_parse_result = result;
         if result == ParseResult::Passed {
+            self.quorum_contact = r.started;
             self.change_role_to_leader(r.term);
         }
     }
@@ -1167,6 +1195,7 @@ impl<S: Storage> Node<S> {
         self.maintainer = Maintainer::Beating(HeartbeatRound {
             seq,
             term,
+            started: now,
             deadline: now + self.cfg.heart_beat_time_interval_ms as i64,
             all: 1,
             succ: 1,
@@ -1230,6 +1259,7 @@ impl<S: Storage> Node<S> {
         let leak = (self.cfg.heart_beat_time_interval_ms * self.cfg.max_heart_beat_leak) as i64;
         if self.quorum(r.succ) {
             self.last_succ_heartbeat = Some(now);
+            self.quorum_contact = self.quorum_contact.max(r.started);
         } else if self.quorum(r.succ + r.not_ready) {
             self.last_send_heartbeat = None;
         } else if r.max_term > r.term {

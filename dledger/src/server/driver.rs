@@ -2,6 +2,8 @@
 //! carries out its actions.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -32,9 +34,11 @@ pub(super) enum Input {
         result: Option<m::Response>,
     },
     /// Client or local append; `header` is the request's base (for errors).
+    /// `in_term`: refused with NOT_LEADER unless the node is in that term.
     Append {
         header: m::Header,
         bodies: Vec<Bytes>,
+        in_term: Option<i64>,
         reply: oneshot::Sender<m::AppendEntryResponse>,
     },
     /// Client GET (leader only).
@@ -61,6 +65,7 @@ pub(super) enum Input {
 }
 
 /// Monotonic milliseconds on Java's scale (wall clock at start + elapsed).
+#[derive(Clone, Copy)]
 struct Clock {
     start: Instant,
     base_ms: u64,
@@ -86,6 +91,33 @@ impl Clock {
     }
 }
 
+/// The leader's lease as of the driver's last step, readable without
+/// asking the driver: a paused leader learns it was replaced only when its
+/// driver runs again, but its lease has lapsed by the clock as soon as it
+/// resumes.
+pub(super) struct LeaderLease {
+    clock: Clock,
+    /// [`Node::leader_lease_until`] on the driver's clock; `i64::MIN` when
+    /// not leader.
+    until: AtomicI64,
+}
+
+impl LeaderLease {
+    pub(super) fn holds(&self) -> bool {
+        let until = self.until.load(Ordering::Acquire);
+        until != i64::MIN && (self.clock.now() as i64) < until
+    }
+}
+
+/// One single-body append of a burst: its request base, body, term fence
+/// and answer.
+type SingleAppend = (
+    m::Header,
+    Bytes,
+    Option<i64>,
+    oneshot::Sender<m::AppendEntryResponse>,
+);
+
 struct AppendWaiter {
     group: Option<String>,
     reply: oneshot::Sender<m::AppendEntryResponse>,
@@ -99,6 +131,7 @@ const MAX_BURST: usize = 256;
 pub(super) struct Driver {
     node: Node<DLedgerStore>,
     clock: Clock,
+    lease: Arc<LeaderLease>,
     group: String,
     self_id: String,
     inbound: HashMap<u64, oneshot::Sender<Option<m::Response>>>,
@@ -123,8 +156,17 @@ impl Driver {
         store: DLedgerStore,
         inputs: mpsc::Sender<Input>,
         shutdown: CancellationToken,
-    ) -> (Driver, watch::Receiver<RoleState>, watch::Receiver<i64>) {
+    ) -> (
+        Driver,
+        watch::Receiver<RoleState>,
+        watch::Receiver<i64>,
+        Arc<LeaderLease>,
+    ) {
         let clock = Clock::new();
+        let lease = Arc::new(LeaderLease {
+            clock,
+            until: AtomicI64::new(i64::MIN),
+        });
         let seed = clock.base_ms
             ^ (u64::from(std::process::id()) << 32)
             ^ clock.start.elapsed().as_nanos() as u64;
@@ -155,6 +197,7 @@ impl Driver {
         let driver = Driver {
             node,
             clock,
+            lease: lease.clone(),
             group: opts.config.group.clone(),
             self_id: opts.config.self_id.clone(),
             inbound: HashMap::new(),
@@ -170,7 +213,7 @@ impl Driver {
             flushed_end,
             flush_job: None,
         };
-        (driver, role_rx, committed_rx)
+        (driver, role_rx, committed_rx, lease)
     }
 
     pub(super) async fn run(mut self, mut inputs: mpsc::Receiver<Input>) {
@@ -273,8 +316,7 @@ impl Driver {
     /// single-body appends go to the node together, so they leave in one
     /// push per follower; everything else is handled in arrival order.
     fn handle_burst(&mut self, first: Input, inputs: &mut mpsc::Receiver<Input>) {
-        let mut appends: Vec<(m::Header, Bytes, oneshot::Sender<m::AppendEntryResponse>)> =
-            Vec::new();
+        let mut appends: Vec<SingleAppend> = Vec::new();
         let mut next = Some(first);
         let mut taken = 0;
         while let Some(input) = next.take() {
@@ -282,10 +324,11 @@ impl Driver {
                 Input::Append {
                     header,
                     mut bodies,
+                    in_term,
                     reply,
                 } if bodies.len() == 1 => {
                     if let Some(body) = bodies.pop() {
-                        appends.push((header, body, reply));
+                        appends.push((header, body, in_term, reply));
                     }
                 }
                 other => {
@@ -301,19 +344,29 @@ impl Driver {
         self.append_each(appends);
     }
 
-    fn append_each(
-        &mut self,
-        appends: Vec<(m::Header, Bytes, oneshot::Sender<m::AppendEntryResponse>)>,
-    ) {
+    /// Whether an append fenced to `in_term` may go to the node now (the
+    /// node's term changes only between inputs).
+    fn in_term(&self, in_term: Option<i64>) -> bool {
+        in_term.is_none_or(|t| t == self.node.term())
+    }
+
+    fn append_each(&mut self, appends: Vec<SingleAppend>) {
         if appends.is_empty() {
             return;
         }
         let now = self.clock.now();
         let mut bodies = Vec::with_capacity(appends.len());
         let mut waiters = Vec::with_capacity(appends.len());
-        for (header, body, reply) in appends {
-            bodies.push(body);
-            waiters.push((header, reply));
+        for (header, body, in_term, reply) in appends {
+            if self.in_term(in_term) {
+                bodies.push(body);
+                waiters.push((header, reply));
+            } else {
+                let _ = reply.send(self.append_error(&header, ResponseCode::NotLeader));
+            }
+        }
+        if bodies.is_empty() {
+            return;
         }
         let results = self.node.propose_each(bodies, now);
         for ((header, reply), r) in waiters.into_iter().zip(results) {
@@ -350,8 +403,15 @@ impl Driver {
             Input::Append {
                 header,
                 bodies,
+                in_term,
                 reply,
-            } => self.append(header, bodies, reply, now),
+            } => {
+                if self.in_term(in_term) {
+                    self.append(header, bodies, reply, now);
+                } else {
+                    let _ = reply.send(self.append_error(&header, ResponseCode::NotLeader));
+                }
+            }
             Input::Get { index, reply } => {
                 let r = if self.node.role() != Role::Leader {
                     Err(ResponseCode::NotLeader)
@@ -463,6 +523,10 @@ impl Driver {
                 self.execute(action);
             }
         }
+        self.lease.until.store(
+            self.node.leader_lease_until().unwrap_or(i64::MIN),
+            Ordering::Release,
+        );
         let state = RoleState {
             term: self.node.term(),
             role: self.node.role(),

@@ -42,7 +42,7 @@ use crate::protocol::{
     GetEntriesResponse, MetadataRequest, MetadataResponse, ProtocolError,
 };
 use crate::store::{DLedgerStore, StoreConfig};
-use driver::{Driver, Input};
+use driver::{Driver, Input, LeaderLease};
 
 /// Everything a server needs to start.
 #[derive(Debug, Clone)]
@@ -122,6 +122,7 @@ pub struct RoleState {
 struct Shared {
     config: DLedgerConfig,
     role: watch::Receiver<RoleState>,
+    lease: Arc<LeaderLease>,
     inputs: mpsc::Sender<Input>,
     shutdown: CancellationToken,
 }
@@ -166,11 +167,12 @@ impl DLedgerServer {
         }
         let shutdown = CancellationToken::new();
         let (inputs_tx, inputs_rx) = mpsc::channel(4096);
-        let (driver, role_rx, committed_rx) =
+        let (driver, role_rx, committed_rx, lease) =
             Driver::new(&opts, store, inputs_tx.clone(), shutdown.clone());
         let shared = Arc::new(Shared {
             config: opts.config.clone(),
             role: role_rx,
+            lease,
             inputs: inputs_tx,
             shutdown: shutdown.clone(),
         });
@@ -221,6 +223,16 @@ impl DLedgerServer {
         self.shared.role.borrow().clone()
     }
 
+    /// True while this member is leader and, by the clock now, no other
+    /// member can have been elected since a quorum last answered it (the
+    /// lease of [`Node::leader_lease_until`](crate::core::Node::leader_lease_until)).
+    /// False right after a long pause even before the driver has run again
+    /// and stepped down: the time to stop claiming leadership to others
+    /// (e.g. a broker's name-server registration as master).
+    pub fn holds_leader_lease(&self) -> bool {
+        self.shared.lease.holds()
+    }
+
     /// The committed index, updated as it advances.
     pub fn subscribe_committed(&self) -> watch::Receiver<i64> {
         self.committed.clone()
@@ -233,17 +245,23 @@ impl DLedgerServer {
         ask(&self.shared, make).await
     }
 
-    /// Appends `body` as leader and waits for its outcome (200, or 404/503/
-    /// 506/… at once, or 501/502 which are indeterminate).
-    pub async fn append(&self, body: Bytes) -> Result<m::AppendEntryResponse, ServerError> {
-        let header = m::Header {
+    /// The base of a local append request (for its error answers).
+    fn local_header(&self) -> m::Header {
+        m::Header {
             group: Some(self.shared.config.group.clone()),
             remote_id: Some(self.shared.config.self_id.clone()),
             ..m::Header::default()
-        };
+        }
+    }
+
+    /// Appends `body` as leader and waits for its outcome (200, or 404/503/
+    /// 506/… at once, or 501/502 which are indeterminate).
+    pub async fn append(&self, body: Bytes) -> Result<m::AppendEntryResponse, ServerError> {
+        let header = self.local_header();
         self.ask(|reply| Input::Append {
             header,
             bodies: vec![body],
+            in_term: None,
             reply,
         })
         .await
@@ -254,14 +272,11 @@ impl DLedgerServer {
         &self,
         bodies: Vec<Bytes>,
     ) -> Result<m::AppendEntryResponse, ServerError> {
-        let header = m::Header {
-            group: Some(self.shared.config.group.clone()),
-            remote_id: Some(self.shared.config.self_id.clone()),
-            ..m::Header::default()
-        };
+        let header = self.local_header();
         self.ask(|reply| Input::Append {
             header,
             bodies,
+            in_term: None,
             reply,
         })
         .await
@@ -271,18 +286,22 @@ impl DLedgerServer {
     /// before it and returns without waiting for the outcome: calls made one
     /// after another append in call order, and many queued appends share
     /// quorum rounds. Waits only while the driver's input queue is full.
-    pub async fn queue_append(&self, bodies: Vec<Bytes>) -> Result<QueuedAppend, ServerError> {
-        let header = m::Header {
-            group: Some(self.shared.config.group.clone()),
-            remote_id: Some(self.shared.config.self_id.clone()),
-            ..m::Header::default()
-        };
+    /// With `in_term`, the append is refused (NOT_LEADER) unless this
+    /// member is still leader in that term when the driver takes it: a
+    /// writer that rebuilt its state for one term never appends in another.
+    pub async fn queue_append(
+        &self,
+        bodies: Vec<Bytes>,
+        in_term: Option<i64>,
+    ) -> Result<QueuedAppend, ServerError> {
+        let header = self.local_header();
         let (reply, rx) = oneshot::channel();
         self.shared
             .inputs
             .send(Input::Append {
                 header,
                 bodies,
+                in_term,
                 reply,
             })
             .await
@@ -296,16 +315,14 @@ impl DLedgerServer {
     pub fn try_queue_append(
         &self,
         bodies: Vec<Bytes>,
+        in_term: Option<i64>,
     ) -> Result<Result<QueuedAppend, Vec<Bytes>>, ServerError> {
-        let header = m::Header {
-            group: Some(self.shared.config.group.clone()),
-            remote_id: Some(self.shared.config.self_id.clone()),
-            ..m::Header::default()
-        };
+        let header = self.local_header();
         let (reply, rx) = oneshot::channel();
         match self.shared.inputs.try_send(Input::Append {
             header,
             bodies,
+            in_term,
             reply,
         }) {
             Ok(()) => Ok(Ok(QueuedAppend(rx))),
@@ -529,6 +546,7 @@ async fn client_append(shared: &Shared, req: RemotingCommand) -> RemotingCommand
     match ask(shared, |reply| Input::Append {
         header,
         bodies: vec![body],
+        in_term: None,
         reply,
     })
     .await
