@@ -111,6 +111,9 @@ broker_config! {
     /// Our choice of key (5.x `NettyServerConfig` has it too): the host the
     /// listeners bind. Java binds every interface; tests set 127.0.0.1.
     bind_address: String = "bindAddress" => "0.0.0.0".into(),
+    /// `NettyServerConfig`: a client connection with no read and no write for
+    /// this long is closed (0 or less: never).
+    server_channel_max_idle_time_seconds: i32 = "serverChannelMaxIdleTimeSeconds" => 120,
     broker_ip1: String = "brokerIP1" => local_address(),
     broker_ip2: String = "brokerIP2" => local_address(),
     broker_permission: i32 = "brokerPermission" => 6,

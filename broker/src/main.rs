@@ -99,6 +99,9 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    // As Java's start scripts (`ulimit -n`): the connection cap of each
+    // listener is derived from this limit.
+    remoting::limits::raise_and_log_file_limit();
     // Always the multi-thread flavour, even with one worker: DLedger puts
     // hand their worker over with `block_in_place`, which needs it.
     let mut runtime = tokio::runtime::Builder::new_multi_thread();

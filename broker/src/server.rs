@@ -148,6 +148,8 @@ impl Broker {
             store.clone(),
             config.config_dir(),
         )?);
+        let server_config = ServerConfig::default()
+            .with_idle_seconds(config.server_channel_max_idle_time_seconds.into());
         let shared: SharedConfig = Arc::new(RwLock::new(config));
         let transactions = Arc::new(crate::transaction::TransactionService::new(
             shared.clone(),
@@ -193,16 +195,11 @@ impl Broker {
         tasks.spawn(serve(
             listener,
             router.clone(),
-            ServerConfig::default(),
+            server_config.clone(),
             shutdown.clone(),
         ));
         if let Some(vip) = vip_listener {
-            tasks.spawn(serve(
-                vip,
-                router,
-                ServerConfig::default(),
-                shutdown.clone(),
-            ));
+            tasks.spawn(serve(vip, router, server_config, shutdown.clone()));
         }
 
         let mut dledger_server = None;

@@ -80,6 +80,9 @@ fn start(args: Args) -> anyhow::Result<()> {
         print!("{}", config.print_text());
         return Ok(());
     }
+    // As Java's start scripts (`ulimit -n`): the connection cap is derived
+    // from this limit.
+    remoting::limits::raise_and_log_file_limit();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(serve(config))
 }

@@ -759,7 +759,8 @@ pub async fn run_with(
     let served = serve(
         listener,
         Arc::new(router(ns)),
-        ServerConfig::default(),
+        ServerConfig::default()
+            .with_idle_seconds(config.server_channel_max_idle_time_seconds.into()),
         shutdown,
     )
     .await;

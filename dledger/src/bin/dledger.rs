@@ -236,6 +236,8 @@ fn exit(ok: bool) -> std::process::ExitCode {
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    // As Java's start scripts: `ulimit -n` up to the hard limit.
+    remoting::limits::raise_and_log_file_limit();
     if args.peer_push_throttle_point.is_some() || args.peer_push_quotas.is_some() {
         tracing::warn!("--peer-push-throttle-point/--peer-push-quotas are accepted but push flow control is not implemented");
     }
