@@ -302,17 +302,6 @@ fn is_quorum(n: usize, peers: usize) -> bool {
     n > peers / 2
 }
 
-fn storage_code(e: &StorageError) -> ResponseCode {
-    match e {
-        StorageError::IndexOutOfRange { .. } => ResponseCode::IndexOutOfRange,
-        StorageError::BelowBegin { .. } => ResponseCode::IndexLessThanLocalBegin,
-        StorageError::NotNextIndex { .. } => ResponseCode::InconsistentIndex,
-        StorageError::PosMismatch { .. } => ResponseCode::DiskError,
-        StorageError::DiskFull => ResponseCode::DiskFull,
-        StorageError::Io(_) => ResponseCode::DiskError,
-    }
-}
-
 impl<S: Storage> Node<S> {
     /// A node at start-up: CANDIDATE at the persisted term, voting at once.
     /// `seed` feeds the vote-delay randomness.
@@ -1946,7 +1935,7 @@ impl<S: Storage> Node<S> {
             let e = self
                 .store
                 .append_leader(term, body)
-                .map_err(|e| storage_code(&e))?;
+                .map_err(|e| ResponseCode::from(&e))?;
             out.push(ProposeOk {
                 term: e.term,
                 index: e.index,
@@ -2098,7 +2087,7 @@ impl<S: Storage> Node<S> {
                 }
                 self.store
                     .append_follower(e)
-                    .map_err(|e| storage_code(&e))?;
+                    .map_err(|e| ResponseCode::from(&e))?;
             }
             Ok(())
         })();

@@ -3,6 +3,7 @@
 //! synchronous; a returned `Ok` means the bytes are in the log (Java does not
 //! fsync before acknowledging either).
 
+use super::message::ResponseCode;
 use crate::entry::Entry;
 
 /// Persistent vote state, DLedger's `currterm` file.
@@ -38,6 +39,20 @@ pub enum StorageError {
     /// Any other storage failure (414 DISK_ERROR).
     #[error("storage: {0}")]
     Io(String),
+}
+
+/// The code a storage failure is answered with (the codes Java's
+/// `DLedgerStore` throws as `DLedgerException`).
+impl From<&StorageError> for ResponseCode {
+    fn from(e: &StorageError) -> Self {
+        match e {
+            StorageError::IndexOutOfRange { .. } => ResponseCode::IndexOutOfRange,
+            StorageError::BelowBegin { .. } => ResponseCode::IndexLessThanLocalBegin,
+            StorageError::NotNextIndex { .. } => ResponseCode::InconsistentIndex,
+            StorageError::DiskFull => ResponseCode::DiskFull,
+            StorageError::PosMismatch { .. } | StorageError::Io(_) => ResponseCode::DiskError,
+        }
+    }
 }
 
 /// The log as the Raft core sees it. Indexes are absolute; `-1` means none.

@@ -416,7 +416,7 @@ impl Driver {
                 let r = if self.node.role() != Role::Leader {
                     Err(ResponseCode::NotLeader)
                 } else {
-                    self.node.storage().get(index).map_err(|e| storage_code(&e))
+                    self.node.storage().get(index).map_err(|e| ResponseCode::from(&e))
                 };
                 let _ = reply.send(r);
             }
@@ -631,15 +631,6 @@ impl Driver {
     }
 }
 
-fn storage_code(e: &StorageError) -> ResponseCode {
-    match e {
-        StorageError::IndexOutOfRange { .. } => ResponseCode::IndexOutOfRange,
-        StorageError::BelowBegin { .. } => ResponseCode::IndexLessThanLocalBegin,
-        StorageError::NotNextIndex { .. } => ResponseCode::InconsistentIndex,
-        StorageError::DiskFull => ResponseCode::DiskFull,
-        StorageError::PosMismatch { .. } | StorageError::Io(_) => ResponseCode::DiskError,
-    }
-}
 
 /// Sends one peer's requests in the order the node issued them (PUSH APPENDs
 /// are pipelined; Java writes them in order from one dispatcher thread) and
