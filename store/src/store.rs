@@ -340,6 +340,11 @@ struct Inner {
     /// rebuilt; [`NOT_WRITER`] until then and after
     /// [`MessageStore::stop_writing`]. Changed under the writer lock.
     writer_epoch: AtomicI64,
+    /// The last write was refused for lack of disk space (`DiskFull`); only
+    /// its transitions are logged (see [`Inner::note_write`]).
+    disk_full: AtomicBool,
+    /// The last retention pass found the disk above `diskMaxUsedSpaceRatio`.
+    over_ratio: AtomicBool,
 }
 
 fn signal_stop(stop: &(Mutex<bool>, Condvar)) {
@@ -464,6 +469,13 @@ impl PendingPut {
 
 impl FinishPut {
     fn complete(self, outcome: AppendOutcome) -> Result<PutResult, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let r = self.finish(outcome);
+        inner.note_write(&r);
+        r
+    }
+
+    fn finish(self, outcome: AppendOutcome) -> Result<PutResult, StoreError> {
         let offsets = match outcome {
             Ok(offsets) => offsets,
             Err(e) => {
@@ -592,6 +604,8 @@ impl MessageStore {
             queue_table: Mutex::new(HashMap::new()),
             dispatched_end: AtomicI64::new(0),
             writer_epoch: AtomicI64::new(NOT_WRITER),
+            disk_full: AtomicBool::new(false),
+            over_ratio: AtomicBool::new(false),
         });
         let mut threads = Vec::new();
         let weak = Arc::downgrade(&inner);
@@ -792,12 +806,15 @@ impl MessageStore {
             return Err(StoreError::InvalidQueueId(queue_id));
         }
         if let Some(log) = self.inner.replicated.clone() {
-            return self
-                .queue_replicated(log, topic, queue_id, buf, items)
-                .map(QueuedPut::Pending);
+            let r = self.queue_replicated(log, topic, queue_id, buf, items);
+            if r.is_err() {
+                self.inner.note_write(&r);
+            }
+            return r.map(QueuedPut::Pending);
         }
-        self.append_local(topic, queue_id, buf, items)
-            .map(QueuedPut::Done)
+        let r = self.append_local(topic, queue_id, buf, items);
+        self.inner.note_write(&r);
+        r.map(QueuedPut::Done)
     }
 
     fn append_local(
@@ -1246,6 +1263,13 @@ impl MessageStore {
         log.store_timestamp_at(min, size)
     }
 
+    /// Whether the store is refusing writes for lack of disk space: set by
+    /// the first put that fails with [`StoreError::DiskFull`] (logged once at
+    /// ERROR), cleared by the next put that succeeds (logged once at INFO).
+    pub fn disk_full(&self) -> bool {
+        self.inner.disk_full.load(Ordering::Acquire)
+    }
+
     /// Used fraction (0.0..=1.0) of the disk holding the store (Java
     /// `getDiskPartitionSpaceUsedPercent`: 1 - free / total).
     pub fn disk_used_ratio(&self) -> f64 {
@@ -1547,6 +1571,7 @@ fn clean_pass(
     let max_ratio = f64::from(cfg.disk_max_used_space_ratio.clamp(10, 95)) / 100.0;
     let space_full = disk_used_ratio < 0.0 || disk_used_ratio > max_ratio;
     let clean_immediately = disk_used_ratio > DISK_SPACE_CLEAN_FORCIBLY_RATIO;
+    inner.note_disk_ratio(space_full, disk_used_ratio, max_ratio);
     let mut report = RetentionReport::default();
     if time_up || space_full {
         let at_once = cfg.clean_file_forcibly_enable && clean_immediately;
@@ -1575,6 +1600,91 @@ fn clean_pass(
         report.index_files = inner.index.delete_below(cl_min)?;
     }
     Ok(report)
+}
+
+/// Free (available to us) and total bytes of the filesystem holding `path`.
+fn disk_space_of(path: &Path) -> Option<(u64, u64)> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some((
+        st.f_bavail.saturating_mul(st.f_frsize),
+        st.f_blocks.saturating_mul(st.f_frsize),
+    ))
+}
+
+impl Inner {
+    /// Follows a write's outcome: the first `DiskFull` after a success logs
+    /// an ERROR, the first success after a `DiskFull` an INFO line; other
+    /// errors leave the state alone. Only transitions log, so a full disk
+    /// costs two lines however many puts it refuses.
+    fn note_write<T>(&self, r: &Result<T, StoreError>) {
+        match r {
+            Err(StoreError::DiskFull) => {
+                if self
+                    .disk_full
+                    .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    let path = &self.config.store_path_root_dir;
+                    let (free, total) = disk_space_of(path).unwrap_or((0, 0));
+                    tracing::error!(
+                        path = %path.display(),
+                        free_bytes = free,
+                        total_bytes = total,
+                        segment_bytes = self.config.mapped_file_size_commit_log,
+                        "disk full: commit log refuses writes until space is freed \
+                         (clients get SERVICE_NOT_AVAILABLE; nothing stored is lost)"
+                    );
+                }
+            }
+            Ok(_) => {
+                if self.disk_full.load(Ordering::Acquire)
+                    && self
+                        .disk_full
+                        .compare_exchange(true, false, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                {
+                    let path = &self.config.store_path_root_dir;
+                    let (free, total) = disk_space_of(path).unwrap_or((0, 0));
+                    tracing::info!(
+                        path = %path.display(),
+                        free_bytes = free,
+                        total_bytes = total,
+                        "disk space available again: commit log accepts writes"
+                    );
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Logs when the disk goes above `diskMaxUsedSpaceRatio` (retention then
+    /// deletes expired files at any hour) and when it comes back below.
+    fn note_disk_ratio(&self, over: bool, ratio: f64, max_ratio: f64) {
+        if self
+            .over_ratio
+            .compare_exchange(!over, over, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let path = self.config.store_path_root_dir.display();
+        if over {
+            tracing::warn!(
+                path = %path,
+                used_ratio = ratio,
+                max_ratio,
+                "disk usage above diskMaxUsedSpaceRatio: retention deletes expired \
+                 commit-log files at any hour"
+            );
+        } else {
+            tracing::info!(
+                path = %path,
+                used_ratio = ratio,
+                max_ratio,
+                "disk usage back below diskMaxUsedSpaceRatio"
+            );
+        }
+    }
 }
 
 fn disk_used_ratio_of(path: &Path) -> f64 {

@@ -541,15 +541,77 @@ fn put_messages_topic_admin_and_disk() {
     );
 }
 
+/// Records the level and message of every event on the thread it is the
+/// default subscriber of (the store logs the disk-full transitions on the
+/// putting thread).
+#[derive(Clone, Default)]
+struct LogCapture(Arc<std::sync::Mutex<Vec<(tracing::Level, String)>>>);
+
+impl LogCapture {
+    fn count(&self, level: tracing::Level, needle: &str) -> usize {
+        let lines = self.0.lock().expect("log lines");
+        lines
+            .iter()
+            .filter(|(l, m)| *l == level && m.contains(needle))
+            .count()
+    }
+
+    fn any_containing(&self, needle: &str) -> usize {
+        let lines = self.0.lock().expect("log lines");
+        lines.iter().filter(|(_, m)| m.contains(needle)).count()
+    }
+}
+
+struct MessageVisitor<'a>(&'a mut String);
+
+impl tracing::field::Visit for MessageVisitor<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            *self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl tracing::Subscriber for LogCapture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut message = String::new();
+        event.record(&mut MessageVisitor(&mut message));
+        self.0
+            .lock()
+            .expect("log lines")
+            .push((*event.metadata().level(), message));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 /// Needs a small filesystem, so it is not part of the default run:
 /// `STORE_SMALL_FS=/mnt/small cargo test -p store -- --ignored` (e.g. a 300 KiB tmpfs).
+/// A filler file takes part of it; once the store has filled the rest, many
+/// puts are refused with one ERROR line; deleting the filler lets the next
+/// put through, with one INFO line.
 #[test]
 #[ignore = "needs STORE_SMALL_FS=<a small filesystem>"]
 fn disk_full_is_an_error_and_leaves_files_consistent() {
     let root =
         std::env::var_os("STORE_SMALL_FS").expect("STORE_SMALL_FS must name a small filesystem");
     let dir = tempfile::tempdir_in(root).expect("tempdir");
-    let s = open(dir.path());
+    let filler = dir.path().join("filler");
+    // Room for two more commit-log segments once it is gone.
+    std::fs::write(&filler, vec![1u8; 2 * SEG as usize]).expect("filler");
+    let store_dir = dir.path().join("store");
+    let logs = LogCapture::default();
+    let _log_guard = tracing::subscriber::set_default(logs.clone());
+    let s = open(&store_dir);
+    assert!(!s.disk_full());
     let body = vec![3u8; 1500];
     let mut acked = 0;
     let err = loop {
@@ -560,11 +622,40 @@ fn disk_full_is_an_error_and_leaves_files_consistent() {
         assert!(acked < 10_000, "never filled up");
     };
     assert!(matches!(err, StoreError::DiskFull), "{err:?}");
+    assert!(s.disk_full());
     let count = |s: &MessageStore| read_queue(s, "T", 0).len() + read_queue(s, "T", 1).len();
     assert_eq!(count(&s) as i32, acked);
-    // Still refusing, still consistent.
-    assert!(s.put(&msg("T", 0, &body, None)).is_err());
-    drop(s);
-    let s = open(dir.path());
+    // Still refusing, still consistent, and logged once only.
+    for i in 0..50 {
+        let e = s
+            .put(&msg("T", i % 2, &body, None))
+            .expect_err("disk is full");
+        assert!(matches!(e, StoreError::DiskFull), "{e:?}");
+    }
+    assert!(s.disk_full());
     assert_eq!(count(&s) as i32, acked);
+    assert_eq!(logs.count(tracing::Level::ERROR, "disk full"), 1);
+    assert_eq!(logs.any_containing("disk full"), 1);
+    assert_eq!(logs.any_containing("accepts writes"), 0);
+
+    // Space freed: the next put goes through and the state clears.
+    std::fs::remove_file(&filler).expect("remove filler");
+    s.put(&msg("T", 0, &body, None))
+        .expect("put after space was freed");
+    acked += 1;
+    assert!(!s.disk_full());
+    for i in 0..5 {
+        s.put(&msg("T", i % 2, &body, None)).expect("put");
+        acked += 1;
+    }
+    assert!(!s.disk_full());
+    assert_eq!(count(&s) as i32, acked);
+    assert_eq!(logs.count(tracing::Level::INFO, "accepts writes"), 1);
+    assert_eq!(logs.any_containing("accepts writes"), 1);
+    assert_eq!(logs.any_containing("disk full"), 1);
+
+    drop(s);
+    let s = open(&store_dir);
+    assert_eq!(count(&s) as i32, acked);
+    assert!(!s.disk_full());
 }
