@@ -1,4 +1,4 @@
-//! The DLedger commit log (`enableDLegerCommitLog=true`, spec dledger.md §4):
+//! The DLedger commit log (`enableDLegerCommitLog=true`, docs/protocol/dledger.md §4):
 //! the broker's records live in a DLedger group, one message per entry.
 //!
 //! - [`DLedgerLog`] is the store's [`ReplicatedLog`]: a put queues its
@@ -6,11 +6,12 @@
 //!   lock, so log order = queue-offset order, without waiting unless the
 //!   driver's input queue is full) and then, outside the lock, awaits
 //!   their quorum commit (or failure) on the sender's task, so concurrent
-//!   sends share quorum rounds; reads go to the data files,
-//!   cut at the end of the last dispatched (committed) entry.
+//!   sends share quorum rounds; reads go to DLedger's committed reader
+//!   (entry bodies by data-log position, never past the committed end).
 //! - [`dispatch_loop`] feeds every committed entry, in index order, to
-//!   [`MessageStore::dispatch_replicated`]: message offset = `entry.pos + 48`,
-//!   size = entry size − 48. It starts at the log's first entry on every start.
+//!   [`MessageStore::dispatch_replicated`]: message offset = the entry's
+//!   body position ([`dledger::entry::Entry::body_pos`]). It starts at the
+//!   log's first entry on every start.
 //! - [`role_loop`] follows DLedger role changes as Java's
 //!   `DLedgerRoleChangeHandler`: LEADER → wait for `ledgerEnd ==
 //!   committedIndex` and dispatch caught up, then the store becomes the
@@ -23,23 +24,20 @@
 //!   every put, so no queue offset already in use is handed out again.
 //!
 //! As Java's `DLedgerCommitLog`, an append hook run inside the leader's
-//! append writes PHYSICALOFFSET (record byte 28) = `entry.pos + 48` into the
-//! stored entry, so followers (ours or Java's) store the same bytes.
+//! append writes PHYSICALOFFSET (record byte 28) = the body's position
+//! (`entry.pos + 48`) into the stored entry, so followers (ours or Java's)
+//! store the same bytes.
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dledger::config::DLedgerConfig;
 use dledger::core::message::Role;
 use dledger::server::{DLedgerServer, QueuedAppend, ServerOptions, SharedAppendHook};
-use dledger::store::{file_name, StoreConfig as DLedgerStoreConfig};
+use dledger::store::{CommittedReader, StoreConfig as DLedgerStoreConfig};
 use store::{
     AppendOutcome, MessageStore, PendingAppend, ReplicatedAppendError, ReplicatedLog, StoreError,
 };
@@ -52,8 +50,6 @@ use crate::namesrv::NamesrvClient;
 use crate::processor::SharedConfig;
 use crate::topic::TopicConfigManager;
 
-/// Bytes of the DLedger entry header before the message record.
-pub const ENTRY_HEADER: i64 = 48;
 /// Most committed entries handed to one blocking dispatch call.
 const DISPATCH_BATCH: usize = 256;
 /// Java's polling period while a new leader waits to become master.
@@ -66,7 +62,7 @@ pub fn self_id_number(self_id: &str) -> Option<i64> {
     chars.as_str().parse().ok()
 }
 
-/// DLedger server options from the broker's keys (spec §4.1).
+/// DLedger server options from the broker's keys (docs/protocol/dledger.md §4.1).
 pub fn server_options(config: &BrokerConfig) -> anyhow::Result<ServerOptions> {
     let self_id = config.d_leger_self_id.trim();
     if self_id_number(self_id).is_none() {
@@ -134,20 +130,18 @@ pub fn server_options(config: &BrokerConfig) -> anyhow::Result<ServerOptions> {
     Ok(opts)
 }
 
-/// Java's DLedgerCommitLog append hook: PHYSICALOFFSET = entry pos + 48.
-fn physical_offset_hook(body: &mut [u8], pos: i64) {
+/// Java's DLedgerCommitLog append hook: PHYSICALOFFSET = the body's
+/// data-log position (entry pos + 48).
+fn physical_offset_hook(body: &mut [u8], body_pos: i64) {
     const AT: usize = store::record::POS_PHYSICAL_OFFSET;
     if let Some(field) = body.get_mut(AT..AT + 8) {
-        field.copy_from_slice(&(pos + ENTRY_HEADER).to_be_bytes());
+        field.copy_from_slice(&body_pos.to_be_bytes());
     }
 }
 
-/// Shared between the log adapter, the dispatcher and the role handler.
+/// Shared between the dispatcher and the role handler.
 #[derive(Debug)]
 pub struct DispatchState {
-    /// End (exclusive, data-log position) of the last dispatched entry: the
-    /// broker's committed position.
-    committed_end: AtomicI64,
     /// Index of the last dispatched entry (-1 = none).
     dispatched_index: AtomicI64,
 }
@@ -156,39 +150,24 @@ pub struct DispatchState {
 pub struct DLedgerLog {
     server: Arc<DLedgerServer>,
     runtime: tokio::runtime::Handle,
-    data_dir: PathBuf,
-    file_size: i64,
+    reader: CommittedReader,
     state: Arc<DispatchState>,
-    files: Mutex<HashMap<i64, Arc<File>>>,
 }
 
 impl DLedgerLog {
-    pub fn new(server: Arc<DLedgerServer>, opts: &ServerOptions) -> DLedgerLog {
+    pub fn new(server: Arc<DLedgerServer>) -> DLedgerLog {
         DLedgerLog {
+            reader: server.committed_reader(),
             server,
             runtime: tokio::runtime::Handle::current(),
-            data_dir: opts.store.data_path(),
-            file_size: opts.store.mapped_file_size_for_entry_data as i64,
             state: Arc::new(DispatchState {
-                committed_end: AtomicI64::new(0),
                 dispatched_index: AtomicI64::new(-1),
             }),
-            files: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn state(&self) -> Arc<DispatchState> {
         self.state.clone()
-    }
-
-    fn file(&self, start: i64) -> Option<Arc<File>> {
-        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = files.get(&start) {
-            return Some(f.clone());
-        }
-        let f = Arc::new(File::open(self.data_dir.join(file_name(start))).ok()?);
-        files.insert(start, f.clone());
-        Some(f)
     }
 
     /// Runs `fut` to completion from the synchronous store call.
@@ -212,62 +191,28 @@ fn replication_error(written: bool, remark: &str) -> ReplicatedAppendError {
     }
 }
 
-/// Data-log positions of a batch's consecutive entries (sizes in bytes,
-/// header included) from the last one's position; `None` when they do not
-/// all lie in the last one's data file (a roll may have put a blank record
-/// between them).
-fn batch_positions(last_pos: i64, entry_sizes: &[i64], file_size: i64) -> Option<Vec<i64>> {
-    let n = entry_sizes.len();
-    let mut positions = vec![0i64; n];
-    let mut pos = last_pos;
-    for i in (0..n).rev() {
-        if i + 1 < n {
-            pos = pos.checked_sub(entry_sizes[i])?;
-        }
-        positions[i] = pos;
-    }
-    if file_size <= 0 || pos < 0 || pos.div_euclid(file_size) != last_pos.div_euclid(file_size) {
-        return None;
-    }
-    Some(positions)
-}
-
-/// The outcome of a queued append: one physical offset per entry once the
-/// last one is committed, or Java's put result for the DLedger code.
-async fn append_outcome(
-    server: Arc<DLedgerServer>,
-    queued: QueuedAppend,
-    entry_sizes: Vec<i64>,
-    file_size: i64,
-) -> AppendOutcome {
-    let n = entry_sizes.len() as i64;
-    let resp = match queued.outcome().await {
-        Ok(r) => r,
+/// The outcome of a queued append: the physical offset (body position) of
+/// each entry once the last one is committed, or Java's put result for the
+/// DLedger code.
+async fn append_outcome(queued: QueuedAppend) -> AppendOutcome {
+    let appended = match queued.outcome().await {
+        Ok(a) => a,
         // The driver stopped: the entries may or may not be in the log.
         Err(e) => return Err(replication_error(true, &e.to_string())),
     };
+    let resp = &appended.response;
     if resp.header.code != 200 {
         return Err(put_error(resp.header.code, resp.pos >= 0));
     }
-    // One position per entry: the last is in the answer, the others (a
-    // batch) follow from the entry sizes within one data file, or are
-    // read back from the committed log.
-    if let Some(positions) = batch_positions(resp.pos, &entry_sizes, file_size) {
-        return Ok(positions.into_iter().map(|p| p + ENTRY_HEADER).collect());
-    }
-    let mut offsets = Vec::with_capacity(n as usize);
-    for i in 0..n - 1 {
-        match server.get_committed(resp.index - (n - 1) + i).await {
-            Ok(Some(e)) => offsets.push(e.pos + ENTRY_HEADER),
-            _ => return Err(replication_error(true, "entry position unavailable")),
-        }
-    }
-    offsets.push(resp.pos + ENTRY_HEADER);
-    Ok(offsets)
+    Ok(appended
+        .positions
+        .iter()
+        .map(|&pos| dledger::entry::body_pos(pos))
+        .collect())
 }
 
-/// Java `DLedgerCommitLog`'s put result for a DLedger append code (spec
-/// §4.2) and the send processor's answer to it.
+/// Java `DLedgerCommitLog`'s put result for a DLedger append code
+/// (docs/protocol/dledger.md §4.2) and the send processor's answer to it.
 fn put_error(code: i32, written: bool) -> ReplicatedAppendError {
     match code {
         // SERVICE_NOT_AVAILABLE: not leader, leader transferring, disk full...
@@ -292,10 +237,6 @@ impl ReplicatedLog for DLedgerLog {
         records: Vec<Bytes>,
         term: i64,
     ) -> Result<PendingAppend, ReplicatedAppendError> {
-        let entry_sizes: Vec<i64> = records
-            .iter()
-            .map(|r| ENTRY_HEADER + r.len() as i64)
-            .collect();
         // Fenced to the term the store became writer in: a leader that lost
         // and regained leadership since must rebuild its queues first.
         let queued = match self.server.try_queue_append(records, Some(term)) {
@@ -313,12 +254,7 @@ impl ReplicatedLog for DLedgerLog {
             }
             Err(e) => return Err(replication_error(false, &e.to_string())),
         };
-        Ok(Box::pin(append_outcome(
-            self.server.clone(),
-            queued,
-            entry_sizes,
-            self.file_size,
-        )))
+        Ok(Box::pin(append_outcome(queued)))
     }
 
     fn wait(&self, pending: PendingAppend) -> AppendOutcome {
@@ -331,27 +267,11 @@ impl ReplicatedLog for DLedgerLog {
     }
 
     fn read(&self, offset: i64, len: usize) -> Option<Bytes> {
-        let end = offset.checked_add(i64::try_from(len).ok()?)?;
-        if offset < ENTRY_HEADER || end > self.state.committed_end.load(Ordering::Acquire) {
-            return None;
-        }
-        let start = offset - offset.rem_euclid(self.file_size);
-        if end > start + self.file_size {
-            return None;
-        }
-        let file = self.file(start)?;
-        let mut buf = BytesMut::zeroed(len);
-        file.read_exact_at(&mut buf, (offset - start) as u64).ok()?;
-        Some(buf.freeze())
+        self.reader.read(offset, len)
     }
 
     fn min_offset(&self) -> i64 {
-        let Ok(dir) = std::fs::read_dir(&self.data_dir) else {
-            return 0;
-        };
-        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i64>().ok())
-            .min()
-            .map_or(0, |start| start + ENTRY_HEADER)
+        dledger::entry::body_pos(self.reader.min_pos())
     }
 }
 
@@ -387,22 +307,15 @@ pub async fn dispatch_loop(
                     _ => break,
                 }
             }
-            let batch: Vec<(i64, i64, Bytes)> = entries
-                .into_iter()
-                .map(|e| (e.index, e.pos + ENTRY_HEADER, e.body))
-                .collect();
-            next += batch.len() as i64;
-            let Some(&(last_index, last_phys, ref last_body)) = batch.last() else {
+            next += entries.len() as i64;
+            let Some(last_index) = entries.last().map(|e| e.index) else {
                 break;
             };
-            state
-                .committed_end
-                .store(last_phys + last_body.len() as i64, Ordering::Release);
             let store2 = store.clone();
             let r = tokio::task::spawn_blocking(move || {
-                for (index, phys, body) in &batch {
-                    if let Err(e) = store2.dispatch_replicated(*phys, body) {
-                        warn!(index, pos = phys - ENTRY_HEADER, error = %e, "DLedger entry is not a message; not dispatched");
+                for e in &entries {
+                    if let Err(err) = store2.dispatch_replicated(e.body_pos(), &e.body) {
+                        warn!(index = e.index, pos = e.pos, error = %err, "DLedger entry is not a message; not dispatched");
                     }
                 }
             })
@@ -754,7 +667,7 @@ mod tests {
                         .unwrap()
                         .store
                         .data_path()
-                        .join(file_name(0)),
+                        .join(dledger::store::file_name(0)),
                 )
                 .unwrap();
                 let (mut pos, mut entries) = (0usize, 0);
@@ -770,7 +683,7 @@ mod tests {
                     let phys = i64::from_be_bytes(data[at..at + 8].try_into().unwrap());
                     assert_eq!(
                         phys,
-                        pos as i64 + ENTRY_HEADER,
+                        dledger::entry::body_pos(pos as i64),
                         "PHYSICALOFFSET of entry at {pos}"
                     );
                     pos += size as usize;
@@ -864,29 +777,6 @@ mod tests {
         assert!(put_error(502, true).written);
     }
 
-    /// A batch's entry positions follow from the last one's and the entry
-    /// sizes while the batch lies in one data file; across a file boundary
-    /// (a blank record may sit between) they must be read back.
-    #[test]
-    fn batch_positions_within_one_data_file() {
-        // Entries of 100, 60 and 80 bytes ending at 1000 (file size 4096).
-        assert_eq!(
-            batch_positions(1000, &[100, 60, 80], 4096),
-            Some(vec![840, 940, 1000])
-        );
-        assert_eq!(batch_positions(1000, &[80], 4096), Some(vec![1000]));
-        // First entry exactly at the file's start.
-        assert_eq!(
-            batch_positions(4096 + 160, &[100, 60, 80], 4096),
-            Some(vec![4096, 4196, 4256])
-        );
-        // The last entry opens a new file: the earlier ones are in the
-        // previous file, maybe before a blank record.
-        assert_eq!(batch_positions(4096 + 20, &[100, 60, 80], 4096), None);
-        assert_eq!(batch_positions(50, &[100, 60, 80], 4096), None);
-        assert_eq!(batch_positions(1000, &[100], 0), None);
-    }
-
     #[test]
     fn self_id_numbers() {
         assert_eq!(self_id_number("n0"), Some(0));
@@ -910,7 +800,10 @@ mod tests {
         assert_eq!(o.config.peers.len(), 3);
         assert_eq!(o.config.preferred_leader_ids, Some(vec!["n2".to_owned()]));
         assert_eq!(o.store.mapped_file_size_for_entry_data, 65536);
-        assert_eq!(o.store.default_path(), PathBuf::from("/tmp/x/dledger-n1"));
+        assert_eq!(
+            o.store.default_path(),
+            std::path::PathBuf::from("/tmp/x/dledger-n1")
+        );
         assert_eq!(o.config.timers(), dledger::config::OUR_TIMERS);
         c.d_leger_self_id = "x".into();
         assert!(server_options(&c).is_err());

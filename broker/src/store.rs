@@ -78,7 +78,7 @@ pub struct DLedgerParts {
 pub async fn open_dledger(config: &BrokerConfig) -> anyhow::Result<(MessageStore, DLedgerParts)> {
     let opts = crate::dledger::server_options(config)?;
     let server = std::sync::Arc::new(dledger::server::DLedgerServer::start(opts.clone()).await?);
-    let log = std::sync::Arc::new(crate::dledger::DLedgerLog::new(server.clone(), &opts));
+    let log = std::sync::Arc::new(crate::dledger::DLedgerLog::new(server.clone()));
     let state = log.state();
     let store_cfg = store_config(config);
     let store = tokio::task::spawn_blocking(move || MessageStore::open_replicated(store_cfg, log))

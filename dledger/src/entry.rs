@@ -12,6 +12,11 @@ pub const HEADER_SIZE: i32 = 44;
 /// offset is `pos + BODY_OFFSET`.
 pub const BODY_OFFSET: i32 = 48;
 
+/// Data-log position of the body of the entry at `pos`.
+pub fn body_pos(pos: i64) -> i64 {
+    pos + i64::from(BODY_OFFSET)
+}
+
 /// One log entry. `index` and `pos` are absolute; `-1` means "not assigned".
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -41,6 +46,12 @@ impl Entry {
             body_crc: 0,
             body,
         }
+    }
+
+    /// Data-log position of the body (`pos + BODY_OFFSET`): a broker
+    /// message's physical offset.
+    pub fn body_pos(&self) -> i64 {
+        body_pos(self.pos)
     }
 
     /// Stored size: header plus body.

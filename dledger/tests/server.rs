@@ -413,3 +413,68 @@ async fn peer_port_answers_like_java() {
     assert_eq!((r.base.code, r.index), (200, 1));
     g.stop("n0").await;
 }
+
+/// Local appends (the broker's path): the outcome carries every entry's
+/// position, also for a batch whose last entry rolled into the next data
+/// file; the committed reader returns each body at its position; an append
+/// fenced to another term is refused and appends nothing; a lone leader
+/// holds its lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_appends_answer_every_position_and_are_fenced_to_a_term() {
+    let g = Group::start(1, true).await;
+    let leader = g.wait_leader(Duration::from_secs(20)).await;
+    let server = &g.servers[&leader];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.holds_leader_lease() {
+        assert!(Instant::now() < deadline, "a lone leader never held its lease");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let term = server.role().term;
+    // 3 x 400 KiB in 1 MiB data files: the third entry opens the next file.
+    let bodies: Vec<Bytes> = (0..3u8)
+        .map(|i| Bytes::from(vec![i + 1; 400 * 1024]))
+        .collect();
+    let a = server
+        .queue_append(bodies.clone(), Some(term))
+        .await
+        .expect("queue")
+        .outcome()
+        .await
+        .expect("outcome");
+    assert_eq!(a.response.header.code, 200, "{:?}", a.response);
+    assert_eq!(a.positions.len(), 3);
+    assert_eq!(a.positions[2], a.response.pos, "the last is Java's answer");
+    assert_ne!(
+        a.positions[0] >> 20,
+        a.positions[2] >> 20,
+        "the batch spans two data files"
+    );
+    let reader = server.committed_reader();
+    for (i, (pos, body)) in a.positions.iter().zip(&bodies).enumerate() {
+        let e = server
+            .get_committed(a.response.index - 2 + i as i64)
+            .await
+            .expect("get")
+            .expect("committed");
+        assert_eq!(e.pos, *pos, "entry {i}");
+        let read = reader
+            .read(dledger::entry::body_pos(*pos), body.len())
+            .expect("committed body readable");
+        assert_eq!(&read[..], &body[..], "entry {i}");
+    }
+    // Fenced to a term this member is not in: refused, nothing appended.
+    let before = server.ledger().await.expect("ledger").end_index;
+    let refused = server
+        .try_queue_append(vec![Bytes::from_static(b"x")], Some(term + 1))
+        .expect("queued")
+        .expect("room")
+        .outcome()
+        .await
+        .expect("outcome");
+    assert_eq!(
+        refused.response.header.code,
+        ResponseCode::NotLeader.code()
+    );
+    assert!(refused.positions.is_empty());
+    assert_eq!(server.ledger().await.expect("ledger").end_index, before);
+}

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::FutureExt;
+use smallvec::SmallVec;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +40,7 @@ pub(super) enum Input {
         header: m::Header,
         bodies: Vec<Bytes>,
         in_term: Option<i64>,
-        reply: oneshot::Sender<m::AppendEntryResponse>,
+        reply: oneshot::Sender<Appended>,
     },
     /// Client GET (leader only).
     Get {
@@ -91,36 +92,53 @@ impl Clock {
     }
 }
 
-/// The leader's lease as of the driver's last step, readable without
-/// asking the driver: a paused leader learns it was replaced only when its
-/// driver runs again, but its lease has lapsed by the clock as soon as it
-/// resumes.
-pub(super) struct LeaderLease {
+/// What the driver publishes after every step, readable without asking it.
+pub(super) struct Published {
     clock: Clock,
     /// [`Node::leader_lease_until`] on the driver's clock; `i64::MIN` when
-    /// not leader.
-    until: AtomicI64,
+    /// not leader. A paused leader learns it was replaced only when its
+    /// driver runs again, but its lease has lapsed by the clock as soon as
+    /// it resumes.
+    lease_until: AtomicI64,
+    /// The store's committed end (`committedPos`), for
+    /// [`CommittedReader`](crate::store::CommittedReader)s.
+    pub(super) committed_end: Arc<AtomicI64>,
 }
 
-impl LeaderLease {
-    pub(super) fn holds(&self) -> bool {
-        let until = self.until.load(Ordering::Acquire);
+impl Published {
+    pub(super) fn holds_lease(&self) -> bool {
+        let until = self.lease_until.load(Ordering::Acquire);
         until != i64::MIN && (self.clock.now() as i64) < until
     }
 }
 
 /// One single-body append of a burst: its request base, body, term fence
 /// and answer.
-type SingleAppend = (
-    m::Header,
-    Bytes,
-    Option<i64>,
-    oneshot::Sender<m::AppendEntryResponse>,
-);
+type SingleAppend = (m::Header, Bytes, Option<i64>, oneshot::Sender<Appended>);
+
+/// The answer to an append: Java's response (the last entry's index and
+/// position, or the failure code) and, once committed, the data-log
+/// position of every entry it appended, in order.
+#[derive(Debug)]
+pub struct Appended {
+    pub response: m::AppendEntryResponse,
+    pub positions: SmallVec<[i64; 1]>,
+}
+
+impl Appended {
+    fn failed(response: m::AppendEntryResponse) -> Appended {
+        Appended {
+            response,
+            positions: SmallVec::new(),
+        }
+    }
+}
 
 struct AppendWaiter {
     group: Option<String>,
-    reply: oneshot::Sender<m::AppendEntryResponse>,
+    reply: oneshot::Sender<Appended>,
+    /// Every entry's position, the answered (last) one included.
+    positions: SmallVec<[i64; 1]>,
 }
 
 type LinkItem = (OutboundId, m::Request, Instant);
@@ -131,7 +149,7 @@ const MAX_BURST: usize = 256;
 pub(super) struct Driver {
     node: Node<DLedgerStore>,
     clock: Clock,
-    lease: Arc<LeaderLease>,
+    published: Arc<Published>,
     group: String,
     self_id: String,
     inbound: HashMap<u64, oneshot::Sender<Option<m::Response>>>,
@@ -160,12 +178,13 @@ impl Driver {
         Driver,
         watch::Receiver<RoleState>,
         watch::Receiver<i64>,
-        Arc<LeaderLease>,
+        Arc<Published>,
     ) {
         let clock = Clock::new();
-        let lease = Arc::new(LeaderLease {
+        let published = Arc::new(Published {
             clock,
-            until: AtomicI64::new(i64::MIN),
+            lease_until: AtomicI64::new(i64::MIN),
+            committed_end: Arc::new(AtomicI64::new(store.committed_pos())),
         });
         let seed = clock.base_ms
             ^ (u64::from(std::process::id()) << 32)
@@ -197,7 +216,7 @@ impl Driver {
         let driver = Driver {
             node,
             clock,
-            lease: lease.clone(),
+            published: published.clone(),
             group: opts.config.group.clone(),
             self_id: opts.config.self_id.clone(),
             inbound: HashMap::new(),
@@ -213,7 +232,7 @@ impl Driver {
             flushed_end,
             flush_job: None,
         };
-        (driver, role_rx, committed_rx, lease)
+        (driver, role_rx, committed_rx, published)
     }
 
     pub(super) async fn run(mut self, mut inputs: mpsc::Receiver<Input>) {
@@ -362,7 +381,9 @@ impl Driver {
                 bodies.push(body);
                 waiters.push((header, reply));
             } else {
-                let _ = reply.send(self.append_error(&header, ResponseCode::NotLeader));
+                let _ = reply.send(Appended::failed(
+                    self.append_error(&header, ResponseCode::NotLeader),
+                ));
             }
         }
         if bodies.is_empty() {
@@ -377,11 +398,12 @@ impl Driver {
                         AppendWaiter {
                             group: Some(self.group.clone()),
                             reply,
+                            positions: smallvec::smallvec![ok.pos],
                         },
                     );
                 }
                 Err(code) => {
-                    let _ = reply.send(self.append_error(&header, code));
+                    let _ = reply.send(Appended::failed(self.append_error(&header, code)));
                 }
             }
         }
@@ -409,7 +431,9 @@ impl Driver {
                 if self.in_term(in_term) {
                     self.append(header, bodies, reply, now);
                 } else {
-                    let _ = reply.send(self.append_error(&header, ResponseCode::NotLeader));
+                    let _ = reply.send(Appended::failed(
+                        self.append_error(&header, ResponseCode::NotLeader),
+                    ));
                 }
             }
             Input::Get { index, reply } => {
@@ -463,7 +487,7 @@ impl Driver {
         &mut self,
         header: m::Header,
         bodies: Vec<Bytes>,
-        reply: oneshot::Sender<m::AppendEntryResponse>,
+        reply: oneshot::Sender<Appended>,
         now: u64,
     ) {
         match self.node.propose_batch(bodies, now) {
@@ -474,16 +498,18 @@ impl Driver {
                         AppendWaiter {
                             group: Some(self.group.clone()),
                             reply,
+                            positions: oks.iter().map(|o| o.pos).collect(),
                         },
                     );
                 }
                 None => {
-                    let _ =
-                        reply.send(self.append_error(&header, ResponseCode::RequestWithEmptyBodys));
+                    let _ = reply.send(Appended::failed(
+                        self.append_error(&header, ResponseCode::RequestWithEmptyBodys),
+                    ));
                 }
             },
             Err(code) => {
-                let _ = reply.send(self.append_error(&header, code));
+                let _ = reply.send(Appended::failed(self.append_error(&header, code)));
             }
         }
     }
@@ -523,10 +549,13 @@ impl Driver {
                 self.execute(action);
             }
         }
-        self.lease.until.store(
+        self.published.lease_until.store(
             self.node.leader_lease_until().unwrap_or(i64::MIN),
             Ordering::Release,
         );
+        self.published
+            .committed_end
+            .store(self.node.storage().committed_pos(), Ordering::Release);
         let state = RoleState {
             term: self.node.term(),
             role: self.node.role(),
@@ -572,8 +601,16 @@ impl Driver {
                     code,
                 } => {
                     if let Some(w) = self.appends.remove(&(term, index)) {
-                        let resp = self.outcome(w.group, term, index, pos, code);
-                        let _ = w.reply.send(resp);
+                        let response = self.outcome(w.group, term, index, pos, code);
+                        let positions = if code == ResponseCode::Success {
+                            w.positions
+                        } else {
+                            SmallVec::new()
+                        };
+                        let _ = w.reply.send(Appended {
+                            response,
+                            positions,
+                        });
                     }
                 }
                 Action::CommitAdvanced { index } => {

@@ -41,8 +41,9 @@ use crate::protocol::{
     response_frame, AppendEntryRequest, Base, Body, EntryJson, GetEntriesRequest,
     GetEntriesResponse, MetadataRequest, MetadataResponse, ProtocolError,
 };
-use crate::store::{DLedgerStore, StoreConfig};
-use driver::{Driver, Input, LeaderLease};
+use crate::store::{CommittedReader, DLedgerStore, StoreConfig};
+pub use driver::Appended;
+use driver::{Driver, Input, Published};
 
 /// Everything a server needs to start.
 #[derive(Debug, Clone)]
@@ -122,7 +123,8 @@ pub struct RoleState {
 struct Shared {
     config: DLedgerConfig,
     role: watch::Receiver<RoleState>,
-    lease: Arc<LeaderLease>,
+    published: Arc<Published>,
+    store: StoreConfig,
     inputs: mpsc::Sender<Input>,
     shutdown: CancellationToken,
 }
@@ -167,12 +169,13 @@ impl DLedgerServer {
         }
         let shutdown = CancellationToken::new();
         let (inputs_tx, inputs_rx) = mpsc::channel(4096);
-        let (driver, role_rx, committed_rx, lease) =
+        let (driver, role_rx, committed_rx, published) =
             Driver::new(&opts, store, inputs_tx.clone(), shutdown.clone());
         let shared = Arc::new(Shared {
             config: opts.config.clone(),
             role: role_rx,
-            lease,
+            published,
+            store: opts.store.clone(),
             inputs: inputs_tx,
             shutdown: shutdown.clone(),
         });
@@ -230,7 +233,17 @@ impl DLedgerServer {
     /// and stepped down: the time to stop claiming leadership to others
     /// (e.g. a broker's name-server registration as master).
     pub fn holds_leader_lease(&self) -> bool {
-        self.shared.lease.holds()
+        self.shared.published.holds_lease()
+    }
+
+    /// A reader of this member's committed data log (entry bodies by
+    /// data-log position, see [`crate::entry::Entry::body_pos`]).
+    pub fn committed_reader(&self) -> CommittedReader {
+        CommittedReader::new(
+            self.shared.store.data_path(),
+            self.shared.store.mapped_file_size_for_entry_data,
+            self.shared.published.committed_end.clone(),
+        )
     }
 
     /// The committed index, updated as it advances.
@@ -265,6 +278,7 @@ impl DLedgerServer {
             reply,
         })
         .await
+        .map(|a| a.response)
     }
 
     /// Local batch append: one entry per body, the outcome is the last one's.
@@ -280,6 +294,7 @@ impl DLedgerServer {
             reply,
         })
         .await
+        .map(|a| a.response)
     }
 
     /// Queues a local append (one entry per body) behind every append queued
@@ -379,11 +394,13 @@ impl Drop for DLedgerServer {
 
 /// An append queued by [`DLedgerServer::queue_append`].
 #[derive(Debug)]
-pub struct QueuedAppend(oneshot::Receiver<m::AppendEntryResponse>);
+pub struct QueuedAppend(oneshot::Receiver<Appended>);
 
 impl QueuedAppend {
-    /// The outcome of the last queued entry, as [`DLedgerServer::append`].
-    pub async fn outcome(self) -> Result<m::AppendEntryResponse, ServerError> {
+    /// The outcome: Java's response for the last queued entry (as
+    /// [`DLedgerServer::append`]) and, once committed, every entry's
+    /// position.
+    pub async fn outcome(self) -> Result<Appended, ServerError> {
         self.0.await.map_err(|_| ServerError::Stopped)
     }
 }
@@ -551,7 +568,7 @@ async fn client_append(shared: &Shared, req: RemotingCommand) -> RemotingCommand
     })
     .await
     {
-        Ok(resp) => response_frame(&crate::protocol::AppendEntryResponse::from(&resp)),
+        Ok(a) => response_frame(&crate::protocol::AppendEntryResponse::from(&a.response)),
         Err(_) => response_frame(&crate::protocol::AppendEntryResponse {
             base: error_base(shared, &request.base, ResponseCode::InternalError),
             ..Default::default()

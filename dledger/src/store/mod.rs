@@ -45,6 +45,7 @@ pub mod coder;
 mod list;
 mod mmap;
 mod props;
+mod reader;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -56,6 +57,7 @@ use crate::entry::{Entry, BODY_OFFSET, CURRENT_MAGIC};
 
 use coder::{EntryHeader, IndexRecord, INDEX_UNIT_SIZE, MAX_ENTRY_SIZE};
 pub use list::file_name;
+pub use reader::CommittedReader;
 use list::{io_err, SegmentList};
 
 /// File names under `<storeBaseDir>/dledger-<selfId>/`.
@@ -114,7 +116,8 @@ impl StoreConfig {
 }
 
 /// Called by [`Storage::append_leader`] with the entry body (inside the
-/// buffer about to be written) and the entry's `pos`.
+/// buffer about to be written) and the body's data-log position
+/// ([`crate::entry::body_pos`]), as Java's `AppendHook` gets the body offset.
 pub type AppendHook = Box<dyn FnMut(&mut [u8], i64) + Send>;
 
 /// Java's `DLedgerMmapFileStore`.
@@ -197,8 +200,8 @@ impl DLedgerStore {
         &self.cfg
     }
 
-    /// Installs the hook run by every leader append after `pos` is assigned
-    /// and before the bytes are written.
+    /// Installs the hook run by every leader append after the entry's
+    /// position is assigned and before the bytes are written.
     pub fn set_append_hook(&mut self, hook: AppendHook) {
         self.hook = Some(hook);
     }
@@ -642,7 +645,7 @@ impl Storage for DLedgerStore {
         coder::set_pos(&mut buf, pos);
         entry.pos = pos;
         if let Some(hook) = self.hook.as_mut() {
-            hook(&mut buf[BODY_OFFSET as usize..], pos);
+            hook(&mut buf[BODY_OFFSET as usize..], crate::entry::body_pos(pos));
             entry.body = Bytes::copy_from_slice(&buf[BODY_OFFSET as usize..]);
         }
         let at = self.data.append(&buf, true)?;

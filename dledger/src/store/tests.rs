@@ -110,8 +110,8 @@ fn index_files_roll_and_reads_cross_them() {
 fn append_hook_patches_body_with_pos() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut s = open(dir.path());
-    s.set_append_hook(Box::new(|body: &mut [u8], pos: i64| {
-        body[..8].copy_from_slice(&(pos + 48).to_be_bytes());
+    s.set_append_hook(Box::new(|body: &mut [u8], body_pos: i64| {
+        body[..8].copy_from_slice(&body_pos.to_be_bytes());
     }));
     let a = s.append_leader(1, Bytes::from(vec![0u8; 16])).expect("a");
     let b = s.append_leader(1, Bytes::from(vec![0u8; 16])).expect("b");
