@@ -1,4 +1,4 @@
-//! Broker scenario families (compat.md §5.2, issue 5) judged by the official
+//! Broker scenario families (compat-tests/README.md) judged by the official
 //! Java clients, per client version: sync/async/one-way/batch sends, two push
 //! consumers in one group with takeover, broadcasting, ordered consumption,
 //! tag filtering, lite pull (assign + seek), the deprecated pull consumer,

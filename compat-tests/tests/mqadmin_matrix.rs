@@ -1,4 +1,4 @@
-//! The mqadmin matrix (compat.md §5.3) against our name server and broker,
+//! The mqadmin matrix (compat-tests/README.md) against our name server and broker,
 //! with the 4.9.8 and the 5.3.3 tools, judged by what each command prints
 //! (mqadmin exits 0 even when a command failed).
 //!

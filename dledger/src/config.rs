@@ -1,5 +1,5 @@
 //! `DLedgerConfig` (`DL: DLedgerConfig.java`): Java's key names and, except
-//! for the election timers, Java's defaults (spec §2.2). Only what the Raft
+//! for the election timers, Java's defaults (docs/protocol/dledger.md §2.2). Only what the Raft
 //! core and the simulator read is typed here; the store keeps its own keys.
 //!
 //! # Timers
@@ -149,7 +149,7 @@ pub struct DLedgerConfig {
     /// Not a Java key: when true only entries of the leader's current term are
     /// counted for commit (Raft §5.4.2) and followers accept pushes only from
     /// their known leader in their current term. Default false = Java 0.3.1.2.
-    /// Do not enable in broker groups (spec §2.11: no no-op entries there).
+    /// Do not enable in broker groups (docs/protocol/dledger.md §2.11: no no-op entries there).
     pub strict_commit: bool,
 }
 

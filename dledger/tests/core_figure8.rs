@@ -11,7 +11,7 @@
 //!
 //! Java 0.3.1.2 counts the term-2 entry committed in step c (its watermarks
 //! are per leader term, not entry term), so an entry that was committed is
-//! later replaced — Java's documented behaviour (spec §2.11). No append was
+//! later replaced — Java's documented behaviour (docs/protocol/dledger.md §2.11). No append was
 //! ever *acknowledged* for it (acks are only for the leader's own-term
 //! entries), so no acknowledged write is lost. With `strict_commit` the
 //! term-2 entry is never counted committed.

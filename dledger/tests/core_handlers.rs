@@ -1,5 +1,6 @@
 //! Handler tests for the Raft core: set a state, feed one input, assert the
-//! exact outputs (spec §2.3–§2.12 tables, Java DLedger 0.3.1.2).
+//! exact outputs (the tables of docs/protocol/dledger.md §2.3–§2.12, Java
+//! DLedger 0.3.1.2; the § numbers in the section rules below refer to it).
 
 #![allow(clippy::unwrap_used)]
 

@@ -32,7 +32,7 @@ pub struct StoreConfig {
     /// `maxTransferCountOnMessageInMemory`: cap per get, default 32.
     pub max_transfer_count_on_message_in_memory: usize,
     /// `messageDelayLevel`: used for `SCHEDULE_TOPIC_XXXX`, whose consume-queue
-    /// tags slot holds the delivery time (messages.md §3).
+    /// tags slot holds the delivery time (docs/protocol/messages.md §3).
     pub message_delay_level: String,
     /// `maxHashSlotNum`: hash slots per index file, default 5 000 000.
     pub max_hash_slot_num: u32,

@@ -1,4 +1,4 @@
-//! Offset message ids (messages.md §5.1, `MessageDecoder.createMessageId`):
+//! Offset message ids (docs/protocol/messages.md §5.1, `MessageDecoder.createMessageId`):
 //! store-host address (4 or 16 bytes) + int32 port + int64 commit-log offset,
 //! upper-case hex: 32 chars for IPv4, 56 for IPv6.
 

@@ -1,4 +1,4 @@
-//! The message properties string (messages.md §2,
+//! The message properties string (docs/protocol/messages.md §2,
 //! `MessageDecoder.messageProperties2String` / `string2messageProperties`).
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! The stored message record (messages.md §1), sans I/O: encode, decode,
+//! The stored message record (docs/protocol/messages.md §1), sans I/O: encode, decode,
 //! validate. The same bytes are a commit-log record and an element of a pull
 //! response body.
 //!
@@ -93,7 +93,7 @@ pub fn crc32(data: &[u8]) -> i32 {
 }
 
 /// Java `String.hashCode()` of the tags over UTF-16 code units, sign-extended
-/// (messages.md §3). `""` hashes to 0, as does "no tags".
+/// (docs/protocol/messages.md §3). `""` hashes to 0, as does "no tags".
 pub fn tags_hash_code(tags: &str) -> i64 {
     let mut h: i32 = 0;
     for unit in tags.encode_utf16() {
@@ -480,7 +480,7 @@ impl StoredMessage {
         properties::get(&self.properties, properties::TAGS)
     }
 
-    /// The offset message id (messages.md §5.1).
+    /// The offset message id (docs/protocol/messages.md §5.1).
     pub fn offset_msg_id(&self) -> String {
         crate::msgid::create_offset_message_id(self.store_host, self.physical_offset)
     }
@@ -563,7 +563,7 @@ pub fn blank_marker(len: usize) -> [u8; 8] {
     b
 }
 
-/// One message of a batch body (messages.md §6).
+/// One message of a batch body (docs/protocol/messages.md §6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchItem<'a> {
     pub flag: i32,

@@ -372,7 +372,7 @@ fn response_code(r: &GetResult, request_offset: i64) -> i32 {
     }
 }
 
-/// Where the client should pull next (messages.md §8.2, on a master).
+/// Where the client should pull next (docs/protocol/messages.md §8.2, on a master).
 fn next_begin_offset(r: &GetResult, request_offset: i64) -> i64 {
     match r.status {
         GetStatus::NoMatchedLogicQueue | GetStatus::NoMessageInQueue => 0,

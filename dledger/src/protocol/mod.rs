@@ -1,5 +1,5 @@
 //! DLedger's wire protocol (0.3.1.2): ordinary remoting frames with no custom
-//! header and a fastjson body (spec `dledger.md` §1).
+//! header and a fastjson body (docs/protocol/dledger.md §1).
 //!
 //! - [`body`]: the JSON bodies, field for field.
 //! - [`json`]: fastjson's conventions (sorted keys, Base64 bytes, lenient input).

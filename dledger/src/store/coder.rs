@@ -1,5 +1,5 @@
 //! Byte layouts of DLedger's data and index logs (`DL: entry/DLedgerEntryCoder.java`),
-//! big-endian, spec §3.2–3.4. Pure functions over byte slices; nothing here
+//! big-endian, docs/protocol/dledger.md §3.2–3.4. Pure functions over byte slices; nothing here
 //! panics on any input.
 
 use bytes::Bytes;
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn entry_golden_bytes() {
-        // Written by hand from spec §3.3.
+        // Written by hand from docs/protocol/dledger.md §3.3.
         let expected: Vec<u8> = [
             &[0, 0, 0, 1][..],            // magic
             &[0, 0, 0, 51],               // size = 48 + 3

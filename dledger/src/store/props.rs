@@ -1,5 +1,5 @@
 //! The `checkpoint` and `currterm` files: Java `Properties` text written with
-//! DLedger's `IOUtils.string2File` procedure (spec §3.5).
+//! DLedger's `IOUtils.string2File` procedure (docs/protocol/dledger.md §3.5).
 
 use std::collections::HashMap;
 use std::io::Write;
