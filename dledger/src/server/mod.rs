@@ -1,6 +1,6 @@
 //! The tokio driver of a DLedger member: owns the Raft [`Node`] and the
 //! [`DLedgerStore`], runs the node's timers, serves the peer port (remoting
-//! frames with JSON bodies, spec §1) and dials every peer for outbound calls.
+//! frames with JSON bodies, docs/protocol/dledger.md §1) and dials every peer for outbound calls.
 //!
 //! ```text
 //!  peer/client requests ─► Router handlers ─┐            ┌─► PeerLink (one per peer) ─► remoting

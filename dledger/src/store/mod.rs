@@ -1,5 +1,5 @@
 //! DLedger's on-disk log, byte-compatible with Java DLedger 0.3.1.2's
-//! `DLedgerMmapFileStore` (spec §3): data and index segments, the
+//! `DLedgerMmapFileStore` (docs/protocol/dledger.md §3): data and index segments, the
 //! `checkpoint` and `currterm` files, recovery, truncation, cleanup.
 //!
 //! [`DLedgerStore`] implements [`crate::core::Storage`] for the Raft core and
@@ -38,7 +38,7 @@
 //! - multi-path `dataStorePath` and `readOnlyDataStoreDirs` are not supported.
 //!
 //! As in Java, recovery verifies only the last three data files, and a log
-//! rebuilt mid-file (§3.7) forgets its start position on restart, so it
+//! rebuilt mid-file (docs/protocol/dledger.md §3.7) forgets its start position on restart, so it
 //! recovers empty and is re-replicated from the leader.
 
 pub mod coder;
@@ -69,7 +69,7 @@ const TERM_KEY: &str = "currTerm";
 const VOTE_KEY: &str = "voteLeader";
 
 /// Where and how big (`DL: DLedgerConfig.java`; the broker maps its own keys
-/// onto these, spec §4.1).
+/// onto these, docs/protocol/dledger.md §4.1).
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// `storeBaseDir`; files go to `<storeBaseDir>/dledger-<selfId>/`.
@@ -154,7 +154,7 @@ fn corrupt(msg: String) -> StorageError {
 
 impl DLedgerStore {
     /// Opens (creating directories as needed) and recovers the store: the
-    /// term file, the data and index logs (spec §3.6), then the committed
+    /// term file, the data and index logs (docs/protocol/dledger.md §3.6), then the committed
     /// index from the checkpoint.
     pub fn open(cfg: StoreConfig) -> Result<DLedgerStore, StorageError> {
         if cfg.mapped_file_size_for_entry_data < 2 * MIN_SEGMENT
@@ -416,7 +416,7 @@ impl DLedgerStore {
         Ok(())
     }
 
-    /// Java's `recover` (spec §3.6).
+    /// Java's `recover` (docs/protocol/dledger.md §3.6).
     fn recover(&mut self) -> Result<(), StorageError> {
         if self.data.segs.is_empty() {
             self.index.truncate_offset(0)?;
