@@ -188,25 +188,47 @@ impl ClientProcessor {
     /// docs/protocol/messages.md §8.3.
     pub fn query_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: QueryConsumerOffsetRequestHeader = req.header()?;
-        if let Some(offset) = self.offsets.query(&h.consumer_group, &h.topic, h.queue_id) {
+        let (g, t, q) = (&h.consumer_group, &h.topic, h.queue_id);
+        if let Some(offset) = self.offsets.query(g, t, q) {
+            tracing::debug!(group = %g, topic = %t, queue = q, offset, "query offset: committed");
             return Ok(RemotingCommand::success().with_ext("offset", offset.to_string()));
         }
-        let not_found = || {
+        let not_found = |why: &str, remark: &str| {
+            tracing::debug!(group = %g, topic = %t, queue = q, why, "query offset: QUERY_NOT_FOUND");
             Ok(
                 RemotingCommand::response(remoting::response_code::QUERY_NOT_FOUND)
-                    .with_remark("Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first"),
+                    .with_remark(remark),
             )
         };
+        // Java 5.x `setZeroIfNotFound`: absent means true.
         if h.set_zero_if_not_found == Some(false) {
-            return not_found();
+            return not_found(
+                "setZeroIfNotFound=false",
+                "Not found, do not set to zero, maybe this group boot first",
+            );
         }
-        // Java: 0 when the queue was never truncated and its first message is
-        // still in memory; an empty queue has no first message.
-        let min = self.store.with(0, |s| s.min_offset(&h.topic, h.queue_id));
-        if min <= 0 && self.store.with(0, |s| s.max_offset(&h.topic, h.queue_id)) > 0 {
+        // Java 4.9.x: 0 unless the queue was truncated or its first message
+        // is no longer in memory. A queue that never held a message answers
+        // 0 too, so a consumer starting from the last offset cannot miss a
+        // message stored between this answer and its GET_MAX_OFFSET.
+        let state = self.store.with(None, |s| {
+            Some((
+                s.min_offset(t, q),
+                s.commit_log_offset_in_queue(t, q, 0),
+                s.commit_log_max_offset(),
+            ))
+        });
+        let Some((min, first, log_max)) = state else {
+            return not_found("store shut down", "Not found, the store is shut down");
+        };
+        if start_at_zero(min, first, log_max, memory_limit()) {
+            tracing::debug!(group = %g, topic = %t, queue = q, "query offset: none committed, 0");
             return Ok(RemotingCommand::success().with_ext("offset", "0"));
         }
-        not_found()
+        not_found(
+            "queue truncated or its first message is on disk only",
+            "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first",
+        )
     }
 
     pub fn update_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
@@ -243,5 +265,57 @@ impl ClientProcessor {
         self.locks
             .unlock_batch(&body.consumer_group, &body.mq_set, &body.client_id);
         Ok(RemotingCommand::success())
+    }
+}
+
+/// Java's `accessMessageInMemoryMaxRatio` default: the newest 40 % of the
+/// machine's memory worth of commit log counts as "in memory".
+const ACCESS_MESSAGE_IN_MEMORY_MAX_RATIO: u64 = 40;
+
+/// Bytes of commit log behind the write position that count as in memory
+/// (Java: total physical memory × `accessMessageInMemoryMaxRatio` / 100);
+/// `u64::MAX` when the memory size is unknown.
+fn memory_limit() -> u64 {
+    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kib.saturating_mul(1024) / 100 * ACCESS_MESSAGE_IN_MEMORY_MAX_RATIO)
+            })
+            .unwrap_or(u64::MAX)
+    })
+}
+
+/// Java 4.9.x `queryConsumerOffset` for a group without a committed offset:
+/// start at 0 when the queue was never truncated (`min <= 0`) and its first
+/// message is not "in disk" (`checkInDiskByConsumeOffset(topic, queue, 0)`:
+/// more than `memory_limit` bytes behind the commit log's end). A queue that
+/// never held a message has no first message, so it is not in disk either.
+fn start_at_zero(min: i64, first_phys: Option<i64>, log_max: i64, memory_limit: u64) -> bool {
+    let in_disk = first_phys
+        .is_some_and(|p| u64::try_from(log_max.saturating_sub(p)).unwrap_or(0) > memory_limit);
+    min <= 0 && !in_disk
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_at_zero;
+
+    #[test]
+    fn start_at_zero_follows_java_4_9() {
+        // Never written: 0.
+        assert!(start_at_zero(0, None, 0, 1 << 30));
+        assert!(start_at_zero(0, None, 1 << 40, 1 << 30));
+        // First message still within the in-memory window: 0.
+        assert!(start_at_zero(0, Some(0), 1000, 1 << 30));
+        assert!(start_at_zero(0, Some(100), 100 + (1 << 30), 1 << 30));
+        // First message further behind than the window: not found.
+        assert!(!start_at_zero(0, Some(0), (1 << 30) + 1, 1 << 30));
+        // Truncated queue: not found.
+        assert!(!start_at_zero(5, Some(4096), 8192, 1 << 30));
+        assert!(!start_at_zero(5, None, 0, u64::MAX));
     }
 }
