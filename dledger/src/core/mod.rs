@@ -5,8 +5,10 @@
 //! - [`message`]: typed RPC messages, the contract with the server layer.
 //! - [`Node`]: one DLedger member (`node.rs` documents the driving API).
 
+mod member;
 pub mod message;
 mod node;
+mod outbox;
 mod storage;
 
 pub use node::{Action, InboundId, Node, OutboundId, ParseResult, ProposeOk, SplitMix64};

@@ -35,45 +35,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use bytes::Bytes;
 
+use super::member::{is_quorum, MemberState};
 use super::message::*;
-use super::storage::{HardState, Storage, StorageError};
+use super::outbox::{request_header, Earliest, Outbox, Outstanding};
+use super::storage::{Storage, StorageError};
+pub use super::outbox::{Action, InboundId, OutboundId};
 use crate::config::DLedgerConfig;
 use crate::entry::Entry;
-
-/// Id of a request received from a peer, chosen by the driver.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InboundId(pub u64);
-
-/// Id of a request this node sends, chosen by the node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OutboundId(pub u64);
-
-/// What the driver must do, in order.
-#[derive(Clone, Debug)]
-pub enum Action {
-    /// Send `request` to peer `to`; route its answer back with `id`.
-    Send {
-        id: OutboundId,
-        to: String,
-        request: Request,
-    },
-    /// Write `response` as the answer to inbound request `id`.
-    Respond { id: InboundId, response: Response },
-    /// Inbound request `id` will never be answered (Java drops it too).
-    Abandon { id: InboundId },
-    /// Final result of a proposal. Java's response body has `pos` -1 unless
-    /// `code` is 200; `term`/`pos` here are the entry's, to find the waiter.
-    AppendOutcome {
-        term: i64,
-        index: i64,
-        pos: i64,
-        code: ResponseCode,
-    },
-    /// The committed index moved forward (store already updated).
-    CommitAdvanced { index: i64 },
-    /// `RoleChangeHandler.handle(term, role)`.
-    RoleChanged { term: i64, role: Role },
-}
 
 /// A proposal accepted into the leader's log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,35 +145,6 @@ enum Maintainer {
     Beating(HeartbeatRound),
 }
 
-/// What an outbound id was for.
-#[derive(Clone, Debug)]
-enum Outstanding {
-    Vote {
-        seq: u64,
-    },
-    HeartBeat {
-        seq: u64,
-        peer: String,
-    },
-    Compare {
-        peer: String,
-    },
-    Truncate {
-        peer: String,
-    },
-    /// `count` entries from `first` (more than one = a batch push).
-    Append {
-        peer: String,
-        first: i64,
-        count: i64,
-    },
-    Commit,
-    Transfer {
-        inbound: Option<InboundId>,
-        term: i64,
-    },
-}
-
 /// `EntryDispatcher` for one follower.
 #[derive(Debug)]
 struct Dispatcher {
@@ -254,16 +193,8 @@ pub struct Node<S: Storage> {
     cfg: DLedgerConfig,
     store: S,
     rng: SplitMix64,
-    peers: Vec<String>,
-    // MemberState
-    role: Role,
-    term: i64,
-    vote_for: Option<String>,
-    leader_id: Option<String>,
-    known_max_term: i64,
-    transferee: Option<String>,
+    member: MemberState,
     term_to_take_leadership: i64,
-    peers_live: HashMap<String, bool>,
     // DLedgerLeaderElector
     last_parse_result: ParseResult,
     need_increase_term_immediately: bool,
@@ -292,14 +223,7 @@ pub struct Node<S: Storage> {
     parked: BTreeMap<i64, Parked>,
     queue: VecDeque<(InboundId, PushEntryRequest)>,
     last_fast_forward_check: i64,
-    // outputs
-    next_out: u64,
-    outstanding: HashMap<u64, Outstanding>,
-    actions: VecDeque<Action>,
-}
-
-fn is_quorum(n: usize, peers: usize) -> bool {
-    n > peers / 2
+    out: Outbox,
 }
 
 impl<S: Storage> Node<S> {
@@ -331,15 +255,8 @@ impl<S: Storage> Node<S> {
             cfg,
             store,
             rng: SplitMix64(seed),
-            peers,
-            role: Role::Candidate,
-            term: hs.term,
-            vote_for: hs.vote,
-            leader_id: None,
-            known_max_term: -1,
-            transferee: None,
+            member: MemberState::new(peers, hs),
             term_to_take_leadership: -1,
-            peers_live: HashMap::new(),
             last_parse_result: ParseResult::WaitToRevote,
             need_increase_term_immediately: false,
             next_time_to_request_vote: None,
@@ -361,9 +278,7 @@ impl<S: Storage> Node<S> {
             parked: BTreeMap::new(),
             queue: VecDeque::new(),
             last_fast_forward_check: now,
-            next_out: 1,
-            outstanding: HashMap::new(),
-            actions: VecDeque::new(),
+            out: Outbox::new(),
         }
     }
 
@@ -373,10 +288,10 @@ impl<S: Storage> Node<S> {
         &self.cfg.self_id
     }
     pub fn role(&self) -> Role {
-        self.role
+        self.member.role
     }
     pub fn term(&self) -> i64 {
-        self.term
+        self.member.term
     }
 
     /// While leader: the time until which no other member can have been
@@ -386,7 +301,7 @@ impl<S: Storage> Node<S> {
     /// not leader. A leader that was paused past this time may already
     /// have been replaced without knowing it yet.
     pub fn leader_lease_until(&self) -> Option<i64> {
-        if self.role != Role::Leader || self.quorum_contact == i64::MIN {
+        if self.member.role != Role::Leader || self.quorum_contact == i64::MIN {
             return None;
         }
         let hb = self.cfg.heart_beat_time_interval_ms as i64;
@@ -394,11 +309,11 @@ impl<S: Storage> Node<S> {
         Some(self.quorum_contact.saturating_add(timeout))
     }
     pub fn vote_for(&self) -> Option<&str> {
-        self.vote_for.as_deref()
+        self.member.vote_for.as_deref()
     }
     /// The known leader (self when leader).
     pub fn leader_id(&self) -> Option<&str> {
-        self.leader_id.as_deref()
+        self.member.leader_id.as_deref()
     }
     pub fn config(&self) -> &DLedgerConfig {
         &self.cfg
@@ -422,30 +337,30 @@ impl<S: Storage> Node<S> {
         self.need_increase_term_immediately
     }
     pub fn known_max_term_in_group(&self) -> i64 {
-        self.known_max_term
+        self.member.known_max_term
     }
     pub fn next_time_to_request_vote(&self) -> Option<i64> {
         self.next_time_to_request_vote
     }
     /// Current transfer target while a leadership transfer runs.
     pub fn transferee(&self) -> Option<&str> {
-        self.transferee.as_deref()
+        self.member.transferee.as_deref()
     }
     /// `peersLiveTable`: who answered the last heartbeat (leader only).
     pub fn peer_live(&self, peer: &str) -> Option<bool> {
-        self.peers_live.get(peer).copied()
+        self.member.peers_live.get(peer).copied()
     }
     /// The leader's acknowledged index for `peer` in the current term.
     pub fn peer_watermark(&self, peer: &str) -> i64 {
         self.watermarks
-            .get(&self.term)
+            .get(&self.member.term)
             .and_then(|m| m.get(peer))
             .copied()
             .unwrap_or(-1)
     }
     /// Number of pending (not yet completed) appends of the current term.
     pub fn pending_append_count(&self) -> usize {
-        self.pending_appends.get(&self.term).map_or(0, |m| m.len())
+        self.pending_appends.get(&self.member.term).map_or(0, |m| m.len())
     }
 
     /// A one-line summary of the volatile state, for logs and test failures.
@@ -469,9 +384,9 @@ impl<S: Storage> Node<S> {
         format!(
             "{} {:?} term={} leader={:?} end={} committed={} pending={} parked={:?} queue={} lastQuorum={} lastFF={} [{}]",
             self.cfg.self_id,
-            self.role,
-            self.term,
-            self.leader_id,
+            self.member.role,
+            self.member.term,
+            self.member.leader_id,
             self.store.end_index(),
             self.store.committed_index(),
             self.pending_append_count(),
@@ -485,7 +400,7 @@ impl<S: Storage> Node<S> {
 
     /// Takes all queued actions.
     pub fn drain_actions(&mut self) -> Vec<Action> {
-        self.actions.drain(..).collect()
+        self.out.drain()
     }
 
     // ----- inputs ----------------------------------------------------------
@@ -510,7 +425,7 @@ impl<S: Storage> Node<S> {
         if let Some(code) = err {
             let mut rh = h.clone();
             rh.code = code.code();
-            rh.leader_id = self.leader_id.clone();
+            rh.leader_id = self.member.leader_id.clone();
             let response = match request {
                 Request::Vote(_) => Response::Vote(VoteResponse {
                     header: rh,
@@ -528,18 +443,18 @@ impl<S: Storage> Node<S> {
                     Response::LeadershipTransfer(LeadershipTransferResponse { header: rh })
                 }
             };
-            self.actions.push_back(Action::Respond { id, response });
+            self.out.push(Action::Respond { id, response });
             self.run(now);
             return;
         }
         match request {
             Request::Vote(r) => {
                 let resp = self.handle_vote(&r, false);
-                self.respond(id, Response::Vote(resp));
+                self.out.respond(id, Response::Vote(resp));
             }
             Request::HeartBeat(r) => {
                 let resp = self.handle_heartbeat(&r, now);
-                self.respond(id, Response::HeartBeat(resp));
+                self.out.respond(id, Response::HeartBeat(resp));
             }
             Request::Push(r) => self.handle_push(id, r, now),
             Request::LeadershipTransfer(r) => self.handle_transfer_request(id, r, now),
@@ -550,7 +465,7 @@ impl<S: Storage> Node<S> {
     /// The answer to our request `id`.
     pub fn handle_response(&mut self, id: OutboundId, response: Response, now: u64) {
         let now = now as i64;
-        if let Some(what) = self.outstanding.remove(&id.0) {
+        if let Some(what) = self.out.take(id) {
             self.on_response(id, what, response, now);
         }
         self.run(now);
@@ -560,7 +475,7 @@ impl<S: Storage> Node<S> {
     /// NETWORK_ERROR (vote: result UNKNOWN).
     pub fn handle_send_failure(&mut self, id: OutboundId, now: u64) {
         let now = now as i64;
-        if let Some(what) = self.outstanding.remove(&id.0) {
+        if let Some(what) = self.out.take(id) {
             let header = Header {
                 code: ResponseCode::NetworkError.code(),
                 ..Header::default()
@@ -636,7 +551,7 @@ impl<S: Storage> Node<S> {
         let now = now as i64;
         let req = LeadershipTransferRequest {
             header: Header {
-                term: self.term,
+                term: self.member.term,
                 ..Header::default()
             },
             transfer_id: Some(self.cfg.self_id.clone()),
@@ -652,68 +567,67 @@ impl<S: Storage> Node<S> {
 
     /// The earliest time at which [`Node::tick`] has work to do.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let mut t: Option<i64> = None;
-        let mut at = |x: i64| t = Some(t.map_or(x, |y: i64| y.min(x)));
+        let mut t = Earliest::default();
         match &self.maintainer {
-            Maintainer::Voting(r) => at(r.deadline),
-            Maintainer::Beating(r) => at(r.deadline),
+            Maintainer::Voting(r) => t.at(r.deadline),
+            Maintainer::Beating(r) => t.at(r.deadline),
             Maintainer::Idle => {
                 if self.cfg.enable_leader_elector {
-                    match self.role {
+                    match self.member.role {
                         Role::Candidate => {
                             if self.need_increase_term_immediately {
-                                at(i64::MIN);
+                                t.at(i64::MIN);
                             } else {
-                                at(self.next_time_to_request_vote.unwrap_or(i64::MIN));
+                                t.at(self.next_time_to_request_vote.unwrap_or(i64::MIN));
                             }
                         }
                         Role::Follower => {
                             let hb = self.cfg.heart_beat_time_interval_ms as i64;
                             let leak = hb * self.cfg.max_heart_beat_leak as i64;
-                            at(self.last_leader_heartbeat + leak.max(2 * hb) + 1);
+                            t.at(self.last_leader_heartbeat + leak.max(2 * hb) + 1);
                         }
-                        Role::Leader => at(self.last_send_heartbeat.map_or(i64::MIN, |t| {
+                        Role::Leader => t.at(self.last_send_heartbeat.map_or(i64::MIN, |t| {
                             t + self.cfg.heart_beat_time_interval_ms as i64 + 1
                         })),
                     }
                 }
             }
         }
-        if self.role == Role::Leader {
+        if self.member.role == Role::Leader {
             for d in &self.dispatchers {
                 if let Some((_, dl)) = d.waiting {
-                    at(dl);
+                    t.at(dl);
                     continue;
                 }
                 if d.paused_until > i64::MIN {
-                    at(d.paused_until);
+                    t.at(d.paused_until);
                 }
                 // doCommit only runs once the dispatcher has caught up
                 // (writeIndex > ledgerEnd); with a full pending map it waits
                 // for acks or the resend below.
                 if d.kind == PushType::Append && d.write_index > self.store.end_index() {
-                    at(d.last_push_commit.map_or(i64::MIN, |t| t + PERIOD_MS + 1));
+                    t.at(d.last_push_commit.map_or(i64::MIN, |t| t + PERIOD_MS + 1));
                 }
                 if d.kind == PushType::Append {
                     let wm = self.peer_watermark(&d.peer);
                     if let Some((sent, _)) = d.pending.get(&(wm + 1)) {
-                        at(sent + self.cfg.max_push_time_out_ms as i64 + 1);
+                        t.at(sent + self.cfg.max_push_time_out_ms as i64 + 1);
                     }
                 }
             }
-            at(self.last_quorum_leak_check + PERIOD_MS + 1);
+            t.at(self.last_quorum_leak_check + PERIOD_MS + 1);
             if self.cfg.preferred_leader_ids.is_some() {
-                at(self.last_preferred_check + PERIOD_MS);
+                t.at(self.last_preferred_check + PERIOD_MS);
             }
         }
         let wait = self.cfg.max_wait_ack_time_ms as i64;
-        if self.role == Role::Leader {
+        if self.member.role == Role::Leader {
             // The 502 scan walks consecutive indexes above the quorum index.
-            if let Some(m) = self.pending_appends.get(&self.term) {
+            if let Some(m) = self.pending_appends.get(&self.member.term) {
                 let mut i = self.last_quorum_index + 1;
                 while let Some(p) = m.get(&i) {
                     if !p.done {
-                        at(p.created + wait);
+                        t.at(p.created + wait);
                         break;
                     }
                     i += 1;
@@ -722,70 +636,22 @@ impl<S: Storage> Node<S> {
         } else {
             for m in self.pending_appends.values() {
                 if let Some(p) = m.values().map(|p| p.created).min() {
-                    at(p + wait);
+                    t.at(p + wait);
                 }
             }
         }
         // The entry handler only runs on a follower (Java: `waitForRunning(1)`
         // otherwise); parked pushes of another role wait for that.
-        if !self.parked.is_empty() && self.role == Role::Follower {
-            at(self.last_fast_forward_check + PERIOD_MS);
+        if !self.parked.is_empty() && self.member.role == Role::Follower {
+            t.at(self.last_fast_forward_check + PERIOD_MS);
         }
         if let Some(w) = &self.take_wait {
-            at(w.deadline + 1);
+            t.at(w.deadline + 1);
         }
-        t.map(|x| x.max(0) as u64)
+        t.0.map(|x| x.max(0) as u64)
     }
 
     // ----- helpers ---------------------------------------------------------
-
-    fn next_id(&mut self) -> OutboundId {
-        let id = self.next_out;
-        self.next_out += 1;
-        OutboundId(id)
-    }
-
-    fn send(&mut self, to: &str, request: Request, what: Outstanding) -> OutboundId {
-        let id = self.next_id();
-        self.outstanding.insert(id.0, what);
-        self.actions.push_back(Action::Send {
-            id,
-            to: to.to_string(),
-            request,
-        });
-        id
-    }
-
-    fn respond(&mut self, id: InboundId, response: Response) {
-        self.actions.push_back(Action::Respond { id, response });
-    }
-
-    fn is_peer(&self, id: Option<&str>) -> bool {
-        id.is_some_and(|id| self.peers.iter().any(|p| p == id))
-    }
-
-    fn quorum(&self, n: usize) -> bool {
-        is_quorum(n, self.peers.len())
-    }
-
-    fn persist(&mut self) {
-        // Java's persistState logs a failure and carries on; so do we.
-        let _ = self.store.save_hard_state(&HardState {
-            term: self.term,
-            vote: self.vote_for.clone(),
-        });
-    }
-
-    fn base_header(&self, to: &str, term: i64) -> Header {
-        Header {
-            group: Some(self.cfg.group.clone()),
-            remote_id: Some(to.to_string()),
-            local_id: Some(self.cfg.self_id.clone()),
-            leader_id: Some(self.cfg.self_id.clone()),
-            term,
-            code: ResponseCode::Success.code(),
-        }
-    }
 
     fn handle_role_change(&mut self, term: i64, role: Role) {
         self.take_leadership_check(term, role);
@@ -796,18 +662,18 @@ impl<S: Storage> Node<S> {
             return;
         }
         self.last_role_event = Some((term, role));
-        self.actions.push_back(Action::RoleChanged { term, role });
+        self.out.push(Action::RoleChanged { term, role });
     }
 
     /// `changeRoleToCandidate(term)`.
     fn change_role_to_candidate(&mut self, term: i64) {
-        if term >= self.term {
-            if term > self.known_max_term {
-                self.known_max_term = term;
+        if term >= self.member.term {
+            if term > self.member.known_max_term {
+                self.member.known_max_term = term;
             }
-            self.role = Role::Candidate;
-            self.leader_id = None;
-            self.transferee = None;
+            self.member.role = Role::Candidate;
+            self.member.leader_id = None;
+            self.member.transferee = None;
             self.handle_role_change(term, Role::Candidate);
         }
     }
@@ -815,40 +681,28 @@ impl<S: Storage> Node<S> {
     /// `changeRoleToFollower(term, leaderId)`.
     fn change_role_to_follower(&mut self, term: i64, leader: &str, now: i64) {
         self.last_parse_result = ParseResult::WaitToRevote;
-        self.role = Role::Follower;
-        self.leader_id = Some(leader.to_string());
-        self.transferee = None;
+        self.member.role = Role::Follower;
+        self.member.leader_id = Some(leader.to_string());
+        self.member.transferee = None;
         self.last_leader_heartbeat = now;
         self.handle_role_change(term, Role::Follower);
     }
 
     /// `changeRoleToLeader(term)`: only if the term has not moved.
     fn change_role_to_leader(&mut self, term: i64) {
-        if self.term == term {
-            self.role = Role::Leader;
-            self.leader_id = Some(self.cfg.self_id.clone());
-            self.peers_live.clear();
+        if self.member.term == term {
+            self.member.role = Role::Leader;
+            self.member.leader_id = Some(self.cfg.self_id.clone());
+            self.member.peers_live.clear();
             self.last_send_heartbeat = None;
             self.handle_role_change(term, Role::Leader);
         }
     }
 
-    /// `MemberState.nextTerm()`.
-    fn next_term(&mut self) -> i64 {
-        if self.known_max_term > self.term {
-            self.term = self.known_max_term;
-        } else {
-            self.term += 1;
-        }
-        self.vote_for = None;
-        self.persist();
-        self.term
-    }
-
     fn is_taking_leadership(&self) -> bool {
         match &self.cfg.preferred_leader_ids {
             Some(ids) => {
-                self.term_to_take_leadership == self.term && ids.contains(&self.cfg.self_id)
+                self.term_to_take_leadership == self.member.term && ids.contains(&self.cfg.self_id)
             }
             None => false,
         }
@@ -874,7 +728,7 @@ impl<S: Storage> Node<S> {
         header.term = if result == VoteResult::RejectTermSmallThanLedger {
             self.store.end_term()
         } else {
-            self.term
+            self.member.term
         };
         VoteResponse {
             header,
@@ -884,7 +738,7 @@ impl<S: Storage> Node<S> {
 
     fn vote_decision(&mut self, req: &VoteRequest, self_vote: bool) -> VoteResult {
         let cand = req.header.leader_id.as_deref();
-        if !self.is_peer(cand) {
+        if !self.member.is_peer(cand) {
             return VoteResult::RejectUnknownLeader;
         }
         let cand = cand.unwrap_or_default().to_string();
@@ -898,14 +752,14 @@ impl<S: Storage> Node<S> {
             return VoteResult::RejectSmallLedgerEndIndex;
         }
         let rt = req.header.term;
-        if rt < self.term {
+        if rt < self.member.term {
             return VoteResult::RejectExpiredVoteTerm;
-        } else if rt == self.term {
-            match &self.vote_for {
+        } else if rt == self.member.term {
+            match &self.member.vote_for {
                 None => {}
                 Some(v) if *v == cand => {}
                 Some(_) => {
-                    return if self.leader_id.is_some() {
+                    return if self.member.leader_id.is_some() {
                         VoteResult::RejectAlreadyHasLeader
                     } else {
                         VoteResult::RejectAlreadyVoted
@@ -927,8 +781,8 @@ impl<S: Storage> Node<S> {
         {
             return VoteResult::RejectTakingLeadership;
         }
-        self.vote_for = Some(cand);
-        self.persist();
+        self.member.vote_for = Some(cand);
+        self.member.persist(&mut self.store);
         VoteResult::Accept
     }
 
@@ -943,18 +797,18 @@ impl<S: Storage> Node<S> {
             },
         };
         let leader = req.header.leader_id.as_deref();
-        if !self.is_peer(leader) {
-            return code(ResponseCode::UnknownMember, self.term);
+        if !self.member.is_peer(leader) {
+            return code(ResponseCode::UnknownMember, self.member.term);
         }
         let leader = leader.unwrap_or_default().to_string();
         if leader == self.cfg.self_id {
-            return code(ResponseCode::UnexpectedMember, self.term);
+            return code(ResponseCode::UnexpectedMember, self.member.term);
         }
         let rt = req.header.term;
-        if rt < self.term {
-            code(ResponseCode::ExpiredTerm, self.term)
-        } else if rt == self.term {
-            match &self.leader_id {
+        if rt < self.member.term {
+            code(ResponseCode::ExpiredTerm, self.member.term)
+        } else if rt == self.member.term {
+            match &self.member.leader_id {
                 None => {
                     self.change_role_to_follower(rt, &leader, now);
                     code(ResponseCode::Success, -1)
@@ -963,12 +817,12 @@ impl<S: Storage> Node<S> {
                     self.last_leader_heartbeat = now;
                     code(ResponseCode::Success, -1)
                 }
-                Some(_) => code(ResponseCode::InconsistentLeader, self.term),
+                Some(_) => code(ResponseCode::InconsistentLeader, self.member.term),
             }
         } else {
             self.change_role_to_candidate(rt);
             self.need_increase_term_immediately = true;
-            code(ResponseCode::TermNotReady, self.term)
+            code(ResponseCode::TermNotReady, self.member.term)
         }
     }
 
@@ -992,12 +846,12 @@ impl<S: Storage> Node<S> {
             (Outstanding::Commit, _) => {}
             (Outstanding::Transfer { inbound, term }, Response::LeadershipTransfer(t)) => {
                 if t.header.code != ResponseCode::Success.code()
-                    || (self.term == term && self.transferee.is_some())
+                    || (self.member.term == term && self.member.transferee.is_some())
                 {
-                    self.transferee = None;
+                    self.member.transferee = None;
                 }
                 if let Some(inb) = inbound {
-                    self.respond(inb, Response::LeadershipTransfer(t));
+                    self.out.respond(inb, Response::LeadershipTransfer(t));
                 }
             }
             // A response of the wrong shape: treat as a failed call.
@@ -1021,13 +875,13 @@ impl<S: Storage> Node<S> {
             }
             (Outstanding::Append { .. }, _) => {}
             (Outstanding::Transfer { inbound, .. }, _) => {
-                self.transferee = None;
+                self.member.transferee = None;
                 if let Some(inb) = inbound {
                     let header = Header {
                         code: ResponseCode::NetworkError.code(),
                         ..Header::default()
                     };
-                    self.respond(
+                    self.out.respond(
                         inb,
                         Response::LeadershipTransfer(LeadershipTransferResponse { header }),
                     );
@@ -1043,17 +897,17 @@ impl<S: Storage> Node<S> {
         if !due && !self.need_increase_term_immediately {
             return;
         }
-        if self.role != Role::Candidate {
+        if self.member.role != Role::Candidate {
             return;
         }
         let term = if self.last_parse_result == ParseResult::WaitToVoteNext
             || self.need_increase_term_immediately
         {
-            let t = self.next_term();
+            let t = self.member.next_term(&mut self.store);
             self.last_parse_result = ParseResult::WaitToRevote;
             t
         } else {
-            self.term
+            self.member.term
         };
         let (le_index, le_term) = (self.store.end_index(), self.store.end_term());
         if self.need_increase_term_immediately {
@@ -1079,9 +933,9 @@ impl<S: Storage> Node<S> {
             already_has_leader: false,
             known_max_term: term,
         });
-        let peers = self.peers.clone();
+        let peers = self.member.peers.clone();
         for p in &peers {
-            let mut header = self.base_header(p, term);
+            let mut header = request_header(&self.cfg, p, term);
             header.leader_id = Some(self.cfg.self_id.clone());
             let req = VoteRequest {
                 header,
@@ -1092,13 +946,13 @@ impl<S: Storage> Node<S> {
                 let resp = self.handle_vote(&req, true);
                 self.on_vote_reply(seq, &resp, now);
             } else {
-                self.send(p, Request::Vote(req), Outstanding::Vote { seq });
+                self.out.send(p, Request::Vote(req), Outstanding::Vote { seq });
             }
         }
     }
 
     fn on_vote_reply(&mut self, seq: u64, v: &VoteResponse, now: i64) {
-        let peers = self.peers.len();
+        let peers = self.member.peers.len();
         let Maintainer::Voting(r) = &mut self.maintainer else {
             return;
         };
@@ -1146,16 +1000,16 @@ impl<S: Storage> Node<S> {
         } else if r.already_has_leader {
             self.next_time_to_request_vote = Some(self.next_vote_time(now) + hb_leak);
             ParseResult::WaitToRevote
-        } else if !self.quorum(r.valid) {
+        } else if !self.member.quorum(r.valid) {
             self.next_time_to_request_vote = Some(self.next_vote_time(now));
             ParseResult::WaitToRevote
-        } else if !self.quorum(r.valid - r.bigger_ledger) {
+        } else if !self.member.quorum(r.valid - r.bigger_ledger) {
             self.next_time_to_request_vote =
                 Some(self.next_vote_time(now) + self.cfg.max_vote_interval_ms as i64);
             ParseResult::WaitToRevote
-        } else if self.quorum(r.accepted) {
+        } else if self.member.quorum(r.accepted) {
             ParseResult::Passed
-        } else if self.quorum(r.accepted + r.not_ready) {
+        } else if self.member.quorum(r.accepted + r.not_ready) {
             ParseResult::RevoteImmediately
         } else {
             self.next_time_to_request_vote = Some(self.next_vote_time(now));
@@ -1174,10 +1028,10 @@ impl<S: Storage> Node<S> {
         let due = self
             .last_send_heartbeat
             .is_none_or(|t| now - t > self.cfg.heart_beat_time_interval_ms as i64);
-        if !due || self.role != Role::Leader {
+        if !due || self.member.role != Role::Leader {
             return;
         }
-        let term = self.term;
+        let term = self.member.term;
         self.last_send_heartbeat = Some(now);
         self.round_seq += 1;
         let seq = self.round_seq;
@@ -1193,6 +1047,7 @@ impl<S: Storage> Node<S> {
             inconsistent_leader: false,
         });
         let peers: Vec<String> = self
+            .member
             .peers
             .iter()
             .filter(|p| **p != self.cfg.self_id)
@@ -1200,9 +1055,9 @@ impl<S: Storage> Node<S> {
             .collect();
         for p in peers {
             let req = HeartBeatRequest {
-                header: self.base_header(&p, term),
+                header: request_header(&self.cfg, &p, term),
             };
-            self.send(
+            self.out.send(
                 &p,
                 Request::HeartBeat(req),
                 Outstanding::HeartBeat {
@@ -1211,7 +1066,7 @@ impl<S: Storage> Node<S> {
                 },
             );
         }
-        if self.peers.len() == 1 {
+        if self.member.peers.len() == 1 {
             self.finish_heartbeat_round(now);
         }
     }
@@ -1219,8 +1074,8 @@ impl<S: Storage> Node<S> {
     fn on_heartbeat_reply(&mut self, seq: u64, peer: &str, h: &Header, now: i64) {
         // The live table is updated even after the round is over.
         let live = h.code != ResponseCode::NetworkError.code();
-        self.peers_live.insert(peer.to_string(), live);
-        let peers = self.peers.len();
+        self.member.peers_live.insert(peer.to_string(), live);
+        let peers = self.member.peers.len();
         let Maintainer::Beating(r) = &mut self.maintainer else {
             return;
         };
@@ -1246,10 +1101,10 @@ impl<S: Storage> Node<S> {
             return;
         };
         let leak = (self.cfg.heart_beat_time_interval_ms * self.cfg.max_heart_beat_leak) as i64;
-        if self.quorum(r.succ) {
+        if self.member.quorum(r.succ) {
             self.last_succ_heartbeat = Some(now);
             self.quorum_contact = self.quorum_contact.max(r.started);
-        } else if self.quorum(r.succ + r.not_ready) {
+        } else if self.member.quorum(r.succ + r.not_ready) {
             self.last_send_heartbeat = None;
         } else if r.max_term > r.term {
             self.change_role_to_candidate(r.max_term);
@@ -1263,9 +1118,9 @@ impl<S: Storage> Node<S> {
         let elapsed = now - self.last_leader_heartbeat;
         if elapsed > 2 * hb
             && elapsed > self.cfg.max_heart_beat_leak as i64 * hb
-            && self.role == Role::Follower
+            && self.member.role == Role::Follower
         {
-            let t = self.term;
+            let t = self.member.term;
             self.change_role_to_candidate(t);
         }
     }
@@ -1276,9 +1131,9 @@ impl<S: Storage> Node<S> {
         // Bounded: each pass either makes progress or stops.
         for _ in 0..64 {
             let before = (
-                self.actions.len(),
-                self.role,
-                self.term,
+                self.out.len(),
+                self.member.role,
+                self.member.term,
                 self.store.end_index(),
             );
             self.run_maintainer(now);
@@ -1289,9 +1144,9 @@ impl<S: Storage> Node<S> {
             self.run_entry_handler(now);
             self.expire_orphan_appends(now);
             let after = (
-                self.actions.len(),
-                self.role,
-                self.term,
+                self.out.len(),
+                self.member.role,
+                self.member.term,
                 self.store.end_index(),
             );
             // A pass can end a maintainer round (vote/heartbeat wait) without
@@ -1323,7 +1178,7 @@ impl<S: Storage> Node<S> {
             }
             Maintainer::Idle => {}
         }
-        match self.role {
+        match self.member.role {
             Role::Leader => self.maintain_as_leader(now),
             Role::Follower => self.maintain_as_follower(now),
             Role::Candidate => self.maintain_as_candidate(now),
@@ -1333,7 +1188,7 @@ impl<S: Storage> Node<S> {
     // ----- leader replication (EntryDispatcher, spec §2.9) ---------------------
 
     fn watermark(&mut self, term: i64, peer: &str) -> i64 {
-        let peers = &self.peers;
+        let peers = &self.member.peers;
         let m = self
             .watermarks
             .entry(term)
@@ -1342,7 +1197,7 @@ impl<S: Storage> Node<S> {
     }
 
     fn update_watermark(&mut self, term: i64, peer: &str, index: i64) {
-        let peers = &self.peers;
+        let peers = &self.member.peers;
         let m = self
             .watermarks
             .entry(term)
@@ -1384,12 +1239,12 @@ impl<S: Storage> Node<S> {
 
     /// `checkAndFreshState`.
     fn check_and_fresh_state(&mut self, di: usize) -> bool {
-        if self.role != Role::Leader {
+        if self.member.role != Role::Leader {
             return false;
         }
         let d = &self.dispatchers[di];
-        if d.term != self.term || d.leader_id.as_deref() != self.leader_id.as_deref() {
-            let term = self.term;
+        if d.term != self.member.term || d.leader_id.as_deref() != self.member.leader_id.as_deref() {
+            let term = self.member.term;
             let me = self.cfg.self_id.clone();
             let d = &mut self.dispatchers[di];
             d.term = term;
@@ -1409,7 +1264,7 @@ impl<S: Storage> Node<S> {
         if let Some((id, deadline)) = self.dispatchers[di].waiting {
             if now >= deadline {
                 // `get(3, SECONDS)` threw: pause and retry.
-                self.outstanding.remove(&id.0);
+                self.out.take(id);
                 let d = &mut self.dispatchers[di];
                 d.waiting = None;
                 d.paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
@@ -1433,7 +1288,7 @@ impl<S: Storage> Node<S> {
 
     fn build_push(&self, di: usize, entry: Option<Entry>, kind: PushType) -> PushEntryRequest {
         let d = &self.dispatchers[di];
-        let mut header = self.base_header(&d.peer, d.term);
+        let mut header = request_header(&self.cfg, &d.peer, d.term);
         header.leader_id = d.leader_id.clone();
         let carried = entry.as_ref().map_or(-1, |e| e.index);
         PushEntryRequest {
@@ -1487,7 +1342,7 @@ impl<S: Storage> Node<S> {
         };
         let req = self.build_push(di, Some(entry), PushType::Compare);
         let peer = self.dispatchers[di].peer.clone();
-        let id = self.send(
+        let id = self.out.send(
             &peer,
             Request::Push(req),
             Outstanding::Compare { peer: peer.clone() },
@@ -1571,7 +1426,7 @@ impl<S: Storage> Node<S> {
         self.dispatchers[di].truncate_index = truncate_index;
         let req = self.build_push(di, Some(entry), PushType::Truncate);
         let peer = self.dispatchers[di].peer.clone();
-        let id = self.send(
+        let id = self.out.send(
             &peer,
             Request::Push(req),
             Outstanding::Truncate { peer: peer.clone() },
@@ -1683,7 +1538,7 @@ impl<S: Storage> Node<S> {
             req
         };
         let peer = self.dispatchers[di].peer.clone();
-        self.send(
+        self.out.send(
             &peer,
             Request::Push(req),
             Outstanding::Append {
@@ -1705,7 +1560,7 @@ impl<S: Storage> Node<S> {
         {
             let req = self.build_push(di, None, PushType::Commit);
             let peer = self.dispatchers[di].peer.clone();
-            self.send(&peer, Request::Push(req), Outstanding::Commit);
+            self.out.send(&peer, Request::Push(req), Outstanding::Commit);
             self.dispatchers[di].last_push_commit = Some(now);
         }
     }
@@ -1745,7 +1600,7 @@ impl<S: Storage> Node<S> {
     // ----- quorum and commit (QuorumAckChecker, spec §2.11/2.12) ---------------
 
     fn outcome(&mut self, term: i64, index: i64, pos: i64, code: ResponseCode) {
-        self.actions.push_back(Action::AppendOutcome {
+        self.out.push(Action::AppendOutcome {
             term,
             index,
             pos,
@@ -1754,10 +1609,10 @@ impl<S: Storage> Node<S> {
     }
 
     fn run_quorum_checker(&mut self, now: i64) {
-        if self.role != Role::Leader {
+        if self.member.role != Role::Leader {
             return;
         }
-        let term = self.term;
+        let term = self.member.term;
         self.pending_appends.entry(term).or_default();
         self.watermark(term, &self.cfg.self_id.clone());
         let old: Vec<i64> = self
@@ -1868,7 +1723,7 @@ impl<S: Storage> Node<S> {
     fn update_committed(&mut self, term: i64, index: i64) {
         let committed = self.store.committed_index();
         let le = self.store.end_index();
-        if index == -1 || le == -1 || term < self.term || index == committed {
+        if index == -1 || le == -1 || term < self.member.term || index == committed {
             return;
         }
         if index < committed || index < self.store.begin_index() {
@@ -1877,8 +1732,7 @@ impl<S: Storage> Node<S> {
         self.store.set_committed(term, index.min(le));
         let after = self.store.committed_index();
         if after > committed {
-            self.actions
-                .push_back(Action::CommitAdvanced { index: after });
+            self.out.push(Action::CommitAdvanced { index: after });
         }
     }
 
@@ -1886,7 +1740,7 @@ impl<S: Storage> Node<S> {
     /// leader completes 502 after maxWaitAckTimeMs instead of hanging until
     /// the node leads again (Java's client sees an RPC timeout instead).
     fn expire_orphan_appends(&mut self, now: i64) {
-        if self.role == Role::Leader {
+        if self.member.role == Role::Leader {
             return;
         }
         let wait = self.cfg.max_wait_ack_time_ms as i64;
@@ -1915,16 +1769,16 @@ impl<S: Storage> Node<S> {
         bodies: Vec<Bytes>,
         now: i64,
     ) -> Result<Vec<ProposeOk>, ResponseCode> {
-        if self.role != Role::Leader {
+        if self.member.role != Role::Leader {
             return Err(ResponseCode::NotLeader);
         }
-        if self.transferee.is_some() {
+        if self.member.transferee.is_some() {
             return Err(ResponseCode::LeaderTransferring);
         }
         if bodies.is_empty() {
             return Err(ResponseCode::RequestWithEmptyBodys);
         }
-        let term = self.term;
+        let term = self.member.term;
         if self.pending_appends.get(&term).map_or(0, |m| m.len())
             > self.cfg.max_pending_requests_num
         {
@@ -1945,7 +1799,7 @@ impl<S: Storage> Node<S> {
         let last = *out.last().expect("bodies is not empty");
         let me = self.cfg.self_id.clone();
         self.update_watermark(last.term, &me, last.index);
-        if self.peers.len() == 1 {
+        if self.member.peers.len() == 1 {
             self.outcome(last.term, last.index, last.pos, ResponseCode::Success);
         } else {
             self.pending_appends.entry(last.term).or_default().insert(
@@ -1982,14 +1836,14 @@ impl<S: Storage> Node<S> {
             PushType::Append => {
                 if req.entries().is_empty() {
                     let r = self.push_response(&req, ResponseCode::UnexpectedArgument);
-                    self.respond(id, r);
+                    self.out.respond(id, r);
                     return;
                 }
                 let index = req.first_entry_index();
                 match self.parked.entry(index) {
                     std::collections::btree_map::Entry::Occupied(_) => {
                         let r = self.push_response(&req, ResponseCode::RepeatedPush);
-                        self.respond(id, r);
+                        self.out.respond(id, r);
                     }
                     std::collections::btree_map::Entry::Vacant(v) => {
                         v.insert(Parked {
@@ -2005,14 +1859,14 @@ impl<S: Storage> Node<S> {
             PushType::Compare | PushType::Truncate => {
                 if req.entry.is_none() {
                     let r = self.push_response(&req, ResponseCode::UnexpectedArgument);
-                    self.respond(id, r);
+                    self.out.respond(id, r);
                     return;
                 }
                 // Parked APPENDs are dropped unanswered; their senders time out.
                 let dropped = std::mem::take(&mut self.parked);
                 for (_, p) in dropped {
                     if !p.answered {
-                        self.actions.push_back(Action::Abandon { id: p.id });
+                        self.out.push(Action::Abandon { id: p.id });
                     }
                 }
                 self.enqueue(id, req);
@@ -2023,7 +1877,7 @@ impl<S: Storage> Node<S> {
     fn enqueue(&mut self, id: InboundId, req: PushEntryRequest) {
         if self.queue.len() >= FOLLOWER_QUEUE_CAP {
             let r = self.push_response(&req, ResponseCode::PushRequestIsFull);
-            self.respond(id, r);
+            self.out.respond(id, r);
         } else {
             self.queue.push_back((id, req));
         }
@@ -2031,13 +1885,13 @@ impl<S: Storage> Node<S> {
 
     /// Java's store-level checks on a follower write (`appendAsFollower`/`truncate`).
     fn follower_write_check(&self, req: &PushEntryRequest) -> Result<(), ResponseCode> {
-        if self.role != Role::Follower {
+        if self.member.role != Role::Follower {
             return Err(ResponseCode::NotFollower);
         }
-        if req.header.term != self.term {
+        if req.header.term != self.member.term {
             return Err(ResponseCode::InconsistentTerm);
         }
-        if req.header.leader_id.is_none() || req.header.leader_id != self.leader_id {
+        if req.header.leader_id.is_none() || req.header.leader_id != self.member.leader_id {
             return Err(ResponseCode::InconsistentLeader);
         }
         Ok(())
@@ -2045,10 +1899,10 @@ impl<S: Storage> Node<S> {
 
     fn run_entry_handler(&mut self, now: i64) {
         for _ in 0..(FOLLOWER_QUEUE_CAP + 4096) {
-            if self.role != Role::Follower {
+            if self.member.role != Role::Follower {
                 while let Some((id, req)) = self.queue.pop_front() {
                     let r = self.push_response(&req, ResponseCode::NotFollower);
-                    self.respond(id, r);
+                    self.out.respond(id, r);
                 }
                 return;
             }
@@ -2059,7 +1913,7 @@ impl<S: Storage> Node<S> {
                     _ => self.follower_commit(&req),
                 };
                 let r = self.push_response(&req, code);
-                self.respond(id, r);
+                self.out.respond(id, r);
                 continue;
             }
             let next = self.store.end_index() + 1;
@@ -2070,7 +1924,7 @@ impl<S: Storage> Node<S> {
             let code = self.follower_append(next, &p.req);
             if !p.answered {
                 let r = self.push_response(&p.req, code);
-                self.respond(p.id, r);
+                self.out.respond(p.id, r);
             }
         }
     }
@@ -2167,7 +2021,7 @@ impl<S: Storage> Node<S> {
                 if let Some(p) = self.parked.remove(&k) {
                     if !p.answered {
                         let r = self.push_response(&p.req, code);
-                        self.respond(p.id, r);
+                        self.out.respond(p.id, r);
                     }
                 }
                 continue;
@@ -2185,7 +2039,7 @@ impl<S: Storage> Node<S> {
                 p.answered = true;
                 let (id, req) = (p.id, p.req.clone());
                 let r = self.push_response(&req, ResponseCode::InconsistentState);
-                self.respond(id, r);
+                self.out.respond(id, r);
             }
         }
     }
@@ -2200,8 +2054,8 @@ impl<S: Storage> Node<S> {
     ) {
         let mut header = req.header.clone();
         header.code = code.code();
-        header.leader_id = self.leader_id.clone();
-        self.respond(
+        header.leader_id = self.member.leader_id.clone();
+        self.out.respond(
             id,
             Response::LeadershipTransfer(LeadershipTransferResponse { header }),
         );
@@ -2211,13 +2065,13 @@ impl<S: Storage> Node<S> {
         &mut self,
         req: &LeadershipTransferRequest,
     ) -> Result<(), ResponseCode> {
-        if !self.is_peer(req.transferee_id.as_deref()) {
+        if !self.member.is_peer(req.transferee_id.as_deref()) {
             return Err(ResponseCode::UnknownMember);
         }
-        if self.term != req.header.term {
+        if self.member.term != req.header.term {
             return Err(ResponseCode::InconsistentTerm);
         }
-        if self.role != Role::Leader {
+        if self.member.role != Role::Leader {
             return Err(ResponseCode::NotLeader);
         }
         let t = req.transferee_id.clone().unwrap_or_default();
@@ -2234,24 +2088,24 @@ impl<S: Storage> Node<S> {
         inbound: Option<InboundId>,
         req: &LeadershipTransferRequest,
     ) -> Result<(), ResponseCode> {
-        if self.term != req.header.term {
+        if self.member.term != req.header.term {
             return Err(ResponseCode::InconsistentTerm);
         }
-        if self.role != Role::Leader {
+        if self.member.role != Role::Leader {
             return Err(ResponseCode::NotLeader);
         }
-        if self.transferee.is_some() {
+        if self.member.transferee.is_some() {
             return Err(ResponseCode::LeaderTransferring);
         }
         let to = req.transferee_id.clone().unwrap_or_default();
-        self.transferee = Some(to.clone());
+        self.member.transferee = Some(to.clone());
         let take = LeadershipTransferRequest {
-            header: self.base_header(&to, req.header.term),
+            header: request_header(&self.cfg, &to, req.header.term),
             transfer_id: Some(self.cfg.self_id.clone()),
             transferee_id: Some(to.clone()),
             take_leadership_ledger_index: self.store.end_index(),
         };
-        self.send(
+        self.out.send(
             &to,
             Request::LeadershipTransfer(take),
             Outstanding::Transfer {
@@ -2270,30 +2124,30 @@ impl<S: Storage> Node<S> {
             }
             if let Err(code) = self.elector_transfer(Some(id), &req) {
                 let header = Header {
-                    term: self.term,
+                    term: self.member.term,
                     code: code.code(),
                     ..Header::default()
                 };
-                self.respond(
+                self.out.respond(
                     id,
                     Response::LeadershipTransfer(LeadershipTransferResponse { header }),
                 );
             }
         } else if req.transferee_id.as_deref() == me {
-            if req.transfer_id.is_none() || req.transfer_id != self.leader_id {
+            if req.transfer_id.is_none() || req.transfer_id != self.member.leader_id {
                 return self.transfer_error(id, &req, ResponseCode::InconsistentLeader);
             }
             let deadline = now + self.cfg.leadership_transfer_wait_timeout as i64;
             if let Some(old) = self.take_wait.replace(TakeWait { id, req, deadline }) {
-                self.actions.push_back(Action::Abandon { id: old.id });
+                self.out.push(Action::Abandon { id: old.id });
             }
         } else {
             let header = Header {
-                term: self.term,
+                term: self.member.term,
                 code: ResponseCode::UnexpectedArgument.code(),
                 ..Header::default()
             };
-            self.respond(
+            self.out.respond(
                 id,
                 Response::LeadershipTransfer(LeadershipTransferResponse { header }),
             );
@@ -2311,13 +2165,13 @@ impl<S: Storage> Node<S> {
             return;
         }
         let w = self.take_wait.take().expect("checked above");
-        if self.term != w.req.header.term {
+        if self.member.term != w.req.header.term {
             let header = Header {
-                term: self.term,
+                term: self.member.term,
                 code: ResponseCode::InconsistentTerm.code(),
                 ..Header::default()
             };
-            self.respond(
+            self.out.respond(
                 w.id,
                 Response::LeadershipTransfer(LeadershipTransferResponse { header }),
             );
@@ -2326,7 +2180,7 @@ impl<S: Storage> Node<S> {
         let target = w.req.header.term + 1;
         self.term_to_take_leadership = target;
         if let Some(old) = self.take_task.replace(w.id) {
-            self.actions.push_back(Action::Abandon { id: old });
+            self.out.push(Action::Abandon { id: old });
         }
         self.change_role_to_candidate(target);
         self.need_increase_term_immediately = true;
@@ -2359,7 +2213,7 @@ impl<S: Storage> Node<S> {
                 code: code.code(),
                 ..Header::default()
             };
-            self.respond(
+            self.out.respond(
                 id,
                 Response::LeadershipTransfer(LeadershipTransferResponse { header }),
             );
@@ -2372,20 +2226,20 @@ impl<S: Storage> Node<S> {
             return;
         }
         self.last_preferred_check = now;
-        if self.role != Role::Leader {
+        if self.member.role != Role::Leader {
             return;
         }
         let Some(ids) = self.cfg.preferred_leader_ids.clone() else {
             return;
         };
-        if ids.contains(&self.cfg.self_id) || self.transferee.is_some() {
+        if ids.contains(&self.cfg.self_id) || self.member.transferee.is_some() {
             return;
         }
         let le = self.store.end_index();
-        let term = self.term;
+        let term = self.member.term;
         let mut best: Option<(i64, String)> = None;
         for id in ids {
-            if !self.is_peer(Some(&id)) || self.peers_live.get(&id) != Some(&true) {
+            if !self.member.is_peer(Some(&id)) || self.member.peers_live.get(&id) != Some(&true) {
                 continue;
             }
             let behind = le - self.watermark(term, &id);
