@@ -5,11 +5,16 @@
 //! - [`message`]: typed RPC messages, the contract with the server layer.
 //! - [`Node`]: one DLedger member (`node.rs` documents the driving API).
 
+mod follower;
 mod member;
 pub mod message;
 mod node;
 mod outbox;
+mod quorum;
 mod storage;
 
 pub use node::{Action, InboundId, Node, OutboundId, ParseResult, ProposeOk, SplitMix64};
 pub use storage::{HardState, Storage, StorageError};
+
+/// Java's 1000 ms periods: COMMIT push, leak checks, fast-forward, preferred leader.
+const PERIOD_MS: i64 = 1000;

@@ -31,25 +31,21 @@
 //! becomes "run after every input". Waits on futures become a recorded
 //! outstanding request with a deadline.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use super::follower::{EntryHandler, FollowerHandler};
 use super::member::{is_quorum, MemberState};
 use super::message::*;
 use super::outbox::{request_header, Earliest, Outbox, Outstanding};
-use super::storage::{Storage, StorageError};
 pub use super::outbox::{Action, InboundId, OutboundId};
+pub use super::quorum::ProposeOk;
+use super::quorum::{Quorum, QuorumHandler, Watermarks};
+use super::storage::{Storage, StorageError};
+use super::PERIOD_MS;
 use crate::config::DLedgerConfig;
 use crate::entry::Entry;
-
-/// A proposal accepted into the leader's log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProposeOk {
-    pub term: i64,
-    pub index: i64,
-    pub pos: i64,
-}
 
 /// Small deterministic PRNG (SplitMix64) so the core needs no RNG crate.
 #[derive(Clone, Debug)]
@@ -97,12 +93,6 @@ const MAX_BATCH_ENTRIES: usize = 1024;
 /// about 1 MiB (16 x 64 KiB) ahead of the next heartbeat, or it would miss
 /// our short election timeout while merely catching up.
 const MAX_PENDING_BATCHES: usize = 16;
-/// COMMIT push / leak-check / fast-forward period.
-const PERIOD_MS: i64 = 1000;
-/// Follower push future timeout (`TimeoutFuture(1000)`).
-const FOLLOWER_PUSH_TIMEOUT_MS: i64 = 1000;
-/// `compareOrTruncateRequests` capacity.
-const FOLLOWER_QUEUE_CAP: usize = 1024;
 
 /// A vote round in progress (the maintainer thread blocked on `voteLatch`).
 #[derive(Debug)]
@@ -165,21 +155,6 @@ struct Dispatcher {
     paused_until: i64,
 }
 
-#[derive(Debug)]
-struct PendingAppend {
-    pos: i64,
-    created: i64,
-    done: bool,
-}
-
-#[derive(Debug)]
-struct Parked {
-    id: InboundId,
-    req: PushEntryRequest,
-    created: i64,
-    answered: bool,
-}
-
 /// The transferee waiting for its log to reach `takeLeadershipLedgerIndex`.
 #[derive(Debug)]
 struct TakeWait {
@@ -215,14 +190,9 @@ pub struct Node<S: Storage> {
     last_role_event: Option<(i64, Role)>,
     // DLedgerEntryPusher (leader side)
     dispatchers: Vec<Dispatcher>,
-    watermarks: BTreeMap<i64, HashMap<String, i64>>,
-    pending_appends: BTreeMap<i64, BTreeMap<i64, PendingAppend>>,
-    last_quorum_index: i64,
-    last_quorum_leak_check: i64,
-    // EntryHandler (follower side)
-    parked: BTreeMap<i64, Parked>,
-    queue: VecDeque<(InboundId, PushEntryRequest)>,
-    last_fast_forward_check: i64,
+    watermarks: Watermarks,
+    quorum: Quorum,
+    entries: EntryHandler,
     out: Outbox,
 }
 
@@ -255,7 +225,7 @@ impl<S: Storage> Node<S> {
             cfg,
             store,
             rng: SplitMix64(seed),
-            member: MemberState::new(peers, hs),
+            member: MemberState::new(peers.clone(), hs),
             term_to_take_leadership: -1,
             last_parse_result: ParseResult::WaitToRevote,
             need_increase_term_immediately: false,
@@ -271,13 +241,9 @@ impl<S: Storage> Node<S> {
             last_preferred_check: now,
             last_role_event: None,
             dispatchers,
-            watermarks: BTreeMap::new(),
-            pending_appends: BTreeMap::new(),
-            last_quorum_index: -1,
-            last_quorum_leak_check: now,
-            parked: BTreeMap::new(),
-            queue: VecDeque::new(),
-            last_fast_forward_check: now,
+            watermarks: Watermarks::new(peers),
+            quorum: Quorum::new(now),
+            entries: EntryHandler::new(now),
             out: Outbox::new(),
         }
     }
@@ -352,19 +318,16 @@ impl<S: Storage> Node<S> {
     }
     /// The leader's acknowledged index for `peer` in the current term.
     pub fn peer_watermark(&self, peer: &str) -> i64 {
-        self.watermarks
-            .get(&self.member.term)
-            .and_then(|m| m.get(peer))
-            .copied()
-            .unwrap_or(-1)
+        self.watermarks.peek(self.member.term, peer)
     }
     /// Number of pending (not yet completed) appends of the current term.
     pub fn pending_append_count(&self) -> usize {
-        self.pending_appends.get(&self.member.term).map_or(0, |m| m.len())
+        self.quorum.pending_count(self.member.term)
     }
 
     /// A one-line summary of the volatile state, for logs and test failures.
     pub fn debug_state(&self) -> String {
+        let (parked, queue, last_ff) = self.entries.summary();
         let d: Vec<String> = self
             .dispatchers
             .iter()
@@ -390,10 +353,10 @@ impl<S: Storage> Node<S> {
             self.store.end_index(),
             self.store.committed_index(),
             self.pending_append_count(),
-            self.parked.keys().collect::<Vec<_>>(),
-            self.queue.len(),
-            self.last_quorum_index,
-            self.last_fast_forward_check,
+            parked,
+            queue,
+            self.quorum.last_quorum_index(),
+            last_ff,
             d.join("; ")
         )
     }
@@ -401,6 +364,29 @@ impl<S: Storage> Node<S> {
     /// Takes all queued actions.
     pub fn drain_actions(&mut self) -> Vec<Action> {
         self.out.drain()
+    }
+
+    // ----- handlers: each borrows the state it needs ------------------------
+
+    fn quorum_handler(&mut self) -> QuorumHandler<'_, S> {
+        QuorumHandler {
+            cfg: &self.cfg,
+            store: &mut self.store,
+            member: &self.member,
+            quorum: &mut self.quorum,
+            watermarks: &mut self.watermarks,
+            out: &mut self.out,
+        }
+    }
+
+    fn follower(&mut self) -> FollowerHandler<'_, S> {
+        FollowerHandler {
+            cfg: &self.cfg,
+            store: &mut self.store,
+            member: &self.member,
+            entries: &mut self.entries,
+            out: &mut self.out,
+        }
     }
 
     // ----- inputs ----------------------------------------------------------
@@ -456,7 +442,7 @@ impl<S: Storage> Node<S> {
                 let resp = self.handle_heartbeat(&r, now);
                 self.out.respond(id, Response::HeartBeat(resp));
             }
-            Request::Push(r) => self.handle_push(id, r, now),
+            Request::Push(r) => self.follower().handle_push(id, r, now),
             Request::LeadershipTransfer(r) => self.handle_transfer_request(id, r, now),
         }
         self.run(now);
@@ -521,11 +507,13 @@ impl<S: Storage> Node<S> {
         let out = bodies
             .into_iter()
             .map(|b| {
-                self.append_as_leader(vec![b], now).and_then(|v| {
-                    v.first()
-                        .copied()
-                        .ok_or(ResponseCode::RequestWithEmptyBodys)
-                })
+                self.quorum_handler()
+                    .append_as_leader(vec![b], now)
+                    .and_then(|v| {
+                        v.first()
+                            .copied()
+                            .ok_or(ResponseCode::RequestWithEmptyBodys)
+                    })
             })
             .collect();
         self.run(now);
@@ -540,7 +528,7 @@ impl<S: Storage> Node<S> {
         now: u64,
     ) -> Result<Vec<ProposeOk>, ResponseCode> {
         let now = now as i64;
-        let r = self.append_as_leader(bodies, now);
+        let r = self.quorum_handler().append_as_leader(bodies, now);
         self.run(now);
         r
     }
@@ -615,36 +603,12 @@ impl<S: Storage> Node<S> {
                     }
                 }
             }
-            t.at(self.last_quorum_leak_check + PERIOD_MS + 1);
             if self.cfg.preferred_leader_ids.is_some() {
                 t.at(self.last_preferred_check + PERIOD_MS);
             }
         }
-        let wait = self.cfg.max_wait_ack_time_ms as i64;
-        if self.member.role == Role::Leader {
-            // The 502 scan walks consecutive indexes above the quorum index.
-            if let Some(m) = self.pending_appends.get(&self.member.term) {
-                let mut i = self.last_quorum_index + 1;
-                while let Some(p) = m.get(&i) {
-                    if !p.done {
-                        t.at(p.created + wait);
-                        break;
-                    }
-                    i += 1;
-                }
-            }
-        } else {
-            for m in self.pending_appends.values() {
-                if let Some(p) = m.values().map(|p| p.created).min() {
-                    t.at(p + wait);
-                }
-            }
-        }
-        // The entry handler only runs on a follower (Java: `waitForRunning(1)`
-        // otherwise); parked pushes of another role wait for that.
-        if !self.parked.is_empty() && self.member.role == Role::Follower {
-            t.at(self.last_fast_forward_check + PERIOD_MS);
-        }
+        self.quorum.poll_timeout(&self.cfg, &self.member, &mut t);
+        self.entries.poll_timeout(&self.member, &mut t);
         if let Some(w) = &self.take_wait {
             t.at(w.deadline + 1);
         }
@@ -946,7 +910,8 @@ impl<S: Storage> Node<S> {
                 let resp = self.handle_vote(&req, true);
                 self.on_vote_reply(seq, &resp, now);
             } else {
-                self.out.send(p, Request::Vote(req), Outstanding::Vote { seq });
+                self.out
+                    .send(p, Request::Vote(req), Outstanding::Vote { seq });
             }
         }
     }
@@ -1140,9 +1105,9 @@ impl<S: Storage> Node<S> {
             self.run_take_wait(now);
             self.run_preferred_leader(now);
             self.run_dispatchers(now);
-            self.run_quorum_checker(now);
-            self.run_entry_handler(now);
-            self.expire_orphan_appends(now);
+            self.quorum_handler().run(now);
+            self.follower().run(now);
+            self.quorum_handler().expire_orphans(now);
             let after = (
                 self.out.len(),
                 self.member.role,
@@ -1187,27 +1152,6 @@ impl<S: Storage> Node<S> {
 
     // ----- leader replication (EntryDispatcher, spec §2.9) ---------------------
 
-    fn watermark(&mut self, term: i64, peer: &str) -> i64 {
-        let peers = &self.member.peers;
-        let m = self
-            .watermarks
-            .entry(term)
-            .or_insert_with(|| peers.iter().map(|p| (p.clone(), -1)).collect());
-        *m.get(peer).unwrap_or(&-1)
-    }
-
-    fn update_watermark(&mut self, term: i64, peer: &str, index: i64) {
-        let peers = &self.member.peers;
-        let m = self
-            .watermarks
-            .entry(term)
-            .or_insert_with(|| peers.iter().map(|p| (p.clone(), -1)).collect());
-        let e = m.entry(peer.to_string()).or_insert(-1);
-        if *e < index {
-            *e = index;
-        }
-    }
-
     fn dispatcher_pos(&self, peer: &str) -> Option<usize> {
         self.dispatchers.iter().position(|d| d.peer == peer)
     }
@@ -1222,7 +1166,7 @@ impl<S: Storage> Node<S> {
                     d.write_index = index + 1;
                     (d.term, d.peer.clone())
                 };
-                self.update_watermark(term, &peer, index);
+                self.watermarks.update(term, &peer, index);
             }
             PushType::Compare => {
                 let d = &mut self.dispatchers[di];
@@ -1243,7 +1187,8 @@ impl<S: Storage> Node<S> {
             return false;
         }
         let d = &self.dispatchers[di];
-        if d.term != self.member.term || d.leader_id.as_deref() != self.member.leader_id.as_deref() {
+        if d.term != self.member.term || d.leader_id.as_deref() != self.member.leader_id.as_deref()
+        {
             let term = self.member.term;
             let me = self.cfg.self_id.clone();
             let d = &mut self.dispatchers[di];
@@ -1309,12 +1254,7 @@ impl<S: Storage> Node<S> {
     /// TRUNCATE replace it.
     fn peer_commit_index(&self, di: usize, carried: i64) -> i64 {
         let d = &self.dispatchers[di];
-        let wm = self
-            .watermarks
-            .get(&d.term)
-            .and_then(|m| m.get(&d.peer))
-            .copied()
-            .unwrap_or(-1);
+        let wm = self.watermarks.peek(d.term, &d.peer);
         self.store.committed_index().min(wm.max(carried))
     }
 
@@ -1401,7 +1341,7 @@ impl<S: Storage> Node<S> {
             // APPENDs that overtook the COMPARE, which can lose an
             // acknowledged entry (found by the simulator, see sim docs).
             let (term, p) = (self.dispatchers[di].term, self.dispatchers[di].peer.clone());
-            let keep = self.watermark(term, &p).min(resp.end_index).min(le);
+            let keep = self.watermarks.get(term, &p).min(resp.end_index).min(le);
             truncate_index = truncate_index.max(keep);
         }
         if truncate_index != -1 {
@@ -1477,7 +1417,7 @@ impl<S: Storage> Node<S> {
             };
             let d = &self.dispatchers[di];
             if d.pending.len() >= max_pending || now - d.last_check_leak > PERIOD_MS {
-                let wm = self.watermark(term, &peer);
+                let wm = self.watermarks.get(term, &peer);
                 let d = &mut self.dispatchers[di];
                 // Java: a single push is dropped below the watermark, a batch
                 // once its last entry is at or below it.
@@ -1560,14 +1500,15 @@ impl<S: Storage> Node<S> {
         {
             let req = self.build_push(di, None, PushType::Commit);
             let peer = self.dispatchers[di].peer.clone();
-            self.out.send(&peer, Request::Push(req), Outstanding::Commit);
+            self.out
+                .send(&peer, Request::Push(req), Outstanding::Commit);
             self.dispatchers[di].last_push_commit = Some(now);
         }
     }
 
     fn do_check_append_response(&mut self, di: usize, now: i64) {
         let (term, peer) = (self.dispatchers[di].term, self.dispatchers[di].peer.clone());
-        let wm = self.watermark(term, &peer);
+        let wm = self.watermarks.get(term, &peer);
         if let Some((sent, count)) = self.dispatchers[di].pending.get(&(wm + 1)).copied() {
             if now - sent > self.cfg.max_push_time_out_ms as i64 {
                 // The same range again (Java's doCheckBatchAppendResponse).
@@ -1590,457 +1531,10 @@ impl<S: Storage> Node<S> {
                 } else {
                     index
                 };
-                self.update_watermark(resp.header.term, peer, acked);
+                self.watermarks.update(resp.header.term, peer, acked);
             }
             Some(ResponseCode::InconsistentState) => self.change_state(di, -1, PushType::Compare),
             _ => {}
-        }
-    }
-
-    // ----- quorum and commit (QuorumAckChecker, spec §2.11/2.12) ---------------
-
-    fn outcome(&mut self, term: i64, index: i64, pos: i64, code: ResponseCode) {
-        self.out.push(Action::AppendOutcome {
-            term,
-            index,
-            pos,
-            code,
-        });
-    }
-
-    fn run_quorum_checker(&mut self, now: i64) {
-        if self.member.role != Role::Leader {
-            return;
-        }
-        let term = self.member.term;
-        self.pending_appends.entry(term).or_default();
-        self.watermark(term, &self.cfg.self_id.clone());
-        let old: Vec<i64> = self
-            .pending_appends
-            .keys()
-            .copied()
-            .filter(|t| *t != term)
-            .collect();
-        for t in old {
-            if let Some(m) = self.pending_appends.remove(&t) {
-                for (i, p) in m {
-                    if !p.done {
-                        self.outcome(t, i, p.pos, ResponseCode::TermChanged);
-                    }
-                }
-            }
-        }
-        self.watermarks.retain(|t, _| *t == term);
-        let mut sorted: Vec<i64> = self.watermarks[&term].values().copied().collect();
-        sorted.sort_unstable_by(|a, b| b.cmp(a));
-        let quorum_index = sorted[sorted.len() / 2];
-        self.leader_update_committed(term, quorum_index);
-
-        let mut need_check = false;
-        let mut ack_num = 0;
-        let mut i = quorum_index;
-        while i > self.last_quorum_index {
-            let removed = self
-                .pending_appends
-                .get_mut(&term)
-                .and_then(|m| m.remove(&i));
-            match removed {
-                None => {
-                    need_check = true;
-                    break;
-                }
-                Some(p) => {
-                    if !p.done {
-                        self.outcome(term, i, p.pos, ResponseCode::Success);
-                    }
-                    ack_num += 1;
-                }
-            }
-            i -= 1;
-        }
-        if ack_num == 0 {
-            let wait = self.cfg.max_wait_ack_time_ms as i64;
-            let mut timed_out = Vec::new();
-            if let Some(m) = self.pending_appends.get_mut(&term) {
-                for (idx, p) in m.range_mut(quorum_index + 1..) {
-                    // Java walks consecutive indexes and stops at a gap.
-                    if *idx != quorum_index + 1 + timed_out.len() as i64 {
-                        break;
-                    }
-                    if now - p.created >= wait {
-                        if !p.done {
-                            p.done = true;
-                            timed_out.push((*idx, p.pos, true));
-                        } else {
-                            timed_out.push((*idx, p.pos, false));
-                        }
-                    } else {
-                        break;
-                    }
-                }
-            }
-            for (idx, pos, emit) in timed_out {
-                if emit {
-                    self.outcome(term, idx, pos, ResponseCode::WaitQuorumAckTimeout);
-                }
-            }
-        }
-        if now - self.last_quorum_leak_check > PERIOD_MS || need_check {
-            let le = self.store.end_index();
-            let me = self.cfg.self_id.clone();
-            self.update_watermark(term, &me, le);
-            let mut done = Vec::new();
-            if let Some(m) = self.pending_appends.get_mut(&term) {
-                let keys: Vec<i64> = m.range(..=quorum_index).map(|(k, _)| *k).collect();
-                for k in keys {
-                    if let Some(p) = m.remove(&k) {
-                        if !p.done {
-                            done.push((k, p.pos));
-                        }
-                    }
-                }
-            }
-            for (k, pos) in done {
-                self.outcome(term, k, pos, ResponseCode::Success);
-            }
-            self.last_quorum_leak_check = now;
-        }
-        self.last_quorum_index = quorum_index;
-    }
-
-    fn leader_update_committed(&mut self, term: i64, index: i64) {
-        if self.cfg.strict_commit && index >= 0 {
-            // Raft §5.4.2: only an entry of the current term is committed by counting.
-            match self.store.get(index.min(self.store.end_index())) {
-                Ok(e) if e.term == term => {}
-                _ => return,
-            }
-        }
-        self.update_committed(term, index);
-    }
-
-    /// `updateCommittedIndex` guards (spec §2.11), then the store.
-    fn update_committed(&mut self, term: i64, index: i64) {
-        let committed = self.store.committed_index();
-        let le = self.store.end_index();
-        if index == -1 || le == -1 || term < self.member.term || index == committed {
-            return;
-        }
-        if index < committed || index < self.store.begin_index() {
-            return;
-        }
-        self.store.set_committed(term, index.min(le));
-        let after = self.store.committed_index();
-        if after > committed {
-            self.out.push(Action::CommitAdvanced { index: after });
-        }
-    }
-
-    /// Not Java: a pending append left behind on a node that is no longer
-    /// leader completes 502 after maxWaitAckTimeMs instead of hanging until
-    /// the node leads again (Java's client sees an RPC timeout instead).
-    fn expire_orphan_appends(&mut self, now: i64) {
-        if self.member.role == Role::Leader {
-            return;
-        }
-        let wait = self.cfg.max_wait_ack_time_ms as i64;
-        let mut out = Vec::new();
-        for (t, m) in self.pending_appends.iter_mut() {
-            m.retain(|i, p| {
-                if now - p.created >= wait {
-                    if !p.done {
-                        out.push((*t, *i, p.pos));
-                    }
-                    false
-                } else {
-                    true
-                }
-            });
-        }
-        self.pending_appends.retain(|_, m| !m.is_empty());
-        for (t, i, pos) in out {
-            self.outcome(t, i, pos, ResponseCode::WaitQuorumAckTimeout);
-        }
-    }
-
-    /// `handleAppend` + `appendAsLeader` + `waitAck`.
-    fn append_as_leader(
-        &mut self,
-        bodies: Vec<Bytes>,
-        now: i64,
-    ) -> Result<Vec<ProposeOk>, ResponseCode> {
-        if self.member.role != Role::Leader {
-            return Err(ResponseCode::NotLeader);
-        }
-        if self.member.transferee.is_some() {
-            return Err(ResponseCode::LeaderTransferring);
-        }
-        if bodies.is_empty() {
-            return Err(ResponseCode::RequestWithEmptyBodys);
-        }
-        let term = self.member.term;
-        if self.pending_appends.get(&term).map_or(0, |m| m.len())
-            > self.cfg.max_pending_requests_num
-        {
-            return Err(ResponseCode::LeaderPendingFull);
-        }
-        let mut out = Vec::with_capacity(bodies.len());
-        for body in bodies {
-            let e = self
-                .store
-                .append_leader(term, body)
-                .map_err(|e| ResponseCode::from(&e))?;
-            out.push(ProposeOk {
-                term: e.term,
-                index: e.index,
-                pos: e.pos,
-            });
-        }
-        let last = *out.last().expect("bodies is not empty");
-        let me = self.cfg.self_id.clone();
-        self.update_watermark(last.term, &me, last.index);
-        if self.member.peers.len() == 1 {
-            self.outcome(last.term, last.index, last.pos, ResponseCode::Success);
-        } else {
-            self.pending_appends.entry(last.term).or_default().insert(
-                last.index,
-                PendingAppend {
-                    pos: last.pos,
-                    created: now,
-                    done: false,
-                },
-            );
-        }
-        Ok(out)
-    }
-
-    // ----- follower side (EntryHandler, spec §2.10) ---------------------------
-
-    fn push_response(&self, req: &PushEntryRequest, code: ResponseCode) -> Response {
-        Response::Push(PushEntryResponse {
-            header: Header {
-                group: req.header.group.clone(),
-                term: req.header.term,
-                code: code.code(),
-                ..Header::default()
-            },
-            index: (req.kind != PushType::Commit).then(|| req.first_entry_index()),
-            count: req.count(),
-            begin_index: self.store.begin_index(),
-            end_index: self.store.end_index(),
-        })
-    }
-
-    fn handle_push(&mut self, id: InboundId, req: PushEntryRequest, now: i64) {
-        match req.kind {
-            PushType::Append => {
-                if req.entries().is_empty() {
-                    let r = self.push_response(&req, ResponseCode::UnexpectedArgument);
-                    self.out.respond(id, r);
-                    return;
-                }
-                let index = req.first_entry_index();
-                match self.parked.entry(index) {
-                    std::collections::btree_map::Entry::Occupied(_) => {
-                        let r = self.push_response(&req, ResponseCode::RepeatedPush);
-                        self.out.respond(id, r);
-                    }
-                    std::collections::btree_map::Entry::Vacant(v) => {
-                        v.insert(Parked {
-                            id,
-                            req,
-                            created: now,
-                            answered: false,
-                        });
-                    }
-                }
-            }
-            PushType::Commit => self.enqueue(id, req),
-            PushType::Compare | PushType::Truncate => {
-                if req.entry.is_none() {
-                    let r = self.push_response(&req, ResponseCode::UnexpectedArgument);
-                    self.out.respond(id, r);
-                    return;
-                }
-                // Parked APPENDs are dropped unanswered; their senders time out.
-                let dropped = std::mem::take(&mut self.parked);
-                for (_, p) in dropped {
-                    if !p.answered {
-                        self.out.push(Action::Abandon { id: p.id });
-                    }
-                }
-                self.enqueue(id, req);
-            }
-        }
-    }
-
-    fn enqueue(&mut self, id: InboundId, req: PushEntryRequest) {
-        if self.queue.len() >= FOLLOWER_QUEUE_CAP {
-            let r = self.push_response(&req, ResponseCode::PushRequestIsFull);
-            self.out.respond(id, r);
-        } else {
-            self.queue.push_back((id, req));
-        }
-    }
-
-    /// Java's store-level checks on a follower write (`appendAsFollower`/`truncate`).
-    fn follower_write_check(&self, req: &PushEntryRequest) -> Result<(), ResponseCode> {
-        if self.member.role != Role::Follower {
-            return Err(ResponseCode::NotFollower);
-        }
-        if req.header.term != self.member.term {
-            return Err(ResponseCode::InconsistentTerm);
-        }
-        if req.header.leader_id.is_none() || req.header.leader_id != self.member.leader_id {
-            return Err(ResponseCode::InconsistentLeader);
-        }
-        Ok(())
-    }
-
-    fn run_entry_handler(&mut self, now: i64) {
-        for _ in 0..(FOLLOWER_QUEUE_CAP + 4096) {
-            if self.member.role != Role::Follower {
-                while let Some((id, req)) = self.queue.pop_front() {
-                    let r = self.push_response(&req, ResponseCode::NotFollower);
-                    self.out.respond(id, r);
-                }
-                return;
-            }
-            if let Some((id, req)) = self.queue.pop_front() {
-                let code = match req.kind {
-                    PushType::Truncate => self.follower_truncate(&req),
-                    PushType::Compare => self.follower_compare(&req),
-                    _ => self.follower_commit(&req),
-                };
-                let r = self.push_response(&req, code);
-                self.out.respond(id, r);
-                continue;
-            }
-            let next = self.store.end_index() + 1;
-            let Some(p) = self.parked.remove(&next) else {
-                self.check_abnormal_future(now);
-                return;
-            };
-            let code = self.follower_append(next, &p.req);
-            if !p.answered {
-                let r = self.push_response(&p.req, code);
-                self.out.respond(p.id, r);
-            }
-        }
-    }
-
-    fn follower_append(&mut self, write_index: i64, req: &PushEntryRequest) -> ResponseCode {
-        let r = (|| {
-            if req.first_entry_index() != write_index {
-                return Err(ResponseCode::InconsistentState);
-            }
-            for e in req.entries() {
-                self.follower_write_check(req)?;
-                if e.index != self.store.end_index() + 1 {
-                    return Err(ResponseCode::InconsistentIndex);
-                }
-                self.store
-                    .append_follower(e)
-                    .map_err(|e| ResponseCode::from(&e))?;
-            }
-            Ok(())
-        })();
-        match r {
-            Ok(()) => {
-                self.update_committed(req.header.term, req.commit_index);
-                ResponseCode::Success
-            }
-            Err(_) => ResponseCode::InconsistentState,
-        }
-    }
-
-    fn follower_truncate(&mut self, req: &PushEntryRequest) -> ResponseCode {
-        let Some(e) = &req.entry else {
-            return ResponseCode::InconsistentState;
-        };
-        if self.follower_write_check(req).is_err() {
-            return ResponseCode::InconsistentState;
-        }
-        if self.store.truncate(e).is_err() || self.store.end_index() != e.index {
-            return ResponseCode::InconsistentState;
-        }
-        self.update_committed(req.header.term, req.commit_index);
-        ResponseCode::Success
-    }
-
-    fn follower_compare(&mut self, req: &PushEntryRequest) -> ResponseCode {
-        let Some(e) = &req.entry else {
-            return ResponseCode::InconsistentState;
-        };
-        if self.cfg.strict_commit && self.follower_write_check(req).is_err() {
-            return ResponseCode::InconsistentState;
-        }
-        match self.store.get(e.index) {
-            Ok(local) if local.same_as(e) => ResponseCode::Success,
-            _ => ResponseCode::InconsistentState,
-        }
-    }
-
-    fn follower_commit(&mut self, req: &PushEntryRequest) -> ResponseCode {
-        if self.cfg.strict_commit && self.follower_write_check(req).is_err() {
-            return ResponseCode::Unknown;
-        }
-        self.update_committed(req.header.term, req.commit_index);
-        ResponseCode::Success
-    }
-
-    /// `checkAbnormalFuture`: answer parked APPENDs that fell behind, and
-    /// fast-forward (406) the oldest timed-out one when nothing can proceed.
-    fn check_abnormal_future(&mut self, now: i64) {
-        if now - self.last_fast_forward_check < PERIOD_MS {
-            return;
-        }
-        self.last_fast_forward_check = now;
-        if self.parked.is_empty() {
-            return;
-        }
-        let end = self.store.end_index();
-        let mut min_ff = i64::MAX;
-        let keys: Vec<i64> = self.parked.keys().copied().collect();
-        for k in keys {
-            let Some(p) = self.parked.get(&k) else {
-                continue;
-            };
-            let (first, last) = (p.req.first_entry_index(), p.req.last_entry_index());
-            if last <= end {
-                let same = p
-                    .req
-                    .entries()
-                    .iter()
-                    .all(|e| self.store.get(e.index).is_ok_and(|l| l.same_as(e)));
-                let code = if same {
-                    ResponseCode::Success
-                } else {
-                    ResponseCode::InconsistentState
-                };
-                if let Some(p) = self.parked.remove(&k) {
-                    if !p.answered {
-                        let r = self.push_response(&p.req, code);
-                        self.out.respond(p.id, r);
-                    }
-                }
-                continue;
-            }
-            if first == end + 1 {
-                return;
-            }
-            if now - p.created < FOLLOWER_PUSH_TIMEOUT_MS {
-                continue;
-            }
-            min_ff = min_ff.min(first);
-        }
-        if let Some(p) = self.parked.get_mut(&min_ff) {
-            if !p.answered {
-                p.answered = true;
-                let (id, req) = (p.id, p.req.clone());
-                let r = self.push_response(&req, ResponseCode::InconsistentState);
-                self.out.respond(id, r);
-            }
         }
     }
 
@@ -2075,7 +1569,7 @@ impl<S: Storage> Node<S> {
             return Err(ResponseCode::NotLeader);
         }
         let t = req.transferee_id.clone().unwrap_or_default();
-        let behind = self.store.end_index() - self.watermark(req.header.term, &t);
+        let behind = self.store.end_index() - self.watermarks.get(req.header.term, &t);
         if behind >= self.cfg.max_leadership_transfer_wait_index {
             return Err(ResponseCode::FallBehindTooMuch);
         }
@@ -2242,7 +1736,7 @@ impl<S: Storage> Node<S> {
             if !self.member.is_peer(Some(&id)) || self.member.peers_live.get(&id) != Some(&true) {
                 continue;
             }
-            let behind = le - self.watermark(term, &id);
+            let behind = le - self.watermarks.get(term, &id);
             if best.as_ref().is_none_or(|(b, _)| behind < *b) {
                 best = Some((behind, id));
             }
