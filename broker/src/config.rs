@@ -114,6 +114,9 @@ broker_config! {
     /// `NettyServerConfig`: a client connection with no read and no write for
     /// this long is closed (0 or less: never).
     server_channel_max_idle_time_seconds: i32 = "serverChannelMaxIdleTimeSeconds" => 120,
+    /// `NettyServerConfig`: the listen backlog of the main listener (a burst
+    /// of connects beyond it costs clients a 1 s SYN retransmit).
+    server_socket_backlog: i32 = "serverSocketBacklog" => 1024,
     broker_ip1: String = "brokerIP1" => local_address(),
     broker_ip2: String = "brokerIP2" => local_address(),
     broker_permission: i32 = "brokerPermission" => 6,

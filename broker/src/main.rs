@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use broker::{bind_vip, Broker, BrokerConfig};
 use clap::Parser;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 // mimalloc: ~5 % less CPU per message on a DLedger master (malloc/free were
@@ -112,7 +111,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: BrokerConfig) -> anyhow::Result<()> {
-    let listener = TcpListener::bind((config.bind_address.as_str(), config.listen_port))
+    let backlog = u32::try_from(config.server_socket_backlog).unwrap_or(1024);
+    let listener = remoting::transport::bind(&config.bind_address, config.listen_port, backlog)
         .await
         .with_context(|| format!("binding {}:{}", config.bind_address, config.listen_port))?;
     let vip = bind_vip(&config.bind_address, config.listen_port).await;

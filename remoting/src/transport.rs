@@ -1018,6 +1018,30 @@ pub async fn serve(
     Ok(())
 }
 
+/// Binds a listener like Java's Netty server: SO_REUSEADDR on (a restarted
+/// server takes its port back at once) and a listen backlog of `backlog`
+/// (Java's `serverSocketBacklog`, 1024; tokio's `TcpListener::bind` uses
+/// 128, which a burst of connects overflows).
+pub async fn bind(host: &str, port: u16, backlog: u32) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::AddrNotAvailable,
+                format!("{host} resolves to no address"),
+            )
+        })?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog.max(1))
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     #[cfg(unix)]
