@@ -10,6 +10,7 @@ mod member;
 pub mod message;
 mod node;
 mod outbox;
+mod pusher;
 mod quorum;
 mod storage;
 

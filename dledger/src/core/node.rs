@@ -31,8 +31,6 @@
 //! becomes "run after every input". Waits on futures become a recorded
 //! outstanding request with a deadline.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 
 use super::follower::{EntryHandler, FollowerHandler};
@@ -40,12 +38,12 @@ use super::member::{is_quorum, MemberState};
 use super::message::*;
 use super::outbox::{request_header, Earliest, Outbox, Outstanding};
 pub use super::outbox::{Action, InboundId, OutboundId};
+use super::pusher::{PushHandler, Pusher};
 pub use super::quorum::ProposeOk;
 use super::quorum::{Quorum, QuorumHandler, Watermarks};
-use super::storage::{Storage, StorageError};
+use super::storage::Storage;
 use super::PERIOD_MS;
 use crate::config::DLedgerConfig;
-use crate::entry::Entry;
 
 /// Small deterministic PRNG (SplitMix64) so the core needs no RNG crate.
 #[derive(Clone, Debug)]
@@ -78,21 +76,6 @@ pub enum ParseResult {
     Passed,
     WaitToVoteNext,
 }
-
-/// Java's COMPARE wait and TRUNCATE wait (`get(3, SECONDS)`).
-const SYNC_PUSH_WAIT_MS: i64 = 3000;
-/// Dispatcher pause after an exception.
-const DISPATCHER_ERROR_PAUSE_MS: i64 = 500;
-/// Per-peer in-flight APPENDs (`maxPendingSize`).
-const MAX_PENDING_PUSHES: usize = 1000;
-/// Most entries in one batch push (besides `maxBatchPushSize`).
-const MAX_BATCH_ENTRIES: usize = 1024;
-/// Per-peer in-flight batch pushes (not Java: its `maxPendingSize` counts
-/// batches like single pushes). Heartbeats share the connection and queue
-/// behind in-flight pushes, so a slow follower must never have more than
-/// about 1 MiB (16 x 64 KiB) ahead of the next heartbeat, or it would miss
-/// our short election timeout while merely catching up.
-const MAX_PENDING_BATCHES: usize = 16;
 
 /// A vote round in progress (the maintainer thread blocked on `voteLatch`).
 #[derive(Debug)]
@@ -135,26 +118,6 @@ enum Maintainer {
     Beating(HeartbeatRound),
 }
 
-/// `EntryDispatcher` for one follower.
-#[derive(Debug)]
-struct Dispatcher {
-    peer: String,
-    kind: PushType,
-    compare_index: i64,
-    write_index: i64,
-    truncate_index: i64,
-    term: i64,
-    leader_id: Option<String>,
-    last_push_commit: Option<i64>,
-    last_check_leak: i64,
-    /// first index → (send time, entry count) of in-flight APPENDs (Java's
-    /// `pendingMap`, or `batchPendingMap` with batch push).
-    pending: BTreeMap<i64, (i64, i64)>,
-    /// The synchronous COMPARE/TRUNCATE in flight and its deadline.
-    waiting: Option<(OutboundId, i64)>,
-    paused_until: i64,
-}
-
 /// The transferee waiting for its log to reach `takeLeadershipLedgerIndex`.
 #[derive(Debug)]
 struct TakeWait {
@@ -189,7 +152,7 @@ pub struct Node<S: Storage> {
     /// The last `(term, role)` reported as [`Action::RoleChanged`].
     last_role_event: Option<(i64, Role)>,
     // DLedgerEntryPusher (leader side)
-    dispatchers: Vec<Dispatcher>,
+    pusher: Pusher,
     watermarks: Watermarks,
     quorum: Quorum,
     entries: EntryHandler,
@@ -203,24 +166,7 @@ impl<S: Storage> Node<S> {
         let now = now as i64;
         let hs = store.hard_state();
         let peers = cfg.peer_ids();
-        let dispatchers = peers
-            .iter()
-            .filter(|p| **p != cfg.self_id)
-            .map(|p| Dispatcher {
-                peer: p.clone(),
-                kind: PushType::Compare,
-                compare_index: -1,
-                write_index: -1,
-                truncate_index: -1,
-                term: -1,
-                leader_id: None,
-                last_push_commit: None,
-                last_check_leak: now,
-                pending: BTreeMap::new(),
-                waiting: None,
-                paused_until: i64::MIN,
-            })
-            .collect();
+        let pusher = Pusher::new(&cfg, &peers, now);
         Node {
             cfg,
             store,
@@ -240,7 +186,7 @@ impl<S: Storage> Node<S> {
             take_wait: None,
             last_preferred_check: now,
             last_role_event: None,
-            dispatchers,
+            pusher,
             watermarks: Watermarks::new(peers),
             quorum: Quorum::new(now),
             entries: EntryHandler::new(now),
@@ -328,22 +274,7 @@ impl<S: Storage> Node<S> {
     /// A one-line summary of the volatile state, for logs and test failures.
     pub fn debug_state(&self) -> String {
         let (parked, queue, last_ff) = self.entries.summary();
-        let d: Vec<String> = self
-            .dispatchers
-            .iter()
-            .map(|d| {
-                format!(
-                    "{}:{:?} ci={} wi={} inflight={} waiting={} wm={}",
-                    d.peer,
-                    d.kind,
-                    d.compare_index,
-                    d.write_index,
-                    d.pending.len(),
-                    d.waiting.is_some(),
-                    self.peer_watermark(&d.peer)
-                )
-            })
-            .collect();
+        let d = self.pusher.describe(&self.watermarks, self.member.term);
         format!(
             "{} {:?} term={} leader={:?} end={} committed={} pending={} parked={:?} queue={} lastQuorum={} lastFF={} [{}]",
             self.cfg.self_id,
@@ -374,6 +305,17 @@ impl<S: Storage> Node<S> {
             store: &mut self.store,
             member: &self.member,
             quorum: &mut self.quorum,
+            watermarks: &mut self.watermarks,
+            out: &mut self.out,
+        }
+    }
+
+    fn pusher_handler(&mut self) -> PushHandler<'_, S> {
+        PushHandler {
+            cfg: &self.cfg,
+            store: &self.store,
+            member: &self.member,
+            pusher: &mut self.pusher,
             watermarks: &mut self.watermarks,
             out: &mut self.out,
         }
@@ -582,31 +524,17 @@ impl<S: Storage> Node<S> {
             }
         }
         if self.member.role == Role::Leader {
-            for d in &self.dispatchers {
-                if let Some((_, dl)) = d.waiting {
-                    t.at(dl);
-                    continue;
-                }
-                if d.paused_until > i64::MIN {
-                    t.at(d.paused_until);
-                }
-                // doCommit only runs once the dispatcher has caught up
-                // (writeIndex > ledgerEnd); with a full pending map it waits
-                // for acks or the resend below.
-                if d.kind == PushType::Append && d.write_index > self.store.end_index() {
-                    t.at(d.last_push_commit.map_or(i64::MIN, |t| t + PERIOD_MS + 1));
-                }
-                if d.kind == PushType::Append {
-                    let wm = self.peer_watermark(&d.peer);
-                    if let Some((sent, _)) = d.pending.get(&(wm + 1)) {
-                        t.at(sent + self.cfg.max_push_time_out_ms as i64 + 1);
-                    }
-                }
-            }
             if self.cfg.preferred_leader_ids.is_some() {
                 t.at(self.last_preferred_check + PERIOD_MS);
             }
         }
+        self.pusher.poll_timeout(
+            &self.cfg,
+            &self.member,
+            self.store.end_index(),
+            &self.watermarks,
+            &mut t,
+        );
         self.quorum.poll_timeout(&self.cfg, &self.member, &mut t);
         self.entries.poll_timeout(&self.member, &mut t);
         if let Some(w) = &self.take_wait {
@@ -799,14 +727,14 @@ impl<S: Storage> Node<S> {
                 self.on_heartbeat_reply(seq, &peer, &h.header, now)
             }
             (Outstanding::Compare { peer }, Response::Push(p)) => {
-                self.on_compare_reply(id, &peer, &p, now)
+                self.pusher_handler().on_compare_reply(id, &peer, &p, now)
             }
             (Outstanding::Truncate { peer }, Response::Push(p)) => {
-                self.on_truncate_reply(id, &peer, &p, now)
+                self.pusher_handler().on_truncate_reply(id, &peer, &p, now)
             }
-            (Outstanding::Append { peer, first, count }, Response::Push(p)) => {
-                self.on_append_reply(&peer, first, count, &p)
-            }
+            (Outstanding::Append { peer, first, count }, Response::Push(p)) => self
+                .pusher_handler()
+                .on_append_reply(&peer, first, count, &p),
             (Outstanding::Commit, _) => {}
             (Outstanding::Transfer { inbound, term }, Response::LeadershipTransfer(t)) => {
                 if t.header.code != ResponseCode::Success.code()
@@ -835,7 +763,7 @@ impl<S: Storage> Node<S> {
                 self.on_heartbeat_reply(seq, &peer, &h, now)
             }
             (Outstanding::Compare { peer }, _) | (Outstanding::Truncate { peer }, _) => {
-                self.dispatcher_error(&peer, id, now)
+                self.pusher_handler().dispatcher_error(&peer, id, now)
             }
             (Outstanding::Append { .. }, _) => {}
             (Outstanding::Transfer { inbound, .. }, _) => {
@@ -1104,7 +1032,7 @@ impl<S: Storage> Node<S> {
             self.run_maintainer(now);
             self.run_take_wait(now);
             self.run_preferred_leader(now);
-            self.run_dispatchers(now);
+            self.pusher_handler().run(now);
             self.quorum_handler().run(now);
             self.follower().run(now);
             self.quorum_handler().expire_orphans(now);
@@ -1147,394 +1075,6 @@ impl<S: Storage> Node<S> {
             Role::Leader => self.maintain_as_leader(now),
             Role::Follower => self.maintain_as_follower(now),
             Role::Candidate => self.maintain_as_candidate(now),
-        }
-    }
-
-    // ----- leader replication (EntryDispatcher, spec §2.9) ---------------------
-
-    fn dispatcher_pos(&self, peer: &str) -> Option<usize> {
-        self.dispatchers.iter().position(|d| d.peer == peer)
-    }
-
-    /// `changeState(index, target)`.
-    fn change_state(&mut self, di: usize, index: i64, target: PushType) {
-        match target {
-            PushType::Append => {
-                let (term, peer) = {
-                    let d = &mut self.dispatchers[di];
-                    d.compare_index = -1;
-                    d.write_index = index + 1;
-                    (d.term, d.peer.clone())
-                };
-                self.watermarks.update(term, &peer, index);
-            }
-            PushType::Compare => {
-                let d = &mut self.dispatchers[di];
-                if d.kind == PushType::Append {
-                    d.compare_index = -1;
-                    d.pending.clear();
-                }
-            }
-            PushType::Truncate => self.dispatchers[di].compare_index = -1,
-            PushType::Commit => {}
-        }
-        self.dispatchers[di].kind = target;
-    }
-
-    /// `checkAndFreshState`.
-    fn check_and_fresh_state(&mut self, di: usize) -> bool {
-        if self.member.role != Role::Leader {
-            return false;
-        }
-        let d = &self.dispatchers[di];
-        if d.term != self.member.term || d.leader_id.as_deref() != self.member.leader_id.as_deref()
-        {
-            let term = self.member.term;
-            let me = self.cfg.self_id.clone();
-            let d = &mut self.dispatchers[di];
-            d.term = term;
-            d.leader_id = Some(me);
-            self.change_state(di, -1, PushType::Compare);
-        }
-        true
-    }
-
-    fn run_dispatchers(&mut self, now: i64) {
-        for di in 0..self.dispatchers.len() {
-            self.dispatcher_work(di, now);
-        }
-    }
-
-    fn dispatcher_work(&mut self, di: usize, now: i64) {
-        if let Some((id, deadline)) = self.dispatchers[di].waiting {
-            if now >= deadline {
-                // `get(3, SECONDS)` threw: pause and retry.
-                self.out.take(id);
-                let d = &mut self.dispatchers[di];
-                d.waiting = None;
-                d.paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
-            }
-            return;
-        }
-        if now < self.dispatchers[di].paused_until {
-            return;
-        }
-        // The pause is over: it is no longer a deadline for poll_timeout.
-        self.dispatchers[di].paused_until = i64::MIN;
-        if !self.check_and_fresh_state(di) {
-            return;
-        }
-        if self.dispatchers[di].kind == PushType::Append {
-            self.do_append(di, now);
-        } else {
-            self.do_compare(di, now);
-        }
-    }
-
-    fn build_push(&self, di: usize, entry: Option<Entry>, kind: PushType) -> PushEntryRequest {
-        let d = &self.dispatchers[di];
-        let mut header = request_header(&self.cfg, &d.peer, d.term);
-        header.leader_id = d.leader_id.clone();
-        let carried = entry.as_ref().map_or(-1, |e| e.index);
-        PushEntryRequest {
-            header,
-            kind,
-            commit_index: self.peer_commit_index(di, carried),
-            entry,
-            batch_entry: Vec::new(),
-        }
-    }
-
-    /// The commit index to tell a peer. Not Java (it sends its committed
-    /// index as is): never more than what the peer is known to hold like us
-    /// — its watermark in this term, or the last entry this push carries
-    /// (APPEND appends it, TRUNCATE cuts the follower's log right after it).
-    /// A follower only clamps to its own log end, so a larger value could
-    /// mark a stale tail of an earlier term committed before COMPARE and
-    /// TRUNCATE replace it.
-    fn peer_commit_index(&self, di: usize, carried: i64) -> i64 {
-        let d = &self.dispatchers[di];
-        let wm = self.watermarks.peek(d.term, &d.peer);
-        self.store.committed_index().min(wm.max(carried))
-    }
-
-    /// One step of `doCompare`: send the COMPARE for the current compare index.
-    fn do_compare(&mut self, di: usize, now: i64) {
-        let kind = self.dispatchers[di].kind;
-        if kind != PushType::Compare && kind != PushType::Truncate {
-            return;
-        }
-        let (lb, le) = (self.store.begin_index(), self.store.end_index());
-        let d = &mut self.dispatchers[di];
-        if d.compare_index == -1 && le == -1 {
-            return;
-        }
-        if d.compare_index == -1 || d.compare_index > le || d.compare_index < lb {
-            d.compare_index = le;
-        }
-        let ci = d.compare_index;
-        let entry = match self.store.get(ci) {
-            Ok(e) => e,
-            Err(_) => {
-                self.dispatchers[di].paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
-                return;
-            }
-        };
-        let req = self.build_push(di, Some(entry), PushType::Compare);
-        let peer = self.dispatchers[di].peer.clone();
-        let id = self.out.send(
-            &peer,
-            Request::Push(req),
-            Outstanding::Compare { peer: peer.clone() },
-        );
-        self.dispatchers[di].waiting = Some((id, now + SYNC_PUSH_WAIT_MS));
-    }
-
-    fn dispatcher_error(&mut self, peer: &str, id: OutboundId, now: i64) {
-        if let Some(di) = self.dispatcher_pos(peer) {
-            let d = &mut self.dispatchers[di];
-            if d.waiting.map(|w| w.0) == Some(id) {
-                d.waiting = None;
-                d.paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
-            }
-        }
-    }
-
-    /// The COMPARE decision table (spec §2.9).
-    fn on_compare_reply(&mut self, id: OutboundId, peer: &str, resp: &PushEntryResponse, now: i64) {
-        let Some(di) = self.dispatcher_pos(peer) else {
-            return;
-        };
-        if self.dispatchers[di].waiting.map(|w| w.0) != Some(id) {
-            return;
-        }
-        self.dispatchers[di].waiting = None;
-        let code = resp.header.code;
-        if code != ResponseCode::Success.code() && code != ResponseCode::InconsistentState.code() {
-            self.dispatchers[di].paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
-            return;
-        }
-        let (lb, le) = (self.store.begin_index(), self.store.end_index());
-        let ci = self.dispatchers[di].compare_index;
-        let mut truncate_index = -1;
-        if code == ResponseCode::Success.code() {
-            if ci == resp.end_index {
-                self.change_state(di, ci, PushType::Append);
-                self.dispatcher_work(di, now);
-                return;
-            }
-            truncate_index = ci;
-        } else if resp.end_index < lb || resp.begin_index > le || ci < resp.begin_index {
-            truncate_index = lb;
-        } else if ci > resp.end_index {
-            self.dispatchers[di].compare_index = resp.end_index;
-        } else {
-            self.dispatchers[di].compare_index -= 1;
-        }
-        if self.dispatchers[di].compare_index < lb {
-            truncate_index = lb;
-        }
-        if truncate_index != -1 && self.cfg.strict_commit {
-            // Not Java: never cut below what this follower acknowledged in
-            // this term. Java truncates at compareIndex even when the entries
-            // above it were appended (and counted) meanwhile by pipelined
-            // APPENDs that overtook the COMPARE, which can lose an
-            // acknowledged entry (found by the simulator, see sim docs).
-            let (term, p) = (self.dispatchers[di].term, self.dispatchers[di].peer.clone());
-            let keep = self.watermarks.get(term, &p).min(resp.end_index).min(le);
-            truncate_index = truncate_index.max(keep);
-        }
-        if truncate_index != -1 {
-            self.change_state(di, truncate_index, PushType::Truncate);
-            self.do_truncate(di, truncate_index, now);
-        } else {
-            // Next loop iteration of doCompare.
-            if self.check_and_fresh_state(di) {
-                self.do_compare(di, now);
-            }
-        }
-    }
-
-    fn do_truncate(&mut self, di: usize, truncate_index: i64, now: i64) {
-        let entry = match self.store.get(truncate_index) {
-            Ok(e) => e,
-            Err(_) => {
-                self.dispatchers[di].paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
-                return;
-            }
-        };
-        self.dispatchers[di].truncate_index = truncate_index;
-        let req = self.build_push(di, Some(entry), PushType::Truncate);
-        let peer = self.dispatchers[di].peer.clone();
-        let id = self.out.send(
-            &peer,
-            Request::Push(req),
-            Outstanding::Truncate { peer: peer.clone() },
-        );
-        self.dispatchers[di].waiting = Some((id, now + SYNC_PUSH_WAIT_MS));
-    }
-
-    fn on_truncate_reply(
-        &mut self,
-        id: OutboundId,
-        peer: &str,
-        resp: &PushEntryResponse,
-        now: i64,
-    ) {
-        let Some(di) = self.dispatcher_pos(peer) else {
-            return;
-        };
-        if self.dispatchers[di].waiting.map(|w| w.0) != Some(id) {
-            return;
-        }
-        self.dispatchers[di].waiting = None;
-        if resp.header.code != ResponseCode::Success.code() {
-            self.dispatchers[di].paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
-            return;
-        }
-        self.dispatchers[di].last_push_commit = Some(now);
-        let ti = self.dispatchers[di].truncate_index;
-        self.change_state(di, ti, PushType::Append);
-        self.dispatcher_work(di, now);
-    }
-
-    fn do_append(&mut self, di: usize, now: i64) {
-        // Bounded by MAX_PENDING_PUSHES sends per call.
-        for _ in 0..=MAX_PENDING_PUSHES {
-            if !self.check_and_fresh_state(di) || self.dispatchers[di].kind != PushType::Append {
-                return;
-            }
-            if self.dispatchers[di].write_index > self.store.end_index() {
-                self.do_commit(di, now);
-                self.do_check_append_response(di, now);
-                return;
-            }
-            let (term, peer) = (self.dispatchers[di].term, self.dispatchers[di].peer.clone());
-            let max_pending = if self.cfg.enable_batch_push {
-                MAX_PENDING_BATCHES
-            } else {
-                MAX_PENDING_PUSHES
-            };
-            let d = &self.dispatchers[di];
-            if d.pending.len() >= max_pending || now - d.last_check_leak > PERIOD_MS {
-                let wm = self.watermarks.get(term, &peer);
-                let d = &mut self.dispatchers[di];
-                // Java: a single push is dropped below the watermark, a batch
-                // once its last entry is at or below it.
-                d.pending
-                    .retain(|i, (_, n)| if *n > 1 { *i + *n - 1 > wm } else { *i >= wm });
-                d.last_check_leak = now;
-            }
-            if self.dispatchers[di].pending.len() >= max_pending {
-                self.do_check_append_response(di, now);
-                return;
-            }
-            let wi = self.dispatchers[di].write_index;
-            let last = if self.cfg.enable_batch_push {
-                self.store.end_index()
-            } else {
-                wi
-            };
-            let sent = self.do_append_inner(di, wi, last, now);
-            self.dispatchers[di].write_index += sent.max(1);
-        }
-    }
-
-    /// Pushes entries `first..=last` (as many as fit in `maxBatchPushSize`,
-    /// at least one): one entry in Java's single shape, more in the batch
-    /// shape (`enableBatchPush`). Returns how many were sent.
-    fn do_append_inner(&mut self, di: usize, first: i64, last: i64, now: i64) -> i64 {
-        let mut entries = Vec::new();
-        let mut size = 0usize;
-        let mut index = first;
-        while index <= last.max(first) {
-            let entry = match self.store.get(index) {
-                Ok(e) => e,
-                Err(_) if !entries.is_empty() => break,
-                Err(StorageError::BelowBegin { .. }) => {
-                    self.change_state(di, -1, PushType::Compare);
-                    return 0;
-                }
-                Err(_) => {
-                    self.dispatchers[di].paused_until = now + DISPATCHER_ERROR_PAUSE_MS;
-                    return 0;
-                }
-            };
-            size += entry.body.len() + 48;
-            entries.push(entry);
-            index += 1;
-            if size >= self.cfg.max_batch_push_size || entries.len() >= MAX_BATCH_ENTRIES {
-                break;
-            }
-        }
-        let count = entries.len() as i64;
-        let req = if count == 1 {
-            self.build_push(di, entries.pop(), PushType::Append)
-        } else {
-            let last = entries.last().map_or(-1, |e| e.index);
-            let mut req = self.build_push(di, None, PushType::Append);
-            req.batch_entry = entries;
-            req.commit_index = self.peer_commit_index(di, last);
-            req
-        };
-        let peer = self.dispatchers[di].peer.clone();
-        self.out.send(
-            &peer,
-            Request::Push(req),
-            Outstanding::Append {
-                peer: peer.clone(),
-                first,
-                count,
-            },
-        );
-        let d = &mut self.dispatchers[di];
-        d.pending.insert(first, (now, count));
-        d.last_push_commit = Some(now);
-        count
-    }
-
-    fn do_commit(&mut self, di: usize, now: i64) {
-        if self.dispatchers[di]
-            .last_push_commit
-            .is_none_or(|t| now - t > PERIOD_MS)
-        {
-            let req = self.build_push(di, None, PushType::Commit);
-            let peer = self.dispatchers[di].peer.clone();
-            self.out
-                .send(&peer, Request::Push(req), Outstanding::Commit);
-            self.dispatchers[di].last_push_commit = Some(now);
-        }
-    }
-
-    fn do_check_append_response(&mut self, di: usize, now: i64) {
-        let (term, peer) = (self.dispatchers[di].term, self.dispatchers[di].peer.clone());
-        let wm = self.watermarks.get(term, &peer);
-        if let Some((sent, count)) = self.dispatchers[di].pending.get(&(wm + 1)).copied() {
-            if now - sent > self.cfg.max_push_time_out_ms as i64 {
-                // The same range again (Java's doCheckBatchAppendResponse).
-                self.do_append_inner(di, wm + 1, wm + count, now);
-            }
-        }
-    }
-
-    fn on_append_reply(&mut self, peer: &str, first: i64, count: i64, resp: &PushEntryResponse) {
-        let Some(di) = self.dispatcher_pos(peer) else {
-            return;
-        };
-        match ResponseCode::from_code(resp.header.code) {
-            Some(ResponseCode::Success) => {
-                let index = resp.index.unwrap_or(-1);
-                self.dispatchers[di].pending.remove(&index);
-                // A batch acknowledges up to its last entry (Java: index + count - 1).
-                let acked = if count > 1 && index == first {
-                    first + count - 1
-                } else {
-                    index
-                };
-                self.watermarks.update(resp.header.term, peer, acked);
-            }
-            Some(ResponseCode::InconsistentState) => self.change_state(di, -1, PushType::Compare),
-            _ => {}
         }
     }
 
