@@ -18,7 +18,9 @@ use remoting::{Connection, RemotingCommand, Router};
 
 pub mod bench;
 pub mod dledger_files;
+pub mod invariant;
 pub mod proxy;
+pub use invariant::{check_acks, AckCheck};
 pub use proxy::{FaultProxy, Mode as ProxyMode, ProxyMesh};
 
 /// The Java client versions every run covers.
@@ -200,6 +202,22 @@ impl Proc {
         }
     }
 
+    /// Waits (at most `timeout`) for the process to exit by itself, e.g.
+    /// after a signal sent to several processes at once; `None` if it is
+    /// still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -275,6 +293,31 @@ impl BrokerProcess {
         match self.proc.take() {
             Some(mut p) => p.stop_cleanly(grace),
             None => Ok(()),
+        }
+    }
+
+    /// After a SIGTERM sent to it (and maybe others at once): waits up to
+    /// `grace` for it to exit; an error unless it exited with status 0 (one
+    /// still running then is SIGKILLed and reaped).
+    pub fn wait_exited_cleanly(&mut self, grace: Duration) -> Result<(), String> {
+        let Some(mut p) = self.proc.take() else {
+            return Ok(());
+        };
+        match p.wait_exit(grace) {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => Err(format!("{} exited with {status}", p.name)),
+            None => {
+                p.stop(Duration::from_secs(1));
+                Err(format!("{} did not exit within {grace:?}", p.name))
+            }
+        }
+    }
+
+    /// After a SIGKILL sent to it (and maybe others at once): reaps it.
+    pub fn reap(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.wait_exit(Duration::from_secs(10));
+            p.stop(Duration::from_secs(1));
         }
     }
 
@@ -1113,7 +1156,9 @@ pub fn acked(driver: &Proc) -> usize {
 /// (queue, offset) → [offsetMsgId, uniqId, key] of a Java driver's `ACK` or
 /// `MSG` lines (`tag queue offset offsetMsgId uniqId key`; other and partial
 /// lines are skipped), and how many lines repeated a (queue, offset) seen
-/// before (the last one is kept).
+/// before (the last one is kept). Fault tests check acknowledgements with
+/// [`invariant::check_acks`], which fails on two `ACK`s at one (queue, offset)
+/// instead of keeping the last.
 pub fn message_lines(
     out: &str,
     tag: &str,

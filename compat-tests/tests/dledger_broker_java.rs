@@ -16,8 +16,10 @@
 //!    sends; then restarts it: it comes back as slave (id = selfId number +
 //!    1) and catches up;
 //! 4. pulls every acknowledged message back (at its queue offset, with its
-//!    ids) through the current master, then hands leadership to a member of
-//!    the other kind and pulls them all back through it too.
+//!    ids; no two acknowledgements at one (queue, offset): the shared
+//!    invariant, `compat_tests::invariant`) through the current master, then
+//!    hands leadership to a member of the other kind and pulls them all back
+//!    through it too.
 //!
 //! The push consumer must have every acknowledged message (redeliveries
 //! only counted), and the three DLedger data logs must hold byte-identical
@@ -53,8 +55,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use compat_tests::dledger_files::{checkpoint, data_log, same_committed_prefix};
+use compat_tests::invariant::acked_keys;
 use compat_tests::{
-    acked, cluster_info, dledger_term, free_broker_port, free_port, java_client, message_lines,
+    acked, check_acks, cluster_info, dledger_term, free_broker_port, free_port, java_client,
     serial, text, wait_delivered, BrokerProcess, JavaBroker, JavaClient, OurNamesrv, Proc,
     TEST_BROKER_KEYS,
 };
@@ -305,21 +308,6 @@ impl Group {
     }
 }
 
-/// The acknowledged messages missing (or different) in a dump: (queue,
-/// offset, description).
-fn lost(
-    acks: &BTreeMap<(i32, i64), Vec<String>>,
-    stored: &BTreeMap<(i32, i64), Vec<String>>,
-) -> Vec<(i32, i64, String)> {
-    acks.iter()
-        .filter(|(k, a)| stored.get(k) != Some(a))
-        .map(|((q, o), a)| {
-            let s = stored.get(&(*q, *o));
-            (*q, *o, format!("queue {q} offset {o} {a:?} -> {s:?}"))
-        })
-        .collect()
-}
-
 /// Slot `offset` of consume queue `queue` of the topic in `store`:
 /// (commit-log offset, size) (20-byte records, files in offset order).
 fn cq_slot(store: &Path, queue: i32, offset: i64) -> Option<(i64, i32)> {
@@ -553,11 +541,10 @@ fn mixed_group(java: [bool; 3]) {
     wait_acks(&g, &mut producer, 100, "sends acknowledged with n{jl} back");
     producer.stop(Duration::from_secs(10));
     let sent = producer.log_text();
-    let acks = message_lines(&sent, "ACK").0;
     let errors = sent.lines().filter(|l| l.starts_with("ERR ")).count();
 
     // The push consumer gets every acknowledged message.
-    let acked_keys: Vec<String> = acks.values().map(|a| a[2].clone()).collect();
+    let acked_keys = acked_keys(&sent);
     let delivered = wait_delivered(&mut consumer, &acked_keys, Duration::from_secs(120), || {
         g.logs()
     });
@@ -566,7 +553,7 @@ fn mixed_group(java: [bool; 3]) {
     eprintln!(
         "{} acknowledged ({errors} failed sends); push consumer got them all, \
          {redelivered} redeliveries",
-        acks.len()
+        acked_keys.len()
     );
 
     // 4. Every acknowledged message pulled back through the current master,
@@ -583,8 +570,10 @@ fn mixed_group(java: [bool; 3]) {
             g.transfer(master);
         }
         let out = text(&g.dump(&format!("dledger_mixed_check_{step}")));
-        let stored = message_lines(&out, "MSG").0;
-        let missing = lost(&acks, &stored);
+        // The shared invariant: every acknowledged message at its offset
+        // with its ids, no two acknowledgements at one (queue, offset).
+        let check = check_acks(&sent, &out);
+        let missing = &check.unreadable;
         // A missing message through a Java master: what its consume-queue
         // slot holds (the formerly known issue, module documentation).
         let mut slots = Vec::new();
@@ -600,26 +589,20 @@ fn mixed_group(java: [bool; 3]) {
             }
         }
         assert!(
-            out.contains("DUMPED ") && missing.is_empty(),
-            "through master n{master} ({}): {} of {} acknowledged lost or changed:\n{}\n\
+            check.ok(),
+            "through master n{master} ({}): {}\n{}\
              consume-queue slots pointing at other entries:\n{}\n{out}\n{}",
             kind(master),
-            missing.len(),
-            acks.len(),
-            missing
-                .iter()
-                .take(20)
-                .map(|m| m.2.clone())
-                .collect::<Vec<_>>()
-                .join("\n"),
+            check.summary(),
+            check.failure(),
             slots.join("\n"),
             g.logs()
         );
         eprintln!(
-            "through master n{master} ({}): all {} acknowledged messages served ({} stored)",
+            "through master n{master} ({}): all {} acknowledged messages served; {}",
             kind(master),
-            acks.len(),
-            stored.len()
+            check.acked,
+            check.summary()
         );
     }
 
@@ -646,9 +629,9 @@ fn mixed_group(java: [bool; 3]) {
     }
     let committed = cps.iter().flatten().map(|c| c.1).min().unwrap_or(-1);
     assert!(
-        committed + 1 >= acks.len() as i64,
+        committed + 1 >= acked_keys.len() as i64,
         "checkpoints {cps:?} do not cover {} acknowledged entries\n{}",
-        acks.len(),
+        acked_keys.len(),
         g.logs()
     );
     let dirs: Vec<PathBuf> = g.nodes.iter().map(Node::dledger_dir).collect();

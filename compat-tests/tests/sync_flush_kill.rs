@@ -4,7 +4,8 @@
 //! offset and ids). The broker is killed with SIGKILL three times, each time
 //! after a pseudo-random number of further acknowledgements, and restarted
 //! on the same store and port. At the end every acknowledged message is
-//! pulled back at its queue offset with its offset msgId and unique id.
+//! pulled back at its queue offset with its offset msgId and unique id, and
+//! no two acknowledgements share a (queue, offset) ([`check_acks`]).
 //!
 //! A process kill leaves the page cache intact, so this proves recovery
 //! (torn tail, consume queues rebuilt past the checkpoint) keeps every
@@ -16,7 +17,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use compat_tests::{
-    acked, bin_dir, java_client, message_lines, serial, text, wait_until, OurNamesrv, Proc,
+    acked, bin_dir, check_acks, java_client, serial, text, wait_until, OurNamesrv, Proc,
     StandaloneBroker,
 };
 
@@ -117,8 +118,8 @@ fn sync_flush_broker_keeps_every_acknowledged_message_across_sigkill() {
     );
     producer.stop(Duration::from_secs(10));
     let sent = producer.log_text();
-    let acks = message_lines(&sent, "ACK").0;
-    assert!(acks.len() >= target, "{} acks parsed:\n{sent}", acks.len());
+    let acks = acked(&producer);
+    assert!(acks >= target, "{acks} acks:\n{sent}");
 
     let out = text(&java.run(
         &home,
@@ -127,30 +128,13 @@ fn sync_flush_broker_keeps_every_acknowledged_message_across_sigkill() {
         Duration::from_secs(150),
     ));
     assert!(out.contains("DUMPED "), "dump:\n{out}\n{}", broker.logs());
-    let stored = message_lines(&out, "MSG").0;
     let errors = sent.lines().filter(|l| l.starts_with("ERR ")).count();
-    eprintln!(
-        "{} acknowledged, {errors} failed sends while the broker was down, {} stored",
-        acks.len(),
-        stored.len()
-    );
-    let mut lost = Vec::new();
-    for ((q, o), a) in &acks {
-        match stored.get(&(*q, *o)) {
-            // MSG: offsetMsgId, uniqId, keys
-            Some(s) if s[0] == a[0] && s[1] == a[1] && s[2] == a[2] => {}
-            other => lost.push(format!("queue {q} offset {o} {a:?} -> {other:?}")),
-        }
-    }
-    assert!(
-        lost.is_empty(),
-        "{} of {} acknowledged messages lost or changed after {KILLS} SIGKILLs:\n{}\n{}\n{}",
-        lost.len(),
-        acks.len(),
-        lost.iter().take(20).cloned().collect::<Vec<_>>().join("\n"),
-        restart_logs.join("\n"),
-        broker.logs()
-    );
+    eprintln!("{acks} acknowledged, {errors} failed sends while the broker was down");
+    // Every acknowledged message at its queue offset with its offset msgId,
+    // unique id and key; no two acknowledgements at one offset.
+    check_acks(&sent, &out).assert_ok(&format!("after {KILLS} SIGKILLs"), || {
+        format!("{}\n{}", restart_logs.join("\n"), broker.logs())
+    });
     if let Err(e) = broker.proc.stop_cleanly(Duration::from_secs(20)) {
         panic!("{e}\n{}", broker.logs());
     }

@@ -5,6 +5,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.apache.rocketmq.client.consumer.DefaultMQPullConsumer;
 import org.apache.rocketmq.client.consumer.PullResult;
 import org.apache.rocketmq.client.consumer.PullStatus;
@@ -26,14 +28,16 @@ import org.apache.rocketmq.common.message.MessageQueue;
  *     count sync sends (keys "key-i uk-i", tag Tag(i%3), properties seq=i color=c(i%5),
  *     body body-i), then one batch of batchSize (keys batch-j, tag TagB, seq=count+j);
  *     with timerDelayMs the single sends are timer messages due that long after sending.
- * StoreDriver produce-until &lt;ns&gt; &lt;topic&gt; &lt;seconds&gt;
- *     sync sends of keys k-i for that long, whatever fails (send timeout 3 s, no retries).
+ * StoreDriver produce-until &lt;ns&gt; &lt;topic&gt; &lt;seconds&gt; [threads]
+ *     sync sends of keys k-i for that long, whatever fails (send timeout 3 s, no retries),
+ *     from {@code threads} threads (default 1) sharing one producer (keys unique across threads).
  * StoreDriver dump &lt;ns&gt; &lt;topic&gt; &lt;group&gt; &lt;timeoutSeconds&gt;
  *     pulls every queue from its min offset to NO_NEW_MSG.
  * </pre>
  *
  * Acknowledged (SEND_OK) messages print
- * {@code ACK <queueId> <queueOffset> <offsetMsgId> <uniqId> <firstKey>}; dumped ones
+ * {@code ACK <queueId> <queueOffset> <offsetMsgId> <uniqId> <firstKey> <ackTimeMs>} (the wall-clock
+ * time the acknowledgement arrived, last so that parsers of the first fields are unaffected); dumped ones
  * {@code MSG <queueId> <queueOffset> <offsetMsgId> <uniqId> <keys|joined> <tags> <seq> <color> <body>}
  * (bodies carry a 3000-byte padding; the body printed is the part before it).
  * Ends with {@code DONE acked=N} / {@code DUMPED n}; exit 0, or 1 on failure.
@@ -53,7 +57,8 @@ public final class StoreDriver {
                         args.length > 5 ? Long.parseLong(args[5]) : 0);
                     break;
                 case "produce-until":
-                    rc = produceUntil(args[1], args[2], Integer.parseInt(args[3]));
+                    rc = produceUntil(args[1], args[2], Integer.parseInt(args[3]),
+                        args.length > 4 ? Integer.parseInt(args[4]) : 1);
                     break;
                 case "dump":
                     rc = dump(args[1], args[2], args[3], Integer.parseInt(args[4]));
@@ -98,7 +103,7 @@ public final class StoreDriver {
         String[] uniqIds = r.getMsgId().split(",");
         System.out.println("ACK " + r.getMessageQueue().getQueueId() + " " + (r.getQueueOffset() + index) + " "
             + offsetIds[Math.min(index, offsetIds.length - 1)] + " " + uniqIds[Math.min(index, uniqIds.length - 1)]
-            + " " + key);
+            + " " + key + " " + System.currentTimeMillis());
     }
 
     /**
@@ -161,33 +166,50 @@ public final class StoreDriver {
         }
     }
 
-    private static int produceUntil(String ns, String topic, int seconds) throws Exception {
+    private static int produceUntil(String ns, String topic, int seconds, int threads) throws Exception {
         DefaultMQProducer p = producer(ns);
         long deadline = System.currentTimeMillis() + seconds * 1000L;
-        int acked = 0;
-        int failed = 0;
-        try {
-            for (long i = 0; System.currentTimeMillis() < deadline; i++) {
-                Message m = message(topic, "TagK", "k-" + i, i, "k", "kill-body-" + i);
-                try {
-                    SendResult r = p.send(m);
-                    if (r.getSendStatus() == SendStatus.SEND_OK) {
-                        ack(r, 0, "k-" + i);
-                        acked++;
-                    } else {
-                        System.out.println("NOTOK k-" + i + " " + r.getSendStatus());
+        AtomicLong next = new AtomicLong();
+        AtomicInteger acked = new AtomicInteger();
+        AtomicInteger failed = new AtomicInteger();
+        Runnable sender = () -> {
+            try {
+                while (System.currentTimeMillis() < deadline) {
+                    long i = next.getAndIncrement();
+                    Message m = message(topic, "TagK", "k-" + i, i, "k", "kill-body-" + i);
+                    try {
+                        SendResult r = p.send(m);
+                        if (r.getSendStatus() == SendStatus.SEND_OK) {
+                            ack(r, 0, "k-" + i);
+                            acked.incrementAndGet();
+                        } else {
+                            System.out.println("NOTOK k-" + i + " " + r.getSendStatus());
+                        }
+                    } catch (Exception e) {
+                        failed.incrementAndGet();
+                        System.out.println("ERR k-" + i + " " + e.getClass().getSimpleName());
+                        Thread.sleep(100);
                     }
-                } catch (Exception e) {
-                    failed++;
-                    System.out.println("ERR k-" + i + " " + e.getClass().getSimpleName());
-                    Thread.sleep(100);
+                    System.out.flush();
                 }
-                System.out.flush();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        };
+        List<Thread> running = new ArrayList<>();
+        try {
+            for (int t = 0; t < Math.max(1, threads); t++) {
+                Thread th = new Thread(sender, "produce-until-" + t);
+                th.start();
+                running.add(th);
+            }
+            for (Thread th : running) {
+                th.join();
             }
         } finally {
             p.shutdown();
         }
-        System.out.println("DONE acked=" + acked + " failed=" + failed);
+        System.out.println("DONE acked=" + acked.get() + " failed=" + failed.get());
         return 0;
     }
 
