@@ -3,10 +3,9 @@
 //!
 //! - [`DLedgerLog`] is the store's [`ReplicatedLog`]: a put queues its
 //!   entries on the DLedger leader's local append (in the store's writer
-//!   lock, so log order = queue-offset order, without waiting unless the
-//!   driver's input queue is full) and then, outside the lock, awaits
-//!   their quorum commit (or failure) on the sender's task, so concurrent
-//!   sends share quorum rounds; reads go to DLedger's committed reader
+//!   lock, so log order = queue-offset order, never waiting) and the
+//!   sender's task then awaits their quorum commit (or failure), so
+//!   concurrent sends share quorum rounds; reads go to DLedger's committed reader
 //!   (entry bodies by data-log position, never past the committed end).
 //! - [`dispatch_loop`] feeds every committed entry, in index order, to
 //!   [`MessageStore::dispatch_replicated`]: message offset = the entry's
@@ -149,7 +148,6 @@ pub struct DispatchState {
 /// The store's view of the DLedger log.
 pub struct DLedgerLog {
     server: Arc<DLedgerServer>,
-    runtime: tokio::runtime::Handle,
     reader: CommittedReader,
     state: Arc<DispatchState>,
 }
@@ -159,7 +157,6 @@ impl DLedgerLog {
         DLedgerLog {
             reader: server.committed_reader(),
             server,
-            runtime: tokio::runtime::Handle::current(),
             state: Arc::new(DispatchState {
                 dispatched_index: AtomicI64::new(-1),
             }),
@@ -168,19 +165,6 @@ impl DLedgerLog {
 
     pub fn state(&self) -> Arc<DispatchState> {
         self.state.clone()
-    }
-
-    /// Runs `fut` to completion from the synchronous store call.
-    fn block_on<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, StoreError> {
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                Ok(tokio::task::block_in_place(|| h.block_on(fut)))
-            }
-            Ok(_) => Err(StoreError::Io(std::io::Error::other(
-                "DLedger append needs the multi-threaded runtime",
-            ))),
-            Err(_) => Ok(self.runtime.block_on(fut)),
-        }
     }
 }
 
@@ -237,33 +221,14 @@ impl ReplicatedLog for DLedgerLog {
         records: Vec<Bytes>,
         term: i64,
     ) -> Result<PendingAppend, ReplicatedAppendError> {
-        // Fenced to the term the store became writer in: a leader that lost
+        // Queued in call order (the store's writer lock) without waiting;
+        // fenced to the term the store became writer in: a leader that lost
         // and regained leadership since must rebuild its queues first.
-        let queued = match self.server.try_queue_append(records, Some(term)) {
-            Ok(Ok(queued)) => queued,
-            // The driver's input queue is full: wait for room (still in
-            // the writer lock, so the order stays the queue-offset order).
-            Ok(Err(records)) => {
-                let server = self.server.clone();
-                self.block_on(async move { server.queue_append(records, Some(term)).await })
-                    .map_err(|error| ReplicatedAppendError {
-                        written: false,
-                        error,
-                    })?
-                    .map_err(|e| replication_error(false, &e.to_string()))?
-            }
-            Err(e) => return Err(replication_error(false, &e.to_string())),
-        };
+        let queued = self
+            .server
+            .queue_append(records, Some(term))
+            .map_err(|e| replication_error(false, &e.to_string()))?;
         Ok(Box::pin(append_outcome(queued)))
-    }
-
-    fn wait(&self, pending: PendingAppend) -> AppendOutcome {
-        self.block_on(pending).unwrap_or_else(|error| {
-            Err(ReplicatedAppendError {
-                written: true,
-                error,
-            })
-        })
     }
 
     fn read(&self, offset: i64, len: usize) -> Option<Bytes> {
@@ -580,15 +545,8 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             assert_eq!(s.max_offset("T", 0), if round == 0 { 0 } else { 81 });
-            let s2 = s.clone();
-            let term = parts.server.role().term;
-            let r = tokio::task::spawn_blocking(move || {
-                s2.become_writer(term);
-                s2.put(&msg(&format!("m{round}")))
-            })
-            .await
-            .unwrap()
-            .unwrap();
+            s.become_writer(parts.server.role().term);
+            let r = s.put(&msg(&format!("m{round}"))).await.unwrap();
             let want = if round == 0 { 1 } else { 82 };
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while s.max_offset("T", 0) < want {
@@ -620,31 +578,12 @@ mod tests {
                 // Concurrent sends from async tasks on the 2-worker runtime
                 // (each put queues its entry under the writer lock and waits for its quorum outside it).
                 let bs = Arc::new(crate::store::BrokerStore::new(s.clone()));
-                // Odd tasks queue under the lock and await the quorum on
-                // the task (the send route's way), even ones block.
                 let tasks: Vec<_> = (0..8)
                     .map(|t| {
                         let bs = bs.clone();
                         tokio::spawn(async move {
                             for i in 0..10 {
-                                let m = msg(&format!("c{t}-{i}"));
-                                if t % 2 == 1 {
-                                    let q = bs
-                                        .with_nonblocking(Err(StoreError::ShutDown), |s| {
-                                            s.put_queued(&m)
-                                        })
-                                        .unwrap();
-                                    match q {
-                                        store::replicated::QueuedPut::Pending(p) => {
-                                            p.wait().await.unwrap();
-                                        }
-                                        store::replicated::QueuedPut::Done(_) => {
-                                            panic!("a DLedger put is never done at once")
-                                        }
-                                    }
-                                } else {
-                                    bs.with(Err(StoreError::ShutDown), |s| s.put(&m)).unwrap();
-                                }
+                                bs.put(&msg(&format!("c{t}-{i}"))).await.unwrap();
                             }
                         })
                     })
@@ -691,14 +630,12 @@ mod tests {
                 }
                 assert_eq!(entries, 81, "entries in the data file");
             } else {
-                // A batch: one physical offset per entry (computed from the
-                // last one's), each the start of the record read back.
+                // A batch: one physical offset per entry (as DLedger
+                // answers them), each the start of the record read back.
                 let batch: Vec<_> = ["b0", "b1-longer", "b2"].iter().map(|b| msg(b)).collect();
-                let q = s.put_messages_queued(&batch).unwrap();
-                let store::replicated::QueuedPut::Pending(p) = q else {
-                    panic!("a DLedger put is never done at once")
-                };
-                let r = p.wait().await.unwrap();
+                let mut p = s.put_messages(&batch);
+                assert!(p.now().is_none(), "a DLedger put is never done at once");
+                let r = p.await.unwrap();
                 assert_eq!(r.queue_offset, 82);
                 assert_eq!(r.commit_log_offsets.len(), 3);
                 let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -155,8 +155,7 @@ impl NamesrvClient {
     pub async fn register_all(&self, topics: &TopicConfigManager) -> usize {
         let _one_at_a_time = self.registering.lock().await;
         let identity = self.identity_now();
-        if identity.broker_id == MASTER_ID
-            && self.master_claim.get().is_some_and(|holds| !holds())
+        if identity.broker_id == MASTER_ID && self.master_claim.get().is_some_and(|holds| !holds())
         {
             info!("registration as master skipped: leadership not confirmed by a quorum lately");
             return 0;

@@ -307,7 +307,7 @@ impl ScheduleService {
                     if due > now {
                         Duration::from_millis((due - now) as u64)
                     } else {
-                        match self.deliver(&record) {
+                        match self.deliver(&record).await {
                             Ok(()) => {
                                 self.set_offset(level, off + 1);
                                 continue;
@@ -327,7 +327,7 @@ impl ScheduleService {
         }
     }
 
-    fn deliver(&self, record: &[u8]) -> Result<(), String> {
+    async fn deliver(&self, record: &[u8]) -> Result<(), String> {
         let msg = match unpark(record, &[]) {
             Ok(m) => m,
             Err(e) => {
@@ -336,10 +336,7 @@ impl ScheduleService {
                 return Ok(());
             }
         };
-        let r = self
-            .store
-            .with(Err(store::StoreError::ShutDown), |s| s.put(&msg))
-            .map_err(|e| e.to_string())?;
+        let r = self.store.put(&msg).await.map_err(|e| e.to_string())?;
         debug!(topic = %msg.topic, queue = msg.queue_id, offset = r.queue_offset, "delayed message delivered");
         Ok(())
     }

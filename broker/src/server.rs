@@ -408,10 +408,10 @@ fn build_router(s: Services) -> Router {
     });
 
     let mut router = Router::new();
-    // DLedger: a put is queued on the log at once (in read order) and its
-    // quorum awaited off the connection's read loop, so the sends of one
-    // connection share quorum rounds.
-    let pipelined_sends = s.store.with(false, |st| st.is_replicated());
+    // A put is stored or queued on the log at once (in read order); what it
+    // still waits for (a DLedger quorum, a sync flush) is awaited off the
+    // connection's read loop, so the sends of one connection share quorum
+    // rounds and flushes.
     for code in [
         rq::SEND_MESSAGE,
         rq::SEND_MESSAGE_V2,
@@ -426,7 +426,7 @@ fn build_router(s: Services) -> Router {
                     remoting::code::response_code::SYSTEM_BUSY,
                     "[REJECTREQUEST]system busy, start flow control for a while",
                 ))
-            } else if pipelined_sends {
+            } else {
                 match p.start(&conn, &req) {
                     Ok(crate::processor::send::Started::Pending(pending)) => {
                         let p = p.clone();
@@ -437,8 +437,6 @@ fn build_router(s: Services) -> Router {
                     Ok(crate::processor::send::Started::Done(response)) => Ok(response),
                     Err(e) => Err(CommandError::from(e)),
                 }
-            } else {
-                p.handle(&conn, &req).map_err(CommandError::from)
             };
             futures::future::Either::Left(std::future::ready(r))
         });
@@ -463,12 +461,18 @@ fn build_router(s: Services) -> Router {
         let p = send.clone();
         router = router.route(
             rq::CONSUMER_SEND_MSG_BACK,
-            sync_handler(move |c, r| p.send_back(c, r)),
+            move |conn: Connection, req: RemotingCommand| {
+                let p = p.clone();
+                async move { p.send_back(&conn, &req).await.map_err(CommandError::from) }
+            },
         );
     }
     router = router.route(
         rq::END_TRANSACTION,
-        sync_handler(move |c, r| end_transaction.handle(c, r)),
+        move |conn: Connection, req: RemotingCommand| {
+            let p = end_transaction.clone();
+            async move { p.handle(&conn, &req).await.map_err(CommandError::from) }
+        },
     );
     for code in [rq::PULL_MESSAGE, rq::LITE_PULL_MESSAGE] {
         let p = pull.clone();

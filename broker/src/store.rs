@@ -7,7 +7,7 @@
 
 use std::sync::RwLock;
 
-use store::{FlushDiskType, MessageStore, StoreConfig};
+use store::{FlushDiskType, MessageStore, MessageToStore, PendingPut, StoreConfig, StoreError};
 use tracing::warn;
 
 use crate::config::BrokerConfig;
@@ -49,12 +49,6 @@ pub fn store_config(config: &BrokerConfig) -> StoreConfig {
         delete_file_batch_max: config.delete_file_batch_max.max(1) as usize,
         ..StoreConfig::default()
     }
-}
-
-/// Inside a multi-threaded tokio runtime (where `block_in_place` is allowed).
-fn on_multi_thread_worker() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// Opens the store the config describes.
@@ -101,30 +95,22 @@ impl BrokerStore {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
         {
-            // A DLedger put blocks while it queues its entries (under the
-            // store's writer lock) and while it waits for its quorum: on a
-            // runtime worker, hand the worker's core over first so the
-            // DLedger tasks the put waits for always have a thread.
-            Some(s) if s.is_replicated() && on_multi_thread_worker() => {
-                tokio::task::block_in_place(|| f(s))
-            }
             Some(s) => f(s),
             None => default,
         }
     }
 
-    /// [`with`](Self::with) without handing the worker's core over, for
-    /// calls that do not wait (queueing a put with `put_queued`).
-    pub fn with_nonblocking<T>(&self, default: T, f: impl FnOnce(&MessageStore) -> T) -> T {
-        match self
-            .inner
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            Some(s) => f(s),
-            None => default,
-        }
+    /// [`MessageStore::put`]: stored or queued now, in call order; the
+    /// outcome is awaited on the caller's task. Fails once shut down.
+    pub fn put(&self, msg: &MessageToStore) -> PendingPut {
+        self.with(PendingPut::failed(StoreError::ShutDown), |s| s.put(msg))
+    }
+
+    /// [`MessageStore::put_messages`], as [`put`](Self::put).
+    pub fn put_messages(&self, msgs: &[MessageToStore]) -> PendingPut {
+        self.with(PendingPut::failed(StoreError::ShutDown), |s| {
+            s.put_messages(msgs)
+        })
     }
 
     /// Shuts the store down and drops the handle. Idempotent.

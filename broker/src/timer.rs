@@ -170,7 +170,7 @@ impl TimerService {
                     _ = shutdown.cancelled() => break,
                     _ = tick.tick() => {
                         s.scan();
-                        s.deliver_due();
+                        s.deliver_due().await;
                         s.persist();
                     }
                 }
@@ -216,7 +216,7 @@ impl TimerService {
         }
     }
 
-    fn deliver_due(&self) {
+    async fn deliver_due(&self) {
         let now = remoting::body::now_millis();
         loop {
             let next = {
@@ -253,10 +253,7 @@ impl TimerService {
                     continue;
                 }
             };
-            match self
-                .store
-                .with(Err(store::StoreError::ShutDown), |s| s.put(&msg))
-            {
+            match self.store.put(&msg).await {
                 Ok(_) => {
                     debug!(topic = %msg.topic, offset = off, "timer message delivered");
                     self.done(due, off);

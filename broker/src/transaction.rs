@@ -175,15 +175,14 @@ impl TransactionService {
 
     /// Records the outcome of the half message at `half_offset`: the op
     /// record, and for a commit `real` (already built by the caller) first.
-    pub fn resolve(
+    pub async fn resolve(
         &self,
         half_offset: i64,
         transaction_id: &str,
         real: Option<&MessageToStore>,
     ) -> Result<(), store::StoreError> {
         if let Some(m) = real {
-            self.store
-                .with(Err(store::StoreError::ShutDown), |s| s.put(m))?;
+            self.store.put(m).await?;
         }
         let op = MessageToStore {
             topic: topic::TRANS_OP_HALF_TOPIC.to_owned(),
@@ -198,8 +197,7 @@ impl TransactionService {
             reconsume_times: 0,
             prepared_transaction_offset: 0,
         };
-        self.store
-            .with(Err(store::StoreError::ShutDown), |s| s.put(&op))?;
+        self.store.put(&op).await?;
         let mut st = self.lock();
         st.done.insert(half_offset);
         if st.resolved_ids.len() > 100_000 {
@@ -217,13 +215,18 @@ impl TransactionService {
                 let interval = read_config(&s.config).transaction_check_interval.max(100) as u64;
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(interval)) => s.check(),
+                    _ = tokio::time::sleep(Duration::from_millis(interval)) => {
+                        let s = s.clone();
+                        let _ = tokio::task::spawn_blocking(move || s.check()).await;
+                    }
                 }
             }
         });
     }
 
-    /// One check round (Java `TransactionalMessageServiceImpl.check`).
+    /// One check round (Java `TransactionalMessageServiceImpl.check`). It
+    /// holds the service's state lock across its puts, so it runs on a
+    /// blocking thread and waits for each put there.
     pub fn check(&self) {
         let (timeout, check_max, broker_name) = {
             let c = read_config(&self.config);
@@ -293,10 +296,7 @@ impl TransactionService {
                 let mut m = base_copy(&view, &record, props.clone());
                 m.topic = topic::TRANS_CHECK_MAX_TIME_TOPIC.to_owned();
                 m.queue_id = 0;
-                if let Err(e) = self
-                    .store
-                    .with(Err(store::StoreError::ShutDown), |s| s.put(&m))
-                {
+                if let Err(e) = futures::executor::block_on(self.store.put(&m)) {
                     warn!(error = %e, "cannot store abandoned half message");
                     break;
                 }
@@ -310,10 +310,7 @@ impl TransactionService {
                 (times + 1).to_string(),
             );
             let copy = base_copy(&view, &record, copy_props);
-            let put = match self
-                .store
-                .with(Err(store::StoreError::ShutDown), |s| s.put(&copy))
-            {
+            let put = match futures::executor::block_on(self.store.put(&copy)) {
                 Ok(r) => r,
                 Err(e) => {
                     warn!(error = %e, "cannot re-append half message");

@@ -84,7 +84,8 @@ fn run(dir: &Path, flush: FlushDiskType, total_msgs: u64, threads: u64) -> Resul
                 let m = message((t % 8) as i32);
                 let mut bytes = 0u64;
                 for _ in 0..per_thread {
-                    let r = store.put(&m).map_err(|e| e.to_string())?;
+                    let r =
+                        futures::executor::block_on(store.put(&m)).map_err(|e| e.to_string())?;
                     bytes += r.wrote_bytes as u64;
                 }
                 Ok(bytes)

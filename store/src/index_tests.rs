@@ -262,10 +262,14 @@ mod store_level {
         let s = MessageStore::open(cfg(dir.path())).expect("open");
         // 8 slots: many keys collide on slots; results are verified.
         for i in 0..10 {
-            s.put(&msg("T", &format!("U{i}"), &format!("k{} all", i % 3)))
-                .expect("put");
+            futures::executor::block_on(s.put(&msg(
+                "T",
+                &format!("U{i}"),
+                &format!("k{} all", i % 3),
+            )))
+            .expect("put");
         }
-        s.put(&msg("Other", "X1", "k0 all")).expect("put");
+        futures::executor::block_on(s.put(&msg("Other", "X1", "k0 all"))).expect("put");
         assert_eq!(uniqs(&s, "T", "k0"), ["U0", "U3", "U6", "U9"]);
         assert_eq!(uniqs(&s, "T", "all").len(), 10);
         assert_eq!(uniqs(&s, "T", "U4"), ["U4"]);
@@ -291,7 +295,7 @@ mod store_level {
         let s = MessageStore::open(cfg(dir.path())).expect("reopen");
         let all = s.query_by_key("T", "all", 64, 0, i64::MAX).messages.len();
         assert_eq!(all, 10);
-        s.put(&msg("T", "U10", "k1")).expect("put");
+        futures::executor::block_on(s.put(&msg("T", "U10", "k1"))).expect("put");
         assert_eq!(uniqs(&s, "T", "k1"), ["U1", "U10", "U4", "U7"]);
         drop(s); // crash: no shutdown
 

@@ -31,6 +31,6 @@ pub use msgid::{create_offset_message_id, decode_offset_message_id};
 pub use record::{tags_hash_code, StoredMessage};
 pub use replicated::{AppendOutcome, PendingAppend, ReplicatedAppendError, ReplicatedLog};
 pub use store::{
-    ArrivalListener, BatchToStore, GetResult, GetStatus, MessageStore, MessageToStore, PutResult,
-    PutStatus, RetentionReport, SCHEDULE_TOPIC,
+    ArrivalListener, BatchToStore, GetResult, GetStatus, MessageStore, MessageToStore, PendingPut,
+    PutResult, PutStatus, RetentionReport, SCHEDULE_TOPIC,
 };

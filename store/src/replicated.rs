@@ -7,12 +7,10 @@
 //! - a put encodes the records exactly as the local commit log does, assigns
 //!   queue offsets and hands the records to [`ReplicatedLog::append`] under
 //!   the store's writer lock (so log order = queue-offset order), then
-//!   releases the lock and waits for the outcome (quorum commit or
-//!   failure): a blocking put with [`ReplicatedLog::wait`], a queued put
-//!   ([`MessageStore::put_queued`](crate::MessageStore::put_queued)) by
-//!   awaiting its [`PendingPut`] on the caller's task. Concurrent puts
-//!   share replication rounds. The put does **not** build consume-queue
-//!   entries;
+//!   releases the lock; the [`PendingPut`](crate::PendingPut) it returns
+//!   resolves once the log's outcome (quorum commit or failure) is known,
+//!   so concurrent puts share replication rounds and no thread waits. The
+//!   put does **not** build consume-queue entries;
 //! - the owner of the log feeds every committed record, in log order, to
 //!   [`MessageStore::dispatch_replicated`](crate::MessageStore::dispatch_replicated),
 //!   which builds the consume queue and index entries; the store's max
@@ -33,8 +31,6 @@ use std::pin::Pin;
 use bytes::Bytes;
 
 use crate::StoreError;
-
-pub use crate::store::{PendingPut, QueuedPut};
 
 /// The outcome of an append: the physical offset of each record, in order.
 pub type AppendOutcome = Result<Vec<i64>, ReplicatedAppendError>;
@@ -57,9 +53,6 @@ pub trait ReplicatedLog: Send + Sync {
         records: Vec<Bytes>,
         epoch: i64,
     ) -> Result<PendingAppend, ReplicatedAppendError>;
-    /// Blocks the calling thread until `pending` is known; `Ok` once every
-    /// record is committed.
-    fn wait(&self, pending: PendingAppend) -> AppendOutcome;
     /// `len` committed bytes at physical offset `offset` (a record start).
     fn read(&self, offset: i64, len: usize) -> Option<Bytes>;
     /// First readable physical offset (0 when empty).

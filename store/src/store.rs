@@ -22,14 +22,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures::channel::oneshot;
 use smallvec::SmallVec;
 
 use crate::checkpoint::{Checkpoint, CheckpointData};
@@ -209,10 +213,8 @@ impl Drop for Guard {
 /// wakes them all. Nothing is flushed under the writer lock.
 struct GroupCommit {
     state: Mutex<GroupState>,
-    /// The flusher waits here for requests.
+    /// The flusher waits here for requests (and for the next deadline).
     wake: Condvar,
-    /// Putters wait here for `flushed` to pass their end.
-    done: Condvar,
 }
 
 #[derive(Default)]
@@ -220,6 +222,38 @@ struct GroupState {
     requested: i64,
     flushed: i64,
     stop: bool,
+    /// Puts waiting for `flushed` to pass their end.
+    waiters: Vec<FlushWaiter>,
+}
+
+/// A put waiting for its bytes to be flushed.
+struct FlushWaiter {
+    end: i64,
+    deadline: Instant,
+    done: oneshot::Sender<bool>,
+}
+
+impl GroupState {
+    /// Answers the waiters whose end is flushed (true) or whose deadline
+    /// has passed (false).
+    fn settle(&mut self, now: Instant) {
+        let flushed = self.flushed;
+        if self
+            .waiters
+            .iter()
+            .all(|w| w.end > flushed && now < w.deadline)
+        {
+            return;
+        }
+        let (settled, waiting): (Vec<FlushWaiter>, Vec<FlushWaiter>) =
+            std::mem::take(&mut self.waiters)
+                .into_iter()
+                .partition(|w| w.end <= flushed || now >= w.deadline);
+        self.waiters = waiting;
+        for w in settled {
+            let _ = w.done.send(w.end <= flushed);
+        }
+    }
 }
 
 impl GroupCommit {
@@ -227,48 +261,57 @@ impl GroupCommit {
         GroupCommit {
             state: Mutex::new(GroupState::default()),
             wake: Condvar::new(),
-            done: Condvar::new(),
         }
     }
 
     fn stop(&self) {
         lock(&self.state).stop = true;
         self.wake.notify_all();
-        self.done.notify_all();
     }
 
-    /// Blocks until everything below `end` is flushed; false on timeout or
-    /// when the flusher stopped first.
-    fn wait_flushed(&self, end: i64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+    /// Asks for everything below `end` to be flushed: the receiver gets
+    /// true once it is, false after `timeout` or when the flusher stopped
+    /// first. Nothing blocks: the flusher thread answers.
+    fn request_flush(&self, end: i64, timeout: Duration) -> oneshot::Receiver<bool> {
+        let (done, rx) = oneshot::channel();
         let mut st = lock(&self.state);
-        if st.requested < end {
-            st.requested = end;
-            self.wake.notify_one();
+        if st.flushed >= end || st.stop {
+            let _ = done.send(st.flushed >= end);
+            return rx;
         }
-        while st.flushed < end {
-            let now = Instant::now();
-            if st.stop || now >= deadline {
-                return false;
-            }
-            st = self
-                .done
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
-        }
-        true
+        st.requested = st.requested.max(end);
+        st.waiters.push(FlushWaiter {
+            end,
+            deadline: Instant::now() + timeout,
+            done,
+        });
+        drop(st);
+        self.wake.notify_one();
+        rx
     }
 
     fn run(&self, inner: &Weak<Inner>) {
         loop {
             let stopping = {
                 let mut st = lock(&self.state);
-                while !st.stop && st.requested <= st.flushed {
-                    st = self
-                        .wake
-                        .wait(st)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                loop {
+                    let now = Instant::now();
+                    st.settle(now);
+                    if st.stop || st.requested > st.flushed {
+                        break;
+                    }
+                    st = match st.waiters.iter().map(|w| w.deadline).min() {
+                        Some(d) => {
+                            self.wake
+                                .wait_timeout(st, d.saturating_duration_since(now))
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .0
+                        }
+                        None => self
+                            .wake
+                            .wait(st)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    };
                 }
                 st.stop
             };
@@ -291,9 +334,12 @@ impl GroupCommit {
                     }
                 }
             }
-            drop(st);
-            self.done.notify_all();
+            st.settle(Instant::now());
             if stopping {
+                // Whatever is still waiting will not be flushed by us.
+                for w in st.waiters.drain(..) {
+                    let _ = w.done.send(false);
+                }
                 return;
             }
         }
@@ -415,56 +461,100 @@ struct Item {
     store_host: SocketAddr,
 }
 
-/// A put that is stored ([`QueuedPut::Done`], a local commit log) or queued
-/// on a replicated log with its outcome to await ([`QueuedPut::Pending`]).
-pub enum QueuedPut {
-    Done(PutResult),
-    Pending(PendingPut),
+/// A put in progress, resolving to its result. Everything that orders it
+/// happened when the put was made: its records are in the local commit log
+/// (with their queue offsets), or queued on the replicated log under the
+/// writer lock. What is left to await is the flush of a `SyncFlush` store
+/// or the replicated log's outcome; otherwise it is ready at once
+/// ([`PendingPut::ready`]). Runtime-agnostic: the group-commit thread or
+/// the replicated log wakes it.
+#[must_use = "a put's outcome is only known by awaiting it"]
+pub struct PendingPut(PutState);
+
+enum PutState {
+    Ready(Option<Result<PutResult, StoreError>>),
+    /// Stored; acknowledged once flushed up to `end` (else FLUSH_DISK_TIMEOUT).
+    Flushing {
+        result: Option<PutResult>,
+        end: i64,
+        flushed: oneshot::Receiver<bool>,
+    },
+    /// Queued on the replicated log; the outcome turns into the result.
+    Replicated {
+        pending: PendingAppend,
+        finish: Option<FinishPut>,
+    },
 }
 
-impl QueuedPut {
-    /// The put's result, blocking the calling thread while a replicated
-    /// append is pending ([`ReplicatedLog::wait`]).
-    pub fn wait_blocking(self) -> Result<PutResult, StoreError> {
-        match self {
-            QueuedPut::Done(r) => Ok(r),
-            QueuedPut::Pending(p) => p.wait_blocking(),
+impl PendingPut {
+    /// A put that failed before anything was stored.
+    pub fn failed(error: StoreError) -> PendingPut {
+        PendingPut(PutState::Ready(Some(Err(error))))
+    }
+
+    fn ready(result: Result<PutResult, StoreError>) -> PendingPut {
+        PendingPut(PutState::Ready(Some(result)))
+    }
+
+    /// The result without waiting, when nothing is left to await (a local
+    /// store without `SyncFlush`, or a failure); `None` otherwise, and the
+    /// put stays awaitable.
+    pub fn now(&mut self) -> Option<Result<PutResult, StoreError>> {
+        match &mut self.0 {
+            PutState::Ready(r) => r.take(),
+            _ => None,
         }
     }
 }
 
-/// Records queued on the replicated log (under the writer lock, in
-/// queue-offset order) whose replication outcome is not known yet.
-pub struct PendingPut {
-    pending: PendingAppend,
-    finish: FinishPut,
+impl Future for PendingPut {
+    type Output = Result<PutResult, StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            // Polled again after it completed: nothing more to give.
+            PutState::Ready(r) => Poll::Ready(r.take().unwrap_or(Err(StoreError::ShutDown))),
+            PutState::Flushing {
+                result,
+                end,
+                flushed,
+            } => {
+                let ok = match Pin::new(flushed).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(r) => r.unwrap_or(false),
+                };
+                let Some(mut r) = result.take() else {
+                    return Poll::Ready(Err(StoreError::ShutDown));
+                };
+                if !ok {
+                    tracing::warn!(end = *end, "sync flush timed out");
+                    r.status = PutStatus::FlushDiskTimeout;
+                }
+                Poll::Ready(Ok(r))
+            }
+            PutState::Replicated { pending, finish } => {
+                let outcome = match pending.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(o) => o,
+                };
+                Poll::Ready(match finish.take() {
+                    Some(f) => f.complete(outcome),
+                    None => Err(StoreError::ShutDown),
+                })
+            }
+        }
+    }
 }
 
 /// What turns a replicated append's outcome into the put's result.
 struct FinishPut {
     inner: Arc<Inner>,
-    log: Arc<dyn ReplicatedLog>,
     key: (String, i32),
     q0: i64,
     end: i64,
     store_ts: i64,
     store_hosts: SmallVec<[SocketAddr; 1]>,
     wrote_bytes: usize,
-}
-
-impl PendingPut {
-    /// Awaits the outcome (quorum commit or failure) without blocking a
-    /// thread.
-    pub async fn wait(self) -> Result<PutResult, StoreError> {
-        let outcome = self.pending.await;
-        self.finish.complete(outcome)
-    }
-
-    /// Blocks the calling thread until the outcome is known.
-    pub fn wait_blocking(self) -> Result<PutResult, StoreError> {
-        let outcome = self.finish.log.wait(self.pending);
-        self.finish.complete(outcome)
-    }
 }
 
 impl FinishPut {
@@ -643,29 +733,30 @@ impl MessageStore {
         Ok(MessageStore { inner, guard })
     }
 
-    /// Append one message; returns after it is in the commit log and its
-    /// consume queue (and on disk with `SyncFlush`).
-    pub fn put(&self, msg: &MessageToStore) -> Result<PutResult, StoreError> {
+    /// Append one message: stored (local commit log, its consume queue
+    /// entry built) or queued on the replicated log before this returns;
+    /// the result is known once the returned put is awaited (ready at once
+    /// without `SyncFlush` or replication, see [`PendingPut`]).
+    pub fn put(&self, msg: &MessageToStore) -> PendingPut {
         self.put_messages(std::slice::from_ref(msg))
-    }
-
-    /// [`put`](Self::put) that does not wait for a replicated log: the
-    /// records are queued (in queue-offset order) and the outcome is a
-    /// [`PendingPut`] to await; a local store answers at once.
-    pub fn put_queued(&self, msg: &MessageToStore) -> Result<QueuedPut, StoreError> {
-        self.put_messages_queued(std::slice::from_ref(msg))
     }
 
     /// Append messages of one topic and queue as consecutive records (one
     /// segment, consecutive queue offsets), like a batch that is already
-    /// split.
-    pub fn put_messages(&self, msgs: &[MessageToStore]) -> Result<PutResult, StoreError> {
-        self.put_messages_queued(msgs)?.wait_blocking()
+    /// split; see [`put`](Self::put).
+    pub fn put_messages(&self, msgs: &[MessageToStore]) -> PendingPut {
+        match (self.encode_messages(msgs), msgs.first()) {
+            (Ok((buf, items)), Some(first)) => {
+                self.append(&first.topic, first.queue_id, buf, items)
+            }
+            (Err(e), _) => PendingPut::failed(e),
+            (Ok(_), None) => PendingPut::failed(StoreError::MixedBatch),
+        }
     }
 
-    /// [`put_messages`](Self::put_messages) that does not wait for a
-    /// replicated log (see [`put_queued`](Self::put_queued)).
-    pub fn put_messages_queued(&self, msgs: &[MessageToStore]) -> Result<QueuedPut, StoreError> {
+    /// The records of `msgs` (one topic and queue), encoded one after
+    /// another; an empty slice is a bad batch.
+    fn encode_messages(&self, msgs: &[MessageToStore]) -> Result<(Vec<u8>, Vec<Item>), StoreError> {
         let Some(first) = msgs.first() else {
             return Err(StoreError::BadBatch(record::RecordError::Truncated {
                 need: 1,
@@ -717,12 +808,20 @@ impl MessageStore {
                 store_host: msg.store_host,
             });
         }
-        self.append_queued(&first.topic, first.queue_id, buf, items)
+        Ok((buf, items))
     }
 
     /// Append the messages of a batch as consecutive records (one segment,
-    /// consecutive queue offsets).
-    pub fn put_batch(&self, batch: &BatchToStore) -> Result<PutResult, StoreError> {
+    /// consecutive queue offsets); see [`put`](Self::put).
+    pub fn put_batch(&self, batch: &BatchToStore) -> PendingPut {
+        match self.encode_batch(batch) {
+            Ok((buf, items)) => self.append(&batch.topic, batch.queue_id, buf, items),
+            Err(e) => PendingPut::failed(e),
+        }
+    }
+
+    /// The records of a batch's inner messages, encoded one after another.
+    fn encode_batch(&self, batch: &BatchToStore) -> Result<(Vec<u8>, Vec<Item>), StoreError> {
         validate_topic(&batch.topic)?;
         let max = self.inner.config.max_message_size;
         if batch.body.len() > max {
@@ -781,49 +880,51 @@ impl MessageStore {
                 store_host: batch.store_host,
             });
         }
-        self.append(&batch.topic, batch.queue_id, buf, items)
+        Ok((buf, items))
     }
 
-    fn append(
-        &self,
-        topic: &str,
-        queue_id: i32,
-        buf: Vec<u8>,
-        items: Vec<Item>,
-    ) -> Result<PutResult, StoreError> {
-        self.append_queued(topic, queue_id, buf, items)?
-            .wait_blocking()
-    }
-
-    fn append_queued(
-        &self,
-        topic: &str,
-        queue_id: i32,
-        buf: Vec<u8>,
-        items: Vec<Item>,
-    ) -> Result<QueuedPut, StoreError> {
+    /// The one append path: the records stored in the local commit log, or
+    /// queued on the replicated log, in queue-offset order, now; what is
+    /// left to await (a sync flush, a replication outcome) in the result.
+    fn append(&self, topic: &str, queue_id: i32, buf: Vec<u8>, items: Vec<Item>) -> PendingPut {
         if queue_id < 0 {
-            return Err(StoreError::InvalidQueueId(queue_id));
+            return PendingPut::failed(StoreError::InvalidQueueId(queue_id));
         }
         if let Some(log) = self.inner.replicated.clone() {
-            let r = self.queue_replicated(log, topic, queue_id, buf, items);
-            if r.is_err() {
-                self.inner.note_write(&r);
-            }
-            return r.map(QueuedPut::Pending);
+            return match self.queue_replicated(log, topic, queue_id, buf, items) {
+                Ok(p) => p,
+                Err(e) => {
+                    let r = Err(e);
+                    self.inner.note_write(&r);
+                    PendingPut(PutState::Ready(Some(r)))
+                }
+            };
         }
         let r = self.append_local(topic, queue_id, buf, items);
         self.inner.note_write(&r);
-        r.map(QueuedPut::Done)
+        match r {
+            Ok((result, None)) => PendingPut::ready(Ok(result)),
+            Ok((result, Some(end))) => {
+                let timeout = Duration::from_millis(self.inner.config.sync_flush_timeout_ms.max(1));
+                PendingPut(PutState::Flushing {
+                    result: Some(result),
+                    end,
+                    flushed: self.inner.group.request_flush(end, timeout),
+                })
+            }
+            Err(e) => PendingPut::failed(e),
+        }
     }
 
+    /// Local commit log: the result, and with `SyncFlush` the end its
+    /// acknowledgement waits to be flushed.
     fn append_local(
         &self,
         topic: &str,
         queue_id: i32,
         mut buf: Vec<u8>,
         items: Vec<Item>,
-    ) -> Result<PutResult, StoreError> {
+    ) -> Result<(PutResult, Option<i64>), StoreError> {
         let inner = &*self.inner;
         let mut last_ts = lock(&inner.writer);
         if inner.shut_down.load(Ordering::Acquire) {
@@ -859,21 +960,15 @@ impl MessageStore {
         let new_max = cq.max_offset();
         drop(last_ts);
 
-        let mut status = PutStatus::PutOk;
-        if inner.config.flush_disk_type == FlushDiskType::SyncFlush {
-            let end = phys0 + buf.len() as i64;
-            let timeout = Duration::from_millis(inner.config.sync_flush_timeout_ms.max(1));
-            if !inner.group.wait_flushed(end, timeout) {
-                tracing::warn!(end, "sync flush timed out");
-                status = PutStatus::FlushDiskTimeout;
-            }
-        }
         let listener = read_lock(&inner.listener).clone();
         if let Some(l) = listener {
             l(topic, queue_id, new_max);
         }
-        Ok(PutResult {
-            status,
+        // SyncFlush: acknowledged once flushed up to here (see `append`).
+        let flush_end = (inner.config.flush_disk_type == FlushDiskType::SyncFlush)
+            .then_some(phys0 + buf.len() as i64);
+        let result = PutResult {
+            status: PutStatus::PutOk,
             commit_log_offset: phys0,
             queue_offset: q0,
             commit_log_offsets: items.iter().map(|it| phys0 + it.pos as i64).collect(),
@@ -881,7 +976,8 @@ impl MessageStore {
             count: items.len(),
             wrote_bytes: buf.len(),
             store_hosts: items.iter().map(|it| it.store_host).collect(),
-        })
+        };
+        Ok((result, flush_end))
     }
 
     /// Replicated mode put, first half: queue offsets from the queue table,
@@ -929,19 +1025,18 @@ impl MessageStore {
         lock(&inner.queue_table).insert(key.clone(), end);
         *last_ts = store_ts;
         drop(last_ts);
-        Ok(PendingPut {
+        Ok(PendingPut(PutState::Replicated {
             pending,
-            finish: FinishPut {
+            finish: Some(FinishPut {
                 inner: Arc::clone(&self.inner),
-                log,
                 key,
                 q0,
                 end,
                 store_ts,
                 store_hosts: items.iter().map(|it| it.store_host).collect(),
                 wrote_bytes: buf.len(),
-            },
-        })
+            }),
+        }))
     }
 
     /// Replicated mode: builds the consume-queue and index entries of the

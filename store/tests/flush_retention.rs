@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{msg, SEG};
+use common::{msg, PutNow, SEG};
 use store::{FlushDiskType, GetStatus, MessageStore, PutStatus, StoreConfig};
 
 fn count_files(dir: &Path) -> usize {
@@ -43,7 +43,7 @@ fn sync_flush_group_commit_acknowledges_only_flushed_bytes() {
             std::thread::spawn(move || {
                 for _ in 0..PER_THREAD {
                     let r = store
-                        .put(&msg("GC", t as i32 % 4, &body, None))
+                        .put_now(&msg("GC", t as i32 % 4, &body, None))
                         .expect("put");
                     assert_eq!(r.status, PutStatus::PutOk);
                     let end = r.commit_log_offset + r.wrote_bytes as i64;
@@ -73,7 +73,7 @@ fn sync_flush_group_commit_acknowledges_only_flushed_bytes() {
     assert_eq!(total, THREADS * PER_THREAD);
     store.shutdown();
     // A put after shutdown is refused, not left waiting for a flusher.
-    assert!(store.put(&msg("GC", 0, b"x", None)).is_err());
+    assert!(store.put_now(&msg("GC", 0, b"x", None)).is_err());
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn async_flush_does_not_wait_for_disk() {
     };
     let store = MessageStore::open(cfg).expect("open");
     for _ in 0..20 {
-        let r = store.put(&msg("A", 0, b"abc", None)).expect("put");
+        let r = store.put_now(&msg("A", 0, b"abc", None)).expect("put");
         assert_eq!(r.status, PutStatus::PutOk);
     }
     assert_eq!(store.commit_log_flush_count(), 0);
@@ -113,7 +113,7 @@ fn fill(store: &MessageStore) -> usize {
     let mut n = 0;
     while store.commit_log_max_offset() < 5 * SEG as i64 + 100 {
         store
-            .put(&msg("R", n as i32 % 2, &body, Some("T")))
+            .put_now(&msg("R", n as i32 % 2, &body, Some("T")))
             .expect("put");
         n += 1;
     }
@@ -182,7 +182,7 @@ fn retention_deletes_expired_segments_and_trims_queues_and_index() {
     assert!(left > 0 && left < total);
 
     // Writes go on; the pass is idempotent; a restart keeps the new minimum.
-    store.put(&msg("R", 0, b"after", None)).expect("put");
+    store.put_now(&msg("R", 0, b"after", None)).expect("put");
     let r = store.clean_expired_files_at(later, 0.1).expect("clean");
     assert_eq!(r.commit_log_files, 0);
     let mins: Vec<i64> = (0..2).map(|q| store.min_offset("R", q)).collect();
@@ -280,6 +280,6 @@ fn periodic_cleaner_deletes_expired_segments() {
     }
     assert!(store.min_offset("R", 0) > 0);
     store
-        .put(&msg("R", 0, b"still writable", None))
+        .put_now(&msg("R", 0, b"still writable", None))
         .expect("put");
 }

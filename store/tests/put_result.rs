@@ -12,8 +12,8 @@ use store::{create_offset_message_id, decode_offset_message_id, properties, tags
 fn single_put_offset_and_message_id() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = open(dir.path());
-    s.put(&msg("T", 0, b"first", None)).expect("put");
-    let r = s.put(&msg("T", 0, b"second", None)).expect("put");
+    s.put_now(&msg("T", 0, b"first", None)).expect("put");
+    let r = s.put_now(&msg("T", 0, b"second", None)).expect("put");
     assert!(r.commit_log_offset > 0);
     assert_eq!(r.commit_log_offsets.len(), 1);
     assert_eq!(r.commit_log_offsets.first(), Some(&r.commit_log_offset));
@@ -37,7 +37,7 @@ fn message_ids_follow_each_record_store_host() {
     let other: SocketAddr = "[2001:db8::7]:10912".parse().expect("addr");
     let mut msgs: Vec<_> = (0..3).map(|i| msg("T", 1, &[b'a' + i], None)).collect();
     msgs[1].store_host = other;
-    let r = s.put_messages(&msgs).expect("put");
+    let r = s.put_messages_now(&msgs).expect("put");
     assert_eq!(r.count, 3);
     assert_eq!(r.commit_log_offsets.len(), 3);
     let ids = r.msg_ids();
@@ -72,7 +72,7 @@ fn one_scan_feeds_tags_code_and_key_index_last_wins() {
     m.properties = "TAGS\u{1}a\u{2}KEYS\u{1}old\u{2}UNIQ_KEY\u{1}U0\u{2}TAGS\u{1}b\u{2}\
                     KEYS\u{1}k1 ключ\u{2}UNIQ_KEY\u{1}U1\u{2}TAGS\u{1}\u{2}WAIT\u{1}true"
         .to_owned();
-    let r = s.put(&m).expect("put");
+    let r = s.put_now(&m).expect("put");
     let code = std::cell::Cell::new(0);
     let g = s.get_messages("T", 0, 0, 1, 1 << 20, &|c| {
         code.set(c);

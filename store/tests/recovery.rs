@@ -142,7 +142,7 @@ fn run(puts: Vec<Put>, damage: Damage, clean: bool) -> Result<(), TestCaseError>
     let mut recs = Vec::new();
     for p in &puts {
         let r = s
-            .put(&msg(TOPICS[p.topic], p.queue, &p.body, p.tags.as_deref()))
+            .put_now(&msg(TOPICS[p.topic], p.queue, &p.body, p.tags.as_deref()))
             .expect("put");
         let bytes = s.message_at(r.commit_log_offset).expect("record").to_vec();
         recs.push(Rec {
@@ -253,7 +253,7 @@ fn run(puts: Vec<Put>, damage: Damage, clean: bool) -> Result<(), TestCaseError>
     let mut survivors = survivors;
     for (i, p) in puts.iter().take(3).enumerate() {
         let r = s
-            .put(&msg(
+            .put_now(&msg(
                 TOPICS[p.topic],
                 p.queue,
                 &p.body[..p.body.len() / (i + 2)],

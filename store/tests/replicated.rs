@@ -13,8 +13,7 @@ use common::*;
 use store::record::{self, StoredMessage};
 
 use store::{
-    AppendOutcome, GetStatus, MessageStore, PendingAppend, ReplicatedAppendError, ReplicatedLog,
-    StoreError,
+    GetStatus, MessageStore, PendingAppend, ReplicatedAppendError, ReplicatedLog, StoreError,
 };
 
 const HEADER: i64 = 48;
@@ -68,17 +67,6 @@ impl ReplicatedLog for FakeLog {
         Ok(Box::pin(std::future::ready(outcome)))
     }
 
-    fn wait(&self, pending: PendingAppend) -> AppendOutcome {
-        // The fake's outcomes are ready at once.
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        let mut pending = pending;
-        match pending.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(o) => o,
-            std::task::Poll::Pending => panic!("fake outcome not ready"),
-        }
-    }
-
     fn read(&self, offset: i64, len: usize) -> Option<Bytes> {
         let entries = self.entries.lock().unwrap();
         let (pos, rec) = entries.iter().find(|(p, _)| p + HEADER == offset)?;
@@ -111,13 +99,13 @@ fn puts_reach_queues_only_through_dispatch_with_entry_offsets() {
     assert!(s.is_replicated());
     // Not the writer yet (queues not rebuilt): refused, nothing appended.
     assert!(matches!(
-        s.put(&msg("T", 1, b"early", None)),
+        s.put_now(&msg("T", 1, b"early", None)),
         Err(StoreError::NotWriter)
     ));
     assert!(log.entries.lock().unwrap().is_empty());
     s.become_writer(3);
-    let r1 = s.put(&msg("T", 1, b"one", Some("A"))).expect("put");
-    let r2 = s.put(&msg("T", 1, b"two", Some("B"))).expect("put");
+    let r1 = s.put_now(&msg("T", 1, b"one", Some("A"))).expect("put");
+    let r2 = s.put_now(&msg("T", 1, b"two", Some("B"))).expect("put");
     assert_eq!((r1.queue_offset, r2.queue_offset), (0, 1));
     assert_eq!(r1.commit_log_offset, HEADER);
     assert_eq!(
@@ -147,17 +135,17 @@ fn puts_reach_queues_only_through_dispatch_with_entry_offsets() {
     // A failure that wrote the entry uses its queue offset; one that did not
     // does not.
     *log.fail.lock().unwrap() = Some(true);
-    assert!(s.put(&msg("T", 1, b"maybe", None)).is_err());
+    assert!(s.put_now(&msg("T", 1, b"maybe", None)).is_err());
     *log.fail.lock().unwrap() = Some(false);
-    assert!(s.put(&msg("T", 1, b"never", None)).is_err());
-    let r = s.put(&msg("T", 1, b"three", None)).expect("put");
+    assert!(s.put_now(&msg("T", 1, b"never", None)).is_err());
+    let r = s.put_now(&msg("T", 1, b"three", None)).expect("put");
     assert_eq!(r.queue_offset, 3);
     dispatch_all(&s, &log, n);
     assert_eq!(s.max_offset("T", 1), 4);
 
     // A batch: one entry per message, consecutive queue offsets.
     let batch = vec![msg("T", 2, b"b0", None), msg("T", 2, b"b1", None)];
-    let r = s.put_messages(&batch).expect("batch");
+    let r = s.put_messages_now(&batch).expect("batch");
     assert_eq!(r.commit_log_offsets.len(), 2);
     assert_eq!(
         r.commit_log_offsets[1] - r.commit_log_offsets[0],
@@ -165,12 +153,15 @@ fn puts_reach_queues_only_through_dispatch_with_entry_offsets() {
     );
     // Every append was fenced to the writer's epoch.
     let epochs = log.epochs.lock().unwrap().clone();
-    assert!(!epochs.is_empty() && epochs.iter().all(|e| *e == 3), "{epochs:?}");
+    assert!(
+        !epochs.is_empty() && epochs.iter().all(|e| *e == 3),
+        "{epochs:?}"
+    );
     // After stop_writing, puts are refused again and nothing is appended.
     let appended = log.entries.lock().unwrap().len();
     s.stop_writing();
     assert!(matches!(
-        s.put(&msg("T", 1, b"late", None)),
+        s.put_now(&msg("T", 1, b"late", None)),
         Err(StoreError::NotWriter)
     ));
     assert_eq!(log.entries.lock().unwrap().len(), appended);
@@ -185,7 +176,7 @@ fn reopen_rebuilds_queues_from_the_log_and_skips_duplicates() {
         let s = MessageStore::open_replicated(config(dir.path()), log.clone()).expect("open");
         s.become_writer(1);
         for i in 0..5 {
-            s.put(&msg("T", 0, format!("m{i}").as_bytes(), None))
+            s.put_now(&msg("T", 0, format!("m{i}").as_bytes(), None))
                 .expect("put");
         }
         dispatch_all(&s, &log, 0);
@@ -196,7 +187,7 @@ fn reopen_rebuilds_queues_from_the_log_and_skips_duplicates() {
     assert_eq!(s.max_offset("T", 0), 0, "queues are rebuilt by dispatch");
     // Before the rebuild a put would reuse queue offset 0: it is refused.
     assert!(matches!(
-        s.put(&msg("T", 0, b"early", None)),
+        s.put_now(&msg("T", 0, b"early", None)),
         Err(StoreError::NotWriter)
     ));
     dispatch_all(&s, &log, 0);
@@ -207,13 +198,13 @@ fn reopen_rebuilds_queues_from_the_log_and_skips_duplicates() {
     assert_eq!(g.messages.len(), 5);
     // A new writer continues after the dispatched queue.
     s.become_writer(2);
-    let r = s.put(&msg("T", 0, b"next", None)).expect("put");
+    let r = s.put_now(&msg("T", 0, b"next", None)).expect("put");
     assert_eq!(r.queue_offset, 5);
 }
 
 /// A log whose outcomes are known only once `want` entries are in it.
 struct GateLog {
-    inner: FakeLog,
+    inner: Arc<FakeLog>,
     want: usize,
 }
 
@@ -223,21 +214,23 @@ impl ReplicatedLog for GateLog {
         records: Vec<Bytes>,
         epoch: i64,
     ) -> Result<PendingAppend, ReplicatedAppendError> {
-        self.inner.append(records, epoch)
-    }
-
-    fn wait(&self, pending: PendingAppend) -> AppendOutcome {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while self.inner.entries.lock().unwrap().len() < self.want {
-            if std::time::Instant::now() > deadline {
-                return Err(ReplicatedAppendError {
-                    written: true,
-                    error: StoreError::ShutDown,
-                });
+        let outcome = self.inner.append(records, epoch)?;
+        let (log, want) = (self.inner.clone(), self.want);
+        // Polled by the putting thread after the put returned (outside the
+        // store's writer lock); it waits there for the other put's entry.
+        Ok(Box::pin(async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while log.entries.lock().unwrap().len() < want {
+                if std::time::Instant::now() > deadline {
+                    return Err(ReplicatedAppendError {
+                        written: true,
+                        error: StoreError::ShutDown,
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        self.inner.wait(pending)
+            outcome.await
+        }))
     }
 
     fn read(&self, offset: i64, len: usize) -> Option<Bytes> {
@@ -256,13 +249,13 @@ impl ReplicatedLog for GateLog {
 fn puts_wait_for_outcomes_outside_the_writer_lock() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = Arc::new(GateLog {
-        inner: FakeLog::default(),
+        inner: Arc::new(FakeLog::default()),
         want: 2,
     });
     let s = MessageStore::open_replicated(config(dir.path()), log.clone()).expect("open");
     s.become_writer(1);
     let s1 = s.clone();
-    let first = std::thread::spawn(move || s1.put(&msg("T", 0, b"first", None)));
+    let first = std::thread::spawn(move || s1.put_now(&msg("T", 0, b"first", None)));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while log.inner.entries.lock().unwrap().is_empty() {
         assert!(
@@ -271,7 +264,9 @@ fn puts_wait_for_outcomes_outside_the_writer_lock() {
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let second = s.put(&msg("T", 0, b"second", None)).expect("second put");
+    let second = s
+        .put_now(&msg("T", 0, b"second", None))
+        .expect("second put");
     let first = first.join().unwrap().expect("first put");
     assert_eq!((first.queue_offset, second.queue_offset), (0, 1));
     assert!(first.commit_log_offset < second.commit_log_offset);

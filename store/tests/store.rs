@@ -20,13 +20,13 @@ fn put_get_round_trip_with_every_field() {
     m.reconsume_times = 3;
     m.prepared_transaction_offset = 77;
     m.sys_flag = record::TRANSACTION_COMMIT_TYPE;
-    let r = s.put(&m).expect("put");
+    let r = s.put_now(&m).expect("put");
     assert_eq!((r.commit_log_offset, r.queue_offset, r.count), (0, 0, 1));
     assert_eq!(
         r.msg_ids(),
         vec!["0A00000500002A9F0000000000000000".to_owned()]
     );
-    let r2 = s.put(&m).expect("put");
+    let r2 = s.put_now(&m).expect("put");
     assert_eq!(r2.queue_offset, 1);
     assert_eq!(r2.commit_log_offset, r.wrote_bytes as i64);
     assert_eq!(
@@ -91,7 +91,7 @@ fn put_get_round_trip_with_every_field() {
     want.extend_from_slice(&(r2.wrote_bytes as i32).to_be_bytes());
     want.extend_from_slice(&tags_hash_code("TagA").to_be_bytes());
     assert_eq!(&cq[20..40], &want[..]);
-    assert!(matches!(s.put(&m), Err(StoreError::ShutDown)));
+    assert!(matches!(s.put_now(&m), Err(StoreError::ShutDown)));
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn rolls_segments_and_reads_across_them() {
     let body = vec![7u8; 3000];
     let mut results = Vec::new();
     for i in 0..120 {
-        let r = s.put(&msg("T", i % 2, &body, None)).expect("put");
+        let r = s.put_now(&msg("T", i % 2, &body, None)).expect("put");
         results.push(r);
     }
     // Each record is ~3.1 KB: 64 KiB segments hold 20, so ~5 segments.
@@ -150,7 +150,7 @@ fn rolls_segments_and_reads_across_them() {
     // A record that can never fit a segment is refused.
     let huge = vec![0u8; SEG as usize];
     assert!(matches!(
-        s.put(&msg("T", 0, &huge, None)),
+        s.put_now(&msg("T", 0, &huge, None)),
         Err(StoreError::MessageTooLarge { .. })
     ));
 }
@@ -165,7 +165,7 @@ fn get_statuses_and_limits() {
 
     for i in 0..10 {
         let tag = if i % 2 == 0 { "even" } else { "odd" };
-        s.put(&msg("T", 0, format!("m{i}").as_bytes(), Some(tag)))
+        s.put_now(&msg("T", 0, format!("m{i}").as_bytes(), Some(tag)))
             .expect("put");
     }
     let g = s.get_messages("T", 0, 10, 32, 1 << 20, &all);
@@ -236,7 +236,7 @@ fn offset_too_small_after_head_rebuild() {
     let s = open(dir.path());
     let mut m = msg("T", 0, b"x", None);
     m.topic = "Other".into();
-    s.put(&m).expect("put");
+    s.put_now(&m).expect("put");
     drop(s);
     // Forge: rewrite the record's queue offset to 5 and drop the queue files.
     let seg = dir.path().join("commitlog/00000000000000000000");
@@ -254,7 +254,7 @@ fn offset_too_small_after_head_rebuild() {
     );
     let g = s.get_messages("Other", 0, 5, 32, 1 << 20, &all);
     assert_eq!(g.status, GetStatus::Found);
-    assert_eq!(s.put(&m).expect("put").queue_offset, 6);
+    assert_eq!(s.put_now(&m).expect("put").queue_offset, 6);
 }
 
 #[test]
@@ -264,7 +264,7 @@ fn restart_clean_and_after_abort() {
         let s = open(dir.path());
         let body = vec![1u8; 2500];
         for i in 0..60 {
-            s.put(&msg(
+            s.put_now(&msg(
                 if i % 3 == 0 { "A" } else { "B" },
                 i % 4,
                 &body,
@@ -284,7 +284,7 @@ fn restart_clean_and_after_abort() {
         assert_eq!(s.commit_log_max_offset(), max_before);
         let after: Vec<_> = (0..4).map(|q| read_queue(&s, "B", q)).collect();
         assert_eq!(before, after);
-        let r = s.put(&msg("B", 1, b"more", None)).expect("put");
+        let r = s.put_now(&msg("B", 1, b"more", None)).expect("put");
         assert_eq!(r.queue_offset, before[1].len() as i64);
         assert_eq!(r.commit_log_offset, max_before);
         assert_eq!(s.queues().len(), 2);
@@ -297,7 +297,7 @@ fn deleted_consume_queues_are_rebuilt() {
     let s = open(dir.path());
     let body = vec![9u8; 2000];
     for i in 0..80 {
-        s.put(&msg("T", i % 3, &body, Some("x"))).expect("put");
+        s.put_now(&msg("T", i % 3, &body, Some("x"))).expect("put");
     }
     let before: Vec<_> = (0..3).map(|q| read_queue(&s, "T", q)).collect();
     s.shutdown();
@@ -314,7 +314,7 @@ fn deleted_consume_queues_are_rebuilt() {
 fn batch_put_stores_each_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = open(dir.path());
-    s.put(&msg("T", 0, b"first", None)).expect("put");
+    s.put_now(&msg("T", 0, b"first", None)).expect("put");
     let p1 = properties::encode(&[("UNIQ_KEY", "K1"), ("TAGS", "a")]);
     let p2 = "UNIQ_KEY\u{1}K2"; // no trailing separator: one is added
     let body = record::encode_batch(&[
@@ -332,7 +332,7 @@ fn batch_put_stores_each_message() {
         body: Bytes::from(body),
         properties: properties::encode(&[("CLUSTER", "c1")]),
     };
-    let r = s.put_batch(&batch).expect("batch");
+    let r = s.put_batch_now(&batch).expect("batch");
     assert_eq!((r.queue_offset, r.count, r.msg_ids().len()), (1, 3, 3));
     let got = read_queue(&s, "T", 0);
     assert_eq!(got.len(), 4);
@@ -356,7 +356,10 @@ fn batch_put_stores_each_message() {
         body: Bytes::from_static(&[0, 0, 0, 1]),
         ..batch
     };
-    assert!(matches!(s.put_batch(&bad), Err(StoreError::BadBatch(_))));
+    assert!(matches!(
+        s.put_batch_now(&bad),
+        Err(StoreError::BadBatch(_))
+    ));
 }
 
 #[test]
@@ -380,7 +383,7 @@ fn times_listener_sync_flush_and_lock() {
     let mut times = Vec::new();
     for _ in 0..5 {
         times.push(
-            s.put(&msg("T", 0, b"x", None))
+            s.put_now(&msg("T", 0, b"x", None))
                 .expect("put")
                 .store_timestamp,
         );
@@ -402,7 +405,7 @@ fn schedule_topic_tags_slot_holds_delivery_time() {
     let s = open(dir.path());
     let mut m = msg(store::SCHEDULE_TOPIC, 2, b"x", Some("TagA"));
     m.properties = properties::encode(&[("DELAY", "3"), ("TAGS", "TagA")]);
-    let r = s.put(&m).expect("put");
+    let r = s.put_now(&m).expect("put");
     let code = std::cell::Cell::new(0);
     s.get_messages(store::SCHEDULE_TOPIC, 2, 0, 1, 1 << 20, &|c| {
         code.set(c);
@@ -417,23 +420,23 @@ fn rejects_bad_input() {
     let s = open(dir.path());
     for t in ["", "..", "a/b"] {
         assert!(matches!(
-            s.put(&msg(t, 0, b"x", None)),
+            s.put_now(&msg(t, 0, b"x", None)),
             Err(StoreError::InvalidTopic(_))
         ));
     }
     assert!(matches!(
-        s.put(&msg("T", -1, b"x", None)),
+        s.put_now(&msg("T", -1, b"x", None)),
         Err(StoreError::InvalidQueueId(-1))
     ));
     let big = vec![0u8; 4 * 1024 * 1024 + 1];
     assert!(matches!(
-        s.put(&msg("T", 0, &big, None)),
+        s.put_now(&msg("T", 0, &big, None)),
         Err(StoreError::MessageTooLarge { .. })
     ));
     let mut m = msg("T", 0, b"x", None);
     m.properties = "a".repeat(40_000);
     assert!(matches!(
-        s.put(&m),
+        s.put_now(&m),
         Err(StoreError::PropertiesTooLarge { .. })
     ));
     assert_eq!(s.commit_log_max_offset(), 0);
@@ -447,7 +450,7 @@ fn ipv6_hosts_round_trip() {
     let mut m = msg("T", 0, b"v6", None);
     m.born_host = "[2001:db8::1]:4000".parse().expect("addr");
     m.store_host = "[2001:db8::2]:10911".parse().expect("addr");
-    let r = s.put(&m).expect("put");
+    let r = s.put_now(&m).expect("put");
     assert_eq!(r.msg_ids()[0].len(), 56);
     let got = read_queue(&s, "T", 0);
     assert_eq!(got[0].born_host, m.born_host);
@@ -471,7 +474,7 @@ fn concurrent_writers_and_readers() {
             let s = s.clone();
             std::thread::spawn(move || {
                 for i in 0..200 {
-                    s.put(&msg("C", w, format!("{w}-{i}").as_bytes(), None))
+                    s.put_now(&msg("C", w, format!("{w}-{i}").as_bytes(), None))
                         .expect("put");
                 }
             })
@@ -507,7 +510,7 @@ fn put_messages_topic_admin_and_disk() {
     let msgs: Vec<_> = (0..3)
         .map(|i| msg("T", 1, format!("b{i}").as_bytes(), Some("t")))
         .collect();
-    let r = s.put_messages(&msgs).expect("put");
+    let r = s.put_messages_now(&msgs).expect("put");
     assert_eq!((r.queue_offset, r.count), (0, 3));
     assert_eq!(r.commit_log_offsets.len(), 3);
     assert_eq!(r.commit_log_offsets[0], 0);
@@ -519,10 +522,13 @@ fn put_messages_topic_admin_and_disk() {
     assert_eq!(s.earliest_message_time(), Some(r.store_timestamp));
     let mixed = vec![msg("T", 1, b"a", None), msg("T", 2, b"b", None)];
     assert!(matches!(
-        s.put_messages(&mixed),
+        s.put_messages_now(&mixed),
         Err(StoreError::MixedBatch)
     ));
-    assert!(matches!(s.put_messages(&[]), Err(StoreError::BadBatch(_))));
+    assert!(matches!(
+        s.put_messages_now(&[]),
+        Err(StoreError::BadBatch(_))
+    ));
     let ratio = s.disk_used_ratio();
     assert!((0.0..=1.0).contains(&ratio), "{ratio}");
 
@@ -534,7 +540,7 @@ fn put_messages_topic_admin_and_disk() {
         GetStatus::NoMatchedLogicQueue
     );
     assert_eq!(
-        s.put(&msg("T", 1, b"again", None))
+        s.put_now(&msg("T", 1, b"again", None))
             .expect("put")
             .queue_offset,
         0
@@ -615,7 +621,7 @@ fn disk_full_is_an_error_and_leaves_files_consistent() {
     let body = vec![3u8; 1500];
     let mut acked = 0;
     let err = loop {
-        match s.put(&msg("T", acked % 2, &body, None)) {
+        match s.put_now(&msg("T", acked % 2, &body, None)) {
             Ok(_) => acked += 1,
             Err(e) => break e,
         }
@@ -628,7 +634,7 @@ fn disk_full_is_an_error_and_leaves_files_consistent() {
     // Still refusing, still consistent, and logged once only.
     for i in 0..50 {
         let e = s
-            .put(&msg("T", i % 2, &body, None))
+            .put_now(&msg("T", i % 2, &body, None))
             .expect_err("disk is full");
         assert!(matches!(e, StoreError::DiskFull), "{e:?}");
     }
@@ -640,12 +646,12 @@ fn disk_full_is_an_error_and_leaves_files_consistent() {
 
     // Space freed: the next put goes through and the state clears.
     std::fs::remove_file(&filler).expect("remove filler");
-    s.put(&msg("T", 0, &body, None))
+    s.put_now(&msg("T", 0, &body, None))
         .expect("put after space was freed");
     acked += 1;
     assert!(!s.disk_full());
     for i in 0..5 {
-        s.put(&msg("T", i % 2, &body, None)).expect("put");
+        s.put_now(&msg("T", i % 2, &body, None)).expect("put");
         acked += 1;
     }
     assert!(!s.disk_full());

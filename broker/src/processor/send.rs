@@ -11,7 +11,7 @@ use std::sync::Arc;
 use remoting::body::{perm, TopicConfig};
 use remoting::header::{SendHeaderRef, SendMessageResponseHeader};
 use remoting::{command_header, Connection, RemotingCommand};
-use store::replicated::{PendingPut, QueuedPut};
+use store::PendingPut;
 use store::{PutResult, StoreError};
 
 use crate::error::BrokerError;
@@ -72,13 +72,15 @@ fn pick_queue(write_queues: i32) -> i32 {
     (NEXT.fetch_add(1, Ordering::Relaxed) % write_queues as usize) as i32
 }
 
-/// A send whose put is stored (the answer) or queued on the DLedger log.
+/// A send answered at once (stored, nothing to await) or whose put's
+/// outcome is still to come (a sync flush, a replication quorum).
 pub enum Started {
     Done(RemotingCommand),
     Pending(PendingSend),
 }
 
-/// A send whose put awaits its quorum: [`SendProcessor::complete`] answers.
+/// A send whose put is still to complete: [`SendProcessor::complete`]
+/// answers.
 pub struct PendingSend {
     put: PendingPut,
     answer: Answer,
@@ -155,33 +157,18 @@ impl AnswerKind {
 }
 
 impl SendProcessor {
-    /// Stores the send and answers (blocking while a DLedger put waits for
-    /// its quorum).
-    pub fn handle(
-        &self,
-        conn: &Connection,
-        req: &RemotingCommand,
-    ) -> Result<RemotingCommand, BrokerError> {
-        match self.start(conn, req)? {
-            Started::Done(response) => Ok(response),
-            Started::Pending(p) => {
-                let result = p.put.wait_blocking();
-                self.answer(p.answer, result)
-            }
-        }
-    }
-
     /// The answer of a send [`start`](Self::start)ed as pending, once its
     /// put's outcome is known (awaited, no thread blocked).
     pub async fn complete(&self, pending: PendingSend) -> Result<RemotingCommand, BrokerError> {
         let PendingSend { put, answer } = pending;
-        let result = put.wait().await;
+        let result = put.await;
         self.answer(answer, result)
     }
 
     /// The synchronous part of a send: decode, checks, and the put stored
     /// (local commit log) or queued on the replicated log (DLedger), in
-    /// queue-offset order, without waiting for its outcome.
+    /// queue-offset order, without waiting for its outcome; answered at
+    /// once when there is nothing to wait for.
     pub fn start(&self, conn: &Connection, req: &RemotingCommand) -> Result<Started, BrokerError> {
         let h = SendHeaderRef::from_command(req)?;
         // One read of the settings a send needs.
@@ -226,7 +213,7 @@ impl SendProcessor {
         } else {
             self.put_one(conn, &h, queue_id, &cfg, req)
         };
-        let (queued, kind) = match put {
+        let (mut put, kind) = match put {
             Ok(p) => p,
             Err(e) => {
                 self.stats.put_failed.fetch_add(1, Ordering::Relaxed);
@@ -239,9 +226,9 @@ impl SendProcessor {
             region_id: cfg.region_id,
             trace_on: cfg.trace_on,
         };
-        match queued {
-            QueuedPut::Done(result) => self.answer(answer, Ok(result)).map(Started::Done),
-            QueuedPut::Pending(put) => Ok(Started::Pending(PendingSend { put, answer })),
+        match put.now() {
+            Some(result) => self.answer(answer, result).map(Started::Done),
+            None => Ok(Started::Pending(PendingSend { put, answer })),
         }
     }
 
@@ -351,7 +338,7 @@ impl SendProcessor {
         queue_id: i32,
         cfg: &SendConfig,
         req: &RemotingCommand,
-    ) -> Result<(QueuedPut, AnswerKind), BrokerError> {
+    ) -> Result<(PendingPut, AnswerKind), BrokerError> {
         let raw = h.properties.unwrap_or("");
         if let Some((properties, uniq)) = self.plain_properties(h, raw, cfg) {
             let mut msg = self.base_message(conn, h, h.topic, queue_id);
@@ -469,11 +456,8 @@ impl SendProcessor {
         msg: &store::MessageToStore,
         queue_id: i32,
         uniq: String,
-    ) -> Result<(QueuedPut, AnswerKind), BrokerError> {
-        let put = self
-            .store
-            .with_nonblocking(Err(StoreError::ShutDown), |s| s.put_queued(msg))?;
-        Ok((put, AnswerKind::One { queue_id, uniq }))
+    ) -> Result<(PendingPut, AnswerKind), BrokerError> {
+        Ok((self.store.put(msg), AnswerKind::One { queue_id, uniq }))
     }
 
     fn put_batch(
@@ -482,7 +466,7 @@ impl SendProcessor {
         h: &SendHeaderRef<'_>,
         queue_id: i32,
         req: &RemotingCommand,
-    ) -> Result<(QueuedPut, AnswerKind), BrokerError> {
+    ) -> Result<(PendingPut, AnswerKind), BrokerError> {
         if h.topic.starts_with(topic::RETRY_PREFIX) {
             return Err(BrokerError::MessageIllegal(
                 "batch request does not support retry group".into(),
@@ -510,11 +494,7 @@ impl SendProcessor {
             )
             .collect::<Vec<_>>();
         // Split here so every inner message keeps its own UNIQ_KEY.
-        let put = self
-            .store
-            .with_nonblocking(Err(StoreError::ShutDown), |s| {
-                s.put_messages_queued(&messages)
-            })?;
+        let put = self.store.put_messages(&messages);
         let batch_props = message::decode_properties(h.properties.unwrap_or(""));
         let transaction_id = batch_props.get(message::PROPERTY_UNIQ_KEY).cloned();
         Ok((
@@ -607,7 +587,7 @@ impl SendProcessor {
     /// `reconsumeTimes + 1`, or to `%DLQ%<group>` once its budget is spent.
     /// The retry is parked for delay level `delayLevel` (or, when 0,
     /// 3 + reconsumeTimes) first, as Java does.
-    pub fn send_back(
+    pub async fn send_back(
         &self,
         conn: &Connection,
         req: &RemotingCommand,
@@ -692,8 +672,7 @@ impl SendProcessor {
             self.schedule.park(&mut msg, &mut props, delay_level);
         }
         msg.properties = message::encode_properties(&props);
-        self.store
-            .with(Err(StoreError::ShutDown), |s| s.put(&msg))?;
+        self.store.put(&msg).await?;
         self.stats.put_count.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(group = %h.group, topic = %target, from = %conn.peer(), "message sent back");
         Ok(RemotingCommand::success())

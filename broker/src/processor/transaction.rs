@@ -39,7 +39,7 @@ pub struct EndTransactionProcessor {
 }
 
 impl EndTransactionProcessor {
-    pub fn handle(
+    pub async fn handle(
         &self,
         conn: &Connection,
         req: &RemotingCommand,
@@ -116,6 +116,7 @@ impl EndTransactionProcessor {
         };
         self.tx
             .resolve(view.queue_offset, &id, real.as_ref())
+            .await
             .map_err(|e: StoreError| BrokerError::System(e.to_string()))?;
         tracing::debug!(offset = view.queue_offset, ?outcome, check = ?h.from_transaction_check, "transaction ended");
         Ok(RemotingCommand::success())

@@ -172,7 +172,7 @@ impl Driver {
     pub(super) fn new(
         opts: &ServerOptions,
         store: DLedgerStore,
-        inputs: mpsc::Sender<Input>,
+        inputs: mpsc::UnboundedSender<Input>,
         shutdown: CancellationToken,
     ) -> (
         Driver,
@@ -235,7 +235,7 @@ impl Driver {
         (driver, role_rx, committed_rx, published)
     }
 
-    pub(super) async fn run(mut self, mut inputs: mpsc::Receiver<Input>) {
+    pub(super) async fn run(mut self, mut inputs: mpsc::UnboundedReceiver<Input>) {
         let now = self.clock.now();
         self.node.tick(now);
         self.after_input();
@@ -334,7 +334,7 @@ impl Driver {
     /// `first` and whatever else is already queued (bounded): runs of
     /// single-body appends go to the node together, so they leave in one
     /// push per follower; everything else is handled in arrival order.
-    fn handle_burst(&mut self, first: Input, inputs: &mut mpsc::Receiver<Input>) {
+    fn handle_burst(&mut self, first: Input, inputs: &mut mpsc::UnboundedReceiver<Input>) {
         let mut appends: Vec<SingleAppend> = Vec::new();
         let mut next = Some(first);
         let mut taken = 0;
@@ -440,7 +440,10 @@ impl Driver {
                 let r = if self.node.role() != Role::Leader {
                     Err(ResponseCode::NotLeader)
                 } else {
-                    self.node.storage().get(index).map_err(|e| ResponseCode::from(&e))
+                    self.node
+                        .storage()
+                        .get(index)
+                        .map_err(|e| ResponseCode::from(&e))
                 };
                 let _ = reply.send(r);
             }
@@ -668,7 +671,6 @@ impl Driver {
     }
 }
 
-
 /// Sends one peer's requests in the order the node issued them (PUSH APPENDs
 /// are pipelined; Java writes them in order from one dispatcher thread) and
 /// reports every answer or failure back to the driver.
@@ -676,7 +678,7 @@ async fn link(
     peer_id: String,
     peer: PeerClient,
     mut rx: mpsc::UnboundedReceiver<LinkItem>,
-    inputs: mpsc::Sender<Input>,
+    inputs: mpsc::UnboundedSender<Input>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -699,7 +701,7 @@ async fn link(
             }
         };
         let Some(conn) = conn else {
-            let _ = inputs.send(Input::Outbound { id, result: None }).await;
+            let _ = inputs.send(Input::Outbound { id, result: None });
             continue;
         };
         let cmd = encode_request(&request);
@@ -723,7 +725,7 @@ async fn link(
                     None
                 }
             };
-            let _ = inputs2.send(Input::Outbound { id, result }).await;
+            let _ = inputs2.send(Input::Outbound { id, result });
         });
         // The first poll queues the frame on the connection, so frames leave in
         // issue order; the wait for the answer runs on its own task.

@@ -125,7 +125,11 @@ struct Shared {
     role: watch::Receiver<RoleState>,
     published: Arc<Published>,
     store: StoreConfig,
-    inputs: mpsc::Sender<Input>,
+    /// Unbounded: every producer waits for its answer (peer requests,
+    /// appends) or is one per outstanding request (outbound results), so
+    /// what is queued is bounded by what is in flight; a local append never
+    /// waits to be queued.
+    inputs: mpsc::UnboundedSender<Input>,
     shutdown: CancellationToken,
 }
 
@@ -168,7 +172,7 @@ impl DLedgerServer {
             store.set_append_hook(Box::new(move |body: &mut [u8], pos: i64| hook(body, pos)));
         }
         let shutdown = CancellationToken::new();
-        let (inputs_tx, inputs_rx) = mpsc::channel(4096);
+        let (inputs_tx, inputs_rx) = mpsc::unbounded_channel();
         let (driver, role_rx, committed_rx, published) =
             Driver::new(&opts, store, inputs_tx.clone(), shutdown.clone());
         let shared = Arc::new(Shared {
@@ -298,13 +302,14 @@ impl DLedgerServer {
     }
 
     /// Queues a local append (one entry per body) behind every append queued
-    /// before it and returns without waiting for the outcome: calls made one
-    /// after another append in call order, and many queued appends share
-    /// quorum rounds. Waits only while the driver's input queue is full.
-    /// With `in_term`, the append is refused (NOT_LEADER) unless this
-    /// member is still leader in that term when the driver takes it: a
-    /// writer that rebuilt its state for one term never appends in another.
-    pub async fn queue_append(
+    /// before it and returns without waiting: calls made one after another
+    /// append in call order (a caller may queue under a synchronous lock),
+    /// and many queued appends share quorum rounds; the outcome is awaited
+    /// on the returned [`QueuedAppend`]. With `in_term`, the append is
+    /// refused (NOT_LEADER) unless this member is still leader in that term
+    /// when the driver takes it: a writer that rebuilt its state for one
+    /// term never appends in another.
+    pub fn queue_append(
         &self,
         bodies: Vec<Bytes>,
         in_term: Option<i64>,
@@ -319,31 +324,8 @@ impl DLedgerServer {
                 in_term,
                 reply,
             })
-            .await
             .map_err(|_| ServerError::Stopped)?;
         Ok(QueuedAppend(rx))
-    }
-
-    /// [`queue_append`](Self::queue_append) without waiting, for callers
-    /// that queue under a synchronous lock: `Ok(Err(bodies))` hands the
-    /// bodies back (nothing queued) while the driver's input queue is full.
-    pub fn try_queue_append(
-        &self,
-        bodies: Vec<Bytes>,
-        in_term: Option<i64>,
-    ) -> Result<Result<QueuedAppend, Vec<Bytes>>, ServerError> {
-        let header = self.local_header();
-        let (reply, rx) = oneshot::channel();
-        match self.shared.inputs.try_send(Input::Append {
-            header,
-            bodies,
-            in_term,
-            reply,
-        }) {
-            Ok(()) => Ok(Ok(QueuedAppend(rx))),
-            Err(mpsc::error::TrySendError::Full(Input::Append { bodies, .. })) => Ok(Err(bodies)),
-            Err(_) => Err(ServerError::Stopped),
-        }
     }
 
     /// The entry at `index` if it is committed on this node (any role).
@@ -422,7 +404,6 @@ async fn ask<T>(
     shared
         .inputs
         .send(make(tx))
-        .await
         .map_err(|_| ServerError::Stopped)?;
     rx.await.map_err(|_| ServerError::Stopped)
 }

@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use bytes::Bytes;
-use store::{properties, FlushDiskType, MessageStore, MessageToStore, StoreConfig};
+use store::{
+    properties, BatchToStore, FlushDiskType, MessageStore, MessageToStore, PutResult, StoreConfig,
+    StoreError,
+};
 
 pub const SEG: u64 = 64 * 1024;
 
@@ -68,4 +71,26 @@ pub fn read_queue(store: &MessageStore, topic: &str, queue_id: i32) -> Vec<store
         offset = r.next_begin_offset;
     }
     out
+}
+
+/// A store's puts awaited on the calling thread (the tests' synchronous
+/// view of [`store::PendingPut`]).
+pub trait PutNow {
+    fn put_now(&self, msg: &MessageToStore) -> Result<PutResult, StoreError>;
+    fn put_messages_now(&self, msgs: &[MessageToStore]) -> Result<PutResult, StoreError>;
+    fn put_batch_now(&self, batch: &BatchToStore) -> Result<PutResult, StoreError>;
+}
+
+impl PutNow for MessageStore {
+    fn put_now(&self, msg: &MessageToStore) -> Result<PutResult, StoreError> {
+        futures::executor::block_on(self.put(msg))
+    }
+
+    fn put_messages_now(&self, msgs: &[MessageToStore]) -> Result<PutResult, StoreError> {
+        futures::executor::block_on(self.put_messages(msgs))
+    }
+
+    fn put_batch_now(&self, batch: &BatchToStore) -> Result<PutResult, StoreError> {
+        futures::executor::block_on(self.put_batch(batch))
+    }
 }
