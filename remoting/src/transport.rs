@@ -917,6 +917,59 @@ impl ServerConfig {
     }
 }
 
+/// Rate limit of the "cannot accept" WARN line.
+const LIMIT_WARN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// When the accept loop logs that it is limited (cap reached or out of
+/// descriptors) and that it has recovered: one WARN when it enters the
+/// state (at most one a minute, so a server hovering at its cap, each close
+/// letting one waiting client in, does not log per connection) and one INFO
+/// when it has room again, for each WARN.
+struct LimitLog {
+    /// Free slots needed to count as recovered (5 % of the cap).
+    headroom: usize,
+    limited: bool,
+    warned: bool,
+    last_warn: Option<Instant>,
+}
+
+impl LimitLog {
+    fn new(headroom: usize) -> Self {
+        LimitLog {
+            headroom,
+            limited: false,
+            warned: false,
+            last_warn: None,
+        }
+    }
+
+    /// Entering (or still in) the limited state; true: log the WARN now.
+    fn enter(&mut self) -> bool {
+        if self.limited {
+            return false;
+        }
+        self.limited = true;
+        self.warned = match self.last_warn {
+            None => true,
+            Some(t) => t.elapsed() >= LIMIT_WARN_INTERVAL,
+        };
+        if self.warned {
+            self.last_warn = Some(Instant::now());
+        }
+        self.warned
+    }
+
+    /// A connection was accepted with `free` slots left; true: log that the
+    /// server accepts again.
+    fn leave(&mut self, free: usize) -> bool {
+        if !self.limited || free < self.headroom {
+            return false;
+        }
+        self.limited = false;
+        std::mem::take(&mut self.warned)
+    }
+}
+
 /// Accept errors that mean the process (or system) is out of descriptors or
 /// memory: they last until connections close, so the loop backs off.
 fn out_of_resources(e: &std::io::Error) -> bool {
@@ -959,21 +1012,18 @@ pub async fn serve(
         idle_seconds = config.idle_timeout.map_or(0, |d| d.as_secs()),
         "accepting connections"
     );
-    // Whether the last WARN said we cannot accept; cleared (with an INFO
-    // line) by the next connection accepted.
-    let mut limited = false;
+    let mut limits = LimitLog::new((max / 20).max(1));
     loop {
         let permit = match limit.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(TryAcquireError::Closed) => break,
             Err(TryAcquireError::NoPermits) => {
-                if !limited {
+                if limits.enter() {
                     warn!(
                         %local,
                         max_connections = max,
                         "connection limit reached: new connections wait until open ones close"
                     );
-                    limited = true;
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -988,14 +1038,13 @@ pub async fn serve(
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) if out_of_resources(&e) => {
-                if !limited {
+                if limits.enter() {
                     warn!(
                         %local,
                         error = %e,
                         open_connections = open(&limit) - 1,
                         "cannot accept connections (out of file descriptors?): retrying until some close"
                     );
-                    limited = true;
                 }
                 drop(permit);
                 // The pending connection stays in the backlog: back off
@@ -1011,9 +1060,8 @@ pub async fn serve(
                 continue;
             }
         };
-        if limited {
+        if limits.leave(limit.available_permits()) {
             info!(%local, open_connections = open(&limit), "accepting connections again");
-            limited = false;
         }
         let _ = stream.set_nodelay(true);
         let local_addr = stream.local_addr().unwrap_or(local);
@@ -1083,5 +1131,27 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod limit_log_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn one_warn_per_episode_at_most_one_a_minute() {
+        let mut log = LimitLog::new(2);
+        assert!(log.enter(), "the first limit is logged");
+        assert!(!log.enter(), "still limited: nothing more");
+        assert!(!log.leave(1), "one free slot is not recovery");
+        assert!(!log.enter());
+        assert!(log.leave(2), "recovery is logged once");
+        assert!(!log.leave(10));
+        // Hovering at the cap: limited again within the minute, silently.
+        assert!(!log.enter());
+        assert!(!log.leave(5), "no recovery line for an unlogged episode");
+        tokio::time::advance(LIMIT_WARN_INTERVAL).await;
+        assert!(log.enter(), "a minute later it is logged again");
+        assert!(log.leave(3));
     }
 }
