@@ -3,8 +3,11 @@
 //! no clock, no RNG inside; storage is reached through [`Storage`].
 //!
 //! - [`message`]: typed RPC messages, the contract with the server layer.
-//! - [`Node`]: one DLedger member (`node.rs` documents the driving API).
+//! - [`Node`]: one DLedger member (`node.rs` documents the driving API and
+//!   how its state is split into `member`, `elector`, `transfer`, `pusher`,
+//!   `quorum`, `follower` and `outbox`).
 
+mod elector;
 mod follower;
 mod member;
 pub mod message;
@@ -13,8 +16,12 @@ mod outbox;
 mod pusher;
 mod quorum;
 mod storage;
+mod transfer;
 
-pub use node::{Action, InboundId, Node, OutboundId, ParseResult, ProposeOk, SplitMix64};
+pub use elector::{ParseResult, SplitMix64};
+pub use node::Node;
+pub use outbox::{Action, InboundId, OutboundId};
+pub use quorum::ProposeOk;
 pub use storage::{HardState, Storage, StorageError};
 
 /// Java's 1000 ms periods: COMMIT push, leak checks, fast-forward, preferred leader.
