@@ -176,7 +176,7 @@ impl<S: Storage> QuorumHandler<'_, S> {
         });
     }
 
-    /// One pass of `QuorumAckChecker` (spec §2.11/2.12).
+    /// One pass of Java's `QuorumAckChecker.doWork`.
     pub(super) fn run(&mut self, now: i64) {
         if self.member.role != Role::Leader {
             return;
