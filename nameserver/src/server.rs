@@ -698,27 +698,8 @@ pub async fn bind(config: &NamesrvConfig) -> std::io::Result<TcpListener> {
             format!("listenPort {} out of range", config.listen_port),
         )
     })?;
-    let addr = tokio::net::lookup_host((config.bind_address.as_str(), port))
-        .await?
-        .next()
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::AddrNotAvailable,
-                format!("bindAddress {} resolves to nothing", config.bind_address),
-            )
-        })?;
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(
-        u32::try_from(config.server_socket_backlog)
-            .unwrap_or(1024)
-            .max(1),
-    )
+    let backlog = u32::try_from(config.server_socket_backlog).unwrap_or(1024);
+    remoting::transport::bind(&config.bind_address, port, backlog).await
 }
 
 /// Serves the name server protocol on `listener` until `shutdown` is
