@@ -1,5 +1,5 @@
 //! A RocketMQ-compatible message store whose files are laid out and encoded
-//! exactly like Java's `DefaultMessageStore` (see `store.rs` for the
+//! exactly like Java's `DefaultMessageStore` (see `store/mod.rs` for the
 //! directory layout, `record.rs` for the record bytes).
 //!
 //! * [`MessageStore`]: open/recover, put (single and batch), get by queue
