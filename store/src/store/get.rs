@@ -1,0 +1,265 @@
+//! Reads and queries: messages by queue offset, queue and commit-log
+//! offsets and times, records by commit-log offset, key queries.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use crate::consumequeue::CQ_UNIT;
+use crate::index::QueryResult;
+
+use super::types::{GetResult, GetStatus};
+use super::{record_store_timestamp, MessageStore};
+
+/// Java `maxFilterMessageSize` default: bytes of consume queue examined per get.
+const MAX_FILTER_MESSAGE_SIZE: i64 = 16_000;
+
+impl MessageStore {
+    /// Up to `max_msgs` records from queue offset `offset` whose tags code
+    /// passes `filter`, with Java's status and next-offset rules
+    /// (`DefaultMessageStore.getMessage`, messages.md §8.2).
+    pub fn get_messages(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        max_msgs: i32,
+        max_bytes: i32,
+        filter: &dyn Fn(i64) -> bool,
+    ) -> GetResult {
+        let inner = &*self.inner;
+        let Some(cq) = inner.queue(topic, queue_id) else {
+            return GetResult {
+                status: GetStatus::NoMatchedLogicQueue,
+                messages: Vec::new(),
+                next_begin_offset: 0,
+                min_offset: 0,
+                max_offset: 0,
+            };
+        };
+        let (min, max) = (cq.min_offset(), cq.max_offset());
+        let mut r = GetResult {
+            status: GetStatus::NoMatchedMessage,
+            messages: Vec::new(),
+            next_begin_offset: offset,
+            min_offset: min,
+            max_offset: max,
+        };
+        if max == 0 {
+            r.status = GetStatus::NoMessageInQueue;
+            r.next_begin_offset = 0;
+            return r;
+        }
+        if offset < min {
+            r.status = GetStatus::OffsetTooSmall;
+            r.next_begin_offset = min;
+            return r;
+        }
+        if offset == max {
+            r.status = GetStatus::OffsetOverflowOne;
+            return r;
+        }
+        if offset > max {
+            r.status = GetStatus::OffsetOverflowBadly;
+            r.next_begin_offset = max;
+            return r;
+        }
+        let max_msgs = max_msgs.max(1) as usize;
+        let max_pull = max_bytes.max(100) as usize;
+        let max_filter = MAX_FILTER_MESSAGE_SIZE.max(max_msgs as i64 * CQ_UNIT as i64);
+        let cfg = &inner.config;
+        let mut total = 0usize;
+        let mut next_phy_file_start = i64::MIN;
+        let mut q = offset;
+        while q < max {
+            if (q - offset) * CQ_UNIT as i64 > max_filter {
+                break;
+            }
+            let Some(e) = cq.entry(q) else {
+                if r.messages.is_empty() {
+                    r.status = GetStatus::OffsetFoundNull;
+                    r.next_begin_offset = cq.roll_next_file(q);
+                }
+                break;
+            };
+            let size = e.size.max(0) as usize;
+            let count = r.messages.len();
+            // Java `isTheBatchFull`: never full before the first message.
+            if total > 0
+                && count > 0
+                && (count + 1 > max_msgs
+                    || total + size > max_pull
+                    || total + size > cfg.max_transfer_bytes_on_message_in_memory
+                    || count + 1 > cfg.max_transfer_count_on_message_in_memory)
+            {
+                break;
+            }
+            if total >= max_pull {
+                break;
+            }
+            q += 1;
+            r.next_begin_offset = q;
+            if next_phy_file_start != i64::MIN && e.phys < next_phy_file_start {
+                continue;
+            }
+            if !filter(e.tags_code) {
+                if total == 0 {
+                    r.status = GetStatus::NoMatchedMessage;
+                }
+                continue;
+            }
+            match inner.log_read(e.phys, size) {
+                Some(b) => {
+                    total += size;
+                    r.messages.push(b);
+                    r.status = GetStatus::Found;
+                    next_phy_file_start = i64::MIN;
+                }
+                None => {
+                    if total == 0 {
+                        r.status = GetStatus::MessageWasRemoving;
+                    }
+                    let seg = inner.commit_log.seg_size() as i64;
+                    next_phy_file_start = e.phys + seg - e.phys.rem_euclid(seg);
+                }
+            }
+        }
+        r
+    }
+
+    /// Next queue offset to be written (0 for an unknown queue).
+    pub fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.inner
+            .queue(topic, queue_id)
+            .map_or(0, |q| q.max_offset())
+    }
+
+    /// First queue offset still present (0 for an unknown queue).
+    pub fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.inner
+            .queue(topic, queue_id)
+            .map_or(0, |q| q.min_offset())
+    }
+
+    /// First queue offset whose store time is at or after `timestamp_ms`
+    /// (Java `getOffsetInQueueByTime`, boundary LOWER); the max offset if all
+    /// are older; 0 for an unknown or empty queue.
+    pub fn offset_by_time(&self, topic: &str, queue_id: i32, timestamp_ms: i64) -> i64 {
+        let Some(cq) = self.inner.queue(topic, queue_id) else {
+            return 0;
+        };
+        let (mut lo, mut hi) = (cq.min_offset(), cq.max_offset());
+        if hi == 0 {
+            return 0;
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.inner.store_time_of(&cq, mid) {
+                Some(t) if t >= timestamp_ms => hi = mid,
+                _ => lo = mid + 1,
+            }
+        }
+        lo
+    }
+
+    /// Store time of the first message still in the queue.
+    pub fn earliest_store_time(&self, topic: &str, queue_id: i32) -> Option<i64> {
+        let cq = self.inner.queue(topic, queue_id)?;
+        self.inner.store_time_of(&cq, cq.min_offset())
+    }
+
+    /// Store time of the message at `queue_offset` (Java
+    /// `getMessageStoreTimeStamp`).
+    pub fn store_time_at(&self, topic: &str, queue_id: i32, queue_offset: i64) -> Option<i64> {
+        let cq = self.inner.queue(topic, queue_id)?;
+        self.inner.store_time_of(&cq, queue_offset)
+    }
+
+    /// Commit-log offset of the message at `queue_offset`.
+    pub fn commit_log_offset_in_queue(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        queue_offset: i64,
+    ) -> Option<i64> {
+        self.inner
+            .queue(topic, queue_id)?
+            .entry(queue_offset)
+            .map(|e| e.phys)
+    }
+
+    /// The whole record at a commit-log offset (VIEW_MESSAGE_BY_ID), if a
+    /// record starts there.
+    pub fn message_at(&self, commit_log_offset: i64) -> Option<Bytes> {
+        self.inner.log_record_at(commit_log_offset)
+    }
+
+    /// Messages of `topic` whose `KEYS` contain `key` or whose `UNIQ_KEY` is
+    /// `key`, stored in `[begin_ts, end_ts]` (Java `queryMessage`; at most
+    /// `min(max_num, 64)` index hits are examined). Each hit is checked
+    /// against the record, so hash collisions are dropped.
+    pub fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        max_num: i32,
+        begin_ts: i64,
+        end_ts: i64,
+    ) -> QueryResult {
+        let max = (max_num.max(0) as usize).min(crate::index::MAX_MSGS_NUM_BATCH);
+        let (offsets, ts, phy) = self.inner.index.query(topic, key, max, begin_ts, end_ts);
+        let mut seen = HashSet::new();
+        let messages = offsets
+            .into_iter()
+            .filter(|o| seen.insert(*o))
+            .filter_map(|o| self.inner.log_record_at(o))
+            .filter(|r| crate::index::record_has_key(r, topic, key))
+            .collect();
+        QueryResult {
+            messages,
+            index_last_update_timestamp: ts,
+            index_last_update_phyoffset: phy,
+        }
+    }
+
+    /// Next commit-log write offset.
+    pub fn commit_log_max_offset(&self) -> i64 {
+        if self.inner.replicated.is_some() {
+            return self.inner.dispatched_end.load(Ordering::Acquire);
+        }
+        self.inner.commit_log.max_offset()
+    }
+
+    /// Start of the first commit-log segment; -1 before the first write (Java).
+    pub fn commit_log_min_offset(&self) -> i64 {
+        if let Some(r) = &self.inner.replicated {
+            return r.min_offset();
+        }
+        self.inner.commit_log.min_offset()
+    }
+
+    /// Store time of the first record in the commit log (Java
+    /// `getEarliestMessageTime()`), `None` while empty.
+    pub fn earliest_message_time(&self) -> Option<i64> {
+        if let Some(r) = &self.inner.replicated {
+            let rec = self.inner.log_record_at(r.min_offset())?;
+            return record_store_timestamp(&rec);
+        }
+        let log = &self.inner.commit_log;
+        let min = log.min_offset();
+        let size = log.with_bytes(min, 4, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))?;
+        log.store_timestamp_at(min, size)
+    }
+
+    /// Commit-log offset below which everything is known to be on disk.
+    pub fn commit_log_flushed_offset(&self) -> i64 {
+        self.inner.commit_log.flushed_offset()
+    }
+
+    /// How many msync rounds wrote commit-log bytes so far (with SYNC_FLUSH,
+    /// fewer than the puts when group commit shares flushes).
+    pub fn commit_log_flush_count(&self) -> u64 {
+        self.inner.commit_log.flush_calls()
+    }
+}
