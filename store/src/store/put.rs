@@ -35,7 +35,7 @@ pub(super) struct Item {
 /// (with their queue offsets), or queued on the replicated log under the
 /// writer lock. What is left to await is the flush of a `SyncFlush` store
 /// or the replicated log's outcome; otherwise it is ready at once
-/// ([`PendingPut::ready`]). Runtime-agnostic: the group-commit thread or
+/// ([`PendingPut::now`]). Runtime-agnostic: the group-commit thread or
 /// the replicated log wakes it.
 #[must_use = "a put's outcome is only known by awaiting it"]
 pub struct PendingPut(pub(super) PutState);
