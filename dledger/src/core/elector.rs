@@ -247,7 +247,7 @@ impl<S: Storage> ElectorHandler<'_, S> {
         now + min as i64 + self.elector.rng.below(max.saturating_sub(min)) as i64
     }
 
-    // ----- vote (handleVote, spec §2.5) --------------------------------------
+    // ----- vote (handleVote, docs/protocol/dledger.md §2.5) ------------------
 
     pub(super) fn handle_vote(&mut self, req: &VoteRequest, self_vote: bool) -> VoteResponse {
         let result = self.vote_decision(req, self_vote);
@@ -315,7 +315,7 @@ impl<S: Storage> ElectorHandler<'_, S> {
         VoteResult::Accept
     }
 
-    // ----- heartbeat (handleHeartBeat, spec §2.6) ----------------------------
+    // ----- heartbeat (handleHeartBeat, docs/protocol/dledger.md §2.6) --------
 
     pub(super) fn handle_heartbeat(
         &mut self,
@@ -359,7 +359,7 @@ impl<S: Storage> ElectorHandler<'_, S> {
         }
     }
 
-    // ----- candidate (maintainAsCandidate, spec §2.3) ------------------------
+    // ----- candidate (maintainAsCandidate, docs/protocol/dledger.md §2.3) ----
 
     fn maintain_as_candidate(&mut self, now: i64) {
         let due = self
@@ -459,7 +459,8 @@ impl<S: Storage> ElectorHandler<'_, S> {
         }
     }
 
-    /// The decision table of spec §2.3, run when the latch trips or the wait ends.
+    /// The decision table of docs/protocol/dledger.md §2.3, run when the latch
+    /// trips or the wait ends.
     fn finish_vote_round(&mut self, now: i64) {
         let Maintainer::Voting(r) =
             std::mem::replace(&mut self.elector.maintainer, Maintainer::Idle)
@@ -496,7 +497,8 @@ impl<S: Storage> ElectorHandler<'_, S> {
         }
     }
 
-    // ----- leader heartbeats (maintainAsLeader / sendHeartbeats, spec §2.4) ---
+    // ----- leader heartbeats (maintainAsLeader / sendHeartbeats) -------------
+    // docs/protocol/dledger.md §2.4
 
     fn maintain_as_leader(&mut self, now: i64) {
         let due = self

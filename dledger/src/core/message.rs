@@ -10,7 +10,7 @@
 
 use crate::entry::Entry;
 
-/// DLedgerRequestCode (spec §1.2): the remoting header `code` of a request.
+/// DLedgerRequestCode (docs/protocol/dledger.md §1.2): the remoting header `code` of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RequestCode {
     Metadata = 50000,
@@ -46,7 +46,7 @@ impl RequestCode {
 
 macro_rules! response_codes {
     ($($name:ident = $code:expr, $java:literal;)*) => {
-        /// DLedgerResponseCode (spec §1.7): the `code` field inside every body.
+        /// DLedgerResponseCode (docs/protocol/dledger.md §1.7): the `code` field inside every body.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum ResponseCode {
             $($name,)*
@@ -120,7 +120,8 @@ response_codes! {
     InstallSnapshotError = 508, "INSTALL_SNAPSHOT_ERROR";
 }
 
-/// `RequestOrResponse`: the fields every request and response carries (spec §1.4).
+/// `RequestOrResponse`: the fields every request and response carries
+/// (docs/protocol/dledger.md §1.4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
     pub group: Option<String>,
@@ -275,7 +276,7 @@ pub struct VoteRequest {
 }
 
 /// Answer to VOTE. `header` = the request's base fields with `term` replaced
-/// by the voter's term (see spec §2.5).
+/// by the voter's term (see docs/protocol/dledger.md §2.5).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VoteResponse {
     pub header: Header,

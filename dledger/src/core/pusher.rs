@@ -294,7 +294,7 @@ impl<S: Storage> PushHandler<'_, S> {
         }
     }
 
-    /// The COMPARE decision table (spec §2.9).
+    /// The COMPARE decision table (docs/protocol/dledger.md §2.9).
     pub(super) fn on_compare_reply(
         &mut self,
         id: OutboundId,

@@ -132,7 +132,7 @@ impl Quorum {
     }
 }
 
-/// `updateCommittedIndex` guards (spec §2.11), then the store. `current` is
+/// `updateCommittedIndex` guards (docs/protocol/dledger.md §2.11), then the store. `current` is
 /// the member's term.
 pub(super) fn update_committed<S: Storage>(
     store: &mut S,

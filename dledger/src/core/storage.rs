@@ -73,12 +73,12 @@ pub trait Storage {
     /// Follower append of the leader's entry: `entry.index` must be
     /// `end + 1` and the entry must land exactly at `entry.pos`.
     fn append_follower(&mut self, entry: &Entry) -> Result<(), StorageError>;
-    /// DLedger's truncate (spec §3.7): keep the local entry at `entry.index`
+    /// DLedger's truncate (docs/protocol/dledger.md §3.7): keep the local entry at `entry.index`
     /// if it equals `entry`, else write `entry` at `entry.pos`; drop
     /// everything after. The ledger then ends at `entry.index`.
     fn truncate(&mut self, entry: &Entry) -> Result<(), StorageError>;
     /// Sets the committed index, clamped to the ledger end and never moving
-    /// back (the rules of `updateCommittedIndex`, spec §2.11).
+    /// back (the rules of `updateCommittedIndex`, docs/protocol/dledger.md §2.11).
     fn set_committed(&mut self, term: i64, index: i64);
     /// The persisted term and vote.
     fn hard_state(&self) -> HardState;

@@ -18,7 +18,7 @@ const MAX_FILTER_MESSAGE_SIZE: i64 = 16_000;
 impl MessageStore {
     /// Up to `max_msgs` records from queue offset `offset` whose tags code
     /// passes `filter`, with Java's status and next-offset rules
-    /// (`DefaultMessageStore.getMessage`, messages.md §8.2).
+    /// (`DefaultMessageStore.getMessage`, docs/protocol/messages.md §8.2).
     pub fn get_messages(
         &self,
         topic: &str,

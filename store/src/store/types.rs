@@ -40,7 +40,7 @@ pub struct BatchToStore {
     pub born_timestamp: i64,
     pub born_host: SocketAddr,
     pub store_host: SocketAddr,
-    /// Batch encoding (messages.md §6).
+    /// Batch encoding (docs/protocol/messages.md §6).
     pub body: Bytes,
     /// Batch-level properties, appended to every inner message's properties
     /// as Java's `MessageExtEncoder.encode(MessageExtBatch)` does.
