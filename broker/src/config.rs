@@ -191,7 +191,7 @@ broker_config! {
     max_vote_interval_ms: i64 = "maxVoteIntervalMs" => 0,
     vote_wait_base_ms: i64 = "voteWaitBaseMs" => 0,
     d_leger_java_timers: bool = "dLegerJavaTimers" => false,
-    /// Accepted; our DLedger server pushes one entry per request.
+    /// Accepted and ignored: our DLedger always pushes in batches.
     enable_batch_push: bool = "enableBatchPush" => false,
     /// A slave serves pulls (else it refuses them with SYSTEM_BUSY, as Java).
     slave_read_enable: bool = "slaveReadEnable" => false,
