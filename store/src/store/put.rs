@@ -128,24 +128,25 @@ impl MessageStore {
     /// segment, consecutive queue offsets), like a batch that is already
     /// split; see [`put`](Self::put).
     pub fn put_messages(&self, msgs: &[MessageToStore]) -> PendingPut {
-        match (self.encode_messages(msgs), msgs.first()) {
-            (Ok((buf, items)), Some(first)) => {
-                self.append(&first.topic, first.queue_id, buf, items)
-            }
-            (Err(e), _) => PendingPut::failed(e),
-            (Ok(_), None) => PendingPut::failed(StoreError::MixedBatch),
-        }
-    }
-
-    /// The records of `msgs` (one topic and queue), encoded one after
-    /// another; an empty slice is a bad batch.
-    fn encode_messages(&self, msgs: &[MessageToStore]) -> Result<(Vec<u8>, Vec<Item>), StoreError> {
         let Some(first) = msgs.first() else {
-            return Err(StoreError::BadBatch(record::RecordError::Truncated {
+            return PendingPut::failed(StoreError::BadBatch(record::RecordError::Truncated {
                 need: 1,
                 have: 0,
             }));
         };
+        match self.encode_messages(first, msgs) {
+            Ok((buf, items)) => self.append(&first.topic, first.queue_id, buf, items),
+            Err(e) => PendingPut::failed(e),
+        }
+    }
+
+    /// The records of `msgs` (all of `first`'s topic and queue), encoded
+    /// one after another.
+    fn encode_messages(
+        &self,
+        first: &MessageToStore,
+        msgs: &[MessageToStore],
+    ) -> Result<(Vec<u8>, Vec<Item>), StoreError> {
         validate_topic(&first.topic)?;
         let max = self.inner.config.max_message_size;
         let mut buf = Vec::new();
