@@ -506,7 +506,25 @@ fn failover(java_timers: bool) {
             node.n
         );
     }
-    let cps: Vec<Option<(i64, i64)>> = nodes.iter().map(|n| checkpoint(&n.dledger_dir())).collect();
+    // Each member persists its checkpoint every 3 s; a member restarted late
+    // (Java timers) may still be catching up: wait for it, bounded.
+    let covers = |cps: &[Option<(i64, i64)>]| {
+        cps.iter()
+            .map(|c| c.map_or(-1, |c| c.1))
+            .min()
+            .unwrap_or(-1)
+            + 1
+            >= check.acked as i64
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut cps: Vec<Option<(i64, i64)>>;
+    loop {
+        cps = nodes.iter().map(|n| checkpoint(&n.dledger_dir())).collect();
+        if covers(&cps) || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     eprintln!("checkpoints (endIndex, committedIndex): {cps:?}");
     let committed = cps
         .iter()
