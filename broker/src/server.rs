@@ -302,10 +302,9 @@ impl Broker {
         self.offsets.persist();
         self.store.shutdown();
         if let Some(server) = self.dledger {
-            match Arc::try_unwrap(server) {
-                Ok(server) => server.shutdown().await,
-                Err(server) => drop(server),
-            }
+            // Other holders may still share it: shut it down through this
+            // handle so the final flush and checkpoint happen before exit.
+            server.shutdown().await;
         }
         info!("broker stopped");
         Ok(())

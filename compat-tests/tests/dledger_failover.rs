@@ -483,6 +483,28 @@ fn failover(java_timers: bool) {
         );
     }
 
+    // Every member must hold every acknowledged entry before it is stopped:
+    // a follower that was paused or restarted late may still be catching up
+    // (each persists its checkpoint every 3 s while running). Wait, bounded.
+    let covers = |cps: &[Option<(i64, i64)>]| {
+        cps.iter()
+            .map(|c| c.map_or(-1, |c| c.1))
+            .min()
+            .unwrap_or(-1)
+            + 1
+            >= check.acked as i64
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !covers(
+        &nodes
+            .iter()
+            .map(|n| checkpoint(&n.dledger_dir()))
+            .collect::<Vec<_>>(),
+    ) && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // Stop the members (each writes its DLedger checkpoint on the way out),
     // then compare their logs up to the lowest committed index, which must
     // cover every acknowledged entry.
@@ -506,25 +528,7 @@ fn failover(java_timers: bool) {
             node.n
         );
     }
-    // Each member persists its checkpoint every 3 s; a member restarted late
-    // (Java timers) may still be catching up: wait for it, bounded.
-    let covers = |cps: &[Option<(i64, i64)>]| {
-        cps.iter()
-            .map(|c| c.map_or(-1, |c| c.1))
-            .min()
-            .unwrap_or(-1)
-            + 1
-            >= check.acked as i64
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut cps: Vec<Option<(i64, i64)>>;
-    loop {
-        cps = nodes.iter().map(|n| checkpoint(&n.dledger_dir())).collect();
-        if covers(&cps) || Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let cps: Vec<Option<(i64, i64)>> = nodes.iter().map(|n| checkpoint(&n.dledger_dir())).collect();
     eprintln!("checkpoints (endIndex, committedIndex): {cps:?}");
     let committed = cps
         .iter()

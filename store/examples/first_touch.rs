@@ -29,7 +29,10 @@ fn cpu_time() -> std::io::Result<Duration> {
     let stat = std::fs::read_to_string("/proc/thread-self/schedstat")?;
     let ns = stat.split_whitespace().next().and_then(|n| n.parse().ok());
     ns.map(Duration::from_nanos).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("schedstat: {stat}"))
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("schedstat: {stat}"),
+        )
     })
 }
 
@@ -67,9 +70,10 @@ fn pass(dir: &Path, bytes: usize) -> std::io::Result<Duration> {
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().unwrap_or_else(|| "target/bench-store".into());
-    let mib: usize = args.next().map_or(Ok(256), |a| a.parse()).map_err(|e| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("MIB: {e}"))
-    })?;
+    let mib: usize = args
+        .next()
+        .map_or(Ok(256), |a| a.parse())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("MIB: {e}")))?;
     let pause: u64 = args.next().map_or(Ok(5), |a| a.parse()).map_err(|e| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("PAUSE_SECS: {e}"))
     })?;
@@ -87,8 +91,14 @@ fn main() -> std::io::Result<()> {
     };
     println!("{mib} MiB per pass in {dir}");
     report("pass 1: fresh memory", pass(Path::new(&dir), bytes)?);
-    report("pass 2: at once (pages pass 1 freed)", pass(Path::new(&dir), bytes)?);
+    report(
+        "pass 2: at once (pages pass 1 freed)",
+        pass(Path::new(&dir), bytes)?,
+    );
     std::thread::sleep(Duration::from_secs(pause));
-    report(&format!("pass 3: after {pause} s idle"), pass(Path::new(&dir), bytes)?);
+    report(
+        &format!("pass 3: after {pause} s idle"),
+        pass(Path::new(&dir), bytes)?,
+    );
     Ok(())
 }

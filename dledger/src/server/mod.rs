@@ -138,7 +138,9 @@ pub struct DLedgerServer {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     committed: watch::Receiver<i64>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Driver and peer-port tasks; [`DLedgerServer::shutdown`] takes and
+    /// awaits them, from whichever holder of a shared server calls it.
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl DLedgerServer {
@@ -209,7 +211,7 @@ impl DLedgerServer {
             shared,
             local_addr,
             committed: committed_rx,
-            tasks,
+            tasks: std::sync::Mutex::new(tasks),
         })
     }
 
@@ -358,10 +360,16 @@ impl DLedgerServer {
             .await
     }
 
-    /// Stops serving, stops the driver, flushes and checkpoints the store.
-    pub async fn shutdown(mut self) {
+    /// Stops serving, stops the driver, flushes and checkpoints the store,
+    /// and returns once that is done. Takes `&self` so a server shared by
+    /// several owners (the broker's store, its role watcher) is still shut
+    /// down completely: dropping the last handle only cancels, and a process
+    /// that exits right after would lose the final checkpoint. A second call
+    /// returns at once.
+    pub async fn shutdown(&self) {
         self.shared.shutdown.cancel();
-        for t in self.tasks.drain(..) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
             let _ = t.await;
         }
         info!(id = %self.shared.config.self_id, "DLedger server stopped");

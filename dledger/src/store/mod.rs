@@ -57,8 +57,8 @@ use crate::entry::{Entry, BODY_OFFSET, CURRENT_MAGIC};
 
 use coder::{EntryHeader, IndexRecord, INDEX_UNIT_SIZE, MAX_ENTRY_SIZE};
 pub use list::file_name;
-pub use reader::CommittedReader;
 use list::{io_err, SegmentList};
+pub use reader::CommittedReader;
 
 /// File names under `<storeBaseDir>/dledger-<selfId>/`.
 pub const CHECKPOINT_FILE: &str = "checkpoint";
@@ -645,7 +645,10 @@ impl Storage for DLedgerStore {
         coder::set_pos(&mut buf, pos);
         entry.pos = pos;
         if let Some(hook) = self.hook.as_mut() {
-            hook(&mut buf[BODY_OFFSET as usize..], crate::entry::body_pos(pos));
+            hook(
+                &mut buf[BODY_OFFSET as usize..],
+                crate::entry::body_pos(pos),
+            );
             entry.body = Bytes::copy_from_slice(&buf[BODY_OFFSET as usize..]);
         }
         let at = self.data.append(&buf, true)?;
