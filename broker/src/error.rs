@@ -51,9 +51,12 @@ impl BrokerError {
                     rc::SERVICE_NOT_AVAILABLE
                 }
                 StoreError::Busy => rc::SYSTEM_BUSY,
-                StoreError::Locked(_) | StoreError::Corrupt { .. } | StoreError::Io(_) => {
-                    rc::SYSTEM_ERROR
-                }
+                StoreError::Locked(_)
+                | StoreError::Corrupt { .. }
+                | StoreError::Io(_)
+                | StoreError::ReplicaOffset { .. } => rc::SYSTEM_ERROR,
+                // Java answers SYSTEM_ERROR with this remark.
+                StoreError::InSyncReplicasNotEnough => rc::SYSTEM_ERROR,
             },
             BrokerError::TopicNotExist { .. } => rc::TOPIC_NOT_EXIST,
             BrokerError::NoPermission(_) => rc::NO_PERMISSION,

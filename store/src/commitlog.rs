@@ -209,6 +209,59 @@ impl CommitLog {
             .store(placement.offset + data.len() as i64, Ordering::Release);
     }
 
+    /// Replica side: append bytes shipped by a master, byte for byte, at
+    /// `offset`, which must be the log's end — or, in a log without
+    /// segments, any segment-aligned offset (Java's master starts an empty
+    /// slave at its last file). Bytes that run past a segment's end go on in
+    /// the next one. Returns the new end. The caller holds the writer lock.
+    pub(crate) fn append_raw(&self, offset: i64, data: &[u8]) -> Result<i64, StoreError> {
+        let empty = read_lock(&self.segments).is_empty();
+        let end = self.max_offset();
+        let aligned = offset >= 0 && offset % self.seg_size as i64 == 0;
+        if offset != end && !(empty && aligned) {
+            return Err(StoreError::ReplicaOffset {
+                offered: offset,
+                expected: end,
+            });
+        }
+        if data.is_empty() {
+            return Ok(end);
+        }
+        let mut w = offset as u64;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let seg = self.segment_at_or_create(w)?;
+            let pos = (w - seg.base()) as usize;
+            debug_assert_eq!(pos, seg.published(), "write offset out of sync");
+            let n = rest.len().min(self.seg_size - pos);
+            let done = seg.append(&rest[..n]);
+            debug_assert!(done.is_some());
+            seg.warm_ahead();
+            w += n as u64;
+            rest = &rest[n..];
+            self.max_offset.store(w as i64, Ordering::Release);
+        }
+        Ok(w as i64)
+    }
+
+    /// Master side: up to `max` bytes from `from` to the end of the segment
+    /// holding it (never across a segment: a Java slave writes each frame
+    /// into one mapped file); `None` when nothing is there yet. A segment
+    /// closed by a blank record counts as full, as in Java (its write
+    /// position is the file size): the bytes after the 8-byte marker go as
+    /// zeros, so the replica's offsets run on into the next segment.
+    pub(crate) fn chunk(&self, from: i64, max: usize) -> Option<Bytes> {
+        let seg = self.segment_for(from)?;
+        let pos = (from as u64 - seg.base()) as usize;
+        let published = seg.published();
+        if pos < published {
+            return seg.slice(pos, (published - pos).min(max));
+        }
+        let closed = (from as u64) < self.max_offset() as u64 && pos < self.seg_size;
+        let len = (self.seg_size - pos).min(max);
+        (closed && len > 0).then(|| Bytes::from(vec![0u8; len]))
+    }
+
     /// msync every segment with unflushed bytes. All of them, not just the
     /// last: a record in a new segment is only recoverable if the blank
     /// marker closing the previous one is on disk too. Returns the offset

@@ -37,6 +37,13 @@ pub enum StoreError {
     /// e.g. DLedger 503); the client may retry.
     #[error("[PC_SYNCHRONIZED]broker busy, start flow control for a while")]
     Busy,
+    /// Fewer in-sync replicas than the put needs (Java
+    /// IN_SYNC_REPLICAS_NOT_ENOUGH); nothing was written.
+    #[error("in-sync replicas not enough")]
+    InSyncReplicasNotEnough,
+    /// Replica side: bytes offered at an offset other than the log's end.
+    #[error("replica data offered at {offered}, but the commit log ends at {expected}")]
+    ReplicaOffset { offered: i64, expected: i64 },
     #[error("store directory is locked by another process: {0}")]
     Locked(PathBuf),
     #[error("corrupt store file {path}: {reason}")]

@@ -22,6 +22,7 @@ pub mod msgid;
 pub mod properties;
 pub mod record;
 pub mod replicated;
+pub mod replication;
 mod store;
 
 pub use config::{FlushDiskType, StoreConfig, DEFAULT_MESSAGE_DELAY_LEVEL};

@@ -24,6 +24,7 @@ mod get;
 mod group_commit;
 mod put;
 mod recover;
+mod replica;
 mod replicated;
 mod retention;
 mod types;
@@ -53,6 +54,7 @@ use crate::index::IndexService;
 use crate::properties;
 use crate::record;
 use crate::replicated::ReplicatedLog;
+use crate::replication::Replication;
 
 use self::group_commit::GroupCommit;
 use self::recover::{open_index, recover_queues, start_by_checkpoint};
@@ -119,8 +121,14 @@ struct Inner {
     /// Replicated mode: next queue offset per (topic, queue id) handed out by
     /// puts (Java `topicQueueTable`); a missing key starts at the queue's max.
     queue_table: Mutex<HashMap<(String, i32), i64>>,
-    /// Replicated mode: end of the last dispatched record.
+    /// End of the last record with consume-queue entries: the replicated
+    /// log's dispatch point, or the local commit log's end (a replica's
+    /// commit log may end inside a record a master has not finished
+    /// shipping).
     dispatched_end: AtomicI64,
+    /// Local commit log: the hook puts consult about replicas (see
+    /// [`crate::replication`]).
+    replication: RwLock<Option<Arc<dyn Replication>>>,
     /// Replicated mode: the epoch (DLedger term) in which this store may
     /// write, set by [`MessageStore::become_writer`] once its queues are
     /// rebuilt; [`NOT_WRITER`] until then and after
@@ -268,6 +276,11 @@ impl MessageStore {
         )?;
         let index = open_index(&root, &config, &recovered.log)?;
         let last_ts = cp.physic_msg_timestamp;
+        let dispatched_end = if replicated.is_some() {
+            0
+        } else {
+            recovered.log.max_offset()
+        };
         File::create(&abort_path)?.sync_all()?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let group = Arc::new(GroupCommit::new());
@@ -288,7 +301,8 @@ impl MessageStore {
             group: Arc::clone(&group),
             replicated,
             queue_table: Mutex::new(HashMap::new()),
-            dispatched_end: AtomicI64::new(0),
+            dispatched_end: AtomicI64::new(dispatched_end),
+            replication: RwLock::new(None),
             writer_epoch: AtomicI64::new(NOT_WRITER),
             disk_full: AtomicBool::new(false),
             over_ratio: AtomicBool::new(false),

@@ -15,6 +15,7 @@ use crate::error::StoreError;
 use crate::properties;
 use crate::record::{self, RecordHeader};
 use crate::replicated::PendingAppend;
+use crate::replication::{Admission, ReplicaAck, ReplicaWait, Replication};
 
 use super::replicated::FinishPut;
 use super::types::{BatchToStore, MessageToStore, PutResult, PutStatus};
@@ -34,19 +35,25 @@ pub(super) struct Item {
 /// happened when the put was made: its records are in the local commit log
 /// (with their queue offsets), or queued on the replicated log under the
 /// writer lock. What is left to await is the flush of a `SyncFlush` store
-/// or the replicated log's outcome; otherwise it is ready at once
-/// ([`PendingPut::now`]). Runtime-agnostic: the group-commit thread or
-/// the replicated log wakes it.
+/// and the slaves' acknowledgements (see [`crate::replication`]), or the
+/// replicated log's outcome; otherwise it is ready at once
+/// ([`PendingPut::now`]). Runtime-agnostic: the group-commit thread, the
+/// replication hook or the replicated log wakes it.
 #[must_use = "a put's outcome is only known by awaiting it"]
 pub struct PendingPut(pub(super) PutState);
 
 pub(super) enum PutState {
     Ready(Option<Result<PutResult, StoreError>>),
-    /// Stored; acknowledged once flushed up to `end` (else FLUSH_DISK_TIMEOUT).
-    Flushing {
+    /// Stored in the local commit log up to `end`; acknowledged once the
+    /// flush (`SyncFlush`) and the replicas (a replication hook's `Wait`)
+    /// answered, each awaited at most once and dropped when done. As in
+    /// Java's `handleDiskFlushAndHA`, both run at once and a replica
+    /// timeout overrides a flush timeout in the status.
+    Local {
         result: Option<PutResult>,
         end: i64,
-        flushed: oneshot::Receiver<bool>,
+        flushed: Option<oneshot::Receiver<bool>>,
+        replicas: Option<ReplicaWait>,
     },
     /// Queued on the replicated log; the outcome turns into the result.
     Replicated {
@@ -83,23 +90,36 @@ impl Future for PendingPut {
         match &mut self.get_mut().0 {
             // Polled again after it completed: nothing more to give.
             PutState::Ready(r) => Poll::Ready(r.take().unwrap_or(Err(StoreError::ShutDown))),
-            PutState::Flushing {
+            PutState::Local {
                 result,
                 end,
                 flushed,
+                replicas,
             } => {
-                let ok = match Pin::new(flushed).poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(r) => r.unwrap_or(false),
-                };
-                let Some(mut r) = result.take() else {
+                let Some(r) = result.as_mut() else {
                     return Poll::Ready(Err(StoreError::ShutDown));
                 };
-                if !ok {
-                    tracing::warn!(end = *end, "sync flush timed out");
-                    r.status = PutStatus::FlushDiskTimeout;
+                if let Some(f) = flushed {
+                    let Poll::Ready(ok) = Pin::new(f).poll(cx) else {
+                        return Poll::Pending;
+                    };
+                    *flushed = None;
+                    if !ok.unwrap_or(false) {
+                        tracing::warn!(end = *end, "sync flush timed out");
+                        r.status = PutStatus::FlushDiskTimeout;
+                    }
                 }
-                Poll::Ready(Ok(r))
+                if let Some(w) = replicas {
+                    let Poll::Ready(ack) = w.as_mut().poll(cx) else {
+                        return Poll::Pending;
+                    };
+                    *replicas = None;
+                    if ack == ReplicaAck::TimedOut {
+                        tracing::warn!(end = *end, "replicas did not acknowledge in time");
+                        r.status = PutStatus::FlushSlaveTimeout;
+                    }
+                }
+                Poll::Ready(result.take().ok_or(StoreError::ShutDown))
             }
             PutState::Replicated { pending, finish } => {
                 let outcome = match pending.as_mut().poll(cx) {
@@ -286,33 +306,63 @@ impl MessageStore {
         }
         let r = self.append_local(topic, queue_id, buf, items);
         self.inner.note_write(&r);
-        match r {
-            Ok((result, None)) => PendingPut::ready(Ok(result)),
-            Ok((result, Some(end))) => {
-                let timeout = Duration::from_millis(self.inner.config.sync_flush_timeout_ms.max(1));
-                PendingPut(PutState::Flushing {
-                    result: Some(result),
-                    end,
-                    flushed: self.inner.group.request_flush(end, timeout),
-                })
+        let (mut result, end, sync_flush, replicas) = match r {
+            Ok(ok) => ok,
+            Err(e) => return PendingPut::failed(e),
+        };
+        let replicas = match replicas {
+            None | Some((_, Admission::Go | Admission::Refuse)) => None,
+            Some((_, Admission::StoreWithoutSlave)) => {
+                result.status = PutStatus::SlaveNotAvailable;
+                None
             }
-            Err(e) => PendingPut::failed(e),
+            Some((hook, Admission::Wait { acks })) => Some(hook.wait(end, acks)),
+        };
+        let flushed = sync_flush.then(|| {
+            let timeout = Duration::from_millis(self.inner.config.sync_flush_timeout_ms.max(1));
+            self.inner.group.request_flush(end, timeout)
+        });
+        if flushed.is_none() && replicas.is_none() {
+            return PendingPut::ready(Ok(result));
         }
+        PendingPut(PutState::Local {
+            result: Some(result),
+            end,
+            flushed,
+            replicas,
+        })
     }
 
-    /// Local commit log: the result, and with `SyncFlush` the end its
-    /// acknowledgement waits to be flushed.
+    /// Local commit log: the result, the log's end after it, whether that
+    /// end must be flushed before the answer (`SyncFlush`), and the
+    /// replication hook with its admission when one is installed.
     fn append_local(
         &self,
         topic: &str,
         queue_id: i32,
         mut buf: Vec<u8>,
         items: Vec<Item>,
-    ) -> Result<(PutResult, Option<i64>), StoreError> {
+    ) -> Result<LocalAppend, StoreError> {
         let inner = &*self.inner;
         let mut last_ts = lock(&inner.writer);
         if inner.shut_down.load(Ordering::Acquire) {
             return Err(StoreError::ShutDown);
+        }
+        let hook = read_lock(&inner.replication).clone();
+        let admission = hook.as_ref().map(|h| {
+            let wait_store_ok = items.first().is_none_or(|it| {
+                let props = &buf[it.props_range.0..it.props_range.1];
+                let props = std::str::from_utf8(props).unwrap_or("");
+                properties::get(props, properties::WAIT) != Some("false")
+            });
+            if wait_store_ok {
+                h.admit(inner.commit_log.max_offset())
+            } else {
+                Admission::Go
+            }
+        });
+        if admission == Some(Admission::Refuse) {
+            return Err(StoreError::InSyncReplicasNotEnough);
         }
         let cq = inner.queue_or_create(topic, queue_id)?;
         // Everything fallible first: nothing is written unless all fits.
@@ -341,6 +391,11 @@ impl MessageStore {
         inner
             .last_store_timestamp
             .store(store_ts, Ordering::Release);
+        let end = phys0 + buf.len() as i64;
+        inner.dispatched_end.store(end, Ordering::Release);
+        if let Some(h) = &hook {
+            h.appended(end);
+        }
         let new_max = cq.max_offset();
         drop(last_ts);
 
@@ -349,8 +404,7 @@ impl MessageStore {
             l(topic, queue_id, new_max);
         }
         // SyncFlush: acknowledged once flushed up to here (see `append`).
-        let flush_end = (inner.config.flush_disk_type == FlushDiskType::SyncFlush)
-            .then_some(phys0 + buf.len() as i64);
+        let sync_flush = inner.config.flush_disk_type == FlushDiskType::SyncFlush;
         let result = PutResult {
             status: PutStatus::PutOk,
             commit_log_offset: phys0,
@@ -361,9 +415,17 @@ impl MessageStore {
             wrote_bytes: buf.len(),
             store_hosts: items.iter().map(|it| it.store_host).collect(),
         };
-        Ok((result, flush_end))
+        Ok((result, end, sync_flush, hook.zip(admission)))
     }
 }
+
+/// What [`MessageStore::append_local`] returns (see there).
+type LocalAppend = (
+    PutResult,
+    i64,
+    bool,
+    Option<(std::sync::Arc<dyn Replication>, Admission)>,
+);
 
 fn check_props_len(len: usize) -> Result<(), StoreError> {
     if len > properties::MAX_PROPERTIES_LEN {

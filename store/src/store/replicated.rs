@@ -15,7 +15,7 @@ use crate::replicated::{AppendOutcome, ReplicatedLog};
 
 use super::put::{Item, PendingPut, PutState};
 use super::types::{PutResult, PutStatus};
-use super::{lock, now_ms, read_lock, Inner, MessageStore};
+use super::{lock, now_ms, Inner, MessageStore};
 
 /// `writer_epoch` of a replicated store that may not write.
 pub(super) const NOT_WRITER: i64 = -1;
@@ -136,52 +136,7 @@ impl MessageStore {
     /// the end with a warning. Moves the store's max physical offset.
     pub fn dispatch_replicated(&self, phys: i64, rec: &[u8]) -> Result<(), StoreError> {
         let v = record::decode(rec).map_err(StoreError::BadBatch)?;
-        let inner = &*self.inner;
-        let end = phys + i64::from(v.total_size);
-        let cq = inner.queue_or_create(v.topic, v.queue_id)?;
-        let max = cq.max_offset();
-        if v.queue_offset < max {
-            tracing::debug!(
-                topic = v.topic,
-                queue = v.queue_id,
-                qo = v.queue_offset,
-                max,
-                "dispatch: duplicate queue offset skipped"
-            );
-            inner.dispatched_end.fetch_max(end, Ordering::AcqRel);
-            return Ok(());
-        }
-        if max == 0 && cq.min_offset() == 0 && v.queue_offset > 0 {
-            cq.start_at(v.queue_offset)?;
-        } else if v.queue_offset > max {
-            tracing::warn!(
-                topic = v.topic,
-                queue = v.queue_id,
-                qo = v.queue_offset,
-                max,
-                "dispatch: queue offset gap"
-            );
-        }
-        cq.ensure_capacity(1)?;
-        let record = (phys, v.total_size);
-        inner.dispatch_record(
-            &cq,
-            v.topic,
-            v.properties,
-            record,
-            v.store_timestamp,
-            v.sys_flag,
-        );
-        inner
-            .last_store_timestamp
-            .fetch_max(v.store_timestamp, Ordering::AcqRel);
-        inner.dispatched_end.fetch_max(end, Ordering::AcqRel);
-        let new_max = cq.max_offset();
-        let listener = read_lock(&inner.listener).clone();
-        if let Some(l) = listener {
-            l(v.topic, v.queue_id, new_max);
-        }
-        Ok(())
+        self.inner.dispatch_in_order(phys, &v)
     }
 
     /// Replicated mode, on becoming the writer (DLedger leader in term

@@ -54,6 +54,12 @@ pub enum PutStatus {
     /// SYNC_FLUSH: stored, but not known flushed within `syncFlushTimeout`
     /// (the broker answers FLUSH_DISK_TIMEOUT).
     FlushDiskTimeout,
+    /// Stored, but the replicas the put waited for did not acknowledge it
+    /// in time (Java FLUSH_SLAVE_TIMEOUT; see [`crate::replication`]).
+    FlushSlaveTimeout,
+    /// Stored, with no slave in reach to wait for (4.x SYNC_MASTER, Java
+    /// SLAVE_NOT_AVAILABLE).
+    SlaveNotAvailable,
 }
 
 /// What one retention pass removed.

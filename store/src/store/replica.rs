@@ -1,0 +1,180 @@
+//! The store's side of master/slave replication (see
+//! [`crate::replication`]): the hook a master's puts consult, the bytes a
+//! master ships, the bytes a slave appends, and the in-order dispatch of
+//! records that replicated and replica stores share.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::StoreError;
+use crate::record::{self, RecordView};
+use crate::replication::Replication;
+
+use super::{lock, read_lock, write_lock, Inner, MessageStore};
+
+impl MessageStore {
+    /// Installs (or, with `None`, removes) the hook that puts consult about
+    /// replicas; the next put sees it. Local commit log only: a replicated
+    /// store ([`MessageStore::open_replicated`]) ignores it.
+    pub fn set_replication(&self, hook: Option<Arc<dyn Replication>>) {
+        *write_lock(&self.inner.replication) = hook;
+    }
+
+    /// Master side: up to `max` bytes of the commit log from physical
+    /// offset `from` to the end of its file, for an HA connection to ship
+    /// (`None` when nothing is there yet). Blank end-of-file records come as
+    /// they are, so a replica's files are byte-identical.
+    pub fn transfer_chunk(&self, from: i64, max: usize) -> Option<Bytes> {
+        if self.inner.replicated.is_some() {
+            return None;
+        }
+        self.inner.commit_log.chunk(from, max)
+    }
+
+    /// Replica side: appends bytes a master shipped at physical offset
+    /// `offset` — the commit log's end, or a file-aligned offset in an empty
+    /// store — and builds the consume-queue and index entries of every
+    /// record they complete (a frame may end inside a record; the rest
+    /// comes with the next). Returns the commit log's new end, which the
+    /// replica reports to its master.
+    pub fn append_replica(&self, offset: i64, data: &[u8]) -> Result<i64, StoreError> {
+        let inner = &*self.inner;
+        if inner.replicated.is_some() {
+            return Err(StoreError::NotWriter);
+        }
+        let _writer = lock(&inner.writer);
+        if inner.shut_down.load(Ordering::Acquire) {
+            return Err(StoreError::ShutDown);
+        }
+        let was_empty = inner.commit_log.min_offset() < 0;
+        let end = inner.commit_log.append_raw(offset, data);
+        inner.note_write(&end);
+        let end = end?;
+        if was_empty {
+            inner.dispatched_end.store(offset, Ordering::Release);
+        }
+        inner.dispatch_shipped(end)?;
+        Ok(end)
+    }
+}
+
+impl Inner {
+    /// Dispatches every whole record between `dispatched_end` and `end` (the
+    /// commit log's end after a replica append), stepping over blank
+    /// end-of-file records. Stops at a record not yet complete.
+    fn dispatch_shipped(&self, end: i64) -> Result<(), StoreError> {
+        let seg_size = self.commit_log.seg_size() as i64;
+        let mut at = self.dispatched_end.load(Ordering::Acquire);
+        while at < end {
+            let avail = (end - at).min(seg_size - at % seg_size) as usize;
+            if avail < 8 {
+                break;
+            }
+            let head = self
+                .commit_log
+                .with_bytes(at, 8, |b| {
+                    (
+                        i32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+                        i32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+                    )
+                })
+                .ok_or_else(|| self.shipped_corrupt(at, "unreadable"))?;
+            let (size, magic) = head;
+            if magic == record::BLANK_MAGIC_CODE {
+                if i64::from(size) != seg_size - at % seg_size {
+                    return Err(self.shipped_corrupt(at, "blank record does not end its file"));
+                }
+                at += i64::from(size);
+                self.dispatched_end.store(at, Ordering::Release);
+                continue;
+            }
+            let size = usize::try_from(size)
+                .ok()
+                .filter(|s| *s >= record::MIN_RECORD_LEN)
+                .ok_or_else(|| self.shipped_corrupt(at, "bad record size"))?;
+            if size > avail {
+                break;
+            }
+            let rec = self
+                .commit_log
+                .read(at, size)
+                .ok_or_else(|| self.shipped_corrupt(at, "unreadable record"))?;
+            match record::scan(&rec, at, false) {
+                record::ScanItem::Record(v) => self.dispatch_in_order(at, &v)?,
+                _ => return Err(self.shipped_corrupt(at, "invalid record")),
+            }
+            at += size as i64;
+        }
+        Ok(())
+    }
+
+    fn shipped_corrupt(&self, at: i64, reason: &str) -> StoreError {
+        tracing::error!(
+            offset = at,
+            reason,
+            "replicated commit-log data is not a valid log"
+        );
+        StoreError::Corrupt {
+            path: self.config.store_path_root_dir.join("commitlog"),
+            reason: format!("replicated data at {at}: {reason}"),
+        }
+    }
+
+    /// Builds the consume-queue and index entries of the record at physical
+    /// offset `phys`, records coming in log order (replicated dispatch and
+    /// replica appends). One whose queue offset is already in its queue is
+    /// skipped (Java logs and ignores it), one beyond the queue's end is
+    /// placed at the end with a warning. Moves `dispatched_end`.
+    pub(super) fn dispatch_in_order(
+        &self,
+        phys: i64,
+        v: &RecordView<'_>,
+    ) -> Result<(), StoreError> {
+        let end = phys + i64::from(v.total_size);
+        let cq = self.queue_or_create(v.topic, v.queue_id)?;
+        let max = cq.max_offset();
+        if v.queue_offset < max {
+            tracing::debug!(
+                topic = v.topic,
+                queue = v.queue_id,
+                qo = v.queue_offset,
+                max,
+                "dispatch: duplicate queue offset skipped"
+            );
+            self.dispatched_end.fetch_max(end, Ordering::AcqRel);
+            return Ok(());
+        }
+        if max == 0 && cq.min_offset() == 0 && v.queue_offset > 0 {
+            cq.start_at(v.queue_offset)?;
+        } else if v.queue_offset > max {
+            tracing::warn!(
+                topic = v.topic,
+                queue = v.queue_id,
+                qo = v.queue_offset,
+                max,
+                "dispatch: queue offset gap"
+            );
+        }
+        cq.ensure_capacity(1)?;
+        let record = (phys, v.total_size);
+        self.dispatch_record(
+            &cq,
+            v.topic,
+            v.properties,
+            record,
+            v.store_timestamp,
+            v.sys_flag,
+        );
+        self.last_store_timestamp
+            .fetch_max(v.store_timestamp, Ordering::AcqRel);
+        self.dispatched_end.fetch_max(end, Ordering::AcqRel);
+        let new_max = cq.max_offset();
+        let listener = read_lock(&self.listener).clone();
+        if let Some(l) = listener {
+            l(v.topic, v.queue_id, new_max);
+        }
+        Ok(())
+    }
+}
