@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
-use store::{GetStatus, MessageToStore};
+use store::{properties, GetStatus, MessageToStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -24,13 +24,6 @@ use tracing::{debug, info, warn};
 use crate::message;
 use crate::store::BrokerStore;
 use crate::topic::{self, read_json, write_atomically};
-
-pub const PROPERTY_REAL_TOPIC: &str = "REAL_TOPIC";
-pub const PROPERTY_REAL_QUEUE_ID: &str = "REAL_QID";
-pub const PROPERTY_DELAY: &str = "DELAY";
-pub const PROPERTY_TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
-pub const PROPERTY_TIMER_DELAY_SEC: &str = "TIMER_DELAY_SEC";
-pub const PROPERTY_TIMER_DELAY_MS: &str = "TIMER_DELAY_MS";
 
 /// Poll period of an idle level (Java `DELAY_FOR_A_WHILE`).
 const IDLE_WAIT: Duration = Duration::from_millis(100);
@@ -107,11 +100,11 @@ pub(crate) fn unpark(record: &[u8], drop_props: &[&str]) -> Result<MessageToStor
     let view = store::record::decode(record).map_err(|e| e.to_string())?;
     let mut props = message::decode_properties(view.properties);
     let real_topic = props
-        .get(PROPERTY_REAL_TOPIC)
+        .get(properties::REAL_TOPIC)
         .cloned()
         .ok_or("no REAL_TOPIC property")?;
     let real_qid = props
-        .get(PROPERTY_REAL_QUEUE_ID)
+        .get(properties::REAL_QID)
         .and_then(|q| q.parse::<i32>().ok())
         .unwrap_or(0);
     let properties = if drop_props.is_empty() {
@@ -192,9 +185,9 @@ impl ScheduleService {
     /// properties; the caller encodes them afterwards.
     pub fn park(&self, msg: &mut MessageToStore, props: &mut IndexMap<String, String>, level: i32) {
         let level = level.min(self.max_level()).max(1);
-        props.insert(PROPERTY_DELAY.to_owned(), level.to_string());
-        props.insert(PROPERTY_REAL_TOPIC.to_owned(), msg.topic.clone());
-        props.insert(PROPERTY_REAL_QUEUE_ID.to_owned(), msg.queue_id.to_string());
+        props.insert(properties::DELAY.to_owned(), level.to_string());
+        props.insert(properties::REAL_TOPIC.to_owned(), msg.topic.clone());
+        props.insert(properties::REAL_QID.to_owned(), msg.queue_id.to_string());
         msg.topic = topic::SCHEDULE_TOPIC.to_owned();
         msg.queue_id = level - 1;
     }

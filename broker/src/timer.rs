@@ -25,19 +25,15 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
-use store::MessageToStore;
+use store::{properties, MessageToStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::schedule::{
-    read_entry, unpark, Entry, PROPERTY_REAL_QUEUE_ID, PROPERTY_REAL_TOPIC,
-    PROPERTY_TIMER_DELAY_MS, PROPERTY_TIMER_DELAY_SEC, PROPERTY_TIMER_DELIVER_MS,
-};
+use crate::schedule::{read_entry, unpark, Entry};
 use crate::store::BrokerStore;
 use crate::topic::{self, read_json, write_atomically};
 
-pub const PROPERTY_TIMER_OUT_MS: &str = "TIMER_OUT_MS";
 /// Java `timerMaxDelaySec` default: 3 days.
 pub const MAX_DELAY_MS: i64 = 3 * 24 * 3600 * 1000;
 const TICK: Duration = Duration::from_millis(50);
@@ -50,13 +46,13 @@ pub fn requested_due(props: &IndexMap<String, String>, now: i64) -> Option<Resul
             .get(k)
             .map(|v| v.parse::<i64>().map_err(|_| format!("bad {k} {v:?}")))
     };
-    if let Some(v) = parse(PROPERTY_TIMER_DELIVER_MS) {
+    if let Some(v) = parse(properties::TIMER_DELIVER_MS) {
         return Some(v);
     }
-    if let Some(v) = parse(PROPERTY_TIMER_DELAY_SEC) {
+    if let Some(v) = parse(properties::TIMER_DELAY_SEC) {
         return Some(v.map(|s| now.saturating_add(s.saturating_mul(1000))));
     }
-    parse(PROPERTY_TIMER_DELAY_MS).map(|v| v.map(|ms| now.saturating_add(ms)))
+    parse(properties::TIMER_DELAY_MS).map(|v| v.map(|ms| now.saturating_add(ms)))
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -147,9 +143,9 @@ impl TimerService {
 
     /// Parks `msg` until `due` (Java `HookUtils.transformTimerMessage`).
     pub fn park(&self, msg: &mut MessageToStore, props: &mut IndexMap<String, String>, due: i64) {
-        props.insert(PROPERTY_TIMER_OUT_MS.to_owned(), due.to_string());
-        props.insert(PROPERTY_REAL_TOPIC.to_owned(), msg.topic.clone());
-        props.insert(PROPERTY_REAL_QUEUE_ID.to_owned(), msg.queue_id.to_string());
+        props.insert(properties::TIMER_OUT_MS.to_owned(), due.to_string());
+        props.insert(properties::REAL_TOPIC.to_owned(), msg.topic.clone());
+        props.insert(properties::REAL_QID.to_owned(), msg.queue_id.to_string());
         msg.topic = topic::TIMER_TOPIC.to_owned();
         msg.queue_id = 0;
     }
@@ -204,7 +200,7 @@ impl TimerService {
                 let due = store::record::decode(&record)
                     .ok()
                     .and_then(|v| {
-                        store::properties::get(v.properties, PROPERTY_TIMER_OUT_MS)
+                        properties::get(v.properties, properties::TIMER_OUT_MS)
                             .and_then(|d| d.parse::<i64>().ok())
                     })
                     .unwrap_or(0);
@@ -241,9 +237,9 @@ impl TimerService {
             let msg = match unpark(
                 &record,
                 &[
-                    PROPERTY_TIMER_DELIVER_MS,
-                    PROPERTY_TIMER_DELAY_SEC,
-                    PROPERTY_TIMER_DELAY_MS,
+                    properties::TIMER_DELIVER_MS,
+                    properties::TIMER_DELAY_SEC,
+                    properties::TIMER_DELAY_MS,
                 ],
             ) {
                 Ok(m) => m,
@@ -381,11 +377,11 @@ mod tests {
     fn due_time_from_properties() {
         let mut p = IndexMap::new();
         assert!(requested_due(&p, 100).is_none());
-        p.insert(PROPERTY_TIMER_DELAY_SEC.to_owned(), "3".to_owned());
+        p.insert(properties::TIMER_DELAY_SEC.to_owned(), "3".to_owned());
         assert_eq!(requested_due(&p, 100).unwrap().unwrap(), 3100);
-        p.insert(PROPERTY_TIMER_DELIVER_MS.to_owned(), "5000".to_owned());
+        p.insert(properties::TIMER_DELIVER_MS.to_owned(), "5000".to_owned());
         assert_eq!(requested_due(&p, 100).unwrap().unwrap(), 5000);
-        p.insert(PROPERTY_TIMER_DELIVER_MS.to_owned(), "x".to_owned());
+        p.insert(properties::TIMER_DELIVER_MS.to_owned(), "x".to_owned());
         assert!(requested_due(&p, 100).unwrap().is_err());
     }
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use remoting::code::request_code;
 use remoting::{command_header, RemotingCommand};
-use store::MessageToStore;
+use store::{properties, MessageToStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -35,17 +35,13 @@ use crate::client::ClientManager;
 use crate::message;
 use crate::offsets::ConsumerOffsetManager;
 use crate::processor::{read_config, SharedConfig};
-use crate::schedule::{read_entry, Entry, PROPERTY_REAL_QUEUE_ID, PROPERTY_REAL_TOPIC};
+use crate::schedule::{read_entry, Entry};
 use crate::store::BrokerStore;
 use crate::topic;
 
 /// Java `TransactionalMessageUtil.buildConsumerGroup()`.
 pub const SYS_TRANS_GROUP: &str = "CID_RMQ_SYS_TRANS";
 pub const REMOVE_TAG: &str = "d";
-pub const PROPERTY_TRANSACTION_CHECK_TIMES: &str = "TRANSACTION_CHECK_TIMES";
-pub const PROPERTY_CHECK_IMMUNITY_TIME: &str = "CHECK_IMMUNITY_TIME_IN_SECONDS";
-pub const PROPERTY_PRODUCER_GROUP: &str = "PGROUP";
-pub const PROPERTY_TRANSACTION_ID: &str = "__transactionId__";
 /// Half messages looked at per check round, at most.
 const MAX_PER_ROUND: usize = 10_000;
 
@@ -189,7 +185,7 @@ impl TransactionService {
             queue_id: 0,
             flag: 0,
             body: Bytes::from(format!("{half_offset},")),
-            properties: store::properties::encode(&[(message::PROPERTY_TAGS, REMOVE_TAG)]),
+            properties: properties::encode(&[(properties::TAGS, REMOVE_TAG)]),
             sys_flag: 0,
             born_timestamp: remoting::body::now_millis(),
             born_host: self.store_host,
@@ -268,16 +264,16 @@ impl TransactionService {
             };
             let props = message::decode_properties(view.properties);
             let times: i32 = props
-                .get(PROPERTY_TRANSACTION_CHECK_TIMES)
+                .get(properties::TRANSACTION_CHECK_TIMES)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             let immunity = props
-                .get(PROPERTY_CHECK_IMMUNITY_TIME)
+                .get(properties::CHECK_IMMUNITY_TIME_IN_SECONDS)
                 .and_then(|v| v.parse::<i64>().ok())
                 .map_or(timeout, |s| s.saturating_mul(1000));
             let id = props
-                .get(PROPERTY_TRANSACTION_ID)
-                .or_else(|| props.get(message::PROPERTY_UNIQ_KEY))
+                .get(properties::TRANSACTION_ID)
+                .or_else(|| props.get(properties::UNIQ_KEY))
                 .cloned()
                 .unwrap_or_default();
             if st.resolved_ids.contains(&id) {
@@ -306,7 +302,7 @@ impl TransactionService {
             }
             let mut copy_props = props.clone();
             copy_props.insert(
-                PROPERTY_TRANSACTION_CHECK_TIMES.to_owned(),
+                properties::TRANSACTION_CHECK_TIMES.to_owned(),
                 (times + 1).to_string(),
             );
             let copy = base_copy(&view, &record, copy_props);
@@ -352,7 +348,7 @@ impl TransactionService {
         queue_offset: i64,
         broker_name: &str,
     ) {
-        let Some(group) = props.get(PROPERTY_PRODUCER_GROUP) else {
+        let Some(group) = props.get(properties::PGROUP) else {
             return;
         };
         let Some(channel) = self
@@ -370,14 +366,14 @@ impl TransactionService {
         let Some(body) = real_view(&record) else {
             return;
         };
-        let uniq = props.get(message::PROPERTY_UNIQ_KEY).cloned();
+        let uniq = props.get(properties::UNIQ_KEY).cloned();
         let header = CheckTransactionStateRequestHeader {
-            topic: props.get(PROPERTY_REAL_TOPIC).cloned(),
+            topic: props.get(properties::REAL_TOPIC).cloned(),
             tran_state_table_offset: queue_offset,
             commit_log_offset: phys,
             msg_id: uniq.clone(),
-            transaction_id: props.get(PROPERTY_TRANSACTION_ID).cloned().or(uniq),
-            offset_msg_id: Some(message::offset_message_id(self.store_host, phys)),
+            transaction_id: props.get(properties::TRANSACTION_ID).cloned().or(uniq),
+            offset_msg_id: Some(store::create_offset_message_id(self.store_host, phys)),
             bname: Some(broker_name.to_owned()),
         };
         let cmd = RemotingCommand::request(request_code::CHECK_TRANSACTION_STATE)
@@ -416,9 +412,9 @@ fn base_copy(
 /// The record re-encoded with its real topic and queue (the check body).
 fn real_view(record: &[u8]) -> Option<Vec<u8>> {
     let view = store::record::decode(record).ok()?;
-    let topic = store::properties::get(view.properties, PROPERTY_REAL_TOPIC)?;
+    let topic = properties::get(view.properties, properties::REAL_TOPIC)?;
     let mut h = view.header();
-    h.queue_id = store::properties::get(view.properties, PROPERTY_REAL_QUEUE_ID)
+    h.queue_id = properties::get(view.properties, properties::REAL_QID)
         .and_then(|q| q.parse().ok())
         .unwrap_or(view.queue_id);
     let mut out = Vec::with_capacity(record.len() + topic.len());

@@ -36,11 +36,13 @@ async fn send_v1_v2_batch_then_pull_and_view() {
     assert_eq!(r2.code, rc::SUCCESS, "{:?}", r2.remark);
     assert_eq!(r2.ext("queueOffset"), Some("1"));
 
-    let entries: Vec<broker::message::BatchEntry> = (0..3)
-        .map(|i| broker::message::BatchEntry {
-            flag: i,
-            body: bytes::Bytes::from(format!("batch-{i}")),
-            properties: props(&[("UNIQ_KEY", &format!("B{i}"))]),
+    let entries: Vec<(i32, String, String)> = (0..3)
+        .map(|i| {
+            (
+                i,
+                format!("batch-{i}"),
+                props(&[("UNIQ_KEY", &format!("B{i}"))]),
+            )
         })
         .collect();
     let mut h = send_header("T1", 1, &props(&[("WAIT", "true")]));
@@ -48,7 +50,7 @@ async fn send_v1_v2_batch_then_pull_and_view() {
     let v2: remoting::header::SendMessageRequestHeaderV2 = h.into();
     let batch = RemotingCommand::request(rq::SEND_BATCH_MESSAGE)
         .with_header(&v2)
-        .with_body(broker::message::encode_batch(&entries));
+        .with_body(store::record::encode_batch(&entries));
     let r3 = c.call(batch).await;
     assert_eq!(r3.code, rc::SUCCESS, "{:?}", r3.remark);
     assert_eq!(r3.ext("queueOffset"), Some("2"));
@@ -81,9 +83,9 @@ async fn send_v1_v2_batch_then_pull_and_view() {
     assert_eq!(prop(&recs[4], "UNIQ_KEY"), Some("B2"));
 
     // Offset message ids carry the store host and the physical offset.
-    let (host, phys) = broker::message::decode_offset_message_id(r1.ext("msgId").unwrap()).unwrap();
+    let (host, phys) = store::decode_offset_message_id(r1.ext("msgId").unwrap()).unwrap();
     assert_eq!((host, phys), (b.addr, recs[0].physical_offset));
-    let (_, phys3) = broker::message::decode_offset_message_id(ids[2]).unwrap();
+    let (_, phys3) = store::decode_offset_message_id(ids[2]).unwrap();
     assert_eq!(phys3, recs[4].physical_offset);
     let view = c
         .call(RemotingCommand::request(rq::VIEW_MESSAGE_BY_ID).with_ext("offset", phys.to_string()))

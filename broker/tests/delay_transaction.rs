@@ -59,7 +59,7 @@ fn end(group: &str, queue_offset: i64, phys: i64, what: i32, check: bool) -> Rem
 
 fn phys_of(send: &RemotingCommand) -> i64 {
     let id = send.ext("msgId").unwrap();
-    broker::message::decode_offset_message_id(id).unwrap().1
+    store::decode_offset_message_id(id).unwrap().1
 }
 
 #[tokio::test]
@@ -175,12 +175,7 @@ async fn check_back_goes_to_a_live_producer_until_check_max() {
     let phys: i64 = check.ext("commitLogOffset").unwrap().parse().unwrap();
     assert_eq!(qo, 1, "the check names the re-appended copy");
     let offset_id = check.ext("offsetMsgId").unwrap();
-    assert_eq!(
-        broker::message::decode_offset_message_id(offset_id)
-            .unwrap()
-            .1,
-        phys
-    );
+    assert_eq!(store::decode_offset_message_id(offset_id).unwrap().1, phys);
     let body = decode_records(check.body.clone()).remove(0);
     assert_eq!(body.topic, "TXC", "the body carries the real topic");
     assert_eq!(body.queue_id, 1);

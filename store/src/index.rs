@@ -25,7 +25,7 @@ use bytes::Bytes;
 
 use crate::error::StoreError;
 use crate::properties;
-use crate::record;
+use crate::record::{self, java_hash_continue, java_string_hash};
 
 pub(crate) const INDEX_HEADER_SIZE: usize = 40;
 pub(crate) const HASH_SLOT_SIZE: usize = 4;
@@ -45,33 +45,10 @@ pub struct QueryResult {
     pub index_last_update_phyoffset: i64,
 }
 
-/// Java `String.hashCode()` (over UTF-16 code units).
-pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
-}
-
 /// Java `IndexFile.indexKeyHashMethod`: `abs(hashCode)`, and 0 for
 /// `Integer.MIN_VALUE` (whose `Math.abs` stays negative).
 pub fn index_key_hash(key: &str) -> i32 {
     java_string_hash(key).checked_abs().unwrap_or(0)
-}
-
-/// [`java_string_hash`] of `prefix + s` given the hash `h` of `prefix`:
-/// ASCII bytes are UTF-16 code units as they are; from the first non-ASCII
-/// character on, the text is hashed as UTF-16.
-pub(crate) fn java_hash_continue(mut h: i32, s: &str) -> i32 {
-    for (i, &c) in s.as_bytes().iter().enumerate() {
-        if c >= 0x80 {
-            // Everything before `i` is ASCII, so `i` is a char boundary.
-            return s.get(i..).map_or(h, |rest| {
-                rest.encode_utf16()
-                    .fold(h, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
-            });
-        }
-        h = h.wrapping_mul(31).wrapping_add(i32::from(c));
-    }
-    h
 }
 
 /// The Java hash of `topic#` (see [`index_key_hash_of`]).

@@ -4,9 +4,13 @@
 //!
 //! * [`MessageStore`]: open/recover, put (single and batch), get by queue
 //!   offset, offsets and times, view by commit-log offset, shutdown.
-//! * [`record`]: stored record encode/decode/validate, batch bodies, tags hash.
-//! * [`properties`]: the `name\x01value\x02` properties string.
-//! * [`msgid`]: offset message ids.
+//! * [`record`]: stored record encode/decode/validate, batch bodies, Java's
+//!   string hash (tags code).
+//! * [`properties`]: the `name\x01value\x02` properties string and every
+//!   property name.
+//! * [`msgid`]: offset message ids and unique ids.
+//!
+//! These three are the message model's one home: the broker uses them.
 //!
 //! No network code. `unsafe` lives only in the private `mmap` module.
 
@@ -27,9 +31,9 @@ mod store;
 
 pub use config::{FlushDiskType, StoreConfig, DEFAULT_MESSAGE_DELAY_LEVEL};
 pub use error::StoreError;
-pub use index::{build_key, index_key_hash, java_string_hash, QueryResult, MAX_MSGS_NUM_BATCH};
-pub use msgid::{create_offset_message_id, decode_offset_message_id};
-pub use record::{tags_hash_code, StoredMessage};
+pub use index::{build_key, index_key_hash, QueryResult, MAX_MSGS_NUM_BATCH};
+pub use msgid::{create_offset_message_id, decode_offset_message_id, new_uniq_id};
+pub use record::{java_string_hash, tags_hash_code, StoredMessage};
 pub use replicated::{AppendOutcome, PendingAppend, ReplicatedAppendError, ReplicatedLog};
 pub use store::{
     ArrivalListener, BatchToStore, GetResult, GetStatus, MessageStore, MessageToStore, PendingPut,

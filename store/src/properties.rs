@@ -12,6 +12,8 @@ pub const PROPERTY_SEPARATOR: char = '\u{2}';
 /// The properties region of a record has an int16 length.
 pub const MAX_PROPERTIES_LEN: usize = i16::MAX as usize;
 
+// The property names (Java `MessageConst.PROPERTY_*`); the one list, for
+// the store and the broker alike.
 pub const TAGS: &str = "TAGS";
 pub const KEYS: &str = "KEYS";
 pub const UNIQ_KEY: &str = "UNIQ_KEY";
@@ -20,6 +22,8 @@ pub const DELAY: &str = "DELAY";
 pub const TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
 pub const TIMER_DELAY_SEC: &str = "TIMER_DELAY_SEC";
 pub const TIMER_DELAY_MS: &str = "TIMER_DELAY_MS";
+/// When the timer wheel took a message out (Java `PROPERTY_TIMER_OUT_MS`).
+pub const TIMER_OUT_MS: &str = "TIMER_OUT_MS";
 pub const TRAN_MSG: &str = "TRAN_MSG";
 pub const PGROUP: &str = "PGROUP";
 pub const TRANSACTION_ID: &str = "__transactionId__";
@@ -43,18 +47,27 @@ pub const REPLY_TO_CLIENT: &str = "REPLY_TO_CLIENT";
 pub const TRACE_CONTEXT: &str = "TRACE_CONTEXT";
 pub const DLQ_ORIGIN_TOPIC: &str = "DLQ_ORIGIN_TOPIC";
 pub const DLQ_ORIGIN_MESSAGE_ID: &str = "DLQ_ORIGIN_MESSAGE_ID";
+/// Also a send response's ext field (Java `PROPERTY_MSG_REGION`).
+pub const MSG_REGION: &str = "MSG_REGION";
+/// Also a send response's ext field (Java `PROPERTY_TRACE_SWITCH`).
+pub const TRACE_ON: &str = "TRACE_ON";
 
 /// Encode pairs as Java does. Pairs with an empty value are kept here (Java
 /// skips only null values); Java readers will drop them.
 pub fn encode<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
     let mut s = String::new();
     for (k, v) in pairs {
-        s.push_str(k.as_ref());
-        s.push(NAME_VALUE_SEPARATOR);
-        s.push_str(v.as_ref());
-        s.push(PROPERTY_SEPARATOR);
+        push(&mut s, k.as_ref(), v.as_ref());
     }
     s
+}
+
+/// Appends one `name value` pair as [`encode`] writes it.
+pub fn push(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push(NAME_VALUE_SEPARATOR);
+    out.push_str(value);
+    out.push(PROPERTY_SEPARATOR);
 }
 
 /// Decode as Java does: split on U+0002; keep a segment only if its first

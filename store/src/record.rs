@@ -85,6 +85,19 @@ pub enum RecordError {
     TopicTooLong(usize),
     #[error("properties length {0} exceeds {max}", max = properties::MAX_PROPERTIES_LEN)]
     PropertiesTooLong(usize),
+    // Batch bodies ([`decode_batch`]); the texts are the broker's remarks.
+    #[error("truncated batch record header ({0} bytes left)")]
+    BatchHeader(usize),
+    #[error("bad batch record size {0}")]
+    BatchSize(i32),
+    #[error("bad batch body length {0}")]
+    BatchBodyLen(i32),
+    #[error("truncated batch properties length")]
+    BatchPropertiesTruncated,
+    #[error("bad batch properties length {0}")]
+    BatchPropertiesLen(i16),
+    #[error("batch properties are not UTF-8")]
+    BatchPropertiesUtf8,
 }
 
 /// Java `UtilAll.crc32`: CRC32 (zlib polynomial) masked to 31 bits.
@@ -92,14 +105,34 @@ pub fn crc32(data: &[u8]) -> i32 {
     (crc32fast::hash(data) & 0x7FFF_FFFF) as i32
 }
 
-/// Java `String.hashCode()` of the tags over UTF-16 code units, sign-extended
-/// (docs/protocol/messages.md §3). `""` hashes to 0, as does "no tags".
-pub fn tags_hash_code(tags: &str) -> i64 {
-    let mut h: i32 = 0;
-    for unit in tags.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
+/// Java `String.hashCode()`: `h = 31 * h + unit` over the UTF-16 code units,
+/// wrapping. The one implementation; the tag code and the index key hash
+/// are built on it.
+pub fn java_string_hash(s: &str) -> i32 {
+    java_hash_continue(0, s)
+}
+
+/// [`java_string_hash`] of `prefix + s` given the hash `h` of `prefix`:
+/// ASCII bytes are UTF-16 code units as they are; from the first non-ASCII
+/// character on, the text is hashed as UTF-16.
+pub(crate) fn java_hash_continue(mut h: i32, s: &str) -> i32 {
+    for (i, &c) in s.as_bytes().iter().enumerate() {
+        if c >= 0x80 {
+            // Everything before `i` is ASCII, so `i` is a char boundary.
+            return s.get(i..).map_or(h, |rest| {
+                rest.encode_utf16()
+                    .fold(h, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+            });
+        }
+        h = h.wrapping_mul(31).wrapping_add(i32::from(c));
     }
-    i64::from(h)
+    h
+}
+
+/// Java `String.hashCode()` of the tags, sign-extended: the consume queue's
+/// tag code (docs/protocol/messages.md §3). `""` hashes to 0, as does "no tags".
+pub fn tags_hash_code(tags: &str) -> i64 {
+    i64::from(java_string_hash(tags))
 }
 
 fn host_len(sys_flag: i32, v6_flag: i32) -> usize {
@@ -568,23 +601,53 @@ pub fn blank_marker(len: usize) -> [u8; 8] {
 pub struct BatchItem<'a> {
     pub flag: i32,
     pub body: &'a [u8],
+    /// Valid UTF-8 ([`decode_batch`] checks it).
     pub properties: &'a [u8],
 }
 
-/// Split a SEND_BATCH_MESSAGE body. Like Java, the declared TOTALSIZE, magic
-/// and CRC of each item are not trusted; lengths are bounds-checked.
+/// Split a SEND_BATCH_MESSAGE body, one item per record:
+///
+/// ```text
+/// int32 totalSize | int32 magic (0) | int32 bodyCrc (0) | int32 flag
+/// int32 bodyLen | body | int16 propLen | properties
+/// ```
+///
+/// Each record must fit in the rest of `buf` and hold its body and
+/// properties within its `totalSize`; bytes past the properties, up to
+/// `totalSize`, are skipped. Magic and CRC are not checked (Java does not
+/// either); properties must be UTF-8. The first bad record is the error.
 pub fn decode_batch(buf: &[u8]) -> Result<Vec<BatchItem<'_>>, RecordError> {
-    let mut r = Reader { buf, pos: 0 };
+    let mut rest = buf;
     let mut out = Vec::new();
-    while r.pos < buf.len() {
-        let _total = r.i32()?;
-        let _magic = r.i32()?;
-        let _crc = r.i32()?;
-        let flag = r.i32()?;
-        let body_len = r.i32()?;
-        let body = r.len(i64::from(body_len))?;
-        let props_len = r.i16()?;
-        let properties = r.len(i64::from(props_len))?;
+    while !rest.is_empty() {
+        if rest.len() < 20 {
+            return Err(RecordError::BatchHeader(rest.len()));
+        }
+        let total = be_i32(rest, 0);
+        if total < 22 || total as usize > rest.len() {
+            return Err(RecordError::BatchSize(total));
+        }
+        let (rec, next) = rest.split_at(total as usize);
+        rest = next;
+        let flag = be_i32(rec, 12);
+        let body_len = be_i32(rec, 16);
+        let rec = &rec[20..];
+        if body_len < 0 || body_len as usize > rec.len() {
+            return Err(RecordError::BatchBodyLen(body_len));
+        }
+        let (body, rec) = rec.split_at(body_len as usize);
+        if rec.len() < 2 {
+            return Err(RecordError::BatchPropertiesTruncated);
+        }
+        let props_len = i16::from_be_bytes([rec[0], rec[1]]);
+        let rec = &rec[2..];
+        if props_len < 0 || props_len as usize > rec.len() {
+            return Err(RecordError::BatchPropertiesLen(props_len));
+        }
+        let properties = &rec[..props_len as usize];
+        if std::str::from_utf8(properties).is_err() {
+            return Err(RecordError::BatchPropertiesUtf8);
+        }
         out.push(BatchItem {
             flag,
             body,
@@ -592,6 +655,10 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<BatchItem<'_>>, RecordError> {
         });
     }
     Ok(out)
+}
+
+fn be_i32(b: &[u8], pos: usize) -> i32 {
+    i32::from_be_bytes([b[pos], b[pos + 1], b[pos + 2], b[pos + 3]])
 }
 
 /// Encode a batch body (what producers send); used by tests and tools.
@@ -646,6 +713,9 @@ mod tests {
         assert_eq!(tags_hash_code("BB"), 2112);
         // Non-BMP char: UTF-16 surrogates 0xD83D 0xDE00.
         assert_eq!(tags_hash_code("\u{1F600}"), 0xD83D * 31 + 0xDE00);
+        // UTF-16 units, not bytes: "中".hashCode() == 20013.
+        assert_eq!(tags_hash_code("中"), 20013);
+        assert_eq!(java_string_hash("中"), 20013);
     }
 
     #[test]
@@ -753,5 +823,62 @@ mod tests {
         assert_eq!(items[0].properties, b"K\x01v\x02");
         assert_eq!(items[1].body, b"bc");
         assert!(decode_batch(&body[..body.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn batch_round_trip_and_junk() {
+        let entries: [(i32, &[u8], &[u8]); 2] = [
+            (1, b"hello", "UNIQ_KEY\u{1}X\u{2}".as_bytes()),
+            (0, b"", b""),
+        ];
+        let bytes = encode_batch(&entries);
+        let want = |items: &[(i32, &'static [u8], &'static [u8])]| {
+            items
+                .iter()
+                .map(|&(flag, body, properties)| BatchItem {
+                    flag,
+                    body,
+                    properties,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(decode_batch(&bytes).expect("batch"), want(&entries));
+        let first_len = encode_batch(&entries[..1]).len();
+        for cut in 1..bytes.len() {
+            let r = decode_batch(&bytes[..cut]);
+            if cut == first_len {
+                assert_eq!(r.expect("first record"), want(&entries[..1]));
+            } else {
+                assert!(r.is_err(), "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn batch_junk_is_named() {
+        let one = encode_batch(&[(0, &b"ab"[..], &b"K\x01v\x02"[..])]);
+        assert_eq!(decode_batch(&one[..19]), Err(RecordError::BatchHeader(19)));
+        let mut bad = one.clone();
+        bad[..4].copy_from_slice(&21i32.to_be_bytes());
+        assert_eq!(decode_batch(&bad), Err(RecordError::BatchSize(21)));
+        let mut bad = one.clone();
+        bad[16..20].copy_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(decode_batch(&bad), Err(RecordError::BatchBodyLen(-1)));
+        let mut bad = one.clone();
+        bad[22..24].copy_from_slice(&9i16.to_be_bytes());
+        assert_eq!(decode_batch(&bad), Err(RecordError::BatchPropertiesLen(9)));
+        let mut bad = one.clone();
+        bad[24] = 0xFF;
+        assert_eq!(decode_batch(&bad), Err(RecordError::BatchPropertiesUtf8));
+        // Bytes past the properties but inside totalSize are skipped.
+        let mut padded = one.clone();
+        padded[..4].copy_from_slice(&(one.len() as i32 + 3).to_be_bytes());
+        padded.extend_from_slice(&[9, 9, 9]);
+        let items = decode_batch(&padded).expect("padded");
+        assert_eq!((items.len(), items[0].body), (1, &b"ab"[..]));
+        assert_eq!(
+            RecordError::BatchSize(21).to_string(),
+            "bad batch record size 21"
+        );
     }
 }

@@ -95,7 +95,7 @@ fn subscription_filter(sub: &SubscriptionData) -> TagFilter {
         return Some(
             sub.tags_set
                 .iter()
-                .map(|t| message::tags_hash_code(t.trim()))
+                .map(|t| store::tags_hash_code(t.trim()))
                 .collect(),
         );
     }

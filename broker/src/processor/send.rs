@@ -12,10 +12,10 @@ use remoting::body::{perm, TopicConfig};
 use remoting::header::{SendHeaderRef, SendMessageResponseHeader};
 use remoting::{command_header, Connection, RemotingCommand};
 use store::PendingPut;
-use store::{PutResult, StoreError};
+use store::{properties, record, PutResult, StoreError};
 
 use crate::error::BrokerError;
-use crate::message::{self, BatchEntry};
+use crate::message;
 use crate::processor::{read_config, SharedConfig};
 use crate::stats::BrokerStats;
 use crate::store::BrokerStore;
@@ -24,9 +24,6 @@ use crate::topic::{self, TopicConfigManager};
 
 const TRANSACTION_TYPE_MASK: i32 = 0xC;
 const TRANSACTION_PREPARED_TYPE: i32 = 0x4;
-const PROPERTY_REAL_TOPIC: &str = "REAL_TOPIC";
-const PROPERTY_REAL_QUEUE_ID: &str = "REAL_QID";
-const PROPERTY_TRANSACTION_ID: &str = "__transactionId__";
 /// Java `MQVersion.Version.V3_4_9`: from this request version on the
 /// `maxReconsumeTimes` header is honoured.
 const VERSION_MAX_RECONSUME_HEADER: i32 = 121;
@@ -43,9 +40,6 @@ command_header! {
         pub max_reconsume_times: Option<i32> = "maxReconsumeTimes",
     }
 }
-
-const PROPERTY_RETRY_TOPIC: &str = "RETRY_TOPIC";
-const PROPERTY_ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
 
 pub struct SendProcessor {
     pub config: SharedConfig,
@@ -123,7 +117,7 @@ impl AnswerKind {
         match self {
             AnswerKind::One { queue_id, uniq } => (
                 SendMessageResponseHeader {
-                    msg_id: message::offset_message_id(store_host, first_offset(result)),
+                    msg_id: store::create_offset_message_id(store_host, first_offset(result)),
                     queue_id,
                     queue_offset: result.queue_offset,
                     transaction_id: Some(uniq),
@@ -138,7 +132,7 @@ impl AnswerKind {
                 let ids: Vec<String> = result
                     .commit_log_offsets
                     .iter()
-                    .map(|o| message::offset_message_id(store_host, *o))
+                    .map(|o| store::create_offset_message_id(store_host, *o))
                     .collect();
                 let count = ids.len() as u64;
                 (
@@ -259,8 +253,11 @@ impl SendProcessor {
         };
         Ok(response
             .with_header(&response_header)
-            .with_static_ext("MSG_REGION", answer.region_id)
-            .with_static_ext("TRACE_ON", if answer.trace_on { "true" } else { "false" }))
+            .with_static_ext(properties::MSG_REGION, answer.region_id)
+            .with_static_ext(
+                properties::TRACE_ON,
+                if answer.trace_on { "true" } else { "false" },
+            ))
     }
 
     /// Topic name, forbidden system topics, existence or auto-creation; the
@@ -347,22 +344,19 @@ impl SendProcessor {
             return self.store_one(&msg, queue_id, uniq);
         }
         let mut props = message::decode_properties(raw);
-        let uniq = match props.get(message::PROPERTY_UNIQ_KEY) {
+        let uniq = match props.get(properties::UNIQ_KEY) {
             Some(u) => u.clone(),
             None => {
-                let u = message::new_uniq_id(self.store_host.ip());
-                props.insert(message::PROPERTY_UNIQ_KEY.to_owned(), u.clone());
+                let u = store::new_uniq_id(self.store_host.ip());
+                props.insert(properties::UNIQ_KEY.to_owned(), u.clone());
                 u
             }
         };
-        props.insert(
-            message::PROPERTY_CLUSTER.to_owned(),
-            cfg.cluster_name.clone(),
-        );
+        props.insert(properties::CLUSTER.to_owned(), cfg.cluster_name.clone());
         // Java's `buildMsgContext` stores the region and trace switch in every
         // message; 5.x trace dispatchers skip consumer records without them.
-        props.insert("MSG_REGION".to_owned(), cfg.region_id.clone());
-        props.insert("TRACE_ON".to_owned(), cfg.trace_on.to_string());
+        props.insert(properties::MSG_REGION.to_owned(), cfg.region_id.clone());
+        props.insert(properties::TRACE_ON.to_owned(), cfg.trace_on.to_string());
 
         let (mut topic, mut queue) = (h.topic.to_owned(), queue_id);
         let mut dead_letter = false;
@@ -384,9 +378,9 @@ impl SendProcessor {
             }
             // Java `TransactionalMessageBridge.parseHalfMessageInner`: park the
             // half message until END_TRANSACTION.
-            props.insert(PROPERTY_REAL_TOPIC.to_owned(), topic.clone());
-            props.insert(PROPERTY_REAL_QUEUE_ID.to_owned(), queue.to_string());
-            props.insert(PROPERTY_TRANSACTION_ID.to_owned(), uniq.clone());
+            props.insert(properties::REAL_TOPIC.to_owned(), topic.clone());
+            props.insert(properties::REAL_QID.to_owned(), queue.to_string());
+            props.insert(properties::TRANSACTION_ID.to_owned(), uniq.clone());
             msg.sys_flag &= !TRANSACTION_TYPE_MASK;
             msg.topic = topic::TRANS_HALF_TOPIC.to_owned();
             msg.queue_id = 0;
@@ -409,10 +403,6 @@ impl SendProcessor {
         raw: &str,
         cfg: &SendConfig,
     ) -> Option<(String, String)> {
-        use crate::schedule::{
-            PROPERTY_DELAY, PROPERTY_TIMER_DELAY_MS, PROPERTY_TIMER_DELAY_SEC,
-            PROPERTY_TIMER_DELIVER_MS,
-        };
         if h.sys_flag & TRANSACTION_TYPE_MASK == TRANSACTION_PREPARED_TYPE
             || h.topic.starts_with(topic::RETRY_PREFIX)
         {
@@ -421,13 +411,13 @@ impl SendProcessor {
         let uniq = message::scan_canonical(
             raw,
             &[
-                message::PROPERTY_CLUSTER,
-                "MSG_REGION",
-                "TRACE_ON",
-                PROPERTY_DELAY,
-                PROPERTY_TIMER_DELIVER_MS,
-                PROPERTY_TIMER_DELAY_SEC,
-                PROPERTY_TIMER_DELAY_MS,
+                properties::CLUSTER,
+                properties::MSG_REGION,
+                properties::TRACE_ON,
+                properties::DELAY,
+                properties::TIMER_DELIVER_MS,
+                properties::TIMER_DELAY_SEC,
+                properties::TIMER_DELAY_MS,
             ],
         )?;
         let mut props = String::with_capacity(raw.len() + 128);
@@ -435,16 +425,16 @@ impl SendProcessor {
         let uniq = match uniq {
             Some(u) => u.to_owned(),
             None => {
-                let u = message::new_uniq_id(self.store_host.ip());
-                message::push_property(&mut props, message::PROPERTY_UNIQ_KEY, &u);
+                let u = store::new_uniq_id(self.store_host.ip());
+                properties::push(&mut props, properties::UNIQ_KEY, &u);
                 u
             }
         };
-        message::push_property(&mut props, message::PROPERTY_CLUSTER, &cfg.cluster_name);
-        message::push_property(&mut props, "MSG_REGION", &cfg.region_id);
-        message::push_property(
+        properties::push(&mut props, properties::CLUSTER, &cfg.cluster_name);
+        properties::push(&mut props, properties::MSG_REGION, &cfg.region_id);
+        properties::push(
             &mut props,
-            "TRACE_ON",
+            properties::TRACE_ON,
             if cfg.trace_on { "true" } else { "false" },
         );
         Some((props, uniq))
@@ -472,31 +462,26 @@ impl SendProcessor {
                 "batch request does not support retry group".into(),
             ));
         }
-        let entries =
-            message::decode_batch(req.body.clone()).map_err(BrokerError::MessageIllegal)?;
-        if entries.is_empty() {
+        let items = record::decode_batch(&req.body)
+            .map_err(|e| BrokerError::MessageIllegal(e.to_string()))?;
+        if items.is_empty() {
             return Err(BrokerError::MessageIllegal("empty batch".into()));
         }
-        let messages = entries
+        let messages = items
             .into_iter()
-            .map(
-                |BatchEntry {
-                     flag,
-                     body,
-                     properties,
-                 }| {
-                    let mut m = self.base_message(conn, h, h.topic, queue_id);
-                    m.flag = flag;
-                    m.body = body;
-                    m.properties = properties;
-                    m
-                },
-            )
+            .map(|item| {
+                let mut m = self.base_message(conn, h, h.topic, queue_id);
+                m.flag = item.flag;
+                m.body = req.body.slice_ref(item.body);
+                // decode_batch checked the properties are UTF-8.
+                m.properties = String::from_utf8_lossy(item.properties).into_owned();
+                m
+            })
             .collect::<Vec<_>>();
         // Split here so every inner message keeps its own UNIQ_KEY.
         let put = self.store.put_messages(&messages);
         let batch_props = message::decode_properties(h.properties.unwrap_or(""));
-        let transaction_id = batch_props.get(message::PROPERTY_UNIQ_KEY).cloned();
+        let transaction_id = batch_props.get(properties::UNIQ_KEY).cloned();
         Ok((
             put,
             AnswerKind::Batch {
@@ -514,16 +499,12 @@ impl SendProcessor {
         msg: &mut store::MessageToStore,
         props: &mut indexmap::IndexMap<String, String>,
     ) -> Result<(), BrokerError> {
-        use crate::schedule::{
-            PROPERTY_DELAY, PROPERTY_TIMER_DELAY_MS, PROPERTY_TIMER_DELAY_SEC,
-            PROPERTY_TIMER_DELIVER_MS,
-        };
-        if let Some(level) = props.get(PROPERTY_DELAY) {
+        if let Some(level) = props.get(properties::DELAY) {
             let level = level.trim().parse::<i32>().unwrap_or(0);
             for k in [
-                PROPERTY_TIMER_DELIVER_MS,
-                PROPERTY_TIMER_DELAY_SEC,
-                PROPERTY_TIMER_DELAY_MS,
+                properties::TIMER_DELIVER_MS,
+                properties::TIMER_DELAY_SEC,
+                properties::TIMER_DELAY_MS,
             ] {
                 props.shift_remove(k);
             }
@@ -629,7 +610,7 @@ impl SendProcessor {
         })?;
         let mut props = message::decode_properties(view.properties);
         props
-            .entry(PROPERTY_RETRY_TOPIC.to_owned())
+            .entry(properties::RETRY_TOPIC.to_owned())
             .or_insert_with(|| view.topic.to_owned());
         let max = match h.max_reconsume_times {
             Some(m) if req.version >= VERSION_MAX_RECONSUME_HEADER => m,
@@ -651,9 +632,11 @@ impl SendProcessor {
         let origin = h
             .origin_msg_id
             .filter(|id| !id.is_empty())
-            .unwrap_or_else(|| message::offset_message_id(view.store_host, view.physical_offset));
+            .unwrap_or_else(|| {
+                store::create_offset_message_id(view.store_host, view.physical_offset)
+            });
         props
-            .entry(PROPERTY_ORIGIN_MESSAGE_ID.to_owned())
+            .entry(properties::ORIGIN_MESSAGE_ID.to_owned())
             .or_insert(origin);
         let mut msg = store::MessageToStore {
             topic: target.clone(),

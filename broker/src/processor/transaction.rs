@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use remoting::{command_header, Connection, RemotingCommand};
-use store::StoreError;
+use store::{properties, StoreError};
 
 use crate::error::BrokerError;
 use crate::message;
-use crate::schedule::{unpark, ScheduleService, PROPERTY_DELAY};
+use crate::schedule::{unpark, ScheduleService};
 use crate::topic;
-use crate::transaction::{Outcome, TransactionService, PROPERTY_PRODUCER_GROUP};
+use crate::transaction::{Outcome, TransactionService};
 
 /// `MessageSysFlag` transaction bits.
 const TRANSACTION_NOT_TYPE: i32 = 0;
@@ -74,7 +74,7 @@ impl EndTransactionProcessor {
                 "Find prepared transaction message failed".into(),
             ));
         }
-        if props.get(PROPERTY_PRODUCER_GROUP).map(String::as_str) != Some(&h.producer_group) {
+        if props.get(properties::PGROUP).map(String::as_str) != Some(&h.producer_group) {
             return Err(BrokerError::System("The producer group wrong".into()));
         }
         if view.queue_offset != h.tran_state_table_offset {
@@ -86,8 +86,8 @@ impl EndTransactionProcessor {
             return Err(BrokerError::System("The commit log offset wrong".into()));
         }
         let id = props
-            .get(crate::transaction::PROPERTY_TRANSACTION_ID)
-            .or_else(|| props.get(message::PROPERTY_UNIQ_KEY))
+            .get(properties::TRANSACTION_ID)
+            .or_else(|| props.get(properties::UNIQ_KEY))
             .cloned()
             .unwrap_or_default();
         if self.tx.is_resolved(view.queue_offset, &id) {
@@ -103,7 +103,7 @@ impl EndTransactionProcessor {
                 // Committed messages with a delay level are delayed (Java
                 // `CommitLog.putMessage` for COMMIT_TYPE).
                 let level = props
-                    .get(PROPERTY_DELAY)
+                    .get(properties::DELAY)
                     .and_then(|d| d.parse::<i32>().ok())
                     .unwrap_or(0);
                 if level > 0 {
