@@ -262,9 +262,10 @@ pub fn encode_into(
     Ok(len)
 }
 
-/// A decoded record borrowing its variable parts.
+/// A decoded record: the fixed fields, and its body, topic and properties
+/// as `B` and `S` — borrowed ([`RecordView`]) or owned ([`StoredMessage`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordView<'a> {
+pub struct Record<B, S> {
     pub total_size: i32,
     pub magic_code: i32,
     pub body_crc: i32,
@@ -279,9 +280,40 @@ pub struct RecordView<'a> {
     pub store_host: SocketAddr,
     pub reconsume_times: i32,
     pub prepared_transaction_offset: i64,
-    pub body: &'a [u8],
-    pub topic: &'a str,
-    pub properties: &'a str,
+    pub body: B,
+    pub topic: S,
+    pub properties: S,
+}
+
+/// A decoded record borrowing its variable parts.
+pub type RecordView<'a> = Record<&'a [u8], &'a str>;
+
+/// An owned decoded record; the body shares the input [`Bytes`].
+pub type StoredMessage = Record<Bytes, String>;
+
+impl<B, S> Record<B, S> {
+    /// The same fixed fields with other variable parts.
+    fn with_parts<B2, S2>(self, body: B2, topic: S2, properties: S2) -> Record<B2, S2> {
+        Record {
+            total_size: self.total_size,
+            magic_code: self.magic_code,
+            body_crc: self.body_crc,
+            queue_id: self.queue_id,
+            flag: self.flag,
+            queue_offset: self.queue_offset,
+            physical_offset: self.physical_offset,
+            sys_flag: self.sys_flag,
+            born_timestamp: self.born_timestamp,
+            born_host: self.born_host,
+            store_timestamp: self.store_timestamp,
+            store_host: self.store_host,
+            reconsume_times: self.reconsume_times,
+            prepared_transaction_offset: self.prepared_transaction_offset,
+            body,
+            topic,
+            properties,
+        }
+    }
 }
 
 impl RecordView<'_> {
@@ -449,52 +481,14 @@ pub fn decode(buf: &[u8]) -> Result<RecordView<'_>, RecordError> {
     })
 }
 
-/// An owned decoded record; the body shares the input [`Bytes`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredMessage {
-    pub total_size: i32,
-    pub magic_code: i32,
-    pub body_crc: i32,
-    pub queue_id: i32,
-    pub flag: i32,
-    pub queue_offset: i64,
-    pub physical_offset: i64,
-    pub sys_flag: i32,
-    pub born_timestamp: i64,
-    pub born_host: SocketAddr,
-    pub store_timestamp: i64,
-    pub store_host: SocketAddr,
-    pub reconsume_times: i32,
-    pub prepared_transaction_offset: i64,
-    pub body: Bytes,
-    pub topic: String,
-    pub properties: String,
-}
-
 impl StoredMessage {
     /// Decode one record starting at `buf[0]` (see [`decode`]).
     pub fn decode(buf: &Bytes) -> Result<StoredMessage, RecordError> {
         let v = decode(buf)?;
         let body_start = v.body.as_ptr() as usize - buf.as_ptr() as usize;
-        Ok(StoredMessage {
-            total_size: v.total_size,
-            magic_code: v.magic_code,
-            body_crc: v.body_crc,
-            queue_id: v.queue_id,
-            flag: v.flag,
-            queue_offset: v.queue_offset,
-            physical_offset: v.physical_offset,
-            sys_flag: v.sys_flag,
-            born_timestamp: v.born_timestamp,
-            born_host: v.born_host,
-            store_timestamp: v.store_timestamp,
-            store_host: v.store_host,
-            reconsume_times: v.reconsume_times,
-            prepared_transaction_offset: v.prepared_transaction_offset,
-            body: buf.slice(body_start..body_start + v.body.len()),
-            topic: v.topic.to_owned(),
-            properties: v.properties.to_owned(),
-        })
+        let body = buf.slice(body_start..body_start + v.body.len());
+        let (topic, properties) = (v.topic.to_owned(), v.properties.to_owned());
+        Ok(v.with_parts(body, topic, properties))
     }
 
     /// Decode concatenated records (a pull response body).
