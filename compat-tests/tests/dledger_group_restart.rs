@@ -28,24 +28,14 @@
 //! Run: `cargo build --release --bins && cargo test --release -p compat-tests
 //! --test dledger_group_restart -- --nocapture`.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use compat_tests::dledger_group::{Group, Spec};
 use compat_tests::invariant::{ack_times, longest_ack_gap, reacknowledged};
-use compat_tests::{
-    acked, check_acks, cluster_info, free_broker_port, free_port, java_client, request_body,
-    serial, text, wait_until, BrokerProcess, JavaClient, OurNamesrv, Proc, TEST_BROKER_KEYS,
-};
+use compat_tests::{acked, check_acks, serial, Proc};
 use remoting::body::now_millis;
-use remoting::code::request_code;
 
-const VERSION: &str = "5.3.3";
 const TOPIC: &str = "DLedgerGroupRestart";
-const CLUSTER: &str = "DLedgerRestartCluster";
-const BROKER_NAME: &str = "dl-restart";
-/// DLedger data segment (= mappedFileSizeCommitLog).
-const SEGMENT: u64 = 4 * 1024 * 1024;
 /// Producer threads of the restart test (as in the issue's runs); the
 /// pause test's 2 threads acknowledge a send every millisecond or so, enough
 /// to measure gaps, with less data written.
@@ -65,235 +55,48 @@ const OBSERVE: Duration = Duration::from_secs(15);
 /// (generous: one route refresh is 1 s; the stale registration made it ~27 s).
 const MAX_GAP_MS: i64 = 10_000;
 
-struct Node {
-    n: usize,
-    addr: String,
-    broker: BrokerProcess,
+/// Three of ours on direct DLedger links (DLedger data segment =
+/// mappedFileSizeCommitLog = 4 MiB), registered (one master, two slaves;
+/// 60 s each), the topic (4 queues) on all three.
+fn start() -> Group {
+    let g = Group::start(Spec {
+        consume_queue_size: 60_000,
+        ..Spec::new("DLedgerRestartCluster", "dl-restart", 4 * 1024 * 1024)
+    });
+    let first = g.wait_formed("first election");
+    g.create_topic(TOPIC, first);
+    g.wait_topic_everywhere(TOPIC);
+    g
 }
 
-struct Group {
-    ns: OurNamesrv,
-    java: JavaClient,
-    home: std::path::PathBuf,
-    nodes: Vec<Node>,
+/// The producer: `produce-until` for 900 s with `threads` threads.
+fn producer(g: &Group, threads: usize) -> Proc {
+    g.produce_until(TOPIC, 900, Some(threads))
 }
 
-impl Group {
-    /// Three members on direct DLedger links, registered (one master, two
-    /// slaves), the topic (4 queues) on all three.
-    fn start() -> Group {
-        let ns = OurNamesrv::start();
-        let java = java_client(VERSION).snapshot(ns.dir.path());
-        let home = ns.client_home("java");
-        let root = ns.dir.path().join("dledger");
-        let dl_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let peers = (0..3)
-            .map(|i| format!("n{i}-127.0.0.1:{}", dl_ports[i]))
-            .collect::<Vec<_>>()
-            .join(";");
-        let mut nodes: Vec<Node> = (0..3)
-            .map(|n| {
-                let dir = root.join(format!("n{n}"));
-                std::fs::create_dir_all(&dir).expect("node dir");
-                let port = free_broker_port();
-                std::fs::write(
-                    dir.join("broker.conf"),
-                    format!(
-                        "brokerClusterName={CLUSTER}\nbrokerName={BROKER_NAME}\nlistenPort={port}\n\
-                         namesrvAddr={ns}\nbrokerIP1=127.0.0.1\nbindAddress=127.0.0.1\n\
-                         storePathRootDir={store}\nmappedFileSizeCommitLog={SEGMENT}\n\
-                         mappedFileSizeConsumeQueue=60000\nmaxHashSlotNum=50000\n\
-                         maxIndexNum=200000\n{TEST_BROKER_KEYS}\
-                         enableDLegerCommitLog=true\ndLegerGroup={BROKER_NAME}\n\
-                         dLegerPeers={peers}\ndLegerSelfId=n{n}\n",
-                        ns = ns.addr,
-                        store = dir.join("store").display(),
-                    ),
-                )
-                .expect("write broker.conf");
-                Node {
-                    n,
-                    addr: format!("127.0.0.1:{port}"),
-                    broker: BrokerProcess::new(&format!("n{n}"), dir),
-                }
-            })
-            .collect();
-        for node in &mut nodes {
-            node.broker.start();
-        }
-        let g = Group {
-            ns,
-            java,
-            home,
-            nodes,
-        };
-        let first = g.wait_master(None, "first election");
-        g.wait_slaves(first);
-        if let Err(e) =
-            g.java
-                .update_topic_on_broker(&g.home, &g.ns.addr, TOPIC, 4, &g.nodes[first].addr)
-        {
-            panic!(
-                "updateTopic {TOPIC} on the master {}: {e}\n{}",
-                g.nodes[first].addr,
-                g.logs()
-            );
-        }
-        for node in &g.nodes {
-            wait_until(
-                &format!("n{} holds topic {TOPIC}", node.n),
-                Duration::from_secs(40),
-                || {
-                    request_body(&node.addr, request_code::GET_ALL_TOPIC_CONFIG).is_some_and(|b| {
-                        String::from_utf8_lossy(&b).contains(&format!("\"{TOPIC}\""))
-                    })
-                },
-            );
-        }
-        g
-    }
-
-    /// The last 60 lines of every start of every member, and the name
-    /// server's.
-    fn logs(&self) -> String {
-        let mut s: String = self
-            .nodes
-            .iter()
-            .map(|n| n.broker.logs(60))
-            .collect::<Vec<_>>()
-            .join("\n");
-        s.push_str(&format!(
-            "\n----- name server (last 40 lines) -----\n{}",
-            compat_tests::tail_lines(&self.ns.logs(), 40)
-        ));
-        s
-    }
-
-    /// The broker ids the name server lists for the group: id → address.
-    fn route(&self) -> BTreeMap<i64, String> {
-        cluster_info(&self.ns.addr)
-            .and_then(|info| info.broker_addr_table.get(BROKER_NAME).cloned())
-            .map(|bd| bd.broker_addrs)
-            .unwrap_or_default()
-    }
-
-    /// Waits (60 s) until the name server routes a member other than `not`
-    /// as master (id 0); its index.
-    fn wait_master(&self, not: Option<usize>, what: &str) -> usize {
-        self.wait_master_for(not, what, Duration::from_secs(60))
-    }
-
-    fn wait_master_for(&self, not: Option<usize>, what: &str, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(m) = self.route().get(&0) {
-                if let Some(i) = self.nodes.iter().position(|n| &n.addr == m) {
-                    if Some(i) != not {
-                        return i;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no master ({what}) within {timeout:?}; route {:?}\n{}",
-                self.route(),
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits (60 s) until every member but `master` is routed as a slave
-    /// (id = selfId number + 1).
-    fn wait_slaves(&self, master: usize) {
-        for i in (0..3).filter(|i| *i != master) {
-            let id = i as i64 + 1;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while self.route().get(&id) != Some(&self.nodes[i].addr) {
-                assert!(
-                    Instant::now() < deadline,
-                    "n{i} never registered as slave {id}; route {:?}\n{}",
-                    self.route(),
-                    self.logs()
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    /// Waits (`timeout`) until the producer printed `more` acknowledgements
-    /// beyond its current count.
-    fn wait_acks(&self, producer: &mut Proc, more: usize, what: &str, timeout: Duration) {
-        let target = acked(producer) + more;
-        let deadline = Instant::now() + timeout;
-        loop {
-            let n = acked(producer);
-            if n >= target {
-                return;
-            }
-            assert!(
-                producer.is_running(),
-                "producer exited:\n{}",
-                compat_tests::tail_lines(&producer.log_text(), 50)
-            );
-            assert!(
-                Instant::now() < deadline,
-                "{what}: {n} of {target} acknowledgements after {timeout:?}; route {:?}\n\
-                 producer:\n{}\n{}",
-                self.route(),
-                compat_tests::tail_lines(&producer.log_text(), 30),
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn producer(&self, log: &Path, threads: usize) -> Proc {
-        self.java.spawn(
-            &self.home,
-            "compat.StoreDriver",
-            &[
-                "produce-until",
-                &self.ns.addr,
-                TOPIC,
-                "900",
-                &threads.to_string(),
-            ],
-            log.to_path_buf(),
+/// Stops the producer, dumps the topic through the master and checks
+/// the invariant; returns the number of acknowledgements.
+fn check(g: &Group, producer: &mut Proc, what: &str) -> usize {
+    producer.stop(Duration::from_secs(10));
+    let sent = producer.log_text();
+    g.wait_formed("before the dump");
+    let out = g.dump(
+        TOPIC,
+        "dledger_group_restart_check",
+        120,
+        Duration::from_secs(180),
+    );
+    let errors = sent.lines().filter(|l| l.starts_with("ERR ")).count();
+    let check = check_acks(&sent, &out);
+    eprintln!("{} acknowledged, {errors} failed sends", check.acked);
+    check.assert_ok(what, || {
+        format!(
+            "dump (last 20 lines):\n{}\n{}",
+            compat_tests::tail_lines(&out, 20),
+            g.logs()
         )
-    }
-
-    /// Stops the producer, dumps the topic through the master and checks
-    /// the invariant; returns the number of acknowledgements.
-    fn check(&self, producer: &mut Proc, what: &str) -> usize {
-        producer.stop(Duration::from_secs(10));
-        let sent = producer.log_text();
-        let m = self.wait_master(None, "before the dump");
-        self.wait_slaves(m);
-        let out = text(&self.java.run(
-            &self.home,
-            "compat.StoreDriver",
-            &[
-                "dump",
-                &self.ns.addr,
-                TOPIC,
-                "dledger_group_restart_check",
-                "120",
-            ],
-            Duration::from_secs(180),
-        ));
-        let errors = sent.lines().filter(|l| l.starts_with("ERR ")).count();
-        let check = check_acks(&sent, &out);
-        eprintln!("{} acknowledged, {errors} failed sends", check.acked);
-        check.assert_ok(what, || {
-            format!(
-                "dump (last 20 lines):\n{}\n{}",
-                compat_tests::tail_lines(&out, 20),
-                self.logs()
-            )
-        });
-        check.acked
-    }
+    });
+    check.acked
 }
 
 /// The time of the first acknowledgement at or after `from_ms`.
@@ -307,8 +110,8 @@ fn first_ack_after(producer: &Proc, from_ms: i64) -> Option<i64> {
 fn whole_group_restart_never_acknowledges_an_offset_in_use() {
     let _serial = serial();
     let started = Instant::now();
-    let mut g = Group::start();
-    let mut producer = g.producer(&g.ns.dir.path().join("producer.out"), THREADS);
+    let mut g = start();
+    let mut producer = producer(&g, THREADS);
     let t0 = Instant::now();
     g.wait_acks(
         &mut producer,
@@ -329,18 +132,18 @@ fn whole_group_restart_never_acknowledges_an_offset_in_use() {
         let t0 = Instant::now();
         if kill {
             for node in &g.nodes {
-                node.broker.signal(libc::SIGKILL);
+                node.signal(libc::SIGKILL);
             }
             for node in &mut g.nodes {
-                node.broker.reap();
+                node.ours_mut().reap();
             }
         } else {
             for node in &g.nodes {
-                node.broker.signal(libc::SIGTERM);
+                node.signal(libc::SIGTERM);
             }
             let mut failed = Vec::new();
             for node in &mut g.nodes {
-                if let Err(e) = node.broker.wait_exited_cleanly(Duration::from_secs(30)) {
+                if let Err(e) = node.ours_mut().wait_exited_cleanly(Duration::from_secs(30)) {
                     failed.push(e);
                 }
             }
@@ -356,9 +159,10 @@ fn whole_group_restart_never_acknowledges_an_offset_in_use() {
         std::thread::sleep(DOWN);
         let start_ms = now_millis();
         for node in &mut g.nodes {
-            node.broker.start();
+            node.start();
         }
-        let m = g.wait_master(None, &format!("after the {how} restart of round {round}"));
+        let what = format!("after the {how} restart of round {round}");
+        let m = g.wait_master(&what, |_| true);
         g.wait_acks(
             &mut producer,
             ROUND_ACKS,
@@ -380,7 +184,7 @@ fn whole_group_restart_never_acknowledges_an_offset_in_use() {
             reacknowledged(&producer.log_text())
         );
     }
-    let acks = g.check(&mut producer, "after 4 whole-group restarts");
+    let acks = check(&g, &mut producer, "after 4 whole-group restarts");
     eprintln!("{acks} acknowledged in all; total {:?}", started.elapsed());
 }
 
@@ -388,8 +192,8 @@ fn whole_group_restart_never_acknowledges_an_offset_in_use() {
 fn paused_leader_does_not_stop_sends_after_it_resumes() {
     let _serial = serial();
     let started = Instant::now();
-    let g = Group::start();
-    let mut producer = g.producer(&g.ns.dir.path().join("producer.out"), PAUSE_THREADS);
+    let g = start();
+    let mut producer = producer(&g, PAUSE_THREADS);
     g.wait_acks(
         &mut producer,
         500,
@@ -399,15 +203,15 @@ fn paused_leader_does_not_stop_sends_after_it_resumes() {
     let mut gaps = Vec::new();
     let mut slow = Vec::new();
     for round in 1..=2 {
-        let old = g.wait_master(None, &format!("before pause {round}"));
+        let old = g.wait_master(&format!("before pause {round}"), |_| true);
         let t0 = Instant::now();
-        g.nodes[old].broker.signal(libc::SIGSTOP);
+        g.nodes[old].signal(libc::SIGSTOP);
         // Another member takes over during the pause and acknowledges
         // sends (the pause is extended, at most to 30 s, until it does).
-        let new = g.wait_master_for(
-            Some(old),
+        let new = g.wait_master_within(
             &format!("another master while n{old} is paused"),
             Duration::from_secs(30),
+            |m| m != old,
         );
         let took_over = t0.elapsed();
         g.wait_acks(
@@ -421,7 +225,7 @@ fn paused_leader_does_not_stop_sends_after_it_resumes() {
         std::thread::sleep(PAUSE.saturating_sub(t0.elapsed()));
         let paused = t0.elapsed();
         let resume_ms = now_millis();
-        g.nodes[old].broker.signal(libc::SIGCONT);
+        g.nodes[old].signal(libc::SIGCONT);
         // Watch the sends for OBSERVE after the resume (and at most 60 s
         // more for them to come back, so a long outage is measured whole).
         let deadline = Instant::now() + OBSERVE + Duration::from_secs(60);
@@ -458,10 +262,9 @@ fn paused_leader_does_not_stop_sends_after_it_resumes() {
         }
         gaps.push(gap);
         // The resumed one is a slave again.
-        let m = g.wait_master(None, &format!("after resume {round}"));
-        g.wait_slaves(m);
+        g.wait_formed(&format!("after resume {round}"));
     }
-    let acks = g.check(&mut producer, "after 2 leader pauses");
+    let acks = check(&g, &mut producer, "after 2 leader pauses");
     eprintln!(
         "longest gaps after the resumes: {gaps:?} ms; {acks} acknowledged; total {:?}",
         started.elapsed()
