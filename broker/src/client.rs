@@ -269,15 +269,6 @@ impl ClientManager {
             .collect()
     }
 
-    pub fn consumer_group_names(&self) -> Vec<String> {
-        self.consumers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
-    }
-
     fn notify_group(&self, group: &str, members: Vec<Connection>) {
         if !self.notify_enabled || members.is_empty() {
             return;

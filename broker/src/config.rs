@@ -49,6 +49,62 @@ impl ConfigValue for bool {
     }
 }
 
+/// `brokerRole` (Java `BrokerRole`): a master that acknowledges a send after
+/// its own write, one that waits for a slave too, or a slave. Read in any
+/// case; shown as Java's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerRole {
+    AsyncMaster,
+    SyncMaster,
+    Slave,
+}
+
+impl BrokerRole {
+    /// Java's name, as config files and GET_BROKER_CONFIG spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokerRole::AsyncMaster => "ASYNC_MASTER",
+            BrokerRole::SyncMaster => "SYNC_MASTER",
+            BrokerRole::Slave => "SLAVE",
+        }
+    }
+
+    pub fn is_slave(self) -> bool {
+        self == BrokerRole::Slave
+    }
+}
+
+impl std::fmt::Display for BrokerRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BrokerRole {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        [
+            BrokerRole::AsyncMaster,
+            BrokerRole::SyncMaster,
+            BrokerRole::Slave,
+        ]
+        .into_iter()
+        .find(|r| r.as_str().eq_ignore_ascii_case(raw))
+        .ok_or_else(|| "expected ASYNC_MASTER, SYNC_MASTER or SLAVE".into())
+    }
+}
+
+impl ConfigValue for BrokerRole {
+    fn parse(raw: &str) -> Result<Self, String> {
+        raw.parse()
+    }
+    fn show(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
 macro_rules! numeric_config_value {
     ($($t:ty),*) => {$(
         impl ConfigValue for $t {
@@ -156,7 +212,7 @@ broker_config! {
     mapped_file_size_commit_log: u64 = "mappedFileSizeCommitLog" => 1024 * 1024 * 1024,
     mapped_file_size_consume_queue: u64 = "mappedFileSizeConsumeQueue" => 300_000 * 20,
     flush_disk_type: String = "flushDiskType" => "ASYNC_FLUSH".into(),
-    broker_role: String = "brokerRole" => "ASYNC_MASTER".into(),
+    broker_role: BrokerRole = "brokerRole" => BrokerRole::AsyncMaster,
     max_message_size: i32 = "maxMessageSize" => 4 * 1024 * 1024,
     delete_when: String = "deleteWhen" => "04".into(),
     file_reserved_time: i32 = "fileReservedTime" => 72,
@@ -352,6 +408,30 @@ mod tests {
         assert!(err.to_string().contains("listenPort"), "{err}");
         assert!(c.set("flushDiskType", "SYNC_FLUSH").unwrap());
         assert!(c.is_sync_flush());
+    }
+
+    #[test]
+    fn broker_role_reads_any_case_and_shows_java_names() {
+        let mut c = BrokerConfig::default();
+        assert_eq!(c.broker_role, BrokerRole::AsyncMaster);
+        for (raw, role, shown) in [
+            ("SLAVE", BrokerRole::Slave, "SLAVE"),
+            (" slave ", BrokerRole::Slave, "SLAVE"),
+            ("Sync_Master", BrokerRole::SyncMaster, "SYNC_MASTER"),
+            ("async_master", BrokerRole::AsyncMaster, "ASYNC_MASTER"),
+        ] {
+            assert!(c.set("brokerRole", raw).unwrap());
+            assert_eq!(c.broker_role, role);
+            let entries = c.entries();
+            let (_, v) = entries.iter().find(|(k, _)| *k == "brokerRole").unwrap();
+            assert_eq!(v, shown);
+            assert!(c
+                .to_properties_text()
+                .contains(&format!("brokerRole={shown}")));
+        }
+        let err = c.set("brokerRole", "MASTER").unwrap_err();
+        assert!(err.to_string().contains("brokerRole"), "{err}");
+        assert_eq!(c.broker_role, BrokerRole::AsyncMaster);
     }
 
     #[test]

@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, BrokerRole};
 use crate::namesrv::NamesrvClient;
 use crate::processor::SharedConfig;
 use crate::topic::TopicConfigManager;
@@ -185,7 +185,7 @@ async fn append_outcome(queued: QueuedAppend) -> AppendOutcome {
         Err(e) => return Err(replication_error(true, &e.to_string())),
     };
     let resp = &appended.response;
-    if resp.header.code != 200 {
+    if resp.header.code != dledger::core::message::ResponseCode::Success.code() {
         return Err(put_error(resp.header.code, resp.pos >= 0));
     }
     Ok(appended
@@ -198,16 +198,19 @@ async fn append_outcome(queued: QueuedAppend) -> AppendOutcome {
 /// Java `DLedgerCommitLog`'s put result for a DLedger append code
 /// (docs/protocol/dledger.md §4.2) and the send processor's answer to it.
 fn put_error(code: i32, written: bool) -> ReplicatedAppendError {
-    match code {
-        // SERVICE_NOT_AVAILABLE: not leader, leader transferring, disk full...
-        404 | 409 | 415 | 505 => ReplicatedAppendError {
-            written: false,
-            error: StoreError::ShutDown,
-        },
-        // IN_SYNC_REPLICAS_NOT_ENOUGH → SYSTEM_ERROR.
-        502 => replication_error(written, "in-sync replicas not enough"),
-        // OS_PAGE_CACHE_BUSY (leader pending full) → SYSTEM_BUSY.
-        503 => ReplicatedAppendError {
+    use dledger::core::message::ResponseCode as Dl;
+    match Dl::from_code(code) {
+        // Java SERVICE_NOT_AVAILABLE: nothing was written.
+        Some(Dl::NotLeader | Dl::InconsistentLeader | Dl::DiskFull | Dl::LeaderNotReady) => {
+            ReplicatedAppendError {
+                written: false,
+                error: StoreError::ShutDown,
+            }
+        }
+        // Java IN_SYNC_REPLICAS_NOT_ENOUGH, answered SYSTEM_ERROR.
+        Some(Dl::WaitQuorumAckTimeout) => replication_error(written, "in-sync replicas not enough"),
+        // Java OS_PAGE_CACHE_BUSY, answered SYSTEM_BUSY.
+        Some(Dl::LeaderPendingFull) => ReplicatedAppendError {
             written,
             error: StoreError::Busy,
         },
@@ -303,15 +306,15 @@ async fn become_role(
     namesrv: &NamesrvClient,
     topics: &TopicConfigManager,
     broker_id: i64,
-    role: &str,
+    role: BrokerRole,
 ) {
     {
         let mut c = config.write().unwrap_or_else(|p| p.into_inner());
         c.broker_id = broker_id;
-        c.broker_role = role.to_owned();
+        c.broker_role = role;
     }
     namesrv.set_broker_id(broker_id);
-    info!(broker_id, role, "broker role changed");
+    info!(broker_id, %role, "broker role changed");
     if !namesrv.addrs().is_empty() {
         namesrv.register_all(topics).await;
     }
@@ -339,7 +342,8 @@ impl MasterServices {
         }
     }
 
-    pub fn is_running(&self) -> bool {
+    #[cfg(test)]
+    fn is_running(&self) -> bool {
         self.running.is_some()
     }
 
@@ -437,7 +441,7 @@ async fn follow_roles(
                         writer_term = Some(rs.term);
                         info!(term = rs.term, "queues rebuilt: accepting writes as master");
                         services.run();
-                        become_role(&config, &namesrv, &topics, 0, "SYNC_MASTER").await;
+                        become_role(&config, &namesrv, &topics, 0, BrokerRole::SyncMaster).await;
                         break;
                     }
                     tokio::select! {
@@ -455,10 +459,10 @@ async fn follow_roles(
                 services.stop().await;
                 let is_slave = {
                     let c = config.read().unwrap_or_else(|p| p.into_inner());
-                    c.broker_role == "SLAVE" && c.broker_id == slave_id
+                    c.broker_role.is_slave() && c.broker_id == slave_id
                 };
                 if !is_slave {
-                    become_role(&config, &namesrv, &topics, slave_id, "SLAVE").await;
+                    become_role(&config, &namesrv, &topics, slave_id, BrokerRole::Slave).await;
                 }
             }
         }

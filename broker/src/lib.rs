@@ -6,26 +6,26 @@
 //! binary and in-process tests both use it (or [`Broker::start`] to learn
 //! when the broker is ready).
 
-pub mod client;
-pub mod config;
-pub mod dledger;
-pub mod error;
-pub mod filter;
-pub mod lock;
-pub mod message;
-pub mod namesrv;
-pub mod offsets;
-pub mod processor;
-pub mod schedule;
-pub mod server;
-pub mod slave_sync;
-pub mod stats;
-pub mod store;
-pub mod subscription;
-pub mod timer;
-pub mod topic;
-pub mod transaction;
+mod client;
+mod config;
+mod dledger;
+mod error;
+mod filter;
+mod lock;
+mod message;
+mod namesrv;
+mod offsets;
+mod processor;
+mod schedule;
+mod server;
+mod slave_sync;
+mod stats;
+mod store;
+mod subscription;
+mod timer;
+mod topic;
+mod transaction;
 
-pub use config::{BrokerConfig, ConfigError};
+pub use config::{BrokerConfig, BrokerRole, ConfigError};
 pub use error::BrokerError;
 pub use server::{bind_vip, run, Broker};

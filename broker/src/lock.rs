@@ -27,7 +27,8 @@ impl RebalanceLockManager {
     }
 
     /// A manager with a custom expiry (tests).
-    pub fn with_max_live(max_live: Duration) -> Self {
+    #[cfg(test)]
+    fn with_max_live(max_live: Duration) -> Self {
         RebalanceLockManager {
             max_live: Some(max_live),
             ..Default::default()
@@ -79,7 +80,7 @@ impl RebalanceLockManager {
         let max_live = self.max_live.unwrap_or(LOCK_MAX_LIVE_TIME);
         let now = Instant::now();
         let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        table.get(group).map_or(true, |locks| {
+        table.get(group).is_none_or(|locks| {
             locks
                 .values()
                 .all(|e| now.duration_since(e.last_update) > max_live)

@@ -137,6 +137,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::worker_threads;
 

@@ -2,11 +2,10 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use remoting::code::request_code as rq;
-use remoting::{serve, CommandError, Connection, RemotingCommand, Router, ServerConfig};
+use remoting::{serve, ServerConfig};
 use store::MessageStore;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -16,15 +15,11 @@ use tracing::{info, warn};
 
 use crate::client::ClientManager;
 use crate::config::BrokerConfig;
-use crate::error::BrokerError;
 use crate::lock::RebalanceLockManager;
 use crate::namesrv::{registration_loop, NamesrvClient};
 use crate::offsets::ConsumerOffsetManager;
-use crate::processor::admin::AdminProcessor;
-use crate::processor::client::ClientProcessor;
-use crate::processor::pull::{ArrivalNotifier, PullProcessor};
-use crate::processor::relay::RelayProcessor;
-use crate::processor::send::SendProcessor;
+use crate::processor::pull::ArrivalNotifier;
+use crate::processor::table::Services;
 use crate::processor::SharedConfig;
 use crate::stats::BrokerStats;
 use crate::store::BrokerStore;
@@ -60,24 +55,6 @@ pub struct Broker {
     store: Arc<BrokerStore>,
     /// The DLedger member when `enableDLegerCommitLog=true`.
     dledger: Option<Arc<dledger::server::DLedgerServer>>,
-}
-
-struct Services {
-    config: SharedConfig,
-    topics: Arc<TopicConfigManager>,
-    groups: Arc<SubscriptionGroupManager>,
-    clients: Arc<ClientManager>,
-    offsets: Arc<ConsumerOffsetManager>,
-    locks: Arc<RebalanceLockManager>,
-    store: Arc<BrokerStore>,
-    arrivals: Arc<ArrivalNotifier>,
-    stats: Arc<BrokerStats>,
-    register_now: Arc<Notify>,
-    store_host: SocketAddr,
-    shutdown: CancellationToken,
-    schedule: Arc<crate::schedule::ScheduleService>,
-    timer: Arc<crate::timer::TimerService>,
-    transactions: Arc<crate::transaction::TransactionService>,
 }
 
 impl Broker {
@@ -177,7 +154,7 @@ impl Broker {
             transactions: transactions.clone(),
         };
         let stats = services.stats.clone();
-        let router = Arc::new(build_router(services));
+        let router = Arc::new(crate::processor::table::router(services));
 
         let tasks = TaskTracker::new();
         let start_master_services = {
@@ -335,295 +312,6 @@ async fn housekeeping(
             _ = sample.tick() => stats.sample(),
         }
     }
-}
-
-/// A slave (a DLedger follower) refuses sends unless `enableSlaveActingMaster`.
-fn rejects_sends(config: &SharedConfig) -> bool {
-    let c = config.read().unwrap_or_else(|p| p.into_inner());
-    c.broker_role.eq_ignore_ascii_case("SLAVE") && !c.enable_slave_acting_master
-}
-
-/// A handler whose whole work happens on the connection's read loop.
-fn sync_handler<F>(
-    f: F,
-) -> impl Fn(Connection, RemotingCommand) -> std::future::Ready<Result<RemotingCommand, CommandError>>
-where
-    F: Fn(&Connection, &RemotingCommand) -> Result<RemotingCommand, BrokerError>
-        + Send
-        + Sync
-        + 'static,
-{
-    move |conn, req| std::future::ready(f(&conn, &req).map_err(CommandError::from))
-}
-
-fn build_router(s: Services) -> Router {
-    let send = Arc::new(SendProcessor {
-        config: s.config.clone(),
-        topics: s.topics.clone(),
-        groups: s.groups.clone(),
-        store: s.store.clone(),
-        stats: s.stats.clone(),
-        store_host: s.store_host,
-        schedule: s.schedule.clone(),
-        timer: s.timer.clone(),
-        locks: s.locks.clone(),
-    });
-    let end_transaction = Arc::new(crate::processor::transaction::EndTransactionProcessor {
-        tx: s.transactions.clone(),
-        schedule: s.schedule.clone(),
-    });
-    let pull = Arc::new(PullProcessor {
-        config: s.config.clone(),
-        topics: s.topics.clone(),
-        groups: s.groups.clone(),
-        clients: s.clients.clone(),
-        offsets: s.offsets.clone(),
-        store: s.store.clone(),
-        arrivals: s.arrivals.clone(),
-        stats: s.stats.clone(),
-        shutdown: s.shutdown.clone(),
-    });
-    let client = Arc::new(ClientProcessor {
-        config: s.config.clone(),
-        topics: s.topics.clone(),
-        groups: s.groups.clone(),
-        clients: s.clients.clone(),
-        offsets: s.offsets.clone(),
-        locks: s.locks.clone(),
-        store: s.store.clone(),
-    });
-    let admin = Arc::new(AdminProcessor {
-        config: s.config.clone(),
-        topics: s.topics.clone(),
-        groups: s.groups.clone(),
-        clients: s.clients.clone(),
-        offsets: s.offsets.clone(),
-        store: s.store.clone(),
-        stats: s.stats.clone(),
-        register_now: s.register_now.clone(),
-        boot: Instant::now(),
-        boot_timestamp: remoting::body::now_millis(),
-        config_version: std::sync::Mutex::new(remoting::body::DataVersion::now()),
-    });
-
-    let mut router = Router::new();
-    // A put is stored or queued on the log at once (in read order); what it
-    // still waits for (a DLedger quorum, a sync flush) is awaited off the
-    // connection's read loop, so the sends of one connection share quorum
-    // rounds and flushes.
-    for code in [
-        rq::SEND_MESSAGE,
-        rq::SEND_MESSAGE_V2,
-        rq::SEND_BATCH_MESSAGE,
-    ] {
-        let p = send.clone();
-        let cfg = s.config.clone();
-        router = router.route(code, move |conn: Connection, req: RemotingCommand| {
-            // Java `SendMessageProcessor.rejectRequest` on a slave.
-            let r = if rejects_sends(&cfg) {
-                Err(CommandError::new(
-                    remoting::code::response_code::SYSTEM_BUSY,
-                    "[REJECTREQUEST]system busy, start flow control for a while",
-                ))
-            } else {
-                match p.start(&conn, &req) {
-                    Ok(crate::processor::send::Started::Pending(pending)) => {
-                        let p = p.clone();
-                        return futures::future::Either::Right(Box::pin(async move {
-                            p.complete(pending).await.map_err(CommandError::from)
-                        }));
-                    }
-                    Ok(crate::processor::send::Started::Done(response)) => Ok(response),
-                    Err(e) => Err(CommandError::from(e)),
-                }
-            };
-            futures::future::Either::Left(std::future::ready(r))
-        });
-    }
-    {
-        // Java `getAllDelayOffset` (what a slave syncs).
-        let schedule = s.schedule.clone();
-        router = router.route(
-            crate::slave_sync::GET_ALL_DELAY_OFFSET,
-            sync_handler(move |_, _| Ok(RemotingCommand::success().with_body(schedule.encode()))),
-        );
-    }
-    {
-        // Java `getTimerCheckPoint` (what a slave syncs).
-        let timer = s.timer.clone();
-        router = router.route(
-            crate::timer::GET_TIMER_CHECK_POINT,
-            sync_handler(move |_, _| Ok(RemotingCommand::success().with_body(timer.checkpoint()))),
-        );
-    }
-    {
-        let p = send.clone();
-        router = router.route(
-            rq::CONSUMER_SEND_MSG_BACK,
-            move |conn: Connection, req: RemotingCommand| {
-                let p = p.clone();
-                async move { p.send_back(&conn, &req).await.map_err(CommandError::from) }
-            },
-        );
-    }
-    router = router.route(
-        rq::END_TRANSACTION,
-        move |conn: Connection, req: RemotingCommand| {
-            let p = end_transaction.clone();
-            async move { p.handle(&conn, &req).await.map_err(CommandError::from) }
-        },
-    );
-    for code in [rq::PULL_MESSAGE, rq::LITE_PULL_MESSAGE] {
-        let p = pull.clone();
-        let cfg = s.config.clone();
-        router = router.route(code, move |_conn: Connection, req: RemotingCommand| {
-            let p = p.clone();
-            // Java `PullMessageProcessor.rejectRequest`: a slave without
-            // `slaveReadEnable` refuses pulls.
-            let rejected = {
-                let c = cfg.read().unwrap_or_else(|p| p.into_inner());
-                c.broker_role.eq_ignore_ascii_case("SLAVE") && !c.slave_read_enable
-            };
-            async move {
-                if rejected {
-                    return Err(CommandError::new(
-                        remoting::code::response_code::SYSTEM_BUSY,
-                        "[REJECTREQUEST]system busy, start flow control for a while",
-                    ));
-                }
-                p.handle(req).await.map_err(CommandError::from)
-            }
-        });
-    }
-
-    type ClientFn =
-        fn(&ClientProcessor, &Connection, &RemotingCommand) -> Result<RemotingCommand, BrokerError>;
-    let client_routes: [(i32, ClientFn); 8] = [
-        (rq::HEART_BEAT, |p, c, r| p.heartbeat(c, r)),
-        (rq::UNREGISTER_CLIENT, |p, c, r| p.unregister_client(c, r)),
-        (rq::CHECK_CLIENT_CONFIG, |p, _, r| p.check_client_config(r)),
-        (rq::GET_CONSUMER_LIST_BY_GROUP, |p, _, r| p.consumer_list(r)),
-        (rq::QUERY_CONSUMER_OFFSET, |p, _, r| p.query_offset(r)),
-        (rq::UPDATE_CONSUMER_OFFSET, |p, _, r| p.update_offset(r)),
-        (rq::LOCK_BATCH_MQ, |p, _, r| p.lock_batch(r)),
-        (rq::UNLOCK_BATCH_MQ, |p, _, r| p.unlock_batch(r)),
-    ];
-    for (code, f) in client_routes {
-        let p = client.clone();
-        router = router.route(code, sync_handler(move |c, r| f(&p, c, r)));
-    }
-
-    type AdminFn = fn(&AdminProcessor, &RemotingCommand) -> Result<RemotingCommand, BrokerError>;
-    let admin_routes: [(i32, AdminFn); 30] = [
-        (rq::UPDATE_AND_CREATE_TOPIC, |p, r| {
-            p.update_and_create_topic(r)
-        }),
-        (rq::DELETE_TOPIC_IN_BROKER, |p, r| p.delete_topic(r)),
-        (rq::GET_ALL_TOPIC_CONFIG, |p, _| p.all_topic_config()),
-        (rq::GET_TOPIC_CONFIG, |p, r| p.topic_config(r)),
-        (rq::GET_BROKER_RUNTIME_INFO, |p, _| p.runtime_info()),
-        (rq::GET_BROKER_CONFIG, |p, _| p.broker_config()),
-        (rq::UPDATE_BROKER_CONFIG, |p, r| p.update_broker_config(r)),
-        (rq::GET_TOPIC_STATS_INFO, |p, r| p.topic_stats(r)),
-        (rq::GET_CONSUME_STATS, |p, r| p.consume_stats(r)),
-        (rq::GET_CONSUMER_CONNECTION_LIST, |p, r| {
-            p.consumer_connections(r)
-        }),
-        (rq::GET_PRODUCER_CONNECTION_LIST, |p, r| {
-            p.producer_connections(r)
-        }),
-        (rq::QUERY_TOPIC_CONSUME_BY_WHO, |p, r| {
-            p.topic_consumed_by(r)
-        }),
-        (rq::GET_ALL_SUBSCRIPTIONGROUP_CONFIG, |p, _| {
-            p.all_subscription_groups()
-        }),
-        (rq::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, |p, r| {
-            p.update_subscription_group(r)
-        }),
-        (rq::DELETE_SUBSCRIPTIONGROUP, |p, r| {
-            p.delete_subscription_group(r)
-        }),
-        (rq::GET_ALL_CONSUMER_OFFSET, |p, _| p.all_consumer_offsets()),
-        (rq::GET_SYSTEM_TOPIC_LIST_FROM_BROKER, |p, _| {
-            p.system_topics()
-        }),
-        (rq::GET_MAX_OFFSET, |p, r| p.max_offset(r)),
-        (rq::GET_MIN_OFFSET, |p, r| p.min_offset(r)),
-        (rq::SEARCH_OFFSET_BY_TIMESTAMP, |p, r| p.search_offset(r)),
-        (rq::GET_EARLIEST_MSG_STORETIME, |p, r| {
-            p.earliest_store_time(r)
-        }),
-        (rq::VIEW_MESSAGE_BY_ID, |p, r| p.view_message(r)),
-        (rq::UPDATE_AND_CREATE_TOPIC_LIST, |p, r| {
-            p.update_and_create_topic_list(r)
-        }),
-        (rq::VIEW_BROKER_STATS_DATA, |p, r| p.view_broker_stats(r)),
-        (rq::GET_BROKER_CONSUME_STATS, |p, r| {
-            p.broker_consume_stats(r)
-        }),
-        (rq::GET_ALL_PRODUCER_INFO, |p, _| p.all_producer_info()),
-        (rq::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST, |p, r| {
-            p.update_subscription_group_list(r)
-        }),
-        (rq::QUERY_CONSUME_QUEUE, |p, r| p.query_consume_queue(r)),
-        (rq::CLEAN_EXPIRED_CONSUMEQUEUE, |p, _| {
-            p.clean_expired_consume_queue()
-        }),
-        (rq::CLEAN_UNUSED_TOPIC, |p, _| p.clean_unused_topic()),
-    ];
-    for (code, f) in admin_routes {
-        let p = admin.clone();
-        router = router.route(code, sync_handler(move |_, r| f(&p, r)));
-    }
-
-    let relay = Arc::new(RelayProcessor {
-        config: s.config.clone(),
-        topics: s.topics.clone(),
-        clients: s.clients.clone(),
-        offsets: s.offsets.clone(),
-        store: s.store.clone(),
-    });
-    {
-        let p = relay.clone();
-        router = router.route(
-            rq::INVOKE_BROKER_TO_RESET_OFFSET,
-            move |_: Connection, req| {
-                let p = p.clone();
-                async move { p.reset_offset(req).await.map_err(CommandError::from) }
-            },
-        );
-        let p = relay.clone();
-        router = router.route(rq::GET_CONSUMER_RUNNING_INFO, move |_: Connection, req| {
-            let p = p.clone();
-            async move {
-                p.consumer_running_info(req)
-                    .await
-                    .map_err(CommandError::from)
-            }
-        });
-        let p = relay.clone();
-        router = router.route(
-            rq::INVOKE_BROKER_TO_GET_CONSUMER_STATUS,
-            move |_: Connection, req| {
-                let p = p.clone();
-                async move { p.consumer_status(req).await.map_err(CommandError::from) }
-            },
-        );
-        let p = relay;
-        router = router.route(rq::CONSUME_MESSAGE_DIRECTLY, move |_: Connection, req| {
-            let p = p.clone();
-            async move {
-                p.consume_message_directly(req)
-                    .await
-                    .map_err(CommandError::from)
-            }
-        });
-    }
-
-    let router = crate::processor::query::register(router, s.store.clone());
-    let clients = s.clients.clone();
-    router.on_close(move |conn| clients.connection_closed(conn))
 }
 
 /// Binds the VIP listener (`listenPort - 2`) Java brokers also open; a

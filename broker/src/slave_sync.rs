@@ -62,7 +62,7 @@ impl SlaveSync {
             let (slave, broker_name, own) = {
                 let c = self.config.read().unwrap_or_else(|p| p.into_inner());
                 (
-                    c.broker_role.eq_ignore_ascii_case("SLAVE"),
+                    c.broker_role.is_slave(),
                     c.broker_name.clone(),
                     c.broker_addr(),
                 )

@@ -150,11 +150,6 @@ impl TimerService {
         msg.queue_id = 0;
     }
 
-    /// Messages parked and not yet delivered.
-    pub fn pending(&self) -> usize {
-        self.lock().pending.len()
-    }
-
     pub fn start(self: &Arc<Self>, tasks: &TaskTracker, shutdown: &CancellationToken) {
         let s = self.clone();
         let shutdown = shutdown.clone();

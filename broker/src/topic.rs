@@ -187,7 +187,8 @@ impl TopicConfigManager {
         self.read().table.keys().cloned().collect()
     }
 
-    pub fn data_version(&self) -> DataVersion {
+    #[cfg(test)]
+    fn data_version(&self) -> DataVersion {
         self.read().data_version.clone()
     }
 

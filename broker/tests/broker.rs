@@ -746,7 +746,7 @@ async fn reset_offset_is_refused_on_a_slave() {
     for role in ["ASYNC_MASTER", "SLAVE"] {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path(), None);
-        cfg.broker_role = role.into();
+        cfg.broker_role = role.parse().unwrap();
         let b = start(cfg).await;
         let c = connect(b.addr).await;
         assert_eq!(c.call(create_topic("TR", 2)).await.code, rc::SUCCESS);
@@ -759,6 +759,44 @@ async fn reset_offset_is_refused_on_a_slave() {
             );
         } else {
             assert_eq!(r.code, rc::CONSUMER_NOT_ONLINE, "{:?}", r.remark);
+        }
+        b.stop().await;
+    }
+}
+
+/// A slave refuses sends unless it is acting master, and pulls unless
+/// `slaveReadEnable` (Java's `rejectRequest`), with SYSTEM_BUSY; other
+/// requests (admin, offsets) are served; a master takes everything.
+#[tokio::test]
+async fn slave_rejects_sends_and_pulls_by_its_switches() {
+    const REJECT: &str = "[REJECTREQUEST]system busy, start flow control for a while";
+    for (role, acting_master, slave_read) in [
+        ("SLAVE", false, false),
+        ("slave", true, true),
+        ("SYNC_MASTER", false, false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), None);
+        cfg.broker_role = role.parse().unwrap();
+        cfg.enable_slave_acting_master = acting_master;
+        cfg.slave_read_enable = slave_read;
+        let b = start(cfg).await;
+        let c = connect(b.addr).await;
+        assert_eq!(c.call(create_topic("TS", 1)).await.code, rc::SUCCESS);
+        let sent = c.call(send_v2("TS", 0, &props(&[]), b"x")).await;
+        let pulled = c.call(pull("gS", "TS", 0, 0, 0, Some("*"), 0)).await;
+        let is_slave = role.eq_ignore_ascii_case("SLAVE");
+        if is_slave && !acting_master {
+            assert_eq!(sent.code, rc::SYSTEM_BUSY, "{role}");
+            assert_eq!(sent.remark.as_deref(), Some(REJECT));
+        } else {
+            assert_eq!(sent.code, rc::SUCCESS, "{role}: {:?}", sent.remark);
+        }
+        if is_slave && !slave_read {
+            assert_eq!(pulled.code, rc::SYSTEM_BUSY, "{role}");
+            assert_eq!(pulled.remark.as_deref(), Some(REJECT));
+        } else {
+            assert_ne!(pulled.code, rc::SYSTEM_BUSY, "{role}: {:?}", pulled.remark);
         }
         b.stop().await;
     }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub use eval::{EvalError, Properties};
-pub use parser::{Expr, Literal};
+pub use parser::Expr;
 
 /// `ExpressionType.SQL92`.
 pub const SQL92: &str = "SQL92";
@@ -52,10 +52,6 @@ impl Selector {
     /// Whether a message with these properties is delivered.
     pub fn matches<P: Properties + ?Sized>(&self, props: &P) -> bool {
         matches!(self.evaluate(props), Ok(Some(true)))
-    }
-
-    pub fn expr(&self) -> &Expr {
-        &self.expr
     }
 }
 

@@ -6,6 +6,7 @@ pub mod pull;
 pub mod query;
 pub mod relay;
 pub mod send;
+pub mod table;
 pub mod transaction;
 
 use std::sync::{Arc, RwLock};

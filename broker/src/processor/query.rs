@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use remoting::code::{request_code as rq, response_code as rc};
-use remoting::{command_header, CommandError, Connection, RemotingCommand, Router};
+use remoting::code::response_code as rc;
+use remoting::{command_header, RemotingCommand};
 
 use crate::error::BrokerError;
 use crate::store::BrokerStore;
@@ -69,15 +69,4 @@ impl QueryProcessor {
             .with_header(&header)
             .with_body(body))
     }
-}
-
-/// Adds the QUERY_MESSAGE route.
-pub fn register(router: Router, store: Arc<BrokerStore>) -> Router {
-    let p = Arc::new(QueryProcessor { store });
-    router.route(
-        rq::QUERY_MESSAGE,
-        move |_c: Connection, req: RemotingCommand| {
-            std::future::ready(p.query_message(&req).map_err(CommandError::from))
-        },
-    )
 }

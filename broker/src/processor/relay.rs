@@ -169,10 +169,7 @@ impl RelayProcessor {
         info!(topic = %h.topic, group = %h.group, timestamp = h.timestamp, force = ?h.is_force, queue_id = ?h.queue_id, offset = ?h.offset, "reset offset requested");
         // Java 5.x (`useServerSideResetOffset`, on by default): offsets are
         // the master's; a slave (a DLedger follower too) refuses.
-        if read_config(&self.config)
-            .broker_role
-            .eq_ignore_ascii_case("SLAVE")
-        {
+        if read_config(&self.config).broker_role.is_slave() {
             return Err(BrokerError::System(
                 "Can not reset offset in slave broker".into(),
             ));
