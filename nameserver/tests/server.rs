@@ -57,8 +57,32 @@ fn config(dir: &tempfile::TempDir) -> NamesrvConfig {
     c
 }
 
+/// A name server with the test `config` on a fresh home directory; the
+/// directory lives as long as the returned handle.
+async fn start() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    (dir, server)
+}
+
+/// A fresh name server (see `start`) on which broker `a` of DefaultCluster,
+/// at 127.0.0.1:10911 with topics T and A, has registered over the returned
+/// connection.
+async fn start_with_broker_a() -> (tempfile::TempDir, Server, Connection) {
+    let (dir, server) = start().await;
+    let conn = server.connect().await;
+    let r = register(&conn, "a", 0, "127.0.0.1:10911", &[("T", 4), ("A", 4)]).await;
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+    (dir, server, conn)
+}
+
 async fn call(conn: &Connection, cmd: RemotingCommand) -> RemotingCommand {
     conn.request(cmd, TIMEOUT).await.unwrap()
+}
+
+/// Sends a request with only a code: no ext fields, no body.
+async fn ask(conn: &Connection, code: i32) -> RemotingCommand {
+    call(conn, RemotingCommand::request(code)).await
 }
 
 /// Polls `check` until it returns true or 10 s pass.
@@ -98,7 +122,14 @@ fn register_body(counter: i64, topics: &[(&str, i32)]) -> Vec<u8> {
     .unwrap()
 }
 
-fn register_cmd(name: &str, id: i64, addr: &str, body: Vec<u8>) -> RemotingCommand {
+/// REGISTER_BROKER for broker `name`/`id` of DefaultCluster at `addr` with
+/// `topics`, at data version 1.
+fn register_cmd(name: &str, id: i64, addr: &str, topics: &[(&str, i32)]) -> RemotingCommand {
+    register_raw_cmd(name, id, addr, register_body(1, topics))
+}
+
+/// REGISTER_BROKER as `register_cmd` but with `body` as it is.
+fn register_raw_cmd(name: &str, id: i64, addr: &str, body: Vec<u8>) -> RemotingCommand {
     RemotingCommand::request(rc::REGISTER_BROKER)
         .with_ext("brokerName", name)
         .with_ext("brokerAddr", addr)
@@ -121,23 +152,36 @@ fn text(cmd: &RemotingCommand) -> String {
     String::from_utf8(cmd.body.to_vec()).unwrap()
 }
 
+/// Registers as `register_cmd` over `conn`; the response.
+async fn register(
+    conn: &Connection,
+    name: &str,
+    id: i64,
+    addr: &str,
+    topics: &[(&str, i32)],
+) -> RemotingCommand {
+    call(conn, register_cmd(name, id, addr, topics)).await
+}
+
 async fn route_code(conn: &Connection, topic: &str) -> i32 {
     call(conn, route_cmd(topic, 479)).await.code
 }
 
+/// The route of `topic` as a Java 5.x client reads it.
+async fn topic_route(conn: &Connection, topic: &str) -> TopicRouteData {
+    serde_json::from_slice(&call(conn, route_cmd(topic, 479)).await.body).unwrap()
+}
+
 #[tokio::test]
 async fn register_then_route_in_both_json_forms() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(config(&dir)).await;
+    let (_dir, server) = start().await;
     let broker = server.connect().await;
-    let r = call(
+    let r = register(
         &broker,
-        register_cmd(
-            "broker-a",
-            0,
-            "127.0.0.1:10911",
-            register_body(1, &[("T", 4), ("U", 8)]),
-        ),
+        "broker-a",
+        0,
+        "127.0.0.1:10911",
+        &[("T", 4), ("U", 8)],
     )
     .await;
     assert_eq!(r.code, response_code::SUCCESS, "{:?}", r.remark);
@@ -175,11 +219,7 @@ async fn register_then_route_in_both_json_forms() {
         .starts_with("No topic route info in name server for the topic: NOPE"));
 
     // Cluster info: always the legacy form.
-    let info = call(
-        &client,
-        RemotingCommand::request(rc::GET_BROKER_CLUSTER_INFO),
-    )
-    .await;
+    let info = ask(&client, rc::GET_BROKER_CLUSTER_INFO).await;
     let body = text(&info);
     assert!(
         body.contains(r#""brokerAddrs":{0:"127.0.0.1:10911"}"#),
@@ -192,11 +232,7 @@ async fn register_then_route_in_both_json_forms() {
         vec!["broker-a".to_owned()]
     );
 
-    let all = call(
-        &client,
-        RemotingCommand::request(rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER),
-    )
-    .await;
+    let all = ask(&client, rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER).await;
     let all: TopicList = serde_json::from_slice(&all.body).unwrap();
     assert_eq!(all.topic_list, ["T", "U"]);
     server.stop().await;
@@ -204,19 +240,9 @@ async fn register_then_route_in_both_json_forms() {
 
 #[tokio::test]
 async fn slave_learns_master_and_compressed_bodies_register() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(config(&dir)).await;
+    let (_dir, server) = start().await;
     let master = server.connect().await;
-    let r = call(
-        &master,
-        register_cmd(
-            "b",
-            0,
-            "127.0.0.1:10911",
-            register_body(1, &[("T", 4), ("U", 4)]),
-        ),
-    )
-    .await;
+    let r = register(&master, "b", 0, "127.0.0.1:10911", &[("T", 4), ("U", 4)]).await;
     assert_eq!(r.code, 0);
     assert_eq!(r.ext("masterAddr"), None);
 
@@ -240,7 +266,7 @@ async fn slave_learns_master_and_compressed_bodies_register() {
     let body = z.finish().unwrap();
 
     let slave = server.connect().await;
-    let mut cmd = register_cmd("b", 1, "127.0.0.1:10921", body);
+    let mut cmd = register_raw_cmd("b", 1, "127.0.0.1:10921", body);
     cmd.set_ext("compressed", "true");
     let r = call(&slave, cmd).await;
     assert_eq!(r.code, 0, "{:?}", r.remark);
@@ -248,8 +274,7 @@ async fn slave_learns_master_and_compressed_bodies_register() {
     assert_eq!(r.ext("haServerAddr"), Some("127.0.0.1:10911-ha"));
 
     let client = server.connect().await;
-    let route: TopicRouteData =
-        serde_json::from_slice(&call(&client, route_cmd("T", 479)).await.body).unwrap();
+    let route = topic_route(&client, "T").await;
     assert_eq!(route.broker_datas[0].broker_addrs.len(), 2);
 
     // Members of the group, as an HA slave asks for them.
@@ -269,41 +294,18 @@ async fn slave_learns_master_and_compressed_bodies_register() {
 
 #[tokio::test]
 async fn closing_the_broker_connection_removes_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(config(&dir)).await;
+    let (_dir, server, broker) = start_with_broker_a().await;
     let client = server.connect().await;
-    let broker = server.connect().await;
-    let r = call(
-        &broker,
-        register_cmd(
-            "a",
-            0,
-            "127.0.0.1:10911",
-            register_body(1, &[("T", 4), ("A", 4)]),
-        ),
-    )
-    .await;
-    assert_eq!(r.code, 0);
     // Registered over another connection too: only the closing one goes.
     let other = server.connect().await;
-    call(
-        &other,
-        register_cmd(
-            "b",
-            0,
-            "127.0.0.1:10931",
-            register_body(1, &[("T", 4), ("B", 4)]),
-        ),
-    )
-    .await;
+    register(&other, "b", 0, "127.0.0.1:10931", &[("T", 4), ("B", 4)]).await;
     assert_eq!(route_code(&client, "A").await, 0);
     broker.close();
     eventually("broker a to disappear", || async {
         route_code(&client, "A").await == response_code::TOPIC_NOT_EXIST
     })
     .await;
-    let route: TopicRouteData =
-        serde_json::from_slice(&call(&client, route_cmd("T", 479)).await.body).unwrap();
+    let route = topic_route(&client, "T").await;
     assert_eq!(route.broker_datas.len(), 1);
     assert_eq!(route.broker_datas[0].broker_name, "b");
     server.stop().await;
@@ -311,17 +313,11 @@ async fn closing_the_broker_connection_removes_it() {
 
 #[tokio::test]
 async fn silent_brokers_expire_and_their_connection_is_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(config(&dir)).await;
+    let (_dir, server) = start().await;
     let client = server.connect().await;
     let broker = server.connect().await;
-    let cmd = register_cmd(
-        "a",
-        0,
-        "127.0.0.1:10911",
-        register_body(1, &[("T", 4), ("A", 4)]),
-    )
-    .with_ext("heartbeatTimeoutMillis", "1500");
+    let cmd = register_cmd("a", 0, "127.0.0.1:10911", &[("T", 4), ("A", 4)])
+        .with_ext("heartbeatTimeoutMillis", "1500");
     assert_eq!(call(&broker, cmd).await.code, 0);
     // A heartbeat keeps it; QUERY_DATA_VERSION answers and refreshes too.
     let q = RemotingCommand::request(rc::QUERY_DATA_VERSION)
@@ -358,8 +354,7 @@ async fn silent_brokers_expire_and_their_connection_is_closed() {
 
 #[tokio::test]
 async fn kv_config_persists_across_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(config(&dir)).await;
+    let (dir, server) = start().await;
     let port = server.addr.port();
     let admin = server.connect().await;
     let put = |ns: &str, k: &str, v: &str| {
@@ -434,61 +429,34 @@ async fn kv_config_persists_across_restart() {
 
     // The order config goes back to registering brokers and into routes.
     let broker = server.connect().await;
-    let r = call(
+    let r = register(
         &broker,
-        register_cmd(
-            "broker-a",
-            0,
-            "127.0.0.1:10911",
-            register_body(1, &[("T", 4), ("U", 4)]),
-        ),
+        "broker-a",
+        0,
+        "127.0.0.1:10911",
+        &[("T", 4), ("U", 4)],
     )
     .await;
     assert_eq!(text(&r), r#"{"table":{"T":"broker-a:4"}}"#);
-    let route: TopicRouteData =
-        serde_json::from_slice(&call(&admin, route_cmd("T", 479)).await.body).unwrap();
+    let route = topic_route(&admin, "T").await;
     assert_eq!(route.order_topic_conf.as_deref(), Some("broker-a:4"));
-    let route: TopicRouteData =
-        serde_json::from_slice(&call(&admin, route_cmd("U", 479)).await.body).unwrap();
+    let route = topic_route(&admin, "U").await;
     assert_eq!(route.order_topic_conf, None);
     server.stop().await;
 }
 
 #[tokio::test]
 async fn malformed_registrations_leave_the_table_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(config(&dir)).await;
-    let conn = server.connect().await;
-    assert_eq!(
-        call(
-            &conn,
-            register_cmd(
-                "a",
-                0,
-                "127.0.0.1:10911",
-                register_body(1, &[("T", 4), ("A", 4)])
-            )
-        )
-        .await
-        .code,
-        0
-    );
-    let cluster = || async {
-        call(&conn, RemotingCommand::request(rc::GET_BROKER_CLUSTER_INFO))
+    let (_dir, server, conn) = start_with_broker_a().await;
+    let cluster = || async { ask(&conn, rc::GET_BROKER_CLUSTER_INFO).await.body };
+    let topics = || async {
+        ask(&conn, rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER)
             .await
             .body
     };
-    let topics = || async {
-        call(
-            &conn,
-            RemotingCommand::request(rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER),
-        )
-        .await
-        .body
-    };
     let before = (cluster().await, topics().await);
 
-    let bad_json = register_cmd(
+    let bad_json = register_raw_cmd(
         "b",
         0,
         "127.0.0.1:10931",
@@ -501,12 +469,7 @@ async fn malformed_registrations_leave_the_table_unchanged() {
         .unwrap_or_default()
         .starts_with("Failed to decode RegisterBrokerBody"));
 
-    let mut bad_crc = register_cmd(
-        "b",
-        0,
-        "127.0.0.1:10931",
-        register_body(1, &[("B", 4), ("C", 4)]),
-    );
+    let mut bad_crc = register_cmd("b", 0, "127.0.0.1:10931", &[("B", 4), ("C", 4)]);
     bad_crc.set_ext("bodyCrc32", "12345");
     let r = call(&conn, bad_crc).await;
     assert_eq!(
@@ -514,7 +477,7 @@ async fn malformed_registrations_leave_the_table_unchanged() {
         (response_code::SYSTEM_ERROR, Some("crc32 not match"))
     );
 
-    let mut bad_zlib = register_cmd(
+    let mut bad_zlib = register_raw_cmd(
         "b",
         0,
         "127.0.0.1:10931",
@@ -526,18 +489,13 @@ async fn malformed_registrations_leave_the_table_unchanged() {
         response_code::SYSTEM_ERROR
     );
 
-    let mut no_id = register_cmd(
-        "b",
-        0,
-        "127.0.0.1:10931",
-        register_body(1, &[("B", 4), ("C", 4)]),
-    );
+    let mut no_id = register_cmd("b", 0, "127.0.0.1:10931", &[("B", 4), ("C", 4)]);
     no_id.ext_fields.as_mut().unwrap().shift_remove("brokerId");
     let r = call(&conn, no_id).await;
     assert_eq!(r.code, response_code::SYSTEM_ERROR);
     assert!(r.remark.unwrap_or_default().contains("brokerId"));
 
-    let first_single = register_cmd("b", 0, "127.0.0.1:10931", register_body(1, &[("B", 4)]));
+    let first_single = register_cmd("b", 0, "127.0.0.1:10931", &[("B", 4)]);
     let r = call(&conn, first_single).await;
     assert_eq!(
         (r.code, r.remark.as_deref()),
@@ -550,10 +508,9 @@ async fn malformed_registrations_leave_the_table_unchanged() {
 
 #[tokio::test]
 async fn unknown_codes_are_not_supported() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(config(&dir)).await;
+    let (_dir, server) = start().await;
     let conn = server.connect().await;
-    let r = call(&conn, RemotingCommand::request(rc::SEND_MESSAGE)).await;
+    let r = ask(&conn, rc::SEND_MESSAGE).await;
     assert_eq!(r.code, response_code::REQUEST_CODE_NOT_SUPPORTED);
     assert_eq!(r.remark.as_deref(), Some(" request type 10 not supported"));
     server.stop().await;
@@ -561,23 +518,7 @@ async fn unknown_codes_are_not_supported() {
 
 #[tokio::test]
 async fn admin_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(config(&dir)).await;
-    let conn = server.connect().await;
-    assert_eq!(
-        call(
-            &conn,
-            register_cmd(
-                "a",
-                0,
-                "127.0.0.1:10911",
-                register_body(1, &[("T", 4), ("A", 4)])
-            )
-        )
-        .await
-        .code,
-        0
-    );
+    let (dir, server, conn) = start_with_broker_a().await;
 
     let wipe = call(
         &conn,
@@ -585,8 +526,7 @@ async fn admin_requests() {
     )
     .await;
     assert_eq!(wipe.ext("wipeTopicCount"), Some("2"));
-    let route: TopicRouteData =
-        serde_json::from_slice(&call(&conn, route_cmd("T", 479)).await.body).unwrap();
+    let route = topic_route(&conn, "T").await;
     assert_eq!(route.queue_datas[0].perm, 4);
     let add = call(
         &conn,
@@ -602,11 +542,7 @@ async fn admin_requests() {
     .await;
     let list: TopicList = serde_json::from_slice(&by_cluster.body).unwrap();
     assert_eq!(list.topic_list, ["A", "T"]);
-    let sys = call(
-        &conn,
-        RemotingCommand::request(rc::GET_SYSTEM_TOPIC_LIST_FROM_NS),
-    )
-    .await;
+    let sys = ask(&conn, rc::GET_SYSTEM_TOPIC_LIST_FROM_NS).await;
     let sys: TopicList = serde_json::from_slice(&sys.body).unwrap();
     assert_eq!(sys.topic_list, ["DefaultCluster", "a"]);
     assert_eq!(sys.broker_addr.as_deref(), Some("127.0.0.1:10911"));
@@ -652,7 +588,7 @@ async fn admin_requests() {
     assert_eq!(route_code(&conn, "A").await, response_code::TOPIC_NOT_EXIST);
 
     // Name server config: properties text both ways; black-listed keys refused.
-    let get = call(&conn, RemotingCommand::request(rc::GET_NAMESRV_CONFIG)).await;
+    let get = ask(&conn, rc::GET_NAMESRV_CONFIG).await;
     assert!(
         text(&get).contains("\norderMessageEnable=false\n"),
         "{}",
@@ -661,7 +597,7 @@ async fn admin_requests() {
     let update = RemotingCommand::request(rc::UPDATE_NAMESRV_CONFIG)
         .with_body(b"orderMessageEnable=true\n".to_vec());
     assert_eq!(call(&conn, update).await.code, 0);
-    let get = call(&conn, RemotingCommand::request(rc::GET_NAMESRV_CONFIG)).await;
+    let get = ask(&conn, rc::GET_NAMESRV_CONFIG).await;
     assert!(text(&get).contains("\norderMessageEnable=true\n"));
     let stored =
         std::fs::read_to_string(dir.path().join("namesrv").join("namesrv.properties")).unwrap();
@@ -685,23 +621,15 @@ async fn admin_requests() {
         .with_ext("brokerId", "0");
     assert_eq!(call(&conn, unreg).await.code, 0);
     assert_eq!(route_code(&conn, "T").await, response_code::TOPIC_NOT_EXIST);
-    let info: ClusterInfo = from_fastjson(
-        &call(&conn, RemotingCommand::request(rc::GET_BROKER_CLUSTER_INFO))
-            .await
-            .body,
-    )
-    .unwrap();
+    let info: ClusterInfo =
+        from_fastjson(&ask(&conn, rc::GET_BROKER_CLUSTER_INFO).await.body).unwrap();
     assert!(info.broker_addr_table.is_empty() && info.cluster_addr_table.is_empty());
 
     // Topic lists can be switched off.
     let off = RemotingCommand::request(rc::UPDATE_NAMESRV_CONFIG)
         .with_body(b"enableAllTopicList=false\n".to_vec());
     assert_eq!(call(&conn, off).await.code, 0);
-    let r = call(
-        &conn,
-        RemotingCommand::request(rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER),
-    )
-    .await;
+    let r = ask(&conn, rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER).await;
     assert_eq!(
         (r.code, r.remark.as_deref()),
         (response_code::SYSTEM_ERROR, Some("disable"))

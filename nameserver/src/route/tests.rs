@@ -47,6 +47,19 @@ fn reg(name: &str, id: i64, addr: &str, payload: RegisterPayload) -> RegisterBro
     }
 }
 
+/// Broker `name`/`id` at `addr` registers `topics` at data version 1 over
+/// connection `conn`, at `T0` under the default options.
+fn register(
+    t: &mut RouteTable,
+    name: &str,
+    id: i64,
+    addr: &str,
+    topics: &[(&str, i32)],
+    conn: ConnId,
+) -> Option<RegisterBrokerResult> {
+    t.register_broker(reg(name, id, addr, payload(1, topics)), conn, T0, OPTS)
+}
+
 fn addr(a: &str) -> BrokerAddrInfo {
     BrokerAddrInfo::new("DefaultCluster", a)
 }
@@ -54,14 +67,7 @@ fn addr(a: &str) -> BrokerAddrInfo {
 #[test]
 fn master_registration_creates_routes() {
     let mut t = RouteTable::new();
-    let r = t
-        .register_broker(
-            reg("a", 0, "h:1", payload(1, &[("T", 4), ("U", 2)])),
-            7,
-            T0,
-            OPTS,
-        )
-        .unwrap();
+    let r = register(&mut t, "a", 0, "h:1", &[("T", 4), ("U", 2)], 7).unwrap();
     assert_eq!(r, RegisterBrokerResult::default());
     let route = t.topic_route("T", OPTS).unwrap();
     assert_eq!(
@@ -96,12 +102,7 @@ fn master_registration_creates_routes() {
 #[test]
 fn queue_data_is_rewritten_only_when_the_data_version_changes() {
     let mut t = RouteTable::new();
-    t.register_broker(
-        reg("a", 0, "h:1", payload(1, &[("T", 4), ("X", 4)])),
-        1,
-        T0,
-        OPTS,
-    );
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("X", 4)], 1);
     assert_eq!(t.set_write_perm("a", false), 2);
     assert_eq!(t.queue_data("T", "a").unwrap().perm, 4);
     // Same version: the wipe survives (mqadmin wipeWritePerm relies on this).
@@ -129,53 +130,24 @@ fn queue_data_is_rewritten_only_when_the_data_version_changes() {
 #[test]
 fn a_topic_missing_for_this_broker_is_added_even_at_the_same_version() {
     let mut t = RouteTable::new();
-    t.register_broker(
-        reg("a", 0, "h:1", payload(1, &[("T", 4), ("U", 4)])),
-        1,
-        T0,
-        OPTS,
-    );
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("U", 4)], 1);
     t.delete_topic("U", None);
     assert!(t.topic_route("U", OPTS).is_none());
-    t.register_broker(
-        reg("a", 0, "h:1", payload(1, &[("T", 4), ("U", 4)])),
-        1,
-        T0,
-        OPTS,
-    );
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("U", 4)], 1);
     assert!(t.topic_route("U", OPTS).is_some());
 }
 
 #[test]
 fn slaves_learn_their_master_and_do_not_write_queue_data() {
     let mut t = RouteTable::new();
-    let r = t
-        .register_broker(
-            reg("a", 1, "h:2", payload(1, &[("T", 4), ("U", 4)])),
-            2,
-            T0,
-            OPTS,
-        )
-        .unwrap();
+    let r = register(&mut t, "a", 1, "h:2", &[("T", 4), ("U", 4)], 2).unwrap();
     assert_eq!(r, RegisterBrokerResult::default(), "no master yet");
     assert!(
         t.topic_route("T", OPTS).is_none(),
         "an old-version slave writes no queue data"
     );
-    t.register_broker(
-        reg("a", 0, "h:1", payload(1, &[("T", 4), ("U", 4)])),
-        1,
-        T0,
-        OPTS,
-    );
-    let r = t
-        .register_broker(
-            reg("a", 1, "h:2", payload(1, &[("T", 4), ("U", 4)])),
-            2,
-            T0,
-            OPTS,
-        )
-        .unwrap();
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("U", 4)], 1);
+    let r = register(&mut t, "a", 1, "h:2", &[("T", 4), ("U", 4)], 2).unwrap();
     assert_eq!(r.master_addr.as_deref(), Some("h:1"));
     assert_eq!(r.ha_server_addr.as_deref(), Some("h:1-ha"));
     let route = t.topic_route("T", OPTS).unwrap();
@@ -185,17 +157,8 @@ fn slaves_learn_their_master_and_do_not_write_queue_data() {
 #[test]
 fn single_topic_registration_needs_a_prior_full_registration() {
     let mut t = RouteTable::new();
-    assert!(t
-        .register_broker(reg("a", 0, "h:1", payload(1, &[("T", 4)])), 1, T0, OPTS)
-        .is_none());
-    assert!(t
-        .register_broker(
-            reg("a", 0, "h:1", payload(1, &[("T", 4), ("U", 1)])),
-            1,
-            T0,
-            OPTS
-        )
-        .is_some());
+    assert!(register(&mut t, "a", 0, "h:1", &[("T", 4)], 1).is_none());
+    assert!(register(&mut t, "a", 0, "h:1", &[("T", 4), ("U", 1)], 1).is_some());
     assert!(t
         .register_broker(reg("a", 0, "h:1", payload(2, &[("V", 4)])), 1, T0, OPTS)
         .is_some());
@@ -205,12 +168,7 @@ fn single_topic_registration_needs_a_prior_full_registration() {
 #[test]
 fn an_address_moving_to_a_new_id_is_replaced() {
     let mut t = RouteTable::new();
-    t.register_broker(
-        reg("a", 1, "h:2", payload(1, &[("T", 4), ("U", 4)])),
-        2,
-        T0,
-        OPTS,
-    );
+    register(&mut t, "a", 1, "h:2", &[("T", 4), ("U", 4)], 2);
     // The slave is promoted: same address, id 0.
     t.register_broker(
         reg("a", 0, "h:2", payload(2, &[("T", 4), ("U", 4)])),
@@ -231,12 +189,7 @@ fn a_newer_state_version_holds_the_id() {
     let mut p = payload(1, &[("T", 4), ("U", 4)]);
     p.wrapper.data_version.state_version = 5;
     t.register_broker(reg("a", 0, "h:1", p), 1, T0, OPTS);
-    let r = t.register_broker(
-        reg("a", 0, "h:9", payload(1, &[("T", 4), ("U", 4)])),
-        9,
-        T0,
-        OPTS,
-    );
+    let r = register(&mut t, "a", 0, "h:9", &[("T", 4), ("U", 4)], 9);
     assert_eq!(r, Some(RegisterBrokerResult::default()));
     assert_eq!(
         t.topic_route("T", OPTS).unwrap().broker_datas[0].broker_addrs[&0],
@@ -248,18 +201,8 @@ fn a_newer_state_version_holds_the_id() {
 #[test]
 fn unregister_removes_the_broker_and_its_orphaned_topics() {
     let mut t = RouteTable::new();
-    t.register_broker(
-        reg("a", 0, "h:1", payload(1, &[("T", 4), ("A", 4)])),
-        1,
-        T0,
-        OPTS,
-    );
-    t.register_broker(
-        reg("b", 0, "h:3", payload(1, &[("T", 4), ("B", 4)])),
-        3,
-        T0,
-        OPTS,
-    );
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("A", 4)], 1);
+    register(&mut t, "b", 0, "h:3", &[("T", 4), ("B", 4)], 3);
     t.unregister_brokers(&[UnregisterBroker {
         cluster_name: "DefaultCluster".into(),
         broker_addr: "h:1".into(),
@@ -288,26 +231,11 @@ fn unregister_removes_the_broker_and_its_orphaned_topics() {
 #[test]
 fn connection_close_removes_only_brokers_registered_on_it() {
     let mut t = RouteTable::new();
-    t.register_broker(
-        reg("a", 0, "h:1", payload(1, &[("T", 4), ("A", 4)])),
-        1,
-        T0,
-        OPTS,
-    );
-    t.register_broker(
-        reg("b", 0, "h:3", payload(1, &[("T", 4), ("B", 4)])),
-        3,
-        T0,
-        OPTS,
-    );
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("A", 4)], 1);
+    register(&mut t, "b", 0, "h:3", &[("T", 4), ("B", 4)], 3);
     assert!(t.connection_closed(99).is_empty());
     // A re-registration on a new connection takes over the liveness entry.
-    t.register_broker(
-        reg("a", 0, "h:1", payload(1, &[("T", 4), ("A", 4)])),
-        11,
-        T0,
-        OPTS,
-    );
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("A", 4)], 11);
     assert!(t.connection_closed(1).is_empty());
     assert_eq!(t.connection_closed(11), vec![addr("h:1")]);
     assert!(t.topic_route("A", OPTS).is_none());
@@ -321,12 +249,7 @@ fn expiry_uses_each_brokers_timeout_and_refreshes() {
     let mut short = reg("a", 0, "h:1", payload(1, &[("T", 4), ("A", 4)]));
     short.heartbeat_timeout_millis = Some(1_000);
     t.register_broker(short, 1, T0, OPTS);
-    t.register_broker(
-        reg("b", 0, "h:3", payload(1, &[("T", 4), ("B", 4)])),
-        3,
-        T0,
-        OPTS,
-    );
+    register(&mut t, "b", 0, "h:3", &[("T", 4), ("B", 4)], 3);
     assert!(
         t.scan_not_active(T0 + 1_000).is_empty(),
         "not yet: expiry is strictly after the timeout"
@@ -354,12 +277,7 @@ fn query_data_version_reports_changes() {
         t.query_data_version(&addr("h:1"), Some(&dv(1)), T0),
         (true, None)
     );
-    t.register_broker(
-        reg("a", 0, "h:1", payload(1, &[("T", 4), ("A", 4)])),
-        1,
-        T0,
-        OPTS,
-    );
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("A", 4)], 1);
     assert_eq!(
         t.query_data_version(&addr("h:1"), Some(&dv(2)), T0),
         (true, Some(dv(1)))
@@ -406,12 +324,7 @@ fn topic_lists() {
 #[test]
 fn delete_topic_by_cluster_keeps_other_clusters() {
     let mut t = RouteTable::new();
-    t.register_broker(
-        reg("a", 0, "h:1", payload(1, &[("T", 4), ("A", 4)])),
-        1,
-        T0,
-        OPTS,
-    );
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("A", 4)], 1);
     let mut other = reg("b", 0, "h:3", payload(1, &[("T", 4), ("X", 4)]));
     other.cluster_name = "C2".into();
     t.register_broker(other, 3, T0, OPTS);
@@ -425,12 +338,7 @@ fn delete_topic_by_cluster_keeps_other_clusters() {
 #[test]
 fn register_topic_only_for_known_brokers() {
     let mut t = RouteTable::new();
-    t.register_broker(
-        reg("a", 0, "h:1", payload(1, &[("T", 4), ("A", 4)])),
-        1,
-        T0,
-        OPTS,
-    );
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("A", 4)], 1);
     let qd = |b: &str| QueueData {
         broker_name: b.into(),
         perm: 6,
@@ -574,12 +482,7 @@ fn filter_servers_appear_in_routes() {
         t.topic_route("T", OPTS).unwrap().filter_server_table["h:1"],
         vec!["f:1".to_owned()]
     );
-    t.register_broker(
-        reg("a", 0, "h:1", payload(1, &[("T", 4), ("A", 4)])),
-        1,
-        T0,
-        OPTS,
-    );
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("A", 4)], 1);
     assert!(t
         .topic_route("T", OPTS)
         .unwrap()
@@ -590,18 +493,8 @@ fn filter_servers_appear_in_routes() {
 #[test]
 fn member_group() {
     let mut t = RouteTable::new();
-    t.register_broker(
-        reg("a", 0, "h:1", payload(1, &[("T", 4), ("A", 4)])),
-        1,
-        T0,
-        OPTS,
-    );
-    t.register_broker(
-        reg("a", 2, "h:2", payload(1, &[("T", 4), ("A", 4)])),
-        2,
-        T0,
-        OPTS,
-    );
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("A", 4)], 1);
+    register(&mut t, "a", 2, "h:2", &[("T", 4), ("A", 4)], 2);
     let g = t.broker_member_group("DefaultCluster", "a");
     assert_eq!(g.broker_addrs.keys().copied().collect::<Vec<_>>(), [0, 2]);
     assert!(t
