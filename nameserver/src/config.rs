@@ -33,20 +33,17 @@ pub enum ConfigError {
     },
 }
 
-/// A typed config field as `MixAll.properties2Object` parses it.
-trait ConfigValue: Sized {
+/// A typed config field as `MixAll.properties2Object` parses it; written back
+/// with `to_string`.
+trait ConfigValue: Sized + ToString {
     const EXPECTED: &'static str;
     fn parse(raw: &str) -> Option<Self>;
-    fn render(&self) -> String;
 }
 
 impl ConfigValue for String {
     const EXPECTED: &'static str = "a string";
     fn parse(raw: &str) -> Option<Self> {
         Some(raw.trim().to_owned())
-    }
-    fn render(&self) -> String {
-        self.clone()
     }
 }
 
@@ -64,9 +61,6 @@ impl ConfigValue for bool {
             None
         }
     }
-    fn render(&self) -> String {
-        self.to_string()
-    }
 }
 
 impl ConfigValue for i32 {
@@ -74,18 +68,12 @@ impl ConfigValue for i32 {
     fn parse(raw: &str) -> Option<Self> {
         raw.trim().parse().ok()
     }
-    fn render(&self) -> String {
-        self.to_string()
-    }
 }
 
 impl ConfigValue for i64 {
     const EXPECTED: &'static str = "a 64-bit integer";
     fn parse(raw: &str) -> Option<Self> {
         raw.trim().parse().ok()
-    }
-    fn render(&self) -> String {
-        self.to_string()
     }
 }
 
@@ -127,7 +115,7 @@ macro_rules! config_fields {
 
             /// `key=value` pairs of the known keys, in Java's field order.
             pub fn entries(&self) -> Vec<(&'static str, String)> {
-                vec![ $( ($key, ConfigValue::render(&self.$field)), )* ]
+                vec![ $( ($key, self.$field.to_string()), )* ]
             }
         }
     };

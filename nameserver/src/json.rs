@@ -80,16 +80,23 @@ impl Writer {
         self.out.push(']');
     }
 
-    fn broker_addrs(&mut self, addrs: &BTreeMap<i64, String>) {
+    /// An object of `map`'s entries, each written (key and value) by `entry`.
+    fn object<K, V>(&mut self, map: &BTreeMap<K, V>, mut entry: impl FnMut(&mut Self, &K, &V)) {
         self.out.push('{');
-        for (i, (id, addr)) in addrs.iter().enumerate() {
+        for (i, (k, v)) in map.iter().enumerate() {
             if i > 0 {
                 self.out.push(',');
             }
-            self.long_key(*id);
-            self.str(addr);
+            entry(self, k, v);
         }
         self.out.push('}');
+    }
+
+    fn broker_addrs(&mut self, addrs: &BTreeMap<i64, String>) {
+        self.object(addrs, |w, id, addr| {
+            w.long_key(*id);
+            w.str(addr);
+        });
     }
 
     fn broker_data(&mut self, bd: &BrokerData) {
@@ -139,15 +146,10 @@ pub fn route(route: &TopicRoute, form: JsonForm) -> Vec<u8> {
     w.list(&route.broker_datas, Writer::broker_data);
     w.out.push(',');
     w.key("filterServerTable");
-    w.out.push('{');
-    for (i, (addr, servers)) in route.filter_server_table.iter().enumerate() {
-        if i > 0 {
-            w.out.push(',');
-        }
+    w.object(&route.filter_server_table, |w, addr, servers| {
         w.key(addr);
         w.list(servers, |w, s| w.str(s));
-    }
-    w.out.push('}');
+    });
     if let Some(conf) = &route.order_topic_conf {
         w.out.push(',');
         w.key("orderTopicConf");
@@ -161,15 +163,10 @@ pub fn route(route: &TopicRoute, form: JsonForm) -> Vec<u8> {
         // client parser accepts quoted keys.
         w.out.push(',');
         w.key("topicQueueMappingByBroker");
-        w.out.push('{');
-        for (i, (bname, info)) in mappings.iter().enumerate() {
-            if i > 0 {
-                w.out.push(',');
-            }
+        w.object(mappings, |w, bname, info| {
             w.key(bname);
             w.value(info);
-        }
-        w.out.push('}');
+        });
     }
     w.out.push('}');
     w.finish()
@@ -178,23 +175,19 @@ pub fn route(route: &TopicRoute, form: JsonForm) -> Vec<u8> {
 /// The GET_BROKER_CLUSTER_INFO body; Java always writes the legacy form.
 pub fn cluster_info(info: &ClusterInfo, form: JsonForm) -> Vec<u8> {
     let mut w = Writer::new(form);
-    w.out.push_str("{\"brokerAddrTable\":{");
-    for (i, (name, bd)) in info.broker_addr_table.iter().enumerate() {
-        if i > 0 {
-            w.out.push(',');
-        }
+    w.out.push('{');
+    w.key("brokerAddrTable");
+    w.object(&info.broker_addr_table, |w, name, bd| {
         w.key(name);
         w.broker_data(bd);
-    }
-    w.out.push_str("},\"clusterAddrTable\":{");
-    for (i, (cluster, names)) in info.cluster_addr_table.iter().enumerate() {
-        if i > 0 {
-            w.out.push(',');
-        }
+    });
+    w.out.push(',');
+    w.key("clusterAddrTable");
+    w.object(&info.cluster_addr_table, |w, cluster, names| {
         w.key(cluster);
         w.list(names, |w, n| w.str(n));
-    }
-    w.out.push_str("}}");
+    });
+    w.out.push('}');
     w.finish()
 }
 
