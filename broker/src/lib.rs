@@ -5,26 +5,31 @@
 //! [`run`] serves one broker until a cancellation token fires; the `mqbroker`
 //! binary and in-process tests both use it (or [`Broker::start`] to learn
 //! when the broker is ready).
+//!
+//! The rooms:
+//! * `server`: start-up, background tasks, shutdown; `processor/table.rs`
+//!   is the request table (code → processor, and what a slave does with it).
+//! * `processor/`: the request processors, one per area.
+//! * `meta/`: topics, subscription groups, consumer offsets, queue locks,
+//!   live clients.
+//! * `services/`: delay levels, delivery times, transactions.
+//! * `replication/`: the DLedger commit log, slave sync, name-server
+//!   registration.
+//! * `filter/`: SQL92 message filters; `store`, `message`, `stats`,
+//!   `config`, `error`: the store seen from the broker, the properties map,
+//!   TPS counters, `broker.conf`, errors and their response codes.
 
-mod client;
 mod config;
-mod dledger;
 mod error;
 mod filter;
-mod lock;
 mod message;
-mod namesrv;
-mod offsets;
+mod meta;
 mod processor;
-mod schedule;
+mod replication;
 mod server;
-mod slave_sync;
+mod services;
 mod stats;
 mod store;
-mod subscription;
-mod timer;
-mod topic;
-mod transaction;
 
 pub use config::{BrokerConfig, BrokerRole, ConfigError};
 pub use error::BrokerError;

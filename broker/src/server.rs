@@ -13,18 +13,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::client::ClientManager;
 use crate::config::BrokerConfig;
-use crate::lock::RebalanceLockManager;
-use crate::namesrv::{registration_loop, NamesrvClient};
-use crate::offsets::ConsumerOffsetManager;
+use crate::meta::client::ClientManager;
+use crate::meta::lock::RebalanceLockManager;
+use crate::meta::offsets::ConsumerOffsetManager;
+use crate::meta::subscription::SubscriptionGroupManager;
+use crate::meta::topic::TopicConfigManager;
 use crate::processor::pull::ArrivalNotifier;
 use crate::processor::table::Services;
 use crate::processor::SharedConfig;
+use crate::replication::namesrv::{registration_loop, NamesrvClient};
 use crate::stats::BrokerStats;
 use crate::store::BrokerStore;
-use crate::subscription::SubscriptionGroupManager;
-use crate::topic::TopicConfigManager;
 
 /// How often idle client connections are looked for.
 const CLIENT_SCAN_INTERVAL: Duration = Duration::from_secs(10);
@@ -116,19 +116,19 @@ impl Broker {
         let register_period = Duration::from_millis(config.register_name_server_period);
         let flush_interval = Duration::from_millis(config.flush_consumer_offset_interval.max(100));
         let channel_expiry = Duration::from_millis(config.channel_expired_timeout);
-        let schedule = Arc::new(crate::schedule::ScheduleService::open(
+        let schedule = Arc::new(crate::services::schedule::ScheduleService::open(
             store.clone(),
             config.config_dir(),
             &config.message_delay_level,
         )?);
-        let timer = Arc::new(crate::timer::TimerService::open(
+        let timer = Arc::new(crate::services::timer::TimerService::open(
             store.clone(),
             config.config_dir(),
         )?);
         let server_config = ServerConfig::default()
             .with_idle_seconds(config.server_channel_max_idle_time_seconds.into());
         let shared: SharedConfig = Arc::new(RwLock::new(config));
-        let transactions = Arc::new(crate::transaction::TransactionService::new(
+        let transactions = Arc::new(crate::services::transaction::TransactionService::new(
             shared.clone(),
             store.clone(),
             clients.clone(),
@@ -183,20 +183,20 @@ impl Broker {
         if let Some(parts) = dledger_parts {
             let raw = store.with(None, |s| Some(s.clone()));
             if let Some(raw) = raw {
-                tasks.spawn(crate::dledger::dispatch_loop(
+                tasks.spawn(crate::replication::dledger::dispatch_loop(
                     parts.server.clone(),
                     raw.clone(),
                     parts.state.clone(),
                     shutdown.clone(),
                 ));
-                tasks.spawn(crate::dledger::role_loop(
+                tasks.spawn(crate::replication::dledger::role_loop(
                     parts.server.clone(),
                     raw,
                     parts.state,
                     shared.clone(),
                     namesrv.clone(),
                     topics.clone(),
-                    crate::dledger::MasterServices::new(
+                    crate::replication::dledger::MasterServices::new(
                         Box::new(start_master_services),
                         shutdown.clone(),
                     ),
@@ -206,7 +206,7 @@ impl Broker {
             let leader = parts.server.clone();
             namesrv.set_master_claim(Box::new(move || leader.holds_leader_lease()));
             dledger_server = Some(parts.server);
-            let sync = crate::slave_sync::SlaveSync {
+            let sync = crate::replication::slave_sync::SlaveSync {
                 config: shared.clone(),
                 namesrv: namesrv.clone(),
                 topics: topics.clone(),

@@ -64,15 +64,15 @@ pub fn open(config: &BrokerConfig) -> anyhow::Result<MessageStore> {
 /// What the broker keeps of a DLedger commit log besides the store.
 pub struct DLedgerParts {
     pub server: std::sync::Arc<dledger::server::DLedgerServer>,
-    pub state: std::sync::Arc<crate::dledger::DispatchState>,
+    pub state: std::sync::Arc<crate::replication::dledger::DispatchState>,
 }
 
 /// `enableDLegerCommitLog=true`: starts the DLedger member (its files in
 /// `<storePathRootDir>/dledger-<selfId>/`) and opens the store on it.
 pub async fn open_dledger(config: &BrokerConfig) -> anyhow::Result<(MessageStore, DLedgerParts)> {
-    let opts = crate::dledger::server_options(config)?;
+    let opts = crate::replication::dledger::server_options(config)?;
     let server = std::sync::Arc::new(dledger::server::DLedgerServer::start(opts.clone()).await?);
-    let log = std::sync::Arc::new(crate::dledger::DLedgerLog::new(server.clone()));
+    let log = std::sync::Arc::new(crate::replication::dledger::DLedgerLog::new(server.clone()));
     let state = log.state();
     let store_cfg = store_config(config);
     let store = tokio::task::spawn_blocking(move || MessageStore::open_replicated(store_cfg, log))

@@ -11,14 +11,14 @@ use serde::Serialize;
 use store::MessageStore;
 use tokio::sync::Notify;
 
-use crate::client::{ClientChannel, ClientManager};
 use crate::error::BrokerError;
-use crate::offsets::ConsumerOffsetManager;
+use crate::meta::client::{ClientChannel, ClientManager};
+use crate::meta::offsets::ConsumerOffsetManager;
+use crate::meta::subscription::{SubscriptionGroupConfig, SubscriptionGroupManager};
+use crate::meta::topic::{self, TopicConfigManager};
 use crate::processor::{read_config, SharedConfig};
 use crate::stats::BrokerStats;
 use crate::store::BrokerStore;
-use crate::subscription::{SubscriptionGroupConfig, SubscriptionGroupManager};
-use crate::topic::{self, TopicConfigManager};
 
 command_header! {
     pub struct CreateTopicRequestHeader {

@@ -13,14 +13,14 @@ use remoting::body::{
 use remoting::{command_header, Connection, RemotingCommand};
 use serde::Deserialize;
 
-use crate::client::{ClientChannel, ClientManager, ConsumerRegistration};
 use crate::error::BrokerError;
-use crate::lock::RebalanceLockManager;
-use crate::offsets::ConsumerOffsetManager;
+use crate::meta::client::{ClientChannel, ClientManager, ConsumerRegistration};
+use crate::meta::lock::RebalanceLockManager;
+use crate::meta::offsets::ConsumerOffsetManager;
+use crate::meta::subscription::SubscriptionGroupManager;
+use crate::meta::topic::{self, TopicConfigManager};
 use crate::processor::{read_config, SharedConfig};
 use crate::store::BrokerStore;
-use crate::subscription::SubscriptionGroupManager;
-use crate::topic::{self, TopicConfigManager};
 
 command_header! {
     pub struct UnregisterClientRequestHeader {

@@ -19,16 +19,16 @@ use store::{GetResult, GetStatus};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::ClientManager;
 use crate::error::BrokerError;
 use crate::filter::{self, Selector};
 use crate::message;
-use crate::offsets::ConsumerOffsetManager;
+use crate::meta::client::ClientManager;
+use crate::meta::offsets::ConsumerOffsetManager;
+use crate::meta::subscription::SubscriptionGroupManager;
+use crate::meta::topic::TopicConfigManager;
 use crate::processor::{read_config, SharedConfig};
 use crate::stats::BrokerStats;
 use crate::store::BrokerStore;
-use crate::subscription::SubscriptionGroupManager;
-use crate::topic::TopicConfigManager;
 
 const FLAG_COMMIT_OFFSET: i32 = 0x1;
 const FLAG_SUSPEND: i32 = 0x2;

@@ -12,12 +12,12 @@ use remoting::code::{request_code as rq, response_code as rc, LanguageCode};
 use remoting::{command_header, RemotingCommand};
 use tracing::{info, warn};
 
-use crate::client::{ClientChannel, ClientManager};
 use crate::error::BrokerError;
-use crate::offsets::ConsumerOffsetManager;
+use crate::meta::client::{ClientChannel, ClientManager};
+use crate::meta::offsets::ConsumerOffsetManager;
+use crate::meta::topic::TopicConfigManager;
 use crate::processor::{read_config, SharedConfig};
 use crate::store::BrokerStore;
-use crate::topic::TopicConfigManager;
 
 /// Java's `Broker2Client.callClient` waits this long for the client.
 const CALL_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -16,11 +16,11 @@ use store::{properties, record, PutResult, StoreError};
 
 use crate::error::BrokerError;
 use crate::message;
+use crate::meta::subscription::SubscriptionGroupManager;
+use crate::meta::topic::{self, TopicConfigManager};
 use crate::processor::{read_config, SharedConfig};
 use crate::stats::BrokerStats;
 use crate::store::BrokerStore;
-use crate::subscription::SubscriptionGroupManager;
-use crate::topic::{self, TopicConfigManager};
 
 const TRANSACTION_TYPE_MASK: i32 = 0xC;
 const TRANSACTION_PREPARED_TYPE: i32 = 0x4;
@@ -50,10 +50,10 @@ pub struct SendProcessor {
     /// `brokerIP1:listenPort`: written into every record and message id.
     pub store_host: SocketAddr,
     /// Delay levels (`DELAY`).
-    pub schedule: Arc<crate::schedule::ScheduleService>,
+    pub schedule: Arc<crate::services::schedule::ScheduleService>,
     /// 5.x delivery times (`TIMER_*`).
-    pub timer: Arc<crate::timer::TimerService>,
-    pub locks: Arc<crate::lock::RebalanceLockManager>,
+    pub timer: Arc<crate::services::timer::TimerService>,
+    pub locks: Arc<crate::meta::lock::RebalanceLockManager>,
 }
 
 /// Spreads sends that leave the queue to the broker (`queueId < 0`).
@@ -514,7 +514,7 @@ impl SendProcessor {
             return Ok(());
         }
         let now = remoting::body::now_millis();
-        let Some(due) = crate::timer::requested_due(props, now) else {
+        let Some(due) = crate::services::timer::requested_due(props, now) else {
             return Ok(());
         };
         let due = due.map_err(BrokerError::MessageIllegal)?;
@@ -523,10 +523,10 @@ impl SendProcessor {
                 "accurate timer message is not enabled, timerWheelEnable is false".into(),
             ));
         }
-        if due.saturating_sub(now) > crate::timer::MAX_DELAY_MS {
+        if due.saturating_sub(now) > crate::services::timer::MAX_DELAY_MS {
             return Err(BrokerError::MessageIllegal(format!(
                 "timer message illegal, the delay time should not be bigger than the max delay {}ms",
-                crate::timer::MAX_DELAY_MS
+                crate::services::timer::MAX_DELAY_MS
             )));
         }
         if due > now {

@@ -13,11 +13,13 @@ use remoting::{CommandError, Connection, RemotingCommand, Router};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::ClientManager;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
-use crate::lock::RebalanceLockManager;
-use crate::offsets::ConsumerOffsetManager;
+use crate::meta::client::ClientManager;
+use crate::meta::lock::RebalanceLockManager;
+use crate::meta::offsets::ConsumerOffsetManager;
+use crate::meta::subscription::SubscriptionGroupManager;
+use crate::meta::topic::TopicConfigManager;
 use crate::processor::admin::AdminProcessor;
 use crate::processor::client::ClientProcessor;
 use crate::processor::pull::{ArrivalNotifier, PullProcessor};
@@ -26,13 +28,11 @@ use crate::processor::relay::RelayProcessor;
 use crate::processor::send::{SendProcessor, Started};
 use crate::processor::transaction::EndTransactionProcessor;
 use crate::processor::{read_config, SharedConfig};
-use crate::schedule::ScheduleService;
+use crate::services::schedule::ScheduleService;
+use crate::services::timer::TimerService;
+use crate::services::transaction::TransactionService;
 use crate::stats::BrokerStats;
 use crate::store::BrokerStore;
-use crate::subscription::SubscriptionGroupManager;
-use crate::timer::TimerService;
-use crate::topic::TopicConfigManager;
-use crate::transaction::TransactionService;
 
 /// What a broker whose `brokerRole` is SLAVE does with a request.
 #[derive(Clone, Copy)]
@@ -257,8 +257,8 @@ pub(crate) fn router(s: Services) -> Router {
         .route(rq::CONSUME_MESSAGE_DIRECTLY, Allow, deferred(&relay, |p, _, r| async move { p.consume_message_directly(r).await }))
         // What a slave syncs from its master (Java `getAllDelayOffset`,
         // `getTimerCheckPoint`).
-        .route(crate::slave_sync::GET_ALL_DELAY_OFFSET, Allow, sync(&s.schedule, |p, _, _| Ok(RemotingCommand::success().with_body(p.encode()))))
-        .route(crate::timer::GET_TIMER_CHECK_POINT, Allow, sync(&s.timer, |p, _, _| Ok(RemotingCommand::success().with_body(p.checkpoint()))))
+        .route(crate::replication::slave_sync::GET_ALL_DELAY_OFFSET, Allow, sync(&s.schedule, |p, _, _| Ok(RemotingCommand::success().with_body(p.encode()))))
+        .route(crate::services::timer::GET_TIMER_CHECK_POINT, Allow, sync(&s.timer, |p, _, _| Ok(RemotingCommand::success().with_body(p.checkpoint()))))
         // Administration (mqadmin).
         .route(rq::UPDATE_AND_CREATE_TOPIC, Allow, sync(&admin, |p, _, r| p.update_and_create_topic(r)))
         .route(rq::UPDATE_AND_CREATE_TOPIC_LIST, Allow, sync(&admin, |p, _, r| p.update_and_create_topic_list(r)))

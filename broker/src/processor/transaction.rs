@@ -9,9 +9,9 @@ use store::{properties, StoreError};
 
 use crate::error::BrokerError;
 use crate::message;
-use crate::schedule::{unpark, ScheduleService};
-use crate::topic;
-use crate::transaction::{Outcome, TransactionService};
+use crate::meta::topic;
+use crate::services::schedule::{unpark, ScheduleService};
+use crate::services::transaction::{Outcome, TransactionService};
 
 /// `MessageSysFlag` transaction bits.
 const TRANSACTION_NOT_TYPE: i32 = 0;

@@ -30,9 +30,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::schedule::{read_entry, unpark, Entry};
+use crate::meta::topic::{self, read_json, write_atomically};
+use crate::services::schedule::{read_entry, unpark, Entry};
 use crate::store::BrokerStore;
-use crate::topic::{self, read_json, write_atomically};
 
 /// Java `timerMaxDelaySec` default: 3 days.
 pub const MAX_DELAY_MS: i64 = 3 * 24 * 3600 * 1000;

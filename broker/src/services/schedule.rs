@@ -22,8 +22,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::message;
+use crate::meta::topic::{self, read_json, write_atomically};
 use crate::store::BrokerStore;
-use crate::topic::{self, read_json, write_atomically};
 
 /// Poll period of an idle level (Java `DELAY_FOR_A_WHILE`).
 const IDLE_WAIT: Duration = Duration::from_millis(100);

@@ -9,7 +9,7 @@ use remoting::body::DataVersion;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::topic::{read_json, write_atomically};
+use crate::meta::topic::{read_json, write_atomically};
 
 /// Java `SubscriptionGroupConfig`; fields we do not use survive a round trip
 /// through `other`.

@@ -18,11 +18,11 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::namesrv::NamesrvClient;
-use crate::offsets::ConsumerOffsetManager;
+use crate::meta::offsets::ConsumerOffsetManager;
+use crate::meta::subscription::{SubscriptionGroupManager, SubscriptionGroupWrapper};
+use crate::meta::topic::TopicConfigManager;
 use crate::processor::SharedConfig;
-use crate::subscription::{SubscriptionGroupManager, SubscriptionGroupWrapper};
-use crate::topic::TopicConfigManager;
+use crate::replication::namesrv::NamesrvClient;
 
 /// Java syncs every 3 s (full sync at most every 10 s).
 pub const SYNC_PERIOD: Duration = Duration::from_secs(3);
@@ -41,9 +41,9 @@ pub struct SlaveSync {
     pub groups: Arc<SubscriptionGroupManager>,
     pub offsets: Arc<ConsumerOffsetManager>,
     /// Delay-level offsets (Java syncs `delayOffset.json`).
-    pub schedule: Arc<crate::schedule::ScheduleService>,
+    pub schedule: Arc<crate::services::schedule::ScheduleService>,
     /// Timer progress (Java syncs the `TimerCheckpoint`).
-    pub timer: Arc<crate::timer::TimerService>,
+    pub timer: Arc<crate::services::timer::TimerService>,
 }
 
 /// GET_ALL_DELAY_OFFSET.
@@ -150,7 +150,10 @@ impl SlaveSync {
         self.schedule.sync_offsets(&body)?;
         // A master without a timer store (Java's `timerWheelEnable=false`)
         // refuses: the rest of the sync still counts.
-        match self.call(c, crate::timer::GET_TIMER_CHECK_POINT).await {
+        match self
+            .call(c, crate::services::timer::GET_TIMER_CHECK_POINT)
+            .await
+        {
             Ok(body) => self.timer.sync_from_master(&body)?,
             Err(e) => debug!(error = %e, "slave sync: no timer checkpoint"),
         }
@@ -163,7 +166,7 @@ impl SlaveSync {
 mod tests {
     use super::*;
     use crate::config::BrokerConfig;
-    use crate::schedule::ScheduleService;
+    use crate::services::schedule::ScheduleService;
 
     /// The GET_ALL_DELAY_OFFSET body a master serves is what a slave takes
     /// (also fastjson's unquoted integer keys, as a Java master sends them),

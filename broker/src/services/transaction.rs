@@ -31,13 +31,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::client::ClientManager;
 use crate::message;
-use crate::offsets::ConsumerOffsetManager;
+use crate::meta::client::ClientManager;
+use crate::meta::offsets::ConsumerOffsetManager;
+use crate::meta::topic;
 use crate::processor::{read_config, SharedConfig};
-use crate::schedule::{read_entry, Entry};
+use crate::services::schedule::{read_entry, Entry};
 use crate::store::BrokerStore;
-use crate::topic;
 
 /// Java `TransactionalMessageUtil.buildConsumerGroup()`.
 pub const SYS_TRANS_GROUP: &str = "CID_RMQ_SYS_TRANS";

@@ -11,7 +11,7 @@ use remoting::body::DataVersion;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
-use crate::topic::{read_json, write_atomically};
+use crate::meta::topic::{read_json, write_atomically};
 
 const TOPIC_GROUP_SEPARATOR: char = '@';
 

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::BrokerConfig;
-use crate::topic::TopicConfigManager;
+use crate::meta::topic::TopicConfigManager;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Java `MixAll.MASTER_ID`.

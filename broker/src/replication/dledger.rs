@@ -45,9 +45,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{BrokerConfig, BrokerRole};
-use crate::namesrv::NamesrvClient;
+use crate::meta::topic::TopicConfigManager;
 use crate::processor::SharedConfig;
-use crate::topic::TopicConfigManager;
+use crate::replication::namesrv::NamesrvClient;
 
 /// Most committed entries handed to one blocking dispatch call.
 const DISPATCH_BATCH: usize = 256;
