@@ -1,5 +1,6 @@
-//! Pieces shared by the `bench_*` binaries: a latency histogram and what
-//! `/proc` says about a process and the machine.
+//! Pieces shared by the `bench_*` binaries: a latency histogram, what
+//! `/proc` says about a process and the machine, and child processes that
+//! are stopped however the benchmark ends (drop, panic, or a signal).
 
 /// Log-linear histogram of nanosecond values: exact below 1024, then 512
 /// sub-buckets per power of two (relative error < 0.2%), like HdrHistogram
@@ -369,6 +370,416 @@ impl CommonOpts {
     }
 }
 
+// --------------------------------------------------------------- processes
+
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+type Cleanup = Arc<dyn Fn() + Send + Sync>;
+
+struct Cleanups {
+    /// A signal arrived: whatever registers now is cleaned up at once.
+    closing: bool,
+    next: u64,
+    entries: Vec<(u64, Cleanup)>,
+}
+
+static CLEANUPS: Mutex<Cleanups> = Mutex::new(Cleanups {
+    closing: false,
+    next: 0,
+    entries: Vec::new(),
+});
+
+fn cleanups() -> MutexGuard<'static, Cleanups> {
+    CLEANUPS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A clean-up step (stop a process, remove a folder) that runs when the
+/// guard is dropped (also while a panic unwinds) or, after
+/// [`cleanup_on_signals`], when SIGINT, SIGTERM or SIGHUP ends the program.
+/// The step may run twice (a signal during the drop), so it must be
+/// idempotent.
+pub struct OnExit {
+    id: Option<u64>,
+    f: Cleanup,
+}
+
+impl OnExit {
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> OnExit {
+        let f: Cleanup = Arc::new(f);
+        let mut c = cleanups();
+        if c.closing {
+            drop(c);
+            f();
+            return OnExit { id: None, f };
+        }
+        let id = c.next;
+        c.next += 1;
+        c.entries.push((id, f.clone()));
+        OnExit { id: Some(id), f }
+    }
+}
+
+impl Drop for OnExit {
+    fn drop(&mut self) {
+        (self.f)();
+        if let Some(id) = self.id {
+            cleanups().entries.retain(|(i, _)| *i != id);
+        }
+    }
+}
+
+/// The write end of the pipe the signal handler reports to (-1: none).
+static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(std::sync::atomic::Ordering::Relaxed);
+    let b = sig as u8;
+    // SAFETY: write(2) is async-signal-safe; one byte from a local.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::write(fd, (&b as *const u8).cast(), 1);
+    }
+}
+
+/// Catches SIGINT, SIGTERM and SIGHUP (call it first thing in `main`): a
+/// thread then runs every registered [`OnExit`] step, newest first, and
+/// exits with 128 + the signal. The handler only writes the signal's
+/// number to a pipe; child processes get the default dispositions back at
+/// exec and an unchanged (empty) signal mask.
+pub fn cleanup_on_signals() {
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-element array; sigaction gets a zeroed,
+    // then initialised, struct and a handler that only calls write(2).
+    #[allow(unsafe_code)]
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            eprintln!("[bench] pipe2 failed: signals will not clean up");
+            return;
+        }
+        SIGNAL_PIPE.store(fds[1], std::sync::atomic::Ordering::Relaxed);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigaction(s, &sa, std::ptr::null_mut());
+        }
+    }
+    // SAFETY: the read end is ours alone from here on.
+    #[allow(unsafe_code)]
+    let mut pipe = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) };
+    std::thread::spawn(move || {
+        let mut b = [0u8; 1];
+        if std::io::Read::read_exact(&mut pipe, &mut b).is_err() {
+            return;
+        }
+        let sig = i32::from(b[0]);
+        eprintln!("[bench] signal {sig}: stopping everything started");
+        let entries = {
+            let mut c = cleanups();
+            c.closing = true;
+            c.entries.clone()
+        };
+        for (_, f) in entries.iter().rev() {
+            f();
+        }
+        std::process::exit(128 + sig);
+    });
+}
+
+/// Exits with `code`, unless a signal's clean-up is under way: that one
+/// exits (with 128 + the signal) when it is done.
+pub fn exit(code: i32) -> ! {
+    if cleanups().closing {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    std::process::exit(code)
+}
+
+/// SIGTERM, then SIGKILL if the child has not exited within `grace`.
+fn stop_child(child: &Mutex<Child>, grace: Duration) -> Option<ExitStatus> {
+    let mut child = child.lock().unwrap_or_else(|p| p.into_inner());
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    // SAFETY: a signal to our own, not yet reaped, child.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// A child process stopped (SIGTERM, SIGKILL after its grace period) when
+/// dropped or when a signal ends the program (see [`OnExit`]).
+pub struct Kid {
+    pub name: String,
+    pid: u32,
+    child: Arc<Mutex<Child>>,
+    grace: Duration,
+    _stop: OnExit,
+}
+
+impl Kid {
+    /// Starts `cmd` as it is set up (stdio included).
+    pub fn spawn(name: &str, mut cmd: Command, grace: Duration) -> Result<Kid, String> {
+        let child = cmd.spawn().map_err(|e| format!("start {name}: {e}"))?;
+        let pid = child.id();
+        let child = Arc::new(Mutex::new(child));
+        let c = child.clone();
+        Ok(Kid {
+            name: name.to_owned(),
+            pid,
+            child,
+            grace,
+            _stop: OnExit::new(move || {
+                stop_child(&c, grace);
+            }),
+        })
+    }
+
+    /// Starts `cmd` with stdin from /dev/null and stdout and stderr to `log`.
+    pub fn spawn_logged(
+        name: &str,
+        mut cmd: Command,
+        log: &std::path::Path,
+        grace: Duration,
+    ) -> Result<Kid, String> {
+        let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        Kid::spawn(name, cmd, grace)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self.lock().try_wait(), Ok(None))
+    }
+
+    /// The child's stdout, when it was piped (once).
+    pub fn take_stdout(&self) -> Option<std::process::ChildStdout> {
+        self.lock().stdout.take()
+    }
+
+    /// The child's stderr, when it was piped (once).
+    pub fn take_stderr(&self) -> Option<std::process::ChildStderr> {
+        self.lock().stderr.take()
+    }
+
+    /// Waits at most `timeout` for the child to exit by itself.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.lock().try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, SIGKILL after the grace period; `None` if it had to be killed.
+    pub fn stop(&self) -> Option<ExitStatus> {
+        stop_child(&self.child, self.grace)
+    }
+}
+
+/// Runs `cmd` (stdin /dev/null, stdout and stderr captured) for at most
+/// `timeout`: its exit status (`None`: killed past the timeout), stdout and
+/// stderr.
+pub fn output_within(
+    name: &str,
+    mut cmd: Command,
+    timeout: Duration,
+) -> Result<(Option<ExitStatus>, String, String), String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let kid = Kid::spawn(name, cmd, Duration::from_secs(5))?;
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            let _ = tx.send(String::from_utf8_lossy(&v).into_owned());
+        });
+        rx
+    };
+    let out = drain(kid.take_stdout().map(|r| Box::new(r) as _));
+    let err = drain(kid.take_stderr().map(|r| Box::new(r) as _));
+    let status = kid.wait_timeout(timeout);
+    if status.is_none() {
+        eprintln!("[bench] {name}: killed after {timeout:?}");
+        kid.stop();
+    }
+    // A grandchild holding the pipes open must not hang us either.
+    let got = |rx: std::sync::mpsc::Receiver<String>| {
+        rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default()
+    };
+    Ok((status, got(out), got(err)))
+}
+
+/// Runs `cmd` (stdin /dev/null, stdout to our stderr, stderr inherited) for
+/// at most `timeout`; killed past it (`None`).
+pub fn status_within(name: &str, mut cmd: Command, timeout: Duration) -> Option<ExitStatus> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(std::io::stderr()));
+    let kid = match Kid::spawn(name, cmd, Duration::from_secs(5)) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("[bench] {e}");
+            return None;
+        }
+    };
+    let status = kid.wait_timeout(timeout);
+    if status.is_none() {
+        eprintln!("[bench] {name}: killed after {timeout:?}");
+        kid.stop();
+    }
+    status
+}
+
+// -------------------------------------------------------------------- ports
+
+/// A loopback port `p` in `lo..hi` with `p - 2` (a broker's VIP channel),
+/// `p` and `p + 1` (HA) free, none of them handed out before by this
+/// process.
+pub fn free_port_block(lo: u16, hi: u16) -> Option<u16> {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    let mut x = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ (u64::from(std::process::id()) << 32)
+        | 1;
+    for _ in 0..200 {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let p = lo.max(3) + (x % u64::from(hi - lo.max(3))) as u16;
+        let block = [p - 2, p - 1, p, p + 1];
+        if block.iter().any(|q| given.contains(q)) {
+            continue;
+        }
+        if [p - 2, p, p + 1]
+            .iter()
+            .all(|q| std::net::TcpListener::bind(("127.0.0.1", *q)).is_ok())
+        {
+            given.extend(block);
+            return Some(p);
+        }
+    }
+    None
+}
+
+// ------------------------------------------------------------------ /proc
+
+/// A `Key:  123 kB` field of `/proc/<pid>/status` (VmRSS, VmHWM, RssAnon,
+/// RssFile, ...), in KiB.
+pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Whether a process (any, not only a child) with `pid` exists.
+pub fn pid_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid as i32, 0) };
+    rc == 0
+}
+
+// ----------------------------------------------------------------- printing
+
+/// The current UTC time as `date -u '+%Y-%m-%d %H:%M UTC'` prints it.
+pub fn utc_minute() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    utc_minute_of(secs)
+}
+
+fn utc_minute_of(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+}
+
+/// `printf("%.<precision>g", x)` as C (and awk) print it.
+pub fn format_g(x: f64, precision: usize) -> String {
+    if !x.is_finite() {
+        return if x.is_nan() {
+            "nan".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    let p = precision.max(1);
+    if x == 0.0 {
+        return "0".into();
+    }
+    // The exponent after rounding to p significant digits.
+    let sci = format!("{:.*e}", p - 1, x);
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let strip = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    if exp < -4 || exp >= p as i32 {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", strip(mant), exp.abs())
+    } else {
+        strip(&format!("{:.*}", (p as i32 - 1 - exp) as usize, x))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +798,31 @@ mod tests {
         assert_eq!(h.max, 100_000_000);
         assert!(h.quantile(1.0) <= h.max && h.quantile(1.0) >= 99_700_000);
         assert_eq!(h.total, 100_000);
+    }
+
+    #[test]
+    fn format_g_prints_like_c() {
+        for (x, want) in [
+            (1.0, "1"),
+            (2.5, "2.5"),
+            (0.123456, "0.123"),
+            (12.345, "12.3"),
+            (123.4, "123"),
+            (1234.5, "1.23e+03"),
+            (999.7, "1e+03"),
+            (0.00012345, "0.000123"),
+            (0.000012345, "1.23e-05"),
+            (0.0, "0"),
+        ] {
+            assert_eq!(format_g(x, 3), want, "{x}");
+        }
+    }
+
+    #[test]
+    fn utc_minute_of_known_instants() {
+        assert_eq!(utc_minute_of(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_minute_of(951_782_400 + 3_661), "2000-02-29 01:01 UTC");
+        assert_eq!(utc_minute_of(1_796_640_000), "2026-12-07 10:40 UTC");
     }
 
     #[test]
