@@ -251,6 +251,25 @@ broker_config! {
     enable_batch_push: bool = "enableBatchPush" => false,
     /// A slave serves pulls (else it refuses them with SYSTEM_BUSY, as Java).
     slave_read_enable: bool = "slaveReadEnable" => false,
+    // Master/slave replication (classic HA; `MessageStoreConfig`).
+    /// The HA port every broker listens on; 0 or less: `listenPort + 1`.
+    ha_listen_port: i32 = "haListenPort" => 0,
+    /// A slave's master HA address (`host:port`); shorter than 6 characters:
+    /// learnt from the name server's REGISTER_BROKER answer, as Java.
+    ha_master_address: String = "haMasterAddress" => String::new(),
+    ha_send_heartbeat_interval: i64 = "haSendHeartbeatInterval" => 5_000,
+    ha_housekeeping_interval: i64 = "haHousekeepingInterval" => 20_000,
+    ha_transfer_batch_size: i32 = "haTransferBatchSize" => 32 * 1024,
+    ha_max_gap_not_in_sync: i64 = "haMaxGapNotInSync" => 256 * 1024 * 1024,
+    /// How long a SYNC_MASTER send waits for its replicas (FLUSH_SLAVE_TIMEOUT after).
+    slave_timeout: i64 = "slaveTimeout" => 3_000,
+    /// 5.x: replicas (the master counted) a SYNC_MASTER send waits for; 1
+    /// (Java's default) means none. 4.x waited for one slave: set 2.
+    in_sync_replicas: i32 = "inSyncReplicas" => 1,
+    /// Accepted (controller mode and slave-acting-master use them).
+    min_in_sync_replicas: i32 = "minInSyncReplicas" => 1,
+    total_replicas: i32 = "totalReplicas" => 1,
+    enable_auto_in_sync_replicas: bool = "enableAutoInSyncReplicas" => false,
 }
 
 impl BrokerConfig {
@@ -288,8 +307,23 @@ impl BrokerConfig {
         format!("{}:{}", self.broker_ip1, self.listen_port)
     }
 
+    /// `haListenPort`, or `listenPort + 1` when unset (Java `BrokerStartup`).
+    pub fn ha_port(&self) -> u16 {
+        u16::try_from(self.ha_listen_port)
+            .ok()
+            .filter(|p| *p > 0)
+            .unwrap_or(self.listen_port.wrapping_add(1))
+    }
+
+    /// `brokerIP2:haPort`, registered as `haServerAddr`.
     pub fn ha_server_addr(&self) -> String {
-        format!("{}:{}", self.broker_ip2, self.listen_port as u32 + 1)
+        format!("{}:{}", self.broker_ip2, self.ha_port())
+    }
+
+    /// `haMasterAddress` when configured (Java: 6 characters or more).
+    pub fn static_ha_master(&self) -> Option<String> {
+        let a = self.ha_master_address.trim();
+        (a.len() >= 6).then(|| a.to_owned())
     }
 
     pub fn store_root(&self) -> PathBuf {

@@ -47,9 +47,10 @@ impl BrokerError {
                 | StoreError::InvalidQueueId(_)
                 | StoreError::MixedBatch
                 | StoreError::BadBatch(_) => rc::MESSAGE_ILLEGAL,
-                StoreError::DiskFull | StoreError::ShutDown | StoreError::NotWriter => {
-                    rc::SERVICE_NOT_AVAILABLE
-                }
+                StoreError::DiskFull
+                | StoreError::ShutDown
+                | StoreError::NotWriter
+                | StoreError::SlaveMode => rc::SERVICE_NOT_AVAILABLE,
                 StoreError::Busy => rc::SYSTEM_BUSY,
                 StoreError::Locked(_)
                 | StoreError::Corrupt { .. }

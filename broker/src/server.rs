@@ -11,9 +11,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, BrokerRole};
 use crate::meta::client::ClientManager;
 use crate::meta::lock::RebalanceLockManager;
 use crate::meta::offsets::ConsumerOffsetManager;
@@ -55,6 +55,8 @@ pub struct Broker {
     store: Arc<BrokerStore>,
     /// The DLedger member when `enableDLegerCommitLog=true`.
     dledger: Option<Arc<dledger::server::DLedgerServer>>,
+    /// Master/slave replication of a local commit log.
+    replication: Option<Arc<crate::replication::ha::Replication>>,
 }
 
 impl Broker {
@@ -92,6 +94,20 @@ impl Broker {
             }
             None => crate::store::open(&config)?,
         }));
+        // A local commit log replicates master -> slaves (classic HA).
+        let replication = if dledger_parts.is_none() {
+            match crate::replication::ha::Replication::start(&config, store.clone()).await {
+                Ok(r) => Some(Arc::new(r)),
+                Err(e) if config.broker_role == BrokerRole::SyncMaster => return Err(e),
+                Err(e) => {
+                    error!(error = %format!("{e:#}"), "no HA port: slaves cannot replicate from this broker");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let is_slave = config.broker_role.is_slave();
         let register_now = Arc::new(Notify::new());
         let topics = Arc::new(TopicConfigManager::open(&config, register_now.clone())?);
         let groups = Arc::new(SubscriptionGroupManager::open(
@@ -112,6 +128,12 @@ impl Broker {
             });
         }
         let namesrv = Arc::new(NamesrvClient::new(&config));
+        if let Some(r) = replication.clone() {
+            let c = config.clone();
+            namesrv.on_register_answer(Box::new(move |ha_addr, _master| {
+                r.master_learnt(&c, ha_addr)
+            }));
+        }
         let register_enabled = config.register_broker_to_name_server;
         let register_period = Duration::from_millis(config.register_name_server_period);
         let flush_interval = Duration::from_millis(config.flush_consumer_offset_interval.max(100));
@@ -165,8 +187,9 @@ impl Broker {
                 transactions.start(tasks, stop);
             }
         };
-        // DLedger: only while master (the role handler starts and stops them).
-        if dledger_parts.is_none() {
+        // DLedger: only while master (the role handler starts and stops
+        // them); a slave of a local commit log never writes.
+        if dledger_parts.is_none() && !is_slave {
             start_master_services(&tasks, &shutdown);
         }
         tasks.spawn(serve(
@@ -206,6 +229,8 @@ impl Broker {
             let leader = parts.server.clone();
             namesrv.set_master_claim(Box::new(move || leader.holds_leader_lease()));
             dledger_server = Some(parts.server);
+        }
+        if dledger_server.is_some() || is_slave {
             let sync = crate::replication::slave_sync::SlaveSync {
                 config: shared.clone(),
                 namesrv: namesrv.clone(),
@@ -247,6 +272,7 @@ impl Broker {
             offsets,
             store,
             dledger: dledger_server,
+            replication,
         })
     }
 
@@ -273,6 +299,9 @@ impl Broker {
             .register_broker_to_name_server;
         if register {
             self.namesrv.unregister_all().await;
+        }
+        if let Some(r) = &self.replication {
+            r.shutdown();
         }
         self.tasks.close();
         self.tasks.wait().await;

@@ -766,7 +766,10 @@ async fn reset_offset_is_refused_on_a_slave() {
 
 /// A slave refuses sends unless it is acting master, and pulls unless
 /// `slaveReadEnable` (Java's `rejectRequest`), with SYSTEM_BUSY; other
-/// requests (admin, offsets) are served; a master takes everything.
+/// requests (admin, offsets) are served; a master takes everything. A send
+/// an acting-master slave lets through still does not reach its store,
+/// which takes only what its master ships (Java's slave-mode store:
+/// SERVICE_NOT_AVAILABLE).
 #[tokio::test]
 async fn slave_rejects_sends_and_pulls_by_its_switches() {
     const REJECT: &str = "[REJECTREQUEST]system busy, start flow control for a while";
@@ -789,6 +792,12 @@ async fn slave_rejects_sends_and_pulls_by_its_switches() {
         if is_slave && !acting_master {
             assert_eq!(sent.code, rc::SYSTEM_BUSY, "{role}");
             assert_eq!(sent.remark.as_deref(), Some(REJECT));
+        } else if is_slave {
+            assert_eq!(sent.code, rc::SERVICE_NOT_AVAILABLE, "{role}");
+            assert_eq!(
+                sent.remark.as_deref(),
+                Some("message store is slave mode, so putMessage is forbidden")
+            );
         } else {
             assert_eq!(sent.code, rc::SUCCESS, "{role}: {:?}", sent.remark);
         }

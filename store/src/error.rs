@@ -37,6 +37,10 @@ pub enum StoreError {
     /// e.g. DLedger 503); the client may retry.
     #[error("[PC_SYNCHRONIZED]broker busy, start flow control for a while")]
     Busy,
+    /// A slave's local commit log takes only what its master ships (Java's
+    /// store refuses puts in slave mode); nothing was written.
+    #[error("message store is slave mode, so putMessage is forbidden")]
+    SlaveMode,
     /// Fewer in-sync replicas than the put needs (Java
     /// IN_SYNC_REPLICAS_NOT_ENOUGH); nothing was written.
     #[error("in-sync replicas not enough")]

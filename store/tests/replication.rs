@@ -328,3 +328,27 @@ fn a_replica_restarted_inside_a_record_resumes_from_the_last_whole_record() {
     ship(&master, &replica, resumed, |_| 500);
     assert_same_queues(&master, &replica, 0);
 }
+
+#[test]
+fn a_replica_store_refuses_puts_and_takes_shipped_bytes() {
+    let (md, rd) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let master = open(md.path());
+    fill(&master, 20);
+    let replica = open(rd.path());
+    replica.set_replica(true);
+    let e = replica
+        .put_now(&msg("T", 0, b"x", None))
+        .expect_err("slave mode");
+    assert!(matches!(e, StoreError::SlaveMode), "{e:?}");
+    assert_eq!(replica.commit_log_max_offset(), 0, "nothing written");
+    ship(&master, &replica, 0, |_| 4096);
+    assert_same_queues(&master, &replica, 0);
+    // Promoted: it writes again, after the shipped records.
+    replica.set_replica(false);
+    let r = replica.put_now(&msg("A", 0, b"own", None)).expect("put");
+    assert_eq!(r.commit_log_offset, master.commit_log_max_offset());
+    assert_eq!(r.queue_offset, master.max_offset("A", 0));
+}

@@ -244,12 +244,17 @@ impl SendProcessor {
         self.stats
             .put_bytes
             .fetch_add(answer.body_len as u64, Ordering::Relaxed);
-        // SYNC_FLUSH past `syncFlushTimeout`: stored, answered with Java's
-        // FLUSH_DISK_TIMEOUT and the normal header (the client may resend).
-        let response = if result.status == store::PutStatus::PutOk {
-            RemotingCommand::success()
-        } else {
-            RemotingCommand::response(remoting::code::response_code::FLUSH_DISK_TIMEOUT)
+        // Stored but not flushed or not replicated in time (or no slave in
+        // reach): Java's code with the normal header (the client may resend).
+        let response = {
+            use remoting::code::response_code as rc;
+            use store::PutStatus;
+            match result.status {
+                PutStatus::PutOk => RemotingCommand::success(),
+                PutStatus::FlushDiskTimeout => RemotingCommand::response(rc::FLUSH_DISK_TIMEOUT),
+                PutStatus::FlushSlaveTimeout => RemotingCommand::response(rc::FLUSH_SLAVE_TIMEOUT),
+                PutStatus::SlaveNotAvailable => RemotingCommand::response(rc::SLAVE_NOT_AVAILABLE),
+            }
         };
         Ok(response
             .with_header(&response_header)

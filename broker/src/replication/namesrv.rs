@@ -64,6 +64,10 @@ fn register_request(id: &Identity, body: Vec<u8>) -> RemotingCommand {
 /// Whether this broker may still claim to be master (id 0) now.
 pub type MasterClaim = Box<dyn Fn() -> bool + Send + Sync>;
 
+/// Called with a REGISTER_BROKER answer's `haServerAddr` and `masterAddr`
+/// (a slave learns its master there, Java `BrokerController`).
+pub type RegisterAnswer = Box<dyn Fn(Option<String>, Option<String>) + Send + Sync>;
+
 pub struct NamesrvClient {
     addrs: Vec<String>,
     identity: Identity,
@@ -72,6 +76,7 @@ pub struct NamesrvClient {
     /// Checked before a registration as master goes out (DLedger: the
     /// leader's lease); a registration it refuses is skipped.
     master_claim: OnceLock<MasterClaim>,
+    on_answer: OnceLock<RegisterAnswer>,
     /// One registration at a time, its identity read once it holds this:
     /// a registration never overtakes a later one with an older role.
     registering: Mutex<()>,
@@ -94,6 +99,7 @@ impl NamesrvClient {
             },
             broker_id: AtomicI64::new(config.broker_id),
             master_claim: OnceLock::new(),
+            on_answer: OnceLock::new(),
             registering: Mutex::new(()),
             timeout: Duration::from_millis(config.register_broker_timeout_mills),
             conns: Mutex::new(HashMap::new()),
@@ -109,6 +115,11 @@ impl NamesrvClient {
     /// when it goes out (once; later calls are ignored).
     pub fn set_master_claim(&self, claim: MasterClaim) {
         let _ = self.master_claim.set(claim);
+    }
+
+    /// Installs what a successful registration's answer is given to (once).
+    pub fn on_register_answer(&self, f: RegisterAnswer) {
+        let _ = self.on_answer.set(f);
     }
 
     fn identity_now(&self) -> Identity {
@@ -179,6 +190,10 @@ impl NamesrvClient {
                         .await
                         .map_err(|e| e.to_string())?;
                     if resp.code == response_code::SUCCESS {
+                        if let Some(f) = self.on_answer.get() {
+                            let field = |k: &str| resp.ext(k).map(str::to_owned);
+                            f(field("haServerAddr"), field("masterAddr"));
+                        }
                         Ok(())
                     } else {
                         Err(format!(

@@ -129,6 +129,10 @@ struct Inner {
     /// Local commit log: the hook puts consult about replicas (see
     /// [`crate::replication`]).
     replication: RwLock<Option<Arc<dyn Replication>>>,
+    /// Local commit log of a slave: only shipped bytes
+    /// ([`MessageStore::append_replica`]) are appended; puts are refused
+    /// ([`StoreError::SlaveMode`]) so its log never diverges from the master's.
+    replica: AtomicBool,
     /// Replicated mode: the epoch (DLedger term) in which this store may
     /// write, set by [`MessageStore::become_writer`] once its queues are
     /// rebuilt; [`NOT_WRITER`] until then and after
@@ -303,6 +307,7 @@ impl MessageStore {
             queue_table: Mutex::new(HashMap::new()),
             dispatched_end: AtomicI64::new(dispatched_end),
             replication: RwLock::new(None),
+            replica: AtomicBool::new(false),
             writer_epoch: AtomicI64::new(NOT_WRITER),
             disk_full: AtomicBool::new(false),
             over_ratio: AtomicBool::new(false),

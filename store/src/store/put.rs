@@ -348,6 +348,9 @@ impl MessageStore {
         if inner.shut_down.load(Ordering::Acquire) {
             return Err(StoreError::ShutDown);
         }
+        if inner.replica.load(Ordering::Acquire) {
+            return Err(StoreError::SlaveMode);
+        }
         let hook = read_lock(&inner.replication).clone();
         let admission = hook.as_ref().map(|h| {
             let wait_store_ok = items.first().is_none_or(|it| {

@@ -22,6 +22,15 @@ impl MessageStore {
         *write_lock(&self.inner.replication) = hook;
     }
 
+    /// Makes this store a slave's (`true`: puts are refused with
+    /// [`StoreError::SlaveMode`], only [`append_replica`](Self::append_replica)
+    /// writes) or a master's again. Taken under the writer lock: a put in
+    /// progress finishes first.
+    pub fn set_replica(&self, replica: bool) {
+        let _writer = lock(&self.inner.writer);
+        self.inner.replica.store(replica, Ordering::Release);
+    }
+
     /// Master side: up to `max` bytes of the commit log from physical
     /// offset `from` to the end of its file, for an HA connection to ship
     /// (`None` when nothing is there yet). Blank end-of-file records come as
