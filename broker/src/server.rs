@@ -174,6 +174,7 @@ impl Broker {
             schedule: schedule.clone(),
             timer: timer.clone(),
             transactions: transactions.clone(),
+            replication: replication.clone(),
         };
         let stats = services.stats.clone();
         let router = Arc::new(crate::processor::table::router(services));

@@ -810,3 +810,98 @@ async fn slave_rejects_sends_and_pulls_by_its_switches() {
         b.stop().await;
     }
 }
+
+/// A master and a slave (static `haMasterAddress`) replicate, and
+/// GET_BROKER_HA_STATUS answers Java's `HARuntimeInfo` on both: the master
+/// lists its slave connection, in sync at its commit-log end; the slave
+/// shows its master and the same end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_and_slave_replicate_and_report_ha_status() {
+    let (md, sd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ha_port = free_port();
+    let mut mc = config(md.path(), None);
+    mc.ha_listen_port = i32::from(ha_port);
+    let m = start(mc).await;
+    let mcon = connect(m.addr).await;
+    assert_eq!(mcon.call(create_topic("HT", 1)).await.code, rc::SUCCESS);
+    for i in 0..20 {
+        let body: &'static [u8] = format!("m{i}").into_bytes().leak();
+        let r = mcon.call(send_v2("HT", 0, &props(&[]), body)).await;
+        assert_eq!(r.code, rc::SUCCESS, "{:?}", r.remark);
+    }
+    let status = |body: &[u8]| -> serde_json::Value { serde_json::from_slice(body).unwrap() };
+    let ms = mcon
+        .call(RemotingCommand::request(rq::GET_BROKER_HA_STATUS))
+        .await;
+    assert_eq!(ms.code, rc::SUCCESS, "{:?}", ms.remark);
+    let v = status(&ms.body);
+    assert_eq!(v["master"], true);
+    assert_eq!(v["haConnectionInfo"].as_array().unwrap().len(), 0);
+    let end = v["masterCommitLogMaxOffset"].as_i64().unwrap();
+    assert!(end > 0);
+
+    let mut sc = config(sd.path(), None);
+    sc.broker_role = "SLAVE".parse().unwrap();
+    sc.broker_id = 1;
+    sc.slave_read_enable = true;
+    sc.ha_master_address = format!("127.0.0.1:{ha_port}");
+    let s = start(sc).await;
+    let scon = connect(s.addr).await;
+    // No name server here, so no slave sync of topic configs: create it.
+    assert_eq!(scon.call(create_topic("HT", 1)).await.code, rc::SUCCESS);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = status(
+            &mcon
+                .call(RemotingCommand::request(rq::GET_BROKER_HA_STATUS))
+                .await
+                .body,
+        );
+        let conns = v["haConnectionInfo"].as_array().unwrap().clone();
+        if conns.len() == 1 && conns[0]["slaveAckOffset"].as_i64() == Some(end) {
+            assert_eq!(conns[0]["diff"], 0);
+            assert_eq!(conns[0]["inSync"], true);
+            assert_eq!(v["inSyncSlaveNums"], 1);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slave never acknowledged {end}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v = status(
+        &scon
+            .call(RemotingCommand::request(rq::GET_BROKER_HA_STATUS))
+            .await
+            .body,
+    );
+    assert_eq!(v["master"], false, "{v}");
+    assert_eq!(v["haClientRuntimeInfo"]["maxOffset"], end);
+    assert_eq!(
+        v["haClientRuntimeInfo"]["masterAddr"],
+        format!("127.0.0.1:{ha_port}")
+    );
+    assert!(
+        v["haClientRuntimeInfo"]["lastReadTimestamp"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+    // The slave serves the replicated messages at the master's offsets.
+    let pulled = scon.call(pull("gH", "HT", 0, 0, 0x4, Some("*"), 0)).await;
+    assert_eq!(pulled.code, rc::SUCCESS, "{:?}", pulled.remark);
+    let msgs = store::StoredMessage::decode_all(&pulled.body).unwrap();
+    assert_eq!(msgs.len(), 20);
+    for (i, m) in msgs.iter().enumerate() {
+        assert_eq!(
+            (m.queue_offset, &m.body[..]),
+            (i as i64, format!("m{i}").as_bytes())
+        );
+    }
+    // ... and refuses sends.
+    let sent = scon.call(send_v2("HT", 0, &props(&[]), b"x")).await;
+    assert_eq!(sent.code, rc::SYSTEM_BUSY);
+    s.stop().await;
+    m.stop().await;
+}

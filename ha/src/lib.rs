@@ -109,9 +109,24 @@ impl Default for HaConfig {
     }
 }
 
-/// Milliseconds on a monotonic clock shared by the connections.
+/// A time of [`ClientStatus`] (monotonic ms, 0 = never) as wall-clock ms
+/// since the epoch, as Java's runtime info shows it (0 stays 0).
+pub fn wall_clock_ms(mono_ms: u64) -> i64 {
+    if mono_ms == 0 {
+        return 0;
+    }
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    wall - now_ms().saturating_sub(mono_ms) as i64
+}
+
+/// Milliseconds on a monotonic clock shared by the connections; never 0
+/// (0 means "never" in [`ClientStatus`]).
 fn now_ms() -> u64 {
     static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     let base = *BASE.get_or_init(std::time::Instant::now);
-    u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    u64::try_from(base.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
 }

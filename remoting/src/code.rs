@@ -81,6 +81,7 @@ pub mod request_code {
     pub const LITE_PULL_MESSAGE: i32 = 361;
     pub const GET_BROKER_MEMBER_GROUP: i32 = 901;
     pub const BROKER_HEARTBEAT: i32 = 904;
+    pub const GET_BROKER_HA_STATUS: i32 = 907;
 }
 
 /// Response codes (`ResponseCode` and `RemotingSysResponseCode`).

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod ha_status;
 pub mod pull;
 pub mod query;
 pub mod relay;

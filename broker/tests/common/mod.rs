@@ -67,6 +67,15 @@ pub async fn start(mut config: BrokerConfig) -> TestBroker {
     }
 }
 
+/// A free loopback port (for a broker's HA port: every broker listens on one).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A fake name server recording what brokers send it.
 pub struct FakeNamesrv {
     pub addr: SocketAddr,
