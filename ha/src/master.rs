@@ -2,7 +2,7 @@
 //! the store's replication hook.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ struct Shared {
     waiters: Mutex<Vec<Waiter>>,
     /// Highest offset any slave has reported (Java `push2SlaveMaxOffset`).
     push2slave_max: AtomicI64,
+    /// Connections closed because the slave reported an offset this master
+    /// does not have.
+    refused: AtomicU64,
     shutdown: CancellationToken,
 }
 
@@ -103,6 +106,7 @@ impl HaMaster {
             end,
             waiters: Mutex::new(Vec::new()),
             push2slave_max: AtomicI64::new(0),
+            refused: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
         });
         if let Ok(addr) = listener.local_addr() {
@@ -142,6 +146,12 @@ impl HaMaster {
             })
             .count();
         1 + n as u32
+    }
+
+    /// Connections closed so far because a slave reported an offset beyond
+    /// this master's end (or a negative one).
+    pub fn refused_slaves(&self) -> u64 {
+        self.shared.refused.load(Ordering::Relaxed)
     }
 
     /// Java's `push2SlaveMaxOffset`.
@@ -264,6 +274,17 @@ async fn read_reports(
         let whole = held - held % REPORT_SIZE;
         buf.copy_within(whole..held, 0);
         held -= whole;
+        // A slave cannot hold more than its master wrote: garbage, or a
+        // slave ahead of this master (promoted from a lagging slave). Java
+        // would stream this master's bytes after the slave's own tail; we
+        // close instead, so neither log is changed.
+        let end = shared.log.max_offset();
+        if offset < 0 || offset > end {
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            warn!(slave = %conn.addr, offset, master_end = end,
+                "slave reports an offset this master does not have; closing");
+            return format!("slave offset {offset} outside 0..={end}");
+        }
         if conn.ack.swap(offset, Ordering::AcqRel) < 0 {
             debug!(slave = %conn.addr, offset, "first HA report");
             conn.reported.notify_one();

@@ -320,19 +320,19 @@ async fn a_slave_follows_a_new_master_address() {
         || s.commit_log_max_offset() == a.commit_log_max_offset(),
     )
     .await;
-    // A master whose log does not continue the slave's: the client
-    // connects, the offsets disagree, and it closes instead of appending.
+    // A master whose log ends before the slave's (a lagging slave promoted
+    // elsewhere): it closes the connection on the slave's first report
+    // instead of streaming its own bytes after the slave's tail.
     let b = open(bd.path());
     for i in 0..5 {
         b.put(&msg(i)).await.expect("put");
     }
     let (ha_b, addr_b) = master(&b, SyncRule::Async).await;
     let before = s.commit_log_max_offset();
+    assert!(b.commit_log_max_offset() < before);
     client.set_master(Some(addr_b));
-    wait_until("the slave to report to b", Duration::from_secs(10), || {
-        ha_b.connections()
-            .iter()
-            .any(|c| c.slave_ack_offset == before)
+    wait_until("b to refuse the slave", Duration::from_secs(10), || {
+        ha_b.refused_slaves() >= 1
     })
     .await;
     assert_eq!(
@@ -340,5 +340,39 @@ async fn a_slave_follows_a_new_master_address() {
         before,
         "nothing of b was appended"
     );
+    assert!(ha_b.connections().iter().all(|c| c.slave_ack_offset < 0));
     assert_replica(&a, &s, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_closes_a_peer_that_sends_garbage() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("tmp");
+    let m = open(dir.path());
+    m.put(&msg(0)).await.expect("put");
+    let (ha, addr) = master(&m, SyncRule::Async).await;
+    for garbage in [[0xFFu8; 8], (i64::MAX).to_be_bytes()] {
+        let before = ha.refused_slaves();
+        let mut peer = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        peer.write_all(&garbage).await.expect("write");
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match peer.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "the master kept a peer that sent {garbage:?}"
+        );
+        assert_eq!(ha.refused_slaves(), before + 1);
+    }
+    // The master still serves: its log is untouched and puts go on.
+    assert_eq!(m.put(&msg(6)).await.expect("put").queue_offset, 1);
 }
