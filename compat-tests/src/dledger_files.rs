@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use dledger::{EntryPos, LogIndex};
+
 /// The `key=value` lines of a properties file (empty if it cannot be read).
 pub fn properties(path: &Path) -> HashMap<String, String> {
     std::fs::read_to_string(path)
@@ -17,11 +19,11 @@ pub fn properties(path: &Path) -> HashMap<String, String> {
 
 /// (endIndex, committedIndex) from the checkpoint file of the DLedger
 /// folder `dir`.
-pub fn checkpoint(dir: &Path) -> Option<(i64, i64)> {
+pub fn checkpoint(dir: &Path) -> Option<(LogIndex, LogIndex)> {
     let p = properties(&dir.join("checkpoint"));
     Some((
-        p.get("endIndex")?.parse().ok()?,
-        p.get("committedIndex")?.parse().ok()?,
+        LogIndex(p.get("endIndex")?.parse().ok()?),
+        LogIndex(p.get("committedIndex")?.parse().ok()?),
     ))
 }
 
@@ -46,8 +48,8 @@ pub fn data_log(dir: &Path) -> Vec<u8> {
 
 /// (pos, size) of entry `index` from the index log of the DLedger folder
 /// `dir` (32-byte records).
-pub fn entry_pos(dir: &Path, index: i64) -> Option<(i64, i32)> {
-    let want = (index * 32) as u64;
+pub fn entry_pos(dir: &Path, index: LogIndex) -> Option<(EntryPos, i32)> {
+    let want = (index.get() * 32) as u64;
     for f in sorted_files(&dir.join("index")).ok()? {
         let start: u64 = f.file_name()?.to_str()?.parse().ok()?;
         let len = std::fs::metadata(&f).ok()?.len();
@@ -56,7 +58,7 @@ pub fn entry_pos(dir: &Path, index: i64) -> Option<(i64, i32)> {
             let r = &b[(want - start) as usize..(want - start) as usize + 32];
             let pos = i64::from_be_bytes(r[4..12].try_into().ok()?);
             let size = i32::from_be_bytes(r[12..16].try_into().ok()?);
-            return Some((pos, size));
+            return Some((EntryPos(pos), size));
         }
     }
     None
@@ -65,11 +67,11 @@ pub fn entry_pos(dir: &Path, index: i64) -> Option<(i64, i32)> {
 /// Checks that the data logs of the DLedger folders `dirs` (members n0,
 /// n1, ...) hold the same bytes up to the end of entry `committed` and
 /// returns that end; the error names the first difference.
-pub fn same_committed_prefix(dirs: &[PathBuf], committed: i64) -> Result<usize, String> {
-    let ends: Vec<Option<(i64, i32)>> = dirs.iter().map(|d| entry_pos(d, committed)).collect();
+pub fn same_committed_prefix(dirs: &[PathBuf], committed: LogIndex) -> Result<usize, String> {
+    let ends: Vec<Option<(EntryPos, i32)>> = dirs.iter().map(|d| entry_pos(d, committed)).collect();
     let end = match ends.first() {
         Some(Some((pos, size))) if ends.iter().all(|e| *e == ends[0]) => {
-            (pos + i64::from(*size)) as usize
+            (pos.get() + i64::from(*size)) as usize
         }
         _ => return Err(format!("entry {committed} differs: {ends:?}")),
     };
@@ -97,11 +99,11 @@ mod tests {
         let d = dir.path();
         assert_eq!(checkpoint(d), None);
         assert!(data_log(d).is_empty());
-        assert_eq!(entry_pos(d, 0), None);
+        assert_eq!(entry_pos(d, LogIndex(0)), None);
 
         std::fs::write(d.join("checkpoint"), "#c\nendIndex=4\ncommittedIndex = 3\n")
             .expect("test file");
-        assert_eq!(checkpoint(d), Some((4, 3)));
+        assert_eq!(checkpoint(d), Some((LogIndex(4), LogIndex(3))));
 
         std::fs::create_dir(d.join("data")).expect("test file");
         std::fs::write(d.join("data").join("00000000000000000004"), b"ef").expect("test file");
@@ -121,9 +123,9 @@ mod tests {
         let f1 = [rec(30, 5), rec(35, 7)].concat();
         std::fs::write(d.join("index").join("00000000000000000000"), f0).expect("test file");
         std::fs::write(d.join("index").join("00000000000000000064"), f1).expect("test file");
-        assert_eq!(entry_pos(d, 1), Some((10, 20)));
-        assert_eq!(entry_pos(d, 3), Some((35, 7)));
-        assert_eq!(entry_pos(d, 4), None);
+        assert_eq!(entry_pos(d, LogIndex(1)), Some((EntryPos(10), 20)));
+        assert_eq!(entry_pos(d, LogIndex(3)), Some((EntryPos(35), 7)));
+        assert_eq!(entry_pos(d, LogIndex(4)), None);
 
         // A second member; entry 1 ends at byte 30, entry 2 at 35.
         let other = tempfile::tempdir().expect("tempdir");
@@ -139,7 +141,7 @@ mod tests {
         let dirs = [d.to_path_buf(), o.to_path_buf()];
         // n0's log holds only 6 bytes.
         assert_eq!(
-            same_committed_prefix(&dirs, 2),
+            same_committed_prefix(&dirs, LogIndex(2)),
             Err("n0 data log shorter than 35".to_owned())
         );
         let mut d0 = data.clone();
@@ -147,10 +149,10 @@ mod tests {
         std::fs::remove_file(d.join("data").join("00000000000000000004")).expect("test file");
         std::fs::write(d.join("data").join("00000000000000000000"), &d0).expect("test file");
         assert_eq!(
-            same_committed_prefix(&dirs, 2),
+            same_committed_prefix(&dirs, LogIndex(2)),
             Err("n1's committed prefix differs from n0's at byte 32 of 35".to_owned())
         );
-        assert_eq!(same_committed_prefix(&dirs, 1), Ok(30));
-        assert!(same_committed_prefix(&dirs, 9).is_err());
+        assert_eq!(same_committed_prefix(&dirs, LogIndex(1)), Ok(30));
+        assert!(same_committed_prefix(&dirs, LogIndex(9)).is_err());
     }
 }

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use dledger::server::DLedgerClient;
+use dledger::LogIndex;
 use remoting::code::request_code;
 
 use crate::invariant::acked_keys;
@@ -528,7 +529,7 @@ impl Group {
     }
 
     /// Every member's DLedger checkpoint: (endIndex, committedIndex).
-    pub fn checkpoints(&self) -> Vec<Option<(i64, i64)>> {
+    pub fn checkpoints(&self) -> Vec<Option<(LogIndex, LogIndex)>> {
         self.nodes
             .iter()
             .map(|n| dledger_files::checkpoint(&n.dledger_dir()))
@@ -552,7 +553,7 @@ impl Group {
         &self,
         acked: usize,
         may_lack: impl Fn(usize) -> bool,
-    ) -> i64 {
+    ) -> LogIndex {
         let cps = self.checkpoints();
         eprintln!("checkpoints (endIndex, committedIndex): {cps:?}");
         for (i, cp) in cps.iter().enumerate() {
@@ -562,9 +563,14 @@ impl Group {
                 self.logs()
             );
         }
-        let committed = cps.iter().flatten().map(|c| c.1).min().unwrap_or(-1);
+        let committed = cps
+            .iter()
+            .flatten()
+            .map(|c| c.1)
+            .min()
+            .unwrap_or(LogIndex::NONE);
         assert!(
-            committed + 1 >= acked as i64,
+            committed.get() + 1 >= acked as i64,
             "checkpoints {cps:?} do not cover {acked} acknowledged entries\n{}",
             self.logs()
         );
@@ -573,7 +579,7 @@ impl Group {
             .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
         eprintln!(
             "committed prefix: {} entries, {end} bytes, identical on all three",
-            committed + 1
+            committed.get() + 1
         );
         committed
     }

@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use compat_tests::dledger_group::{Group, Node, Spec};
 use compat_tests::{acked, check_acks, message_lines, request_body, serial, wait_until};
+use dledger::LogIndex;
 use remoting::code::request_code;
 
 const TOPIC: &str = "DLedgerFailover";
@@ -318,11 +319,12 @@ fn failover(java_timers: bool) {
     // Every member must hold every acknowledged entry before it is stopped:
     // a follower that was paused or restarted late may still be catching up
     // (each persists its checkpoint every 3 s while running). Wait, bounded.
-    let covers = |cps: &[Option<(i64, i64)>]| {
+    let covers = |cps: &[Option<(LogIndex, LogIndex)>]| {
         cps.iter()
-            .map(|c| c.map_or(-1, |c| c.1))
+            .map(|c| c.map_or(LogIndex::NONE, |c| c.1))
             .min()
-            .unwrap_or(-1)
+            .unwrap_or(LogIndex::NONE)
+            .get()
             + 1
             >= check.acked as i64
     };

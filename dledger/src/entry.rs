@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 
+use crate::ids::EntryPos;
+
 /// The magic Java writes for every entry (`CURRENT_MAGIC`).
 pub const CURRENT_MAGIC: i32 = 1;
 /// Magic of the blank record that fills the end of a data segment.
@@ -12,9 +14,10 @@ pub const HEADER_SIZE: i32 = 44;
 /// offset is `pos + BODY_OFFSET`.
 pub const BODY_OFFSET: i32 = 48;
 
-/// Data-log position of the body of the entry at `pos`.
-pub fn body_pos(pos: i64) -> i64 {
-    pos + i64::from(BODY_OFFSET)
+/// Data-log position of the body of the entry at `pos`: a broker message's
+/// physical (commit-log) offset.
+pub fn body_pos(pos: EntryPos) -> i64 {
+    pos.body_pos()
 }
 
 /// One log entry. `index` and `pos` are absolute; `-1` means "not assigned".
@@ -51,7 +54,7 @@ impl Entry {
     /// Data-log position of the body (`pos + BODY_OFFSET`): a broker
     /// message's physical offset.
     pub fn body_pos(&self) -> i64 {
-        body_pos(self.pos)
+        body_pos(EntryPos(self.pos))
     }
 
     /// Stored size: header plus body.

@@ -14,6 +14,7 @@ use dledger::protocol::{
 };
 use dledger::server::{DLedgerClient, DLedgerServer, PeerClient, ServerOptions};
 use dledger::store::StoreConfig;
+use dledger::{EntryPos, LogIndex};
 use remoting::RemotingCommand;
 
 const GROUP: &str = "g1";
@@ -124,7 +125,7 @@ impl Group {
         for (id, s) in &self.servers {
             loop {
                 let l = s.ledger().await.expect("ledger");
-                if l.committed_index >= upto {
+                if l.committed_index >= LogIndex(upto) {
                     break;
                 }
                 assert!(
@@ -135,7 +136,7 @@ impl Group {
             }
             for (index, body) in want {
                 let e = s
-                    .get_committed(*index)
+                    .get_committed(LogIndex(*index))
                     .await
                     .expect("read")
                     .unwrap_or_else(|| panic!("{id} has no committed entry {index}"));
@@ -147,14 +148,19 @@ impl Group {
         for (id, s) in &self.servers {
             let mut entries = Vec::new();
             for i in 0..=upto {
-                entries.push(s.get_committed(i).await.expect("read").expect("entry"));
+                entries.push(
+                    s.get_committed(LogIndex(i))
+                        .await
+                        .expect("read")
+                        .expect("entry"),
+                );
             }
             // The range read gives the same entries, in pieces of 3, and
             // nothing past the committed index.
             let mut ranged = Vec::new();
             while (ranged.len() as i64) <= upto {
                 let piece = s
-                    .get_committed_range(ranged.len() as i64, 3)
+                    .get_committed_range(LogIndex(ranged.len() as i64), 3)
                     .await
                     .expect("range read");
                 assert!(!piece.is_empty() && piece.len() <= 3, "{id}: {piece:?}");
@@ -165,7 +171,7 @@ impl Group {
             }
             let committed = s.ledger().await.expect("ledger").committed_index;
             assert!(s
-                .get_committed_range(committed + 1, 3)
+                .get_committed_range(committed.next(), 3)
                 .await
                 .expect("range read")
                 .is_empty());
@@ -445,20 +451,24 @@ async fn local_appends_answer_every_position_and_are_fenced_to_a_term() {
         .expect("outcome");
     assert_eq!(a.response.header.code, 200, "{:?}", a.response);
     assert_eq!(a.positions.len(), 3);
-    assert_eq!(a.positions[2], a.response.pos, "the last is Java's answer");
+    assert_eq!(
+        a.positions[2],
+        EntryPos(a.response.pos),
+        "the last is Java's answer"
+    );
     assert_ne!(
-        a.positions[0] >> 20,
-        a.positions[2] >> 20,
+        a.positions[0].get() >> 20,
+        a.positions[2].get() >> 20,
         "the batch spans two data files"
     );
     let reader = server.committed_reader();
     for (i, (pos, body)) in a.positions.iter().zip(&bodies).enumerate() {
         let e = server
-            .get_committed(a.response.index - 2 + i as i64)
+            .get_committed(LogIndex(a.response.index - 2 + i as i64))
             .await
             .expect("get")
             .expect("committed");
-        assert_eq!(e.pos, *pos, "entry {i}");
+        assert_eq!(EntryPos(e.pos), *pos, "entry {i}");
         let read = reader
             .read(dledger::entry::body_pos(*pos), body.len())
             .expect("committed body readable");
@@ -467,7 +477,7 @@ async fn local_appends_answer_every_position_and_are_fenced_to_a_term() {
     // Fenced to a term this member is not in: refused, nothing appended.
     let before = server.ledger().await.expect("ledger").end_index;
     let refused = server
-        .queue_append(vec![Bytes::from_static(b"x")], Some(term + 1))
+        .queue_append(vec![Bytes::from_static(b"x")], Some(term.next()))
         .expect("queued")
         .outcome()
         .await

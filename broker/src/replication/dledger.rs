@@ -37,6 +37,7 @@ use dledger::config::DLedgerConfig;
 use dledger::core::message::Role;
 use dledger::server::{DLedgerServer, QueuedAppend, ServerOptions, SharedAppendHook};
 use dledger::store::{CommittedReader, StoreConfig as DLedgerStoreConfig};
+use dledger::{LogIndex, Term};
 use store::{
     AppendOutcome, MessageStore, PendingAppend, ReplicatedAppendError, ReplicatedLog, StoreError,
 };
@@ -145,6 +146,17 @@ pub struct DispatchState {
     dispatched_index: AtomicI64,
 }
 
+impl DispatchState {
+    /// The last dispatched entry ([`LogIndex::NONE`] = none yet).
+    fn dispatched(&self) -> LogIndex {
+        LogIndex(self.dispatched_index.load(Ordering::Acquire))
+    }
+
+    fn set_dispatched(&self, index: LogIndex) {
+        self.dispatched_index.store(index.get(), Ordering::Release);
+    }
+}
+
 /// The store's view of the DLedger log.
 pub struct DLedgerLog {
     server: Arc<DLedgerServer>,
@@ -158,7 +170,7 @@ impl DLedgerLog {
             reader: server.committed_reader(),
             server,
             state: Arc::new(DispatchState {
-                dispatched_index: AtomicI64::new(-1),
+                dispatched_index: AtomicI64::new(LogIndex::NONE.get()),
             }),
         }
     }
@@ -229,7 +241,7 @@ impl ReplicatedLog for DLedgerLog {
         // and regained leadership since must rebuild its queues first.
         let queued = self
             .server
-            .queue_append(records, Some(term))
+            .queue_append(records, Some(Term(term)))
             .map_err(|e| replication_error(false, &e.to_string()))?;
         Ok(Box::pin(append_outcome(queued)))
     }
@@ -253,7 +265,7 @@ pub async fn dispatch_loop(
 ) {
     let mut committed = server.subscribe_committed();
     let mut next = match server.ledger().await {
-        Ok(l) => l.begin_index.max(0),
+        Ok(l) => l.begin_index.max(LogIndex(0)),
         Err(_) => return,
     };
     loop {
@@ -275,8 +287,8 @@ pub async fn dispatch_loop(
                     _ => break,
                 }
             }
-            next += entries.len() as i64;
-            let Some(last_index) = entries.last().map(|e| e.index) else {
+            next = next.plus(entries.len() as i64);
+            let Some(last_index) = entries.last().map(|e| LogIndex(e.index)) else {
                 break;
             };
             let store2 = store.clone();
@@ -291,7 +303,7 @@ pub async fn dispatch_loop(
             if r.is_err() {
                 return;
             }
-            state.dispatched_index.store(last_index, Ordering::Release);
+            state.set_dispatched(last_index);
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -412,7 +424,7 @@ async fn follow_roles(
     };
     // The term the store accepts puts in (`None`: it refuses them, as it
     // does from the start until the first leadership is caught up).
-    let mut writer_term: Option<i64> = None;
+    let mut writer_term: Option<Term> = None;
     loop {
         let rs = roles.borrow_and_update().clone();
         match rs.role {
@@ -432,14 +444,17 @@ async fn follow_roles(
                         break;
                     }
                     let Ok(l) = server.ledger().await else { return };
-                    let caught_up = l.end_index < 0
+                    let caught_up = l.end_index < LogIndex(0)
                         || (l.end_index == l.committed_index
-                            && state.dispatched_index.load(Ordering::Acquire) >= l.committed_index);
+                            && state.dispatched() >= l.committed_index);
                     if caught_up {
-                        let (s, term) = (store.clone(), rs.term);
+                        let (s, term) = (store.clone(), rs.term.get());
                         let _ = tokio::task::spawn_blocking(move || s.become_writer(term)).await;
                         writer_term = Some(rs.term);
-                        info!(term = rs.term, "queues rebuilt: accepting writes as master");
+                        info!(
+                            term = rs.term.get(),
+                            "queues rebuilt: accepting writes as master"
+                        );
                         services.run();
                         become_role(&config, &namesrv, &topics, 0, BrokerRole::SyncMaster).await;
                         break;
@@ -539,7 +554,7 @@ mod tests {
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             loop {
                 let l = parts.server.ledger().await.unwrap();
-                if parts.state.dispatched_index.load(Ordering::Acquire) >= l.committed_index {
+                if parts.state.dispatched() >= l.committed_index {
                     break;
                 }
                 assert!(
@@ -549,7 +564,7 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             assert_eq!(s.max_offset("T", 0), if round == 0 { 0 } else { 81 });
-            s.become_writer(parts.server.role().term);
+            s.become_writer(parts.server.role().term.get());
             let r = s.put(&msg(&format!("m{round}"))).await.unwrap();
             let want = if round == 0 { 1 } else { 82 };
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -626,7 +641,7 @@ mod tests {
                     let phys = i64::from_be_bytes(data[at..at + 8].try_into().unwrap());
                     assert_eq!(
                         phys,
-                        dledger::entry::body_pos(pos as i64),
+                        dledger::entry::body_pos(dledger::EntryPos(pos as i64)),
                         "PHYSICALOFFSET of entry at {pos}"
                     );
                     pos += size as usize;

@@ -20,6 +20,7 @@ use crate::core::message as m;
 use crate::core::message::{ResponseCode, Role};
 use crate::core::{Action, InboundId, Node, OutboundId, Storage, StorageError};
 use crate::entry::Entry;
+use crate::ids::{EntryPos, LogIndex, Term};
 use crate::protocol::convert::{decode_response, encode_request};
 use crate::store::DLedgerStore;
 
@@ -39,7 +40,7 @@ pub(super) enum Input {
     Append {
         header: m::Header,
         bodies: Vec<Bytes>,
-        in_term: Option<i64>,
+        in_term: Option<Term>,
         reply: oneshot::Sender<Appended>,
     },
     /// Client GET (leader only).
@@ -48,11 +49,11 @@ pub(super) enum Input {
         reply: oneshot::Sender<Result<Entry, ResponseCode>>,
     },
     ReadCommitted {
-        index: i64,
+        index: LogIndex,
         reply: oneshot::Sender<Option<Entry>>,
     },
     ReadCommittedRange {
-        from: i64,
+        from: LogIndex,
         max: usize,
         reply: oneshot::Sender<Vec<Entry>>,
     },
@@ -114,7 +115,7 @@ impl Published {
 
 /// One single-body append of a burst: its request base, body, term fence
 /// and answer.
-type SingleAppend = (m::Header, Bytes, Option<i64>, oneshot::Sender<Appended>);
+type SingleAppend = (m::Header, Bytes, Option<Term>, oneshot::Sender<Appended>);
 
 /// The answer to an append: Java's response (the last entry's index and
 /// position, or the failure code) and, once committed, the data-log
@@ -122,7 +123,7 @@ type SingleAppend = (m::Header, Bytes, Option<i64>, oneshot::Sender<Appended>);
 #[derive(Debug)]
 pub struct Appended {
     pub response: m::AppendEntryResponse,
-    pub positions: SmallVec<[i64; 1]>,
+    pub positions: SmallVec<[EntryPos; 1]>,
 }
 
 impl Appended {
@@ -138,7 +139,7 @@ struct AppendWaiter {
     group: Option<String>,
     reply: oneshot::Sender<Appended>,
     /// Every entry's position, the answered (last) one included.
-    positions: SmallVec<[i64; 1]>,
+    positions: SmallVec<[EntryPos; 1]>,
 }
 
 type LinkItem = (OutboundId, m::Request, Instant);
@@ -154,10 +155,10 @@ pub(super) struct Driver {
     self_id: String,
     inbound: HashMap<u64, oneshot::Sender<Option<m::Response>>>,
     next_inbound: u64,
-    appends: HashMap<(i64, i64), AppendWaiter>,
+    appends: HashMap<(Term, LogIndex), AppendWaiter>,
     links: HashMap<String, mpsc::UnboundedSender<LinkItem>>,
     role_tx: watch::Sender<RoleState>,
-    committed_tx: watch::Sender<i64>,
+    committed_tx: watch::Sender<LogIndex>,
     shutdown: CancellationToken,
     flush_interval: Duration,
     checkpoint_interval: Duration,
@@ -177,7 +178,7 @@ impl Driver {
     ) -> (
         Driver,
         watch::Receiver<RoleState>,
-        watch::Receiver<i64>,
+        watch::Receiver<LogIndex>,
         Arc<Published>,
     ) {
         let clock = Clock::new();
@@ -193,11 +194,11 @@ impl Driver {
         let flushed_end = store.end_index();
         let node = Node::new(opts.config.clone(), store, seed, clock.now());
         let (role_tx, role_rx) = watch::channel(RoleState {
-            term: node.term(),
+            term: Term(node.term()),
             role: node.role(),
             leader_id: node.leader_id().map(str::to_owned),
         });
-        let (committed_tx, committed_rx) = watch::channel(committed);
+        let (committed_tx, committed_rx) = watch::channel(LogIndex(committed));
         let mut links = HashMap::new();
         for p in &opts.config.peers {
             if p.id == opts.config.self_id {
@@ -365,8 +366,8 @@ impl Driver {
 
     /// Whether an append fenced to `in_term` may go to the node now (the
     /// node's term changes only between inputs).
-    fn in_term(&self, in_term: Option<i64>) -> bool {
-        in_term.is_none_or(|t| t == self.node.term())
+    fn in_term(&self, in_term: Option<Term>) -> bool {
+        in_term.is_none_or(|t| t == Term(self.node.term()))
     }
 
     fn append_each(&mut self, appends: Vec<SingleAppend>) {
@@ -394,11 +395,11 @@ impl Driver {
             match r {
                 Ok(ok) => {
                     self.appends.insert(
-                        (ok.term, ok.index),
+                        (Term(ok.term), LogIndex(ok.index)),
                         AppendWaiter {
                             group: Some(self.group.clone()),
                             reply,
-                            positions: smallvec::smallvec![ok.pos],
+                            positions: smallvec::smallvec![EntryPos(ok.pos)],
                         },
                     );
                 }
@@ -448,7 +449,7 @@ impl Driver {
                 let _ = reply.send(r);
             }
             Input::ReadCommitted { index, reply } => {
-                let s = self.node.storage();
+                let (index, s) = (index.get(), self.node.storage());
                 let e = if index >= 0 && index <= s.committed_index() {
                     s.get(index).ok()
                 } else {
@@ -460,7 +461,7 @@ impl Driver {
                 let s = self.node.storage();
                 let end = s.committed_index();
                 let mut entries = Vec::new();
-                let mut index = from.max(0);
+                let mut index = from.get().max(0);
                 while index <= end && entries.len() < max {
                     match s.get(index) {
                         Ok(e) => entries.push(e),
@@ -473,10 +474,10 @@ impl Driver {
             Input::Ledger { reply } => {
                 let s = self.node.storage();
                 let _ = reply.send(Ledger {
-                    begin_index: s.begin_index(),
-                    end_index: s.end_index(),
-                    end_term: s.end_term(),
-                    committed_index: s.committed_index(),
+                    begin_index: LogIndex(s.begin_index()),
+                    end_index: LogIndex(s.end_index()),
+                    end_term: Term(s.end_term()),
+                    committed_index: LogIndex(s.committed_index()),
                 });
             }
             Input::Transfer { transferee, reply } => {
@@ -497,11 +498,11 @@ impl Driver {
             Ok(oks) => match oks.last() {
                 Some(ok) => {
                     self.appends.insert(
-                        (ok.term, ok.index),
+                        (Term(ok.term), LogIndex(ok.index)),
                         AppendWaiter {
                             group: Some(self.group.clone()),
                             reply,
-                            positions: oks.iter().map(|o| o.pos).collect(),
+                            positions: oks.iter().map(|o| EntryPos(o.pos)).collect(),
                         },
                     );
                 }
@@ -560,7 +561,7 @@ impl Driver {
             .committed_end
             .store(self.node.storage().committed_pos(), Ordering::Release);
         let state = RoleState {
-            term: self.node.term(),
+            term: Term(self.node.term()),
             role: self.node.role(),
             leader_id: self.node.leader_id().map(str::to_owned),
         };
@@ -603,7 +604,7 @@ impl Driver {
                     pos,
                     code,
                 } => {
-                    if let Some(w) = self.appends.remove(&(term, index)) {
+                    if let Some(w) = self.appends.remove(&(Term(term), LogIndex(index))) {
                         let response = self.outcome(w.group, term, index, pos, code);
                         let positions = if code == ResponseCode::Success {
                             w.positions
@@ -617,7 +618,7 @@ impl Driver {
                     }
                 }
                 Action::CommitAdvanced { index } => {
-                    self.committed_tx.send_replace(index);
+                    self.committed_tx.send_replace(LogIndex(index));
                 }
                 Action::RoleChanged { term, role } => {
                     info!(id = %self.self_id, term, role = role.java_name(), "role changed");

@@ -36,6 +36,7 @@ use crate::core::message as m;
 use crate::core::message::{RequestCode, ResponseCode, Role};
 use crate::core::StorageError;
 use crate::entry::Entry;
+use crate::ids::{LogIndex, Term};
 use crate::protocol::convert::{decode_request, encode_response};
 use crate::protocol::{
     response_frame, AppendEntryRequest, Base, Body, EntryJson, GetEntriesRequest,
@@ -64,7 +65,8 @@ pub struct ServerOptions {
     pub append_hook: Option<SharedAppendHook>,
 }
 
-/// The hook's function: `(entry body, entry pos)`.
+/// The hook's function: `(entry body, body position)`; the body position is
+/// [`crate::EntryPos::body_pos`] of the entry being appended.
 pub type AppendHookFn = dyn Fn(&mut [u8], i64) + Send + Sync;
 
 /// An append hook that can be cloned with the options.
@@ -114,7 +116,7 @@ pub enum ServerError {
 /// known leader.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleState {
-    pub term: i64,
+    pub term: Term,
     pub role: Role,
     pub leader_id: Option<String>,
 }
@@ -137,7 +139,7 @@ struct Shared {
 pub struct DLedgerServer {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
-    committed: watch::Receiver<i64>,
+    committed: watch::Receiver<LogIndex>,
     /// Driver and peer-port tasks; [`DLedgerServer::shutdown`] takes and
     /// awaits them, from whichever holder of a shared server calls it.
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -253,7 +255,7 @@ impl DLedgerServer {
     }
 
     /// The committed index, updated as it advances.
-    pub fn subscribe_committed(&self) -> watch::Receiver<i64> {
+    pub fn subscribe_committed(&self) -> watch::Receiver<LogIndex> {
         self.committed.clone()
     }
 
@@ -314,7 +316,7 @@ impl DLedgerServer {
     pub fn queue_append(
         &self,
         bodies: Vec<Bytes>,
-        in_term: Option<i64>,
+        in_term: Option<Term>,
     ) -> Result<QueuedAppend, ServerError> {
         let header = self.local_header();
         let (reply, rx) = oneshot::channel();
@@ -331,7 +333,7 @@ impl DLedgerServer {
     }
 
     /// The entry at `index` if it is committed on this node (any role).
-    pub async fn get_committed(&self, index: i64) -> Result<Option<Entry>, ServerError> {
+    pub async fn get_committed(&self, index: LogIndex) -> Result<Option<Entry>, ServerError> {
         self.ask(|reply| Input::ReadCommitted { index, reply })
             .await
     }
@@ -341,7 +343,7 @@ impl DLedgerServer {
     /// log's start or above the committed index), in one driver round.
     pub async fn get_committed_range(
         &self,
-        from: i64,
+        from: LogIndex,
         max: usize,
     ) -> Result<Vec<Entry>, ServerError> {
         self.ask(|reply| Input::ReadCommittedRange { from, max, reply })
@@ -398,10 +400,11 @@ impl QueuedAppend {
 /// Ledger positions of one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ledger {
-    pub begin_index: i64,
-    pub end_index: i64,
-    pub end_term: i64,
-    pub committed_index: i64,
+    pub begin_index: LogIndex,
+    /// [`LogIndex::NONE`] for an empty log.
+    pub end_index: LogIndex,
+    pub end_term: Term,
+    pub committed_index: LogIndex,
 }
 
 async fn ask<T>(

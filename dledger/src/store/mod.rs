@@ -647,7 +647,7 @@ impl Storage for DLedgerStore {
         if let Some(hook) = self.hook.as_mut() {
             hook(
                 &mut buf[BODY_OFFSET as usize..],
-                crate::entry::body_pos(pos),
+                crate::entry::body_pos(crate::EntryPos(pos)),
             );
             entry.body = Bytes::copy_from_slice(&buf[BODY_OFFSET as usize..]);
         }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 
 use super::list::file_name;
+use crate::ids::EntryPos;
 
 /// Reads committed bytes of one member's data log.
 #[derive(Debug)]
@@ -42,7 +43,8 @@ impl CommittedReader {
         }
     }
 
-    /// `len` bytes at data-log position `pos`, if all of them are committed
+    /// `len` bytes at data-log position `pos` (any byte, typically an entry's
+    /// body position: [`EntryPos::body_pos`]), if all of them are committed
     /// and lie in one data file that still exists.
     pub fn read(&self, pos: i64, len: usize) -> Option<Bytes> {
         let end = pos.checked_add(i64::try_from(len).ok()?)?;
@@ -60,8 +62,13 @@ impl CommittedReader {
         Some(buf.freeze())
     }
 
-    /// Start of the first data file still on disk (0 when there is none).
-    pub fn min_pos(&self) -> i64 {
+    /// Start of the first data file still on disk (0 when there is none):
+    /// the position of the oldest entry still readable.
+    pub fn min_pos(&self) -> EntryPos {
+        EntryPos(self.min_file_start())
+    }
+
+    fn min_file_start(&self) -> i64 {
         let Ok(dir) = std::fs::read_dir(&self.data_dir) else {
             return 0;
         };
@@ -77,7 +84,7 @@ impl CommittedReader {
         }
         let f = Arc::new(File::open(self.data_dir.join(file_name(start))).ok()?);
         // Files below the oldest one on disk were deleted: forget them.
-        let min = self.min_pos();
+        let min = self.min_file_start();
         files.retain(|s, _| *s >= min);
         files.insert(start, f.clone());
         Some(f)
@@ -102,7 +109,7 @@ mod tests {
         s.flush().unwrap();
         let end = Arc::new(AtomicI64::new(-1));
         let r = CommittedReader::new(cfg.data_path(), 4096, end.clone());
-        assert_eq!(r.min_pos(), 0);
+        assert_eq!(r.min_pos(), EntryPos(0));
         // Nothing committed: nothing readable.
         assert!(r.read(a.body_pos(), 100).is_none());
         end.store(b.pos, Ordering::Release);
