@@ -31,8 +31,10 @@ import org.apache.rocketmq.common.message.MessageQueue;
  * StoreDriver produce-until &lt;ns&gt; &lt;topic&gt; &lt;seconds&gt; [threads]
  *     sync sends of keys k-i for that long, whatever fails (send timeout 3 s, no retries),
  *     from {@code threads} threads (default 1) sharing one producer (keys unique across threads).
- * StoreDriver dump &lt;ns&gt; &lt;topic&gt; &lt;group&gt; &lt;timeoutSeconds&gt;
- *     pulls every queue from its min offset to NO_NEW_MSG.
+ * StoreDriver dump &lt;ns&gt; &lt;topic&gt; &lt;group&gt; &lt;timeoutSeconds&gt; [from-zero]
+ *     pulls every queue from its min offset to NO_NEW_MSG; with {@code from-zero} from offset 0
+ *     without asking the min offset (the client asks only a master for it, so a broker group whose
+ *     master is gone is read from its slave this way).
  * </pre>
  *
  * Acknowledged (SEND_OK) messages print
@@ -61,7 +63,8 @@ public final class StoreDriver {
                         args.length > 4 ? Integer.parseInt(args[4]) : 1);
                     break;
                 case "dump":
-                    rc = dump(args[1], args[2], args[3], Integer.parseInt(args[4]));
+                    rc = dump(args[1], args[2], args[3], Integer.parseInt(args[4]),
+                        args.length > 5 && "from-zero".equals(args[5]));
                     break;
                 default:
                     System.err.println("usage: StoreDriver produce|produce-until|dump ...");
@@ -224,7 +227,8 @@ public final class StoreDriver {
     }
 
     @SuppressWarnings("deprecation")
-    private static int dump(String ns, String topic, String group, int timeoutSeconds) throws Exception {
+    private static int dump(String ns, String topic, String group, int timeoutSeconds, boolean fromZero)
+        throws Exception {
         long deadline = System.currentTimeMillis() + timeoutSeconds * 1000L;
         DefaultMQPullConsumer c = new DefaultMQPullConsumer(group);
         c.setNamesrvAddr(ns);
@@ -245,7 +249,7 @@ public final class StoreDriver {
                 }
             }
             for (MessageQueue mq : new TreeSet<>(mqs)) {
-                long offset = c.minOffset(mq);
+                long offset = fromZero ? 0 : c.minOffset(mq);
                 while (true) {
                     PullResult r;
                     try {
