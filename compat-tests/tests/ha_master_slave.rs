@@ -355,6 +355,45 @@ impl Pair {
         }
     }
 
+    /// `mqadmin haStatus -b <master>` (GET_BROKER_HA_STATUS) once the slave
+    /// has caught up, checked the same way for a Java master and ours: the
+    /// master's address, its commit-log end, one slave, in sync, and the
+    /// slave's row at that end with no gap and status OK.
+    fn assert_ha_status(&self) {
+        let out = self.java.mqadmin(
+            &self.home,
+            &["haStatus", "-n", &self.ns.addr, "-b", &self.master.addr],
+        );
+        let field = |k: &str| {
+            out.lines().find_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next() == Some(k)).then(|| f.next().unwrap_or("").to_owned())
+            })
+        };
+        let end = field("#MasterCommitLogMaxOffset").and_then(|v| v.parse::<i64>().ok());
+        let rows: Vec<Vec<&str>> = out
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("#SlaveAddr"))
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|f| f.len() >= 6)
+            .collect();
+        let ok = field("#MasterAddr").as_deref() == Some(self.master.addr.as_str())
+            && end.is_some_and(|e| e > 0)
+            && field("#SlaveNum").as_deref() == Some("1")
+            && field("#InSyncSlaveNum").as_deref() == Some("1")
+            && rows.len() == 1
+            && rows[0][1].parse::<i64>().ok() == end
+            && rows[0][2] == "0"
+            && rows[0][4] == "OK";
+        assert!(
+            ok,
+            "mqadmin haStatus of {}:\n{out}\n{}",
+            self.master.addr,
+            self.logs()
+        );
+    }
+
     /// Waits (30 s) until the slave's commit log equals the master's.
     fn wait_caught_up(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -472,6 +511,7 @@ fn replicate_kill_and_read(pair: &mut Pair, topic: &str, group: &str) -> String 
     pair.create_topic(topic);
     let sent = pair.produce(topic, MESSAGES);
     pair.wait_caught_up();
+    pair.assert_ha_status();
     pair.kill_master();
     let dump = pair.dump(topic, group);
     let check = check_acks(&sent, &dump);
