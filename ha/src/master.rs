@@ -53,6 +53,10 @@ struct Conn {
     reported: Notify,
 }
 
+/// How often (in waiting puts, a power of two) timed-out waits are dropped
+/// without a report.
+const PRUNE_EVERY: usize = 1024;
+
 /// A put waiting for `acks` replicas (the master counted) to hold `end`.
 struct Waiter {
     end: i64,
@@ -154,6 +158,12 @@ impl HaMaster {
         self.shared.refused.load(Ordering::Relaxed)
     }
 
+    /// Puts waiting for acknowledgements (and timed-out waits not yet
+    /// dropped).
+    pub fn waiting_puts(&self) -> usize {
+        lock(&self.shared.waiters).len()
+    }
+
     /// Java's `push2SlaveMaxOffset`.
     pub fn push_to_slave_max_offset(&self) -> i64 {
         self.shared.push2slave_max.load(Ordering::Acquire)
@@ -198,7 +208,16 @@ impl Replication for HaMaster {
             return Box::pin(std::future::ready(ReplicaAck::Acked));
         }
         let (done, rx) = oneshot::channel();
-        lock(&s.waiters).push(Waiter { end, acks, done });
+        {
+            let mut waiters = lock(&s.waiters);
+            // Waits that timed out leave their entry until the next report
+            // settles them; with no slave reporting, drop them here now and
+            // then so the list stays bounded by the puts still waiting.
+            if waiters.len() >= PRUNE_EVERY && waiters.len() & (PRUNE_EVERY - 1) == 0 {
+                waiters.retain(|w| !w.done.is_closed());
+            }
+            waiters.push(Waiter { end, acks, done });
+        }
         // An acknowledgement between the check and the push: settle now.
         s.settle();
         let timeout = s.cfg.slave_timeout;

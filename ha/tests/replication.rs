@@ -376,3 +376,34 @@ async fn a_master_closes_a_peer_that_sends_garbage() {
     // The master still serves: its log is untouched and puts go on.
     assert_eq!(m.put(&msg(6)).await.expect("put").queue_offset, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_out_waits_do_not_pile_up_without_a_slave() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let m = open(dir.path());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let log: Arc<dyn ReplicaLog> = m.clone();
+    let ha = HaMaster::start(
+        log,
+        listener,
+        HaConfig {
+            sync: SyncRule::Sync {
+                in_sync_replicas: 2,
+            },
+            slave_timeout: Duration::from_millis(1),
+            ..HaConfig::default()
+        },
+    );
+    m.set_replication(Some(ha.clone()));
+    // Past two prune points.
+    for i in 0..2100 {
+        let r = m.put(&msg(i)).await.expect("put");
+        assert_eq!(r.status, PutStatus::FlushSlaveTimeout);
+    }
+    // Every wait timed out; at most one prune period of them is left.
+    assert!(
+        ha.waiting_puts() <= 1024,
+        "{} waits kept",
+        ha.waiting_puts()
+    );
+}
