@@ -24,6 +24,8 @@ pub struct ConnectionInfo {
     pub slave_ack_offset: i64,
     /// Where the next frame starts (-1 before the first report).
     pub transfer_from: i64,
+    /// Reported, and within `haMaxGapNotInSync` of the master's end.
+    pub in_sync: bool,
 }
 
 /// The master side of classic HA (see the crate docs).
@@ -65,32 +67,34 @@ struct Waiter {
 }
 
 impl Shared {
-    fn acked(&self, end: i64, acks: u32) -> bool {
-        let slaves = lock(&self.conns)
+    /// Every connection's last report.
+    fn acks(&self) -> Vec<i64> {
+        lock(&self.conns)
             .iter()
-            .filter(|c| c.ack.load(Ordering::Acquire) >= end)
-            .count();
-        1 + slaves as u64 >= u64::from(acks)
+            .map(|c| c.ack.load(Ordering::Acquire))
+            .collect()
     }
 
     /// Answers the waiters the current acknowledgements satisfy, and drops
     /// those whose put stopped waiting (timed out).
     fn settle(&self) {
-        let acks: Vec<i64> = lock(&self.conns)
-            .iter()
-            .map(|c| c.ack.load(Ordering::Acquire))
-            .collect();
+        let acks = self.acks();
         let mut waiters = lock(&self.waiters);
         let pending = std::mem::take(&mut *waiters);
         for w in pending {
-            let held = 1 + acks.iter().filter(|a| **a >= w.end).count() as u64;
-            if held >= u64::from(w.acks) {
+            if enough(&acks, w.end, w.acks) {
                 let _ = w.done.send(());
             } else if !w.done.is_closed() {
                 waiters.push(w);
             }
         }
     }
+}
+
+/// Whether `acks` replicas, the master counted, hold every byte below `end`
+/// given the slaves' last reports.
+fn enough(reports: &[i64], end: i64, acks: u32) -> bool {
+    1 + reports.iter().filter(|a| **a >= end).count() as u64 >= u64::from(acks)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -127,12 +131,18 @@ impl HaMaster {
 
     /// The slave connections now open.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
+        let end = self.shared.log.max_offset();
+        let gap = self.shared.cfg.max_gap_not_in_sync;
         lock(&self.shared.conns)
             .iter()
-            .map(|c| ConnectionInfo {
-                addr: c.addr,
-                slave_ack_offset: c.ack.load(Ordering::Acquire),
-                transfer_from: c.transfer_from.load(Ordering::Acquire),
+            .map(|c| {
+                let ack = c.ack.load(Ordering::Acquire);
+                ConnectionInfo {
+                    addr: c.addr,
+                    slave_ack_offset: ack,
+                    transfer_from: c.transfer_from.load(Ordering::Acquire),
+                    in_sync: ack >= 0 && end - ack < gap,
+                }
             })
             .collect()
     }
@@ -140,16 +150,7 @@ impl HaMaster {
     /// Replicas holding everything below the log's end, the master counted
     /// (Java classic `inSyncReplicasNums`: slaves within `haMaxGapNotInSync`).
     pub fn in_sync_replicas(&self) -> u32 {
-        let end = self.shared.log.max_offset();
-        let gap = self.shared.cfg.max_gap_not_in_sync;
-        let n = lock(&self.shared.conns)
-            .iter()
-            .filter(|c| {
-                let a = c.ack.load(Ordering::Acquire);
-                a >= 0 && end - a < gap
-            })
-            .count();
-        1 + n as u32
+        1 + self.connections().iter().filter(|c| c.in_sync).count() as u32
     }
 
     /// Connections closed so far because a slave reported an offset beyond
@@ -204,7 +205,7 @@ impl Replication for HaMaster {
 
     fn wait(&self, end: i64, acks: u32) -> ReplicaWait {
         let s = &self.shared;
-        if s.acked(end, acks) {
+        if enough(&s.acks(), end, acks) {
             return Box::pin(std::future::ready(ReplicaAck::Acked));
         }
         let (done, rx) = oneshot::channel();

@@ -14,7 +14,6 @@ use crate::store::BrokerStore;
 pub(crate) fn ha_status(
     replication: Option<&Replication>,
     store: &BrokerStore,
-    max_gap_not_in_sync: i64,
 ) -> Result<RemotingCommand, BrokerError> {
     let Some(r) = replication else {
         // Java: a store without an HA service (DLedger) has no runtime info.
@@ -50,14 +49,14 @@ pub(crate) fn ha_status(
                     json!({
                         "addr": c.addr.to_string(),
                         "diff": diff,
-                        "inSync": c.slave_ack_offset >= 0 && diff < max_gap_not_in_sync,
+                        "inSync": c.in_sync,
                         "slaveAckOffset": c.slave_ack_offset.max(0),
                         "transferFromWhere": c.transfer_from.max(0),
                         "transferredByteInSecond": 0,
                     })
                 })
                 .collect();
-            let in_sync = conns.iter().filter(|c| c["inSync"] == true).count();
+            let in_sync = r.master.in_sync_replicas() - 1;
             json!({
                 "haClientRuntimeInfo": {
                     "lastReadTimestamp": 0,

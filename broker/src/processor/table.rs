@@ -226,7 +226,7 @@ pub(crate) fn router(s: Services) -> Router {
         store: s.store.clone(),
     });
 
-    let ha_status = Arc::new((s.config.clone(), s.replication.clone(), s.store.clone()));
+    let ha_status = Arc::new((s.replication.clone(), s.store.clone()));
     use OnSlave::Allow;
     let t = Table {
         router: Router::new(),
@@ -274,10 +274,7 @@ pub(crate) fn router(s: Services) -> Router {
         .route(rq::CLEAN_UNUSED_TOPIC, Allow, sync(&admin, |p, _, _| p.clean_unused_topic()))
         .route(rq::GET_BROKER_RUNTIME_INFO, Allow, sync(&admin, |p, _, _| p.runtime_info()))
         .route(rq::GET_BROKER_CONFIG, Allow, sync(&admin, |p, _, _| p.broker_config()))
-        .route(rq::GET_BROKER_HA_STATUS, Allow, sync(&ha_status, |h, _, _| {
-            let gap = read_config(&h.0).ha_max_gap_not_in_sync;
-            super::ha_status::ha_status(h.1.as_deref(), &h.2, gap)
-        }))
+        .route(rq::GET_BROKER_HA_STATUS, Allow, sync(&ha_status, |h, _, _| super::ha_status::ha_status(h.0.as_deref(), &h.1)))
         .route(rq::UPDATE_BROKER_CONFIG, Allow, sync(&admin, |p, _, r| p.update_broker_config(r)))
         .route(rq::VIEW_BROKER_STATS_DATA, Allow, sync(&admin, |p, _, r| p.view_broker_stats(r)))
         .route(rq::GET_BROKER_CONSUME_STATS, Allow, sync(&admin, |p, _, r| p.broker_consume_stats(r)))
