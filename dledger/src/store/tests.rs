@@ -1,4 +1,12 @@
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::coder::IndexRecord;
 use super::*;
+use crate::core::Storage;
+use crate::entry::Entry;
 
 const DATA: usize = 1024;
 const INDEX: usize = 8 * INDEX_UNIT_SIZE;
