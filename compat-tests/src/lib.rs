@@ -19,6 +19,7 @@ use remoting::{Connection, RemotingCommand, Router};
 pub mod bench;
 pub mod dledger_files;
 pub mod dledger_group;
+pub mod ha_pair;
 pub mod invariant;
 pub mod proxy;
 pub use invariant::{check_acks, AckCheck};
