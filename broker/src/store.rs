@@ -35,6 +35,8 @@ pub fn store_config(config: &BrokerConfig) -> StoreConfig {
         max_transfer_count_on_message_in_memory: config
             .max_transfer_count_on_message_in_memory
             .max(1) as usize,
+        access_message_in_memory_max_ratio: config.access_message_in_memory_max_ratio.clamp(0, 100)
+            as u32,
         message_delay_level: config.message_delay_level.clone(),
         max_hash_slot_num: config.max_hash_slot_num.max(1) as u32,
         max_index_num: config.max_index_num.max(1) as u32,

@@ -31,6 +31,10 @@ pub struct StoreConfig {
     pub max_transfer_bytes_on_message_in_memory: usize,
     /// `maxTransferCountOnMessageInMemory`: cap per get, default 32.
     pub max_transfer_count_on_message_in_memory: usize,
+    /// `accessMessageInMemoryMaxRatio` (percent of the machine's memory),
+    /// default 40: a get whose last record lies further than this behind the
+    /// commit log's end is "in disk" and suggests pulling from a slave.
+    pub access_message_in_memory_max_ratio: u32,
     /// `messageDelayLevel`: used for `SCHEDULE_TOPIC_XXXX`, whose consume-queue
     /// tags slot holds the delivery time (docs/protocol/messages.md §3).
     pub message_delay_level: String,
@@ -84,6 +88,7 @@ impl Default for StoreConfig {
             check_crc_on_recover: true,
             max_transfer_bytes_on_message_in_memory: 256 * 1024,
             max_transfer_count_on_message_in_memory: 32,
+            access_message_in_memory_max_ratio: 40,
             message_delay_level: DEFAULT_MESSAGE_DELAY_LEVEL.to_owned(),
             max_hash_slot_num: 5_000_000,
             max_index_num: 20_000_000,
@@ -107,6 +112,15 @@ impl StoreConfig {
             store_path_root_dir: dir.into(),
             ..StoreConfig::default()
         }
+    }
+
+    /// Bytes of commit log behind its end that count as "in memory"
+    /// (Java: total physical memory × `accessMessageInMemoryMaxRatio` / 100);
+    /// `u64::MAX` when the machine's memory size is unknown.
+    pub fn in_memory_bytes(&self) -> u64 {
+        total_memory().map_or(u64::MAX, |m| {
+            m / 100 * u64::from(self.access_message_in_memory_max_ratio.min(100))
+        })
     }
 
     pub(crate) fn consume_queue_file_size(&self) -> usize {
@@ -142,4 +156,15 @@ impl StoreConfig {
             })
             .collect()
     }
+}
+
+/// `MemTotal` of /proc/meminfo in bytes, read once.
+fn total_memory() -> Option<u64> {
+    static TOTAL: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        let m = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib.saturating_mul(1024))
+    })
 }

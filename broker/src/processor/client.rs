@@ -216,12 +216,13 @@ impl ClientProcessor {
                 s.min_offset(t, q),
                 s.commit_log_offset_in_queue(t, q, 0),
                 s.commit_log_max_offset(),
+                s.config().in_memory_bytes(),
             ))
         });
-        let Some((min, first, log_max)) = state else {
+        let Some((min, first, log_max, memory_limit)) = state else {
             return not_found("store shut down", "Not found, the store is shut down");
         };
-        if start_at_zero(min, first, log_max, memory_limit()) {
+        if start_at_zero(min, first, log_max, memory_limit) {
             tracing::debug!(group = %g, topic = %t, queue = q, "query offset: none committed, 0");
             return Ok(RemotingCommand::success().with_ext("offset", "0"));
         }
@@ -268,31 +269,10 @@ impl ClientProcessor {
     }
 }
 
-/// Java's `accessMessageInMemoryMaxRatio` default: the newest 40 % of the
-/// machine's memory worth of commit log counts as "in memory".
-const ACCESS_MESSAGE_IN_MEMORY_MAX_RATIO: u64 = 40;
-
-/// Bytes of commit log behind the write position that count as in memory
-/// (Java: total physical memory × `accessMessageInMemoryMaxRatio` / 100);
-/// `u64::MAX` when the memory size is unknown.
-fn memory_limit() -> u64 {
-    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| {
-                let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
-                let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-                Some(kib.saturating_mul(1024) / 100 * ACCESS_MESSAGE_IN_MEMORY_MAX_RATIO)
-            })
-            .unwrap_or(u64::MAX)
-    })
-}
-
 /// Java 4.9.x `queryConsumerOffset` for a group without a committed offset:
 /// start at 0 when the queue was never truncated (`min <= 0`) and its first
 /// message is not "in disk" (`checkInDiskByConsumeOffset(topic, queue, 0)`:
-/// more than `memory_limit` bytes behind the commit log's end). A queue that
+/// more than `memory_limit` bytes behind (`accessMessageInMemoryMaxRatio`) the commit log's end). A queue that
 /// never held a message has no first message, so it is not in disk either.
 fn start_at_zero(min: i64, first_phys: Option<i64>, log_max: i64, memory_limit: u64) -> bool {
     let in_disk = first_phys

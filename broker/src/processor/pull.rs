@@ -24,7 +24,7 @@ use crate::filter::{self, Selector};
 use crate::message;
 use crate::meta::client::ClientManager;
 use crate::meta::offsets::ConsumerOffsetManager;
-use crate::meta::subscription::SubscriptionGroupManager;
+use crate::meta::subscription::{SubscriptionGroupConfig, SubscriptionGroupManager};
 use crate::meta::topic::TopicConfigManager;
 use crate::processor::{read_config, SharedConfig};
 use crate::stats::BrokerStats;
@@ -156,9 +156,14 @@ impl PullProcessor {
         } else {
             self.stats.get_miss.fetch_add(1, Ordering::Relaxed);
         }
+        let suggest = checked.brokers.suggest(
+            read_config(&self.config).slave_read_enable,
+            result.suggest_pulling_from_slave,
+        );
         Ok(build_response(
             &h,
             result,
+            suggest,
             checked.topic_sys_flag,
             checked.group_sys_flag,
         ))
@@ -187,6 +192,7 @@ impl PullProcessor {
             next_begin_offset: 0,
             min_offset: 0,
             max_offset: 0,
+            suggest_pulling_from_slave: false,
         };
         let result = self.store.with(closed, |s| {
             s.get_messages(
@@ -311,6 +317,7 @@ impl PullProcessor {
                     filter,
                     topic_sys_flag: topic.topic_sys_flag,
                     group_sys_flag: group.group_sys_flag,
+                    brokers: SuggestedBrokers::of(&group),
                 });
             }
             (filter, sub.expression_type.clone())
@@ -326,14 +333,48 @@ impl PullProcessor {
             filter,
             topic_sys_flag: topic.topic_sys_flag,
             group_sys_flag: group.group_sys_flag,
+            brokers: SuggestedBrokers::of(&group),
         })
     }
 }
+
+/// Java `MixAll.MASTER_ID`.
+const MASTER_ID: i64 = 0;
 
 struct Checked {
     filter: MessageFilter,
     topic_sys_flag: i32,
     group_sys_flag: i32,
+    brokers: SuggestedBrokers,
+}
+
+/// The subscription group's `brokerId` (where a consumer that keeps up
+/// reads) and `whichBrokerWhenConsumeSlowly` (where a slow one is sent).
+#[derive(Clone, Copy)]
+struct SuggestedBrokers {
+    keeping_up: i64,
+    slow: i64,
+}
+
+impl SuggestedBrokers {
+    fn of(group: &SubscriptionGroupConfig) -> Self {
+        SuggestedBrokers {
+            keeping_up: group.broker_id,
+            slow: group.which_broker_when_consume_slowly,
+        }
+    }
+
+    /// The pull answer's `suggestWhichBrokerId` (Java's pull result
+    /// handler): always the master (0) unless `slaveReadEnable`; with it, the
+    /// slow-consumer broker when the get reached further back than the
+    /// in-memory share of the commit log, else the group's own broker id.
+    fn suggest(self, slave_read_enable: bool, pulled_from_disk: bool) -> i64 {
+        match (slave_read_enable, pulled_from_disk) {
+            (false, _) => MASTER_ID,
+            (true, true) => self.slow,
+            (true, false) => self.keeping_up,
+        }
+    }
 }
 
 /// Drops the found messages a SQL92 selector does not match, keeping
@@ -403,12 +444,13 @@ fn status_name(s: GetStatus) -> &'static str {
 fn build_response(
     h: &PullMessageRequestHeader,
     r: GetResult,
+    suggest_which_broker_id: i64,
     topic_sys_flag: i32,
     group_sys_flag: i32,
 ) -> RemotingCommand {
     let code = response_code(&r, h.queue_offset);
     let header = PullMessageResponseHeader {
-        suggest_which_broker_id: 0,
+        suggest_which_broker_id,
         next_begin_offset: next_begin_offset(&r, h.queue_offset),
         min_offset: r.min_offset,
         max_offset: r.max_offset,
@@ -468,7 +510,26 @@ mod tests {
             next_begin_offset: 7,
             min_offset: 0,
             max_offset: 9,
+            suggest_pulling_from_slave: false,
         }
+    }
+
+    #[test]
+    fn suggested_broker_follows_slave_read_enable_and_lag() {
+        let b = SuggestedBrokers {
+            keeping_up: 0,
+            slow: 1,
+        };
+        assert_eq!(b.suggest(false, true), MASTER_ID);
+        assert_eq!(b.suggest(false, false), MASTER_ID);
+        assert_eq!(b.suggest(true, true), 1);
+        assert_eq!(b.suggest(true, false), 0);
+        let custom = SuggestedBrokers {
+            keeping_up: 2,
+            slow: 3,
+        };
+        assert_eq!(custom.suggest(true, false), 2);
+        assert_eq!(custom.suggest(true, true), 3);
     }
 
     #[test]

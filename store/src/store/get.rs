@@ -36,6 +36,7 @@ impl MessageStore {
                 next_begin_offset: 0,
                 min_offset: 0,
                 max_offset: 0,
+                suggest_pulling_from_slave: false,
             };
         };
         let (min, max) = (cq.min_offset(), cq.max_offset());
@@ -45,6 +46,7 @@ impl MessageStore {
             next_begin_offset: offset,
             min_offset: min,
             max_offset: max,
+            suggest_pulling_from_slave: false,
         };
         if max == 0 {
             r.status = GetStatus::NoMessageInQueue;
@@ -71,6 +73,8 @@ impl MessageStore {
         let cfg = &inner.config;
         let mut total = 0usize;
         let mut next_phy_file_start = i64::MIN;
+        // Java `maxPhyOffsetPulling`: where the last examined record starts.
+        let mut last_phys = 0i64;
         let mut q = offset;
         while q < max {
             if (q - offset) * CQ_UNIT as i64 > max_filter {
@@ -84,6 +88,7 @@ impl MessageStore {
                 break;
             };
             let size = e.size.max(0) as usize;
+            last_phys = e.phys;
             let count = r.messages.len();
             // Java `isTheBatchFull`: never full before the first message.
             if total > 0
@@ -125,6 +130,8 @@ impl MessageStore {
                 }
             }
         }
+        let behind = self.commit_log_max_offset().saturating_sub(last_phys);
+        r.suggest_pulling_from_slave = u64::try_from(behind).unwrap_or(0) > cfg.in_memory_bytes();
         r
     }
 

@@ -131,6 +131,11 @@ pub struct GetResult {
     pub next_begin_offset: i64,
     pub min_offset: i64,
     pub max_offset: i64,
+    /// The last record examined lies further behind the commit log's end
+    /// than `accessMessageInMemoryMaxRatio` of memory (Java
+    /// `isSuggestPullingFromSlave`): the consumer is slow and a slave could
+    /// serve it.
+    pub suggest_pulling_from_slave: bool,
 }
 
 impl GetResult {
