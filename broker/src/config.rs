@@ -226,6 +226,9 @@ broker_config! {
     flush_interval_commit_log: i32 = "flushIntervalCommitLog" => 500,
     message_delay_level: String = "messageDelayLevel" => "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h".into(),
     max_transfer_count_on_message_in_memory: i32 = "maxTransferCountOnMessageInMemory" => 32,
+    /// Percent of memory whose worth of newest commit log counts as in
+    /// memory; a pull further behind suggests the slave.
+    access_message_in_memory_max_ratio: i32 = "accessMessageInMemoryMaxRatio" => 40,
     max_transfer_bytes_on_message_in_memory: i32 = "maxTransferBytesOnMessageInMemory" => 256 * 1024,
     max_hash_slot_num: i32 = "maxHashSlotNum" => 5_000_000,
     max_index_num: i32 = "maxIndexNum" => 20_000_000,
@@ -266,6 +269,11 @@ broker_config! {
     /// 5.x: replicas (the master counted) a SYNC_MASTER send waits for; 1
     /// (Java's default) means none. 4.x waited for one slave: set 2.
     in_sync_replicas: i32 = "inSyncReplicas" => 1,
+    /// Not a Java key: `5.x` (default) waits for `inSyncReplicas`; `4.x`
+    /// keeps RocketMQ 4.9's SYNC_MASTER rule: wait for one slave, and answer
+    /// SLAVE_NOT_AVAILABLE (the message is stored on the master only) when
+    /// no slave is connected within `haMaxGapNotInSync` of the master.
+    sync_master_rule: String = "syncMasterRule" => "5.x".into(),
     /// Accepted (controller mode and slave-acting-master use them).
     min_in_sync_replicas: i32 = "minInSyncReplicas" => 1,
     total_replicas: i32 = "totalReplicas" => 1,
@@ -383,6 +391,13 @@ impl BrokerConfig {
                 "flushDiskType",
                 self.flush_disk_type.clone(),
                 "expected ASYNC_FLUSH or SYNC_FLUSH",
+            );
+        }
+        if !matches!(self.sync_master_rule.as_str(), "4.x" | "5.x") {
+            return bad(
+                "syncMasterRule",
+                self.sync_master_rule.clone(),
+                "expected 4.x or 5.x",
             );
         }
         if self.listen_port < 2 {

@@ -905,3 +905,78 @@ async fn master_and_slave_replicate_and_report_ha_status() {
     s.stop().await;
     m.stop().await;
 }
+
+/// `suggestWhichBrokerId` in pull answers (Java's pull result handler):
+/// the master (0) unless `slaveReadEnable`; with it, the group's
+/// `whichBrokerWhenConsumeSlowly` (1) when the pull reached further behind
+/// the commit log's end than `accessMessageInMemoryMaxRatio` of memory (0 %
+/// here, so always), else the group's `brokerId` (0).
+#[tokio::test]
+async fn pull_suggests_the_slave_to_a_consumer_that_falls_behind() {
+    for (slave_read, ratio, expected) in [(true, 0, "1"), (false, 0, "0"), (true, 40, "0")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), None);
+        cfg.slave_read_enable = slave_read;
+        cfg.access_message_in_memory_max_ratio = ratio;
+        let b = start(cfg).await;
+        let c = connect(b.addr).await;
+        assert_eq!(c.call(create_topic("SG", 1)).await.code, rc::SUCCESS);
+        for _ in 0..3 {
+            let r = c.call(send_v2("SG", 0, &props(&[]), b"m")).await;
+            assert_eq!(r.code, rc::SUCCESS, "{:?}", r.remark);
+        }
+        let r = c.call(pull("sg", "SG", 0, 0, 0x4, Some("*"), 0)).await;
+        assert_eq!(r.code, rc::SUCCESS, "{:?}", r.remark);
+        assert_eq!(
+            r.ext("suggestWhichBrokerId"),
+            Some(expected),
+            "slaveReadEnable={slave_read} accessMessageInMemoryMaxRatio={ratio}"
+        );
+        b.stop().await;
+    }
+}
+
+/// `syncMasterRule=4.x`: a SYNC_MASTER with no slave answers
+/// SLAVE_NOT_AVAILABLE (11) with the message stored on the master (its queue
+/// offset in the answer, readable by a pull); once a slave has caught up,
+/// sends are SEND_OK again (acknowledged after the slave holds them).
+#[tokio::test]
+async fn sync_master_rule_4x_answers_slave_not_available_without_a_slave() {
+    let (md, sd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ha_port = free_port();
+    let mut mc = config(md.path(), None);
+    mc.ha_listen_port = i32::from(ha_port);
+    mc.broker_role = "SYNC_MASTER".parse().unwrap();
+    mc.sync_master_rule = "4.x".into();
+    let m = start(mc).await;
+    let mcon = connect(m.addr).await;
+    assert_eq!(mcon.call(create_topic("V4", 1)).await.code, rc::SUCCESS);
+    let r = mcon.call(send_v2("V4", 0, &props(&[]), b"alone")).await;
+    assert_eq!(r.code, rc::SLAVE_NOT_AVAILABLE, "{:?}", r.remark);
+    let pulled = mcon.call(pull("g4", "V4", 0, 0, 0x4, Some("*"), 0)).await;
+    assert_eq!(pulled.code, rc::SUCCESS, "{:?}", pulled.remark);
+    let msgs = store::StoredMessage::decode_all(&pulled.body).unwrap();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(&msgs[0].body[..], b"alone");
+
+    let mut sc = config(sd.path(), None);
+    sc.broker_role = "SLAVE".parse().unwrap();
+    sc.broker_id = 1;
+    sc.ha_master_address = format!("127.0.0.1:{ha_port}");
+    let s = start(sc).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = mcon.call(send_v2("V4", 0, &props(&[]), b"paired")).await;
+        if r.code == rc::SUCCESS {
+            break;
+        }
+        assert_eq!(r.code, rc::SLAVE_NOT_AVAILABLE, "{:?}", r.remark);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slave never became available"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.stop().await;
+    m.stop().await;
+}

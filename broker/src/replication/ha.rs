@@ -47,6 +47,7 @@ pub fn ha_config(config: &BrokerConfig) -> HaConfig {
     let ms = |v: i64| Duration::from_millis(v.max(1) as u64);
     HaConfig {
         sync: match config.broker_role {
+            BrokerRole::SyncMaster if config.sync_master_rule == "4.x" => SyncRule::SyncV4,
             BrokerRole::SyncMaster => SyncRule::Sync {
                 in_sync_replicas: config.in_sync_replicas.max(1) as u32,
             },
