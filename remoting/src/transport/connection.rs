@@ -34,7 +34,9 @@ pub(super) struct Shared {
     id: u64,
     peer: SocketAddr,
     local: SocketAddr,
-    outbound: mpsc::Sender<RemotingCommand>,
+    /// Boxed: an idle connection's channel preallocates a block of 32 slots,
+    /// which would be 32 whole commands (about 5 KiB) per connection.
+    outbound: mpsc::Sender<Box<RemotingCommand>>,
     pub(super) pending: Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>,
     pub(super) closed: CancellationToken,
 }
@@ -204,7 +206,7 @@ impl Connection {
         let exchange = async {
             self.shared
                 .outbound
-                .send(cmd)
+                .send(Box::new(cmd))
                 .await
                 .map_err(|_| RemotingError::ConnectionClosed)?;
             rx.await.map_err(|_| RemotingError::ConnectionClosed)
@@ -229,7 +231,7 @@ impl Connection {
         }
         self.shared
             .outbound
-            .send(cmd)
+            .send(Box::new(cmd))
             .await
             .map_err(|_| RemotingError::ConnectionClosed)
     }

@@ -144,7 +144,7 @@ pub(super) async fn write_now<W: AsyncWrite + Unpin>(
 
 pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     side: Arc<WriteSide<W>>,
-    mut rx: mpsc::Receiver<RemotingCommand>,
+    mut rx: mpsc::Receiver<Box<RemotingCommand>>,
     closed: CancellationToken,
     peer: SocketAddr,
 ) {
@@ -164,7 +164,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
         let mut yielded = next.is_none();
         loop {
             while let Some(cmd) = next {
-                if let Err(e) = Encoder::<&RemotingCommand>::encode(&mut codec, &cmd, &mut buf) {
+                if let Err(e) = Encoder::<&RemotingCommand>::encode(&mut codec, &*cmd, &mut buf) {
                     // Nothing was written for this command; the connection stays usable.
                     warn!(%peer, error = %e, "dropping a command that cannot be encoded");
                 }
