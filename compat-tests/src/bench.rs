@@ -780,6 +780,586 @@ pub fn format_g(x: f64, precision: usize) -> String {
     }
 }
 
+// ------------------------------------------------ Java drivers and brokers
+//
+// What `bench_broker` and `bench_ha` share: the official client's drivers
+// (compat-tests/java) and mqadmin, the official broker's jars, our name
+// server, the broker.conf keys both sides get, and the drivers' `RESULT`
+// lines.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+pub type Res<T> = Result<T, String>;
+
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(120);
+const MQADMIN_TIMEOUT: Duration = Duration::from_secs(120);
+pub const MAVEN_TIMEOUT: Duration = Duration::from_secs(1200);
+
+fn log(msg: &str) {
+    eprintln!("[bench] {msg}");
+}
+
+/// awk's string -> number: the longest numeric prefix, 0 without one.
+pub fn awk_num(s: &str) -> f64 {
+    let s = s.trim_start();
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let from = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - from
+    };
+    let mut n = digits(&mut i);
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        n += digits(&mut i);
+    }
+    if n == 0 {
+        return 0.0;
+    }
+    let mantissa_end = i;
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        let mut j = i + 1;
+        if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+            j += 1;
+        }
+        if digits(&mut j) > 0 {
+            i = j;
+        } else {
+            i = mantissa_end;
+        }
+    }
+    s[..i].parse().unwrap_or(0.0)
+}
+
+/// awk's number -> string in a concatenation (integers as such, else %.6g).
+pub fn awk_str(x: f64) -> String {
+    if x == x.trunc() && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format_g(x, 6)
+    }
+}
+
+/// `<server> <key> <value>` records, also appended to `results.txt`.
+pub struct Results {
+    pub file: PathBuf,
+    pub v: HashMap<(String, String), f64>,
+}
+
+impl Results {
+    /// Records kept in memory and appended to `file` (created empty).
+    pub fn create(file: PathBuf) -> Res<Results> {
+        write_file(&file, "")?;
+        Ok(Results {
+            file,
+            v: HashMap::new(),
+        })
+    }
+
+    pub fn put(&mut self, s: &str, k: &str, v: &str) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.file)
+        {
+            let _ = writeln!(f, "{s} {k} {v}");
+        }
+        self.v.insert((s.to_owned(), k.to_owned()), awk_num(v));
+    }
+
+    /// The drivers' `RESULT <kind> k=v ...` lines as `<kind><threads>_<k>`.
+    pub fn record(&mut self, s: &str, output: &str) {
+        for line in output.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.first() != Some(&"RESULT") || f.len() < 2 {
+                continue;
+            }
+            let kv = |field: &str| {
+                let mut it = field.split('=');
+                (
+                    it.next().unwrap_or("").to_owned(),
+                    it.next().unwrap_or("").to_owned(),
+                )
+            };
+            let t = f[2..]
+                .iter()
+                .map(|x| kv(x))
+                .rfind(|(k, _)| k == "threads")
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            for (k, v) in f[2..].iter().map(|x| kv(x)) {
+                if k != "threads" {
+                    self.put(s, &format!("{}{t}_{k}", f[1]), &v);
+                }
+            }
+        }
+    }
+
+    /// The value, -1 when there is none.
+    pub fn val(&self, s: &str, k: &str) -> f64 {
+        self.v
+            .get(&(s.to_owned(), k.to_owned()))
+            .copied()
+            .unwrap_or(-1.0)
+    }
+}
+
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| {
+            let f = d.join(tool);
+            std::fs::metadata(&f).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            })
+        })
+    })
+}
+
+pub fn write_file(path: &Path, text: &str) -> Res<()> {
+    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
+}
+
+pub fn mkdir(path: &Path) -> Res<()> {
+    std::fs::create_dir_all(path).map_err(|e| format!("mkdir {}: {e}", path.display()))
+}
+
+/// Polls a TCP connect to 127.0.0.1:`port` every 2 ms, 120 s at most.
+pub fn wait_listen(port: u16, mut alive: impl FnMut() -> bool, what: &str) -> Res<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + LISTEN_TIMEOUT;
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+            return Ok(());
+        }
+        if !alive() {
+            return Err(format!("{what} exited during start-up"));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{what} not listening after 120 s"));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// `cp -r from to` (bounded).
+pub fn copy_dir(from: &Path, to: &Path) -> Res<()> {
+    let mut c = Command::new("cp");
+    c.arg("-r").arg(from).arg(to);
+    match status_within("cp", c, Duration::from_secs(300)) {
+        Some(s) if s.success() => Ok(()),
+        _ => Err(format!("cp -r {} {} failed", from.display(), to.display())),
+    }
+}
+
+/// The drivers, snapshotted into the work dir: a test run elsewhere may
+/// re-run prepare.sh (which replaces target/<version>/lib) while the
+/// benchmark is going.
+pub fn snapshot_drivers(root: &Path, ver: &str, work: &Path) -> Res<PathBuf> {
+    let jdir = work.join("drivers");
+    for attempt in 1..=3 {
+        let mut c = Command::new("bash");
+        c.arg(root.join("compat-tests/java/prepare.sh"))
+            .arg(ver)
+            .current_dir(root);
+        match status_within("prepare.sh", c, MAVEN_TIMEOUT) {
+            Some(s) if s.success() => {}
+            _ => return Err(format!("compat-tests/java/prepare.sh {ver} failed")),
+        }
+        let _ = std::fs::remove_dir_all(&jdir);
+        mkdir(&jdir)?;
+        let src = root.join("compat-tests/java/target").join(ver);
+        let mut c = Command::new("cp");
+        c.arg("-r")
+            .args(["classes", "lib", "home"].map(|d| src.join(d)))
+            .arg(&jdir)
+            .stderr(Stdio::null());
+        let copied = status_within("cp", c, Duration::from_secs(300)).is_some_and(|s| s.success())
+            && jdir.join("classes/compat/BenchProducer.class").is_file()
+            && jdir
+                .join(format!("lib/rocketmq-client-{ver}.jar"))
+                .is_file()
+            && jdir.join(format!("lib/rocketmq-tools-{ver}.jar")).is_file();
+        if copied {
+            return Ok(jdir);
+        }
+        if attempt == 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    Err("could not snapshot the Java drivers".into())
+}
+
+/// The drivers' snapshot (see [`snapshot_drivers`]) and what runs them.
+pub struct Drivers {
+    pub root: PathBuf,
+    /// The work folder (mqadmin's home goes under it).
+    pub work: PathBuf,
+    /// The snapshot: classes, lib, home.
+    pub jdir: PathBuf,
+    /// Its classpath.
+    pub cp: String,
+}
+
+impl Drivers {
+    /// Compiles the drivers for client `ver` (Maven on the first run) and
+    /// snapshots them into `work`.
+    pub fn prepare(root: &Path, ver: &str, work: &Path) -> Res<Drivers> {
+        let jdir = snapshot_drivers(root, ver, work)?;
+        let cp = format!(
+            "{}:{}/*",
+            jdir.join("classes").display(),
+            jdir.join("lib").display()
+        );
+        Ok(Drivers {
+            root: root.to_owned(),
+            work: work.to_owned(),
+            jdir,
+            cp,
+        })
+    }
+
+    /// `java` with `heap` options, in the workspace root.
+    pub fn java_cmd(&self, heap: &[&str]) -> Command {
+        let mut c = Command::new("java");
+        c.current_dir(&self.root).args(heap);
+        c
+    }
+
+    /// `java_run`: a driver main class on the client classpath; its stdout
+    /// to `out` and to our stderr as it comes, for at most `timeout`.
+    /// Whether it exited 0, and its stdout.
+    pub fn driver(
+        &self,
+        home: &Path,
+        main: &str,
+        args: &[String],
+        out: &Path,
+        timeout: Duration,
+    ) -> Res<(bool, String)> {
+        self.driver_with(home, main, args, out, timeout, |_| {})
+    }
+
+    /// [`Drivers::driver`], calling `on_line` with every line the driver
+    /// prints (stdout and stderr, as they come; its stderr is passed on to
+    /// ours): phase boundaries for whoever samples the servers meanwhile.
+    pub fn driver_with(
+        &self,
+        home: &Path,
+        main: &str,
+        args: &[String],
+        out: &Path,
+        timeout: Duration,
+        on_line: impl FnMut(&str) + Send + 'static,
+    ) -> Res<(bool, String)> {
+        mkdir(home)?;
+        let mut c = self.java_cmd(&["-Xms512m", "-Xmx512m", "-XX:+UseG1GC"]);
+        c.arg(format!("-Dbench.clkTck={}", clk_tck() as u64))
+            .arg(format!("-Duser.home={}", home.display()))
+            .arg(format!(
+                "-Drocketmq.home.dir={}",
+                self.jdir.join("home").display()
+            ))
+            .arg("-cp")
+            .arg(&self.cp)
+            .arg(main)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut file =
+            std::fs::File::create(out).map_err(|e| format!("create {}: {e}", out.display()))?;
+        let kid = Kid::spawn(main, c, Duration::from_secs(5))?;
+        let on_line = Arc::new(Mutex::new(on_line));
+        let stderr = kid.take_stderr();
+        let cb = on_line.clone();
+        std::thread::spawn(move || {
+            if let Some(stderr) = stderr {
+                let mut r = std::io::BufReader::new(stderr);
+                let mut line = Vec::new();
+                while r.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                    let _ = std::io::stderr().write_all(&line);
+                    (cb.lock().unwrap_or_else(|p| p.into_inner()))(&String::from_utf8_lossy(&line));
+                    line.clear();
+                }
+            }
+        });
+        let stdout = kid.take_stdout();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(stdout) = stdout {
+                let mut r = std::io::BufReader::new(stdout);
+                let mut line = Vec::new();
+                while r.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                    let _ = std::io::stderr().write_all(&line);
+                    let _ = file.write_all(&line);
+                    (on_line.lock().unwrap_or_else(|p| p.into_inner()))(&String::from_utf8_lossy(
+                        &line,
+                    ));
+                    text.extend_from_slice(&line);
+                    line.clear();
+                }
+            }
+            let _ = tx.send(String::from_utf8_lossy(&text).into_owned());
+        });
+        let status = kid.wait_timeout(timeout);
+        if status.is_none() {
+            log(&format!(
+                "{main}: still running after {timeout:?}, stopping it"
+            ));
+            kid.stop();
+        }
+        let text = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+        Ok((status.is_some_and(|s| s.success()), text))
+    }
+
+    /// A driver that must succeed (the script ran with `set -o pipefail`).
+    pub fn driver_ok(
+        &self,
+        home: &Path,
+        main: &str,
+        args: &[String],
+        out: &Path,
+        t: Duration,
+    ) -> Res<String> {
+        match self.driver(home, main, args, out, t)? {
+            (true, text) => Ok(text),
+            (false, _) => Err(format!(
+                "{main} {} failed",
+                args.first().map_or("", |a| a.as_str())
+            )),
+        }
+    }
+
+    /// The Java mqadmin tool (the reference version's jars): stdout, stderr.
+    pub fn mqadmin(&self, args: &[&str]) -> (String, String) {
+        let admin = self.work.join("admin");
+        let mut c = self.java_cmd(&[
+            "-Xms64m",
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+        ]);
+        c.arg(format!("-Duser.home={}", admin.display()))
+            .arg(format!(
+                "-Drocketmq.home.dir={}",
+                self.jdir.join("home").display()
+            ))
+            .arg(format!(
+                "-Drocketmq.log.root={}",
+                admin.join("logs").display()
+            ))
+            .arg("-Drocketmq.log.level=WARN")
+            .arg("-Drmq.logback.configurationFile=rmq.tools.logback.xml")
+            .arg("-cp")
+            .arg(&self.cp)
+            .arg("org.apache.rocketmq.tools.command.MQAdminStartup")
+            .args(args);
+        match output_within("mqadmin", c, MQADMIN_TIMEOUT) {
+            Ok((_, out, err)) => (out, err),
+            Err(e) => (String::new(), e),
+        }
+    }
+
+    /// `updateTopic -c`: a broker listening may not have registered with the
+    /// name server yet (the cluster is then unknown): retried for up to 30 s.
+    pub fn update_topic(&self, ns: &str, cluster: &str, topic: &str) -> Res<()> {
+        let mut out = String::new();
+        let attempts = 15;
+        for _ in 0..attempts {
+            let (o, e) = self.mqadmin(&[
+                "updateTopic",
+                "-n",
+                ns,
+                "-c",
+                cluster,
+                "-t",
+                topic,
+                "-r",
+                "8",
+                "-w",
+                "8",
+            ]);
+            out = o + &e;
+            if out.contains("success") {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        Err(format!(
+            "updateTopic {topic} failed ({attempts} attempts):\n{out}"
+        ))
+    }
+
+    pub fn update_topic_b(&self, ns: &str, broker: &str, topic: &str) -> bool {
+        let (o, e) = self.mqadmin(&[
+            "updateTopic",
+            "-n",
+            ns,
+            "-b",
+            broker,
+            "-t",
+            topic,
+            "-r",
+            "8",
+            "-w",
+            "8",
+        ]);
+        o.contains("success") || e.contains("success")
+    }
+
+    /// The address the name server lists as broker id 0 of `cluster`.
+    pub fn master_of(&self, ns: &str, cluster: &str) -> Option<String> {
+        let (out, _) = self.mqadmin(&["clusterList", "-n", ns]);
+        out.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&cluster) && f.get(2) == Some(&"0"))
+                .then(|| f.get(3).map(|a| a.to_string()))
+                .flatten()
+        })
+    }
+}
+
+/// A name server of ours on a free port block.
+pub struct Ns {
+    pub kid: Kid,
+    pub addr: String,
+}
+
+/// Starts `mqnamesrv` (at `bin`) with its files in `d`, listening on a
+/// free loopback port.
+pub fn start_our_namesrv(bin: &Path, d: &Path) -> Res<Ns> {
+    let port = free_port_block(15000, 30000).ok_or("no free port block")?;
+    mkdir(d)?;
+    let props = d.join("namesrv.properties");
+    write_file(
+        &props,
+        &format!(
+            "listenPort={port}\nbindAddress=127.0.0.1\nkvConfigPath={}\n",
+            d.join("kvConfig.json").display()
+        ),
+    )?;
+    let mut c = Command::new(bin);
+    c.arg("-c").arg(&props).env("HOME", d);
+    let kid = Kid::spawn_logged("mqnamesrv", c, &d.join("namesrv.log"), STOP_GRACE)?;
+    wait_listen(port, || kid.is_running(), "mqnamesrv")?;
+    Ok(Ns {
+        kid,
+        addr: format!("127.0.0.1:{port}"),
+    })
+}
+
+/// SIGTERM -> SIGKILL for the servers.
+pub const STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// The broker.conf lines every benchmarked broker gets (ours and Java's
+/// alike): the name server, loopback ports (HA on `port + 1`, advertised
+/// as brokerIP2), the store, async flush, 64 MiB commit-log files,
+/// auto-created topics and groups.
+pub fn broker_conf_base(ns: &str, port: u16, store: &Path) -> String {
+    let s = store.display();
+    format!(
+        "namesrvAddr={ns}\nlistenPort={port}\nhaListenPort={}\nbindAddress=127.0.0.1\n\
+         brokerIP1=127.0.0.1\nbrokerIP2=127.0.0.1\nstorePathRootDir={s}\n\
+         storePathCommitLog={s}/commitlog\nmappedFileSizeCommitLog=67108864\n\
+         flushDiskType=ASYNC_FLUSH\nautoCreateTopicEnable=true\n\
+         autoCreateSubscriptionGroup=true\ncleanFileForciblyEnable=false\n",
+        port + 1
+    )
+}
+
+/// The official broker's jars for `ver` (compat-tests/java/target/reference,
+/// fetched with Maven when missing), snapshotted into `work/reflib`, which
+/// is returned.
+pub fn reference_broker_libs(root: &Path, ver: &str, work: &Path) -> Res<PathBuf> {
+    let out = root.join("compat-tests/java/target/reference").join(ver);
+    let have = std::fs::read_dir(out.join("lib")).is_ok_and(|mut it| {
+        it.any(|e| {
+            e.is_ok_and(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("rocketmq-broker-") && n.ends_with(".jar")
+            })
+        })
+    });
+    if !have {
+        mkdir(&out)?;
+        let log_path = work.join("reference-prepare.log");
+        let mut c = Command::new("mvn");
+        c.args([
+            "-B",
+            "-q",
+            "--no-transfer-progress",
+            "-Dstyle.color=never",
+            "-f",
+        ])
+        .arg(root.join("compat-tests/java/reference/pom.xml"))
+        .arg(format!("-Drmq.version={ver}"))
+        .args(["dependency:copy-dependencies", "-DincludeScope=runtime"])
+        .arg(format!("-DoutputDirectory={}", out.join("lib").display()))
+        .current_dir(root);
+        let (status, o, e) = output_within("mvn", c, MAVEN_TIMEOUT)?;
+        let _ = std::fs::write(&log_path, format!("{o}{e}"));
+        if !status.is_some_and(|s| s.success()) {
+            eprint!("{o}{e}");
+            return Err(format!("maven failed for the RocketMQ {ver} broker jars"));
+        }
+    }
+    let reflib = work.join("reflib");
+    let _ = std::fs::remove_dir_all(&reflib);
+    copy_dir(&out.join("lib"), &reflib)?;
+    Ok(reflib)
+}
+
+/// Starts the official `BrokerStartup` from the jars in `reflib` with
+/// `conf`, its home (logback configuration, logs) in `dir/home`, its
+/// output in `dir/broker.out`; `heap` are the JVM's memory options.
+pub fn spawn_java_broker(
+    root: &Path,
+    reflib: &Path,
+    dir: &Path,
+    conf: &Path,
+    heap: &[&str],
+) -> Res<Kid> {
+    let home = dir.join("home");
+    mkdir(&home.join("conf"))?;
+    let confs = root.join("compat-tests/java/conf");
+    for e in std::fs::read_dir(&confs).map_err(|e| format!("{}: {e}", confs.display()))? {
+        let e = e.map_err(|e| e.to_string())?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("logback_") && name.ends_with(".xml") {
+            std::fs::copy(e.path(), home.join("conf").join(&name))
+                .map_err(|e| format!("copy {name}: {e}"))?;
+        }
+    }
+    let mut c = Command::new("java");
+    c.args(heap)
+        .arg("-XX:+UseG1GC")
+        .arg(format!("-Duser.home={}", home.display()))
+        .arg(format!("-Drocketmq.home.dir={}", home.display()))
+        .arg("-Dfile.encoding=UTF-8")
+        .arg("-Drmq.logback.configurationFile=rmq.broker.logback.xml")
+        .arg("-cp")
+        .arg(format!("{}/*", reflib.display()))
+        .arg("org.apache.rocketmq.broker.BrokerStartup")
+        .arg("-c")
+        .arg(conf)
+        .env("ROCKETMQ_HOME", &home)
+        .current_dir(root);
+    Kid::spawn_logged("BrokerStartup", c, &dir.join("broker.out"), STOP_GRACE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

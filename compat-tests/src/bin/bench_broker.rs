@@ -36,32 +36,23 @@
 //! Every process started is stopped when the run ends, fails, panics or gets
 //! SIGINT/SIGTERM/SIGHUP; every wait has a bound.
 
-use std::collections::HashMap;
-use std::io::{BufRead, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use compat_tests::bench::{
-    cleanup_on_signals, clk_tck, cpu_model, format_g, free_port_block, loadavg, nproc,
-    output_within, pid_alive, status_kib, status_within, utc_minute, Kid, OnExit,
+    awk_str, broker_conf_base, cleanup_on_signals, cpu_model, format_g, free_port_block, loadavg,
+    mkdir, nproc, on_path, pid_alive, reference_broker_libs, spawn_java_broker, start_our_namesrv,
+    status_kib, utc_minute, wait_listen, write_file, Drivers, Kid, Ns, OnExit, Res, Results,
+    STOP_GRACE,
 };
 use compat_tests::workspace_root;
 
-/// SIGTERM -> SIGKILL, as the script's `stop_pid`.
-const STOP_GRACE: Duration = Duration::from_secs(20);
-const LISTEN_TIMEOUT: Duration = Duration::from_secs(120);
-const MQADMIN_TIMEOUT: Duration = Duration::from_secs(120);
-const MAVEN_TIMEOUT: Duration = Duration::from_secs(1200);
 /// The drivers' own timeouts are inside; these bound them from outside.
 const DRIVER_SLACK: Duration = Duration::from_secs(300);
 const FILL_TIMEOUT: Duration = Duration::from_secs(1800);
 const CONSUME_TIMEOUT_SECS: u64 = 300;
 const FAILOVER_TIMEOUT_SECS: u64 = 120;
-
-type Res<T> = Result<T, String>;
 
 // ---------------------------------------------------------------- arguments
 
@@ -198,110 +189,6 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Res<Opts> {
     Ok(o)
 }
 
-// ------------------------------------------------------------------ results
-
-/// awk's string -> number: the longest numeric prefix, 0 without one.
-fn awk_num(s: &str) -> f64 {
-    let s = s.trim_start();
-    let b = s.as_bytes();
-    let mut i = 0;
-    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-        i += 1;
-    }
-    let digits = |i: &mut usize| {
-        let from = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - from
-    };
-    let mut n = digits(&mut i);
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        n += digits(&mut i);
-    }
-    if n == 0 {
-        return 0.0;
-    }
-    let mantissa_end = i;
-    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
-        let mut j = i + 1;
-        if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
-            j += 1;
-        }
-        if digits(&mut j) > 0 {
-            i = j;
-        } else {
-            i = mantissa_end;
-        }
-    }
-    s[..i].parse().unwrap_or(0.0)
-}
-
-/// awk's number -> string in a concatenation (integers as such, else %.6g).
-fn awk_str(x: f64) -> String {
-    if x == x.trunc() && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        format_g(x, 6)
-    }
-}
-
-/// `<server> <key> <value>` records, also appended to `results.txt`.
-struct Results {
-    file: PathBuf,
-    v: HashMap<(String, String), f64>,
-}
-
-impl Results {
-    fn put(&mut self, s: &str, k: &str, v: &str) {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.file)
-        {
-            let _ = writeln!(f, "{s} {k} {v}");
-        }
-        self.v.insert((s.to_owned(), k.to_owned()), awk_num(v));
-    }
-
-    /// The drivers' `RESULT <kind> k=v ...` lines as `<kind><threads>_<k>`.
-    fn record(&mut self, s: &str, output: &str) {
-        for line in output.lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.first() != Some(&"RESULT") || f.len() < 2 {
-                continue;
-            }
-            let kv = |field: &str| {
-                let mut it = field.split('=');
-                (
-                    it.next().unwrap_or("").to_owned(),
-                    it.next().unwrap_or("").to_owned(),
-                )
-            };
-            let t = f[2..]
-                .iter()
-                .map(|x| kv(x))
-                .rfind(|(k, _)| k == "threads")
-                .map(|(_, v)| v)
-                .unwrap_or_default();
-            for (k, v) in f[2..].iter().map(|x| kv(x)) {
-                if k != "threads" {
-                    self.put(s, &format!("{}{t}_{k}", f[1]), &v);
-                }
-            }
-        }
-    }
-
-    /// The value, -1 when there is none.
-    fn val(&self, s: &str, k: &str) -> f64 {
-        self.v
-            .get(&(s.to_owned(), k.to_owned()))
-            .copied()
-            .unwrap_or(-1.0)
-    }
-}
-
 // ------------------------------------------------------------------ helpers
 
 fn log(msg: &str) {
@@ -312,47 +199,9 @@ fn ms_since(t0: Instant) -> u128 {
     t0.elapsed().as_millis()
 }
 
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| {
-            let f = d.join(tool);
-            std::fs::metadata(&f).is_ok_and(|m| {
-                use std::os::unix::fs::PermissionsExt;
-                m.is_file() && m.permissions().mode() & 0o111 != 0
-            })
-        })
-    })
-}
-
-fn write_file(path: &Path, text: &str) -> Res<()> {
-    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
-}
-
-fn mkdir(path: &Path) -> Res<()> {
-    std::fs::create_dir_all(path).map_err(|e| format!("mkdir {}: {e}", path.display()))
-}
-
 /// A port p with p-2 (VIP channel), p and p+1 (HA) free.
 fn free_block() -> Res<u16> {
     free_port_block(15000, 30000).ok_or_else(|| "no free port block".to_owned())
-}
-
-/// Polls a TCP connect to 127.0.0.1:`port` every 2 ms, 120 s at most.
-fn wait_listen(port: u16, mut alive: impl FnMut() -> bool, what: &str) -> Res<()> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + LISTEN_TIMEOUT;
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
-            return Ok(());
-        }
-        if !alive() {
-            return Err(format!("{what} exited during start-up"));
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("{what} not listening after 120 s"));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn kib(pid: u32, key: &str) -> String {
@@ -370,209 +219,16 @@ struct Bench {
     root: PathBuf,
     bins: PathBuf,
     work: PathBuf,
-    /// The drivers' snapshot: classes, lib, home.
-    jdir: PathBuf,
-    cp: String,
+    /// The drivers' snapshot and what runs them.
+    drv: Drivers,
+    /// The official broker's jars (`--dledger` with Java).
+    reflib: PathBuf,
     results: Results,
 }
 
-/// Our name server on a free port.
-struct Ns {
-    kid: Kid,
-    addr: String,
-}
-
 impl Bench {
-    fn java_cmd(&self, heap: &[&str]) -> Command {
-        let mut c = Command::new("java");
-        c.current_dir(&self.root).args(heap);
-        c
-    }
-
-    /// `java_run`: a driver main class on the client classpath; its stdout
-    /// to `out` and to our stderr as it comes, for at most `timeout`.
-    /// Whether it exited 0, and its stdout.
-    fn driver(
-        &self,
-        home: &Path,
-        main: &str,
-        args: &[String],
-        out: &Path,
-        timeout: Duration,
-    ) -> Res<(bool, String)> {
-        mkdir(home)?;
-        let mut c = self.java_cmd(&["-Xms512m", "-Xmx512m", "-XX:+UseG1GC"]);
-        c.arg(format!("-Dbench.clkTck={}", clk_tck() as u64))
-            .arg(format!("-Duser.home={}", home.display()))
-            .arg(format!(
-                "-Drocketmq.home.dir={}",
-                self.jdir.join("home").display()
-            ))
-            .arg("-cp")
-            .arg(&self.cp)
-            .arg(main)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
-        let mut file =
-            std::fs::File::create(out).map_err(|e| format!("create {}: {e}", out.display()))?;
-        let kid = Kid::spawn(main, c, Duration::from_secs(5))?;
-        let stdout = kid.take_stdout();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            if let Some(stdout) = stdout {
-                let mut r = std::io::BufReader::new(stdout);
-                let mut line = Vec::new();
-                while r.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                    let _ = std::io::stderr().write_all(&line);
-                    let _ = file.write_all(&line);
-                    text.extend_from_slice(&line);
-                    line.clear();
-                }
-            }
-            let _ = tx.send(String::from_utf8_lossy(&text).into_owned());
-        });
-        let status = kid.wait_timeout(timeout);
-        if status.is_none() {
-            log(&format!(
-                "{main}: still running after {timeout:?}, stopping it"
-            ));
-            kid.stop();
-        }
-        let text = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
-        Ok((status.is_some_and(|s| s.success()), text))
-    }
-
-    /// A driver that must succeed (the script ran with `set -o pipefail`).
-    fn driver_ok(
-        &self,
-        home: &Path,
-        main: &str,
-        args: &[String],
-        out: &Path,
-        t: Duration,
-    ) -> Res<String> {
-        match self.driver(home, main, args, out, t)? {
-            (true, text) => Ok(text),
-            (false, _) => Err(format!(
-                "{main} {} failed",
-                args.first().map_or("", |a| a.as_str())
-            )),
-        }
-    }
-
-    /// The Java mqadmin tool (the reference version's jars): stdout, stderr.
-    fn mqadmin(&self, args: &[&str]) -> (String, String) {
-        let admin = self.work.join("admin");
-        let mut c = self.java_cmd(&[
-            "-Xms64m",
-            "-Xmx256m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-        ]);
-        c.arg(format!("-Duser.home={}", admin.display()))
-            .arg(format!(
-                "-Drocketmq.home.dir={}",
-                self.jdir.join("home").display()
-            ))
-            .arg(format!(
-                "-Drocketmq.log.root={}",
-                admin.join("logs").display()
-            ))
-            .arg("-Drocketmq.log.level=WARN")
-            .arg("-Drmq.logback.configurationFile=rmq.tools.logback.xml")
-            .arg("-cp")
-            .arg(&self.cp)
-            .arg("org.apache.rocketmq.tools.command.MQAdminStartup")
-            .args(args);
-        match output_within("mqadmin", c, MQADMIN_TIMEOUT) {
-            Ok((_, out, err)) => (out, err),
-            Err(e) => (String::new(), e),
-        }
-    }
-
-    /// `updateTopic -c`: a broker listening may not have registered with the
-    /// name server yet (the cluster is then unknown): retried for up to 30 s.
-    fn update_topic(&self, ns: &str, cluster: &str, topic: &str) -> Res<()> {
-        let mut out = String::new();
-        let attempts = 15;
-        for _ in 0..attempts {
-            let (o, e) = self.mqadmin(&[
-                "updateTopic",
-                "-n",
-                ns,
-                "-c",
-                cluster,
-                "-t",
-                topic,
-                "-r",
-                "8",
-                "-w",
-                "8",
-            ]);
-            out = o + &e;
-            if out.contains("success") {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_secs(2));
-        }
-        Err(format!(
-            "updateTopic {topic} failed ({attempts} attempts):\n{out}"
-        ))
-    }
-
-    fn update_topic_b(&self, ns: &str, broker: &str, topic: &str) -> bool {
-        let (o, e) = self.mqadmin(&[
-            "updateTopic",
-            "-n",
-            ns,
-            "-b",
-            broker,
-            "-t",
-            topic,
-            "-r",
-            "8",
-            "-w",
-            "8",
-        ]);
-        o.contains("success") || e.contains("success")
-    }
-
-    /// The address the name server lists as broker id 0 of `cluster`.
-    fn master_of(&self, ns: &str, cluster: &str) -> Option<String> {
-        let (out, _) = self.mqadmin(&["clusterList", "-n", ns]);
-        out.lines().find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.first() == Some(&cluster) && f.get(2) == Some(&"0"))
-                .then(|| f.get(3).map(|a| a.to_string()))
-                .flatten()
-        })
-    }
-
     fn bin(&self, name: &str) -> PathBuf {
         self.bins.join(name)
-    }
-
-    fn start_our_namesrv(&self, d: &Path) -> Res<Ns> {
-        let port = free_block()?;
-        mkdir(d)?;
-        let props = d.join("namesrv.properties");
-        write_file(
-            &props,
-            &format!(
-                "listenPort={port}\nbindAddress=127.0.0.1\nkvConfigPath={}\n",
-                d.join("kvConfig.json").display()
-            ),
-        )?;
-        let mut c = Command::new(self.bin("mqnamesrv"));
-        c.arg("-c").arg(&props).env("HOME", d);
-        let kid = Kid::spawn_logged("mqnamesrv", c, &d.join("namesrv.log"), STOP_GRACE)?;
-        wait_listen(port, || kid.is_running(), "mqnamesrv")?;
-        Ok(Ns {
-            kid,
-            addr: format!("127.0.0.1:{port}"),
-        })
     }
 
     /// Measures one running broker: idle RSS, send phases, consume, peak RSS.
@@ -598,7 +254,7 @@ impl Bench {
             o.size.to_string(),
             o.consume.to_string(),
         );
-        let out = self.driver_ok(
+        let out = self.drv.driver_ok(
             &home,
             "compat.BenchProducer",
             &args(&[
@@ -620,7 +276,7 @@ impl Bench {
                 "{s}: filling BenchConsume with {} messages",
                 o.consume
             ));
-            self.driver_ok(
+            self.drv.driver_ok(
                 &home,
                 "compat.BenchProducer",
                 &args(&["fill", ns, "BenchConsume", &count, &size]),
@@ -628,7 +284,7 @@ impl Bench {
                 FILL_TIMEOUT,
             )?;
             log(&format!("{s}: consuming {} messages", o.consume));
-            let out = self.driver_ok(
+            let out = self.drv.driver_ok(
                 &home,
                 "compat.BenchConsumer",
                 &args(&[
@@ -739,32 +395,17 @@ impl Bench {
         self.results.put("java", "start_ms", &ms.to_string());
         log(&format!("java: broker pid {bpid} listening after {ms} ms"));
         let ns = format!("127.0.0.1:{nsport}");
-        self.update_topic(&ns, "RefCluster", "BenchTopic")?;
-        self.update_topic(&ns, "RefCluster", "BenchConsume")?;
+        self.drv.update_topic(&ns, "RefCluster", "BenchTopic")?;
+        self.drv.update_topic(&ns, "RefCluster", "BenchConsume")?;
         self.measure("java", bpid, &ns, true)?;
         Self::reference_stop(&self.root, &d, false);
         Ok(())
     }
 
-    /// The broker.conf lines of our broker and of a DLedger group member:
-    /// our name server, loopback ports, the store, async flush, auto-created
-    /// topics/groups.
-    fn broker_conf_base(ns: &str, port: u16, store: &Path) -> String {
-        let s = store.display();
-        format!(
-            "namesrvAddr={ns}\nlistenPort={port}\nhaListenPort={}\nbindAddress=127.0.0.1\n\
-             brokerIP1=127.0.0.1\nbrokerIP2=127.0.0.1\nstorePathRootDir={s}\n\
-             storePathCommitLog={s}/commitlog\nmappedFileSizeCommitLog=67108864\n\
-             flushDiskType=ASYNC_FLUSH\nautoCreateTopicEnable=true\n\
-             autoCreateSubscriptionGroup=true\ncleanFileForciblyEnable=false\n",
-            port + 1
-        )
-    }
-
     fn run_ours(&mut self) -> Res<()> {
         let d = self.work.join("ours");
         mkdir(&d)?;
-        let ns = self.start_our_namesrv(&d.join("ns"))?;
+        let ns = start_our_namesrv(&self.bin("mqnamesrv"), &d.join("ns"))?;
         let port = free_block()?;
         let conf = d.join("broker.conf");
         write_file(
@@ -772,7 +413,7 @@ impl Bench {
             &format!(
                 "brokerClusterName=BenchCluster\nbrokerName=bench-broker-a\nbrokerId=0\n{}\
                  enablePropertyFilter=true\n",
-                Self::broker_conf_base(&ns.addr, port, &d.join("store"))
+                broker_conf_base(&ns.addr, port, &d.join("store"))
             ),
         )?;
         log("ours: starting mqnamesrv + mqbroker");
@@ -787,8 +428,10 @@ impl Bench {
             "ours: broker pid {} listening after {ms} ms",
             broker.pid()
         ));
-        self.update_topic(&ns.addr, "BenchCluster", "BenchTopic")?;
-        self.update_topic(&ns.addr, "BenchCluster", "BenchConsume")?;
+        self.drv
+            .update_topic(&ns.addr, "BenchCluster", "BenchTopic")?;
+        self.drv
+            .update_topic(&ns.addr, "BenchCluster", "BenchConsume")?;
         self.measure("ours", broker.pid(), &ns.addr, true)?;
         broker.stop();
         ns.kid.stop();
@@ -798,7 +441,7 @@ impl Bench {
     fn run_echo(&mut self) -> Res<()> {
         let d = self.work.join("echo");
         mkdir(&d)?;
-        let ns = self.start_our_namesrv(&d.join("ns"))?;
+        let ns = start_our_namesrv(&self.bin("mqnamesrv"), &d.join("ns"))?;
         let port = free_block()?;
         log("echo: starting echo_broker");
         let t0 = Instant::now();
@@ -817,56 +460,12 @@ impl Bench {
 
     // ------------------------------------------------------ --dledger mode
 
-    /// The Java broker jars (target/reference/<ver>/lib, as
-    /// reference-cluster.sh prepares them), snapshotted into the work dir.
-    fn java_broker_libs(&self) -> Res<()> {
-        let ver = &self.o.ver;
-        let out = self
-            .root
-            .join("compat-tests/java/target/reference")
-            .join(ver);
-        let have = std::fs::read_dir(out.join("lib")).is_ok_and(|mut it| {
-            it.any(|e| {
-                e.is_ok_and(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.starts_with("rocketmq-broker-") && n.ends_with(".jar")
-                })
-            })
-        });
-        if !have {
-            mkdir(&out)?;
-            let log_path = self.work.join("reference-prepare.log");
-            let mut c = Command::new("mvn");
-            c.args([
-                "-B",
-                "-q",
-                "--no-transfer-progress",
-                "-Dstyle.color=never",
-                "-f",
-            ])
-            .arg(self.root.join("compat-tests/java/reference/pom.xml"))
-            .arg(format!("-Drmq.version={ver}"))
-            .args(["dependency:copy-dependencies", "-DincludeScope=runtime"])
-            .arg(format!("-DoutputDirectory={}", out.join("lib").display()))
-            .current_dir(&self.root);
-            let (status, o, e) = output_within("mvn", c, MAVEN_TIMEOUT)?;
-            let _ = std::fs::write(&log_path, format!("{o}{e}"));
-            if !status.is_some_and(|s| s.success()) {
-                eprint!("{o}{e}");
-                return Err(format!("maven failed for the RocketMQ {ver} broker jars"));
-            }
-        }
-        let reflib = self.work.join("reflib");
-        let _ = std::fs::remove_dir_all(&reflib);
-        copy_dir(&out.join("lib"), &reflib)
-    }
-
     /// Starts a 3-member DLedger group (`kind` java|ours) behind our name
     /// server; the master's pid and `addr=pid,...` of all members.
     fn start_group(&self, kind: &str) -> Res<Group> {
         let d = self.work.join(format!("dl-{kind}"));
         mkdir(&d)?;
-        let ns = self.start_our_namesrv(&d.join("ns"))?;
+        let ns = start_our_namesrv(&self.bin("mqnamesrv"), &d.join("ns"))?;
         let mut dports = Vec::new();
         let mut bports = Vec::new();
         for _ in 0..3 {
@@ -883,8 +482,7 @@ impl Bench {
         let mut addrs = Vec::new();
         for (i, bport) in bports.iter().enumerate() {
             let n = d.join(format!("n{i}"));
-            let home = n.join("home");
-            mkdir(&home.join("conf"))?;
+            mkdir(&n)?;
             let conf = n.join("broker.conf");
             write_file(
                 &conf,
@@ -892,40 +490,17 @@ impl Bench {
                     "brokerClusterName=DLedgerBench\nbrokerName=bench-dl\nbrokerId=0\n{}\
                      enableDLegerCommitLog=true\ndLegerGroup=bench-dl\ndLegerPeers={peers}\n\
                      dLegerSelfId=n{i}\n",
-                    Self::broker_conf_base(&ns.addr, *bport, &n.join("store"))
+                    broker_conf_base(&ns.addr, *bport, &n.join("store"))
                 ),
             )?;
             let kid = if kind == "java" {
-                let confs = self.root.join("compat-tests/java/conf");
-                for e in
-                    std::fs::read_dir(&confs).map_err(|e| format!("{}: {e}", confs.display()))?
-                {
-                    let e = e.map_err(|e| e.to_string())?;
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if name.starts_with("logback_") && name.ends_with(".xml") {
-                        std::fs::copy(e.path(), home.join("conf").join(&name))
-                            .map_err(|e| format!("copy {name}: {e}"))?;
-                    }
-                }
-                let mut c = Command::new("java");
-                c.args([
-                    "-Xms512m",
-                    "-Xmx512m",
-                    "-XX:MaxDirectMemorySize=512m",
-                    "-XX:+UseG1GC",
-                ])
-                .arg(format!("-Duser.home={}", home.display()))
-                .arg(format!("-Drocketmq.home.dir={}", home.display()))
-                .arg("-Dfile.encoding=UTF-8")
-                .arg("-Drmq.logback.configurationFile=rmq.broker.logback.xml")
-                .arg("-cp")
-                .arg(format!("{}/*", self.work.join("reflib").display()))
-                .arg("org.apache.rocketmq.broker.BrokerStartup")
-                .arg("-c")
-                .arg(&conf)
-                .env("ROCKETMQ_HOME", &home)
-                .current_dir(&self.root);
-                Kid::spawn_logged("BrokerStartup", c, &n.join("broker.out"), STOP_GRACE)?
+                spawn_java_broker(
+                    &self.root,
+                    &self.reflib,
+                    &n,
+                    &conf,
+                    &["-Xms512m", "-Xmx512m", "-XX:MaxDirectMemorySize=512m"],
+                )?
             } else {
                 let mut c = Command::new(self.bin("mqbroker"));
                 c.arg("-c").arg(&conf).env("HOME", &n);
@@ -945,14 +520,14 @@ impl Bench {
                 return Err(format!("no {kind} DLedger master after 180 s"));
             }
             std::thread::sleep(Duration::from_secs(1));
-            if let Some(m) = self.master_of(&ns.addr, "DLedgerBench") {
+            if let Some(m) = self.drv.master_of(&ns.addr, "DLedgerBench") {
                 break m;
             }
         };
         for port in &bports {
             let addr = format!("127.0.0.1:{port}");
             let deadline = Instant::now() + Duration::from_secs(60);
-            while !self.update_topic_b(&ns.addr, &addr, "BenchTopic") {
+            while !self.drv.update_topic_b(&ns.addr, &addr, "BenchTopic") {
                 if Instant::now() >= deadline {
                     return Err(format!("updateTopic on {kind} {addr} failed"));
                 }
@@ -1000,7 +575,7 @@ impl Bench {
         let send_timeout =
             Duration::from_secs(o.warmup + o.duration * o.thread_counts.len() as u64)
                 + DRIVER_SLACK;
-        let (_, out) = self.driver(
+        let (_, out) = self.drv.driver(
             &home,
             "compat.BenchProducer",
             &args,
@@ -1015,7 +590,7 @@ impl Bench {
             group.addrs.clone(),
             FAILOVER_TIMEOUT_SECS.to_string(),
         ];
-        let (_, out) = self.driver(
+        let (_, out) = self.drv.driver(
             &home,
             "compat.BenchFailover",
             &args,
@@ -1042,55 +617,6 @@ struct Group {
     members: Vec<Kid>,
     addrs: String,
     master_pid: String,
-}
-
-/// `cp -r from to` (bounded).
-fn copy_dir(from: &Path, to: &Path) -> Res<()> {
-    let mut c = Command::new("cp");
-    c.arg("-r").arg(from).arg(to);
-    match status_within("cp", c, Duration::from_secs(300)) {
-        Some(s) if s.success() => Ok(()),
-        _ => Err(format!("cp -r {} {} failed", from.display(), to.display())),
-    }
-}
-
-/// The drivers, snapshotted into the work dir: a test run elsewhere may
-/// re-run prepare.sh (which replaces target/<version>/lib) while the
-/// benchmark is going.
-fn snapshot_drivers(root: &Path, ver: &str, work: &Path) -> Res<PathBuf> {
-    let jdir = work.join("drivers");
-    for attempt in 1..=3 {
-        let mut c = Command::new("bash");
-        c.arg(root.join("compat-tests/java/prepare.sh"))
-            .arg(ver)
-            .current_dir(root);
-        match status_within("prepare.sh", c, MAVEN_TIMEOUT) {
-            Some(s) if s.success() => {}
-            _ => return Err(format!("compat-tests/java/prepare.sh {ver} failed")),
-        }
-        let _ = std::fs::remove_dir_all(&jdir);
-        mkdir(&jdir)?;
-        let src = root.join("compat-tests/java/target").join(ver);
-        let mut c = Command::new("cp");
-        c.arg("-r")
-            .args(["classes", "lib", "home"].map(|d| src.join(d)))
-            .arg(&jdir)
-            .stderr(Stdio::null());
-        let copied = status_within("cp", c, Duration::from_secs(300)).is_some_and(|s| s.success())
-            && jdir.join("classes/compat/BenchProducer.class").is_file()
-            && jdir
-                .join(format!("lib/rocketmq-client-{ver}.jar"))
-                .is_file()
-            && jdir.join(format!("lib/rocketmq-tools-{ver}.jar")).is_file();
-        if copied {
-            return Ok(jdir);
-        }
-        if attempt == 3 {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(5));
-    }
-    Err("could not snapshot the Java drivers".into())
 }
 
 // ------------------------------------------------------------------- report
@@ -1379,29 +905,20 @@ fn run(o: Opts) -> Res<()> {
             let _ = std::fs::remove_dir_all(&w);
         })
     });
-    let jdir = snapshot_drivers(&root, &o.ver, &work)?;
-    let cp = format!(
-        "{}:{}/*",
-        jdir.join("classes").display(),
-        jdir.join("lib").display()
-    );
-    let results = Results {
-        file: work.join("results.txt"),
-        v: HashMap::new(),
-    };
-    write_file(&results.file, "")?;
+    let drv = Drivers::prepare(&root, &o.ver, &work)?;
+    let results = Results::create(work.join("results.txt"))?;
     let mut b = Bench {
         o: o.clone(),
         root,
         bins,
+        reflib: work.join("reflib"),
         work,
-        jdir,
-        cp,
+        drv,
         results,
     };
     if o.dledger {
         if o.only.iter().any(|s| s == "java") {
-            b.java_broker_libs()?;
+            b.reflib = reference_broker_libs(&b.root, &o.ver, &b.work)?;
         }
         let before = loadavg();
         let started_at = utc_minute();
@@ -1457,6 +974,7 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use compat_tests::bench::awk_num;
 
     fn parse(a: &[&str]) -> Res<Opts> {
         parse_args(a.iter().map(|s| s.to_string()))
@@ -1489,7 +1007,7 @@ mod tests {
     fn result_lines_become_records() {
         let mut r = Results {
             file: PathBuf::from("/dev/null"),
-            v: HashMap::new(),
+            v: std::collections::HashMap::new(),
         };
         r.record(
             "ours",
