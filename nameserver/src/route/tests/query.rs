@@ -1,0 +1,89 @@
+//! Topic lists, zone filtering, filter servers and member groups.
+
+use super::*;
+
+#[test]
+fn topic_lists() {
+    let mut t = RouteTable::new();
+    let mut p = payload(1, &[("T", 4), ("UNIT", 1), ("SUB", 1), ("BOTH", 1)]);
+    p.wrapper
+        .topic_config_table
+        .get_mut("UNIT")
+        .unwrap()
+        .topic_sys_flag = 1;
+    p.wrapper
+        .topic_config_table
+        .get_mut("SUB")
+        .unwrap()
+        .topic_sys_flag = 2;
+    p.wrapper
+        .topic_config_table
+        .get_mut("BOTH")
+        .unwrap()
+        .topic_sys_flag = 3;
+    t.register_broker(reg("a", 0, "h:1", p), 1, T0, OPTS);
+    let mut other = reg("b", 0, "h:3", payload(1, &[("T", 4), ("X", 4)]));
+    other.cluster_name = "C2".into();
+    t.register_broker(other, 3, T0, OPTS);
+    assert_eq!(t.unit_topics().topic_list, ["BOTH", "UNIT"]);
+    assert_eq!(t.has_unit_sub_topics().topic_list, ["BOTH", "SUB"]);
+    assert_eq!(t.has_unit_sub_ununit_topics().topic_list, ["SUB"]);
+    assert_eq!(t.topics_by_cluster("C2").topic_list, ["T", "X"]);
+    assert!(t.topics_by_cluster("nope").topic_list.is_empty());
+    let sys = t.system_topics();
+    assert_eq!(sys.topic_list, ["C2", "b", "DefaultCluster", "a"]);
+    assert!(sys.broker_addr.is_some());
+}
+
+#[test]
+fn zone_filter_keeps_local_and_masterless_brokers() {
+    let mut t = RouteTable::new();
+    let mut a = reg("a", 0, "h:1", payload(1, &[("T", 4), ("A", 4)]));
+    a.zone_name = Some("z1".into());
+    let mut b = reg("b", 0, "h:3", payload(1, &[("T", 4), ("B", 4)]));
+    b.zone_name = Some("z2".into());
+    let c = reg("c", 1, "h:5", payload(1, &[("T", 4), ("C", 4)]));
+    t.register_broker(a, 1, T0, OPTS);
+    t.register_broker(b, 3, T0, OPTS);
+    t.register_broker(c, 5, T0, OPTS);
+    let mut route = t.topic_route("T", OPTS).unwrap();
+    route.filter_by_zone("Z1");
+    let names: Vec<_> = route
+        .broker_datas
+        .iter()
+        .map(|b| b.broker_name.as_str())
+        .collect();
+    assert_eq!(names, ["a"]);
+    assert_eq!(route.queue_datas.len(), 1);
+}
+
+#[test]
+fn filter_servers_appear_in_routes() {
+    let mut t = RouteTable::new();
+    let mut p = payload(1, &[("T", 4), ("A", 4)]);
+    p.filter_server_list = Some(vec!["f:1".into()]);
+    t.register_broker(reg("a", 0, "h:1", p), 1, T0, OPTS);
+    assert_eq!(
+        t.topic_route("T", OPTS).unwrap().filter_server_table["h:1"],
+        vec!["f:1".to_owned()]
+    );
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("A", 4)], 1);
+    assert!(t
+        .topic_route("T", OPTS)
+        .unwrap()
+        .filter_server_table
+        .is_empty());
+}
+
+#[test]
+fn member_group() {
+    let mut t = RouteTable::new();
+    register(&mut t, "a", 0, "h:1", &[("T", 4), ("A", 4)], 1);
+    register(&mut t, "a", 2, "h:2", &[("T", 4), ("A", 4)], 2);
+    let g = t.broker_member_group("DefaultCluster", "a");
+    assert_eq!(g.broker_addrs.keys().copied().collect::<Vec<_>>(), [0, 2]);
+    assert!(t
+        .broker_member_group("DefaultCluster", "zz")
+        .broker_addrs
+        .is_empty());
+}
