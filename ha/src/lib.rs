@@ -45,7 +45,7 @@ pub trait ReplicaLog: Send + Sync + 'static {
 
 impl ReplicaLog for MessageStore {
     fn max_offset(&self) -> i64 {
-        self.commit_log_max_offset()
+        self.commit_log_max_offset().get()
     }
 
     fn file_size(&self) -> i64 {

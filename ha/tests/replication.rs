@@ -150,15 +150,18 @@ async fn sync_puts_wait_for_the_slave_and_it_holds_the_masters_log() {
             "put {i} acked before the slave had it"
         );
     }
-    assert!(m.commit_log_max_offset() > 3 * SEG as i64, "spans files");
+    assert!(
+        m.commit_log_max_offset().get() > 3 * SEG as i64,
+        "spans files"
+    );
     assert_eq!(s.commit_log_max_offset(), m.commit_log_max_offset());
     assert_replica(&m, &s, 0);
     let info = ha.connections();
     assert_eq!(info.len(), 1);
-    assert_eq!(info[0].slave_ack_offset, m.commit_log_max_offset());
+    assert_eq!(info[0].slave_ack_offset, m.commit_log_max_offset().get());
     assert_eq!(ha.in_sync_replicas(), 2);
     assert!(client.status().connected);
-    let end = m.commit_log_max_offset();
+    let end = m.commit_log_max_offset().get();
     wait_until(
         "the client's status to show its report",
         Duration::from_secs(5),
@@ -193,7 +196,7 @@ async fn without_a_slave_puts_answer_as_java_does() {
     .await;
     let r = m.put(&msg(0)).await.expect("put");
     assert_eq!(
-        (r.status, r.queue_offset),
+        (r.status, r.queue_offset.get()),
         (PutStatus::FlushSlaveTimeout, 0)
     );
     ha.shutdown();
@@ -212,7 +215,7 @@ async fn without_a_slave_puts_answer_as_java_does() {
     let started = Instant::now();
     let r = m.put(&msg(12)).await.expect("put");
     assert_eq!(
-        (r.status, r.queue_offset),
+        (r.status, r.queue_offset.get()),
         (PutStatus::SlaveNotAvailable, 2)
     );
     assert!(
@@ -245,7 +248,10 @@ async fn a_4x_sync_master_waits_for_its_slave() {
         assert_eq!(r.status, PutStatus::PutOk, "put {i}");
         assert!(s.commit_log_max_offset() >= r.commit_log_offset + r.wrote_bytes as i64);
     }
-    assert_eq!(ha.push_to_slave_max_offset(), m.commit_log_max_offset());
+    assert_eq!(
+        ha.push_to_slave_max_offset(),
+        m.commit_log_max_offset().get()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,7 +265,7 @@ async fn an_empty_slave_starts_at_the_last_file_and_a_restarted_one_resumes() {
         m.put(&msg(i)).await.expect("put");
     }
     let (_ha, addr) = master(&m, SyncRule::Async).await;
-    let end = m.commit_log_max_offset();
+    let end = m.commit_log_max_offset().get();
     let start = end - end % SEG as i64;
     assert!(start > 0);
 
@@ -270,7 +276,7 @@ async fn an_empty_slave_starts_at_the_last_file_and_a_restarted_one_resumes() {
     })
     .await;
     assert_eq!(
-        s.commit_log_min_offset(),
+        s.commit_log_min_offset().get(),
         start,
         "an empty slave gets the last file only"
     );
@@ -285,7 +291,7 @@ async fn an_empty_slave_starts_at_the_last_file_and_a_restarted_one_resumes() {
         m.put(&msg(i)).await.expect("put");
     }
     let s = open(sd.path());
-    assert_eq!(s.commit_log_min_offset(), start);
+    assert_eq!(s.commit_log_min_offset().get(), start);
     let _client = slave(&s, &addr);
     wait_until(
         "the restarted slave to catch up",
@@ -374,7 +380,7 @@ async fn a_master_closes_a_peer_that_sends_garbage() {
         assert_eq!(ha.refused_slaves(), before + 1);
     }
     // The master still serves: its log is untouched and puts go on.
-    assert_eq!(m.put(&msg(6)).await.expect("put").queue_offset, 1);
+    assert_eq!(m.put(&msg(6)).await.expect("put").queue_offset.get(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,7 @@ mod files;
 mod index;
 mod mmap;
 pub mod msgid;
+mod offset;
 pub mod properties;
 pub mod record;
 pub mod replicated;
@@ -33,6 +34,7 @@ pub use config::{FlushDiskType, StoreConfig, DEFAULT_MESSAGE_DELAY_LEVEL};
 pub use error::StoreError;
 pub use index::{build_key, index_key_hash, QueryResult, MAX_MSGS_NUM_BATCH};
 pub use msgid::{create_offset_message_id, decode_offset_message_id, new_uniq_id};
+pub use offset::{CommitLogOffset, QueueOffset};
 pub use record::{java_string_hash, tags_hash_code, StoredMessage};
 pub use replicated::{AppendOutcome, PendingAppend, ReplicatedAppendError, ReplicatedLog};
 pub use store::{

@@ -30,10 +30,10 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
-use crate::StoreError;
+use crate::{CommitLogOffset, StoreError};
 
 /// The outcome of an append: the physical offset of each record, in order.
-pub type AppendOutcome = Result<Vec<i64>, ReplicatedAppendError>;
+pub type AppendOutcome = Result<Vec<CommitLogOffset>, ReplicatedAppendError>;
 
 /// An append that reached the log and whose outcome is not known yet.
 pub type PendingAppend = Pin<Box<dyn Future<Output = AppendOutcome> + Send>>;

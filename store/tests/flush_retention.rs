@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{msg, PutNow, SEG};
+use store::{CommitLogOffset, QueueOffset};
 use store::{FlushDiskType, GetStatus, MessageStore, PutStatus, StoreConfig};
 
 fn count_files(dir: &Path) -> usize {
@@ -111,7 +112,7 @@ fn retention_config(dir: &Path) -> StoreConfig {
 fn fill(store: &MessageStore) -> usize {
     let body = vec![1u8; 1000];
     let mut n = 0;
-    while store.commit_log_max_offset() < 5 * SEG as i64 + 100 {
+    while store.commit_log_max_offset().get() < 5 * SEG as i64 + 100 {
         store
             .put_now(&msg("R", n as i32 % 2, &body, Some("T")))
             .expect("put");
@@ -151,13 +152,13 @@ fn retention_deletes_expired_segments_and_trims_queues_and_index() {
         .clean_expired_files_at(other_hour, 0.1)
         .expect("clean");
     assert_eq!(r.commit_log_files, 0);
-    assert_eq!(store.commit_log_min_offset(), 0);
+    assert_eq!(store.commit_log_min_offset().get(), 0);
 
     // Expired at a deleteWhen hour: all but the active segment go.
     let r = store.clean_expired_files_at(later, 0.1).expect("clean");
     assert_eq!(r.commit_log_files, 5);
     let min = store.commit_log_min_offset();
-    assert_eq!(min, 5 * SEG as i64);
+    assert_eq!(min, CommitLogOffset(5 * SEG as i64));
     assert_eq!(r.commit_log_min_offset, min);
     assert_eq!(count_files(&cl_dir), 1);
     assert!(r.consume_queue_files > 0 && r.index_files > 0, "{r:?}");
@@ -168,14 +169,14 @@ fn retention_deletes_expired_segments_and_trims_queues_and_index() {
     let mut left = 0;
     for q in 0..2 {
         let qmin = store.min_offset("R", q);
-        assert!(qmin > 0);
-        let g = store.get_messages("R", q, 0, 32, 1 << 20, &common::all);
+        assert!(qmin > QueueOffset(0));
+        let g = store.get_messages("R", q, QueueOffset(0), 32, 1 << 20, &common::all);
         assert_eq!(g.status, GetStatus::OffsetTooSmall);
         assert_eq!(g.next_begin_offset, qmin);
         let msgs = common::read_queue(&store, "R", q);
         assert_eq!(msgs.len() as i64, store.max_offset("R", q) - qmin);
         for m in &msgs {
-            assert!(m.physical_offset >= min);
+            assert!(m.physical_offset >= min.get());
         }
         left += msgs.len();
     }
@@ -185,12 +186,12 @@ fn retention_deletes_expired_segments_and_trims_queues_and_index() {
     store.put_now(&msg("R", 0, b"after", None)).expect("put");
     let r = store.clean_expired_files_at(later, 0.1).expect("clean");
     assert_eq!(r.commit_log_files, 0);
-    let mins: Vec<i64> = (0..2).map(|q| store.min_offset("R", q)).collect();
+    let mins: Vec<i64> = (0..2).map(|q| store.min_offset("R", q).get()).collect();
     store.shutdown();
     drop(store);
     let store = MessageStore::open(cfg).expect("reopen");
     assert_eq!(store.commit_log_min_offset(), min);
-    let again: Vec<i64> = (0..2).map(|q| store.min_offset("R", q)).collect();
+    let again: Vec<i64> = (0..2).map(|q| store.min_offset("R", q).get()).collect();
     assert_eq!(again, mins);
     let after: usize = (0..2)
         .map(|q| common::read_queue(&store, "R", q).len())
@@ -221,13 +222,13 @@ fn retention_by_disk_ratio_and_batch_limit() {
         .clean_expired_files_at(now + 73 * 3_600_000, 0.80)
         .expect("clean");
     assert_eq!(r.commit_log_files, 2);
-    assert_eq!(store.commit_log_min_offset(), 2 * SEG as i64);
+    assert_eq!(store.commit_log_min_offset().get(), 2 * SEG as i64);
     // Above 0.85 with cleanFileForciblyEnable: age does not matter, the
     // active segment still stays.
     for _ in 0..5 {
         store.clean_expired_files_at(now, 0.95).expect("clean");
     }
-    assert_eq!(store.commit_log_min_offset(), 5 * SEG as i64);
+    assert_eq!(store.commit_log_min_offset().get(), 5 * SEG as i64);
     assert_eq!(count_files(&dir.path().join("commitlog")), 1);
     let r = store.clean_expired_files_at(now, 0.99).expect("clean");
     assert_eq!(r.commit_log_files, 0);
@@ -247,7 +248,7 @@ fn forced_clean_can_be_disabled() {
     fill(&store);
     let r = store.clean_expired_files_at(now, 0.95).expect("clean");
     assert_eq!(r.commit_log_files, 0);
-    assert_eq!(store.commit_log_min_offset(), 0);
+    assert_eq!(store.commit_log_min_offset().get(), 0);
 }
 
 #[test]
@@ -267,9 +268,9 @@ fn periodic_cleaner_deletes_expired_segments() {
     let cl_dir = dir.path().join("commitlog");
     // The list shrinks, then the files are unlinked, then the queues are
     // trimmed: wait for all three.
-    while store.commit_log_min_offset() < 5 * SEG as i64
+    while store.commit_log_min_offset().get() < 5 * SEG as i64
         || count_files(&cl_dir) > 1
-        || store.min_offset("R", 0) == 0
+        || store.min_offset("R", 0).get() == 0
     {
         assert!(
             std::time::Instant::now() < deadline,
@@ -278,7 +279,7 @@ fn periodic_cleaner_deletes_expired_segments() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert!(store.min_offset("R", 0) > 0);
+    assert!(store.min_offset("R", 0).get() > 0);
     store
         .put_now(&msg("R", 0, b"still writable", None))
         .expect("put");

@@ -6,6 +6,7 @@ mod common;
 use std::net::SocketAddr;
 
 use common::*;
+use store::QueueOffset;
 use store::{create_offset_message_id, decode_offset_message_id, properties, tags_hash_code};
 
 #[test]
@@ -14,7 +15,7 @@ fn single_put_offset_and_message_id() {
     let s = open(dir.path());
     s.put_now(&msg("T", 0, b"first", None)).expect("put");
     let r = s.put_now(&msg("T", 0, b"second", None)).expect("put");
-    assert!(r.commit_log_offset > 0);
+    assert!(r.commit_log_offset.get() > 0);
     assert_eq!(r.commit_log_offsets.len(), 1);
     assert_eq!(r.commit_log_offsets.first(), Some(&r.commit_log_offset));
     assert_eq!(r.commit_log_offsets[..], [r.commit_log_offset]);
@@ -22,7 +23,7 @@ fn single_put_offset_and_message_id() {
         format!("{:?}", r.commit_log_offsets),
         format!("[{}]", r.commit_log_offset)
     );
-    let id = create_offset_message_id(host(), r.commit_log_offset);
+    let id = create_offset_message_id(host(), r.commit_log_offset.get());
     assert_eq!(r.msg_ids(), vec![id.clone()]);
     assert_eq!(r.msg_id(0), Some(id));
     assert_eq!(r.msg_id(1), None);
@@ -46,7 +47,7 @@ fn message_ids_follow_each_record_store_host() {
         let h = if i == 1 { other } else { host() };
         assert_eq!(
             decode_offset_message_id(&ids[i]),
-            Some((h, *o)),
+            Some((h, o.get())),
             "record {i}"
         );
         assert_eq!(r.msg_id(i).as_ref(), Some(&ids[i]));
@@ -58,7 +59,10 @@ fn message_ids_follow_each_record_store_host() {
     );
     assert_eq!(
         got.iter().map(|m| m.physical_offset).collect::<Vec<_>>(),
-        r.commit_log_offsets.to_vec()
+        r.commit_log_offsets
+            .iter()
+            .map(|o| o.get())
+            .collect::<Vec<_>>()
     );
 }
 
@@ -74,7 +78,7 @@ fn one_scan_feeds_tags_code_and_key_index_last_wins() {
         .to_owned();
     let r = s.put_now(&m).expect("put");
     let code = std::cell::Cell::new(0);
-    let g = s.get_messages("T", 0, 0, 1, 1 << 20, &|c| {
+    let g = s.get_messages("T", 0, QueueOffset(0), 1, 1 << 20, &|c| {
         code.set(c);
         true
     });
@@ -88,7 +92,7 @@ fn one_scan_feeds_tags_code_and_key_index_last_wins() {
     for k in ["k1", "ключ", "U1"] {
         let q = s.query_by_key("T", k, 64, 0, i64::MAX);
         assert_eq!(q.messages.len(), 1, "key {k}");
-        assert_eq!(q.index_last_update_phyoffset, r.commit_log_offset);
+        assert_eq!(q.index_last_update_phyoffset, r.commit_log_offset.get());
     }
     for k in ["old", "U0", "k1 ключ"] {
         assert!(

@@ -11,6 +11,7 @@ use std::path::Path;
 use bytes::Bytes;
 use common::*;
 use proptest::prelude::*;
+use store::{CommitLogOffset, QueueOffset};
 use store::{MessageStore, StoreConfig, StoredMessage};
 
 const TOPICS: [&str; 2] = ["A", "B"];
@@ -101,7 +102,7 @@ fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 fn check_store(s: &MessageStore, survivors: &[Rec], end: u64) -> Result<(), TestCaseError> {
-    prop_assert_eq!(s.commit_log_max_offset(), end as i64);
+    prop_assert_eq!(s.commit_log_max_offset().get(), end as i64);
     let mut by_queue: BTreeMap<(&str, i32), Vec<&Rec>> = BTreeMap::new();
     for r in survivors {
         by_queue.entry((r.topic, r.queue)).or_default().push(r);
@@ -109,17 +110,17 @@ fn check_store(s: &MessageStore, survivors: &[Rec], end: u64) -> Result<(), Test
     for topic in TOPICS {
         for q in 0..3 {
             let want = by_queue.get(&(topic, q)).cloned().unwrap_or_default();
-            prop_assert_eq!(s.max_offset(topic, q), want.len() as i64);
-            prop_assert_eq!(s.min_offset(topic, q), 0);
+            prop_assert_eq!(s.max_offset(topic, q).get(), want.len() as i64);
+            prop_assert_eq!(s.min_offset(topic, q).get(), 0);
             let mut offset = 0;
             let mut got = Vec::new();
             loop {
-                let r = s.get_messages(topic, q, offset, 32, 1 << 20, &all);
+                let r = s.get_messages(topic, q, QueueOffset(offset), 32, 1 << 20, &all);
                 if r.status != store::GetStatus::Found {
                     break;
                 }
                 got.extend(r.messages.iter().map(|b| b.to_vec()));
-                offset = r.next_begin_offset;
+                offset = r.next_begin_offset.get();
             }
             prop_assert_eq!(got.len(), want.len());
             for (g, w) in got.iter().zip(&want) {
@@ -127,7 +128,8 @@ fn check_store(s: &MessageStore, survivors: &[Rec], end: u64) -> Result<(), Test
             }
             for w in &want {
                 prop_assert_eq!(
-                    s.message_at(w.phys as i64).map(|b| b.to_vec()),
+                    s.message_at(CommitLogOffset(w.phys as i64))
+                        .map(|b| b.to_vec()),
                     Some(w.bytes.clone())
                 );
             }
@@ -148,11 +150,11 @@ fn run(puts: Vec<Put>, damage: Damage, clean: bool) -> Result<(), TestCaseError>
         recs.push(Rec {
             topic: TOPICS[p.topic],
             queue: p.queue,
-            phys: r.commit_log_offset as u64,
+            phys: r.commit_log_offset.get() as u64,
             bytes,
         });
     }
-    let end = s.commit_log_max_offset() as u64;
+    let end = s.commit_log_max_offset().get() as u64;
     let clean = clean && matches!(damage, Damage::Cut(_));
     if clean {
         s.shutdown();
@@ -263,11 +265,11 @@ fn run(puts: Vec<Put>, damage: Damage, clean: bool) -> Result<(), TestCaseError>
         survivors.push(Rec {
             topic: TOPICS[p.topic],
             queue: p.queue,
-            phys: r.commit_log_offset as u64,
+            phys: r.commit_log_offset.get() as u64,
             bytes: s.message_at(r.commit_log_offset).expect("record").to_vec(),
         });
     }
-    let end2 = s.commit_log_max_offset() as u64;
+    let end2 = s.commit_log_max_offset().get() as u64;
     drop(s);
     let s = MessageStore::open(cfg(dir.path())).expect("reopen 2");
     check_store(&s, &survivors, end2)?;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use common::*;
 use store::record::{self, StoredMessage};
+use store::{CommitLogOffset, QueueOffset};
 
 use store::{
     GetStatus, MessageStore, PendingAppend, ReplicatedAppendError, ReplicatedLog, StoreError,
@@ -55,7 +56,7 @@ impl ReplicatedLog for FakeLog {
         for r in records {
             let pos = self.end();
             self.entries.lock().unwrap().push((pos, r.to_vec()));
-            out.push(pos + HEADER);
+            out.push(CommitLogOffset(pos + HEADER));
         }
         let outcome = match fail {
             None => Ok(out),
@@ -106,20 +107,20 @@ fn puts_reach_queues_only_through_dispatch_with_entry_offsets() {
     s.become_writer(3);
     let r1 = s.put_now(&msg("T", 1, b"one", Some("A"))).expect("put");
     let r2 = s.put_now(&msg("T", 1, b"two", Some("B"))).expect("put");
-    assert_eq!((r1.queue_offset, r2.queue_offset), (0, 1));
-    assert_eq!(r1.commit_log_offset, HEADER);
+    assert_eq!((r1.queue_offset.get(), r2.queue_offset.get()), (0, 1));
+    assert_eq!(r1.commit_log_offset.get(), HEADER);
     assert_eq!(
-        r2.commit_log_offset,
+        r2.commit_log_offset.get(),
         HEADER + r1.wrote_bytes as i64 + HEADER
     );
     // Nothing dispatched yet: the queue is empty and the max offset is 0.
-    assert_eq!(s.max_offset("T", 1), 0);
-    assert_eq!(s.commit_log_max_offset(), 0);
+    assert_eq!(s.max_offset("T", 1).get(), 0);
+    assert_eq!(s.commit_log_max_offset().get(), 0);
 
     let n = dispatch_all(&s, &log, 0);
-    assert_eq!(s.max_offset("T", 1), 2);
-    assert_eq!(s.commit_log_max_offset(), log.end());
-    let g = s.get_messages("T", 1, 0, 32, 1 << 20, &all);
+    assert_eq!(s.max_offset("T", 1).get(), 2);
+    assert_eq!(s.commit_log_max_offset().get(), log.end());
+    let g = s.get_messages("T", 1, QueueOffset(0), 32, 1 << 20, &all);
     assert_eq!(g.status, GetStatus::Found);
     let d: Vec<StoredMessage> = g
         .messages
@@ -128,7 +129,7 @@ fn puts_reach_queues_only_through_dispatch_with_entry_offsets() {
         .collect();
     assert_eq!(&d[1].body[..], b"two");
     assert_eq!(d[1].queue_offset, 1);
-    assert_eq!(d[1].physical_offset, r2.commit_log_offset);
+    assert_eq!(d[1].physical_offset, r2.commit_log_offset.get());
     assert_eq!(d[1].offset_msg_id(), r2.msg_ids()[0]);
     assert!(s.message_at(r2.commit_log_offset).is_some());
 
@@ -139,9 +140,9 @@ fn puts_reach_queues_only_through_dispatch_with_entry_offsets() {
     *log.fail.lock().unwrap() = Some(false);
     assert!(s.put_now(&msg("T", 1, b"never", None)).is_err());
     let r = s.put_now(&msg("T", 1, b"three", None)).expect("put");
-    assert_eq!(r.queue_offset, 3);
+    assert_eq!(r.queue_offset.get(), 3);
     dispatch_all(&s, &log, n);
-    assert_eq!(s.max_offset("T", 1), 4);
+    assert_eq!(s.max_offset("T", 1).get(), 4);
 
     // A batch: one entry per message, consecutive queue offsets.
     let batch = vec![msg("T", 2, b"b0", None), msg("T", 2, b"b1", None)];
@@ -180,11 +181,15 @@ fn reopen_rebuilds_queues_from_the_log_and_skips_duplicates() {
                 .expect("put");
         }
         dispatch_all(&s, &log, 0);
-        assert_eq!(s.max_offset("T", 0), 5);
+        assert_eq!(s.max_offset("T", 0).get(), 5);
         s.shutdown();
     }
     let s = MessageStore::open_replicated(config(dir.path()), log.clone()).expect("reopen");
-    assert_eq!(s.max_offset("T", 0), 0, "queues are rebuilt by dispatch");
+    assert_eq!(
+        s.max_offset("T", 0).get(),
+        0,
+        "queues are rebuilt by dispatch"
+    );
     // Before the rebuild a put would reuse queue offset 0: it is refused.
     assert!(matches!(
         s.put_now(&msg("T", 0, b"early", None)),
@@ -193,13 +198,13 @@ fn reopen_rebuilds_queues_from_the_log_and_skips_duplicates() {
     dispatch_all(&s, &log, 0);
     // The same entries again (a re-dispatch) change nothing.
     dispatch_all(&s, &log, 0);
-    assert_eq!(s.max_offset("T", 0), 5);
-    let g = s.get_messages("T", 0, 0, 32, 1 << 20, &all);
+    assert_eq!(s.max_offset("T", 0).get(), 5);
+    let g = s.get_messages("T", 0, QueueOffset(0), 32, 1 << 20, &all);
     assert_eq!(g.messages.len(), 5);
     // A new writer continues after the dispatched queue.
     s.become_writer(2);
     let r = s.put_now(&msg("T", 0, b"next", None)).expect("put");
-    assert_eq!(r.queue_offset, 5);
+    assert_eq!(r.queue_offset.get(), 5);
 }
 
 /// A log whose outcomes are known only once `want` entries are in it.
@@ -268,8 +273,11 @@ fn puts_wait_for_outcomes_outside_the_writer_lock() {
         .put_now(&msg("T", 0, b"second", None))
         .expect("second put");
     let first = first.join().unwrap().expect("first put");
-    assert_eq!((first.queue_offset, second.queue_offset), (0, 1));
+    assert_eq!(
+        (first.queue_offset.get(), second.queue_offset.get()),
+        (0, 1)
+    );
     assert!(first.commit_log_offset < second.commit_log_offset);
     dispatch_all(&s, &log.inner, 0);
-    assert_eq!(s.max_offset("T", 0), 2);
+    assert_eq!(s.max_offset("T", 0).get(), 2);
 }

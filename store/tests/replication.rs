@@ -82,14 +82,14 @@ fn a_waiting_put_resolves_when_the_replicas_answer() {
         "answered before any replica"
     );
     // Stored and visible already (Java dispatches before the HA wait).
-    assert_eq!(s.max_offset("T", 0), 1);
-    let end = s.commit_log_max_offset();
+    assert_eq!(s.max_offset("T", 0).get(), 1);
+    let end = s.commit_log_max_offset().get();
     assert_eq!(*hook.admitted_at.lock().expect("lock"), vec![0]);
     assert_eq!(hook.appended.load(Ordering::SeqCst), end);
     assert_eq!(hook.answer(ReplicaAck::Acked), (end, 2));
     let r = futures::executor::block_on(put).expect("put");
     assert_eq!(r.status, PutStatus::PutOk);
-    assert_eq!(r.queue_offset, 0);
+    assert_eq!(r.queue_offset.get(), 0);
 
     // A timeout: stored, answered FLUSH_SLAVE_TIMEOUT.
     let mut put = s.put(&msg("T", 0, b"two", None));
@@ -98,7 +98,7 @@ fn a_waiting_put_resolves_when_the_replicas_answer() {
     hook.answer(ReplicaAck::TimedOut);
     let r = futures::executor::block_on(put).expect("put");
     assert_eq!(r.status, PutStatus::FlushSlaveTimeout);
-    assert_eq!(r.queue_offset, 1);
+    assert_eq!(r.queue_offset.get(), 1);
     assert_eq!(read_queue(&s, "T", 0).len(), 2);
 }
 
@@ -118,7 +118,7 @@ fn a_put_with_wait_false_is_not_admitted_and_does_not_wait() {
     assert_eq!(hook.appended_calls.load(Ordering::SeqCst), 1);
     assert_eq!(
         hook.appended.load(Ordering::SeqCst),
-        s.commit_log_max_offset()
+        s.commit_log_max_offset().get()
     );
 }
 
@@ -127,7 +127,7 @@ fn refused_puts_store_nothing_and_slave_not_available_puts_are_stored() {
     let dir = tempfile::tempdir().expect("tmp");
     let s = open(dir.path());
     s.put_now(&msg("T", 0, b"before", None)).expect("put");
-    let end = s.commit_log_max_offset();
+    let end = s.commit_log_max_offset().get();
 
     let refuse = FakeHook::new(Admission::Refuse);
     s.set_replication(Some(refuse.clone()));
@@ -135,14 +135,14 @@ fn refused_puts_store_nothing_and_slave_not_available_puts_are_stored() {
         .put_now(&msg("T", 0, b"refused", None))
         .expect_err("refused");
     assert!(matches!(e, StoreError::InSyncReplicasNotEnough), "{e:?}");
-    assert_eq!(s.commit_log_max_offset(), end, "nothing written");
-    assert_eq!(s.max_offset("T", 0), 1);
+    assert_eq!(s.commit_log_max_offset().get(), end, "nothing written");
+    assert_eq!(s.max_offset("T", 0).get(), 1);
     assert_eq!(refuse.appended_calls.load(Ordering::SeqCst), 0);
 
     s.set_replication(Some(FakeHook::new(Admission::StoreWithoutSlave)));
     let r = s.put_now(&msg("T", 0, b"no slave", None)).expect("put");
     assert_eq!(r.status, PutStatus::SlaveNotAvailable);
-    assert_eq!(r.queue_offset, 1);
+    assert_eq!(r.queue_offset.get(), 1);
 
     s.set_replication(Some(FakeHook::new(Admission::Go)));
     let r = s.put_now(&msg("T", 0, b"go", None)).expect("put");
@@ -150,7 +150,7 @@ fn refused_puts_store_nothing_and_slave_not_available_puts_are_stored() {
 
     s.set_replication(None);
     let r = s.put_now(&msg("T", 0, b"none", None)).expect("put");
-    assert_eq!((r.status, r.queue_offset), (PutStatus::PutOk, 3));
+    assert_eq!((r.status, r.queue_offset.get()), (PutStatus::PutOk, 3));
     let bodies: Vec<_> = read_queue(&s, "T", 0)
         .into_iter()
         .map(|m| String::from_utf8_lossy(&m.body).into_owned())
@@ -191,7 +191,7 @@ fn ship(
         from = end;
         i += 1;
     }
-    assert_eq!(from, master.commit_log_max_offset());
+    assert_eq!(from, master.commit_log_max_offset().get());
 }
 
 fn assert_same_queues(master: &MessageStore, replica: &MessageStore, from_offset: i64) {
@@ -237,7 +237,7 @@ fn a_replica_fed_in_odd_chunks_holds_the_masters_files_and_queues() {
     let master = open(md.path());
     fill(&master, 400);
     assert!(
-        master.commit_log_max_offset() > 3 * SEG as i64,
+        master.commit_log_max_offset().get() > 3 * SEG as i64,
         "spans files"
     );
     let replica = open(rd.path());
@@ -254,9 +254,12 @@ fn a_replica_fed_in_odd_chunks_holds_the_masters_files_and_queues() {
     // More puts on the master, shipped in one go per file; then both shut
     // down and the files are byte-identical (blank end-of-file records too).
     fill(&master, 50);
-    ship(&master, &replica, replica.commit_log_max_offset(), |_| {
-        usize::MAX
-    });
+    ship(
+        &master,
+        &replica,
+        replica.commit_log_max_offset().get(),
+        |_| usize::MAX,
+    );
     assert_same_queues(&master, &replica, 0);
     master.shutdown();
     replica.shutdown();
@@ -276,7 +279,7 @@ fn an_empty_replica_starts_at_the_masters_last_file_and_keeps_its_offsets() {
     );
     let master = open(md.path());
     fill(&master, 300);
-    let end = master.commit_log_max_offset();
+    let end = master.commit_log_max_offset().get();
     let start = end - end % SEG as i64;
     assert!(start > 0);
     let replica = open(rd.path());
@@ -285,18 +288,18 @@ fn an_empty_replica_starts_at_the_masters_last_file_and_keeps_its_offsets() {
         .append_replica(start + 8, b"x")
         .expect_err("unaligned start");
     assert!(matches!(e, StoreError::ReplicaOffset { .. }), "{e:?}");
-    assert_eq!(replica.commit_log_min_offset(), -1);
+    assert_eq!(replica.commit_log_min_offset().get(), -1);
     ship(&master, &replica, start, |_| 1000);
-    assert_eq!(replica.commit_log_min_offset(), start);
+    assert_eq!(replica.commit_log_min_offset().get(), start);
     assert_same_queues(&master, &replica, start);
     // A frame that does not continue the log is refused and changes nothing.
-    let at = replica.commit_log_max_offset();
+    let at = replica.commit_log_max_offset().get();
     let e = replica.append_replica(at - 1, b"x").expect_err("gap");
     assert!(
         matches!(e, StoreError::ReplicaOffset { offered, expected } if offered == at - 1 && expected == at),
         "{e:?}"
     );
-    assert_eq!(replica.commit_log_max_offset(), at);
+    assert_eq!(replica.commit_log_max_offset().get(), at);
     // Heartbeat frames carry no data.
     assert_eq!(replica.append_replica(at, b"").expect("heartbeat"), at);
 }
@@ -310,7 +313,7 @@ fn a_replica_restarted_inside_a_record_resumes_from_the_last_whole_record() {
     let master = open(md.path());
     fill(&master, 40);
     let replica = MessageStore::open(config(rd.path())).expect("open");
-    let half = master.commit_log_max_offset() / 2;
+    let half = master.commit_log_max_offset().get() / 2;
     let mut from = 0;
     while from < half {
         let chunk = master
@@ -318,12 +321,12 @@ fn a_replica_restarted_inside_a_record_resumes_from_the_last_whole_record() {
             .expect("chunk");
         from = replica.append_replica(from, &chunk).expect("append");
     }
-    let before = replica.commit_log_max_offset();
+    let before = replica.commit_log_max_offset().get();
     drop(replica);
     // Reopened after a crash (no clean shutdown): the torn record is gone
     // and the replica asks the master from the last whole record on.
     let replica = open(rd.path());
-    let resumed = replica.commit_log_max_offset();
+    let resumed = replica.commit_log_max_offset().get();
     assert!(resumed <= before && resumed > 0, "{resumed} vs {before}");
     ship(&master, &replica, resumed, |_| 500);
     assert_same_queues(&master, &replica, 0);
@@ -343,7 +346,7 @@ fn a_replica_store_refuses_puts_and_takes_shipped_bytes() {
         .put_now(&msg("T", 0, b"x", None))
         .expect_err("slave mode");
     assert!(matches!(e, StoreError::SlaveMode), "{e:?}");
-    assert_eq!(replica.commit_log_max_offset(), 0, "nothing written");
+    assert_eq!(replica.commit_log_max_offset().get(), 0, "nothing written");
     ship(&master, &replica, 0, |_| 4096);
     assert_same_queues(&master, &replica, 0);
     // Promoted: it writes again, after the shipped records.

@@ -10,6 +10,7 @@ use store::{
     decode_offset_message_id, properties, tags_hash_code, BatchToStore, FlushDiskType, GetStatus,
     MessageStore, StoreError,
 };
+use store::{CommitLogOffset, QueueOffset};
 
 #[test]
 fn put_get_round_trip_with_every_field() {
@@ -21,22 +22,32 @@ fn put_get_round_trip_with_every_field() {
     m.prepared_transaction_offset = 77;
     m.sys_flag = record::TRANSACTION_COMMIT_TYPE;
     let r = s.put_now(&m).expect("put");
-    assert_eq!((r.commit_log_offset, r.queue_offset, r.count), (0, 0, 1));
+    assert_eq!(
+        (r.commit_log_offset.get(), r.queue_offset.get(), r.count),
+        (0, 0, 1)
+    );
     assert_eq!(
         r.msg_ids(),
         vec!["0A00000500002A9F0000000000000000".to_owned()]
     );
     let r2 = s.put_now(&m).expect("put");
-    assert_eq!(r2.queue_offset, 1);
-    assert_eq!(r2.commit_log_offset, r.wrote_bytes as i64);
+    assert_eq!(r2.queue_offset.get(), 1);
+    assert_eq!(r2.commit_log_offset.get(), r.wrote_bytes as i64);
     assert_eq!(
         decode_offset_message_id(&r2.msg_ids()[0]),
-        Some((host(), r2.commit_log_offset))
+        Some((host(), r2.commit_log_offset.get()))
     );
 
-    let g = s.get_messages("TopicA", 2, 0, 32, 1 << 20, &all);
+    let g = s.get_messages("TopicA", 2, QueueOffset(0), 32, 1 << 20, &all);
     assert_eq!(g.status, GetStatus::Found);
-    assert_eq!((g.next_begin_offset, g.min_offset, g.max_offset), (2, 0, 2));
+    assert_eq!(
+        (
+            g.next_begin_offset.get(),
+            g.min_offset.get(),
+            g.max_offset.get()
+        ),
+        (2, 0, 2)
+    );
     assert_eq!(g.messages.len(), 2);
     let d = StoredMessage::decode(&g.messages[1]).expect("decode");
     assert_eq!(d.total_size as usize, g.messages[1].len());
@@ -45,7 +56,7 @@ fn put_get_round_trip_with_every_field() {
     assert_eq!(d.queue_id, 2);
     assert_eq!(d.flag, 42);
     assert_eq!(d.queue_offset, 1);
-    assert_eq!(d.physical_offset, r2.commit_log_offset);
+    assert_eq!(d.physical_offset, r2.commit_log_offset.get());
     assert_eq!(d.sys_flag, record::TRANSACTION_COMMIT_TYPE);
     assert_eq!(d.born_timestamp, 1_700_000_000_000);
     assert_eq!(d.born_host, born());
@@ -64,9 +75,9 @@ fn put_get_round_trip_with_every_field() {
         Some(g.messages[1].clone())
     );
     assert_eq!(s.message_at(r2.commit_log_offset + 1), None);
-    assert_eq!(s.message_at(1 << 40), None);
-    assert_eq!(s.commit_log_min_offset(), 0);
-    assert_eq!(s.commit_log_max_offset(), 2 * r.wrote_bytes as i64);
+    assert_eq!(s.message_at(CommitLogOffset(1 << 40)), None);
+    assert_eq!(s.commit_log_min_offset().get(), 0);
+    assert_eq!(s.commit_log_max_offset().get(), 2 * r.wrote_bytes as i64);
 
     // Files exactly where Java puts them.
     let root = dir.path();
@@ -87,7 +98,7 @@ fn put_get_round_trip_with_every_field() {
     let cq = std::fs::read(root.join("consumequeue/TopicA/2/00000000000000000000")).expect("cq");
     assert_eq!(cq.len(), 1000);
     let mut want = Vec::new();
-    want.extend_from_slice(&r2.commit_log_offset.to_be_bytes());
+    want.extend_from_slice(&r2.commit_log_offset.get().to_be_bytes());
     want.extend_from_slice(&(r2.wrote_bytes as i32).to_be_bytes());
     want.extend_from_slice(&tags_hash_code("TagA").to_be_bytes());
     assert_eq!(&cq[20..40], &want[..]);
@@ -119,7 +130,7 @@ fn rolls_segments_and_reads_across_them() {
     }
     // No record crosses a segment; the end of a full segment is a blank marker.
     for r in &results {
-        let start = r.commit_log_offset as u64;
+        let start = r.commit_log_offset.get() as u64;
         let end = start + r.wrote_bytes as u64;
         assert_eq!(start / SEG, (end - 1) / SEG);
         assert!(end.is_multiple_of(SEG) || SEG - end % SEG >= 8);
@@ -127,9 +138,9 @@ fn rolls_segments_and_reads_across_them() {
     let seg0 = std::fs::read(dir.path().join("commitlog").join(&names[0])).expect("read");
     let last_in_0 = results
         .iter()
-        .rfind(|r| (r.commit_log_offset as u64) < SEG)
+        .rfind(|r| (r.commit_log_offset.get() as u64) < SEG)
         .expect("some");
-    let blank_at = last_in_0.commit_log_offset as usize + last_in_0.wrote_bytes;
+    let blank_at = last_in_0.commit_log_offset.get() as usize + last_in_0.wrote_bytes;
     assert_eq!(
         &seg0[blank_at..blank_at + 8],
         &record::blank_marker(SEG as usize - blank_at)
@@ -159,34 +170,34 @@ fn rolls_segments_and_reads_across_them() {
 fn get_statuses_and_limits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = open(dir.path());
-    let g = s.get_messages("none", 0, 5, 32, 1 << 20, &all);
+    let g = s.get_messages("none", 0, QueueOffset(5), 32, 1 << 20, &all);
     assert_eq!(g.status, GetStatus::NoMatchedLogicQueue);
-    assert_eq!(g.next_begin_offset, 0);
+    assert_eq!(g.next_begin_offset.get(), 0);
 
     for i in 0..10 {
         let tag = if i % 2 == 0 { "even" } else { "odd" };
         s.put_now(&msg("T", 0, format!("m{i}").as_bytes(), Some(tag)))
             .expect("put");
     }
-    let g = s.get_messages("T", 0, 10, 32, 1 << 20, &all);
+    let g = s.get_messages("T", 0, QueueOffset(10), 32, 1 << 20, &all);
     assert_eq!(
-        (g.status, g.next_begin_offset, g.max_offset),
+        (g.status, g.next_begin_offset.get(), g.max_offset.get()),
         (GetStatus::OffsetOverflowOne, 10, 10)
     );
-    let g = s.get_messages("T", 0, 15, 32, 1 << 20, &all);
+    let g = s.get_messages("T", 0, QueueOffset(15), 32, 1 << 20, &all);
     assert_eq!(
-        (g.status, g.next_begin_offset),
+        (g.status, g.next_begin_offset.get()),
         (GetStatus::OffsetOverflowBadly, 10)
     );
-    let g = s.get_messages("T", 0, 3, 4, 1 << 20, &all);
+    let g = s.get_messages("T", 0, QueueOffset(3), 4, 1 << 20, &all);
     assert_eq!(
-        (g.status, g.messages.len(), g.next_begin_offset),
+        (g.status, g.messages.len(), g.next_begin_offset.get()),
         (GetStatus::Found, 4, 7)
     );
 
     let odd = tags_hash_code("odd");
     let only_odd = move |c: i64| c == odd;
-    let g = s.get_messages("T", 0, 0, 3, 1 << 20, &only_odd);
+    let g = s.get_messages("T", 0, QueueOffset(0), 3, 1 << 20, &only_odd);
     assert_eq!(g.status, GetStatus::Found);
     let got: Vec<_> = g
         .messages
@@ -194,36 +205,36 @@ fn get_statuses_and_limits() {
         .map(|b| StoredMessage::decode(b).expect("decode").queue_offset)
         .collect();
     assert_eq!(got, vec![1, 3, 5]);
-    assert_eq!(g.next_begin_offset, 6);
+    assert_eq!(g.next_begin_offset.get(), 6);
 
     let none = |_: i64| false;
-    let g = s.get_messages("T", 0, 2, 32, 1 << 20, &none);
+    let g = s.get_messages("T", 0, QueueOffset(2), 32, 1 << 20, &none);
     assert_eq!(
-        (g.status, g.next_begin_offset),
+        (g.status, g.next_begin_offset.get()),
         (GetStatus::NoMatchedMessage, 10)
     );
     assert!(g.messages.is_empty());
 
     // max_bytes: the first message always comes, then the byte cap applies.
-    let one = s.get_messages("T", 0, 0, 32, 1, &all);
+    let one = s.get_messages("T", 0, QueueOffset(0), 32, 1, &all);
     assert_eq!(one.messages.len(), 1);
     let size = one.messages[0].len() as i32;
-    let g = s.get_messages("T", 0, 0, 32, size * 2 + 1, &all);
-    assert_eq!((g.messages.len(), g.next_begin_offset), (2, 2));
+    let g = s.get_messages("T", 0, QueueOffset(0), 32, size * 2 + 1, &all);
+    assert_eq!((g.messages.len(), g.next_begin_offset.get()), (2, 2));
 
     // Empty queue known to the store: a queue created then emptied does not
     // exist here, so check NoMessageInQueue through a fresh queue directory.
     drop(s);
     std::fs::create_dir_all(dir.path().join("consumequeue/Empty/0")).expect("mkdir");
     let s = open(dir.path());
-    let g = s.get_messages("Empty", 0, 0, 32, 1 << 20, &all);
+    let g = s.get_messages("Empty", 0, QueueOffset(0), 32, 1 << 20, &all);
     assert_eq!(
-        (g.status, g.next_begin_offset),
+        (g.status, g.next_begin_offset.get()),
         (GetStatus::NoMessageInQueue, 0)
     );
-    let g = s.get_messages("Empty", 0, 4, 32, 1 << 20, &all);
+    let g = s.get_messages("Empty", 0, QueueOffset(4), 32, 1 << 20, &all);
     assert_eq!(
-        (g.status, g.next_begin_offset),
+        (g.status, g.next_begin_offset.get()),
         (GetStatus::NoMessageInQueue, 0)
     );
 }
@@ -245,16 +256,16 @@ fn offset_too_small_after_head_rebuild() {
     std::fs::write(&seg, &data).expect("write");
     std::fs::remove_dir_all(dir.path().join("consumequeue/Other")).expect("rm");
     let s = open(dir.path());
-    assert_eq!(s.min_offset("Other", 0), 5);
-    assert_eq!(s.max_offset("Other", 0), 6);
-    let g = s.get_messages("Other", 0, 1, 32, 1 << 20, &all);
+    assert_eq!(s.min_offset("Other", 0).get(), 5);
+    assert_eq!(s.max_offset("Other", 0).get(), 6);
+    let g = s.get_messages("Other", 0, QueueOffset(1), 32, 1 << 20, &all);
     assert_eq!(
-        (g.status, g.next_begin_offset),
+        (g.status, g.next_begin_offset.get()),
         (GetStatus::OffsetTooSmall, 5)
     );
-    let g = s.get_messages("Other", 0, 5, 32, 1 << 20, &all);
+    let g = s.get_messages("Other", 0, QueueOffset(5), 32, 1 << 20, &all);
     assert_eq!(g.status, GetStatus::Found);
-    assert_eq!(s.put_now(&m).expect("put").queue_offset, 6);
+    assert_eq!(s.put_now(&m).expect("put").queue_offset.get(), 6);
 }
 
 #[test]
@@ -285,7 +296,7 @@ fn restart_clean_and_after_abort() {
         let after: Vec<_> = (0..4).map(|q| read_queue(&s, "B", q)).collect();
         assert_eq!(before, after);
         let r = s.put_now(&msg("B", 1, b"more", None)).expect("put");
-        assert_eq!(r.queue_offset, before[1].len() as i64);
+        assert_eq!(r.queue_offset.get(), before[1].len() as i64);
         assert_eq!(r.commit_log_offset, max_before);
         assert_eq!(s.queues().len(), 2);
     }
@@ -306,7 +317,9 @@ fn deleted_consume_queues_are_rebuilt() {
     let s = open(dir.path());
     let after: Vec<_> = (0..3).map(|q| read_queue(&s, "T", q)).collect();
     assert_eq!(before, after);
-    let g = s.get_messages("T", 0, 0, 1, 1 << 20, &|c| c == tags_hash_code("x"));
+    let g = s.get_messages("T", 0, QueueOffset(0), 1, 1 << 20, &|c| {
+        c == tags_hash_code("x")
+    });
     assert_eq!(g.status, GetStatus::Found);
 }
 
@@ -333,7 +346,10 @@ fn batch_put_stores_each_message() {
         properties: properties::encode(&[("CLUSTER", "c1")]),
     };
     let r = s.put_batch_now(&batch).expect("batch");
-    assert_eq!((r.queue_offset, r.count, r.msg_ids().len()), (1, 3, 3));
+    assert_eq!(
+        (r.queue_offset.get(), r.count, r.msg_ids().len()),
+        (1, 3, 3)
+    );
     let got = read_queue(&s, "T", 0);
     assert_eq!(got.len(), 4);
     for (i, m) in got[1..].iter().enumerate() {
@@ -347,9 +363,11 @@ fn batch_put_stores_each_message() {
     assert_eq!(got[1].properties, format!("{p1}CLUSTER\u{1}c1\u{2}"));
     assert_eq!(got[2].properties, "UNIQ_KEY\u{1}K2\u{2}CLUSTER\u{1}c1\u{2}");
     assert_eq!(got[3].properties, "CLUSTER\u{1}c1\u{2}");
-    assert_eq!(r.commit_log_offset, got[1].physical_offset);
+    assert_eq!(r.commit_log_offset.get(), got[1].physical_offset);
     // Tags code of the first inner message.
-    let g = s.get_messages("T", 0, 0, 32, 1 << 20, &|c| c == tags_hash_code("a"));
+    let g = s.get_messages("T", 0, QueueOffset(0), 32, 1 << 20, &|c| {
+        c == tags_hash_code("a")
+    });
     assert_eq!(g.messages.len(), 1);
 
     let bad = BatchToStore {
@@ -376,9 +394,9 @@ fn times_listener_sync_flush_and_lock() {
     let seen2 = Arc::clone(&seen);
     s.set_arrival_listener(Arc::new(move |t, q, max| {
         assert_eq!((t, q), ("T", 0));
-        seen2.store(max, Ordering::SeqCst);
+        seen2.store(max.get(), Ordering::SeqCst);
     }));
-    assert_eq!(s.offset_by_time("T", 0, 0), 0);
+    assert_eq!(s.offset_by_time("T", 0, 0).get(), 0);
     assert_eq!(s.earliest_store_time("T", 0), None);
     let mut times = Vec::new();
     for _ in 0..5 {
@@ -391,11 +409,11 @@ fn times_listener_sync_flush_and_lock() {
     }
     assert_eq!(seen.load(Ordering::SeqCst), 5);
     assert_eq!(s.earliest_store_time("T", 0), Some(times[0]));
-    assert_eq!(s.offset_by_time("T", 0, times[2]), 2);
-    assert_eq!(s.offset_by_time("T", 0, times[2] - 1), 2);
-    assert_eq!(s.offset_by_time("T", 0, 0), 0);
-    assert_eq!(s.offset_by_time("T", 0, times[4] + 1), 5);
-    assert_eq!(s.store_time_at("T", 0, 3), Some(times[3]));
+    assert_eq!(s.offset_by_time("T", 0, times[2]).get(), 2);
+    assert_eq!(s.offset_by_time("T", 0, times[2] - 1).get(), 2);
+    assert_eq!(s.offset_by_time("T", 0, 0).get(), 0);
+    assert_eq!(s.offset_by_time("T", 0, times[4] + 1).get(), 5);
+    assert_eq!(s.store_time_at("T", 0, QueueOffset(3)), Some(times[3]));
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
 }
 
@@ -407,7 +425,7 @@ fn schedule_topic_tags_slot_holds_delivery_time() {
     m.properties = properties::encode(&[("DELAY", "3"), ("TAGS", "TagA")]);
     let r = s.put_now(&m).expect("put");
     let code = std::cell::Cell::new(0);
-    s.get_messages(store::SCHEDULE_TOPIC, 2, 0, 1, 1 << 20, &|c| {
+    s.get_messages(store::SCHEDULE_TOPIC, 2, QueueOffset(0), 1, 1 << 20, &|c| {
         code.set(c);
         true
     });
@@ -439,8 +457,8 @@ fn rejects_bad_input() {
         s.put_now(&m),
         Err(StoreError::PropertiesTooLarge { .. })
     ));
-    assert_eq!(s.commit_log_max_offset(), 0);
-    assert_eq!(s.commit_log_min_offset(), -1);
+    assert_eq!(s.commit_log_max_offset().get(), 0);
+    assert_eq!(s.commit_log_min_offset().get(), -1);
 }
 
 #[test]
@@ -459,7 +477,10 @@ fn ipv6_hosts_round_trip() {
         got[0].sys_flag,
         record::BORNHOST_V6_FLAG | record::STOREHOSTADDRESS_V6_FLAG
     );
-    assert_eq!(s.store_time_at("T", 0, 0), Some(r.store_timestamp));
+    assert_eq!(
+        s.store_time_at("T", 0, QueueOffset(0)),
+        Some(r.store_timestamp)
+    );
     drop(s);
     let s = open(dir.path());
     assert_eq!(read_queue(&s, "T", 0).len(), 1);
@@ -511,13 +532,16 @@ fn put_messages_topic_admin_and_disk() {
         .map(|i| msg("T", 1, format!("b{i}").as_bytes(), Some("t")))
         .collect();
     let r = s.put_messages_now(&msgs).expect("put");
-    assert_eq!((r.queue_offset, r.count), (0, 3));
+    assert_eq!((r.queue_offset.get(), r.count), (0, 3));
     assert_eq!(r.commit_log_offsets.len(), 3);
-    assert_eq!(r.commit_log_offsets[0], 0);
+    assert_eq!(r.commit_log_offsets[0].get(), 0);
     let got = read_queue(&s, "T", 1);
     assert_eq!(
         got.iter().map(|m| m.physical_offset).collect::<Vec<_>>(),
-        r.commit_log_offsets.to_vec()
+        r.commit_log_offsets
+            .iter()
+            .map(|o| o.get())
+            .collect::<Vec<_>>()
     );
     assert_eq!(s.earliest_message_time(), Some(r.store_timestamp));
     let mixed = vec![msg("T", 1, b"a", None), msg("T", 2, b"b", None)];
@@ -534,15 +558,17 @@ fn put_messages_topic_admin_and_disk() {
 
     s.delete_topic("T").expect("delete");
     assert!(!dir.path().join("consumequeue/T").exists());
-    assert_eq!(s.max_offset("T", 1), 0);
+    assert_eq!(s.max_offset("T", 1).get(), 0);
     assert_eq!(
-        s.get_messages("T", 1, 0, 32, 1 << 20, &all).status,
+        s.get_messages("T", 1, QueueOffset(0), 32, 1 << 20, &all)
+            .status,
         GetStatus::NoMatchedLogicQueue
     );
     assert_eq!(
         s.put_now(&msg("T", 1, b"again", None))
             .expect("put")
-            .queue_offset,
+            .queue_offset
+            .get(),
         0
     );
 }

@@ -12,6 +12,7 @@ use remoting::body::{
 };
 use remoting::{command_header, Connection, RemotingCommand};
 use serde::Deserialize;
+use store::{CommitLogOffset, QueueOffset};
 
 use crate::error::BrokerError;
 use crate::meta::client::{ClientChannel, ClientManager, ConsumerRegistration};
@@ -213,9 +214,10 @@ impl ClientProcessor {
         // message stored between this answer and its GET_MAX_OFFSET.
         let state = self.store.with(None, |s| {
             Some((
-                s.min_offset(t, q),
-                s.commit_log_offset_in_queue(t, q, 0),
-                s.commit_log_max_offset(),
+                s.min_offset(t, q).get(),
+                s.commit_log_offset_in_queue(t, q, QueueOffset(0))
+                    .map(CommitLogOffset::get),
+                s.commit_log_max_offset().get(),
                 s.config().in_memory_bytes(),
             ))
         });

@@ -20,7 +20,7 @@ pub(crate) fn ha_status(
         return Ok(RemotingCommand::response(response_code::SYSTEM_ERROR)
             .with_remark("Can not get HARuntimeInfo, may be duplicationEnable is true"));
     };
-    let max = store.with(0, |s| s.commit_log_max_offset());
+    let max = store.with(0, |s| s.commit_log_max_offset().get());
     let body = match &r.client {
         Some(client) => {
             let st = client.status();

@@ -15,7 +15,7 @@ use remoting::body::{perm, SubscriptionData};
 use remoting::code::response_code as rc;
 use remoting::header::{PullMessageRequestHeader, PullMessageResponseHeader};
 use remoting::RemotingCommand;
-use store::{GetResult, GetStatus};
+use store::{GetResult, GetStatus, QueueOffset};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -189,16 +189,16 @@ impl PullProcessor {
         let closed = GetResult {
             status: GetStatus::NoMatchedLogicQueue,
             messages: vec![],
-            next_begin_offset: 0,
-            min_offset: 0,
-            max_offset: 0,
+            next_begin_offset: QueueOffset(0),
+            min_offset: QueueOffset(0),
+            max_offset: QueueOffset(0),
             suggest_pulling_from_slave: false,
         };
         let result = self.store.with(closed, |s| {
             s.get_messages(
                 &h.topic,
                 h.queue_id,
-                h.queue_offset,
+                QueueOffset(h.queue_offset),
                 max_msgs,
                 max_bytes,
                 &accept,
@@ -414,9 +414,9 @@ fn response_code(r: &GetResult, request_offset: i64) -> i32 {
 }
 
 /// Where the client should pull next (docs/protocol/messages.md §8.2, on a master).
-fn next_begin_offset(r: &GetResult, request_offset: i64) -> i64 {
+fn next_begin_offset(r: &GetResult, request_offset: QueueOffset) -> QueueOffset {
     match r.status {
-        GetStatus::NoMatchedLogicQueue | GetStatus::NoMessageInQueue => 0,
+        GetStatus::NoMatchedLogicQueue | GetStatus::NoMessageInQueue => QueueOffset(0),
         GetStatus::OffsetTooSmall => r.min_offset,
         GetStatus::OffsetOverflowOne => request_offset,
         GetStatus::OffsetOverflowBadly => r.max_offset,
@@ -451,9 +451,9 @@ fn build_response(
     let code = response_code(&r, h.queue_offset);
     let header = PullMessageResponseHeader {
         suggest_which_broker_id,
-        next_begin_offset: next_begin_offset(&r, h.queue_offset),
-        min_offset: r.min_offset,
-        max_offset: r.max_offset,
+        next_begin_offset: next_begin_offset(&r, QueueOffset(h.queue_offset)).get(),
+        min_offset: r.min_offset.get(),
+        max_offset: r.max_offset.get(),
         topic_sys_flag: Some(topic_sys_flag),
         group_sys_flag: Some(group_sys_flag),
         ..Default::default()
@@ -507,9 +507,9 @@ mod tests {
         GetResult {
             status: GetStatus::Found,
             messages,
-            next_begin_offset: 7,
-            min_offset: 0,
-            max_offset: 9,
+            next_begin_offset: QueueOffset(7),
+            min_offset: QueueOffset(0),
+            max_offset: QueueOffset(9),
             suggest_pulling_from_slave: false,
         }
     }
@@ -547,7 +547,7 @@ mod tests {
         assert_eq!(r.messages.len(), 1);
         let kept = store::record::decode(&r.messages[0]).unwrap();
         assert_eq!(kept.queue_offset, 5);
-        assert_eq!(r.next_begin_offset, 7);
+        assert_eq!(r.next_begin_offset, QueueOffset(7));
 
         // Nothing matches: NO_MATCHED_MESSAGE (PULL_RETRY_IMMEDIATELY) past the
         // examined entries, so the client moves on instead of waiting.
@@ -555,6 +555,6 @@ mod tests {
         assert_eq!(r.status, GetStatus::NoMatchedMessage);
         assert!(r.messages.is_empty());
         assert_eq!(response_code(&r, 4), rc::PULL_RETRY_IMMEDIATELY);
-        assert_eq!(next_begin_offset(&r, 4), 7);
+        assert_eq!(next_begin_offset(&r, QueueOffset(4)), QueueOffset(7));
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use remoting::body::MessageQueue;
 use remoting::code::{request_code as rq, response_code as rc, LanguageCode};
 use remoting::{command_header, RemotingCommand};
+use store::CommitLogOffset;
 use tracing::{info, warn};
 
 use crate::error::BrokerError;
@@ -197,10 +198,12 @@ impl RelayProcessor {
         for q in queues {
             let target = match h.offset.filter(|o| *o >= 0 && single_queue.is_some()) {
                 Some(o) => o,
-                None if h.timestamp == -1 => self.store.with(0, |s| s.max_offset(&h.topic, q)),
+                None if h.timestamp == -1 => {
+                    self.store.with(0, |s| s.max_offset(&h.topic, q).get())
+                }
                 None => self
                     .store
-                    .with(0, |s| s.offset_by_time(&h.topic, q, h.timestamp)),
+                    .with(0, |s| s.offset_by_time(&h.topic, q, h.timestamp).get()),
             }
             .max(0);
             let current = self.offsets.query(&h.group, &h.topic, q);
@@ -364,7 +367,7 @@ impl RelayProcessor {
             .ok_or_else(|| BrokerError::System(format!("bad message id: {id}")))?;
         let record = self
             .store
-            .with(None, |s| s.message_at(offset))
+            .with(None, |s| s.message_at(CommitLogOffset(offset)))
             .ok_or_else(|| {
                 BrokerError::System(format!("can not find message by the offset, {offset}"))
             })?;

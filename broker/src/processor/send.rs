@@ -12,7 +12,7 @@ use remoting::body::{perm, TopicConfig};
 use remoting::header::{SendHeaderRef, SendMessageResponseHeader};
 use remoting::{command_header, Connection, RemotingCommand};
 use store::PendingPut;
-use store::{properties, record, PutResult, StoreError};
+use store::{properties, record, CommitLogOffset, PutResult, StoreError};
 
 use crate::error::BrokerError;
 use crate::message;
@@ -119,7 +119,7 @@ impl AnswerKind {
                 SendMessageResponseHeader {
                     msg_id: store::create_offset_message_id(store_host, first_offset(result)),
                     queue_id,
-                    queue_offset: result.queue_offset,
+                    queue_offset: result.queue_offset.get(),
                     transaction_id: Some(uniq),
                     batch_uniq_id: None,
                 },
@@ -132,14 +132,14 @@ impl AnswerKind {
                 let ids: Vec<String> = result
                     .commit_log_offsets
                     .iter()
-                    .map(|o| store::create_offset_message_id(store_host, *o))
+                    .map(|o| store::create_offset_message_id(store_host, o.get()))
                     .collect();
                 let count = ids.len() as u64;
                 (
                     SendMessageResponseHeader {
                         msg_id: ids.join(","),
                         queue_id,
-                        queue_offset: result.queue_offset,
+                        queue_offset: result.queue_offset.get(),
                         transaction_id,
                         batch_uniq_id: None,
                     },
@@ -606,7 +606,7 @@ impl SendProcessor {
         ));
         let record = self
             .store
-            .with(None, |s| s.message_at(h.offset))
+            .with(None, |s| s.message_at(CommitLogOffset(h.offset)))
             .ok_or_else(|| {
                 BrokerError::System(format!("look message by offset failed, {}", h.offset))
             })?;
@@ -668,5 +668,5 @@ impl SendProcessor {
 }
 
 fn first_offset(r: &PutResult) -> i64 {
-    r.commit_log_offsets.first().copied().unwrap_or(0)
+    r.commit_log_offsets.first().map_or(0, |o| o.get())
 }

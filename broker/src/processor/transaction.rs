@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use remoting::{command_header, Connection, RemotingCommand};
-use store::{properties, StoreError};
+use store::{properties, CommitLogOffset, StoreError};
 
 use crate::error::BrokerError;
 use crate::message;
@@ -61,7 +61,7 @@ impl EndTransactionProcessor {
         let record = self
             .tx
             .store
-            .with(None, |s| s.message_at(h.commit_log_offset))
+            .with(None, |s| s.message_at(CommitLogOffset(h.commit_log_offset)))
             .ok_or_else(|| {
                 BrokerError::System("Find prepared transaction message failed".into())
             })?;

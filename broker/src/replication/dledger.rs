@@ -39,7 +39,8 @@ use dledger::server::{DLedgerServer, QueuedAppend, ServerOptions, SharedAppendHo
 use dledger::store::{CommittedReader, StoreConfig as DLedgerStoreConfig};
 use dledger::{LogIndex, Term};
 use store::{
-    AppendOutcome, MessageStore, PendingAppend, ReplicatedAppendError, ReplicatedLog, StoreError,
+    AppendOutcome, CommitLogOffset, MessageStore, PendingAppend, ReplicatedAppendError,
+    ReplicatedLog, StoreError,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -203,7 +204,7 @@ async fn append_outcome(queued: QueuedAppend) -> AppendOutcome {
     Ok(appended
         .positions
         .iter()
-        .map(|&pos| dledger::entry::body_pos(pos))
+        .map(|&pos| CommitLogOffset(dledger::entry::body_pos(pos)))
         .collect())
 }
 
@@ -500,6 +501,7 @@ async fn stop_writing(store: &MessageStore) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use store::QueueOffset;
 
     /// A one-member group: the broker's put goes through the DLedger leader,
     /// is dispatched from the committed log and read back by queue offset,
@@ -563,31 +565,31 @@ mod tests {
                 );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            assert_eq!(s.max_offset("T", 0), if round == 0 { 0 } else { 81 });
+            assert_eq!(s.max_offset("T", 0).get(), if round == 0 { 0 } else { 81 });
             s.become_writer(parts.server.role().term.get());
             let r = s.put(&msg(&format!("m{round}"))).await.unwrap();
             let want = if round == 0 { 1 } else { 82 };
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while s.max_offset("T", 0) < want {
+            while s.max_offset("T", 0).get() < want {
                 assert!(std::time::Instant::now() < deadline, "not dispatched");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            assert_eq!(r.queue_offset, want - 1);
+            assert_eq!(r.queue_offset.get(), want - 1);
             let mut seen = 0;
             let mut from = 0;
-            let mut g = s.get_messages("T", 0, 0, 32, 1 << 20, &|_| true);
+            let mut g = s.get_messages("T", 0, QueueOffset(0), 32, 1 << 20, &|_| true);
             while from < want {
-                g = s.get_messages("T", 0, from, 32, 1 << 20, &|_| true);
+                g = s.get_messages("T", 0, QueueOffset(from), 32, 1 << 20, &|_| true);
                 for (k, m) in g.messages.iter().enumerate() {
                     let d = store::StoredMessage::decode(m).unwrap();
                     assert_eq!(d.queue_offset, from + k as i64);
                 }
                 seen += g.messages.len() as i64;
-                from = g.next_begin_offset;
+                from = g.next_begin_offset.get();
             }
             assert_eq!(seen, want);
             let last = store::StoredMessage::decode(g.messages.last().unwrap()).unwrap();
-            assert_eq!(last.physical_offset, r.commit_log_offset);
+            assert_eq!(last.physical_offset, r.commit_log_offset.get());
             assert_eq!(last.queue_offset, want - 1);
             assert_eq!(
                 s.commit_log_max_offset(),
@@ -614,7 +616,7 @@ mod tests {
                         .unwrap();
                 }
                 let deadline = std::time::Instant::now() + Duration::from_secs(10);
-                while s.max_offset("T", 0) < 81 {
+                while s.max_offset("T", 0).get() < 81 {
                     assert!(std::time::Instant::now() < deadline, "not dispatched");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -655,18 +657,22 @@ mod tests {
                 let mut p = s.put_messages(&batch);
                 assert!(p.now().is_none(), "a DLedger put is never done at once");
                 let r = p.await.unwrap();
-                assert_eq!(r.queue_offset, 82);
+                assert_eq!(r.queue_offset.get(), 82);
                 assert_eq!(r.commit_log_offsets.len(), 3);
                 let deadline = std::time::Instant::now() + Duration::from_secs(10);
-                while s.max_offset("T", 0) < 85 {
+                while s.max_offset("T", 0).get() < 85 {
                     assert!(std::time::Instant::now() < deadline, "batch not dispatched");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                let g = s.get_messages("T", 0, 82, 32, 1 << 20, &|_| true);
+                let g = s.get_messages("T", 0, QueueOffset(82), 32, 1 << 20, &|_| true);
                 assert_eq!(g.messages.len(), 3);
                 for (k, m) in g.messages.iter().enumerate() {
                     let d = store::StoredMessage::decode(m).unwrap();
-                    assert_eq!(d.physical_offset, r.commit_log_offsets[k], "entry {k}");
+                    assert_eq!(
+                        d.physical_offset,
+                        r.commit_log_offsets[k].get(),
+                        "entry {k}"
+                    );
                     assert_eq!(d.queue_offset, 82 + k as i64);
                 }
             }

@@ -22,7 +22,7 @@ struct Log(Arc<BrokerStore>);
 
 impl ReplicaLog for Log {
     fn max_offset(&self) -> i64 {
-        self.0.with(0, |s| s.commit_log_max_offset())
+        self.0.with(0, |s| s.commit_log_max_offset().get())
     }
 
     fn file_size(&self) -> i64 {

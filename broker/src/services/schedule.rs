@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
-use store::{properties, GetStatus, MessageToStore};
+use store::{properties, GetStatus, MessageToStore, QueueOffset};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -74,7 +74,7 @@ pub(crate) enum Entry {
 pub(crate) fn read_entry(store: &BrokerStore, topic: &str, queue_id: i32, offset: i64) -> Entry {
     store.with(Entry::Empty, |s| {
         let tags = Cell::new(0i64);
-        let r = s.get_messages(topic, queue_id, offset, 1, i32::MAX, &|t| {
+        let r = s.get_messages(topic, queue_id, QueueOffset(offset), 1, i32::MAX, &|t| {
             tags.set(t);
             true
         });
@@ -86,7 +86,7 @@ pub(crate) fn read_entry(store: &BrokerStore, topic: &str, queue_id: i32, offset
                 },
                 None => Entry::Empty,
             },
-            _ if r.next_begin_offset > offset => Entry::Skip(r.next_begin_offset),
+            _ if r.next_begin_offset.get() > offset => Entry::Skip(r.next_begin_offset.get()),
             _ => Entry::Empty,
         }
     })
@@ -155,8 +155,8 @@ impl ScheduleService {
             let qid = level - 1;
             let (min, max) = store.with((0, 0), |s| {
                 (
-                    s.min_offset(topic::SCHEDULE_TOPIC, qid),
-                    s.max_offset(topic::SCHEDULE_TOPIC, qid),
+                    s.min_offset(topic::SCHEDULE_TOPIC, qid).get(),
+                    s.max_offset(topic::SCHEDULE_TOPIC, qid).get(),
                 )
             });
             let fixed = (*off).clamp(min, max.max(min));
@@ -330,7 +330,7 @@ impl ScheduleService {
             }
         };
         let r = self.store.put(&msg).await.map_err(|e| e.to_string())?;
-        debug!(topic = %msg.topic, queue = msg.queue_id, offset = r.queue_offset, "delayed message delivered");
+        debug!(topic = %msg.topic, queue = msg.queue_id, offset = r.queue_offset.get(), "delayed message delivered");
         Ok(())
     }
 }

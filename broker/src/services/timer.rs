@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
-use store::{properties, MessageToStore};
+use store::{properties, MessageToStore, QueueOffset};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -122,7 +122,7 @@ impl TimerService {
     pub fn open(store: Arc<BrokerStore>, config_dir: PathBuf) -> anyhow::Result<TimerService> {
         let path = config_dir.join("timerProgress.json");
         let file = read_json::<ProgressFile>(&path)?.unwrap_or_default();
-        let min = store.with(0, |s| s.min_offset(topic::TIMER_TOPIC, 0));
+        let min = store.with(0, |s| s.min_offset(topic::TIMER_TOPIC, 0).get());
         let state = State {
             scan: file.commit_offset.max(min),
             delivered: file.delivered.into_iter().collect(),
@@ -219,7 +219,7 @@ impl TimerService {
                 return;
             }
             let Some(phys) = self.store.with(None, |s| {
-                s.commit_log_offset_in_queue(topic::TIMER_TOPIC, 0, off)
+                s.commit_log_offset_in_queue(topic::TIMER_TOPIC, 0, QueueOffset(off))
             }) else {
                 warn!(offset = off, "timer entry vanished");
                 self.done(due, off);

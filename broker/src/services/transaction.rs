@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use remoting::code::request_code;
 use remoting::{command_header, RemotingCommand};
-use store::{properties, MessageToStore};
+use store::{properties, CommitLogOffset, MessageToStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -113,8 +113,8 @@ impl TransactionService {
     fn half_progress(&self) -> i64 {
         let (min, max) = self.store.with((0, 0), |s| {
             (
-                s.min_offset(topic::TRANS_HALF_TOPIC, 0),
-                s.max_offset(topic::TRANS_HALF_TOPIC, 0),
+                s.min_offset(topic::TRANS_HALF_TOPIC, 0).get(),
+                s.max_offset(topic::TRANS_HALF_TOPIC, 0).get(),
             )
         });
         self.offsets
@@ -128,7 +128,7 @@ impl TransactionService {
         if !st.loaded {
             let min = self
                 .store
-                .with(0, |s| s.min_offset(topic::TRANS_OP_HALF_TOPIC, 0));
+                .with(0, |s| s.min_offset(topic::TRANS_OP_HALF_TOPIC, 0).get());
             st.op_scan = self
                 .offsets
                 .query(SYS_TRANS_GROUP, topic::TRANS_OP_HALF_TOPIC, 0)
@@ -240,7 +240,7 @@ impl TransactionService {
         // Copies appended during this round wait for the next one.
         let end = self
             .store
-            .with(0, |s| s.max_offset(topic::TRANS_HALF_TOPIC, 0));
+            .with(0, |s| s.max_offset(topic::TRANS_HALF_TOPIC, 0).get());
         for _ in 0..MAX_PER_ROUND {
             if off >= end {
                 break;
@@ -320,7 +320,7 @@ impl TransactionService {
                 .first()
                 .copied()
                 .unwrap_or(put.commit_log_offset);
-            self.send_check(&props, phys, put.queue_offset, &broker_name);
+            self.send_check(&props, phys.get(), put.queue_offset.get(), &broker_name);
         }
         while st.done.contains(&progress) {
             progress += 1;
@@ -360,7 +360,10 @@ impl TransactionService {
             debug!(%group, "no live producer to check a transaction with");
             return;
         };
-        let Some(record) = self.store.with(None, |s| s.message_at(phys)) else {
+        let Some(record) = self
+            .store
+            .with(None, |s| s.message_at(CommitLogOffset(phys)))
+        else {
             return;
         };
         let Some(body) = real_view(&record) else {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::consumequeue::CQ_UNIT;
 use crate::index::QueryResult;
+use crate::offset::{CommitLogOffset, QueueOffset};
 
 use super::types::{GetResult, GetStatus};
 use super::{record_store_timestamp, MessageStore};
@@ -23,19 +24,20 @@ impl MessageStore {
         &self,
         topic: &str,
         queue_id: i32,
-        offset: i64,
+        offset: QueueOffset,
         max_msgs: i32,
         max_bytes: i32,
         filter: &dyn Fn(i64) -> bool,
     ) -> GetResult {
+        let offset = offset.get();
         let inner = &*self.inner;
         let Some(cq) = inner.queue(topic, queue_id) else {
             return GetResult {
                 status: GetStatus::NoMatchedLogicQueue,
                 messages: Vec::new(),
-                next_begin_offset: 0,
-                min_offset: 0,
-                max_offset: 0,
+                next_begin_offset: QueueOffset(0),
+                min_offset: QueueOffset(0),
+                max_offset: QueueOffset(0),
                 suggest_pulling_from_slave: false,
             };
         };
@@ -43,19 +45,19 @@ impl MessageStore {
         let mut r = GetResult {
             status: GetStatus::NoMatchedMessage,
             messages: Vec::new(),
-            next_begin_offset: offset,
-            min_offset: min,
-            max_offset: max,
+            next_begin_offset: QueueOffset(offset),
+            min_offset: QueueOffset(min),
+            max_offset: QueueOffset(max),
             suggest_pulling_from_slave: false,
         };
         if max == 0 {
             r.status = GetStatus::NoMessageInQueue;
-            r.next_begin_offset = 0;
+            r.next_begin_offset = QueueOffset(0);
             return r;
         }
         if offset < min {
             r.status = GetStatus::OffsetTooSmall;
-            r.next_begin_offset = min;
+            r.next_begin_offset = QueueOffset(min);
             return r;
         }
         if offset == max {
@@ -64,7 +66,7 @@ impl MessageStore {
         }
         if offset > max {
             r.status = GetStatus::OffsetOverflowBadly;
-            r.next_begin_offset = max;
+            r.next_begin_offset = QueueOffset(max);
             return r;
         }
         let max_msgs = max_msgs.max(1) as usize;
@@ -83,7 +85,7 @@ impl MessageStore {
             let Some(e) = cq.entry(q) else {
                 if r.messages.is_empty() {
                     r.status = GetStatus::OffsetFoundNull;
-                    r.next_begin_offset = cq.roll_next_file(q);
+                    r.next_begin_offset = QueueOffset(cq.roll_next_file(q));
                 }
                 break;
             };
@@ -104,7 +106,7 @@ impl MessageStore {
                 break;
             }
             q += 1;
-            r.next_begin_offset = q;
+            r.next_begin_offset = QueueOffset(q);
             if next_phy_file_start != i64::MIN && e.phys < next_phy_file_start {
                 continue;
             }
@@ -130,35 +132,39 @@ impl MessageStore {
                 }
             }
         }
-        let behind = self.commit_log_max_offset().saturating_sub(last_phys);
+        let behind = self.commit_log_max_offset().get().saturating_sub(last_phys);
         r.suggest_pulling_from_slave = u64::try_from(behind).unwrap_or(0) > cfg.in_memory_bytes();
         r
     }
 
     /// Next queue offset to be written (0 for an unknown queue).
-    pub fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
-        self.inner
-            .queue(topic, queue_id)
-            .map_or(0, |q| q.max_offset())
+    pub fn max_offset(&self, topic: &str, queue_id: i32) -> QueueOffset {
+        QueueOffset(
+            self.inner
+                .queue(topic, queue_id)
+                .map_or(0, |q| q.max_offset()),
+        )
     }
 
     /// First queue offset still present (0 for an unknown queue).
-    pub fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
-        self.inner
-            .queue(topic, queue_id)
-            .map_or(0, |q| q.min_offset())
+    pub fn min_offset(&self, topic: &str, queue_id: i32) -> QueueOffset {
+        QueueOffset(
+            self.inner
+                .queue(topic, queue_id)
+                .map_or(0, |q| q.min_offset()),
+        )
     }
 
     /// First queue offset whose store time is at or after `timestamp_ms`
     /// (Java `getOffsetInQueueByTime`, boundary LOWER); the max offset if all
     /// are older; 0 for an unknown or empty queue.
-    pub fn offset_by_time(&self, topic: &str, queue_id: i32, timestamp_ms: i64) -> i64 {
+    pub fn offset_by_time(&self, topic: &str, queue_id: i32, timestamp_ms: i64) -> QueueOffset {
         let Some(cq) = self.inner.queue(topic, queue_id) else {
-            return 0;
+            return QueueOffset(0);
         };
         let (mut lo, mut hi) = (cq.min_offset(), cq.max_offset());
         if hi == 0 {
-            return 0;
+            return QueueOffset(0);
         }
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -167,7 +173,7 @@ impl MessageStore {
                 _ => lo = mid + 1,
             }
         }
-        lo
+        QueueOffset(lo)
     }
 
     /// Store time of the first message still in the queue.
@@ -178,9 +184,14 @@ impl MessageStore {
 
     /// Store time of the message at `queue_offset` (Java
     /// `getMessageStoreTimeStamp`).
-    pub fn store_time_at(&self, topic: &str, queue_id: i32, queue_offset: i64) -> Option<i64> {
+    pub fn store_time_at(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        queue_offset: QueueOffset,
+    ) -> Option<i64> {
         let cq = self.inner.queue(topic, queue_id)?;
-        self.inner.store_time_of(&cq, queue_offset)
+        self.inner.store_time_of(&cq, queue_offset.get())
     }
 
     /// Commit-log offset of the message at `queue_offset`.
@@ -188,18 +199,18 @@ impl MessageStore {
         &self,
         topic: &str,
         queue_id: i32,
-        queue_offset: i64,
-    ) -> Option<i64> {
+        queue_offset: QueueOffset,
+    ) -> Option<CommitLogOffset> {
         self.inner
             .queue(topic, queue_id)?
-            .entry(queue_offset)
-            .map(|e| e.phys)
+            .entry(queue_offset.get())
+            .map(|e| CommitLogOffset(e.phys))
     }
 
     /// The whole record at a commit-log offset (VIEW_MESSAGE_BY_ID), if a
     /// record starts there.
-    pub fn message_at(&self, commit_log_offset: i64) -> Option<Bytes> {
-        self.inner.log_record_at(commit_log_offset)
+    pub fn message_at(&self, commit_log_offset: CommitLogOffset) -> Option<Bytes> {
+        self.inner.log_record_at(commit_log_offset.get())
     }
 
     /// Messages of `topic` whose `KEYS` contain `key` or whose `UNIQ_KEY` is
@@ -231,19 +242,19 @@ impl MessageStore {
     }
 
     /// Next commit-log write offset.
-    pub fn commit_log_max_offset(&self) -> i64 {
+    pub fn commit_log_max_offset(&self) -> CommitLogOffset {
         if self.inner.replicated.is_some() {
-            return self.inner.dispatched_end.load(Ordering::Acquire);
+            return CommitLogOffset(self.inner.dispatched_end.load(Ordering::Acquire));
         }
-        self.inner.commit_log.max_offset()
+        CommitLogOffset(self.inner.commit_log.max_offset())
     }
 
     /// Start of the first commit-log segment; -1 before the first write (Java).
-    pub fn commit_log_min_offset(&self) -> i64 {
+    pub fn commit_log_min_offset(&self) -> CommitLogOffset {
         if let Some(r) = &self.inner.replicated {
-            return r.min_offset();
+            return CommitLogOffset(r.min_offset());
         }
-        self.inner.commit_log.min_offset()
+        CommitLogOffset(self.inner.commit_log.min_offset())
     }
 
     /// Store time of the first record in the commit log (Java
@@ -260,8 +271,8 @@ impl MessageStore {
     }
 
     /// Commit-log offset below which everything is known to be on disk.
-    pub fn commit_log_flushed_offset(&self) -> i64 {
-        self.inner.commit_log.flushed_offset()
+    pub fn commit_log_flushed_offset(&self) -> CommitLogOffset {
+        CommitLogOffset(self.inner.commit_log.flushed_offset())
     }
 
     /// How many msync rounds wrote commit-log bytes so far (with SYNC_FLUSH,

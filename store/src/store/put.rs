@@ -12,6 +12,7 @@ use futures::channel::oneshot;
 
 use crate::config::FlushDiskType;
 use crate::error::StoreError;
+use crate::offset::{CommitLogOffset, QueueOffset};
 use crate::properties;
 use crate::record::{self, RecordHeader};
 use crate::replicated::PendingAppend;
@@ -404,15 +405,18 @@ impl MessageStore {
 
         let listener = read_lock(&inner.listener).clone();
         if let Some(l) = listener {
-            l(topic, queue_id, new_max);
+            l(topic, queue_id, QueueOffset(new_max));
         }
         // SyncFlush: acknowledged once flushed up to here (see `append`).
         let sync_flush = inner.config.flush_disk_type == FlushDiskType::SyncFlush;
         let result = PutResult {
             status: PutStatus::PutOk,
-            commit_log_offset: phys0,
-            queue_offset: q0,
-            commit_log_offsets: items.iter().map(|it| phys0 + it.pos as i64).collect(),
+            commit_log_offset: CommitLogOffset(phys0),
+            queue_offset: QueueOffset(q0),
+            commit_log_offsets: items
+                .iter()
+                .map(|it| CommitLogOffset(phys0 + it.pos as i64))
+                .collect(),
             store_timestamp: store_ts,
             count: items.len(),
             wrote_bytes: buf.len(),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::StoreError;
+use crate::offset::QueueOffset;
 use crate::record::{self, RecordView};
 use crate::replication::Replication;
 
@@ -182,7 +183,7 @@ impl Inner {
         let new_max = cq.max_offset();
         let listener = read_lock(&self.listener).clone();
         if let Some(l) = listener {
-            l(v.topic, v.queue_id, new_max);
+            l(v.topic, v.queue_id, QueueOffset(new_max));
         }
         Ok(())
     }

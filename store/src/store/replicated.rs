@@ -10,6 +10,7 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 
 use crate::error::StoreError;
+use crate::offset::{CommitLogOffset, QueueOffset};
 use crate::record;
 use crate::replicated::{AppendOutcome, ReplicatedLog};
 
@@ -55,11 +56,11 @@ impl FinishPut {
                 return Err(e.error);
             }
         };
-        let phys0 = offsets.first().copied().unwrap_or(-1);
+        let phys0 = offsets.first().copied().unwrap_or(CommitLogOffset(-1));
         Ok(PutResult {
             status: PutStatus::PutOk,
             commit_log_offset: phys0,
-            queue_offset: self.q0,
+            queue_offset: QueueOffset(self.q0),
             commit_log_offsets: SmallVec::from_vec(offsets),
             store_timestamp: self.store_ts,
             count: self.store_hosts.len(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::consumequeue::ConsumeQueue;
 use crate::error::StoreError;
+use crate::offset::CommitLogOffset;
 
 use super::types::RetentionReport;
 use super::{lock, now_ms, read_lock, Inner, MessageStore};
@@ -60,7 +61,7 @@ fn clean_pass(
     if inner.replicated.is_some() {
         // The replicated log owns its own retention.
         return Ok(RetentionReport {
-            commit_log_min_offset: -1,
+            commit_log_min_offset: CommitLogOffset(-1),
             ..RetentionReport::default()
         });
     }
@@ -86,7 +87,7 @@ fn clean_pass(
             .len();
     }
     let cl_min = inner.commit_log.min_offset();
-    report.commit_log_min_offset = cl_min;
+    report.commit_log_min_offset = CommitLogOffset(cl_min);
     if cl_min > 0 {
         let queues: Vec<Arc<ConsumeQueue>> = read_lock(&inner.queues)
             .values()

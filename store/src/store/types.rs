@@ -8,6 +8,7 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 
 use crate::msgid::create_offset_message_id;
+use crate::offset::{CommitLogOffset, QueueOffset};
 
 /// `TopicValidator.RMQ_SYS_SCHEDULE_TOPIC`: its consume-queue tags slot holds
 /// the delivery time.
@@ -69,19 +70,19 @@ pub struct RetentionReport {
     pub consume_queue_files: usize,
     pub index_files: usize,
     /// The commit log's start after the pass (-1 when empty).
-    pub commit_log_min_offset: i64,
+    pub commit_log_min_offset: CommitLogOffset,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutResult {
     pub status: PutStatus,
     /// Commit-log offset of the first record.
-    pub commit_log_offset: i64,
+    pub commit_log_offset: CommitLogOffset,
     /// Queue offset of the first record; the rest follow consecutively.
-    pub queue_offset: i64,
+    pub queue_offset: QueueOffset,
     /// Commit-log offset of every record, in order (inline for one record:
     /// no allocation for a single send).
-    pub commit_log_offsets: SmallVec<[i64; 1]>,
+    pub commit_log_offsets: SmallVec<[CommitLogOffset; 1]>,
     pub store_timestamp: i64,
     pub count: usize,
     /// Bytes appended (all records).
@@ -103,7 +104,10 @@ impl PutResult {
     /// The offset message id of record `i`.
     pub fn msg_id(&self, i: usize) -> Option<String> {
         let offset = *self.commit_log_offsets.get(i)?;
-        Some(create_offset_message_id(*self.store_hosts.get(i)?, offset))
+        Some(create_offset_message_id(
+            *self.store_hosts.get(i)?,
+            offset.get(),
+        ))
     }
 }
 
@@ -128,9 +132,9 @@ pub struct GetResult {
     pub status: GetStatus,
     /// Whole stored records, sliced from the mapped files (no copy).
     pub messages: Vec<Bytes>,
-    pub next_begin_offset: i64,
-    pub min_offset: i64,
-    pub max_offset: i64,
+    pub next_begin_offset: QueueOffset,
+    pub min_offset: QueueOffset,
+    pub max_offset: QueueOffset,
     /// The last record examined lies further behind the commit log's end
     /// than `accessMessageInMemoryMaxRatio` of memory (Java
     /// `isSuggestPullingFromSlave`): the consumer is slow and a slave could
@@ -145,4 +149,4 @@ impl GetResult {
 }
 
 /// Called after each dispatch with (topic, queue id, new max offset).
-pub type ArrivalListener = Arc<dyn Fn(&str, i32, i64) + Send + Sync>;
+pub type ArrivalListener = Arc<dyn Fn(&str, i32, QueueOffset) + Send + Sync>;

@@ -172,13 +172,13 @@ impl AdminProcessor {
         put(
             "commitLogMinOffset",
             self.store
-                .with(-1, MessageStore::commit_log_min_offset)
+                .with(-1, |s| s.commit_log_min_offset().get())
                 .to_string(),
         );
         put(
             "commitLogMaxOffset",
             self.store
-                .with(0, MessageStore::commit_log_max_offset)
+                .with(0, |s| s.commit_log_max_offset().get())
                 .to_string(),
         );
         Ok(success_with_json(&KvTable { table: t }))

@@ -2,6 +2,7 @@
 
 use remoting::{command_header, RemotingCommand};
 use serde::Serialize;
+use store::{CommitLogOffset, QueueOffset};
 
 use super::{success_with_json, AdminProcessor};
 use crate::error::BrokerError;
@@ -53,7 +54,10 @@ struct QueryConsumeQueueResponseBody {
 impl AdminProcessor {
     pub fn view_message(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: ViewMessageRequestHeader = req.header()?;
-        match self.store.with(None, |s| s.message_at(h.offset)) {
+        match self
+            .store
+            .with(None, |s| s.message_at(CommitLogOffset(h.offset)))
+        {
             Some(rec) => Ok(RemotingCommand::success().with_body(rec)),
             None => Err(BrokerError::System(format!(
                 "can not find message by the offset, {}",
@@ -88,12 +92,13 @@ impl AdminProcessor {
             .filter(|g| !g.is_empty())
             .and_then(|g| self.clients.subscription(g, &h.topic));
         let (min, max, queue_data) = self.store.with((0, 0, Vec::new()), |s| {
-            let min = s.min_offset(&h.topic, h.queue_id);
-            let max = s.max_offset(&h.topic, h.queue_id);
+            let min = s.min_offset(&h.topic, h.queue_id).get();
+            let max = s.max_offset(&h.topic, h.queue_id).get();
             let mut data = Vec::new();
             let end = h.index.saturating_add(i64::from(h.count.max(0)));
             for i in h.index.max(min)..end.min(max) {
-                let Some(phys) = s.commit_log_offset_in_queue(&h.topic, h.queue_id, i) else {
+                let Some(phys) = s.commit_log_offset_in_queue(&h.topic, h.queue_id, QueueOffset(i))
+                else {
                     break;
                 };
                 let (size, tags_code) = match s
@@ -104,7 +109,7 @@ impl AdminProcessor {
                     _ => (0, 0),
                 };
                 data.push(ConsumeQueueData {
-                    physic_offset: phys,
+                    physic_offset: phys.get(),
                     physic_size: size,
                     tags_code,
                     extend_data_json: None,

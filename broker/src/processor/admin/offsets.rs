@@ -29,21 +29,25 @@ impl AdminProcessor {
 
     pub fn max_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: TopicQueueHeader = req.header()?;
-        let offset = self.store.with(0, |s| s.max_offset(&h.topic, h.queue_id));
+        let offset = self
+            .store
+            .with(0, |s| s.max_offset(&h.topic, h.queue_id).get());
         Ok(RemotingCommand::success().with_ext("offset", offset.to_string()))
     }
 
     pub fn min_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: TopicQueueHeader = req.header()?;
-        let offset = self.store.with(0, |s| s.min_offset(&h.topic, h.queue_id));
+        let offset = self
+            .store
+            .with(0, |s| s.min_offset(&h.topic, h.queue_id).get());
         Ok(RemotingCommand::success().with_ext("offset", offset.to_string()))
     }
 
     pub fn search_offset(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: SearchOffsetRequestHeader = req.header()?;
-        let offset = self
-            .store
-            .with(0, |s| s.offset_by_time(&h.topic, h.queue_id, h.timestamp));
+        let offset = self.store.with(0, |s| {
+            s.offset_by_time(&h.topic, h.queue_id, h.timestamp).get()
+        });
         Ok(RemotingCommand::success().with_ext("offset", offset.to_string()))
     }
 

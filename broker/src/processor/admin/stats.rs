@@ -3,6 +3,7 @@
 use remoting::body::MessageQueue;
 use remoting::{command_header, RemotingCommand};
 use serde::Serialize;
+use store::QueueOffset;
 
 use super::{success_with_json, AdminProcessor, TopicHeader};
 use crate::error::BrokerError;
@@ -85,11 +86,11 @@ impl AdminProcessor {
         let broker_name = read_config(&self.config).broker_name.clone();
         let entries: Vec<(MessageQueue, TopicOffset)> = (0..t.write_queue_nums)
             .map(|q| {
-                let max = self.store.with(0, |s| s.max_offset(&h.topic, q));
-                let min = self.store.with(0, |s| s.min_offset(&h.topic, q));
+                let max = self.store.with(0, |s| s.max_offset(&h.topic, q).get());
+                let min = self.store.with(0, |s| s.min_offset(&h.topic, q).get());
                 let last = if max > 0 {
                     self.store
-                        .with(None, |s| s.store_time_at(&h.topic, q, max - 1))
+                        .with(None, |s| s.store_time_at(&h.topic, q, QueueOffset(max - 1)))
                         .unwrap_or(0)
                 } else {
                     0
@@ -153,12 +154,15 @@ impl AdminProcessor {
         let offsets = self.offsets.offsets_of(group, topic_name);
         (0..t.write_queue_nums)
             .map(|q| {
-                let broker_offset = self.store.with(0, |s| s.max_offset(topic_name, q)).max(0);
+                let broker_offset = self
+                    .store
+                    .with(0, |s| s.max_offset(topic_name, q).get())
+                    .max(0);
                 let consumer_offset = offsets.get(&q).copied().unwrap_or(0).max(0);
                 let last = if consumer_offset > 0 {
                     self.store
                         .with(None, |s| {
-                            s.store_time_at(topic_name, q, consumer_offset - 1)
+                            s.store_time_at(topic_name, q, QueueOffset(consumer_offset - 1))
                         })
                         .unwrap_or(0)
                 } else {
@@ -278,9 +282,9 @@ impl AdminProcessor {
                 for q in 0..t.write_queue_nums {
                     let (min, max, start) = self.store.with((0, 0, 0), |s| {
                         (
-                            s.min_offset(&topic_name, q),
-                            s.max_offset(&topic_name, q),
-                            s.offset_by_time(&topic_name, q, since),
+                            s.min_offset(&topic_name, q).get(),
+                            s.max_offset(&topic_name, q).get(),
+                            s.offset_by_time(&topic_name, q, since).get(),
                         )
                     });
                     let start = start.max(min);
