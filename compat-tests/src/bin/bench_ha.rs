@@ -264,12 +264,26 @@ impl Drop for HaClient {
     }
 }
 
-/// One 907 sample: when, the master's max offset, the slave's ack.
+/// One 907 sample: when, the master's max offset, the slave's ack (-1:
+/// no slave connected).
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     at: Instant,
     master_max: i64,
     ack: i64,
+}
+
+/// The share of `samples` in `[from, to]` in which no slave was connected,
+/// in percent (-1 without samples).
+fn no_slave_pct(samples: &[Sample], from: Instant, to: Instant) -> f64 {
+    let inside: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.at >= from && s.at <= to)
+        .collect();
+    if inside.is_empty() {
+        return -1.0;
+    }
+    100.0 * inside.iter().filter(|s| s.ack < 0).count() as f64 / inside.len() as f64
 }
 
 /// Polls 907 of `addr` every `every` on a thread of its own until stopped.
@@ -289,13 +303,11 @@ impl Poller {
             let mut next = Instant::now();
             while !s.load(Ordering::Relaxed) {
                 if let Some(st) = client.status() {
-                    if let Some((ack, _)) = st.slave {
-                        v.lock().unwrap_or_else(|p| p.into_inner()).push(Sample {
-                            at: Instant::now(),
-                            master_max: st.master_max,
-                            ack,
-                        });
-                    }
+                    v.lock().unwrap_or_else(|p| p.into_inner()).push(Sample {
+                        at: Instant::now(),
+                        master_max: st.master_max,
+                        ack: st.slave.map_or(-1, |(ack, _)| ack),
+                    });
                 }
                 next += every;
                 let now = Instant::now();
@@ -328,7 +340,7 @@ impl Poller {
 fn lag_series(samples: &[Sample], from: Instant, to: Instant) -> (Vec<f64>, Vec<f64>) {
     let (mut bytes, mut ms) = (Vec::new(), Vec::new());
     for (i, s) in samples.iter().enumerate() {
-        if s.at < from || s.at > to {
+        if s.at < from || s.at > to || s.ack < 0 {
             continue;
         }
         let behind = (s.master_max - s.ack).max(0);
@@ -596,6 +608,9 @@ impl Bench {
         let slave = slave.ok_or("no slave")?;
         Self::wait_slave(&master.addr, true, Duration::from_secs(120))?;
         let spid = slave.kid.pid();
+        // Whether the slave stays connected (10 Hz, light on both sides).
+        let poller = Poller::start(&master.addr, Duration::from_millis(100))?;
+        let sync_from = Instant::now();
         // Slave CPU at each phase boundary: the end of the warm-up, then
         // every RESULT line.
         let marks: Arc<Mutex<Vec<(String, u64)>>> = Arc::new(Mutex::new(Vec::new()));
@@ -622,6 +637,12 @@ impl Bench {
                 }
             },
         )?;
+        let samples = poller.finish();
+        let pct = no_slave_pct(&samples, sync_from, Instant::now());
+        if pct >= 0.0 {
+            self.results
+                .put(kind, "sync_no_slave_pct", &format!("{pct:.1}"));
+        }
         self.results
             .record(kind, &out.replace("RESULT send", "RESULT sync"));
         let marks = marks.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -702,6 +723,14 @@ impl Bench {
         };
         put(&mut self.results, "lag_samples", bytes.len() as f64, 0);
         put(&mut self.results, "lag_bytes_mean", mean(&bytes), 0);
+        put(&mut self.results, "lag_bytes_p50", quantile(&bytes, 0.5), 0);
+        put(&mut self.results, "lag_ms_p50", quantile(&ms, 0.5), 2);
+        put(
+            &mut self.results,
+            "lag_no_slave_pct",
+            no_slave_pct(&samples, from, to),
+            1,
+        );
         put(
             &mut self.results,
             "lag_bytes_p99",
@@ -930,6 +959,7 @@ fn report(o: &Opts, r: &Results) {
         );
         row("  errors", &format!("sync{t}_errors"), 0);
     }
+    row("  time without a slave connected %", "sync_no_slave_pct", 1);
     let t = o.thread_counts.iter().max().copied().unwrap_or(64);
     row(
         &format!("ASYNC_MASTER send TPS, {t} threads"),
@@ -942,9 +972,12 @@ fn report(o: &Opts, r: &Results) {
         &format!("async{t}_cpu_us_per_msg"),
         2,
     );
+    row("  time without a slave connected %", "lag_no_slave_pct", 1);
+    row("  lag bytes: p50", "lag_bytes_p50", 0);
     row("  lag bytes: mean", "lag_bytes_mean", 0);
     row("  lag bytes: p99", "lag_bytes_p99", 0);
     row("  lag bytes: max", "lag_bytes_max", 0);
+    row("  lag ms: p50", "lag_ms_p50", 2);
     row("  lag ms: mean", "lag_ms_mean", 2);
     row("  lag ms: p99", "lag_ms_p99", 2);
     row("  lag ms: max", "lag_ms_max", 2);
@@ -1161,6 +1194,9 @@ mod tests {
         assert_eq!(ms.len(), 3);
         assert!((ms[1] - 5.0).abs() < 0.01, "{ms:?}");
         assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.0);
+        let gap = [s[0], Sample { ack: -1, ..s[1] }, s[2]];
+        assert_eq!(lag_series(&gap, t0, at(20)).0, [0.0, 0.0]);
+        assert!((no_slave_pct(&gap, t0, at(20)) - 100.0 / 3.0).abs() < 1e-9);
         assert_eq!(mean(&[]), -1.0);
     }
 }
