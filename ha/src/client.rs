@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use store::CommitLogOffset;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -25,7 +26,7 @@ pub struct ClientStatus {
     pub last_read_ms: u64,
     pub last_write_ms: u64,
     /// The last offset reported to the master.
-    pub reported_offset: i64,
+    pub reported_offset: CommitLogOffset,
 }
 
 /// The slave side of classic HA (see the crate docs).
@@ -123,9 +124,9 @@ async fn run(shared: Arc<Shared>) {
 async fn report(
     shared: &Shared,
     wr: &mut tokio::net::tcp::OwnedWriteHalf,
-    offset: i64,
+    offset: CommitLogOffset,
 ) -> Result<(), String> {
-    wr.write_all(&frame::encode_report(offset))
+    wr.write_all(&frame::encode_report(offset.get()))
         .await
         .map_err(|e| format!("report failed: {e}"))?;
     let mut st = lock(&shared.status);
@@ -145,7 +146,7 @@ async fn session(shared: &Shared, addr: &str) -> String {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     lock(&shared.status).connected = true;
-    info!(master = %addr, offset = shared.log.max_offset(), "HA connected to the master");
+    info!(master = %addr, offset = shared.log.max_offset().get(), "HA connected to the master");
     // Report at once: the master starts shipping from here.
     let mut reported = shared.log.max_offset();
     if let Err(e) = report(shared, &mut wr, reported).await {
@@ -185,14 +186,14 @@ async fn session(shared: &Shared, addr: &str) -> String {
             if held - at < TRANSFER_HEADER_SIZE + size {
                 break;
             }
-            let local = shared.log.max_offset();
+            let local = shared.log.max_offset().get();
             if local != 0 && local != offset {
                 warn!(master = %addr, offset, local, "master pushed an offset that is not this slave's end");
                 return format!("master offset {offset} is not the slave's end {local}");
             }
             if size > 0 {
                 let data = &buf[at + TRANSFER_HEADER_SIZE..at + TRANSFER_HEADER_SIZE + size];
-                if let Err(e) = shared.log.append(offset, data) {
+                if let Err(e) = shared.log.append(CommitLogOffset(offset), data) {
                     warn!(master = %addr, offset, error = %e, "could not append replicated data");
                     return format!("append failed: {e}");
                 }

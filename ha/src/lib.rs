@@ -26,7 +26,7 @@ mod master;
 use std::time::Duration;
 
 use bytes::Bytes;
-use store::{MessageStore, StoreError};
+use store::{CommitLogOffset, MessageStore, StoreError};
 
 pub use client::{ClientStatus, HaClient};
 pub use master::{ConnectionInfo, HaMaster};
@@ -34,29 +34,29 @@ pub use master::{ConnectionInfo, HaMaster};
 /// What the HA service needs of the store.
 pub trait ReplicaLog: Send + Sync + 'static {
     /// The commit log's end (Java `getMaxPhyOffset`).
-    fn max_offset(&self) -> i64;
+    fn max_offset(&self) -> CommitLogOffset;
     /// `mappedFileSizeCommitLog`: where an empty slave starts.
     fn file_size(&self) -> i64;
     /// Master: bytes to ship from `from`, within one file.
-    fn chunk(&self, from: i64, max: usize) -> Option<Bytes>;
+    fn chunk(&self, from: CommitLogOffset, max: usize) -> Option<Bytes>;
     /// Slave: append shipped bytes at `offset`; the new end.
-    fn append(&self, offset: i64, data: &[u8]) -> Result<i64, StoreError>;
+    fn append(&self, offset: CommitLogOffset, data: &[u8]) -> Result<CommitLogOffset, StoreError>;
 }
 
 impl ReplicaLog for MessageStore {
-    fn max_offset(&self) -> i64 {
-        self.commit_log_max_offset().get()
+    fn max_offset(&self) -> CommitLogOffset {
+        self.commit_log_max_offset()
     }
 
     fn file_size(&self) -> i64 {
         i64::try_from(self.config().mapped_file_size_commit_log).unwrap_or(i64::MAX)
     }
 
-    fn chunk(&self, from: i64, max: usize) -> Option<Bytes> {
+    fn chunk(&self, from: CommitLogOffset, max: usize) -> Option<Bytes> {
         self.transfer_chunk(from, max)
     }
 
-    fn append(&self, offset: i64, data: &[u8]) -> Result<i64, StoreError> {
+    fn append(&self, offset: CommitLogOffset, data: &[u8]) -> Result<CommitLogOffset, StoreError> {
         self.append_replica(offset, data)
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use store::replication::{Admission, ReplicaAck, ReplicaWait, Replication};
+use store::CommitLogOffset;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, Notify};
@@ -21,9 +22,9 @@ use crate::{now_ms, HaConfig, ReplicaLog, SyncRule};
 pub struct ConnectionInfo {
     pub addr: SocketAddr,
     /// The slave's last report (-1 before the first).
-    pub slave_ack_offset: i64,
+    pub slave_ack_offset: CommitLogOffset,
     /// Where the next frame starts (-1 before the first report).
-    pub transfer_from: i64,
+    pub transfer_from: CommitLogOffset,
     /// Reported, and within `haMaxGapNotInSync` of the master's end.
     pub in_sync: bool,
 }
@@ -38,7 +39,7 @@ struct Shared {
     cfg: HaConfig,
     conns: Mutex<Vec<Arc<Conn>>>,
     /// The log's end as last appended; connections wait on it for data.
-    end: watch::Sender<i64>,
+    end: watch::Sender<CommitLogOffset>,
     waiters: Mutex<Vec<Waiter>>,
     /// Highest offset any slave has reported (Java `push2SlaveMaxOffset`).
     push2slave_max: AtomicI64,
@@ -61,17 +62,17 @@ const PRUNE_EVERY: usize = 1024;
 
 /// A put waiting for `acks` replicas (the master counted) to hold `end`.
 struct Waiter {
-    end: i64,
+    end: CommitLogOffset,
     acks: u32,
     done: oneshot::Sender<()>,
 }
 
 impl Shared {
     /// Every connection's last report.
-    fn acks(&self) -> Vec<i64> {
+    fn acks(&self) -> Vec<CommitLogOffset> {
         lock(&self.conns)
             .iter()
-            .map(|c| c.ack.load(Ordering::Acquire))
+            .map(|c| CommitLogOffset(c.ack.load(Ordering::Acquire)))
             .collect()
     }
 
@@ -93,7 +94,7 @@ impl Shared {
 
 /// Whether `acks` replicas, the master counted, hold every byte below `end`
 /// given the slaves' last reports.
-fn enough(reports: &[i64], end: i64, acks: u32) -> bool {
+fn enough(reports: &[CommitLogOffset], end: CommitLogOffset, acks: u32) -> bool {
     1 + reports.iter().filter(|a| **a >= end).count() as u64 >= u64::from(acks)
 }
 
@@ -139,9 +140,9 @@ impl HaMaster {
                 let ack = c.ack.load(Ordering::Acquire);
                 ConnectionInfo {
                     addr: c.addr,
-                    slave_ack_offset: ack,
-                    transfer_from: c.transfer_from.load(Ordering::Acquire),
-                    in_sync: ack >= 0 && end - ack < gap,
+                    slave_ack_offset: CommitLogOffset(ack),
+                    transfer_from: CommitLogOffset(c.transfer_from.load(Ordering::Acquire)),
+                    in_sync: ack >= 0 && end.get() - ack < gap,
                 }
             })
             .collect()
@@ -166,8 +167,8 @@ impl HaMaster {
     }
 
     /// Java's `push2SlaveMaxOffset`.
-    pub fn push_to_slave_max_offset(&self) -> i64 {
-        self.shared.push2slave_max.load(Ordering::Acquire)
+    pub fn push_to_slave_max_offset(&self) -> CommitLogOffset {
+        CommitLogOffset(self.shared.push2slave_max.load(Ordering::Acquire))
     }
 }
 
@@ -178,7 +179,7 @@ impl Drop for HaMaster {
 }
 
 impl Replication for HaMaster {
-    fn admit(&self, log_end: i64) -> Admission {
+    fn admit(&self, log_end: CommitLogOffset) -> Admission {
         match self.shared.cfg.sync {
             SyncRule::Async => Admission::Go,
             SyncRule::Sync { in_sync_replicas } if in_sync_replicas <= 1 => Admission::Go,
@@ -188,7 +189,7 @@ impl Replication for HaMaster {
             SyncRule::SyncV4 => {
                 let s = &self.shared;
                 let slave_ok = !lock(&s.conns).is_empty()
-                    && log_end - s.push2slave_max.load(Ordering::Acquire)
+                    && log_end.get() - s.push2slave_max.load(Ordering::Acquire)
                         < s.cfg.max_gap_not_in_sync;
                 if slave_ok {
                     Admission::Wait { acks: 2 }
@@ -199,11 +200,11 @@ impl Replication for HaMaster {
         }
     }
 
-    fn appended(&self, log_end: i64) {
+    fn appended(&self, log_end: CommitLogOffset) {
         self.shared.end.send_replace(log_end);
     }
 
-    fn wait(&self, end: i64, acks: u32) -> ReplicaWait {
+    fn wait(&self, end: CommitLogOffset, acks: u32) -> ReplicaWait {
         let s = &self.shared;
         if enough(&s.acks(), end, acks) {
             return Box::pin(std::future::ready(ReplicaAck::Acked));
@@ -298,7 +299,7 @@ async fn read_reports(
         // slave ahead of this master (promoted from a lagging slave). Java
         // would stream this master's bytes after the slave's own tail; we
         // close instead, so neither log is changed.
-        let end = shared.log.max_offset();
+        let end = shared.log.max_offset().get();
         if offset < 0 || offset > end {
             shared.refused.fetch_add(1, Ordering::Relaxed);
             warn!(slave = %conn.addr, offset, master_end = end,
@@ -326,26 +327,26 @@ async fn ship(shared: &Shared, conn: &Conn, mut wr: tokio::net::tcp::OwnedWriteH
         }
         notified.await;
     };
-    let mut next = if request == 0 {
+    let mut next = CommitLogOffset(if request == 0 {
         // An empty slave gets the master's last file, as in Java.
-        let max = shared.log.max_offset();
+        let max = shared.log.max_offset().get();
         (max - max % shared.log.file_size().max(1)).max(0)
     } else {
         request
-    };
-    info!(slave = %conn.addr, request, start = next, "HA transfer starts");
+    });
+    info!(slave = %conn.addr, request, start = next.get(), "HA transfer starts");
     let mut end_rx = shared.end.subscribe();
     let mut last_write = now_ms();
     let heartbeat_ms = u64::try_from(shared.cfg.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
     let mut out = Vec::with_capacity(TRANSFER_HEADER_SIZE + shared.cfg.transfer_batch_size);
     loop {
-        conn.transfer_from.store(next, Ordering::Release);
+        conn.transfer_from.store(next.get(), Ordering::Release);
         if let Some(chunk) = shared
             .log
             .chunk(next, shared.cfg.transfer_batch_size.max(1))
         {
             out.clear();
-            out.extend_from_slice(&frame::encode_header(next, chunk.len() as u32));
+            out.extend_from_slice(&frame::encode_header(next.get(), chunk.len() as u32));
             out.extend_from_slice(&chunk);
             if let Err(e) = wr.write_all(&out).await {
                 return format!("write failed: {e}");
@@ -355,7 +356,7 @@ async fn ship(shared: &Shared, conn: &Conn, mut wr: tokio::net::tcp::OwnedWriteH
             continue;
         }
         if now_ms().saturating_sub(last_write) >= heartbeat_ms {
-            if let Err(e) = wr.write_all(&frame::encode_header(next, 0)).await {
+            if let Err(e) = wr.write_all(&frame::encode_header(next.get(), 0)).await {
                 return format!("write failed: {e}");
             }
             last_write = now_ms();

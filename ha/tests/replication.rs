@@ -137,7 +137,9 @@ async fn sync_puts_wait_for_the_slave_and_it_holds_the_masters_log() {
     let s = open(sd.path());
     let client = slave(&s, &addr);
     wait_until("the slave's first report", Duration::from_secs(10), || {
-        ha.connections().iter().any(|c| c.slave_ack_offset >= 0)
+        ha.connections()
+            .iter()
+            .any(|c| c.slave_ack_offset.get() >= 0)
     })
     .await;
     for i in 0..300 {
@@ -158,14 +160,14 @@ async fn sync_puts_wait_for_the_slave_and_it_holds_the_masters_log() {
     assert_replica(&m, &s, 0);
     let info = ha.connections();
     assert_eq!(info.len(), 1);
-    assert_eq!(info[0].slave_ack_offset, m.commit_log_max_offset().get());
+    assert_eq!(info[0].slave_ack_offset, m.commit_log_max_offset());
     assert_eq!(ha.in_sync_replicas(), 2);
     assert!(client.status().connected);
     let end = m.commit_log_max_offset().get();
     wait_until(
         "the client's status to show its report",
         Duration::from_secs(5),
-        || client.status().reported_offset == end,
+        || client.status().reported_offset.get() == end,
     )
     .await;
 
@@ -240,7 +242,9 @@ async fn a_4x_sync_master_waits_for_its_slave() {
     let s = open(sd.path());
     let _client = slave(&s, &addr);
     wait_until("the slave's first report", Duration::from_secs(10), || {
-        ha.connections().iter().any(|c| c.slave_ack_offset >= 0)
+        ha.connections()
+            .iter()
+            .any(|c| c.slave_ack_offset.get() >= 0)
     })
     .await;
     for i in 0..50 {
@@ -248,10 +252,7 @@ async fn a_4x_sync_master_waits_for_its_slave() {
         assert_eq!(r.status, PutStatus::PutOk, "put {i}");
         assert!(s.commit_log_max_offset() >= r.commit_log_offset + r.wrote_bytes as i64);
     }
-    assert_eq!(
-        ha.push_to_slave_max_offset(),
-        m.commit_log_max_offset().get()
-    );
+    assert_eq!(ha.push_to_slave_max_offset(), m.commit_log_max_offset());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,7 +347,10 @@ async fn a_slave_follows_a_new_master_address() {
         before,
         "nothing of b was appended"
     );
-    assert!(ha_b.connections().iter().all(|c| c.slave_ack_offset < 0));
+    assert!(ha_b
+        .connections()
+        .iter()
+        .all(|c| c.slave_ack_offset.get() < 0));
     assert_replica(&a, &s, 0);
 }
 

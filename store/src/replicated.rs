@@ -54,9 +54,9 @@ pub trait ReplicatedLog: Send + Sync {
         epoch: i64,
     ) -> Result<PendingAppend, ReplicatedAppendError>;
     /// `len` committed bytes at physical offset `offset` (a record start).
-    fn read(&self, offset: i64, len: usize) -> Option<Bytes>;
+    fn read(&self, offset: CommitLogOffset, len: usize) -> Option<Bytes>;
     /// First readable physical offset (0 when empty).
-    fn min_offset(&self) -> i64;
+    fn min_offset(&self) -> CommitLogOffset;
 }
 
 /// A failed replicated append.

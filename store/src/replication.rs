@@ -40,6 +40,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::CommitLogOffset;
+
 /// What a put that waits for a store OK needs from the replicas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -76,10 +78,10 @@ pub type ReplicaWait = Pin<Box<dyn Future<Output = ReplicaAck> + Send>>;
 pub trait Replication: Send + Sync {
     /// Before a put that waits for a store OK is written; `log_end` is the
     /// commit log's end before the put.
-    fn admit(&self, log_end: i64) -> Admission;
+    fn admit(&self, log_end: CommitLogOffset) -> Admission;
     /// After every append, the commit log's new end.
-    fn appended(&self, log_end: i64);
+    fn appended(&self, log_end: CommitLogOffset);
     /// Resolves once `acks` replicas (the master counted) hold every byte
     /// below `end`, or on the hook's timeout.
-    fn wait(&self, end: i64, acks: u32) -> ReplicaWait;
+    fn wait(&self, end: CommitLogOffset, acks: u32) -> ReplicaWait;
 }

@@ -68,7 +68,8 @@ impl ReplicatedLog for FakeLog {
         Ok(Box::pin(std::future::ready(outcome)))
     }
 
-    fn read(&self, offset: i64, len: usize) -> Option<Bytes> {
+    fn read(&self, offset: CommitLogOffset, len: usize) -> Option<Bytes> {
+        let offset = offset.get();
         let entries = self.entries.lock().unwrap();
         let (pos, rec) = entries.iter().find(|(p, _)| p + HEADER == offset)?;
         let _ = pos;
@@ -79,15 +80,16 @@ impl ReplicatedLog for FakeLog {
         Some(Bytes::from(b))
     }
 
-    fn min_offset(&self) -> i64 {
-        HEADER
+    fn min_offset(&self) -> CommitLogOffset {
+        CommitLogOffset(HEADER)
     }
 }
 
 fn dispatch_all(s: &MessageStore, log: &FakeLog, from: usize) -> usize {
     let entries = log.entries.lock().unwrap().clone();
     for (pos, rec) in &entries[from..] {
-        s.dispatch_replicated(pos + HEADER, rec).expect("dispatch");
+        s.dispatch_replicated(CommitLogOffset(pos + HEADER), rec)
+            .expect("dispatch");
     }
     entries.len()
 }
@@ -238,12 +240,12 @@ impl ReplicatedLog for GateLog {
         }))
     }
 
-    fn read(&self, offset: i64, len: usize) -> Option<Bytes> {
+    fn read(&self, offset: CommitLogOffset, len: usize) -> Option<Bytes> {
         self.inner.read(offset, len)
     }
 
-    fn min_offset(&self) -> i64 {
-        HEADER
+    fn min_offset(&self) -> CommitLogOffset {
+        CommitLogOffset(HEADER)
     }
 }
 

@@ -13,7 +13,7 @@ use std::task::Poll;
 use futures::channel::oneshot;
 use futures::FutureExt;
 use store::replication::{Admission, ReplicaAck, ReplicaWait, Replication};
-use store::{properties, MessageStore, PutStatus, StoreError};
+use store::{properties, CommitLogOffset, MessageStore, PutStatus, StoreError};
 
 use common::{config, msg, open, read_queue, PutNow, SEG};
 
@@ -46,19 +46,19 @@ impl FakeHook {
 }
 
 impl Replication for FakeHook {
-    fn admit(&self, log_end: i64) -> Admission {
-        self.admitted_at.lock().expect("lock").push(log_end);
+    fn admit(&self, log_end: CommitLogOffset) -> Admission {
+        self.admitted_at.lock().expect("lock").push(log_end.get());
         self.admission
     }
 
-    fn appended(&self, log_end: i64) {
-        self.appended.store(log_end, Ordering::SeqCst);
+    fn appended(&self, log_end: CommitLogOffset) {
+        self.appended.store(log_end.get(), Ordering::SeqCst);
         self.appended_calls.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn wait(&self, end: i64, acks: u32) -> ReplicaWait {
+    fn wait(&self, end: CommitLogOffset, acks: u32) -> ReplicaWait {
         let (tx, rx) = oneshot::channel();
-        self.waits.lock().expect("lock").push((end, acks, tx));
+        self.waits.lock().expect("lock").push((end.get(), acks, tx));
         Box::pin(rx.map(|r| r.unwrap_or(ReplicaAck::TimedOut)))
     }
 }
@@ -179,14 +179,17 @@ fn ship(
     step: impl Fn(usize) -> usize,
 ) {
     let mut i = 0;
-    while let Some(chunk) = master.transfer_chunk(from, step(i)) {
+    while let Some(chunk) = master.transfer_chunk(CommitLogOffset(from), step(i)) {
         let seg = SEG as i64;
         assert!(
             from / seg == (from + chunk.len() as i64 - 1) / seg,
             "chunk at {from} of {} bytes crosses a file",
             chunk.len()
         );
-        let end = replica.append_replica(from, &chunk).expect("append");
+        let end = replica
+            .append_replica(CommitLogOffset(from), &chunk)
+            .expect("append")
+            .get();
         assert_eq!(end, from + chunk.len() as i64);
         from = end;
         i += 1;
@@ -285,7 +288,7 @@ fn an_empty_replica_starts_at_the_masters_last_file_and_keeps_its_offsets() {
     let replica = open(rd.path());
     // Not file-aligned: refused, nothing written.
     let e = replica
-        .append_replica(start + 8, b"x")
+        .append_replica(CommitLogOffset(start + 8), b"x")
         .expect_err("unaligned start");
     assert!(matches!(e, StoreError::ReplicaOffset { .. }), "{e:?}");
     assert_eq!(replica.commit_log_min_offset().get(), -1);
@@ -294,14 +297,22 @@ fn an_empty_replica_starts_at_the_masters_last_file_and_keeps_its_offsets() {
     assert_same_queues(&master, &replica, start);
     // A frame that does not continue the log is refused and changes nothing.
     let at = replica.commit_log_max_offset().get();
-    let e = replica.append_replica(at - 1, b"x").expect_err("gap");
+    let e = replica
+        .append_replica(CommitLogOffset(at - 1), b"x")
+        .expect_err("gap");
     assert!(
         matches!(e, StoreError::ReplicaOffset { offered, expected } if offered == at - 1 && expected == at),
         "{e:?}"
     );
     assert_eq!(replica.commit_log_max_offset().get(), at);
     // Heartbeat frames carry no data.
-    assert_eq!(replica.append_replica(at, b"").expect("heartbeat"), at);
+    assert_eq!(
+        replica
+            .append_replica(CommitLogOffset(at), b"")
+            .expect("heartbeat")
+            .get(),
+        at
+    );
 }
 
 #[test]
@@ -317,9 +328,12 @@ fn a_replica_restarted_inside_a_record_resumes_from_the_last_whole_record() {
     let mut from = 0;
     while from < half {
         let chunk = master
-            .transfer_chunk(from, (half - from) as usize)
+            .transfer_chunk(CommitLogOffset(from), (half - from) as usize)
             .expect("chunk");
-        from = replica.append_replica(from, &chunk).expect("append");
+        from = replica
+            .append_replica(CommitLogOffset(from), &chunk)
+            .expect("append")
+            .get();
     }
     let before = replica.commit_log_max_offset().get();
     drop(replica);

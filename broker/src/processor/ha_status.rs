@@ -45,13 +45,14 @@ pub(crate) fn ha_status(
                 .connections()
                 .into_iter()
                 .map(|c| {
-                    let diff = max - c.slave_ack_offset.max(0);
+                    let ack = c.slave_ack_offset.get().max(0);
+                    let diff = max - ack;
                     json!({
                         "addr": c.addr.to_string(),
                         "diff": diff,
                         "inSync": c.in_sync,
-                        "slaveAckOffset": c.slave_ack_offset.max(0),
-                        "transferFromWhere": c.transfer_from.max(0),
+                        "slaveAckOffset": ack,
+                        "transferFromWhere": c.transfer_from.get().max(0),
                         "transferredByteInSecond": 0,
                     })
                 })

@@ -247,12 +247,12 @@ impl ReplicatedLog for DLedgerLog {
         Ok(Box::pin(append_outcome(queued)))
     }
 
-    fn read(&self, offset: i64, len: usize) -> Option<Bytes> {
-        self.reader.read(offset, len)
+    fn read(&self, offset: CommitLogOffset, len: usize) -> Option<Bytes> {
+        self.reader.read(offset.get(), len)
     }
 
-    fn min_offset(&self) -> i64 {
-        dledger::entry::body_pos(self.reader.min_pos())
+    fn min_offset(&self) -> CommitLogOffset {
+        CommitLogOffset(dledger::entry::body_pos(self.reader.min_pos()))
     }
 }
 
@@ -295,7 +295,7 @@ pub async fn dispatch_loop(
             let store2 = store.clone();
             let r = tokio::task::spawn_blocking(move || {
                 for e in &entries {
-                    if let Err(err) = store2.dispatch_replicated(e.body_pos(), &e.body) {
+                    if let Err(err) = store2.dispatch_replicated(CommitLogOffset(e.body_pos()), &e.body) {
                         warn!(index = e.index, pos = e.pos, error = %err, "DLedger entry is not a message; not dispatched");
                     }
                 }

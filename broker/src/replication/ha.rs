@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use ha::{HaClient, HaConfig, HaMaster, ReplicaLog, SyncRule};
-use store::StoreError;
+use store::{CommitLogOffset, MessageStore, StoreError};
 use tracing::info;
 
 use crate::config::{BrokerConfig, BrokerRole};
@@ -21,8 +21,9 @@ use crate::store::BrokerStore;
 struct Log(Arc<BrokerStore>);
 
 impl ReplicaLog for Log {
-    fn max_offset(&self) -> i64 {
-        self.0.with(0, |s| s.commit_log_max_offset().get())
+    fn max_offset(&self) -> CommitLogOffset {
+        self.0
+            .with(CommitLogOffset(0), MessageStore::commit_log_max_offset)
     }
 
     fn file_size(&self) -> i64 {
@@ -31,11 +32,11 @@ impl ReplicaLog for Log {
         })
     }
 
-    fn chunk(&self, from: i64, max: usize) -> Option<Bytes> {
+    fn chunk(&self, from: CommitLogOffset, max: usize) -> Option<Bytes> {
         self.0.with(None, |s| s.transfer_chunk(from, max))
     }
 
-    fn append(&self, offset: i64, data: &[u8]) -> Result<i64, StoreError> {
+    fn append(&self, offset: CommitLogOffset, data: &[u8]) -> Result<CommitLogOffset, StoreError> {
         self.0.with(Err(StoreError::ShutDown), |s| {
             s.append_replica(offset, data)
         })

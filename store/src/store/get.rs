@@ -252,7 +252,7 @@ impl MessageStore {
     /// Start of the first commit-log segment; -1 before the first write (Java).
     pub fn commit_log_min_offset(&self) -> CommitLogOffset {
         if let Some(r) = &self.inner.replicated {
-            return CommitLogOffset(r.min_offset());
+            return r.min_offset();
         }
         CommitLogOffset(self.inner.commit_log.min_offset())
     }
@@ -261,7 +261,7 @@ impl MessageStore {
     /// `getEarliestMessageTime()`), `None` while empty.
     pub fn earliest_message_time(&self) -> Option<i64> {
         if let Some(r) = &self.inner.replicated {
-            let rec = self.inner.log_record_at(r.min_offset())?;
+            let rec = self.inner.log_record_at(r.min_offset().get())?;
             return record_store_timestamp(&rec);
         }
         let log = &self.inner.commit_log;

@@ -51,6 +51,7 @@ use crate::config::{FlushDiskType, StoreConfig};
 use crate::consumequeue::{ConsumeQueue, CqEntry};
 use crate::error::StoreError;
 use crate::index::IndexService;
+use crate::offset::CommitLogOffset;
 use crate::properties;
 use crate::record;
 use crate::replicated::ReplicatedLog;
@@ -488,7 +489,7 @@ impl Inner {
     /// Bytes of the record log (local or replicated).
     fn log_read(&self, offset: i64, len: usize) -> Option<Bytes> {
         match &self.replicated {
-            Some(r) => r.read(offset, len),
+            Some(r) => r.read(CommitLogOffset(offset), len),
             None => self.commit_log.read(offset, len),
         }
     }
@@ -498,7 +499,7 @@ impl Inner {
         let Some(r) = &self.replicated else {
             return self.commit_log.record_at(offset);
         };
-        let head = r.read(offset, 8)?;
+        let head = r.read(CommitLogOffset(offset), 8)?;
         let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let magic = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
         if magic != record::MESSAGE_MAGIC_CODE_V1 && magic != record::MESSAGE_MAGIC_CODE_V2 {
@@ -507,7 +508,7 @@ impl Inner {
         if size < record::MIN_RECORD_LEN as i32 {
             return None;
         }
-        r.read(offset, size as usize)
+        r.read(CommitLogOffset(offset), size as usize)
     }
 
     fn flush_all(&self) -> Result<(), StoreError> {

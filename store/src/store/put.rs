@@ -317,7 +317,7 @@ impl MessageStore {
                 result.status = PutStatus::SlaveNotAvailable;
                 None
             }
-            Some((hook, Admission::Wait { acks })) => Some(hook.wait(end, acks)),
+            Some((hook, Admission::Wait { acks })) => Some(hook.wait(CommitLogOffset(end), acks)),
         };
         let flushed = sync_flush.then(|| {
             let timeout = Duration::from_millis(self.inner.config.sync_flush_timeout_ms.max(1));
@@ -360,7 +360,7 @@ impl MessageStore {
                 properties::get(props, properties::WAIT) != Some("false")
             });
             if wait_store_ok {
-                h.admit(inner.commit_log.max_offset())
+                h.admit(CommitLogOffset(inner.commit_log.max_offset()))
             } else {
                 Admission::Go
             }
@@ -398,7 +398,7 @@ impl MessageStore {
         let end = phys0 + buf.len() as i64;
         inner.dispatched_end.store(end, Ordering::Release);
         if let Some(h) = &hook {
-            h.appended(end);
+            h.appended(CommitLogOffset(end));
         }
         let new_max = cq.max_offset();
         drop(last_ts);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::StoreError;
-use crate::offset::QueueOffset;
+use crate::offset::{CommitLogOffset, QueueOffset};
 use crate::record::{self, RecordView};
 use crate::replication::Replication;
 
@@ -36,11 +36,11 @@ impl MessageStore {
     /// offset `from` to the end of its file, for an HA connection to ship
     /// (`None` when nothing is there yet). Blank end-of-file records come as
     /// they are, so a replica's files are byte-identical.
-    pub fn transfer_chunk(&self, from: i64, max: usize) -> Option<Bytes> {
+    pub fn transfer_chunk(&self, from: CommitLogOffset, max: usize) -> Option<Bytes> {
         if self.inner.replicated.is_some() {
             return None;
         }
-        self.inner.commit_log.chunk(from, max)
+        self.inner.commit_log.chunk(from.get(), max)
     }
 
     /// Replica side: appends bytes a master shipped at physical offset
@@ -49,7 +49,12 @@ impl MessageStore {
     /// record they complete (a frame may end inside a record; the rest
     /// comes with the next). Returns the commit log's new end, which the
     /// replica reports to its master.
-    pub fn append_replica(&self, offset: i64, data: &[u8]) -> Result<i64, StoreError> {
+    pub fn append_replica(
+        &self,
+        offset: CommitLogOffset,
+        data: &[u8],
+    ) -> Result<CommitLogOffset, StoreError> {
+        let offset = offset.get();
         let inner = &*self.inner;
         if inner.replicated.is_some() {
             return Err(StoreError::NotWriter);
@@ -66,7 +71,7 @@ impl MessageStore {
             inner.dispatched_end.store(offset, Ordering::Release);
         }
         inner.dispatch_shipped(end)?;
-        Ok(end)
+        Ok(CommitLogOffset(end))
     }
 }
 

@@ -135,9 +135,9 @@ impl MessageStore {
     /// order; one whose queue offset is already in its queue is skipped
     /// (Java logs and ignores it), one beyond the queue's end is placed at
     /// the end with a warning. Moves the store's max physical offset.
-    pub fn dispatch_replicated(&self, phys: i64, rec: &[u8]) -> Result<(), StoreError> {
+    pub fn dispatch_replicated(&self, phys: CommitLogOffset, rec: &[u8]) -> Result<(), StoreError> {
         let v = record::decode(rec).map_err(StoreError::BadBatch)?;
-        self.inner.dispatch_in_order(phys, &v)
+        self.inner.dispatch_in_order(phys.get(), &v)
     }
 
     /// Replicated mode, on becoming the writer (DLedger leader in term
