@@ -41,12 +41,6 @@ impl QueueOffset {
     pub const fn get(self) -> i64 {
         self.0
     }
-
-    /// The offset of the message after this one.
-    #[inline]
-    pub const fn next(self) -> QueueOffset {
-        QueueOffset(self.0 + 1)
-    }
 }
 
 /// The offset `bytes` further on.
@@ -66,32 +60,22 @@ impl AddAssign<i64> for CommitLogOffset {
     }
 }
 
-/// Bytes from `rhs` to `self`.
-impl Sub for CommitLogOffset {
-    type Output = i64;
-
-    #[inline]
-    fn sub(self, rhs: CommitLogOffset) -> i64 {
-        self.0 - rhs.0
-    }
-}
-
-/// The offset `count` messages further on.
-impl Add<i64> for QueueOffset {
-    type Output = QueueOffset;
-
-    #[inline]
-    fn add(self, count: i64) -> QueueOffset {
-        QueueOffset(self.0 + count)
-    }
-}
-
 /// Messages from `rhs` to `self`.
 impl Sub for QueueOffset {
     type Output = i64;
 
     #[inline]
     fn sub(self, rhs: QueueOffset) -> i64 {
+        self.0 - rhs.0
+    }
+}
+
+/// Bytes from `rhs` to `self`.
+impl Sub for CommitLogOffset {
+    type Output = i64;
+
+    #[inline]
+    fn sub(self, rhs: CommitLogOffset) -> i64 {
         self.0 - rhs.0
     }
 }
@@ -166,8 +150,10 @@ mod tests {
     fn arithmetic_and_display() {
         let c = CommitLogOffset::new(100);
         assert_eq!(c + 20, CommitLogOffset(120));
-        assert_eq!(CommitLogOffset(120) - c, 20);
-        assert_eq!(QueueOffset(7).next(), QueueOffset(8));
+        let mut d = c;
+        d += 5;
+        assert_eq!(d, CommitLogOffset(105));
+        assert_eq!(d - c, 5);
         assert_eq!(QueueOffset(9) - QueueOffset(7), 2);
         assert_eq!(c.to_string(), "100");
         assert_eq!(format!("{:?}", [QueueOffset(4)]), "[4]");
