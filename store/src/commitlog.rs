@@ -250,16 +250,29 @@ impl CommitLog {
     /// closed by a blank record counts as full, as in Java (its write
     /// position is the file size): the bytes after the 8-byte marker go as
     /// zeros, so the replica's offsets run on into the next segment.
+    ///
+    /// Nothing at or past the log's end goes out, even bytes a writer has
+    /// already published in its segment: the end is what a master compares
+    /// a slave's report with. The end is read before the segment's
+    /// published mark, so every byte below the end is published when the
+    /// mark is read, and a `from` past the mark but below the end can only
+    /// lie in a closed segment. (Read the other way round, an append landing
+    /// between the two reads made an open segment look closed and zeros
+    /// were shipped for bytes being written.)
     pub(crate) fn chunk(&self, from: i64, max: usize) -> Option<Bytes> {
+        let end = self.max_offset();
+        if from >= end {
+            return None;
+        }
         let seg = self.segment_for(from)?;
         let pos = (from as u64 - seg.base()) as usize;
         let published = seg.published();
+        let below_end = usize::try_from(end - from).unwrap_or(usize::MAX);
         if pos < published {
-            return seg.slice(pos, (published - pos).min(max));
+            return seg.slice(pos, (published - pos).min(max).min(below_end));
         }
-        let closed = (from as u64) < self.max_offset() as u64 && pos < self.seg_size;
-        let len = (self.seg_size - pos).min(max);
-        (closed && len > 0).then(|| Bytes::from(vec![0u8; len]))
+        let len = self.seg_size.saturating_sub(pos).min(max);
+        (len > 0).then(|| Bytes::from(vec![0u8; len]))
     }
 
     /// msync every segment with unflushed bytes. All of them, not just the

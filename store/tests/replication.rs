@@ -274,6 +274,64 @@ fn a_replica_fed_in_odd_chunks_holds_the_masters_files_and_queues() {
     assert_same_queues(&master, &replica, 0);
 }
 
+/// A master shipping while it is being written, as an HA connection does:
+/// every chunk lies below the log's end read right after it (a slave is
+/// never judged ahead of its master), holds the bytes the master finally
+/// has (never zeros for a record still being written), and the replica
+/// ends with the master's files and queues.
+#[test]
+fn chunks_shipped_during_puts_hold_only_written_bytes_below_the_end() {
+    let (md, rd) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let master = Arc::new(open(md.path()));
+    let replica = open(rd.path());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (master, done) = (Arc::clone(&master), Arc::clone(&done));
+        std::thread::spawn(move || {
+            fill(&master, 10_000);
+            done.store(true, Ordering::Release);
+        })
+    };
+    let mut from = 0i64;
+    let mut chunks = 0usize;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let finished = done.load(Ordering::Acquire);
+        match master.transfer_chunk(CommitLogOffset(from), 1024) {
+            Some(chunk) => {
+                let end = master.commit_log_max_offset().get();
+                assert!(
+                    from + chunk.len() as i64 <= end,
+                    "chunk {from}+{} shipped past the log's end {end}",
+                    chunk.len()
+                );
+                from = replica
+                    .append_replica(CommitLogOffset(from), &chunk)
+                    .expect("a shipped chunk is valid log data")
+                    .get();
+                chunks += 1;
+            }
+            None if finished => break,
+            None => std::thread::yield_now(),
+        }
+        assert!(std::time::Instant::now() < deadline, "shipping never ended");
+    }
+    writer.join().expect("writer");
+    assert_eq!(from, master.commit_log_max_offset().get());
+    assert!(chunks > 100, "{chunks} chunks");
+    assert_same_queues(&master, &replica, 0);
+    let master = Arc::try_unwrap(master)
+        .map_err(|_| "shared")
+        .expect("one owner");
+    master.shutdown();
+    replica.shutdown();
+    drop((master, replica));
+    assert_eq!(files(md.path()), files(rd.path()));
+}
+
 #[test]
 fn an_empty_replica_starts_at_the_masters_last_file_and_keeps_its_offsets() {
     let (md, rd) = (
