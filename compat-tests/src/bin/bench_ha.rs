@@ -982,7 +982,7 @@ fn report(o: &Opts, r: &Results) {
     row("  lag ms: p99", "lag_ms_p99", 2);
     row("  lag ms: max", "lag_ms_max", 2);
     row("  samples with no lag %", "lag_zero_pct", 1);
-    row("  907 samples", "lag_samples", 0);
+    row("  907 samples with a slave listed", "lag_samples", 0);
     if o.catchup_gib > 0.0 {
         row("catch-up: MiB copied", "catchup_mib", 1);
         row("  first 907 row -> caught up ms", "catchup_ms", 0);
