@@ -117,6 +117,8 @@ impl PullProcessor {
             );
         }
 
+        // Stored on a slave too, as Java 5.x does (4.x stored it on a
+        // master only).
         if h.sys_flag & FLAG_COMMIT_OFFSET != 0 {
             self.offsets
                 .commit(&h.consumer_group, &h.topic, h.queue_id, h.commit_offset);

@@ -92,7 +92,6 @@ struct SendConfig {
 /// What a send's answer needs besides the put's result.
 struct Answer {
     kind: AnswerKind,
-    body_len: usize,
     region_id: String,
     trace_on: bool,
 }
@@ -216,7 +215,6 @@ impl SendProcessor {
         };
         let answer = Answer {
             kind,
-            body_len: req.body.len(),
             region_id: cfg.region_id,
             trace_on: cfg.trace_on,
         };
@@ -241,9 +239,10 @@ impl SendProcessor {
         };
         let (response_header, count) = answer.kind.header(self.store_host, &result);
         self.stats.put_count.fetch_add(count, Ordering::Relaxed);
+        // Java counts the stored records' bytes (`wroteBytes`).
         self.stats
             .put_bytes
-            .fetch_add(answer.body_len as u64, Ordering::Relaxed);
+            .fetch_add(result.wrote_bytes as u64, Ordering::Relaxed);
         // Stored but not flushed or not replicated in time (or no slave in
         // reach): Java's code with the normal header (the client may resend).
         let response = {

@@ -22,9 +22,21 @@ impl MessageStore {
     }
 
     /// Used fraction (0.0..=1.0) of the disk holding the store (Java
-    /// `getDiskPartitionSpaceUsedPercent`: 1 - free / total).
+    /// `getDiskPartitionSpaceUsedPercent`: used / (used + available to us),
+    /// rounded up to a whole percent).
     pub fn disk_used_ratio(&self) -> f64 {
         disk_used_ratio_of(&self.inner.config.store_path_root_dir)
+    }
+
+    /// Total and free bytes of the filesystem holding the store (Java
+    /// `File.getTotalSpace` / `getFreeSpace`, the free space counting blocks
+    /// reserved for root); `None` when it cannot be read.
+    pub fn disk_capacity(&self) -> Option<(u64, u64)> {
+        let st = rustix::fs::statvfs(&self.inner.config.store_path_root_dir).ok()?;
+        Some((
+            st.f_blocks.saturating_mul(st.f_frsize),
+            st.f_bfree.saturating_mul(st.f_frsize),
+        ))
     }
 
     /// One retention pass now (what the periodic cleaner runs every
@@ -188,9 +200,22 @@ impl Inner {
 
 fn disk_used_ratio_of(path: &Path) -> f64 {
     match rustix::fs::statvfs(path) {
-        Ok(st) if st.f_blocks > 0 => 1.0 - (st.f_bfree as f64 / st.f_blocks as f64),
+        Ok(st) if st.f_blocks > 0 => {
+            used_ratio(st.f_blocks.saturating_sub(st.f_bfree), st.f_bavail)
+        }
         _ => -1.0,
     }
+}
+
+/// Java's used share of a disk: `used / (used + usable)` in whole percent,
+/// rounded up (so a disk just over a threshold counts as over it).
+fn used_ratio(used: u64, usable: u64) -> f64 {
+    let entire = used.saturating_add(usable);
+    if entire == 0 {
+        return -1.0;
+    }
+    let percent = u128::from(used) * 100;
+    percent.div_ceil(u128::from(entire)) as f64 / 100.0
 }
 
 /// Java `diskSpaceCleanForciblyRatio` (system property default 0.85).
@@ -240,5 +265,22 @@ pub(super) fn flush_loop(weak: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, i
         if let Err(e) = inner.flush_all() {
             tracing::error!(error = %e, "periodic flush failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::used_ratio;
+
+    #[test]
+    fn used_ratio_is_javas_rounded_up_percent_of_used_plus_usable() {
+        assert_eq!(used_ratio(0, 100), 0.0);
+        assert_eq!(used_ratio(50, 50), 0.5);
+        // 1 used of 301 is 0.33 %: rounded up to 1 %.
+        assert_eq!(used_ratio(1, 300), 0.01);
+        // Blocks reserved for root are neither used nor usable.
+        assert_eq!(used_ratio(47, 53), 0.47);
+        assert_eq!(used_ratio(100, 0), 1.0);
+        assert_eq!(used_ratio(0, 0), -1.0);
     }
 }

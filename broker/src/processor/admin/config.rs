@@ -97,7 +97,12 @@ impl AdminProcessor {
         };
         put("brokerVersionDesc", "V5_3_3".into());
         put("brokerVersion", remoting::CURRENT_VERSION.to_string());
-        put("brokerActive", "true".into());
+        // Java `isSpecialServiceRunning`: the master runs the services a
+        // slave does not.
+        put(
+            "brokerActive",
+            (!read_config(&self.config).broker_role.is_slave()).to_string(),
+        );
         put("msgPutTotalYesterdayMorning", "0".into());
         put("msgPutTotalTodayMorning", "0".into());
         put("msgPutTotalTodayNow", puts);
@@ -132,9 +137,22 @@ impl AdminProcessor {
         put("remainTransientStoreBufferNumbs", "0".into());
         put("remainHowManyDataToCommit", "0".into());
         put("remainHowManyDataToFlush", "0".into());
+        if let Some((total, free)) = self.store.with(None, MessageStore::disk_capacity) {
+            put(
+                "commitLogDirCapacity",
+                format!(
+                    "Total : {}, Free : {}.",
+                    human_bytes(total),
+                    human_bytes(free)
+                ),
+            );
+        }
         put(
-            "commitLogDirCapacity",
-            "Total : 0 B, Free : 0 B.".to_owned(),
+            &format!(
+                "commitLogDiskRatio_{}",
+                read_config(&self.config).commit_log_dir().display()
+            ),
+            ratio.to_string(),
         );
         put("timerReadBehind", "0".into());
         put("timerOffsetBehind", "0".into());
@@ -182,5 +200,29 @@ impl AdminProcessor {
                 .to_string(),
         );
         Ok(success_with_json(&KvTable { table: t }))
+    }
+}
+
+/// Java `MixAll.humanReadableByteCount(bytes, false)`: binary units, one
+/// decimal ("251.0 GiB"), plain bytes below 1 KiB.
+fn human_bytes(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let exp = ((bytes as f64).ln() / 1024f64.ln()) as usize;
+    let exp = exp.clamp(1, 6);
+    let unit = ["K", "M", "G", "T", "P", "E"][exp - 1];
+    format!("{:.1} {unit}iB", bytes as f64 / 1024f64.powi(exp as i32))
+}
+
+#[cfg(test)]
+mod human_bytes_tests {
+    #[test]
+    fn human_bytes_follows_java() {
+        assert_eq!(super::human_bytes(0), "0 B");
+        assert_eq!(super::human_bytes(1023), "1023 B");
+        assert_eq!(super::human_bytes(1024), "1.0 KiB");
+        assert_eq!(super::human_bytes(1536), "1.5 KiB");
+        assert_eq!(super::human_bytes(270_000_000_000), "251.5 GiB");
     }
 }
