@@ -233,7 +233,7 @@ broker_config! {
     max_hash_slot_num: i32 = "maxHashSlotNum" => 5_000_000,
     max_index_num: i32 = "maxIndexNum" => 20_000_000,
     timer_wheel_enable: bool = "timerWheelEnable" => true,
-    /// DLedger commit log (docs/protocol/dledger.md §4.1; `broker/src/replication/dledger.rs`).
+    /// DLedger commit log (docs/protocol/dledger.md §4.1; `broker/src/replication/dledger/`).
     enable_d_leger_commit_log: bool = "enableDLegerCommitLog" => false,
     d_leger_group: String = "dLegerGroup" => String::new(),
     d_leger_peers: String = "dLegerPeers" => String::new(),

@@ -1,6 +1,6 @@
 //! A RocketMQ-compatible message store whose files are laid out and encoded
 //! exactly like Java's `DefaultMessageStore` (see `store/mod.rs` for the
-//! directory layout, `record.rs` for the record bytes).
+//! directory layout, `record/mod.rs` for the record bytes).
 //!
 //! * [`MessageStore`]: open/recover, put (single and batch), get by queue
 //!   offset, offsets and times, view by commit-log offset, shutdown.
