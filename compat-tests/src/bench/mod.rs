@@ -18,8 +18,8 @@ pub use report::{
     Row,
 };
 pub use servers::{
-    broker_conf_base, mkdir, on_path, reference_broker_libs, spawn_java_broker, start_our_namesrv,
-    wait_listen, write_file, Ns, Res, MAVEN_TIMEOUT, STOP_GRACE,
+    bench_bins, broker_conf_base, mkdir, on_path, reference_broker_libs, spawn_java_broker,
+    start_our_namesrv, wait_listen, work_dir, write_file, Ns, Res, MAVEN_TIMEOUT, STOP_GRACE,
 };
 pub use stats::{
     clk_tck, cpu_model, cpu_ticks, loadavg, mib, nproc, pid_alive, rss_anon_kib, rss_kib,

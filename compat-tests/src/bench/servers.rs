@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{copy_dir, free_port_block, output_within, Kid};
+use super::{copy_dir, free_port_block, output_within, Kid, OnExit};
 
 // ------------------------------------------------ Java drivers and brokers
 //
@@ -43,6 +43,43 @@ pub fn write_file(path: &Path, text: &str) -> Res<()> {
 
 pub fn mkdir(path: &Path) -> Res<()> {
     std::fs::create_dir_all(path).map_err(|e| format!("mkdir {}: {e}", path.display()))
+}
+
+/// Where the benchmarked binaries are: `$BENCH_BINS` (relative to `root`),
+/// else the release folder of `$CARGO_TARGET_DIR` (default `target`).
+pub fn bench_bins(root: &Path) -> PathBuf {
+    match std::env::var_os("BENCH_BINS").filter(|v| !v.is_empty()) {
+        Some(dir) => root.join(dir),
+        None => root
+            .join(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()))
+            .join("release"),
+    }
+}
+
+/// The work folder: `root/<keep>` when `--keep` names one, else a fresh
+/// temporary folder `<prefix>...`. The guard, `Some` only for the temporary
+/// folder, removes it when dropped and also on a signal; hold it for the
+/// whole run.
+pub fn work_dir(root: &Path, keep: Option<&Path>, prefix: &str) -> Res<(PathBuf, Option<OnExit>)> {
+    let work = match keep {
+        Some(k) => {
+            let w = root.join(k);
+            mkdir(&w)?;
+            w
+        }
+        None => tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?
+            .keep(),
+    };
+    let remove = keep.is_none().then(|| {
+        let w = work.clone();
+        OnExit::new(move || {
+            let _ = std::fs::remove_dir_all(&w);
+        })
+    });
+    Ok((work, remove))
 }
 
 /// Polls a TCP connect to 127.0.0.1:`port` every 2 ms, 120 s at most.

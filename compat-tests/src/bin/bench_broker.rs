@@ -41,10 +41,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use compat_tests::bench::{
-    awk_str, broker_conf_base, cleanup_on_signals, cpu_model, format_g, free_port_block, loadavg,
-    mkdir, nproc, on_path, pid_alive, reference_broker_libs, spawn_java_broker, start_our_namesrv,
-    status_kib, utc_minute, wait_listen, write_file, Drivers, Kid, Ns, OnExit, Res, Results,
-    STOP_GRACE,
+    awk_str, bench_bins, broker_conf_base, cleanup_on_signals, cpu_model, format_g,
+    free_port_block, loadavg, mkdir, nproc, on_path, pid_alive, reference_broker_libs,
+    spawn_java_broker, start_our_namesrv, status_kib, utc_minute, wait_listen, work_dir,
+    write_file, Drivers, Kid, Ns, OnExit, Res, Results, STOP_GRACE,
 };
 use compat_tests::workspace_root;
 
@@ -863,12 +863,7 @@ fn run(o: Opts) -> Res<()> {
         }
     }
     let root = workspace_root();
-    let bins = match std::env::var_os("BENCH_BINS").filter(|v| !v.is_empty()) {
-        Some(dir) => root.join(dir),
-        None => root
-            .join(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()))
-            .join("release"),
-    };
+    let bins = bench_bins(&root);
     let mut need = Vec::new();
     for s in &o.only {
         match s.as_str() {
@@ -886,25 +881,7 @@ fn run(o: Opts) -> Res<()> {
             ));
         }
     }
-    // The work folder; removed at the end (also on a signal) unless --keep.
-    let work = match &o.keep {
-        Some(k) => {
-            let w = root.join(k);
-            mkdir(&w)?;
-            w
-        }
-        None => tempfile::Builder::new()
-            .prefix("rmq-bench-broker-")
-            .tempdir()
-            .map_err(|e| format!("temp dir: {e}"))?
-            .keep(),
-    };
-    let _remove_work = o.keep.is_none().then(|| {
-        let w = work.clone();
-        OnExit::new(move || {
-            let _ = std::fs::remove_dir_all(&w);
-        })
-    });
+    let (work, _remove_work) = work_dir(&root, o.keep.as_deref(), "rmq-bench-broker-")?;
     let drv = Drivers::prepare(&root, &o.ver, &work)?;
     let results = Results::create(work.join("results.txt"))?;
     let mut b = Bench {

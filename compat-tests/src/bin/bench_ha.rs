@@ -45,9 +45,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use compat_tests::bench::{
-    broker_conf_base, cleanup_on_signals, clk_tck, cpu_model, cpu_ticks, free_port_block, loadavg,
-    mkdir, nproc, on_path, reference_broker_libs, spawn_java_broker, start_our_namesrv, utc_minute,
-    wait_listen, write_file, Drivers, Kid, Ns, OnExit, Res, Results, STOP_GRACE,
+    bench_bins, broker_conf_base, cleanup_on_signals, clk_tck, cpu_model, cpu_ticks,
+    free_port_block, loadavg, mkdir, nproc, on_path, reference_broker_libs, spawn_java_broker,
+    start_our_namesrv, utc_minute, wait_listen, work_dir, write_file, Drivers, Kid, Ns, OnExit,
+    Res, Results, STOP_GRACE,
 };
 use compat_tests::{cluster_info, workspace_root};
 use remoting::{Connection, RemotingCommand, Router};
@@ -1039,12 +1040,7 @@ fn run(o: Opts) -> Res<()> {
         return Err("'java' is required but not installed".into());
     }
     let root = workspace_root();
-    let bins = match std::env::var_os("BENCH_BINS").filter(|v| !v.is_empty()) {
-        Some(dir) => root.join(dir),
-        None => root
-            .join(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()))
-            .join("release"),
-    };
+    let bins = bench_bins(&root);
     for b in ["mqnamesrv", "mqbroker"] {
         if !bins.join(b).is_file() {
             return Err(format!(
@@ -1053,24 +1049,7 @@ fn run(o: Opts) -> Res<()> {
             ));
         }
     }
-    let work = match &o.keep {
-        Some(k) => {
-            let w = root.join(k);
-            mkdir(&w)?;
-            w
-        }
-        None => tempfile::Builder::new()
-            .prefix("rmq-bench-ha-")
-            .tempdir()
-            .map_err(|e| format!("temp dir: {e}"))?
-            .keep(),
-    };
-    let _remove_work = o.keep.is_none().then(|| {
-        let w = work.clone();
-        OnExit::new(move || {
-            let _ = std::fs::remove_dir_all(&w);
-        })
-    });
+    let (work, _remove_work) = work_dir(&root, o.keep.as_deref(), "rmq-bench-ha-")?;
     let drv = Drivers::prepare(&root, &o.ver, &work)?;
     let reflib = if o.only.iter().any(|s| s == "java") {
         reference_broker_libs(&root, &o.ver, &work)?
