@@ -90,6 +90,7 @@ impl BrokerStore {
     }
 
     /// Runs `f` on the open store, or returns `default` once shut down.
+    #[inline]
     pub fn with<T>(&self, default: T, f: impl FnOnce(&MessageStore) -> T) -> T {
         match self
             .inner
