@@ -11,7 +11,7 @@ mod stats;
 pub use drivers::{awk_num, awk_str, copy_dir, snapshot_drivers, Drivers, Results};
 pub use opts::CommonOpts;
 pub use process::{
-    cleanup_on_signals, exit, free_port_block, output_within, status_within, Kid, OnExit,
+    cleanup_on_signals, exit, exit_with, free_port_block, output_within, status_within, Kid, OnExit,
 };
 pub use report::{
     format_g, goal, latency_rows, per_round, print_table, ratio, round_ratios, utc_minute, Latency,

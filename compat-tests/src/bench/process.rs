@@ -131,6 +131,19 @@ pub fn exit(code: i32) -> ! {
     std::process::exit(code)
 }
 
+/// Ends a benchmark's `main` with the outcome of its run: 0, or 1 after
+/// printing `<bin>: <error>` to stderr; exits through [`exit`].
+pub fn exit_with(bin: &str, outcome: Result<(), String>) -> ! {
+    let code = match outcome {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{bin}: {e}");
+            1
+        }
+    };
+    exit(code)
+}
+
 /// SIGTERM, then SIGKILL if the child has not exited within `grace`.
 fn stop_child(child: &Mutex<Child>, grace: Duration) -> Option<ExitStatus> {
     let mut child = child.lock().unwrap_or_else(|p| p.into_inner());
