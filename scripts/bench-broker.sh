@@ -5,7 +5,7 @@
 # loopback ports, all driven by compat.BenchProducer / compat.BenchConsumer on the
 # official Java client; one table with ratios. --dledger: 3-broker DLedger groups, ours
 # vs Java, send TPS/latency and failover (compat.BenchFailover). The benchmark itself is
-# compat-tests/src/bin/bench_broker.rs (flags, defaults and output described there);
+# compat-tests/src/bin/bench_broker/main.rs (flags, defaults and output described there);
 # results and the command go to docs/BENCHMARKS.md.
 #
 #   scripts/bench-broker.sh [--duration SECS] [--warmup SECS] [--threads 4,16,64]

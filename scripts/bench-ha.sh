@@ -7,7 +7,7 @@
 # ASYNC_MASTER replication lag (GET_BROKER_HA_STATUS polled on the master, bytes
 # and ms behind), and the catch-up of a new empty slave from a filled master
 # (MB/s and % of the disk's sequential write speed). One table with ratios. The
-# benchmark itself is compat-tests/src/bin/bench_ha.rs (flags, defaults and
+# benchmark itself is compat-tests/src/bin/bench_ha/main.rs (flags, defaults and
 # method described there); results and the command go to docs/BENCHMARKS.md.
 #
 #   scripts/bench-ha.sh [--only ours|java] [--threads 16,64] [--duration SECS]
