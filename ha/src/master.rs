@@ -201,7 +201,12 @@ impl Replication for HaMaster {
     }
 
     fn appended(&self, log_end: CommitLogOffset) {
-        self.shared.end.send_replace(log_end);
+        // Only slave transfer loops listen, and each reads the log itself
+        // before it first waits; without a slave (a lone master, the common
+        // case) skip the watch's lock and wake-ups on every put.
+        if self.shared.end.receiver_count() > 0 {
+            self.shared.end.send_replace(log_end);
+        }
     }
 
     fn wait(&self, end: CommitLogOffset, acks: u32) -> ReplicaWait {
