@@ -74,9 +74,7 @@ public final class BenchConsumer {
             t.printStackTrace();
             rc = 1;
         }
-        if (rc != 0 && logs != null) {
-            System.err.println("client logs: " + logs);
-        }
+        BenchProducer.finishClientLogs(logs, rc);
         System.exit(rc);
     }
 

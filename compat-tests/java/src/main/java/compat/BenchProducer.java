@@ -1,14 +1,17 @@
 package compat;
 
+import java.io.File;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
 import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.client.producer.SendStatus;
@@ -61,9 +64,7 @@ public final class BenchProducer {
             t.printStackTrace();
             rc = 1;
         }
-        if (rc != 0 && logs != null) {
-            System.err.println("client logs: " + logs);
-        }
+        finishClientLogs(logs, rc);
         System.exit(rc);
     }
 
@@ -314,6 +315,22 @@ public final class BenchProducer {
         setDefault("rocketmq.log.level", "WARN");
         setDefault("rmq.logback.configurationFile", "rmq.client.logback.xml");
         return dir;
+    }
+
+    /** Names the client log folder after a failure; removes it after a success. */
+    static void finishClientLogs(Path dir, int rc) {
+        if (dir == null) {
+            return;
+        }
+        if (rc != 0) {
+            System.err.println("client logs: " + dir);
+            return;
+        }
+        try (Stream<Path> s = Files.walk(dir)) {
+            s.sorted(Comparator.reverseOrder()).map(Path::toFile).forEach(File::delete);
+        } catch (IOException ignored) {
+            // best effort: a folder left in the temp dir
+        }
     }
 
     private static void setDefault(String key, String value) {
