@@ -63,6 +63,19 @@ pub struct ServerOptions {
     /// patches each leader-appended body once its `pos` is known (the
     /// broker writes PHYSICALOFFSET = `pos + 48`, as Java's DLedgerCommitLog).
     pub append_hook: Option<SharedAppendHook>,
+    /// Adds handlers to the peer port's router (codes and close hooks):
+    /// Java's controller serves its requests on its DLedger port.
+    pub extra_routes: Option<RouteExtender>,
+}
+
+/// A function that extends the peer port's router.
+#[derive(Clone)]
+pub struct RouteExtender(pub Arc<dyn Fn(Router) -> Router + Send + Sync>);
+
+impl std::fmt::Debug for RouteExtender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteExtender")
+    }
 }
 
 /// The hook's function: `(entry body, body position)`; the body position is
@@ -89,6 +102,7 @@ impl ServerOptions {
             checkpoint_interval: Duration::from_millis(3000),
             rpc_timeout: RPC_TIMEOUT,
             append_hook: None,
+            extra_routes: None,
         }
     }
 }
@@ -189,7 +203,11 @@ impl DLedgerServer {
         });
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(driver.run(inputs_rx)));
-        let router = Arc::new(router(shared.clone()));
+        let mut router = router(shared.clone());
+        if let Some(RouteExtender(extend)) = &opts.extra_routes {
+            router = extend(router);
+        }
+        let router = Arc::new(router);
         let serve_shutdown = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = remoting::serve(
