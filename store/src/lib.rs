@@ -18,6 +18,7 @@ mod checkpoint;
 mod commitlog;
 mod config;
 mod consumequeue;
+pub mod epoch;
 mod error;
 mod files;
 mod index;
@@ -31,6 +32,7 @@ pub mod replication;
 mod store;
 
 pub use config::{FlushDiskType, StoreConfig, DEFAULT_MESSAGE_DELAY_LEVEL};
+pub use epoch::{EpochEntry, EpochFile, EpochList, EpochRange};
 pub use error::StoreError;
 pub use index::{build_key, index_key_hash, QueryResult, MAX_MSGS_NUM_BATCH};
 pub use msgid::{create_offset_message_id, decode_offset_message_id, new_uniq_id};
