@@ -275,6 +275,33 @@ impl CommitLog {
         (len > 0).then(|| Bytes::from(vec![0u8; len]))
     }
 
+    /// Cuts the log at `end` (Java `truncateDirtyFiles`): later segments
+    /// are deleted, the one holding `end` keeps its bytes below it (see
+    /// [`files::truncate_live`]). Readers see the new end first. The caller
+    /// holds the writer lock and has checked `end` is a record boundary.
+    pub(crate) fn truncate_to(&self, end: i64) -> Result<(), StoreError> {
+        if end >= self.max_offset() {
+            return Ok(());
+        }
+        let end_u = u64::try_from(end).map_err(|_| StoreError::Corrupt {
+            path: self.dir.clone(),
+            reason: format!("truncate to negative offset {end}"),
+        })?;
+        let mut segs = write_lock(&self.segments);
+        if segs.first().is_some_and(|f| end_u < f.base()) {
+            return Err(StoreError::Corrupt {
+                path: self.dir.clone(),
+                reason: format!("truncate to {end}, below the log's start"),
+            });
+        }
+        self.max_offset.store(end, Ordering::Release);
+        files::truncate_live(&mut segs, end_u, self.seg_size)?;
+        let flushed = self.flushed_offset.load(Ordering::Acquire).min(end);
+        self.flushed_offset.store(flushed, Ordering::Release);
+        tracing::info!(dir = %self.dir.display(), max_offset = end, "commit log truncated");
+        Ok(())
+    }
+
     /// msync every segment with unflushed bytes. All of them, not just the
     /// last: a record in a new segment is only recoverable if the blank
     /// marker closing the previous one is on disk too. Returns the offset

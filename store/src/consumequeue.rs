@@ -295,6 +295,27 @@ impl ConsumeQueue {
         Ok(count)
     }
 
+    /// Drops the entries of records that do not end at or below the commit
+    /// log's new end `cl_end` (Java `truncateDirtyLogicFiles`). Writer only.
+    /// Returns the new max offset.
+    pub(crate) fn truncate_phys(&self, cl_end: i64) -> Result<i64, StoreError> {
+        let (min, max) = (self.min_offset(), self.max_offset());
+        let mut cut = max;
+        while cut > min {
+            match self.entry_unchecked(cut - 1) {
+                Some(e) if !e.is_blank() && e.phys + i64::from(e.size) > cl_end => cut -= 1,
+                _ => break,
+            }
+        }
+        if cut == max {
+            return Ok(max);
+        }
+        self.max_offset.store(cut, Ordering::Release);
+        let mut fs = write_lock(&self.files);
+        files::truncate_live(&mut fs, cut as u64 * CQ_UNIT as u64, self.file_size)?;
+        Ok(cut)
+    }
+
     /// Delete all files (before a rebuild). Recovery only.
     pub(crate) fn destroy(self) -> Result<(), StoreError> {
         let files = self

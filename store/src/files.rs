@@ -132,3 +132,65 @@ fn zero_tail(path: &Path, pos: usize, size: usize) -> Result<(), StoreError> {
     f.sync_all()?;
     Ok(())
 }
+
+/// Cut live files at absolute offset `end`, like [`truncate`], while readers
+/// may still hold their mappings: files after the one holding `end` are
+/// unlinked (their mappings stay valid), and the one holding it is replaced
+/// by a copy of its first bytes — never shrunk or rewritten in place, so a
+/// byte already handed out never changes (see `mmap`). The caller holds the
+/// writer lock. `end` below the first file is an error.
+pub(crate) fn truncate_live(
+    files: &mut Vec<Arc<MappedFile>>,
+    end: u64,
+    size: usize,
+) -> Result<(), StoreError> {
+    let Some(first) = files.first() else {
+        return Ok(());
+    };
+    if end < first.base() {
+        return Err(corrupt(
+            first.path(),
+            format!("truncate below start to {end}"),
+        ));
+    }
+    let idx = ((end - first.base()) / size as u64) as usize;
+    if idx >= files.len() {
+        return Ok(());
+    }
+    for f in files.drain(idx + 1..).rev() {
+        let path = f.path().to_path_buf();
+        drop(f);
+        tracing::info!(path = %path.display(), "deleting file past the truncation point");
+        std::fs::remove_file(&path)?;
+    }
+    let Some(f) = files.last() else {
+        return Ok(());
+    };
+    let (path, base) = (f.path().to_path_buf(), f.base());
+    let pos = (end - base) as usize;
+    if pos >= f.published() {
+        return Ok(());
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".truncating");
+    let tmp = PathBuf::from(tmp);
+    {
+        use std::io::Read;
+        let mut src = std::fs::File::open(&path)?;
+        let mut dst = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        std::io::copy(&mut (&mut src).take(pos as u64), &mut dst)?;
+        mmap::allocate(&dst, size as u64)?;
+        dst.set_len(size as u64)?;
+        dst.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    let replaced = Arc::new(MappedFile::open(&path, base, size, pos)?);
+    if let Some(last) = files.last_mut() {
+        *last = replaced;
+    }
+    Ok(())
+}

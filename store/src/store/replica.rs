@@ -75,7 +75,76 @@ impl MessageStore {
     }
 }
 
+impl MessageStore {
+    /// Cuts the commit log at `offset` (Java `truncateFiles`): it must be a
+    /// record boundary (an epoch's start or end, a replica's consistent
+    /// point). Later commit-log segments are deleted, and every consume-queue
+    /// entry of a record not wholly below `offset`; a later
+    /// [`append_replica`](Self::append_replica) continues at `offset`.
+    /// Index entries stay (a key query checks each hit against the record
+    /// now at its offset). Nothing to do when `offset` is at or past the
+    /// log's end. Returns the log's end after it.
+    pub fn truncate_to(&self, offset: CommitLogOffset) -> Result<CommitLogOffset, StoreError> {
+        let inner = &*self.inner;
+        if inner.replicated.is_some() {
+            return Err(StoreError::NotWriter);
+        }
+        let _writer = lock(&inner.writer);
+        if inner.shut_down.load(Ordering::Acquire) {
+            return Err(StoreError::ShutDown);
+        }
+        inner.truncate_locked(offset.get())?;
+        Ok(CommitLogOffset(inner.commit_log.max_offset()))
+    }
+
+    /// Cuts a record the commit log ends inside of (a replica's last frame
+    /// ended mid-record; Java `truncateInvalidMsg` before an HA client
+    /// connects or a slave becomes master), so the log ends at its last
+    /// whole record. Returns the log's end after it.
+    pub fn truncate_torn_tail(&self) -> Result<CommitLogOffset, StoreError> {
+        let inner = &*self.inner;
+        if inner.replicated.is_some() {
+            return Err(StoreError::NotWriter);
+        }
+        let _writer = lock(&inner.writer);
+        let dispatched = inner.dispatched_end.load(Ordering::Acquire);
+        if dispatched < inner.commit_log.max_offset() {
+            tracing::warn!(
+                to = dispatched,
+                from = inner.commit_log.max_offset(),
+                "truncating a torn last record"
+            );
+            inner.truncate_locked(dispatched)?;
+        }
+        Ok(CommitLogOffset(inner.commit_log.max_offset()))
+    }
+
+    /// End of the last whole record in the consume queues (a replica's log
+    /// may end past it, inside a record still being shipped).
+    pub fn dispatched_offset(&self) -> CommitLogOffset {
+        CommitLogOffset(self.inner.dispatched_end.load(Ordering::Acquire))
+    }
+}
+
 impl Inner {
+    /// See [`MessageStore::truncate_to`]; the caller holds the writer lock.
+    fn truncate_locked(&self, offset: i64) -> Result<(), StoreError> {
+        if offset >= self.commit_log.max_offset() {
+            return Ok(());
+        }
+        self.commit_log.truncate_to(offset)?;
+        let queues: Vec<Arc<crate::consumequeue::ConsumeQueue>> = read_lock(&self.queues)
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect();
+        for q in queues {
+            q.truncate_phys(offset)?;
+        }
+        let d = self.dispatched_end.load(Ordering::Acquire).min(offset);
+        self.dispatched_end.store(d, Ordering::Release);
+        Ok(())
+    }
+
     /// Dispatches every whole record between `dispatched_end` and `end` (the
     /// commit log's end after a replica append), stepping over blank
     /// end-of-file records. Stops at a record not yet complete.
