@@ -19,6 +19,7 @@
 //! Both reach the store through [`ReplicaLog`], which `MessageStore`
 //! implements, so a broker can put its own handle behind it.
 
+pub mod autoswitch;
 mod client;
 pub mod frame;
 mod master;

@@ -1,0 +1,4 @@
+//! Controller mode's replication, AutoSwitch HA (Java
+//! `AutoSwitchHAService`, `AutoSwitchHAConnection`, `AutoSwitchHAClient`).
+
+pub mod frame;
