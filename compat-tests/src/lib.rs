@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 pub mod bench;
+pub mod controller;
 pub mod dledger_files;
 pub mod dledger_group;
 pub mod ha_pair;
