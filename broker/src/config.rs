@@ -278,6 +278,37 @@ broker_config! {
     min_in_sync_replicas: i32 = "minInSyncReplicas" => 1,
     total_replicas: i32 = "totalReplicas" => 1,
     enable_auto_in_sync_replicas: bool = "enableAutoInSyncReplicas" => false,
+    // Controller mode (docs: /work/shared/spec/controller.md §6, §7.4, §7.5;
+    // `broker/src/replication/controller/`).
+    /// The broker gets its id and role from the controllers (RIP-44).
+    enable_controller_mode: bool = "enableControllerMode" => false,
+    /// `;`-list of controller addresses (their DLedger peer ports).
+    controller_addr: String = "controllerAddr" => String::new(),
+    /// Accepted; DNS look-up of `controllerAddr` is not implemented.
+    fetch_controller_addr_by_dns_lookup: bool = "fetchControllerAddrByDnsLookup" => false,
+    /// GET_REPLICA_INFO (1004) poll period, ms.
+    sync_broker_metadata_period: u64 = "syncBrokerMetadataPeriod" => 5_000,
+    /// Master: SyncStateSet shrink check period, ms.
+    check_sync_state_set_period: u64 = "checkSyncStateSetPeriod" => 5_000,
+    /// Controller leader refresh (1005) period, ms.
+    sync_controller_metadata_period: u64 = "syncControllerMetadataPeriod" => 10_000,
+    /// `heartbeatTimeoutMills` sent with every BROKER_HEARTBEAT (904).
+    controller_heart_beat_timeout_mills: i64 = "controllerHeartBeatTimeoutMills" => 10_000,
+    /// BROKER_HEARTBEAT (904) period, ms.
+    broker_heartbeat_interval: u64 = "brokerHeartbeatInterval" => 1_000,
+    send_heartbeat_timeout_millis: u64 = "sendHeartbeatTimeoutMillis" => 1_000,
+    /// Smaller wins election ties.
+    broker_election_priority: i32 = "brokerElectionPriority" => i32::MAX,
+    /// Store keys of controller mode (`MessageStoreConfig`).
+    all_ack_in_sync_state_set: bool = "allAckInSyncStateSet" => false,
+    ha_max_time_slave_not_catchup: i64 = "haMaxTimeSlaveNotCatchup" => 15_000,
+    /// Empty = `<storePathRootDir>/epochFileCheckpoint`.
+    store_path_epoch_file: String = "storePathEpochFile" => String::new(),
+    /// Empty = `<storePathRootDir>/brokerIdentity`.
+    store_path_broker_identity: String = "storePathBrokerIdentity" => String::new(),
+    sync_from_last_file: bool = "syncFromLastFile" => false,
+    async_learner: bool = "asyncLearner" => false,
+    read_un_committed: bool = "readUnCommitted" => false,
 }
 
 impl BrokerConfig {
@@ -346,6 +377,34 @@ impl BrokerConfig {
         }
     }
 
+    /// `storePathBrokerIdentity`, or `<storePathRootDir>/brokerIdentity`.
+    pub fn broker_identity_path(&self) -> PathBuf {
+        if self.store_path_broker_identity.trim().is_empty() {
+            self.store_root().join("brokerIdentity")
+        } else {
+            PathBuf::from(self.store_path_broker_identity.trim())
+        }
+    }
+
+    /// `storePathEpochFile`, or `<storePathRootDir>/epochFileCheckpoint`.
+    pub fn epoch_file_path(&self) -> PathBuf {
+        if self.store_path_epoch_file.trim().is_empty() {
+            self.store_root().join("epochFileCheckpoint")
+        } else {
+            PathBuf::from(self.store_path_epoch_file.trim())
+        }
+    }
+
+    /// `controllerAddr` split on `;`, empty entries dropped.
+    pub fn controller_addrs(&self) -> Vec<String> {
+        self.controller_addr
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub fn config_dir(&self) -> PathBuf {
         self.store_root().join("config")
     }
@@ -398,6 +457,21 @@ impl BrokerConfig {
                 "syncMasterRule",
                 self.sync_master_rule.clone(),
                 "expected 4.x or 5.x",
+            );
+        }
+        if self.enable_controller_mode && self.enable_d_leger_commit_log {
+            // Java `BrokerStartup` exits with -4.
+            return bad(
+                "enableControllerMode",
+                "true".into(),
+                "the controller mode and the DLedger commit log (enableDLegerCommitLog) cannot both be enabled",
+            );
+        }
+        if self.enable_controller_mode && self.controller_addrs().is_empty() {
+            return bad(
+                "controllerAddr",
+                self.controller_addr.clone(),
+                "controller mode needs at least one controller address",
             );
         }
         if self.listen_port < 2 {

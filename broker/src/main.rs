@@ -60,6 +60,12 @@ fn load_config(args: &Args) -> anyhow::Result<BrokerConfig> {
     if let Some(bind) = &args.bind {
         config.bind_address = bind.clone();
     }
+    if config.enable_controller_mode && config.enable_d_leger_commit_log {
+        // Java `BrokerStartup`: "The config enableControllerMode and
+        // enableDLegerCommitLog cannot both be true." and exit(-4).
+        eprintln!("The config enableControllerMode and enableDLegerCommitLog cannot both be true.");
+        std::process::exit(-4);
+    }
     config.validate()?;
     Ok(config)
 }

@@ -94,8 +94,28 @@ impl Broker {
             }
             None => crate::store::open(&config)?,
         }));
+        let controller_mode = config.enable_controller_mode;
+        if controller_mode {
+            // Java refuses identity files of another broker set.
+            crate::replication::controller::identity::IdentityFiles::new(
+                config.broker_identity_path(),
+                &config.broker_cluster_name,
+                &config.broker_name,
+            )
+            .check()?;
+        }
+        // Controller mode: replication behind `ControllerReplication` (the
+        // stand-in without HA until AutoSwitch HA is wired).
+        let controller_replication: Option<
+            Arc<dyn crate::replication::controller::ControllerReplication>,
+        > = controller_mode.then(|| {
+            Arc::new(crate::replication::controller::LocalReplication::open(
+                store.clone(),
+                config.epoch_file_path(),
+            )) as Arc<dyn crate::replication::controller::ControllerReplication>
+        });
         // A local commit log replicates master -> slaves (classic HA).
-        let replication = if dledger_parts.is_none() {
+        let replication = if dledger_parts.is_none() && !controller_mode {
             match crate::replication::ha::Replication::start(&config, store.clone()).await {
                 Ok(r) => Some(Arc::new(r)),
                 Err(e) if config.broker_role == BrokerRole::SyncMaster => return Err(e),
@@ -107,7 +127,7 @@ impl Broker {
         } else {
             None
         };
-        let is_slave = config.broker_role.is_slave();
+        let is_slave = config.broker_role.is_slave() && !controller_mode;
         let register_now = Arc::new(Notify::new());
         let topics = Arc::new(TopicConfigManager::open(&config, register_now.clone())?);
         let groups = Arc::new(SubscriptionGroupManager::open(
@@ -128,6 +148,13 @@ impl Broker {
             });
         }
         let namesrv = Arc::new(NamesrvClient::new(&config));
+        if let Some(r) = controller_replication.clone() {
+            namesrv.on_register_answer(Box::new(move |ha_addr, _master| {
+                if let Some(a) = ha_addr.filter(|a| !a.is_empty()) {
+                    r.master_ha_learnt(&a);
+                }
+            }));
+        }
         if let Some(r) = replication.clone() {
             let c = config.clone();
             namesrv.on_register_answer(Box::new(move |ha_addr, _master| {
@@ -158,6 +185,34 @@ impl Broker {
             store_host,
         ));
 
+        let start_master_services = {
+            let (schedule, timer, transactions) =
+                (schedule.clone(), timer.clone(), transactions.clone());
+            move |tasks: &TaskTracker, stop: &CancellationToken| {
+                schedule.start(tasks, stop);
+                timer.start(tasks, stop);
+                transactions.start(tasks, stop);
+            }
+        };
+        let (controller_manager, controller_handle) = match controller_replication {
+            Some(replication) => {
+                let (m, h) = crate::replication::controller::ControllerManager::new(
+                    crate::replication::controller::Parts {
+                        config: shared.clone(),
+                        replication,
+                        namesrv: namesrv.clone(),
+                        topics: topics.clone(),
+                        store: store.clone(),
+                        services: crate::replication::dledger::MasterServices::new(
+                            Box::new(start_master_services.clone()),
+                            shutdown.clone(),
+                        ),
+                    },
+                );
+                (Some(m), Some(h))
+            }
+            None => (None, None),
+        };
         let services = Services {
             config: shared.clone(),
             topics: topics.clone(),
@@ -175,22 +230,15 @@ impl Broker {
             timer: timer.clone(),
             transactions: transactions.clone(),
             replication: replication.clone(),
+            controller: controller_handle,
         };
         let stats = services.stats.clone();
         let router = Arc::new(crate::processor::table::router(services));
 
         let tasks = TaskTracker::new();
-        let start_master_services = {
-            let (schedule, timer, transactions) = (schedule.clone(), timer.clone(), transactions);
-            move |tasks: &TaskTracker, stop: &CancellationToken| {
-                schedule.start(tasks, stop);
-                timer.start(tasks, stop);
-                transactions.start(tasks, stop);
-            }
-        };
-        // DLedger: only while master (the role handler starts and stops
-        // them); a slave of a local commit log never writes.
-        if dledger_parts.is_none() && !is_slave {
+        // DLedger and controller mode: only while master (the role handler
+        // starts and stops them); a slave of a local commit log never writes.
+        if dledger_parts.is_none() && !is_slave && !controller_mode {
             start_master_services(&tasks, &shutdown);
         }
         tasks.spawn(serve(
@@ -231,7 +279,10 @@ impl Broker {
             namesrv.set_master_claim(Box::new(move || leader.holds_leader_lease()));
             dledger_server = Some(parts.server);
         }
-        if dledger_server.is_some() || is_slave {
+        if let Some(m) = controller_manager {
+            tasks.spawn(m.run(shutdown.clone()));
+        }
+        if dledger_server.is_some() || is_slave || controller_mode {
             let sync = crate::replication::slave_sync::SlaveSync {
                 config: shared.clone(),
                 namesrv: namesrv.clone(),

@@ -258,6 +258,18 @@ impl TopicConfigManager {
         config
     }
 
+    /// A role change in controller mode (Java
+    /// `dataVersion.nextVersion(masterEpoch)`): the name servers prefer the
+    /// registration whose `stateVersion` is higher, so a stale master loses.
+    pub fn next_version_with_state(&self, state_version: i64) {
+        {
+            let mut s = self.write();
+            s.data_version.next();
+            s.data_version.state_version = state_version;
+        }
+        self.persist();
+    }
+
     /// Admin create or update.
     pub fn update(&self, config: TopicConfig) {
         {

@@ -85,6 +85,9 @@ pub(crate) struct Services {
     pub transactions: Arc<TransactionService>,
     /// Master/slave replication of a local commit log (not with DLedger).
     pub replication: Option<Arc<crate::replication::ha::Replication>>,
+    /// Controller mode: where NOTIFY_BROKER_ROLE_CHANGED goes and what
+    /// GET_BROKER_EPOCH_CACHE reads.
+    pub controller: Option<Arc<crate::replication::controller::ControllerHandle>>,
 }
 
 /// Builds the [`Router`] one row at a time, each row under its slave rule.
@@ -227,6 +230,7 @@ pub(crate) fn router(s: Services) -> Router {
     });
 
     let ha_status = Arc::new((s.replication.clone(), s.store.clone()));
+    let controller = Arc::new(s.controller.clone());
     use OnSlave::Allow;
     let t = Table {
         router: Router::new(),
@@ -275,6 +279,8 @@ pub(crate) fn router(s: Services) -> Router {
         .route(rq::GET_BROKER_RUNTIME_INFO, Allow, sync(&admin, |p, _, _| p.runtime_info()))
         .route(rq::GET_BROKER_CONFIG, Allow, sync(&admin, |p, _, _| p.broker_config()))
         .route(rq::GET_BROKER_HA_STATUS, Allow, sync(&ha_status, |h, _, _| super::ha_status::ha_status(h.0.as_deref(), &h.1)))
+        .route(crate::replication::controller::wire::code::GET_BROKER_EPOCH_CACHE, Allow, sync(&controller, |h, _, _| crate::replication::controller::epoch_cache_answer(h.as_deref())))
+        .route(crate::replication::controller::wire::code::NOTIFY_BROKER_ROLE_CHANGED, Allow, sync(&controller, |h, _, r| crate::replication::controller::notify_answer(h.as_deref(), r)))
         .route(rq::UPDATE_BROKER_CONFIG, Allow, sync(&admin, |p, _, r| p.update_broker_config(r)))
         .route(rq::VIEW_BROKER_STATS_DATA, Allow, sync(&admin, |p, _, r| p.view_broker_stats(r)))
         .route(rq::GET_BROKER_CONSUME_STATS, Allow, sync(&admin, |p, _, r| p.broker_consume_stats(r)))

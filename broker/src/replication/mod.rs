@@ -3,6 +3,7 @@
 //! commit log (classic HA), a slave's copy of the master's metadata, and
 //! registration with the name servers.
 
+pub(crate) mod controller;
 pub(crate) mod dledger;
 pub(crate) mod ha;
 pub(crate) mod namesrv;

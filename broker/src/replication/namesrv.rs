@@ -4,7 +4,7 @@
 //! (a name server drops a broker whose connection closes).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -77,6 +77,9 @@ pub struct NamesrvClient {
     /// leader's lease); a registration it refuses is skipped.
     master_claim: OnceLock<MasterClaim>,
     on_answer: OnceLock<RegisterAnswer>,
+    /// Controller mode: no registration while the broker is isolated (not
+    /// registered with the controller, or no role known yet).
+    fenced: AtomicBool,
     /// One registration at a time, its identity read once it holds this:
     /// a registration never overtakes a later one with an older role.
     registering: Mutex<()>,
@@ -100,6 +103,7 @@ impl NamesrvClient {
             broker_id: AtomicI64::new(config.broker_id),
             master_claim: OnceLock::new(),
             on_answer: OnceLock::new(),
+            fenced: AtomicBool::new(false),
             registering: Mutex::new(()),
             timeout: Duration::from_millis(config.register_broker_timeout_mills),
             conns: Mutex::new(HashMap::new()),
@@ -109,6 +113,16 @@ impl NamesrvClient {
     /// Changes the broker id of later registrations (DLedger role change).
     pub fn set_broker_id(&self, id: i64) {
         self.broker_id.store(id, Ordering::Release);
+    }
+
+    /// Isolates the broker from the name servers (`true`: every
+    /// registration is skipped) or lets it register again.
+    pub fn set_fenced(&self, fenced: bool) {
+        self.fenced.store(fenced, Ordering::Release);
+    }
+
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::Acquire)
     }
 
     /// Installs the check that a registration as master (id 0) must pass
@@ -165,6 +179,10 @@ impl NamesrvClient {
     /// with a registration that came due while it was stopped.
     pub async fn register_all(&self, topics: &TopicConfigManager) -> usize {
         let _one_at_a_time = self.registering.lock().await;
+        if self.is_fenced() {
+            debug!("registration skipped: broker isolated");
+            return 0;
+        }
         let identity = self.identity_now();
         if identity.broker_id == MASTER_ID && self.master_claim.get().is_some_and(|holds| !holds())
         {

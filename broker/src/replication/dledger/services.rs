@@ -32,7 +32,7 @@ impl MasterServices {
         self.running.is_some()
     }
 
-    pub(super) fn run(&mut self) {
+    pub(crate) fn run(&mut self) {
         if self.running.is_none() {
             let (token, tasks) = (self.parent.child_token(), TaskTracker::new());
             (self.start)(&tasks, &token);
@@ -41,7 +41,7 @@ impl MasterServices {
         }
     }
 
-    pub(super) async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some((token, tasks)) = self.running.take() {
             token.cancel();
             tasks.close();
