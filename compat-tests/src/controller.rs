@@ -343,6 +343,20 @@ pub struct ControllerGroup {
     pub peers: String,
 }
 
+/// `kind`, or with `CTL_OURS_AS_JAVA=1` in the environment the Java
+/// controller in place of ours (to check a suite itself against Java).
+pub fn substitute(kind: ControllerKind) -> ControllerKind {
+    if std::env::var("CTL_OURS_AS_JAVA").is_ok_and(|v| v == "1") {
+        match kind {
+            ControllerKind::Ours => ControllerKind::Java,
+            ControllerKind::OursInNamesrv => ControllerKind::JavaInNamesrv,
+            k => k,
+        }
+    } else {
+        kind
+    }
+}
+
 /// Distinct free loopback ports.
 fn free_ports(n: usize) -> Vec<u16> {
     let mut ports: Vec<u16> = Vec::new();
@@ -373,7 +387,7 @@ impl ControllerGroup {
             .iter()
             .enumerate()
             .map(|(i, kind)| ControllerMember {
-                kind: *kind,
+                kind: substitute(*kind),
                 id: format!("n{i}"),
                 addr: format!("127.0.0.1:{}", ports[2 * i]),
                 namesrv_addr: kind
@@ -504,6 +518,58 @@ impl ControllerGroup {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Hands DLedger leadership to member `to` (LEADERSHIP_TRANSFER 51005
+    /// to the current leader with its term, retried: DLedger's transfer is
+    /// best effort) and waits until every up member names it leader.
+    pub fn transfer_leadership(&mut self, to: usize, timeout: Duration) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = dledger::server::DLedgerClient::new(DLEDGER_GROUP, &self.peers)
+            .expect("controller peers");
+        let deadline = Instant::now() + timeout;
+        let mut attempts = Vec::new();
+        loop {
+            match self.leader() {
+                Some(l) if l == to => break,
+                Some(l) => {
+                    let other = (l + 1) % self.members.len();
+                    let term = crate::dledger_term(
+                        &rt,
+                        self.members[l].addr.clone(),
+                        DLEDGER_GROUP,
+                        self.members[l].id.clone(),
+                        self.members[other].id.clone(),
+                    )
+                    .unwrap_or(-1);
+                    let r = rt.block_on(client.leadership_transfer(
+                        &self.members[l].id,
+                        &self.members[to].id,
+                        term,
+                    ));
+                    attempts.push(format!("n{l}->n{to} term {term}: {}", r.base.code));
+                    if r.base.code == 200 {
+                        let until = Instant::now() + Duration::from_secs(10);
+                        while Instant::now() < until && self.leader() != Some(to) {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        continue;
+                    }
+                }
+                None => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no leadership transfer to n{to}: {attempts:?}; {}\n{}",
+                self.metadata_summary(),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        eprintln!("controller leadership to n{to}: {attempts:?}");
     }
 
     /// What each up member answers to 1005, for failure messages.
