@@ -12,7 +12,12 @@
 
 pub mod body;
 pub mod compute;
+pub mod config;
 pub mod event;
 pub mod heartbeat;
 pub mod policy;
+mod runtime;
 pub mod state;
+
+pub use config::ControllerConfig;
+pub use runtime::{Controller, ControllerError, ControllerHandle};

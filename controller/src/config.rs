@@ -1,0 +1,300 @@
+//! The controller's configuration: Java's `ControllerConfig` keys (spec
+//! controller.md §7.2) read from a `.properties` file, plus `bindAddress`
+//! (as our name server has) and `mappedFileSizeForEntryIndex`.
+//!
+//! Unknown keys are logged and kept (GET_CONTROLLER_CONFIG returns them);
+//! a bad value is an error naming the key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use dledger::config::{Timers, JAVA_TIMERS};
+use tracing::warn;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid value {value:?} for config key {key}: expected {expected}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config key {0} is required")]
+    Missing(&'static str),
+    #[error("controllerType {0:?} is not supported (only DLedger)")]
+    UnsupportedType(String),
+}
+
+trait ConfigValue: Sized + ToString {
+    const EXPECTED: &'static str;
+    fn parse(raw: &str) -> Option<Self>;
+}
+
+impl ConfigValue for String {
+    const EXPECTED: &'static str = "a string";
+    fn parse(raw: &str) -> Option<Self> {
+        Some(raw.trim().to_owned())
+    }
+}
+
+impl ConfigValue for bool {
+    const EXPECTED: &'static str = "true or false";
+    fn parse(raw: &str) -> Option<Self> {
+        match raw.trim() {
+            r if r.eq_ignore_ascii_case("true") => Some(true),
+            r if r.eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        }
+    }
+}
+
+impl ConfigValue for i32 {
+    const EXPECTED: &'static str = "a 32-bit integer";
+    fn parse(raw: &str) -> Option<Self> {
+        raw.trim().parse().ok()
+    }
+}
+
+impl ConfigValue for i64 {
+    const EXPECTED: &'static str = "a 64-bit integer";
+    fn parse(raw: &str) -> Option<Self> {
+        raw.trim().parse().ok()
+    }
+}
+
+macro_rules! config_fields {
+    ($( $(#[$fmeta:meta])* $field:ident : $ty:ty = $key:literal, $default:expr; )*) => {
+        /// Every honoured key; see the module documentation.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct ControllerConfig {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+            /// DLedger election timers; Java's by default (a group may mix
+            /// Java controllers). Not a config key: tests set faster ones.
+            pub dledger_timers: Timers,
+            /// File keys that are none of ours.
+            pub extra: BTreeMap<String, String>,
+        }
+
+        impl ControllerConfig {
+            pub const KEYS: &'static [&'static str] = &[$($key),*];
+
+            fn defaults() -> Self {
+                ControllerConfig {
+                    $( $field: $default, )*
+                    dledger_timers: JAVA_TIMERS,
+                    extra: BTreeMap::new(),
+                }
+            }
+
+            /// Sets one known key; `Ok(false)` when the key is not ours.
+            pub fn set(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+                match key {
+                    $( $key => {
+                        self.$field = <$ty as ConfigValue>::parse(value).ok_or_else(|| ConfigError::InvalidValue {
+                            key: key.to_owned(),
+                            value: value.to_owned(),
+                            expected: <$ty as ConfigValue>::EXPECTED,
+                        })?;
+                        Ok(true)
+                    } )*
+                    _ => Ok(false),
+                }
+            }
+
+            pub fn entries(&self) -> Vec<(&'static str, String)> {
+                vec![ $( ($key, self.$field.to_string()), )* ]
+            }
+        }
+    };
+}
+
+config_fields! {
+    rocketmq_home: String = "rocketmqHome", std::env::var("ROCKETMQ_HOME").unwrap_or_default();
+    config_store_path: String = "configStorePath", home().join("controller").join("controller.properties").to_string_lossy().into_owned();
+    /// Only `DLedger` is supported.
+    controller_type: String = "controllerType", "DLedger".to_owned();
+    scan_not_active_broker_interval: i64 = "scanNotActiveBrokerInterval", 5000;
+    controller_thread_pool_nums: i32 = "controllerThreadPoolNums", 16;
+    controller_request_thread_pool_queue_capacity: i32 = "controllerRequestThreadPoolQueueCapacity", 50000;
+    /// DLedger `mappedFileSizeForEntryData`.
+    mapped_file_size: i64 = "mappedFileSize", 1024 * 1024 * 1024;
+    /// DLedger `storeBaseDir`; empty → `~/DLedgerController`.
+    controller_store_path: String = "controllerStorePath", String::new();
+    elect_master_max_retry_count: i32 = "electMasterMaxRetryCount", 3;
+    enable_elect_unclean_master: bool = "enableElectUncleanMaster", false;
+    process_read_event: bool = "processReadEvent", false;
+    notify_broker_role_changed: bool = "notifyBrokerRoleChanged", true;
+    scan_inactive_master_interval: i64 = "scanInactiveMasterInterval", 5000;
+    config_black_list: String = "configBlackList", "configBlackList;configStorePath".to_owned();
+    controller_d_leger_group: String = "controllerDLegerGroup", String::new();
+    controller_d_leger_peers: String = "controllerDLegerPeers", String::new();
+    controller_d_leger_self_id: String = "controllerDLegerSelfId", String::new();
+    /// Ours: the address the DLedger/controller port binds to.
+    bind_address: String = "bindAddress", "0.0.0.0".to_owned();
+    /// Ours: DLedger `mappedFileSizeForEntryIndex` (Java's default).
+    mapped_file_size_for_entry_index: i64 = "mappedFileSizeForEntryIndex", 32 * 5 * 1024 * 1024;
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Keys a name server config file may carry next to ours without a warning.
+const NAMESRV_KEYS: &[&str] = &["enableControllerInNamesrv", "listenPort", "kvConfigPath"];
+
+/// Keys UPDATE_CONTROLLER_CONFIG always refuses.
+const FIXED_BLACK_LIST: &[&str] = &["configBlackList", "configStorePath", "rocketmqHome"];
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self::defaults()
+    }
+}
+
+impl ControllerConfig {
+    /// Applies properties; unknown keys are kept in [`ControllerConfig::extra`].
+    pub fn apply<'a>(
+        &mut self,
+        props: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), ConfigError> {
+        for (key, value) in props {
+            if !self.set(key, value)? {
+                if !NAMESRV_KEYS.contains(&key) {
+                    warn!(key, value, "unknown controller config key, kept");
+                }
+                self.extra.insert(key.to_owned(), value.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// Defaults, then the properties text of `path`.
+    pub fn load_file(path: &Path) -> Result<Self, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let props = remoting::properties::parse(&String::from_utf8_lossy(&bytes));
+        let mut config = Self::default();
+        config.apply(props.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        Ok(config)
+    }
+
+    /// The start-up checks.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.controller_type != "DLedger" {
+            return Err(ConfigError::UnsupportedType(self.controller_type.clone()));
+        }
+        if self.controller_d_leger_peers.trim().is_empty() {
+            return Err(ConfigError::Missing("controllerDLegerPeers"));
+        }
+        if self.controller_d_leger_self_id.trim().is_empty() {
+            return Err(ConfigError::Missing("controllerDLegerSelfId"));
+        }
+        Ok(())
+    }
+
+    /// `controllerStorePath`, or `~/DLedgerController` when empty.
+    pub fn store_path(&self) -> PathBuf {
+        if self.controller_store_path.trim().is_empty() {
+            home().join(format!("{}Controller", self.controller_type))
+        } else {
+            PathBuf::from(self.controller_store_path.trim())
+        }
+    }
+
+    /// `key=value` lines, sorted (GET_CONTROLLER_CONFIG and what updates persist).
+    pub fn all_configs_text(&self) -> String {
+        let mut all: BTreeMap<&str, String> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        for (k, v) in self.entries() {
+            if k == "rocketmqHome" && v.is_empty() {
+                continue;
+            }
+            all.insert(k, v);
+        }
+        all.into_iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+    }
+
+    pub fn black_list(&self) -> BTreeSet<String> {
+        FIXED_BLACK_LIST
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(
+                self.config_black_list
+                    .split(';')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty()),
+            )
+            .collect()
+    }
+
+    /// A runtime update (Java's `Configuration.update`): known keys change,
+    /// keys kept from the file change, other keys are ignored. All or
+    /// nothing.
+    pub fn update<'a>(
+        &mut self,
+        props: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), ConfigError> {
+        let mut next = self.clone();
+        for (key, value) in props {
+            if next.set(key, value)? {
+                continue;
+            }
+            if let Some(slot) = next.extra.get_mut(key) {
+                *slot = value.to_owned();
+            } else {
+                warn!(key, "controller config update for an unknown key ignored");
+            }
+        }
+        *self = next;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_defaults() {
+        let mut c = ControllerConfig::default();
+        assert_eq!(c.scan_not_active_broker_interval, 5000);
+        assert!(c.notify_broker_role_changed);
+        assert!(c.validate().is_err());
+        c.apply([
+            ("controllerDLegerPeers", "n0-127.0.0.1:9878"),
+            ("controllerDLegerSelfId", "n0"),
+            ("enableElectUncleanMaster", "true"),
+            ("metricsExporterType", "DISABLE"),
+        ])
+        .unwrap();
+        c.validate().unwrap();
+        assert!(c.enable_elect_unclean_master);
+        assert_eq!(c.extra["metricsExporterType"], "DISABLE");
+        assert!(c.store_path().ends_with("DLedgerController"));
+        assert!(c
+            .all_configs_text()
+            .contains("enableElectUncleanMaster=true\n"));
+        assert!(matches!(
+            c.apply([("mappedFileSize", "big")]),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        assert!(c.black_list().contains("rocketmqHome"));
+        c.update([("notifyBrokerRoleChanged", "false"), ("nope", "1")])
+            .unwrap();
+        assert!(!c.notify_broker_role_changed);
+        assert!(!c.extra.contains_key("nope"));
+    }
+}
