@@ -95,7 +95,7 @@ fn answer(st: &mut FakeState, req: &RemotingCommand) -> RemotingCommand {
         APPLY_ID => {
             let id: i64 = ext("appliedBrokerId").parse().unwrap_or(-1);
             let code = ext("registerCheckCode");
-            let free_or_same = st.members.get(&id).map_or(true, |(_, c)| *c == code);
+            let free_or_same = st.members.get(&id).is_none_or(|(_, c)| *c == code);
             if st.refuse_apply_once.remove(&id) || !free_or_same {
                 st.next_id = st.next_id.max(id + 1);
                 return RemotingCommand::response(2014).with_remark("Fail to apply brokerId");

@@ -479,7 +479,7 @@ impl ControllerManager {
                 epoch,
                 sync_state_set,
             } => {
-                self.to_master(*epoch, sync_state_set.as_ref()).await;
+                self.become_master(*epoch, sync_state_set.as_ref()).await;
                 self.state.applied(&d);
                 self.register_now().await;
             }
@@ -488,7 +488,7 @@ impl ControllerManager {
                 master_addr,
                 epoch,
             } => {
-                self.to_slave(*master_id, master_addr, *epoch).await;
+                self.become_slave(*master_id, master_addr, *epoch).await;
                 self.state.applied(&d);
                 self.register_now().await;
             }
@@ -519,7 +519,7 @@ impl ControllerManager {
         Ok(())
     }
 
-    async fn to_master(&mut self, epoch: i32, set: Option<&SyncStateSet>) {
+    async fn become_master(&mut self, epoch: i32, set: Option<&SyncStateSet>) {
         let own = self.state.own_id.unwrap_or(-1);
         let members = set
             .map(|s| s.sync_state_set.clone())
@@ -544,7 +544,7 @@ impl ControllerManager {
         );
     }
 
-    async fn to_slave(&mut self, master_id: i64, master_addr: &str, epoch: i32) {
+    async fn become_slave(&mut self, master_id: i64, master_addr: &str, epoch: i32) {
         let own = self.state.own_id.unwrap_or(-1);
         // Refuse puts before anything else.
         self.store.with((), |s| s.set_replica(true));

@@ -85,7 +85,7 @@ impl RoleState {
         }
         if info.master_epoch == self.master_epoch
             && self.role == Role::Master
-            && info.master_id.map_or(true, |id| id == own)
+            && info.master_id.is_none_or(|id| id == own)
         {
             if let Some(s) = &info.sync_state_set {
                 if s.sync_state_set_epoch > self.sync_state_set.sync_state_set_epoch {
