@@ -235,7 +235,9 @@ impl NamesrvConfig {
     ) -> Result<(), ConfigError> {
         for (key, value) in props {
             if !self.set(key, value)? {
-                if !CLIENT_KEYS.contains(&key) {
+                // With enableControllerInNamesrv the same file feeds the controller.
+                if !CLIENT_KEYS.contains(&key) && !controller::ControllerConfig::KEYS.contains(&key)
+                {
                     warn!(key, value, "unknown name server config key, ignored");
                 }
                 self.extra.insert(key.to_owned(), value.to_owned());

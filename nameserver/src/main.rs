@@ -80,14 +80,27 @@ fn start(args: Args) -> anyhow::Result<()> {
         print!("{}", config.print_text());
         return Ok(());
     }
+    // Java's NamesrvStartup.controllerManagerMain: the same file feeds the
+    // controller, which listens on its DLedger port.
+    let controller_config = if config.enable_controller_in_namesrv {
+        let file = args.config_file.as_deref().context(
+            "enableControllerInNamesrv=true needs the controller keys in a -c config file",
+        )?;
+        Some(controller::ControllerConfig::load_file(file)?)
+    } else {
+        None
+    };
     // As Java's start scripts (`ulimit -n`): the connection cap is derived
     // from this limit.
     remoting::limits::raise_and_log_file_limit();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, controller_config))
 }
 
-async fn serve(config: NamesrvConfig) -> anyhow::Result<()> {
+async fn serve(
+    config: NamesrvConfig,
+    controller_config: Option<controller::ControllerConfig>,
+) -> anyhow::Result<()> {
     let bind_address = config.bind_address.clone();
     let listener = nameserver::server::bind(&config).await.with_context(|| {
         format!(
@@ -104,12 +117,30 @@ async fn serve(config: NamesrvConfig) -> anyhow::Result<()> {
     );
 
     let shutdown = CancellationToken::new();
+    let controller = match controller_config {
+        Some(cc) => {
+            let handle = controller::Controller::start(cc, shutdown.clone())
+                .await
+                .context("starting the controller (enableControllerInNamesrv)")?;
+            println!(
+                "The ControllerManager boot success. address {}",
+                handle.local_addr()
+            );
+            Some(handle)
+        }
+        None => None,
+    };
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
         remoting::transport::shutdown_signal().await;
         tracing::info!("shutdown signal received");
         on_signal.cancel();
     });
-    nameserver::run_with(listener, ns, shutdown).await?;
+    let served = nameserver::run_with(listener, ns, shutdown.clone()).await;
+    shutdown.cancel();
+    if let Some(handle) = controller {
+        handle.shutdown().await;
+    }
+    served?;
     Ok(())
 }

@@ -724,9 +724,6 @@ pub async fn run_with(
     if config.cluster_test {
         warn!("clusterTest is not supported; serving normally");
     }
-    if config.enable_controller_in_namesrv {
-        warn!("enableControllerInNamesrv is not supported; no controller is started");
-    }
     if config.notify_min_broker_id_changed {
         warn!("notifyMinBrokerIdChanged is not supported; brokers are not notified");
     }
