@@ -104,16 +104,19 @@ impl Broker {
             )
             .check()?;
         }
-        // Controller mode: replication behind `ControllerReplication` (the
-        // stand-in without HA until AutoSwitch HA is wired).
+        // Controller mode: AutoSwitch HA behind `ControllerReplication`.
         let controller_replication: Option<
             Arc<dyn crate::replication::controller::ControllerReplication>,
-        > = controller_mode.then(|| {
-            Arc::new(crate::replication::controller::LocalReplication::open(
-                store.clone(),
-                config.epoch_file_path(),
-            )) as Arc<dyn crate::replication::controller::ControllerReplication>
-        });
+        > = if controller_mode {
+            Some(Arc::new(
+                crate::replication::controller::AutoSwitchReplication::open(
+                    &config,
+                    store.clone(),
+                )?,
+            ))
+        } else {
+            None
+        };
         // A local commit log replicates master -> slaves (classic HA).
         let replication = if dledger_parts.is_none() && !controller_mode {
             match crate::replication::ha::Replication::start(&config, store.clone()).await {

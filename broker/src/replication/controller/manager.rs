@@ -526,7 +526,8 @@ impl ControllerManager {
             .unwrap_or_else(|| self.state.sync_state_set.sync_state_set.clone());
         let replication = self.replication.clone();
         let m = members.clone();
-        let _ = tokio::task::spawn_blocking(move || replication.change_to_master(epoch, &m)).await;
+        let _ =
+            tokio::task::spawn_blocking(move || replication.change_to_master(epoch, own, &m)).await;
         self.replication.set_sync_state_set(&members);
         self.store.with((), |s| s.set_replica(false));
         {

@@ -8,10 +8,12 @@
 //! - [`manager`]: start-up (1012 → temp → 1013 → identity → 1003 → 904 →
 //!   1002), the periodic tasks (904, 1004, 1005, 1001), role changes in
 //!   place, and the router's handle for 1007 / 1008.
-//! - [`replica`]: the replication seam ([`ControllerReplication`]) and its
-//!   stand-in without HA ([`LocalReplication`]).
+//! - [`replica`]: the replication seam ([`ControllerReplication`]);
+//!   [`autoswitch`]: its implementation over `ha::autoswitch` (AutoSwitch
+//!   HA master / client, epoch file).
 //! - [`wire`]: codes, requests, tolerant answer readers.
 
+pub mod autoswitch;
 pub mod client;
 pub mod identity;
 pub mod manager;
@@ -19,5 +21,6 @@ pub mod replica;
 pub mod state;
 pub mod wire;
 
+pub use autoswitch::AutoSwitchReplication;
 pub use manager::{epoch_cache_answer, notify_answer, ControllerHandle, ControllerManager, Parts};
-pub use replica::{ControllerReplication, LocalReplication};
+pub use replica::ControllerReplication;
