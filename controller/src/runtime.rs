@@ -53,13 +53,13 @@ const APPLY_BATCH: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    #[error("config: {0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("controllerDLegerPeers / controllerDLegerSelfId: {0}")]
+    #[error("controllerDLegerPeers / controllerDLegerSelfId")]
     Peers(#[from] dledger::config::ConfigError),
     #[error("bindAddress {0:?} is not an IP address")]
     BindAddress(String),
-    #[error("DLedger: {0}")]
+    #[error("DLedger")]
     Server(#[from] ServerError),
 }
 
