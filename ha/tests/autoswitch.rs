@@ -315,17 +315,30 @@ async fn all_ack_waits_for_every_member_and_times_out_without_one() {
     assert_eq!(r.status, PutStatus::PutOk);
     assert_eq!(master.confirm_offset(), m.store.commit_log_max_offset());
     assert!(s.store.commit_log_max_offset() >= master.confirm_offset());
+    // Consumers read up to the confirm offset, on both sides.
+    assert_eq!(m.store.read_limit(), Some(master.confirm_offset()));
+    let readable = m.store.max_offset("B", 1);
+    wait_until("the slave's read limit", Duration::from_secs(5), || {
+        s.store.read_limit().is_some() && s.store.max_offset("B", 1) == readable
+    })
+    .await;
 
     // A member that never connects: the put is stored but times out.
     master.set_sync_state_set([MASTER_ID, SLAVE_ID, 3]);
     let before = master.confirm_offset();
+    let readable_a2 = m.store.max_offset("A", 2);
     let started = Instant::now();
     let r = m.store.put(&msg(2, b'z')).await.expect("put");
     assert_eq!(r.status, PutStatus::FlushSlaveTimeout);
     assert!(started.elapsed() >= Duration::from_millis(600));
-    // The confirm offset stays while a member has no connection.
+    // The confirm offset stays while a member has no connection, and so
+    // the unacknowledged message stays hidden from consumers.
     assert_eq!(master.confirm_offset(), before);
     assert!(m.store.commit_log_max_offset() > before);
+    assert_eq!(m.store.read_limit(), Some(before));
+    assert_eq!(m.store.max_offset("A", 2), readable_a2);
+    m.store.set_read_limit(None);
+    assert_eq!(m.store.max_offset("A", 2).get(), readable_a2.get() + 1);
     // The periodic check proposes the set without the absent member.
     assert_eq!(
         master.maybe_shrink_sync_state_set(),

@@ -332,9 +332,11 @@ async fn transfer(
                 }
             }
             let max = shared.log.max_offset().get();
-            shared
-                .confirm
-                .store(header.confirm_offset.min(max), Ordering::Release);
+            let confirm = header.confirm_offset.min(max);
+            shared.confirm.store(confirm, Ordering::Release);
+            if !shared.cfg.read_uncommitted {
+                shared.log.set_read_limit(Some(CommitLogOffset(confirm)));
+            }
         }
         let now = shared.log.max_offset();
         let idle_write = now_ms().saturating_sub(lock(&shared.status).last_write_ms);

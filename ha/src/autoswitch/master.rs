@@ -136,6 +136,7 @@ impl AutoSwitchMaster {
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, broker_id = local_broker_id, "AutoSwitch HA service listening");
         }
+        shared.publish_confirm();
         tokio::spawn(accept_loop(shared.clone(), listener));
         tokio::spawn(shrink_loop(shared.clone()));
         Arc::new(AutoSwitchMaster { shared })
@@ -282,6 +283,7 @@ impl Shared {
                 if self.confirm.load(Ordering::Acquire) < 0 {
                     self.confirm.store(confirm, Ordering::Release);
                 }
+                self.publish_confirm();
                 return;
             }
         }
@@ -292,6 +294,19 @@ impl Shared {
             }
         }
         self.confirm.store(confirm, Ordering::Release);
+        self.publish_confirm();
+    }
+
+    /// The store's read limit: the confirm offset when it can lag the log
+    /// (all-ack mode with other members), else none; never with
+    /// `readUnCommitted`.
+    fn publish_confirm(&self) {
+        if self.cfg.read_uncommitted {
+            return;
+        }
+        let gated = self.cfg.all_ack_in_sync_state_set && lock(&self.sync).confirmed.len() > 1;
+        let limit = gated.then(|| CommitLogOffset(self.confirm.load(Ordering::Acquire).max(0)));
+        self.log.set_read_limit(limit);
     }
 
     /// Marks `set` as proposed and tells the broker.

@@ -43,6 +43,9 @@ pub trait AutoSwitchLog: ReplicaLog {
     fn truncate_to(&self, offset: CommitLogOffset) -> Result<CommitLogOffset, StoreError>;
     /// Cut a record the log ends inside of; the new end.
     fn truncate_torn_tail(&self) -> Result<CommitLogOffset, StoreError>;
+    /// Hold consumers back from records past the confirm offset (`None`:
+    /// read everything); see `MessageStore::set_read_limit`.
+    fn set_read_limit(&self, _limit: Option<CommitLogOffset>) {}
 }
 
 impl AutoSwitchLog for MessageStore {
@@ -56,6 +59,10 @@ impl AutoSwitchLog for MessageStore {
 
     fn truncate_torn_tail(&self) -> Result<CommitLogOffset, StoreError> {
         MessageStore::truncate_torn_tail(self)
+    }
+
+    fn set_read_limit(&self, limit: Option<CommitLogOffset>) {
+        MessageStore::set_read_limit(self, limit)
     }
 }
 
@@ -85,6 +92,9 @@ pub struct AutoSwitchConfig {
     pub async_learner: bool,
     /// Slave: how long it waits for the master's handshake reply.
     pub handshake_timeout: Duration,
+    /// `readUnCommitted`: consumers may read past the confirm offset (no
+    /// read limit is set on the store).
+    pub read_uncommitted: bool,
 }
 
 impl Default for AutoSwitchConfig {
@@ -99,6 +109,7 @@ impl Default for AutoSwitchConfig {
             sync_from_last_file: false,
             async_learner: false,
             handshake_timeout: Duration::from_millis(5_000),
+            read_uncommitted: false,
         }
     }
 }
@@ -117,7 +128,8 @@ pub enum RoleChangeError {
 /// `AutoSwitchHAService.changeToMaster`, and
 /// `changeToMasterWhenLastRoleIsMaster` when re-elected): cut a torn last
 /// record and the epoch entries past it, drop entries of `epoch` and later,
-/// append `(epoch, maxPhyOffset)`. Returns that entry, or `None` when it
+/// append `(epoch, maxPhyOffset)`, and lift a slave's read limit (the
+/// master sets its own). Returns that entry, or `None` when it
 /// could not be appended because the last entry already starts at the
 /// log's end (Java then keeps the old entry and logs an error). The broker
 /// then stops its HA client, makes the store writable
@@ -133,6 +145,7 @@ pub fn change_to_master(
         return Err(RoleChangeError::StaleEpoch { epoch, last });
     }
     prepare_slave(log, epochs)?;
+    log.set_read_limit(None);
     if epochs.last_epoch() >= epoch {
         epochs.truncate_suffix_from_epoch(epoch)?;
     }

@@ -42,6 +42,7 @@ impl MessageStore {
             };
         };
         let (min, max) = (cq.min_offset(), cq.max_offset());
+        let max = inner.readable_end(&cq, min, max);
         let mut r = GetResult {
             status: GetStatus::NoMatchedMessage,
             messages: Vec::new(),
@@ -138,12 +139,36 @@ impl MessageStore {
     }
 
     /// Next queue offset to be written (0 for an unknown queue).
+    /// With a read limit ([`set_read_limit`](Self::set_read_limit)), the
+    /// offset of the first entry past it.
     pub fn max_offset(&self, topic: &str, queue_id: i32) -> QueueOffset {
-        QueueOffset(
-            self.inner
-                .queue(topic, queue_id)
-                .map_or(0, |q| q.max_offset()),
-        )
+        QueueOffset(self.inner.queue(topic, queue_id).map_or(0, |q| {
+            self.inner.readable_end(&q, q.min_offset(), q.max_offset())
+        }))
+    }
+
+    /// Controller mode (Java's confirm offset): consumers see a record only
+    /// once it ends at or below `limit` — every SyncStateSet member holds it
+    /// (master with `allAckInSyncStateSet`), or the master said so (slave).
+    /// Java holds back the dispatch itself; our puts dispatch at once, so
+    /// the limit applies where queues are read: [`get_messages`] and
+    /// [`max_offset`] stop before the first entry of a record past it.
+    /// `None` (the default, and `readUnCommitted`) reads everything. Puts
+    /// never look at it. Arrival listeners still fire at dispatch: a long
+    /// poll woken early finds nothing new and waits again, so the broker
+    /// should also wake long polls when the limit moves.
+    ///
+    /// [`get_messages`]: Self::get_messages
+    /// [`max_offset`]: Self::max_offset
+    pub fn set_read_limit(&self, limit: Option<CommitLogOffset>) {
+        let v = limit.map_or(i64::MAX, |l| l.get());
+        self.inner.read_limit.store(v, Ordering::Release);
+    }
+
+    /// The read limit in force, if any.
+    pub fn read_limit(&self) -> Option<CommitLogOffset> {
+        let v = self.inner.read_limit.load(Ordering::Acquire);
+        (v != i64::MAX).then_some(CommitLogOffset(v))
     }
 
     /// First queue offset still present (0 for an unknown queue).
@@ -279,5 +304,31 @@ impl MessageStore {
     /// fewer than the puts when group commit shares flushes).
     pub fn commit_log_flush_count(&self) -> u64 {
         self.inner.commit_log.flush_calls()
+    }
+}
+
+impl super::Inner {
+    /// The queue's end as readers may see it: `max`, or with a read limit
+    /// the first queue offset in `[min, max)` whose record does not end at
+    /// or below it (entries ascend in commit-log offset; binary search).
+    fn readable_end(&self, cq: &crate::consumequeue::ConsumeQueue, min: i64, max: i64) -> i64 {
+        let limit = self.read_limit.load(Ordering::Acquire);
+        if limit == i64::MAX {
+            return max;
+        }
+        let (mut lo, mut hi) = (min, max);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let within = cq.entry(mid).is_some_and(|e| {
+                // Gap fillers (phys 0, size i32::MAX) count as readable.
+                e.size == i32::MAX || e.phys.saturating_add(i64::from(e.size)) <= limit
+            });
+            if within {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 }

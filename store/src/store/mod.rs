@@ -144,6 +144,10 @@ struct Inner {
     disk_full: AtomicBool,
     /// The last retention pass found the disk above `diskMaxUsedSpaceRatio`.
     over_ratio: AtomicBool,
+    /// Controller mode's confirm offset as a read limit (see
+    /// [`MessageStore::set_read_limit`]); `i64::MAX` = none. Reads only:
+    /// puts never look at it.
+    read_limit: AtomicI64,
 }
 
 fn signal_stop(stop: &(Mutex<bool>, Condvar)) {
@@ -312,6 +316,7 @@ impl MessageStore {
             writer_epoch: AtomicI64::new(NOT_WRITER),
             disk_full: AtomicBool::new(false),
             over_ratio: AtomicBool::new(false),
+            read_limit: AtomicI64::new(i64::MAX),
         });
         let mut threads = Vec::new();
         let weak = Arc::downgrade(&inner);
