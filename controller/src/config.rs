@@ -4,11 +4,24 @@
 //!
 //! Unknown keys are logged and kept (GET_CONTROLLER_CONFIG returns them);
 //! a bad value is an error naming the key.
+//!
+//! # DLedger election timers
+//!
+//! The broker's DLedger keys, with the same meaning: `dLegerJavaTimers`
+//! picks the base ([`JAVA_TIMERS`] when true, [`OUR_TIMERS`] when false),
+//! then each of `heartBeatTimeIntervalMs`, `maxHeartBeatLeak`,
+//! `minVoteIntervalMs`, `maxVoteIntervalMs`, `voteWaitBaseMs` that is
+//! positive overrides its timer (0 keeps the base). The default differs from
+//! the broker's: `dLegerJavaTimers` is true here, because a controller
+//! group may mix Java controllers, and a Java controller always runs Java's
+//! timers (it passes none of these keys to DLedger). Every member of a group
+//! must run the same timers, so an all-Rust group that wants fast failover
+//! sets `dLegerJavaTimers=false` (or the five keys) on every node.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use dledger::config::{Timers, JAVA_TIMERS};
+use dledger::config::{Timers, JAVA_TIMERS, OUR_TIMERS};
 use tracing::warn;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,9 +86,6 @@ macro_rules! config_fields {
         #[derive(Debug, Clone, PartialEq)]
         pub struct ControllerConfig {
             $( $(#[$fmeta])* pub $field: $ty, )*
-            /// DLedger election timers; Java's by default (a group may mix
-            /// Java controllers). Not a config key: tests set faster ones.
-            pub dledger_timers: Timers,
             /// File keys that are none of ours.
             pub extra: BTreeMap<String, String>,
         }
@@ -86,7 +96,6 @@ macro_rules! config_fields {
             fn defaults() -> Self {
                 ControllerConfig {
                     $( $field: $default, )*
-                    dledger_timers: JAVA_TIMERS,
                     extra: BTreeMap::new(),
                 }
             }
@@ -138,6 +147,15 @@ config_fields! {
     bind_address: String = "bindAddress", "0.0.0.0".to_owned();
     /// Ours: DLedger `mappedFileSizeForEntryIndex` (Java's default).
     mapped_file_size_for_entry_index: i64 = "mappedFileSizeForEntryIndex", 32 * 5 * 1024 * 1024;
+    /// Ours: DLedger election timers (see the module documentation); 0
+    /// keeps the base picked by `dLegerJavaTimers`.
+    heart_beat_time_interval_ms: i64 = "heartBeatTimeIntervalMs", 0;
+    max_heart_beat_leak: i64 = "maxHeartBeatLeak", 0;
+    min_vote_interval_ms: i64 = "minVoteIntervalMs", 0;
+    max_vote_interval_ms: i64 = "maxVoteIntervalMs", 0;
+    vote_wait_base_ms: i64 = "voteWaitBaseMs", 0;
+    /// Ours: Java's timers as the base (default true, unlike the broker).
+    d_leger_java_timers: bool = "dLegerJavaTimers", true;
 }
 
 fn home() -> PathBuf {
@@ -198,7 +216,65 @@ impl ControllerConfig {
         if self.controller_d_leger_self_id.trim().is_empty() {
             return Err(ConfigError::Missing("controllerDLegerSelfId"));
         }
+        self.dledger_timers()?;
         Ok(())
+    }
+
+    /// The DLedger election timers the keys ask for.
+    pub fn dledger_timers(&self) -> Result<Timers, ConfigError> {
+        let mut t = if self.d_leger_java_timers {
+            JAVA_TIMERS
+        } else {
+            OUR_TIMERS
+        };
+        let keys: [(&'static str, i64, &mut u64); 5] = [
+            (
+                "heartBeatTimeIntervalMs",
+                self.heart_beat_time_interval_ms,
+                &mut t.heart_beat_time_interval_ms,
+            ),
+            (
+                "maxHeartBeatLeak",
+                self.max_heart_beat_leak,
+                &mut t.max_heart_beat_leak,
+            ),
+            (
+                "minVoteIntervalMs",
+                self.min_vote_interval_ms,
+                &mut t.min_vote_interval_ms,
+            ),
+            (
+                "maxVoteIntervalMs",
+                self.max_vote_interval_ms,
+                &mut t.max_vote_interval_ms,
+            ),
+            (
+                "voteWaitBaseMs",
+                self.vote_wait_base_ms,
+                &mut t.vote_wait_base_ms,
+            ),
+        ];
+        for (key, value, slot) in keys {
+            match u64::try_from(value) {
+                Ok(0) => {}
+                Ok(v) => *slot = v,
+                Err(_) => {
+                    return Err(ConfigError::InvalidValue {
+                        key: key.to_owned(),
+                        value: value.to_string(),
+                        expected: "a positive number of milliseconds (0: the default)",
+                    })
+                }
+            }
+        }
+        if t.min_vote_interval_ms > t.max_vote_interval_ms {
+            return Err(ConfigError::InvalidValue {
+                key: "minVoteIntervalMs".to_owned(),
+                value: t.min_vote_interval_ms.to_string(),
+                expected: "at most maxVoteIntervalMs",
+            });
+        }
+        Ok(t)
     }
 
     /// `controllerStorePath`, or `~/DLedgerController` when empty.
@@ -296,5 +372,49 @@ mod tests {
             .unwrap();
         assert!(!c.notify_broker_role_changed);
         assert!(!c.extra.contains_key("nope"));
+    }
+
+    fn timers(text: &str) -> Result<Timers, ConfigError> {
+        let mut c = ControllerConfig::default();
+        let props = remoting::properties::parse(text);
+        c.apply(props.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        c.dledger_timers()
+    }
+
+    #[test]
+    fn dledger_timer_keys() {
+        // Java's timers unless asked otherwise (a group may mix Java nodes).
+        assert_eq!(timers("").unwrap(), JAVA_TIMERS);
+        assert_eq!(timers("dLegerJavaTimers=false\n").unwrap(), OUR_TIMERS);
+        let t =
+            timers("heartBeatTimeIntervalMs=500\nmaxHeartBeatLeak=4\nvoteWaitBaseMs=0\n").unwrap();
+        assert_eq!(t.heart_beat_time_interval_ms, 500);
+        assert_eq!(t.max_heart_beat_leak, 4);
+        assert_eq!(t.min_vote_interval_ms, JAVA_TIMERS.min_vote_interval_ms);
+        assert_eq!(t.vote_wait_base_ms, JAVA_TIMERS.vote_wait_base_ms);
+        let t =
+            timers("dLegerJavaTimers=false\nminVoteIntervalMs=50\nmaxVoteIntervalMs=60\n").unwrap();
+        assert_eq!((t.min_vote_interval_ms, t.max_vote_interval_ms), (50, 60));
+        assert_eq!(
+            t.heart_beat_time_interval_ms,
+            OUR_TIMERS.heart_beat_time_interval_ms
+        );
+        let err = |text: &str| match timers(text) {
+            Err(ConfigError::InvalidValue { key, .. }) => key,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(err("maxHeartBeatLeak=-1\n"), "maxHeartBeatLeak");
+        assert_eq!(err("voteWaitBaseMs=soon\n"), "voteWaitBaseMs");
+        // Java's max vote interval is 1000: a larger minimum alone is refused.
+        assert_eq!(err("minVoteIntervalMs=1500\n"), "minVoteIntervalMs");
+        let mut c = ControllerConfig::default();
+        c.apply([
+            ("controllerDLegerPeers", "n0-127.0.0.1:9878"),
+            ("controllerDLegerSelfId", "n0"),
+            ("maxVoteIntervalMs", "-5"),
+        ])
+        .unwrap();
+        assert!(c.validate().is_err());
+        assert!(c.all_configs_text().contains("dLegerJavaTimers=true\n"));
     }
 }

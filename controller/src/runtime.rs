@@ -666,7 +666,7 @@ impl Controller {
         dl.group = config.controller_d_leger_group.trim().to_owned();
         dl.self_id = config.controller_d_leger_self_id.trim().to_owned();
         dl.peers = parse_peers(&config.controller_d_leger_peers)?;
-        dl.set_timers(config.dledger_timers);
+        dl.set_timers(config.dledger_timers()?);
         dl.validate()?;
         let mut store = StoreConfig::new(config.store_path(), dl.self_id.clone());
         store.mapped_file_size_for_entry_data =

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use controller::{Controller, ControllerConfig, ControllerHandle};
-use dledger::config::OUR_TIMERS;
 use remoting::{Connection, RemotingCommand, Router};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -41,9 +40,9 @@ fn config(dir: &Path, peers: &str, id: &str) -> ControllerConfig {
         ("bindAddress", "127.0.0.1"),
         ("scanNotActiveBrokerInterval", "200"),
         ("scanInactiveMasterInterval", "300"),
+        ("dLegerJavaTimers", "false"),
     ])
     .unwrap();
-    c.dledger_timers = OUR_TIMERS;
     c
 }
 
@@ -82,6 +81,14 @@ impl Group {
     async fn start_node(&self, i: usize) -> ControllerHandle {
         let c = config(self.dir.path(), &self.peers, &self.ids[i]);
         Controller::start(c, self.shutdown.clone()).await.unwrap()
+    }
+
+    /// Shuts every node down.
+    async fn stop(mut self) {
+        self.shutdown.cancel();
+        for n in self.nodes.drain(..).flatten() {
+            n.shutdown().await;
+        }
     }
 
     fn addr(&self, i: usize) -> String {
@@ -571,4 +578,59 @@ async fn dead_master_is_replaced_and_brokers_notified() {
     for n in g.nodes.drain(..).flatten() {
         n.shutdown().await;
     }
+}
+
+/// The timer keys come from the config file: a 3-node group on our fast
+/// timers (`dLegerJavaTimers=false`) elects a leader and replaces it well
+/// within Java's 6 s of missed heartbeats (3 x 2000 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_timers_from_the_config_file() {
+    init_log();
+    let dir = tempfile::tempdir().unwrap();
+    let ids = ["n0", "n1", "n2"];
+    let peers = ids
+        .iter()
+        .map(|id| format!("{id}-127.0.0.1:{}", free_port()))
+        .collect::<Vec<_>>()
+        .join(";");
+    let shutdown = CancellationToken::new();
+    let mut nodes = Vec::new();
+    for id in ids {
+        let file = dir.path().join(format!("{id}.conf"));
+        let store = dir.path().join("store");
+        std::fs::write(
+            &file,
+            format!(
+                "controllerDLegerGroup=cg\ncontrollerDLegerPeers={peers}\n\
+                 controllerDLegerSelfId={id}\ncontrollerStorePath={}\n\
+                 mappedFileSize=1048576\nmappedFileSizeForEntryIndex=65536\n\
+                 bindAddress=127.0.0.1\ndLegerJavaTimers=false\n\
+                 heartBeatTimeIntervalMs=200\nmaxHeartBeatLeak=3\n",
+                store.display()
+            ),
+        )
+        .unwrap();
+        let c = ControllerConfig::load_file(&file).unwrap();
+        assert_eq!(c.dledger_timers().unwrap(), dledger::config::OUR_TIMERS);
+        nodes.push(Some(Controller::start(c, shutdown.clone()).await.unwrap()));
+    }
+    let mut g = Group {
+        dir,
+        peers,
+        ids: ids.iter().map(|s| s.to_string()).collect(),
+        nodes,
+        shutdown,
+    };
+    let l = g.leader().await;
+    let old = g.nodes[l].take().unwrap();
+    old.shutdown().await;
+    let lost = Instant::now();
+    let l2 = g.leader().await;
+    let took = lost.elapsed();
+    assert_ne!(l2, l);
+    assert!(
+        took < Duration::from_secs(5),
+        "failover took {took:?}: not the fast timers"
+    );
+    g.stop().await;
 }
