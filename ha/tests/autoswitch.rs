@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use ha::autoswitch::frame::{self, MasterHandshake, MasterMessage, SlaveHandshake, TransferHeader};
 use ha::autoswitch::{change_to_master, AutoSwitchClient, AutoSwitchConfig, AutoSwitchMaster};
 use ha::HaConfig;
 use store::{
@@ -145,6 +146,55 @@ fn same_queues(a: &MessageStore, b: &MessageStore) -> bool {
         })
 }
 
+/// A slave speaking the wire by hand: handshake (id 9), report 0, then
+/// every frame header until the data reaches `until`.
+async fn raw_slave(addr: &str, until: i64) -> (MasterHandshake, Vec<TransferHeader>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let hello = SlaveHandshake {
+        sync_from_last_file: false,
+        async_learner: true,
+        broker_id: 9,
+    };
+    sock.write_all(&hello.encode()).await.expect("handshake");
+    let mut buf = BytesMut::new();
+    let mut reply = None;
+    let mut frames = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut reached = 0i64;
+    while reached < until {
+        assert!(
+            Instant::now() < deadline,
+            "raw slave timed out at {reached}"
+        );
+        while let Some(m) = frame::decode_master(&mut buf).expect("valid frames") {
+            match m {
+                MasterMessage::Handshake(h) => {
+                    assert!(reply.is_none(), "one handshake reply");
+                    reply = Some(h);
+                    sock.write_all(&frame::encode_report(0))
+                        .await
+                        .expect("report");
+                }
+                MasterMessage::Transfer { header, data } => {
+                    assert_eq!(data.len(), header.body_size as usize);
+                    reached = reached.max(header.offset + data.len() as i64);
+                    frames.push(header);
+                }
+            }
+        }
+        if reached >= until {
+            break;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), sock.read_buf(&mut buf))
+            .await
+            .expect("read in time")
+            .expect("read");
+        assert!(n > 0, "master closed");
+    }
+    (reply.expect("handshake reply"), frames)
+}
+
 fn e(epoch: i32, start_offset: i64) -> EpochEntry {
     EpochEntry {
         epoch,
@@ -254,10 +304,45 @@ async fn an_old_master_rejoining_cuts_its_divergent_tail() {
     assert_ne!(b.store.commit_log_max_offset().get(), x);
 
     let client = become_slave(&a, &addr, SLAVE_ID);
+    // A new replica C follows B from its oldest byte, across the epoch
+    // change at y: frames are cut there and C records both epochs.
+    let cd = tempfile::tempdir().expect("tmp");
+    let c = open(cd.path(), seg);
+    let c_client = become_slave(&c, &addr, 3);
     wait_until("the old master to follow", Duration::from_secs(30), || {
-        same_queues(&b.store, &a.store)
+        same_queues(&b.store, &a.store) && same_queues(&b.store, &c.store)
     })
     .await;
+    assert_eq!(c.epochs.entries(), vec![e(1, 0), e(2, y)]);
+    assert_eq!(c_client.status().truncated_to.get(), 0);
+    c_client.shutdown();
+    c.store.shutdown();
+    drop((c, c_client));
+
+    // On the wire: a raw slave sees B's epochs in the handshake reply and
+    // frames that stay within one file and one epoch, each naming it.
+    let b_end = b.store.commit_log_max_offset().get();
+    let (hello, frames) = raw_slave(&addr, b_end).await;
+    assert_eq!(hello.entries, vec![e(1, 0), e(2, y)]);
+    assert_eq!((hello.max_offset, hello.last_epoch), (b_end, 2));
+    let mut next = 0i64;
+    for h in frames.iter().filter(|h| h.body_size > 0) {
+        assert_eq!(h.offset, next);
+        let end = h.offset + i64::from(h.body_size);
+        assert_eq!(h.offset / seg as i64, (end - 1) / seg as i64, "one file");
+        if h.epoch == 1 {
+            assert_eq!(h.epoch_start_offset, 0);
+            assert!(end <= y, "epoch 1 frame past {y}: {h:?}");
+        } else {
+            assert_eq!((h.epoch, h.epoch_start_offset), (2, y));
+            assert!(h.offset >= y);
+        }
+        next = end;
+    }
+    assert_eq!(next, b_end);
+    assert!(frames
+        .iter()
+        .any(|h| h.epoch == 1 && h.offset + i64::from(h.body_size) == y));
     assert_eq!(client.status().truncated_to.get(), y);
     assert_eq!(a.epochs.entries(), vec![e(1, 0), e(2, y)]);
     // Every message of A's cut tail is gone from A's queues.
@@ -284,6 +369,7 @@ async fn an_old_master_rejoining_cuts_its_divergent_tail() {
     b.store.shutdown();
     drop((a, b, client, b_master, a_master));
     assert_eq!(commit_log_files(ad.path()), commit_log_files(bd.path()));
+    assert_eq!(commit_log_files(cd.path()), commit_log_files(bd.path()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
