@@ -18,6 +18,11 @@
 //!
 //! Both reach the store through [`ReplicaLog`], which `MessageStore`
 //! implements, so a broker can put its own handle behind it.
+//!
+//! Controller mode replicates with the other protocol Java has on the same
+//! port, AutoSwitch HA ([`autoswitch`]): epoch lists in a handshake,
+//! truncation of a rejoining replica's divergent tail, SyncStateSet
+//! bookkeeping and the confirm offset.
 
 pub mod autoswitch;
 mod client;

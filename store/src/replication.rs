@@ -32,10 +32,15 @@
 //! index. A frame may end inside a record; the rest comes with the next.
 //! Client puts are the broker's to refuse on a slave.
 //!
-//! Not here yet (controller mode): the confirm offset that holds consumers
-//! back until the SyncStateSet has a record, and truncation to a consistent
-//! point; both belong to the same two sides (a read limit beside `admit`,
-//! a `truncate_replica` beside `append_replica`).
+//! **Controller mode** (AutoSwitch) adds three things on the same two
+//! sides: [`MessageStore::truncate_to`](crate::MessageStore::truncate_to) and
+//! [`truncate_torn_tail`](crate::MessageStore::truncate_torn_tail) cut a
+//! replica's divergent tail before it follows a new master; the epoch file
+//! ([`EpochFile`](crate::EpochFile)) records which master epoch wrote which
+//! part of the log; and [`set_read_limit`](crate::MessageStore::set_read_limit)
+//! holds consumers back from records past the confirm offset (Java holds
+//! back dispatch instead; ours dispatches inside the put, so the limit is
+//! applied where queues are read, and puts never look at it).
 
 use std::future::Future;
 use std::pin::Pin;
