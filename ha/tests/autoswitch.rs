@@ -525,3 +525,42 @@ async fn change_to_master_refuses_an_older_epoch_and_cuts_a_torn_tail() {
     change_to_master(b.store.as_ref(), &b.epochs, 4).expect("again");
     assert_eq!(b.epochs.entries(), vec![e(3, 0), e(4, offsets[10])]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slave_waits_for_an_address_and_follows_a_new_one() {
+    let (md, sd) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let m = open(md.path(), MIB);
+    let (master, addr) = become_master(&m, 1, cfg()).await;
+    fill(&m.store, 50, b'x').await;
+    let s = open(sd.path(), MIB);
+    s.store.set_replica(true);
+    let client = AutoSwitchClient::start(s.store.clone(), s.epochs.clone(), None, cfg(), SLAVE_ID);
+    // No address: nothing happens.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.store.commit_log_max_offset().get(), 0);
+    assert_eq!(client.status().master_addr, None);
+    // A port nobody serves, then the master's.
+    let dead = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let dead_addr = dead.local_addr().expect("addr").to_string();
+    drop(dead);
+    client.update_master_address(Some(dead_addr));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client.update_master_address(Some(addr.clone()));
+    wait_until("the slave to catch up", Duration::from_secs(10), || {
+        same_queues(&m.store, &s.store)
+    })
+    .await;
+    assert_eq!(client.status().master_addr, Some(addr));
+    // Stopped: the master's later puts stay there.
+    client.shutdown();
+    wait_until("the connection to close", Duration::from_secs(5), || {
+        master.connections().is_empty()
+    })
+    .await;
+    fill(&m.store, 5, b'y').await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(s.store.commit_log_max_offset() < m.store.commit_log_max_offset());
+}
