@@ -149,6 +149,29 @@ fn answer(st: &mut FakeState, req: &RemotingCommand) -> RemotingCommand {
                 None => r,
             }
         }
+        ALTER => {
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let proposed: BTreeSet<i64> = body["syncStateSet"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_i64()).collect())
+                .unwrap_or_default();
+            let master: i64 = ext("masterBrokerId").parse().unwrap_or(-1);
+            let epoch: i32 = ext("masterEpoch").parse().unwrap_or(-1);
+            if st.master != Some(master) || epoch != st.master_epoch {
+                return RemotingCommand::response(2000).with_ext("newSyncStateSetEpoch", "0");
+            }
+            if body["syncStateSetEpoch"].as_i64() != Some(i64::from(st.set_epoch)) {
+                return RemotingCommand::response(2001).with_ext("newSyncStateSetEpoch", "0");
+            }
+            if proposed == st.set || !proposed.contains(&master) {
+                return RemotingCommand::response(2013).with_ext("newSyncStateSetEpoch", "0");
+            }
+            st.set = proposed;
+            st.set_epoch += 1;
+            RemotingCommand::success()
+                .with_ext("newSyncStateSetEpoch", st.set_epoch.to_string())
+                .with_body(set_body(&st.set, st.set_epoch))
+        }
         HEARTBEAT => RemotingCommand::success(),
         _ => RemotingCommand::response(response_code::REQUEST_CODE_NOT_SUPPORTED),
     }
@@ -635,4 +658,171 @@ async fn refused_configs_and_plain_broker_answers() {
     assert_eq!(client.call(common::create_topic("TopicC", 1)).await.code, 0);
     assert_eq!(put(&client, "TopicC").await.code, 0);
     b.stop().await;
+}
+
+/// A name server that, as Java's route table, tells a slave its master's
+/// HA address in the REGISTER_BROKER answer.
+struct RouteNamesrv {
+    addr: SocketAddr,
+    /// brokerId → (brokerAddr, haServerAddr), latest registration.
+    table: Arc<Mutex<BTreeMap<i64, (String, String)>>>,
+    registrations: Arc<Mutex<Vec<RemotingCommand>>>,
+    shutdown: CancellationToken,
+}
+
+impl RouteNamesrv {
+    async fn start() -> RouteNamesrv {
+        let table: Arc<Mutex<BTreeMap<i64, (String, String)>>> = Arc::default();
+        let registrations: Arc<Mutex<Vec<RemotingCommand>>> = Arc::default();
+        let (t, r) = (table.clone(), registrations.clone());
+        let router = Router::new()
+            .route(
+                rq::REGISTER_BROKER,
+                move |_c: Connection, req: RemotingCommand| {
+                    let ext = |k: &str| req.ext(k).unwrap_or_default().to_owned();
+                    let id: i64 = ext("brokerId").parse().unwrap_or(-1);
+                    let addr = ext("brokerAddr");
+                    let mut table = t.lock().unwrap();
+                    // An address registering under a new id leaves its old one.
+                    table.retain(|_, (a, _)| *a != addr);
+                    table.insert(id, (addr, ext("haServerAddr")));
+                    r.lock().unwrap().push(req.clone());
+                    let mut resp = RemotingCommand::success();
+                    if id != 0 {
+                        if let Some((master, ha)) = table.get(&0) {
+                            resp = resp
+                                .with_ext("masterAddr", master.clone())
+                                .with_ext("haServerAddr", ha.clone());
+                        }
+                    }
+                    async move { Ok(resp) }
+                },
+            )
+            .route(
+                rq::UNREGISTER_BROKER,
+                |_c: Connection, _r: RemotingCommand| async { Ok(RemotingCommand::success()) },
+            );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(serve(
+            listener,
+            Arc::new(router),
+            ServerConfig::default(),
+            shutdown.clone(),
+        ));
+        RouteNamesrv {
+            addr,
+            table,
+            registrations,
+            shutdown,
+        }
+    }
+}
+
+async fn max_offset(client: &common::Client) -> i64 {
+    let r = client.call(RemotingCommand::request(EPOCH_CACHE)).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    v["maxOffset"].as_i64().unwrap()
+}
+
+async fn wait_until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brokers_replicate_and_fail_over() {
+    let ns = RouteNamesrv::start().await;
+    let fake_ns = FakeNamesrv::start().await;
+    let ctl = FakeController::start().await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = |dir: &Path| {
+        let mut c = controller_config(dir, &fake_ns, &[&ctl]);
+        c.namesrv_addr = ns.addr.to_string();
+        c
+    };
+    let a = common::start(cfg(da.path())).await;
+    wait_until("A registered as master", || async {
+        ns.table.lock().unwrap().contains_key(&0)
+    })
+    .await;
+    let b = common::start(cfg(db.path())).await;
+    wait_until("B registered as slave 2", || async {
+        ns.table.lock().unwrap().contains_key(&2)
+    })
+    .await;
+
+    let ca = common::connect(a.addr).await;
+    let cb = common::connect(b.addr).await;
+    assert_eq!(ca.call(common::create_topic("TopicC", 1)).await.code, 0);
+    for _ in 0..20 {
+        assert_eq!(put(&ca, "TopicC").await.code, response_code::SUCCESS);
+    }
+    let end = max_offset(&ca).await;
+    assert!(end > 0);
+    wait_until("B caught up", || async { max_offset(&cb).await == end }).await;
+    // Caught up: the master asked the controller to add B to the set.
+    ctl.wait_for("SyncStateSet {1, 2}", |s| s.set == BTreeSet::from([1, 2]))
+        .await;
+
+    // Failover: B is elected (epoch 2); A hears it through 1008 and B
+    // through the 1004 poll.
+    ctl.with(|s| {
+        s.master = Some(2);
+        s.master_epoch = 2;
+        s.set = BTreeSet::from([2]);
+        s.set_epoch += 1;
+    });
+    let set_epoch = ctl.with(|s| s.set_epoch);
+    ca.conn
+        .oneway(notify(2, &b.addr.to_string(), 2, set_epoch))
+        .await
+        .unwrap();
+    wait_until("B master and A slave", || async {
+        let t = ns.table.lock().unwrap();
+        t.get(&0).map(|(addr, _)| addr.clone()) == Some(b.addr.to_string())
+            && t.get(&1).map(|(addr, _)| addr.clone()) == Some(a.addr.to_string())
+    })
+    .await;
+    let reg = ns
+        .registrations
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|r| r.ext("brokerAddr") == Some(b.addr.to_string().as_str()))
+        .cloned()
+        .unwrap();
+    assert_eq!(reg.ext("brokerId"), Some("0"));
+    assert_eq!(state_version(&reg), 2);
+    put_code_eventually(&ca, response_code::SYSTEM_BUSY).await;
+    put_code_eventually(&cb, response_code::SUCCESS).await;
+    let end = max_offset(&cb).await;
+    wait_until("A follows B", || async { max_offset(&ca).await == end }).await;
+    // B's epoch list: epoch 1 from A's mastership, epoch 2 from its own.
+    let r = cb.call(RemotingCommand::request(EPOCH_CACHE)).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let epochs: Vec<i64> = v["epochList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["epoch"].as_i64().unwrap())
+        .collect();
+    assert_eq!(epochs, [1, 2]);
+    assert_eq!(v["brokerId"], 0);
+    a.stop().await;
+    b.stop().await;
+    ns.shutdown.cancel();
+    ctl.stop();
 }

@@ -198,6 +198,10 @@ impl ControllerReplication for AutoSwitchReplication {
         }
     }
 
+    fn needs_master_ha(&self) -> bool {
+        matches!(&*self.side(), Side::Slave(c) if c.status().master_addr.is_none())
+    }
+
     fn set_sync_state_set(&self, set: &BTreeSet<i64>) {
         if let Side::Master { master, .. } = &*self.side() {
             master.set_sync_state_set(set.iter().copied());

@@ -382,7 +382,11 @@ impl ControllerManager {
                     Some(info) => self.handle(info, true).await,
                     None => return,
                 },
-                _ = hb.tick() => self.heartbeat().await,
+                _ = hb.tick() => {
+                    self.heartbeat().await;
+                    // Expansions are reported soon after a slave catches up.
+                    self.report_sync_state_set().await;
+                }
                 _ = poll.tick() => self.poll_replica_info().await,
                 _ = leader.tick() => {
                     if let Err(e) = self.client.refresh_leader().await {
@@ -397,6 +401,11 @@ impl ControllerManager {
     /// GET_REPLICA_INFO (1004): a newer epoch changes the role or, without
     /// a master, asks for an election; an unknown broker set registers again.
     async fn poll_replica_info(&mut self) {
+        if self.state.role == Role::Slave && self.replication.needs_master_ha() {
+            // The registration after the role change may have raced the new
+            // master's: ask the name servers again for its HA address.
+            self.register_now().await;
+        }
         let (_, name, _) = self.ids();
         match self
             .client

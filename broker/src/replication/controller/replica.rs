@@ -24,6 +24,11 @@ pub trait ControllerReplication: Send + Sync {
     /// A REGISTER_BROKER answer from a name server named the master's HA
     /// address (`haServerAddr`).
     fn master_ha_learnt(&self, _ha_addr: &str) {}
+    /// Slave: no master HA address known yet (the manager then registers
+    /// with the name servers again to learn it).
+    fn needs_master_ha(&self) -> bool {
+        false
+    }
     /// The controller confirmed a SyncStateSet (1001 answer, 1004, 1008).
     fn set_sync_state_set(&self, _set: &BTreeSet<i64>) {}
     /// Master: the set it wants the controller to confirm, if it differs
