@@ -401,7 +401,12 @@ impl Inner {
             }
             cmd = cmd.with_ext("controllerLeaderId", leader);
         }
-        let is_leader = role.is_some_and(|r| r.role == Role::Leader);
+        // Leader and serving (its empty entry applied), so a client that
+        // trusts isLeader never gets 2007 from this node; the leader id and
+        // address above are DLedger's view, set as soon as a vote is won.
+        // (Java 5.3 reads DLedger's MemberState here; the two differ only
+        // until the new leader's empty entry is applied.)
+        let is_leader = self.is_ready();
         let peers: String = self
             .peers
             .iter()

@@ -634,3 +634,112 @@ async fn fast_timers_from_the_config_file() {
     );
     g.stop().await;
 }
+
+/// 1005 says `isLeader=true` only once the node serves leader-only codes:
+/// polled on every node while a group forms, a node that claims leadership
+/// answers 1012 with something other than 2007.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_leader_only_when_serving() {
+    init_log();
+    let g = Group::start(3).await;
+    let mut conns = Vec::new();
+    for i in 0..3 {
+        conns.push(connect(&g.addr(i)).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut claims = 0;
+    while claims < 20 {
+        assert!(Instant::now() < deadline, "no node claimed leadership");
+        for (i, c) in conns.iter().enumerate() {
+            let md = call(c, req(1005, &[])).await;
+            assert_eq!(md.code, 0);
+            if md.ext("isLeader") != Some("true") {
+                continue;
+            }
+            claims += 1;
+            assert_eq!(md.ext("controllerLeaderId"), Some(g.ids[i].as_str()));
+            let r = call(c, req(1012, &[("clusterName", "c1"), ("brokerName", "b")])).await;
+            assert_eq!(r.code, 0, "node {i} claimed leadership: {:?}", r.remark);
+        }
+    }
+    g.stop().await;
+}
+
+/// A DLedger peer that grants every vote and acknowledges heartbeats but
+/// never accepts an entry: a member it votes for becomes DLedger leader and
+/// can never commit.
+async fn fake_voter(stop: CancellationToken) -> String {
+    use dledger::core::message::{
+        HeartBeatResponse, Request, RequestCode, Response, VoteResponse, VoteResult,
+    };
+    use dledger::protocol::convert::{decode_request, encode_response};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let answer = |code: RequestCode| {
+        move |_c, cmd: RemotingCommand| {
+            let resp = match decode_request(code, &cmd.body) {
+                Some(Ok(Request::Vote(v))) => encode_response(&Response::Vote(VoteResponse {
+                    header: v.header.clone(),
+                    vote_result: VoteResult::Accept,
+                })),
+                Some(Ok(Request::HeartBeat(h))) => {
+                    encode_response(&Response::HeartBeat(HeartBeatResponse {
+                        header: h.header.clone(),
+                    }))
+                }
+                // A push gets an answer that is no push response.
+                _ => RemotingCommand::response(1).with_remark("no"),
+            };
+            async move { Ok(resp) }
+        }
+    };
+    let router = Router::new()
+        .route(RequestCode::Vote.code(), answer(RequestCode::Vote))
+        .route(
+            RequestCode::HeartBeat.code(),
+            answer(RequestCode::HeartBeat),
+        )
+        .route(RequestCode::Push.code(), answer(RequestCode::Push));
+    tokio::spawn(remoting::serve(
+        listener,
+        Arc::new(router),
+        remoting::ServerConfig::default(),
+        stop,
+    ));
+    addr
+}
+
+/// A DLedger leader whose empty entry cannot be applied names itself in
+/// `controllerLeaderId` (DLedger's view) but answers `isLeader=false`, and
+/// refuses leader-only codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dledger_leader_not_serving_is_not_leader() {
+    init_log();
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let voter = fake_voter(stop.clone()).await;
+    let own = format!("127.0.0.1:{}", free_port());
+    let absent = format!("127.0.0.1:{}", free_port());
+    let peers = format!("n0-{own};n1-{voter};n2-{absent}");
+    let node = Controller::start(config(dir.path(), &peers, "n0"), stop.clone())
+        .await
+        .unwrap();
+    wait_until("n0 is DLedger leader", || {
+        node.dledger().role().role == dledger::core::message::Role::Leader
+    })
+    .await;
+    let conn = connect(&own).await;
+    // Several heartbeat periods: the empty entry never commits.
+    for _ in 0..10 {
+        let md = call(&conn, req(1005, &[])).await;
+        assert_eq!(md.ext("controllerLeaderId"), Some("n0"));
+        assert_eq!(md.ext("controllerLeaderAddress"), Some(own.as_str()));
+        assert_eq!(md.ext("isLeader"), Some("false"));
+        assert!(!node.is_leader());
+        let r = call(&conn, req(1012, &[("brokerName", "b")])).await;
+        assert_eq!(r.code, 2007);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    node.shutdown().await;
+}
