@@ -775,6 +775,27 @@ async fn two_brokers_replicate_and_fail_over() {
     // Caught up: the master asked the controller to add B to the set.
     ctl.wait_for("SyncStateSet {1, 2}", |s| s.set == BTreeSet::from([1, 2]))
         .await;
+    // GET_BROKER_HA_STATUS shows the AutoSwitch sides.
+    wait_until("A's HA status lists B in sync", || async {
+        let r = ca
+            .call(RemotingCommand::request(rq::GET_BROKER_HA_STATUS))
+            .await;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        v["master"] == true
+            && v["inSyncSlaveNums"] == 1
+            && v["masterCommitLogMaxOffset"] == end
+            && v["haConnectionInfo"][0]["inSync"] == true
+            && v["haConnectionInfo"][0]["slaveAckOffset"] == end
+    })
+    .await;
+    let r = cb
+        .call(RemotingCommand::request(rq::GET_BROKER_HA_STATUS))
+        .await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["master"], false);
+    assert_eq!(v["haClientRuntimeInfo"]["maxOffset"], end);
+    let a_ha = ns.table.lock().unwrap()[&0].1.clone();
+    assert_eq!(v["haClientRuntimeInfo"]["masterAddr"], a_ha.as_str());
 
     // Failover: B is elected (epoch 2); A hears it through 1008 and B
     // through the 1004 poll.

@@ -229,7 +229,7 @@ pub(crate) fn router(s: Services) -> Router {
         store: s.store.clone(),
     });
 
-    let ha_status = Arc::new((s.replication.clone(), s.store.clone()));
+    let ha_status = Arc::new((s.replication.clone(), s.store.clone(), s.controller.clone()));
     let controller = Arc::new(s.controller.clone());
     use OnSlave::Allow;
     let t = Table {
@@ -278,7 +278,10 @@ pub(crate) fn router(s: Services) -> Router {
         .route(rq::CLEAN_UNUSED_TOPIC, Allow, sync(&admin, |p, _, _| p.clean_unused_topic()))
         .route(rq::GET_BROKER_RUNTIME_INFO, Allow, sync(&admin, |p, _, _| p.runtime_info()))
         .route(rq::GET_BROKER_CONFIG, Allow, sync(&admin, |p, _, _| p.broker_config()))
-        .route(rq::GET_BROKER_HA_STATUS, Allow, sync(&ha_status, |h, _, _| super::ha_status::ha_status(h.0.as_deref(), &h.1)))
+        .route(rq::GET_BROKER_HA_STATUS, Allow, sync(&ha_status, |h, _, _| match &h.2 {
+            Some(c) => c.ha_status(),
+            None => super::ha_status::ha_status(h.0.as_deref(), &h.1),
+        }))
         .route(crate::replication::controller::wire::code::GET_BROKER_EPOCH_CACHE, Allow, sync(&controller, |h, _, _| crate::replication::controller::epoch_cache_answer(h.as_deref())))
         .route(crate::replication::controller::wire::code::NOTIFY_BROKER_ROLE_CHANGED, Allow, sync(&controller, |h, _, r| crate::replication::controller::notify_answer(h.as_deref(), r)))
         .route(rq::UPDATE_BROKER_CONFIG, Allow, sync(&admin, |p, _, r| p.update_broker_config(r)))

@@ -239,6 +239,64 @@ impl ControllerReplication for AutoSwitchReplication {
         }
     }
 
+    fn ha_runtime_info(&self) -> Option<serde_json::Value> {
+        use serde_json::json;
+        let max = self.max_offset();
+        let idle_client = json!({
+            "lastReadTimestamp": 0,
+            "lastWriteTimestamp": 0,
+            "masterFlushOffset": 0,
+            "maxOffset": 0,
+            "transferredByteInSecond": 0,
+        });
+        match &*self.side() {
+            Side::Master { master, .. } => {
+                let conns: Vec<serde_json::Value> = master
+                    .connections()
+                    .into_iter()
+                    .map(|c| {
+                        let ack = c.slave_ack_offset.get().max(0);
+                        json!({
+                            "addr": c.addr.to_string(),
+                            "diff": max - ack,
+                            "inSync": c.in_sync,
+                            "slaveAckOffset": ack,
+                            "transferFromWhere": c.transfer_from.get().max(0),
+                            "transferredByteInSecond": 0,
+                        })
+                    })
+                    .collect();
+                // AutoSwitch: the SyncStateSet without the master.
+                let in_sync = master.sync_state_set().len().saturating_sub(1);
+                Some(json!({
+                    "haClientRuntimeInfo": idle_client,
+                    "haConnectionInfo": conns,
+                    "inSyncSlaveNums": in_sync,
+                    "master": true,
+                    "masterCommitLogMaxOffset": max,
+                }))
+            }
+            Side::Slave(c) => {
+                let st = c.status();
+                Some(json!({
+                    "haClientRuntimeInfo": {
+                        "lastReadTimestamp": ha::wall_clock_ms(st.last_read_ms),
+                        "lastWriteTimestamp": ha::wall_clock_ms(st.last_write_ms),
+                        "masterAddr": st.master_addr.unwrap_or_default(),
+                        "masterFlushOffset": 0,
+                        "maxOffset": max,
+                        "transferredByteInSecond": 0,
+                    },
+                    "haConnectionInfo": [],
+                    "inSyncSlaveNums": 0,
+                    "master": false,
+                    "masterCommitLogMaxOffset": 0,
+                }))
+            }
+            Side::None => None,
+        }
+    }
+
     fn shutdown(&self) {
         let mut side = self.side();
         self.stop_side(&mut side);

@@ -90,6 +90,19 @@ impl ControllerHandle {
     }
 }
 
+impl ControllerHandle {
+    /// GET_BROKER_HA_STATUS (907) in controller mode: the AutoSwitch side.
+    pub fn ha_status(&self) -> Result<RemotingCommand, BrokerError> {
+        match self.replication.ha_runtime_info() {
+            Some(v) => Ok(RemotingCommand::success().with_body(v.to_string().into_bytes())),
+            None => Ok(
+                RemotingCommand::response(remoting::code::response_code::SYSTEM_ERROR)
+                    .with_remark("Can not get HARuntimeInfo, may be duplicationEnable is true"),
+            ),
+        }
+    }
+}
+
 /// GET_BROKER_EPOCH_CACHE (1007) on the broker port.
 pub fn epoch_cache_answer(
     handle: Option<&ControllerHandle>,

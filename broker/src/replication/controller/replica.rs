@@ -42,5 +42,10 @@ pub trait ControllerReplication: Send + Sync {
     fn max_offset(&self) -> i64;
     /// The offset every in-sync replica holds.
     fn confirm_offset(&self) -> i64;
+    /// GET_BROKER_HA_STATUS (907) body (`HARuntimeInfo`), if there is an
+    /// HA side to describe.
+    fn ha_runtime_info(&self) -> Option<serde_json::Value> {
+        None
+    }
     fn shutdown(&self) {}
 }
