@@ -624,8 +624,12 @@ fn interval_of(ms: i64) -> Duration {
 
 /// Heartbeat expiry on every node; the inactive-master scan on the leader.
 async fn scan_loops(inner: Arc<Inner>) {
-    // Java: the first expiry scan after 2 s.
-    let mut next_expire = Instant::now() + Duration::from_secs(2);
+    // Java: the first expiry scan after 2 s, then every
+    // scanNotActiveBrokerInterval; a shorter interval (fast failure
+    // detection, down to ~200 ms) also brings the first scan forward.
+    let first =
+        interval_of(inner.cfg().scan_not_active_broker_interval).min(Duration::from_secs(2));
+    let mut next_expire = Instant::now() + first;
     let mut next_master_scan =
         Instant::now() + interval_of(inner.cfg().scan_inactive_master_interval);
     loop {

@@ -743,3 +743,42 @@ async fn dledger_leader_not_serving_is_not_leader() {
     stop.cancel();
     node.shutdown().await;
 }
+
+/// Fast failure detection: with `scanNotActiveBrokerInterval=200` a broker
+/// that sent `heartbeatTimeoutMills=1500` and went silent (its channel
+/// left open) is dropped, and its channel closed, 1.5-1.7 s after its last
+/// heartbeat: right after start-up (the first scan comes after 200 ms, not
+/// Java's 2 s) and in steady state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_broker_detected_after_its_timeout() {
+    init_log();
+    let g = Group::start(1).await;
+    let addr = g.addr(0);
+    let window = Duration::from_millis(1500)..Duration::from_millis(1850);
+
+    // At start-up: one heartbeat, then silence.
+    let early = connect(&addr).await;
+    let sent = Instant::now();
+    heartbeat(&early, "broker-x", 1, "127.0.0.1:30911", 1500).await;
+    tokio::time::timeout(Duration::from_secs(10), early.closed())
+        .await
+        .expect("silent broker detected");
+    let took = sent.elapsed();
+    assert!(window.contains(&took), "start-up detection after {took:?}");
+
+    // Steady state: beats every 300 ms for a while, then silence.
+    let conn = connect(&addr).await;
+    let mut last = Instant::now();
+    for _ in 0..8 {
+        last = Instant::now();
+        heartbeat(&conn, "broker-y", 1, "127.0.0.1:30921", 1500).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!conn.is_closed(), "a beating broker was dropped");
+    }
+    tokio::time::timeout(Duration::from_secs(10), conn.closed())
+        .await
+        .expect("silent broker detected");
+    let took = last.elapsed();
+    assert!(window.contains(&took), "detection after {took:?}");
+    g.stop().await;
+}
