@@ -15,6 +15,7 @@ pub mod compute;
 pub mod config;
 pub mod event;
 pub mod heartbeat;
+mod notify;
 pub mod policy;
 mod runtime;
 pub mod state;

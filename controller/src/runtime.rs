@@ -39,6 +39,7 @@ use crate::compute::{self, codes, ElectRequest, Ext, Outcome, Request};
 use crate::config::{ConfigError, ControllerConfig};
 use crate::event::Event;
 use crate::heartbeat::{BrokerKey, Heartbeat, HeartbeatTable};
+use crate::notify::{self, Attempt, Notifier};
 use crate::policy::LiveAt;
 use crate::state::ReplicasInfo;
 
@@ -86,6 +87,7 @@ struct Inner {
     ready: AtomicBool,
     server: OnceLock<Arc<DLedgerServer>>,
     notify_conns: tokio::sync::Mutex<HashMap<String, Connection>>,
+    notifier: Arc<Notifier>,
     stop: CancellationToken,
 }
 
@@ -202,29 +204,39 @@ impl Inner {
         self.wait_applied(resp.index, deadline).await
     }
 
-    /// A controller-triggered election (`triggerElectMaster`): up to
-    /// `electMasterMaxRetryCount` attempts; stops at the first answer that
-    /// is not an append failure.
+    /// A controller-triggered election (`triggerElectMaster`, see
+    /// [`notify::retry_election`]): up to `electMasterMaxRetryCount`
+    /// attempts, each abandoned after 3 s, until one elects a master.
     async fn controller_elect(self: &Arc<Self>, broker_name: &str) {
-        let attempts = self.cfg().elect_master_max_retry_count.max(1);
-        for attempt in 0..attempts {
-            if !self.is_ready() {
-                return;
-            }
-            let req = Request::ElectMaster(ElectRequest::controller_trigger(broker_name));
-            let outcome = self.compute(&req);
-            if !outcome.events.is_empty() {
-                if let Err(e) = self.commit(&outcome.events).await {
-                    warn!(%broker_name, attempt, error = %e, "controller-triggered election failed");
-                    continue;
-                }
-            }
-            info!(%broker_name, code = outcome.code, master = ?outcome.get("masterBrokerId"), "controller-triggered election");
-            if outcome.code == codes::SUCCESS {
-                self.notify_role_changed(broker_name, &outcome);
-            }
-            return;
+        let max = self.cfg().elect_master_max_retry_count;
+        let (attempts, last) =
+            notify::retry_election(broker_name, max, notify::ELECT_ATTEMPT_TIMEOUT, |attempt| {
+                self.controller_elect_once(broker_name, attempt)
+            })
+            .await;
+        if last == Attempt::Failed {
+            warn!(%broker_name, attempts, "controller-triggered election gave up");
         }
+    }
+
+    async fn controller_elect_once(self: &Arc<Self>, broker_name: &str, attempt: u32) -> Attempt {
+        if !self.is_ready() {
+            return Attempt::NotLeader;
+        }
+        let req = Request::ElectMaster(ElectRequest::controller_trigger(broker_name));
+        let outcome = self.compute(&req);
+        if !outcome.events.is_empty() {
+            if let Err(e) = self.commit(&outcome.events).await {
+                warn!(%broker_name, attempt, error = %e, "controller-triggered election failed");
+                return Attempt::Failed;
+            }
+        }
+        info!(%broker_name, attempt, code = outcome.code, master = ?outcome.get("masterBrokerId"), "controller-triggered election");
+        if outcome.code != codes::SUCCESS {
+            return Attempt::Failed;
+        }
+        self.notify_role_changed(broker_name, &outcome);
+        Attempt::Elected
     }
 
     async fn on_broker_inactive(self: &Arc<Self>, key: BrokerKey) {
@@ -313,14 +325,19 @@ impl Inner {
             &std::collections::BTreeSet::from([master]),
             ss_epoch,
         ));
+        let master_epoch: i32 = outcome
+            .get("masterEpoch")
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0);
         for addr in targets {
             let inner = self.clone();
             let cmd = cmd.clone();
-            tokio::spawn(async move {
-                if let Err(e) = inner.send_oneway(&addr, cmd).await {
-                    warn!(%addr, error = %e, "notify broker role changed failed");
+            let to = addr.clone();
+            self.notifier.notify(&addr, master_epoch, async move {
+                if let Err(e) = inner.send_oneway(&to, cmd).await {
+                    warn!(addr = %to, error = %e, "notify broker role changed failed");
                 } else {
-                    debug!(%addr, "notified broker role changed");
+                    debug!(addr = %to, "notified broker role changed");
                 }
             });
         }
@@ -707,6 +724,7 @@ impl Controller {
             ready: AtomicBool::new(false),
             server: OnceLock::new(),
             notify_conns: tokio::sync::Mutex::new(HashMap::new()),
+            notifier: Arc::default(),
             stop: stop.clone(),
         });
         let mut opts = ServerOptions::new(dl, store);
@@ -795,6 +813,7 @@ impl ControllerHandle {
             let _ = t.await;
         }
         self.server.shutdown().await;
+        self.inner.notifier.abort_all();
         self.inner.notify_conns.lock().await.clear();
         info!("controller stopped");
     }

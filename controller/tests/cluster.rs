@@ -782,3 +782,61 @@ async fn silent_broker_detected_after_its_timeout() {
     assert!(window.contains(&took), "detection after {took:?}");
     g.stop().await;
 }
+
+/// Java's `triggerElectMaster` retries every answer but success: a dead
+/// master with no eligible replacement gets `electMasterMaxRetryCount` (3)
+/// attempts, each answered 2004 and logging a "no master" event, so the
+/// master epoch goes from 1 to 4 and then stays (sets without a master are
+/// not rescanned).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_master_without_candidate_gets_every_attempt() {
+    init_log();
+    let g = Group::start(1).await;
+    let addr = g.addr(0);
+    g.leader().await;
+    let leader = connect(&addr).await;
+    register(&leader, "broker-c", "127.0.0.1:30931", 1).await;
+    register(&leader, "broker-c", "127.0.0.1:30932", 2).await;
+    let hb1 = connect(&addr).await;
+    let hb2 = connect(&addr).await;
+    heartbeat(&hb1, "broker-c", 1, "127.0.0.1:30931", 60_000).await;
+    heartbeat(&hb2, "broker-c", 2, "127.0.0.1:30932", 60_000).await;
+    let r = call(
+        &leader,
+        req(
+            1002,
+            &[
+                ("clusterName", "c1"),
+                ("brokerName", "broker-c"),
+                ("brokerId", "1"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.code, 0);
+    // Broker 2 is alive but outside the SyncStateSet {1}.
+    hb1.close();
+    let epoch = || async {
+        let r = call(&leader, req(1004, &[("brokerName", "broker-c")])).await;
+        assert_eq!(r.code, 0);
+        assert_eq!(r.ext("masterBrokerId"), None);
+        r.ext("masterEpoch").map(str::to_owned)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = call(&leader, req(1004, &[("brokerName", "broker-c")])).await;
+        if r.ext("masterEpoch") == Some("4") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "masterEpoch {:?}",
+            r.ext("masterEpoch")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Several inactive-master scan periods (300 ms) later: still 4.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(epoch().await.as_deref(), Some("4"));
+    g.stop().await;
+}
