@@ -5,7 +5,11 @@
 //! the second becomes its slave, replicates over AutoSwitch HA and is added
 //! to the SyncStateSet (ALTER_SYNC_STATE_SET answered by Java); the identity
 //! files hold what Java writes (`cluster#name#id`, no temp file left) and
-//! GET_BROKER_EPOCH_CACHE shows epoch 1 on both.
+//! GET_BROKER_EPOCH_CACHE shows epoch 1. Ten messages are sent to the
+//! master (acknowledged by the whole SyncStateSet). Then it is SIGKILLed: the
+//! Java controller elects the slave (masterEpoch 2, id 0 at the name
+//! server), and the old master restarts with its identity file as slave 1
+//! and rejoins the SyncStateSet.
 
 use std::time::Duration;
 
@@ -49,6 +53,31 @@ fn epochs(addr: &str) -> Option<(i64, Vec<i64>)> {
         .filter_map(|e| e["epoch"].as_i64())
         .collect();
     Some((v["brokerId"].as_i64()?, list))
+}
+
+/// SEND_MESSAGE (10) of a small message; the response code.
+fn send(addr: &str, i: i32) -> Option<i32> {
+    let born = format!("{}", 1_700_000_000_000i64 + i64::from(i));
+    let r = request(
+        addr,
+        10,
+        &[
+            ("producerGroup", "ctl-pg"),
+            ("topic", "CtlTopic"),
+            ("defaultTopic", "TBW102"),
+            ("defaultTopicQueueNums", "4"),
+            ("queueId", "0"),
+            ("sysFlag", "0"),
+            ("bornTimestamp", born.as_str()),
+            ("flag", "0"),
+            ("properties", ""),
+            ("reconsumeTimes", "0"),
+            ("unitMode", "false"),
+            ("batch", "false"),
+        ],
+        Some(format!("message {i}").into_bytes()),
+    )?;
+    Some(r.code)
 }
 
 #[test]
@@ -113,6 +142,44 @@ fn our_brokers_under_the_java_controller() {
 
     assert_eq!(epochs(&a_addr), Some((0, vec![1])));
     assert_eq!(epochs(&b_addr).map(|(id, _)| id), Some(2));
+
+    // Messages on A (acknowledged once B, in the set, has them too).
+    for i in 0..10 {
+        let r = send(&a_addr, i);
+        assert_eq!(
+            r,
+            Some(0),
+            "send {i} to the master\n{}",
+            logs(&a, &b, &group)
+        );
+    }
+
+    // Failover: A is SIGKILLed; the Java controller elects B (1008 or the
+    // 1004 poll), which registers as id 0; A restarts with its identity
+    // file and follows B as slave 1.
+    a.kill();
+    let deadline = std::time::Instant::now() + WAIT;
+    while route(&ns.addr).get(&0) != Some(&b_addr) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "broker b never became master: {:?}\n{}",
+            route(&ns.addr),
+            logs(&a, &b, &group)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    a.start();
+    let s = group.wait_sync_state(
+        "A back in the SyncStateSet of master B",
+        WAIT,
+        &|| format!("{}\n{}\n{}", a.logs(80), b.logs(80), ns.logs()),
+        |s| s.master_broker_id == Some(2) && s.in_sync_ids() == [1, 2],
+    );
+    assert_eq!(s.master_epoch, 2);
+    assert_eq!(ident(&a), format!("{CLUSTER}#{BROKER_NAME}#1"));
+    assert_eq!(route(&ns.addr).get(&1), Some(&a_addr));
+    assert_eq!(epochs(&b_addr), Some((0, vec![1, 2])));
+    assert_eq!(epochs(&a_addr).map(|(id, _)| id), Some(1));
 
     let stopped_a = a.stop_cleanly(Duration::from_secs(20));
     let stopped_b = b.stop_cleanly(Duration::from_secs(20));
