@@ -11,6 +11,8 @@
 //! server), and the old master restarts with its identity file as slave 1
 //! and rejoins the SyncStateSet.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use compat_tests::controller::{
