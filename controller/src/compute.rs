@@ -9,6 +9,7 @@ use remoting::RemotingCommand;
 
 use crate::body::{self, MemberGroup, ReplicaIdentity, ReplicasInfoBody};
 use crate::event::Event;
+use crate::heartbeat::Heartbeat;
 use crate::policy::{self, Liveness};
 use crate::state::{ReplicasInfo, FIRST_BROKER_ID};
 
@@ -276,6 +277,23 @@ pub fn decode(cmd: &RemotingCommand) -> Result<Option<Request>, BadRequest> {
         },
         _ => return Ok(None),
     }))
+}
+
+/// Decodes BROKER_HEARTBEAT (904): absent fields stay `None` (the table
+/// fills Java's defaults); a present field that is no number is an error.
+pub fn decode_heartbeat(cmd: &RemotingCommand) -> Result<Heartbeat, BadRequest> {
+    let e = Ext(cmd);
+    Ok(Heartbeat {
+        cluster_name: e.str("clusterName").unwrap_or_default(),
+        broker_name: e.str("brokerName").unwrap_or_default(),
+        broker_addr: e.str("brokerAddr").unwrap_or_default(),
+        broker_id: e.long("brokerId")?,
+        epoch: e.int("epoch")?,
+        max_offset: e.long("maxOffset")?,
+        confirm_offset: e.long("confirmOffset")?,
+        heartbeat_timeout_ms: e.long("heartbeatTimeoutMills")?,
+        election_priority: e.int("electionPriority")?,
+    })
 }
 
 /// Runs one request against the applied state.

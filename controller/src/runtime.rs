@@ -35,10 +35,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::body;
-use crate::compute::{self, codes, ElectRequest, Ext, Outcome, Request};
+use crate::compute::{self, codes, ElectRequest, Outcome, Request};
 use crate::config::{ConfigError, ControllerConfig};
 use crate::event::Event;
-use crate::heartbeat::{BrokerKey, Heartbeat, HeartbeatTable};
+use crate::heartbeat::{BrokerKey, HeartbeatTable};
 use crate::notify::{self, Attempt, Notifier};
 use crate::policy::LiveAt;
 use crate::state::ReplicasInfo;
@@ -380,20 +380,7 @@ impl Inner {
     // ---------------------------------------------------------- any-node codes
 
     fn heartbeat(&self, conn: &Connection, req: &RemotingCommand) -> RemotingCommand {
-        let e = Ext(req);
-        let parsed = (|| -> Result<Heartbeat, compute::BadRequest> {
-            Ok(Heartbeat {
-                cluster_name: e.str("clusterName").unwrap_or_default(),
-                broker_name: e.str("brokerName").unwrap_or_default(),
-                broker_addr: e.str("brokerAddr").unwrap_or_default(),
-                broker_id: e.long("brokerId")?,
-                epoch: e.int("epoch")?,
-                max_offset: e.long("maxOffset")?,
-                confirm_offset: e.long("confirmOffset")?,
-                heartbeat_timeout_ms: e.long("heartbeatTimeoutMills")?,
-                election_priority: e.int("electionPriority")?,
-            })
-        })();
+        let parsed = compute::decode_heartbeat(req);
         let hb = match parsed {
             Ok(hb) => hb,
             Err(err) => {
