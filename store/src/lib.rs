@@ -41,5 +41,5 @@ pub use record::{java_string_hash, tags_hash_code, StoredMessage};
 pub use replicated::{AppendOutcome, PendingAppend, ReplicatedAppendError, ReplicatedLog};
 pub use store::{
     ArrivalListener, BatchToStore, GetResult, GetStatus, MessageStore, MessageToStore, PendingPut,
-    PutResult, PutStatus, RetentionReport, SCHEDULE_TOPIC,
+    PutResult, PutStatus, ReadLimitListener, RetentionReport, SCHEDULE_TOPIC,
 };

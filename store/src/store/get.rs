@@ -155,14 +155,27 @@ impl MessageStore {
     /// [`max_offset`] stop before the first entry of a record past it.
     /// `None` (the default, and `readUnCommitted`) reads everything. Puts
     /// never look at it. Arrival listeners still fire at dispatch: a long
-    /// poll woken early finds nothing new and waits again, so the broker
-    /// should also wake long polls when the limit moves.
+    /// poll woken early finds nothing new and waits again; when the limit
+    /// rises (or is lifted) the read-limit listener
+    /// ([`set_read_limit_listener`](Self::set_read_limit_listener)) fires,
+    /// so the broker can wake its long polls then.
     ///
     /// [`get_messages`]: Self::get_messages
     /// [`max_offset`]: Self::max_offset
     pub fn set_read_limit(&self, limit: Option<CommitLogOffset>) {
         let v = limit.map_or(i64::MAX, |l| l.get());
-        self.inner.read_limit.store(v, Ordering::Release);
+        let old = self.inner.read_limit.swap(v, Ordering::AcqRel);
+        if v > old {
+            let listener = self
+                .inner
+                .read_limit_listener
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            if let Some(f) = listener {
+                f(limit);
+            }
+        }
     }
 
     /// The read limit in force, if any.

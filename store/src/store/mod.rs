@@ -32,7 +32,7 @@ mod types;
 pub use put::PendingPut;
 pub use types::{
     ArrivalListener, BatchToStore, GetResult, GetStatus, MessageToStore, PutResult, PutStatus,
-    RetentionReport, SCHEDULE_TOPIC,
+    ReadLimitListener, RetentionReport, SCHEDULE_TOPIC,
 };
 
 use std::collections::HashMap;
@@ -148,6 +148,12 @@ struct Inner {
     /// [`MessageStore::set_read_limit`]); `i64::MAX` = none. Reads only:
     /// puts never look at it.
     read_limit: AtomicI64,
+    /// Told when the read limit rises or is lifted (see
+    /// [`MessageStore::set_read_limit_listener`]).
+    read_limit_listener: RwLock<Option<ReadLimitListener>>,
+    /// Controller mode's epoch file, trimmed when retention deletes the
+    /// oldest commit-log files (see [`MessageStore::set_epoch_file`]).
+    epochs: RwLock<Option<Arc<crate::epoch::EpochFile>>>,
 }
 
 fn signal_stop(stop: &(Mutex<bool>, Condvar)) {
@@ -317,6 +323,8 @@ impl MessageStore {
             disk_full: AtomicBool::new(false),
             over_ratio: AtomicBool::new(false),
             read_limit: AtomicI64::new(i64::MAX),
+            read_limit_listener: RwLock::new(None),
+            epochs: RwLock::new(None),
         });
         let mut threads = Vec::new();
         let weak = Arc::downgrade(&inner);
@@ -390,6 +398,21 @@ impl MessageStore {
 
     pub fn set_arrival_listener(&self, f: ArrivalListener) {
         *write_lock(&self.inner.listener) = Some(f);
+    }
+
+    /// Called (with the new limit, `None` = lifted) whenever the read limit
+    /// rises or is lifted, so long polls held on queues can look again:
+    /// records that were stored earlier may have become readable.
+    pub fn set_read_limit_listener(&self, f: ReadLimitListener) {
+        *write_lock(&self.inner.read_limit_listener) = Some(f);
+    }
+
+    /// Controller mode: the epoch file whose entries describe this commit
+    /// log. Retention then drops the entries that end before the oldest
+    /// remaining commit-log byte (Java `truncateEpochFilePrefix(minPhyOffset
+    /// - 1)`), once per pass that deleted files.
+    pub fn set_epoch_file(&self, epochs: Option<Arc<crate::epoch::EpochFile>>) {
+        *write_lock(&self.inner.epochs) = epochs;
     }
 
     /// Flush everything now and write the checkpoint.

@@ -100,6 +100,9 @@ fn clean_pass(
     }
     let cl_min = inner.commit_log.min_offset();
     report.commit_log_min_offset = CommitLogOffset(cl_min);
+    if report.commit_log_files > 0 && cl_min > 0 {
+        trim_epochs(inner, cl_min);
+    }
     if cl_min > 0 {
         let queues: Vec<Arc<ConsumeQueue>> = read_lock(&inner.queues)
             .values()
@@ -111,6 +114,21 @@ fn clean_pass(
         report.index_files = inner.index.delete_below(cl_min)?;
     }
     Ok(report)
+}
+
+/// Controller mode: drop the epoch entries wholly below the new oldest
+/// commit-log byte (Java `truncateEpochFilePrefix(minPhyOffset - 1)`).
+fn trim_epochs(inner: &Inner, cl_min: i64) {
+    let epochs = inner
+        .epochs
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if let Some(epochs) = epochs {
+        if let Err(e) = epochs.truncate_prefix(cl_min - 1) {
+            tracing::warn!(error = %e, min_offset = cl_min, "epoch file prefix not trimmed");
+        }
+    }
 }
 
 /// Free (available to us) and total bytes of the filesystem holding `path`.

@@ -150,3 +150,7 @@ impl GetResult {
 
 /// Called after each dispatch with (topic, queue id, new max offset).
 pub type ArrivalListener = Arc<dyn Fn(&str, i32, QueueOffset) + Send + Sync>;
+
+/// Told the new read limit (`None`: lifted) when it rises; see
+/// `MessageStore::set_read_limit_listener`.
+pub type ReadLimitListener = Arc<dyn Fn(Option<CommitLogOffset>) + Send + Sync>;
