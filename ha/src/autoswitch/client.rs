@@ -249,6 +249,21 @@ fn truncate_to_master(shared: &Shared, h: &MasterHandshake) -> Result<CommitLogO
     }
     let master = EpochList::from_entries(h.entries.clone());
     let local_end = shared.log.max_offset().get();
+    let local_min = shared.log.min_offset().get();
+    if local_end <= 0 || local_min < 0 || local_min >= local_end {
+        // No bytes to keep or cut: the local entries (say epoch 1 learnt
+        // from a heartbeat of a master that died before shipping data)
+        // describe nothing, and matching them against a successor's list
+        // would fail forever. Start afresh from the frames' epochs. (An
+        // empty list is not written to the file; the next append is.)
+        info!(local = ?local.entries(), local_end,
+            "local commit log is empty: epoch entries cleared, no truncation");
+        shared
+            .epochs
+            .reset(Vec::new())
+            .map_err(|e| format!("epoch file: {e}"))?;
+        return Ok(CommitLogOffset(local_end.max(0)));
+    }
     let Some(point) = local.consistent_point(local_end, &master, h.max_offset) else {
         warn!(local = ?local.entries(), master = ?master.entries(),
             "failed to find a consistent point with the master");
@@ -308,7 +323,14 @@ async fn transfer(
                     header.offset
                 );
             }
-            if received_epoch != Some(header.epoch) {
+            // Every frame, heartbeats included (Java records the epoch
+            // before looking at the body): a slave that got no data yet
+            // still learns the master's epoch. A master without entries
+            // names epoch -1: nothing to record.
+            if received_epoch != Some(header.epoch)
+                && header.epoch >= 0
+                && header.epoch_start_offset >= 0
+            {
                 received_epoch = Some(header.epoch);
                 let e = EpochEntry {
                     epoch: header.epoch,
