@@ -145,6 +145,8 @@ impl Broker {
         {
             let arrivals = arrivals.clone();
             store.with((), |s| {
+                let woken = arrivals.clone();
+                s.set_read_limit_listener(Arc::new(move |_limit| woken.wake_all()));
                 s.set_arrival_listener(Arc::new(move |topic, queue_id, _max| {
                     arrivals.arrived(topic, queue_id)
                 }))

@@ -56,6 +56,14 @@ impl ArrivalNotifier {
             n.notify_waiters();
         }
     }
+
+    /// Every held pull looks again (controller mode: the confirm offset
+    /// rose, so messages stored earlier may have become readable).
+    pub fn wake_all(&self) {
+        for n in self.queues.iter() {
+            n.value().notify_waiters();
+        }
+    }
 }
 
 /// Which tag codes a pull may return; `None` = all.
@@ -143,12 +151,30 @@ impl PullProcessor {
                 }
             }
             .min(MAX_HOLD);
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep(hold) => {}
-                _ = self.shutdown.cancelled() => {}
+            let deadline = tokio::time::Instant::now() + hold;
+            // Java's hold service re-runs a held pull only when its queue
+            // has something new: a wake-up that finds nothing readable (a
+            // message past the confirm offset, or not matching the filter)
+            // holds on until the deadline. Each wake-up needs a store event,
+            // so the loop ends by the deadline.
+            loop {
+                let woken = tokio::select! {
+                    _ = &mut notified => true,
+                    _ = tokio::time::sleep_until(deadline) => false,
+                    _ = self.shutdown.cancelled() => false,
+                };
+                if woken {
+                    notified.set(notify.notified());
+                    notified.as_mut().enable();
+                }
+                result = self.get(&h, &checked.filter);
+                if !woken
+                    || tokio::time::Instant::now() >= deadline
+                    || response_code(&result, h.queue_offset) != rc::PULL_NOT_FOUND
+                {
+                    break;
+                }
             }
-            result = self.get(&h, &checked.filter);
         }
         if result.status == GetStatus::Found {
             self.stats.get_found.fetch_add(1, Ordering::Relaxed);

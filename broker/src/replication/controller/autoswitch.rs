@@ -62,6 +62,12 @@ impl AutoSwitchLog for StoreLog {
         self.0
             .with(Err(StoreError::ShutDown), MessageStore::truncate_torn_tail)
     }
+
+    /// The confirm offset gates consumption (the store's read limit; the
+    /// store wakes held pulls when it rises).
+    fn set_read_limit(&self, limit: Option<CommitLogOffset>) {
+        self.0.with((), |s| s.set_read_limit(limit))
+    }
 }
 
 /// The AutoSwitch keys of `config`.
@@ -78,6 +84,7 @@ pub fn autoswitch_config(config: &BrokerConfig) -> AutoSwitchConfig {
         ),
         sync_from_last_file: config.sync_from_last_file,
         async_learner: config.async_learner,
+        read_uncommitted: config.read_un_committed,
         ..AutoSwitchConfig::default()
     }
 }
@@ -112,10 +119,13 @@ impl AutoSwitchReplication {
         let listener = std::net::TcpListener::bind((config.bind_address.as_str(), port))
             .with_context(|| format!("binding the HA port {port} (haListenPort)"))?;
         listener.set_nonblocking(true)?;
+        let epochs = Arc::new(epochs);
+        // Retention drops the entries of deleted commit-log files.
+        store.with((), |s| s.set_epoch_file(Some(epochs.clone())));
         Ok(AutoSwitchReplication {
             log: Arc::new(StoreLog(store.clone())),
             store,
-            epochs: Arc::new(epochs),
+            epochs,
             cfg: autoswitch_config(config),
             listener,
             side: Mutex::new(Side::None),
@@ -179,8 +189,17 @@ impl ControllerReplication for AutoSwitchReplication {
 
     fn change_to_slave(&self, master_addr: &str, epoch: i32, own_id: i64) {
         let mut side = self.side();
+        // Consumers keep what they could read (an old master's confirm
+        // offset) and see more only as the new master confirms it.
+        let max = self.log.max_offset();
+        let keep = self
+            .store
+            .with(None, MessageStore::read_limit)
+            .map_or(max, |l| l.min(max));
         self.stop_side(&mut side);
         self.store.with((), |s| s.set_replica(true));
+        self.log
+            .set_read_limit((!self.cfg.read_uncommitted).then_some(keep));
         info!(%master_addr, epoch, own_id, "AutoSwitch HA client waits for the master's HA address");
         // Java: the HA master address is learnt from the name server.
         *side = Side::Slave(AutoSwitchClient::start(
