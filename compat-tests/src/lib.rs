@@ -14,6 +14,7 @@ pub mod bench;
 pub mod controller;
 pub mod dledger_files;
 pub mod dledger_group;
+pub mod fault_rounds;
 pub mod ha_pair;
 pub mod invariant;
 pub mod proxy;
