@@ -27,7 +27,7 @@ use compat_tests::controller::{
 };
 use compat_tests::{serial, JavaBroker, JavaNamesrv};
 
-/// Config keys compared (set by the harness, or defaults).
+/// Config keys compared (set by the harness or the test, or defaults).
 const CONFIG_KEYS: [&str; 8] = [
     "controllerDLegerGroup",
     "controllerDLegerSelfId",
@@ -54,7 +54,9 @@ struct Seen {
 
 fn run(kind: ControllerKind) -> Seen {
     let ns = JavaNamesrv::start(VERSION);
-    let mut group = ControllerGroup::start(&[kind], "");
+    // Our controller's default scan is 1000 ms (Java's 5000): set it, so
+    // the printed value shows the key is honoured on both.
+    let mut group = ControllerGroup::start(&[kind], "scanNotActiveBrokerInterval=5000\n");
     let admin = Admin::new(group.dir.path());
     let addr = group.members[0].addr.clone();
     let mut brokers = [
