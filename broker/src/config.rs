@@ -278,7 +278,7 @@ broker_config! {
     min_in_sync_replicas: i32 = "minInSyncReplicas" => 1,
     total_replicas: i32 = "totalReplicas" => 1,
     enable_auto_in_sync_replicas: bool = "enableAutoInSyncReplicas" => false,
-    // Controller mode (docs: /work/shared/spec/controller.md §6, §7.4, §7.5;
+    // Controller mode (docs/protocol/controller.md; README's controller-mode keys;
     // `broker/src/replication/controller/`).
     /// The broker gets its id and role from the controllers (RIP-44).
     enable_controller_mode: bool = "enableControllerMode" => false,

@@ -1,5 +1,5 @@
 //! Controller mode (`enableControllerMode=true`, RIP-44; the facts are in
-//! /work/shared/spec/controller.md §6): the broker's id and role come from
+//! docs/protocol/controller.md §4–§6): the broker's id and role come from
 //! the controllers.
 //!
 //! - [`identity`]: `brokerIdentity` / `brokerIdentity-temp` (§6.1).
