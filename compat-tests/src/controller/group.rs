@@ -387,6 +387,18 @@ impl ControllerGroup {
             .join(";")
     }
 
+    /// The name servers of members other than `skip` that run inside one,
+    /// `;`-joined (the live ones after a member's kill).
+    pub fn namesrv_addrs_except(&self, skip: usize) -> String {
+        self.members
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != skip)
+            .filter_map(|(_, m)| m.namesrv_addr.as_deref())
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
     /// Waits until member `i` listens on its ports.
     pub fn wait_listening(&mut self, i: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;

@@ -21,12 +21,14 @@
 //!
 //! Submodules: `group` (members and the group), `reads` (1005/1006 sent
 //! straight), `brokers` (Java brokers in controller mode), `admin` (mqadmin),
-//! `flow` (the shared failover scenario).
+//! `flow` (the shared failover scenario), `ours` (our brokers in controller
+//! mode, [`OurControllerBroker`]).
 
 mod admin;
 mod brokers;
 mod flow;
 mod group;
+mod ours;
 mod reads;
 
 pub use admin::{
@@ -36,6 +38,7 @@ pub use admin::{
 pub use brokers::{controller_broker, controller_broker_keys, kill_broker, route};
 pub use flow::{failover_flow, FlowTimings};
 pub use group::{controller_bin, substitute, ControllerGroup, ControllerKind, ControllerMember};
+pub use ours::{broker_epochs, BrokerEpochs, EpochEntry, OurControllerBroker};
 pub use reads::{metadata, parse_replicas_info, request, sync_state, Metadata, Replica, SyncState};
 
 /// The official Java version of the controllers, brokers and tools.
