@@ -154,9 +154,9 @@ impl Broker {
         }
         let namesrv = Arc::new(NamesrvClient::new(&config));
         if let Some(r) = controller_replication.clone() {
-            namesrv.on_register_answer(Box::new(move |ha_addr, _master| {
+            namesrv.on_register_answer(Box::new(move |ha_addr, master| {
                 if let Some(a) = ha_addr.filter(|a| !a.is_empty()) {
-                    r.master_ha_learnt(&a);
+                    r.master_ha_learnt(&a, master.as_deref());
                 }
             }));
         }

@@ -107,6 +107,8 @@ pub struct AutoSwitchReplication {
     /// The HA port, bound once; each mastership serves a duplicate of it.
     listener: std::net::TcpListener,
     side: Mutex<Side>,
+    /// As a slave: the master's broker address the controller named.
+    slave_of: Mutex<Option<String>>,
 }
 
 impl AutoSwitchReplication {
@@ -129,6 +131,7 @@ impl AutoSwitchReplication {
             cfg: autoswitch_config(config),
             listener,
             side: Mutex::new(Side::None),
+            slave_of: Mutex::new(None),
         })
     }
 
@@ -201,6 +204,9 @@ impl ControllerReplication for AutoSwitchReplication {
         self.log
             .set_read_limit((!self.cfg.read_uncommitted).then_some(keep));
         info!(%master_addr, epoch, own_id, "AutoSwitch HA client waits for the master's HA address");
+        if let Ok(mut m) = self.slave_of.lock() {
+            *m = Some(master_addr.to_owned());
+        }
         // Java: the HA master address is learnt from the name server.
         *side = Side::Slave(AutoSwitchClient::start(
             self.log.clone(),
@@ -211,7 +217,17 @@ impl ControllerReplication for AutoSwitchReplication {
         ));
     }
 
-    fn master_ha_learnt(&self, ha_addr: &str) {
+    fn master_ha_learnt(&self, ha_addr: &str, master_addr: Option<&str>) {
+        // A name server that has not yet seen the new master's registration
+        // answers with the old master's HA address: ignored, so the slave
+        // keeps asking (`needs_master_ha`) instead of following the old one.
+        let expected = self.slave_of.lock().ok().and_then(|m| m.clone());
+        if let (Some(named), Some(expected)) = (master_addr, expected.as_deref()) {
+            if !named.is_empty() && named != expected {
+                info!(%ha_addr, %named, %expected, "master HA address of another master ignored");
+                return;
+            }
+        }
         if let Side::Slave(c) = &*self.side() {
             c.update_master_address(Some(ha_addr.to_owned()));
         }

@@ -22,8 +22,10 @@ pub trait ControllerReplication: Send + Sync {
     /// [`ControllerReplication::master_ha_learnt`].
     fn change_to_slave(&self, master_addr: &str, epoch: i32, own_id: i64);
     /// A REGISTER_BROKER answer from a name server named the master's HA
-    /// address (`haServerAddr`).
-    fn master_ha_learnt(&self, _ha_addr: &str) {}
+    /// address (`haServerAddr`) and the master's address (`masterAddr`), which
+    /// may still be an older master's when the registration raced the new
+    /// master's.
+    fn master_ha_learnt(&self, _ha_addr: &str, _master_addr: Option<&str>) {}
     /// Slave: no master HA address known yet (the manager then registers
     /// with the name servers again to learn it).
     fn needs_master_ha(&self) -> bool {
