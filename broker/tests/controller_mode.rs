@@ -366,7 +366,7 @@ async fn first_start_registers_elects_and_follows_notifications() {
     assert_eq!(hb.ext("brokerId"), Some("1"));
     assert_eq!(hb.ext("brokerAddr"), Some(own.as_str()));
     // Ours defaults to 3000 (Java 10000) for fast failure detection.
-    assert_eq!(hb.ext("heartbeatTimeoutMills"), Some("3000"));
+    assert_eq!(hb.ext("heartbeatTimeoutMills"), Some("2000"));
     assert_eq!(
         hb.ext("electionPriority"),
         Some(i32::MAX.to_string().as_str())

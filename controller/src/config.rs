@@ -127,10 +127,11 @@ config_fields! {
     config_store_path: String = "configStorePath", home().join("controller").join("controller.properties").to_string_lossy().into_owned();
     /// Only `DLedger` is supported.
     controller_type: String = "controllerType", "DLedger".to_owned();
-    /// Heartbeat-expiry scan period, ms. Ours is 1000 (Java 5000): with
-    /// our brokers' 3 s `controllerHeartBeatTimeoutMills` a hung master is
-    /// declared dead within about 4 s. Set the key to 5000 for Java's timing.
-    scan_not_active_broker_interval: i64 = "scanNotActiveBrokerInterval", 1000;
+    /// Heartbeat-expiry scan period, ms. Ours is 500 (Java 5000): with
+    /// our brokers' 2 s `controllerHeartBeatTimeoutMills` a hung master is
+    /// declared dead within 2.5 s of its last heartbeat. Set the key to
+    /// 5000 for Java's timing.
+    scan_not_active_broker_interval: i64 = "scanNotActiveBrokerInterval", 500;
     controller_thread_pool_nums: i32 = "controllerThreadPoolNums", 16;
     controller_request_thread_pool_queue_capacity: i32 = "controllerRequestThreadPoolQueueCapacity", 50000;
     /// DLedger `mappedFileSizeForEntryData`.
@@ -354,7 +355,7 @@ mod tests {
         let mut c = ControllerConfig::default();
         // Faster than Java's 5000 (fast failure detection); the keys still
         // set Java's values.
-        assert_eq!(c.scan_not_active_broker_interval, 1000);
+        assert_eq!(c.scan_not_active_broker_interval, 500);
         assert_eq!(c.scan_inactive_master_interval, 1000);
         c.apply([
             ("scanNotActiveBrokerInterval", "5000"),
