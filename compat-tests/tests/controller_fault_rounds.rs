@@ -78,7 +78,7 @@ fn seed_note() -> String {
 struct Rig {
     ns: OurNamesrv,
     group: ControllerGroup,
-    _root: tempfile::TempDir,
+    root: tempfile::TempDir,
     brokers: Vec<BrokerProcess>,
     addrs: Vec<String>,
 }
@@ -122,7 +122,7 @@ impl Rig {
         Rig {
             ns,
             group,
-            _root: root,
+            root,
             brokers,
             addrs,
         }
@@ -264,6 +264,10 @@ fn seeded_controller_fault_rounds() {
     let started = Instant::now();
 
     let mut rig = Rig::start();
+    if std::env::var("CTL_FAULT_KEEP").is_ok_and(|v| v == "1") {
+        eprintln!("brokers' folders kept in {}", rig.root.path().display());
+        rig.root.disable_cleanup(true);
+    }
     for b in &mut rig.brokers {
         b.start();
     }
@@ -370,6 +374,12 @@ fn seeded_controller_fault_rounds() {
         );
         let serving_after = r0.elapsed();
         let healed = rig.wait_healed(HEALED);
+        if !healed {
+            eprintln!(
+                "round {round}: not healed within {HEALED:?}: SyncStateSet {:?}",
+                rig.sync_state()
+            );
+        }
         rig.assert_running(&format!("after {fault:?} of {target}"));
         let total = r0.elapsed();
         eprintln!(
