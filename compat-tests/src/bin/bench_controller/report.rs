@@ -48,6 +48,15 @@ fn whole(faults: &[Fault]) -> String {
         .join(" / ")
 }
 
+/// A ratio, or "-" when a side was not run.
+fn rcell(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}")
+    } else {
+        "-".into()
+    }
+}
+
 fn cell(v: f64, digits: usize) -> String {
     if v < 0.0 || !v.is_finite() {
         "-".into()
@@ -70,27 +79,30 @@ pub(crate) fn report(
         let (j, u) = (v("java", "tps"), v("ours", "tps"));
         tps_ok &= ratio(u, j) >= 2.0;
         println!(
-            "| send TPS, {t} threads (allAckInSyncStateSet) | {} | {} | **{:.2}×** |",
+            "| send TPS, {t} threads (allAckInSyncStateSet) | {} | {} | **{}×** |",
             cell(j, 0),
             cell(u, 0),
-            ratio(u, j)
+            rcell(ratio(u, j))
         );
         println!(
-            "| p50 / p99 µs, {t} threads | {} / {} | {} / {} | {:.2} / {:.2} |",
+            "| p50 / p99 µs, {t} threads | {} / {} | {} / {} | {} / {} |",
             cell(v("java", "p50_us"), 0),
             cell(v("java", "p99_us"), 0),
             cell(v("ours", "p50_us"), 0),
             cell(v("ours", "p99_us"), 0),
-            ratio(v("ours", "p50_us"), v("java", "p50_us")),
-            ratio(v("ours", "p99_us"), v("java", "p99_us")),
+            rcell(ratio(v("ours", "p50_us"), v("java", "p50_us"))),
+            rcell(ratio(v("ours", "p99_us"), v("java", "p99_us"))),
         );
         println!(
-            "| master / generator CPU µs/msg, {t} threads | {} / {} | {} / {} | {:.2} |",
+            "| master / generator CPU µs/msg, {t} threads | {} / {} | {} / {} | {} |",
             cell(v("java", "cpu_us_per_msg"), 1),
             cell(v("java", "gen_cpu_us_per_msg"), 1),
             cell(v("ours", "cpu_us_per_msg"), 1),
             cell(v("ours", "gen_cpu_us_per_msg"), 1),
-            ratio(v("ours", "cpu_us_per_msg"), v("java", "cpu_us_per_msg")),
+            rcell(ratio(
+                v("ours", "cpu_us_per_msg"),
+                v("java", "cpu_us_per_msg")
+            )),
         );
         println!(
             "| send errors, {t} threads | {} | {} | |",
@@ -114,10 +126,10 @@ pub(crate) fn report(
             rounds(uf)
         );
         println!(
-            "| master {what} → first SEND_OK, median | {} ms | {} ms | **{:.2}** |",
+            "| master {what} → first SEND_OK, median | {} ms | {} ms | **{}** |",
             cell(jm, 0),
             cell(um, 0),
-            ratio(um, jm)
+            rcell(ratio(um, jm))
         );
         println!(
             "| failed sends before it, per round | {} | {} | |",
