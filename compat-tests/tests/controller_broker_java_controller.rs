@@ -16,9 +16,9 @@
 use std::time::Duration;
 
 use compat_tests::controller::{
-    code, request, route, ControllerGroup, ControllerKind, BROKER_FILE_SIZE, BROKER_NAME, CLUSTER,
+    code, create_topic_on, request, route, ControllerGroup, ControllerKind, RawAcks,
+    BROKER_FILE_SIZE, BROKER_NAME, CLUSTER,
 };
-use compat_tests::fault_rounds::dump_topic;
 use compat_tests::{
     free_broker_port, serial, wait_until, BrokerProcess, OurNamesrv, TEST_BROKER_KEYS,
 };
@@ -56,33 +56,6 @@ fn epochs(addr: &str) -> Option<(i64, Vec<i64>)> {
         .filter_map(|e| e["epoch"].as_i64())
         .collect();
     Some((v["brokerId"].as_i64()?, list))
-}
-
-/// SEND_MESSAGE (10) of a small message to queue 0; the response code and
-/// the acknowledged queue offset.
-fn send(addr: &str, i: i32) -> Option<(i32, Option<i64>)> {
-    let born = format!("{}", 1_700_000_000_000i64 + i64::from(i));
-    let r = request(
-        addr,
-        10,
-        &[
-            ("producerGroup", "ctl-pg"),
-            ("topic", "CtlTopic"),
-            ("defaultTopic", "TBW102"),
-            ("defaultTopicQueueNums", "4"),
-            ("queueId", "0"),
-            ("sysFlag", "0"),
-            ("bornTimestamp", born.as_str()),
-            ("flag", "0"),
-            ("properties", ""),
-            ("reconsumeTimes", "0"),
-            ("unitMode", "false"),
-            ("batch", "false"),
-        ],
-        Some(format!("message {i}").into_bytes()),
-    )?;
-    let offset = r.ext("queueOffset").and_then(|v| v.parse().ok());
-    Some((r.code, offset))
 }
 
 #[test]
@@ -152,36 +125,22 @@ fn our_brokers_under_the_java_controller() {
     // (auto-created on A alone, B would learn it only at its next
     // metadata sync, ~10 s, and refuse pulls of it as a fresh master).
     for addr in [&a_addr, &b_addr] {
-        let r = request(
-            addr,
-            17,
-            &[
-                ("topic", "CtlTopic"),
-                ("defaultTopic", "TBW102"),
-                ("readQueueNums", "4"),
-                ("writeQueueNums", "4"),
-                ("perm", "6"),
-                ("topicFilterType", "SINGLE_TAG"),
-                ("topicSysFlag", "0"),
-                ("order", "false"),
-            ],
-            None,
+        assert_eq!(
+            create_topic_on(addr, "CtlTopic", 4),
+            Some(0),
+            "create CtlTopic on {addr}"
         );
-        assert_eq!(r.map(|r| r.code), Some(0), "create CtlTopic on {addr}");
     }
 
     // Messages on A (acknowledged once B, in the set, has them too).
-    let mut acked: Vec<(i64, i32)> = Vec::new();
+    let mut acked = RawAcks::default();
     for i in 0..10 {
-        let r = send(&a_addr, i);
-        let offset = match r {
-            Some((0, Some(offset))) => offset,
-            other => panic!(
-                "send {i} to the master: {other:?}\n{}",
-                logs(&a, &b, &group)
-            ),
-        };
-        acked.push((offset, i));
+        let r = acked.send(&a_addr, "CtlTopic", format!("message {i}"));
+        assert!(
+            matches!(r, Some((0, Some(_)))),
+            "send {i} to the master: {r:?}\n{}",
+            logs(&a, &b, &group)
+        );
     }
 
     // Failover: A is SIGKILLed; the Java controller elects B (1008 or the
@@ -213,26 +172,8 @@ fn our_brokers_under_the_java_controller() {
 
     // The invariant: every acknowledged send is on the new master at the
     // queue offset it was acknowledged with, and no offset was acked twice.
-    let (_, pulled) = dump_topic(&b_addr, "CtlTopic", 1, Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("pull from the new master: {e}\n{}", logs(&a, &b, &group)));
-    let mut offsets: Vec<i64> = acked.iter().map(|(o, _)| *o).collect();
-    offsets.sort_unstable();
-    offsets.dedup();
-    assert_eq!(
-        offsets.len(),
-        acked.len(),
-        "an offset acknowledged twice: {acked:?}"
-    );
-    for (offset, i) in &acked {
-        let found = pulled
-            .iter()
-            .find(|p| p.queue == 0 && p.queue_offset == *offset)
-            .map(|p| p.body.clone());
-        assert_eq!(
-            found.as_deref(),
-            Some(format!("message {i}").as_bytes()),
-            "acknowledged send {i} at queue 0 offset {offset} on the new master"
-        );
+    if let Err(e) = acked.check(&b_addr, "CtlTopic") {
+        panic!("{e}\n{}", logs(&a, &b, &group));
     }
 
     let stopped_a = a.stop_cleanly(Duration::from_secs(20));

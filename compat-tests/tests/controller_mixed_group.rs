@@ -15,13 +15,17 @@
 //!    through the previous one after the last write, and every other member
 //!    answers 1006 with CONTROLLER_NOT_LEADER (2007).
 //!
+//! Ten raw sends go to the master before each master change and at the
+//! end; each acknowledged send is then on the last master at its
+//! acknowledged queue offset (the fault-test invariant).
+//!
 //! `CTL_OURS_AS_JAVA=1` runs it with Java in place of ours.
 
 use std::time::{Duration, Instant};
 
 use compat_tests::controller::{
-    code, controller_broker, request, sync_state, Admin, ControllerGroup, ControllerKind,
-    SyncState, BROKER_NAME, CLUSTER, VERSION,
+    code, controller_broker, create_topic_on, request, sync_state, Admin, ControllerGroup,
+    ControllerKind, RawAcks, SyncState, BROKER_NAME, CLUSTER, VERSION,
 };
 use compat_tests::{serial, JavaBroker, JavaNamesrv};
 
@@ -107,6 +111,25 @@ fn check_through(group: &mut ControllerGroup, admin: &Admin, leader: usize, want
     }
 }
 
+const TOPIC: &str = "CtlMixedTopic";
+
+/// Ten acknowledged sends to the current master.
+fn send_some(acked: &mut RawAcks, state: &SyncState, round: usize, logs: &dyn Fn() -> String) {
+    let addr = state
+        .master_broker_id
+        .and_then(|m| state.address_of(m))
+        .expect("a master")
+        .to_owned();
+    for i in 0..10 {
+        let r = acked.send(&addr, TOPIC, format!("round {round} message {i}"));
+        assert!(
+            matches!(r, Some((0, Some(_)))),
+            "send {i} of round {round} to {addr}: {r:?}\n{}",
+            logs()
+        );
+    }
+}
+
 fn mixed(kinds: [ControllerKind; 3]) {
     let _serial = serial();
     let ns = JavaNamesrv::start(VERSION);
@@ -132,6 +155,15 @@ fn mixed(kinds: [ControllerKind; 3]) {
     );
     let mut leader = group.wait_leader(Duration::from_secs(30));
     check_through(&mut group, &admin, leader, &state);
+    // Sends to the master before every master change, checked at the end.
+    for b in &brokers {
+        assert_eq!(
+            create_topic_on(&b.addr, TOPIC, 4),
+            Some(0),
+            "create {TOPIC}"
+        );
+    }
+    let mut acked = RawAcks::default();
     // By the kinds asked for (the same under CTL_OURS_AS_JAVA).
     let java = |_: &ControllerGroup, i: usize| kinds[i].is_java();
     let mut moves: Vec<String> = Vec::new();
@@ -142,6 +174,7 @@ fn mixed(kinds: [ControllerKind; 3]) {
         }
         // A write through this leader: the slave designated master.
         let master = state.master_broker_id.unwrap_or(-1);
+        send_some(&mut acked, &state, round, &logs);
         let slave = state
             .in_sync_ids()
             .into_iter()
@@ -189,7 +222,19 @@ fn mixed(kinds: [ControllerKind; 3]) {
         leader = group.wait_leader(Duration::from_secs(60));
         check_through(&mut group, &admin, leader, &state);
     }
-    eprintln!("leadership moves: {moves:#?}");
+    send_some(&mut acked, &state, 9, &logs);
+    let master = state
+        .master_broker_id
+        .and_then(|m| state.address_of(m))
+        .expect("a master")
+        .to_owned();
+    if let Err(e) = acked.check(&master, TOPIC) {
+        panic!("{e}\n{}", logs());
+    }
+    eprintln!(
+        "leadership moves: {moves:#?}\n{} sends acknowledged across the master changes, each at its offset",
+        acked.0.len()
+    );
     assert!(
         java_to_ours && ours_to_java,
         "leadership did not move both ways: {moves:?}"

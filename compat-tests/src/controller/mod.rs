@@ -24,6 +24,7 @@
 //! `flow` (the shared failover scenario), `ours` (our brokers in controller
 //! mode, [`OurControllerBroker`]).
 
+mod acks;
 mod admin;
 mod brokers;
 mod flow;
@@ -31,6 +32,7 @@ mod group;
 mod ours;
 mod reads;
 
+pub use acks::{create_topic_on, send_raw, RawAcks};
 pub use admin::{
     parse_broker_epochs, parse_controller_config, parse_controller_metadata, parse_sync_state_set,
     Admin, AdminBrokerEpoch, AdminElect, AdminMetadata, AdminSyncState, Epoch,
