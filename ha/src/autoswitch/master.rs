@@ -160,14 +160,21 @@ impl AutoSwitchMaster {
     /// answer, or a newer one from 1004/1008); ends a pending proposal.
     pub fn set_sync_state_set(&self, members: impl IntoIterator<Item = i64>) {
         let s = &self.shared;
-        {
+        let members: BTreeSet<i64> = members.into_iter().collect();
+        let changed = {
             let mut st = lock(&s.sync);
-            st.confirmed = members.into_iter().collect();
+            let changed = st.confirmed != members;
+            st.confirmed = members.clone();
             st.pending = false;
-        }
+            changed
+        };
         s.recompute_confirm();
         s.settle();
-        info!(set = ?self.sync_state_set(), "SyncStateSet applied");
+        if changed {
+            info!(set = ?members, "SyncStateSet applied");
+        } else {
+            debug!(set = ?members, "SyncStateSet confirmed unchanged");
+        }
     }
 
     /// The confirmed SyncStateSet (Java `getLocalSyncStateSet`).
@@ -309,18 +316,21 @@ impl Shared {
         self.log.set_read_limit(limit);
     }
 
-    /// Marks `set` as proposed and tells the broker.
-    fn propose(&self, set: BTreeSet<i64>) {
+    /// Marks `set` as proposed and tells the broker; false (and silent)
+    /// when that very set is already pending, as on every ack of a
+    /// caught-up slave until the controller answers.
+    fn propose(&self, set: BTreeSet<i64>) -> bool {
         {
             let mut st = lock(&self.sync);
             if st.pending && st.proposed == set {
-                return;
+                return false;
             }
             st.pending = true;
             st.proposed = set.clone();
         }
         info!(proposed = ?set, "SyncStateSet change proposed");
         self.proposals.send_replace(Some(set));
+        true
     }
 
     fn maybe_shrink(&self) -> BTreeSet<i64> {
@@ -337,7 +347,7 @@ impl Shared {
                     .is_some_and(|t| now.saturating_sub(*t) <= limit)
         });
         if set.len() != before {
-            self.propose(set.clone());
+            let _ = self.propose(set.clone());
         }
         set
     }
@@ -367,12 +377,14 @@ impl Shared {
         }
         let last_start = self.epochs.last().map_or(0, |e| e.start_offset);
         if slave_max >= last_start {
-            info!(
-                slave = id,
-                slave_max, "slave caught up; proposing it for the SyncStateSet"
-            );
             set.insert(id);
-            self.propose(set);
+            // Logged once per proposal: later acks find it pending.
+            if self.propose(set) {
+                info!(
+                    slave = id,
+                    slave_max, "slave caught up; proposing it for the SyncStateSet"
+                );
+            }
         }
     }
 
@@ -528,7 +540,7 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     if !shared.shutdown.is_cancelled() {
         let mut set = lock(&shared.sync).confirmed.clone();
         if id != shared.local_id && set.remove(&id) {
-            shared.propose(set);
+            let _ = shared.propose(set);
         }
     }
 }
@@ -589,6 +601,9 @@ struct Transfer {
     /// The epoch of the bytes at `next`.
     epoch: Option<EpochRange>,
     last_write: u64,
+    /// A missing epoch entry was reported; not again until one is found
+    /// (the write loop retries every few hundred ms).
+    warned_no_epoch: bool,
 }
 
 /// Answers handshakes and ships the commit log; returns why the connection
@@ -603,6 +618,7 @@ async fn write_slave(
         next: None,
         epoch: None,
         last_write: now_ms(),
+        warned_no_epoch: false,
     };
     let heartbeat_ms =
         u64::try_from(shared.cfg.ha.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
@@ -631,7 +647,7 @@ async fn write_slave(
         }
         let next = match t.next {
             Some(n) => n,
-            None => match start_point(shared, conn, request) {
+            None => match start_point(shared, conn, request, &mut t.warned_no_epoch) {
                 Some((n, range)) => {
                     info!(slave = %conn.addr, request, start = n, epoch = range.epoch,
                         "AutoSwitch transfer starts");
@@ -669,13 +685,16 @@ async fn write_slave(
         };
         // Never across an epoch: the header names the epoch of its bytes.
         let Some(range) = current_epoch(shared, &mut t, next) else {
-            warn!(slave = %conn.addr, offset = next, "no epoch entry holds the next bytes");
+            if !std::mem::replace(&mut t.warned_no_epoch, true) {
+                warn!(slave = %conn.addr, offset = next, "no epoch entry holds the next bytes");
+            }
             let _ = tokio::time::timeout(Duration::from_millis(100), conn.wake.notified()).await;
             continue;
         };
         if next + chunk.len() as i64 > range.end_offset {
             chunk = chunk.slice(..usize::try_from(range.end_offset - next).unwrap_or(0));
         }
+        t.warned_no_epoch = false;
         if chunk.is_empty() {
             continue;
         }
@@ -692,7 +711,13 @@ async fn write_slave(
 
 /// Where a slave's transfer starts (Java's write loop, first round), with
 /// the epoch holding it; `None` while the master has nothing to ship from.
-fn start_point(shared: &Shared, conn: &Conn, request: i64) -> Option<(i64, EpochRange)> {
+/// Warns of a missing entry only when `warned` is not yet set.
+fn start_point(
+    shared: &Shared,
+    conn: &Conn,
+    request: i64,
+    warned: &mut bool,
+) -> Option<(i64, EpochRange)> {
     let start = if request == 0 {
         if conn.sync_from_last_file.load(Ordering::Acquire) {
             let max = shared.log.max_offset().get();
@@ -707,9 +732,14 @@ fn start_point(shared: &Shared, conn: &Conn, request: i64) -> Option<(i64, Epoch
         return None;
     }
     match shared.epoch_at(start) {
-        Some(r) => Some((start, r)),
+        Some(r) => {
+            *warned = false;
+            Some((start, r))
+        }
         None => {
-            warn!(slave = %conn.addr, start, "no epoch entry holds the slave's start offset");
+            if !std::mem::replace(warned, true) {
+                warn!(slave = %conn.addr, start, "no epoch entry holds the slave's start offset");
+            }
             None
         }
     }
