@@ -564,3 +564,66 @@ async fn a_slave_waits_for_an_address_and_follows_a_new_one() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(s.store.commit_log_max_offset() < m.store.commit_log_max_offset());
 }
+
+/// An address change wakes the client at once: it dials the new master
+/// well within the (5 s) reconnect delay kept for failed connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_master_address_is_dialled_at_once() {
+    use tokio::io::AsyncReadExt;
+    let (md, sd) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let m = open(md.path(), MIB);
+    let (master, a_addr) = become_master(&m, 1, cfg()).await;
+    fill(&m.store, 20, b'x').await;
+    let s = open(sd.path(), MIB);
+    s.store.set_replica(true);
+    let mut slow = cfg();
+    slow.ha.reconnect_delay = Duration::from_secs(5);
+    let client = AutoSwitchClient::start(
+        s.store.clone(),
+        s.epochs.clone(),
+        Some(a_addr.clone()),
+        slow,
+        SLAVE_ID,
+    );
+    wait_until("the slave to follow A", Duration::from_secs(10), || {
+        client.status().transferring && same_queues(&m.store, &s.store)
+    })
+    .await;
+
+    let b = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let b_addr = b.local_addr().expect("addr").to_string();
+    let asked = Instant::now();
+    client.update_master_address(Some(b_addr.clone()));
+    let (mut sock, _) = tokio::time::timeout(Duration::from_secs(2), b.accept())
+        .await
+        .expect("the client dials B within 2 s")
+        .expect("accept");
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(2), "dialled B after {took:?}");
+    // It is our slave saying hello.
+    let mut buf = BytesMut::with_capacity(64);
+    let hello = loop {
+        match frame::decode_slave(&mut buf).expect("slave frame") {
+            Some(frame::SlaveMessage::Handshake(h)) => break h,
+            Some(other) => panic!("expected a handshake, got {other:?}"),
+            None => {}
+        }
+        let n = tokio::time::timeout(Duration::from_secs(2), sock.read_buf(&mut buf))
+            .await
+            .expect("handshake in time")
+            .expect("read");
+        assert!(n > 0, "closed before the handshake");
+    };
+    assert_eq!(hello.broker_id, SLAVE_ID);
+    assert_eq!(client.status().master_addr, Some(b_addr));
+    wait_until("A to lose the slave", Duration::from_secs(5), || {
+        master.connections().is_empty()
+    })
+    .await;
+
+    client.shutdown();
+    master.shutdown();
+}

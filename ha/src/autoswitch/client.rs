@@ -134,14 +134,17 @@ async fn run(shared: Arc<Shared>) {
             continue;
         };
         lock(&shared.status).master_addr = Some(addr.clone());
-        let why = tokio::select! {
+        // `changed()` marks the new address seen, so a change has to be
+        // remembered here: it dials the new master at once, while a failed
+        // session waits out the reconnect delay.
+        let (why, address_changed) = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
-            _ = master_rx.changed() => "the master's address changed".to_owned(),
-            r = session(&shared, &addr) => r,
+            _ = master_rx.changed() => ("the master's address changed".to_owned(), true),
+            r = session(&shared, &addr) => (r, false),
         };
         lock(&shared.status).transferring = false;
         info!(master = %addr, reason = %why, "AutoSwitch HA connection to the master closed");
-        if master_rx.has_changed().unwrap_or(false) {
+        if address_changed || master_rx.has_changed().unwrap_or(false) {
             continue;
         }
         tokio::select! {
