@@ -9,7 +9,7 @@ mod report;
 mod servers;
 mod stats;
 pub use drivers::{awk_num, awk_str, copy_dir, snapshot_drivers, Drivers, Results};
-pub use opts::CommonOpts;
+pub use opts::{thread_counts, CommonOpts};
 pub use process::{
     cleanup_on_signals, exit, exit_with, free_port_block, output_within, status_within, Kid, OnExit,
 };

@@ -152,3 +152,26 @@ mod tests {
         assert_eq!(r, Err("unknown option --nope".to_owned()));
     }
 }
+
+/// `--threads` of the send benchmarks: a comma-separated list of positive
+/// counts; spaces around an item are allowed ("16, 64").
+pub fn thread_counts(list: &str) -> Result<Vec<u64>, String> {
+    list.split(',')
+        .map(|t| t.trim().parse::<u64>().ok().filter(|n| *n > 0))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| format!("--threads: bad value '{list}'"))
+}
+
+#[cfg(test)]
+mod thread_count_tests {
+    use super::thread_counts;
+
+    #[test]
+    fn lists_with_or_without_spaces_and_bad_items() {
+        assert_eq!(thread_counts("16,64"), Ok(vec![16, 64]));
+        assert_eq!(thread_counts("16, 64"), Ok(vec![16, 64]));
+        assert!(thread_counts("4,x").is_err());
+        assert!(thread_counts("0").is_err());
+        assert!(thread_counts("").is_err());
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use compat_tests::bench::Res;
+use compat_tests::bench::{thread_counts, Res};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Opts {
@@ -80,12 +80,7 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Res<Opts> {
             _ => o.keep = Some(PathBuf::from(v)),
         }
     }
-    o.thread_counts = o
-        .threads
-        .split(',')
-        .map(|t| t.trim().parse::<u64>().ok().filter(|n| *n > 0))
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| format!("--threads: bad value '{}'", o.threads))?;
+    o.thread_counts = thread_counts(&o.threads)?;
     Ok(o)
 }
 
