@@ -91,24 +91,8 @@ pub(crate) fn truncate(
     end: u64,
     size: usize,
 ) -> Result<(), StoreError> {
-    let Some(first) = files.first() else {
+    if !delete_files_after(files, end, size, Deleting::Recovery)? {
         return Ok(());
-    };
-    if end < first.base() {
-        return Err(corrupt(
-            first.path(),
-            format!("truncate below start to {end}"),
-        ));
-    }
-    let idx = ((end - first.base()) / size as u64) as usize;
-    if idx >= files.len() {
-        return Ok(());
-    }
-    for f in files.drain(idx + 1..).rev() {
-        let path = f.path().to_path_buf();
-        drop(f);
-        tracing::warn!(path = %path.display(), "deleting file beyond the recovered end");
-        std::fs::remove_file(&path)?;
     }
     let Some(f) = files.pop() else {
         return Ok(());
@@ -120,6 +104,53 @@ pub(crate) fn truncate(
     zero_tail(&path, pos, size)?;
     files.push(Arc::new(MappedFile::open(&path, base, size, pos)?));
     Ok(())
+}
+
+/// Why [`delete_files_after`] deletes (it decides the log line).
+#[derive(Clone, Copy)]
+enum Deleting {
+    /// Start-up recovery found the valid data ends earlier (a warning).
+    Recovery,
+    /// A running replica is cut to a consistent point (information).
+    Live,
+}
+
+/// The shared start of both truncations: `end` below the first file is an
+/// error; the files after the one holding `end` are deleted. False when
+/// there is nothing to cut (no files, or `end` past the last one).
+fn delete_files_after(
+    files: &mut Vec<Arc<MappedFile>>,
+    end: u64,
+    size: usize,
+    why: Deleting,
+) -> Result<bool, StoreError> {
+    let Some(first) = files.first() else {
+        return Ok(false);
+    };
+    if end < first.base() {
+        return Err(corrupt(
+            first.path(),
+            format!("truncate below start to {end}"),
+        ));
+    }
+    let idx = ((end - first.base()) / size as u64) as usize;
+    if idx >= files.len() {
+        return Ok(false);
+    }
+    for f in files.drain(idx + 1..).rev() {
+        let path = f.path().to_path_buf();
+        drop(f);
+        match why {
+            Deleting::Recovery => {
+                tracing::warn!(path = %path.display(), "deleting file beyond the recovered end")
+            }
+            Deleting::Live => {
+                tracing::info!(path = %path.display(), "deleting file past the truncation point")
+            }
+        }
+        std::fs::remove_file(&path)?;
+    }
+    Ok(true)
 }
 
 /// Zero `[pos, size)` of an unmapped file by cutting and re-extending it: O(1)
@@ -144,24 +175,8 @@ pub(crate) fn truncate_live(
     end: u64,
     size: usize,
 ) -> Result<(), StoreError> {
-    let Some(first) = files.first() else {
+    if !delete_files_after(files, end, size, Deleting::Live)? {
         return Ok(());
-    };
-    if end < first.base() {
-        return Err(corrupt(
-            first.path(),
-            format!("truncate below start to {end}"),
-        ));
-    }
-    let idx = ((end - first.base()) / size as u64) as usize;
-    if idx >= files.len() {
-        return Ok(());
-    }
-    for f in files.drain(idx + 1..).rev() {
-        let path = f.path().to_path_buf();
-        drop(f);
-        tracing::info!(path = %path.display(), "deleting file past the truncation point");
-        std::fs::remove_file(&path)?;
     }
     let Some(f) = files.last() else {
         return Ok(());
