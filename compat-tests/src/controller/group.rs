@@ -3,13 +3,12 @@
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::{
     metadata, sync_state, SyncState, BROKER_NAME, DLEDGER_GROUP, MAPPED_FILE_SIZE, VERSION,
 };
-use crate::{bin_dir, compat_dir, file_tail, free_port, reference_libs, workspace_root, Proc};
+use crate::{bin_dir, compat_dir, file_tail, free_port, reference_libs, Proc};
 
 /// What runs a controller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,29 +254,16 @@ impl Drop for ControllerMember {
     }
 }
 
-/// Our `mqcontroller`: `$MQ_BIN_DIR` or the release folder of [`bin_dir`],
-/// else built into `target/compat-bins`.
+/// Our `mqcontroller`, beside the other binaries of [`bin_dir`]
+/// (`cargo build --release --bins` builds it).
 pub fn controller_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = bin_dir().join("mqcontroller");
-        if bin.exists() {
-            return bin;
-        }
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| workspace_root().join("target"));
-        let own = target.join("compat-bins");
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "-p", "controller", "--bins"])
-            .env("CARGO_TARGET_DIR", &own)
-            .current_dir(workspace_root())
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building mqcontroller failed");
-        own.join("release").join("mqcontroller")
-    })
-    .clone()
+    let bin = bin_dir().join("mqcontroller");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release --bins` first",
+        bin.display()
+    );
+    bin
 }
 
 // ------------------------------------------------------------------- group
