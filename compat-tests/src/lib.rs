@@ -69,7 +69,7 @@ pub const TEST_BROKER_KEYS: &str =
 
 // ------------------------------------------------------------------ binaries
 
-/// Where `mqnamesrv`, `mqbroker` and `dledger` are: `$MQ_BIN_DIR`, else the release
+/// Where `mqnamesrv`, `mqbroker`, `dledger` and `mqcontroller` are: `$MQ_BIN_DIR`, else the release
 /// target folder, built there first if missing.
 pub fn bin_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -81,7 +81,7 @@ pub fn bin_dir() -> PathBuf {
             .map(PathBuf::from)
             .unwrap_or_else(|_| workspace_root().join("target"));
         let release = target.join("release");
-        if ["mqnamesrv", "mqbroker", "dledger"]
+        if ["mqnamesrv", "mqbroker", "dledger", "mqcontroller"]
             .iter()
             .all(|b| release.join(b).exists())
         {
@@ -99,6 +99,8 @@ pub fn bin_dir() -> PathBuf {
                 "broker",
                 "-p",
                 "dledger",
+                "-p",
+                "controller",
                 "--bins",
             ])
             .env("CARGO_TARGET_DIR", &own)
@@ -107,7 +109,7 @@ pub fn bin_dir() -> PathBuf {
             .expect("run cargo build");
         assert!(
             status.success(),
-            "building mqnamesrv/mqbroker/dledger failed"
+            "building mqnamesrv/mqbroker/dledger/mqcontroller failed"
         );
         own.join("release")
     })

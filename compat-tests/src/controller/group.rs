@@ -254,16 +254,10 @@ impl Drop for ControllerMember {
     }
 }
 
-/// Our `mqcontroller`, beside the other binaries of [`bin_dir`]
-/// (`cargo build --release --bins` builds it).
+/// Our `mqcontroller`, beside the other binaries of [`bin_dir`] (which
+/// builds them all when one is missing).
 pub fn controller_bin() -> PathBuf {
-    let bin = bin_dir().join("mqcontroller");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --release --bins` first",
-        bin.display()
-    );
-    bin
+    bin_dir().join("mqcontroller")
 }
 
 // ------------------------------------------------------------------- group
