@@ -21,7 +21,7 @@ pub use code::{request_code, response_code, LanguageCode};
 pub use codec::{RemotingCodec, MAX_FRAME_LEN};
 pub use command::{ExtFields, RemotingCommand, SerializeType};
 pub use error::{CommandError, HeaderError, RemotingError};
-pub use transport::{serve, Connection, Router, ServerConfig};
+pub use transport::{serve, Connection, Interceptor, Router, ServerConfig};
 
 /// `MQVersion.Version.V5_3_3.ordinal()`: the version this implementation
 /// announces in every command it sends. Clients read the broker's version from

@@ -378,3 +378,64 @@ async fn ready_and_late_answers_through_a_tiny_pipe_stay_whole() {
     });
     futures::future::join_all(calls).await;
 }
+
+/// Counts what it sees and refuses GET_KV_CONFIG for the key "secret".
+#[derive(Default)]
+struct Gate {
+    seen: std::sync::Mutex<Vec<(i32, i32)>>,
+}
+
+impl remoting::Interceptor for Gate {
+    fn before(&self, _conn: &Connection, request: &RemotingCommand) -> Result<(), CommandError> {
+        if request.ext("key") == Some("secret") {
+            return Err(CommandError::new(response_code::NO_PERMISSION, "no"));
+        }
+        Ok(())
+    }
+
+    fn after(&self, _conn: &Connection, code: i32, response: &RemotingCommand, _elapsed: Duration) {
+        self.seen.lock().unwrap().push((code, response.code));
+    }
+}
+
+#[tokio::test]
+async fn interceptors_refuse_before_the_handler_and_see_every_answer() {
+    let gate = Arc::new(Gate::default());
+    let (addr, shutdown, task) = start(echo_router().intercept(gate.clone())).await;
+    let client = Connection::connect(addr, Arc::new(Router::new()))
+        .await
+        .unwrap();
+    let ask = |key: &str| {
+        RemotingCommand::request(request_code::GET_KV_CONFIG).with_ext("key", key.to_owned())
+    };
+    let ok = client.request(ask("k"), TIMEOUT).await.unwrap();
+    assert_eq!(ok.code, response_code::SUCCESS);
+    let refused = client.request(ask("secret"), TIMEOUT).await.unwrap();
+    assert_eq!(refused.code, response_code::NO_PERMISSION);
+    assert_eq!(refused.remark.as_deref(), Some("no"));
+    assert_eq!(refused.ext("value"), None, "the handler must not run");
+    let failed = client
+        .request(
+            RemotingCommand::request(request_code::PUT_KV_CONFIG),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.code, response_code::SYSTEM_ERROR);
+    let unknown = client
+        .request(RemotingCommand::request(-77), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(unknown.code, response_code::REQUEST_CODE_NOT_SUPPORTED);
+    assert_eq!(
+        *gate.seen.lock().unwrap(),
+        vec![
+            (request_code::GET_KV_CONFIG, response_code::SUCCESS),
+            (request_code::GET_KV_CONFIG, response_code::NO_PERMISSION),
+            (request_code::PUT_KV_CONFIG, response_code::SYSTEM_ERROR),
+            (-77, response_code::REQUEST_CODE_NOT_SUPPORTED),
+        ]
+    );
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}

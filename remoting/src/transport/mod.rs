@@ -20,7 +20,7 @@ use crate::command::RemotingCommand;
 use crate::error::CommandError;
 
 pub use connection::Connection;
-pub use router::{Handler, Router};
+pub use router::{Handler, Interceptor, Router};
 pub use server::{bind, serve, shutdown_signal, ServerConfig, DEFAULT_IDLE_SECONDS};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

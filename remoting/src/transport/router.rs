@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tracing::debug;
 
 use super::{BoxFuture, Connection, HandlerResult};
 use crate::code::response_code;
 use crate::command::RemotingCommand;
+use crate::error::CommandError;
 
 /// Handles one request code. Implemented for `Fn(Connection, RemotingCommand) -> impl Future`.
 /// The function itself runs on the connection's read loop, in arrival order;
@@ -30,10 +32,45 @@ where
 
 type CloseHook = Arc<dyn Fn(&Connection) + Send + Sync>;
 
-/// The request-code -> handler table, plus hooks for closed connections.
+/// Sees every request a [`Router`] dispatches, in the shape of Java's
+/// `RPCHook`: `before` runs on the read loop ahead of the handler and may
+/// refuse the request (its error becomes the response, the handler is not
+/// called); `after` sees the response and how long the request took.
+/// Both must be cheap: they run for every request.
+pub trait Interceptor: Send + Sync + 'static {
+    fn before(&self, _conn: &Connection, _request: &RemotingCommand) -> Result<(), CommandError> {
+        Ok(())
+    }
+
+    /// `code` is the request's code; `elapsed` runs from dispatch to the
+    /// response (refusals by `before` and unknown codes included).
+    fn after(
+        &self,
+        _conn: &Connection,
+        _code: i32,
+        _response: &RemotingCommand,
+        _elapsed: Duration,
+    ) {
+    }
+}
+
+/// So that the caller can keep a handle on an interceptor it installs.
+impl<T: Interceptor + ?Sized> Interceptor for Arc<T> {
+    fn before(&self, conn: &Connection, request: &RemotingCommand) -> Result<(), CommandError> {
+        (**self).before(conn, request)
+    }
+
+    fn after(&self, conn: &Connection, code: i32, response: &RemotingCommand, elapsed: Duration) {
+        (**self).after(conn, code, response, elapsed)
+    }
+}
+
+/// The request-code -> handler table, plus interceptors and hooks for
+/// closed connections.
 #[derive(Default, Clone)]
 pub struct Router {
     handlers: HashMap<i32, Arc<dyn Handler>>,
+    interceptors: Vec<Arc<dyn Interceptor>>,
     pub(super) on_close: Vec<CloseHook>,
 }
 
@@ -44,6 +81,13 @@ impl Router {
 
     pub fn route(mut self, code: i32, handler: impl Handler) -> Self {
         self.handlers.insert(code, Arc::new(handler));
+        self
+    }
+
+    /// Adds an interceptor; they run in the order added, and the first
+    /// `before` that refuses ends the request.
+    pub fn intercept(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(Arc::new(interceptor));
         self
     }
 
@@ -58,6 +102,38 @@ impl Router {
     }
 
     pub(super) fn dispatch(
+        &self,
+        conn: Connection,
+        request: RemotingCommand,
+    ) -> BoxFuture<RemotingCommand> {
+        if self.interceptors.is_empty() {
+            return self.dispatch_inner(conn, request);
+        }
+        let started = Instant::now();
+        let code = request.code;
+        let interceptors = self.interceptors.clone();
+        let refused = interceptors
+            .iter()
+            .find_map(|i| i.before(&conn, &request).err());
+        let fut = match refused {
+            Some(e) => {
+                debug!(peer = %conn.peer(), code, response_code = e.code, remark = %e.remark, "request refused");
+                let response = RemotingCommand::response(e.code).with_remark(e.remark);
+                Box::pin(std::future::ready(response))
+            }
+            None => self.dispatch_inner(conn.clone(), request),
+        };
+        Box::pin(async move {
+            let response = fut.await;
+            let elapsed = started.elapsed();
+            for i in &interceptors {
+                i.after(&conn, code, &response, elapsed);
+            }
+            response
+        })
+    }
+
+    fn dispatch_inner(
         &self,
         conn: Connection,
         request: RemotingCommand,
