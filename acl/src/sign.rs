@@ -1,0 +1,1 @@
+//! Request signing (spec acl.md §1).

@@ -1,0 +1,1 @@
+//! ACL 1.0 (spec acl.md §2).

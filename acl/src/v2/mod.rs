@@ -1,0 +1,1 @@
+//! Auth 2.0 (spec acl.md §3).
