@@ -7,6 +7,7 @@
 //! when the broker is ready).
 //!
 //! The rooms:
+//! * `access/`: ACL 1.0 and Auth 2.0, checked before each request.
 //! * `server`: start-up, background tasks, shutdown; `processor/table.rs`
 //!   is the request table (code → processor, and what a slave does with it).
 //! * `processor/`: the request processors, one per area.
@@ -19,6 +20,7 @@
 //!   `config`, `error`: the store seen from the broker, the properties map,
 //!   TPS counters, `broker.conf`, errors and their response codes.
 
+mod access;
 mod config;
 mod error;
 mod filter;

@@ -1,0 +1,1 @@
+//! ACL 1.0 on the broker: `plain_acl.yml`, checked before each request.
