@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use dledger::config::{Timers, JAVA_TIMERS, OUR_TIMERS};
+use remoting::properties::InvalidProperty;
 use tracing::warn;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,86 +44,19 @@ pub enum ConfigError {
     UnsupportedType(String),
 }
 
-trait ConfigValue: Sized + ToString {
-    const EXPECTED: &'static str;
-    fn parse(raw: &str) -> Option<Self>;
-}
-
-impl ConfigValue for String {
-    const EXPECTED: &'static str = "a string";
-    fn parse(raw: &str) -> Option<Self> {
-        Some(raw.trim().to_owned())
-    }
-}
-
-impl ConfigValue for bool {
-    const EXPECTED: &'static str = "true or false";
-    fn parse(raw: &str) -> Option<Self> {
-        match raw.trim() {
-            r if r.eq_ignore_ascii_case("true") => Some(true),
-            r if r.eq_ignore_ascii_case("false") => Some(false),
-            _ => None,
+impl From<InvalidProperty> for ConfigError {
+    fn from(e: InvalidProperty) -> Self {
+        ConfigError::InvalidValue {
+            key: e.key,
+            value: e.value,
+            expected: e.expected,
         }
     }
 }
 
-impl ConfigValue for i32 {
-    const EXPECTED: &'static str = "a 32-bit integer";
-    fn parse(raw: &str) -> Option<Self> {
-        raw.trim().parse().ok()
-    }
-}
-
-impl ConfigValue for i64 {
-    const EXPECTED: &'static str = "a 64-bit integer";
-    fn parse(raw: &str) -> Option<Self> {
-        raw.trim().parse().ok()
-    }
-}
-
-macro_rules! config_fields {
-    ($( $(#[$fmeta:meta])* $field:ident : $ty:ty = $key:literal, $default:expr; )*) => {
-        /// Every honoured key; see the module documentation.
-        #[derive(Debug, Clone, PartialEq)]
-        pub struct ControllerConfig {
-            $( $(#[$fmeta])* pub $field: $ty, )*
-            /// File keys that are none of ours.
-            pub extra: BTreeMap<String, String>,
-        }
-
-        impl ControllerConfig {
-            pub const KEYS: &'static [&'static str] = &[$($key),*];
-
-            fn defaults() -> Self {
-                ControllerConfig {
-                    $( $field: $default, )*
-                    extra: BTreeMap::new(),
-                }
-            }
-
-            /// Sets one known key; `Ok(false)` when the key is not ours.
-            pub fn set(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
-                match key {
-                    $( $key => {
-                        self.$field = <$ty as ConfigValue>::parse(value).ok_or_else(|| ConfigError::InvalidValue {
-                            key: key.to_owned(),
-                            value: value.to_owned(),
-                            expected: <$ty as ConfigValue>::EXPECTED,
-                        })?;
-                        Ok(true)
-                    } )*
-                    _ => Ok(false),
-                }
-            }
-
-            pub fn entries(&self) -> Vec<(&'static str, String)> {
-                vec![ $( ($key, self.$field.to_string()), )* ]
-            }
-        }
-    };
-}
-
-config_fields! {
+remoting::properties_struct! {
+    /// Every honoured key; see the module documentation.
+    pub struct ControllerConfig {
     rocketmq_home: String = "rocketmqHome", std::env::var("ROCKETMQ_HOME").unwrap_or_default();
     config_store_path: String = "configStorePath", home().join("controller").join("controller.properties").to_string_lossy().into_owned();
     /// Only `DLedger` is supported.
@@ -163,6 +97,7 @@ config_fields! {
     vote_wait_base_ms: i64 = "voteWaitBaseMs", 0;
     /// Ours: Java's timers as the base (default true, unlike the broker).
     d_leger_java_timers: bool = "dLegerJavaTimers", true;
+    }
 }
 
 fn home() -> PathBuf {
@@ -310,38 +245,7 @@ impl ControllerConfig {
     }
 
     pub fn black_list(&self) -> BTreeSet<String> {
-        FIXED_BLACK_LIST
-            .iter()
-            .map(|s| (*s).to_owned())
-            .chain(
-                self.config_black_list
-                    .split(';')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty()),
-            )
-            .collect()
-    }
-
-    /// A runtime update (Java's `Configuration.update`): known keys change,
-    /// keys kept from the file change, other keys are ignored. All or
-    /// nothing.
-    pub fn update<'a>(
-        &mut self,
-        props: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<(), ConfigError> {
-        let mut next = self.clone();
-        for (key, value) in props {
-            if next.set(key, value)? {
-                continue;
-            }
-            if let Some(slot) = next.extra.get_mut(key) {
-                *slot = value.to_owned();
-            } else {
-                warn!(key, "controller config update for an unknown key ignored");
-            }
-        }
-        *self = next;
-        Ok(())
+        remoting::properties::black_list(FIXED_BLACK_LIST, &self.config_black_list)
     }
 }
 

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use remoting::properties::InvalidProperty;
 use tracing::warn;
 
 /// A configuration value that failed to parse, or a file that failed to load.
@@ -33,95 +34,21 @@ pub enum ConfigError {
     },
 }
 
-/// A typed config field as `MixAll.properties2Object` parses it; written back
-/// with `to_string`.
-trait ConfigValue: Sized + ToString {
-    const EXPECTED: &'static str;
-    fn parse(raw: &str) -> Option<Self>;
-}
-
-impl ConfigValue for String {
-    const EXPECTED: &'static str = "a string";
-    fn parse(raw: &str) -> Option<Self> {
-        Some(raw.trim().to_owned())
-    }
-}
-
-impl ConfigValue for bool {
-    const EXPECTED: &'static str = "true or false";
-    /// Java's `Boolean.parseBoolean` reads anything but "true" as false; a
-    /// typo there silently flips a switch, so only true/false are accepted.
-    fn parse(raw: &str) -> Option<Self> {
-        let raw = raw.trim();
-        if raw.eq_ignore_ascii_case("true") {
-            Some(true)
-        } else if raw.eq_ignore_ascii_case("false") {
-            Some(false)
-        } else {
-            None
+impl From<InvalidProperty> for ConfigError {
+    fn from(e: InvalidProperty) -> Self {
+        ConfigError::InvalidValue {
+            key: e.key,
+            value: e.value,
+            expected: e.expected,
         }
     }
 }
 
-impl ConfigValue for i32 {
-    const EXPECTED: &'static str = "a 32-bit integer";
-    fn parse(raw: &str) -> Option<Self> {
-        raw.trim().parse().ok()
-    }
-}
-
-impl ConfigValue for i64 {
-    const EXPECTED: &'static str = "a 64-bit integer";
-    fn parse(raw: &str) -> Option<Self> {
-        raw.trim().parse().ok()
-    }
-}
-
-macro_rules! config_fields {
-    ($( $(#[$fmeta:meta])* $field:ident : $ty:ty = $key:literal, $default:expr; )*) => {
-        /// Every key of Java's `NamesrvConfig` followed by `NettyServerConfig`.
-        /// Most thread-pool and socket keys have no effect here; they are kept so
-        /// that Java config files load unchanged and `-p` prints the same keys.
-        #[derive(Debug, Clone, PartialEq)]
-        pub struct NamesrvConfig {
-            $( $(#[$fmeta])* pub $field: $ty, )*
-            /// Keys from the config file that are none of the above; Java keeps
-            /// them and reports them in GET_NAMESRV_CONFIG.
-            pub extra: BTreeMap<String, String>,
-        }
-
-        impl NamesrvConfig {
-            /// The keys above, in Java's field order.
-            pub const KEYS: &'static [&'static str] = &[$($key),*];
-
-            fn defaults() -> Self {
-                NamesrvConfig { $( $field: $default, )* extra: BTreeMap::new() }
-            }
-
-            /// Sets one known key; `Ok(false)` when the key is not ours.
-            pub fn set(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
-                match key {
-                    $( $key => {
-                        self.$field = <$ty as ConfigValue>::parse(value).ok_or_else(|| ConfigError::InvalidValue {
-                            key: key.to_owned(),
-                            value: value.to_owned(),
-                            expected: <$ty as ConfigValue>::EXPECTED,
-                        })?;
-                        Ok(true)
-                    } )*
-                    _ => Ok(false),
-                }
-            }
-
-            /// `key=value` pairs of the known keys, in Java's field order.
-            pub fn entries(&self) -> Vec<(&'static str, String)> {
-                vec![ $( ($key, self.$field.to_string()), )* ]
-            }
-        }
-    };
-}
-
-config_fields! {
+remoting::properties_struct! {
+    /// Every key of Java's `NamesrvConfig` followed by `NettyServerConfig`.
+    /// Most thread-pool and socket keys have no effect here; they are kept so
+    /// that Java config files load unchanged and `-p` prints the same keys.
+    pub struct NamesrvConfig {
     // NamesrvConfig
     rocketmq_home: String = "rocketmqHome", String::new();
     kv_config_path: String = "kvConfigPath", String::new();
@@ -168,6 +95,7 @@ config_fields! {
     enable_shutdown_gracefully: bool = "enableShutdownGracefully", false;
     shutdown_wait_time_seconds: i32 = "shutdownWaitTimeSeconds", 30;
     use_epoll_native_selector: bool = "useEpollNativeSelector", false;
+    }
 }
 
 /// `NettyClientConfig` keys: Java reads them from the same file for the name
@@ -307,38 +235,7 @@ impl NamesrvConfig {
 
     /// Keys UPDATE_NAMESRV_CONFIG refuses.
     pub fn black_list(&self) -> BTreeSet<String> {
-        FIXED_BLACK_LIST
-            .iter()
-            .map(|s| (*s).to_owned())
-            .chain(
-                self.config_black_list
-                    .split(';')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty()),
-            )
-            .collect()
-    }
-
-    /// Applies a runtime update (UPDATE_NAMESRV_CONFIG): like Java's
-    /// `Configuration.update`, only keys that already exist change; unknown
-    /// keys are ignored. All-or-nothing: a bad value leaves `self` unchanged.
-    pub fn update<'a>(
-        &mut self,
-        props: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<(), ConfigError> {
-        let mut next = self.clone();
-        for (key, value) in props {
-            if next.set(key, value)? {
-                continue;
-            }
-            if let Some(slot) = next.extra.get_mut(key) {
-                *slot = value.to_owned();
-            } else {
-                warn!(key, "config update for an unknown key ignored");
-            }
-        }
-        *self = next;
-        Ok(())
+        remoting::properties::black_list(FIXED_BLACK_LIST, &self.config_black_list)
     }
 
     /// Writes [`NamesrvConfig::all_configs_text`] to `configStorePath`, keeping

@@ -589,7 +589,9 @@ impl Namesrv {
         if props.keys().any(|k| black_list.contains(k)) {
             return Err(NamesrvError::ConfigBlackListed);
         }
-        config.update(props.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        config
+            .update(props.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(crate::config::ConfigError::from)?;
         info!(peer = %conn.peer(), ?props, "name server config updated");
         if let Err(e) = config.persist() {
             error!(error = %e, "persisting name server config failed");
