@@ -32,11 +32,8 @@ impl MessageStore {
     /// `File.getTotalSpace` / `getFreeSpace`, the free space counting blocks
     /// reserved for root); `None` when it cannot be read.
     pub fn disk_capacity(&self) -> Option<(u64, u64)> {
-        let st = rustix::fs::statvfs(&self.inner.config.store_path_root_dir).ok()?;
-        Some((
-            st.f_blocks.saturating_mul(st.f_frsize),
-            st.f_bfree.saturating_mul(st.f_frsize),
-        ))
+        let d = DiskSpace::of(&self.inner.config.store_path_root_dir)?;
+        Some((d.total, d.free))
     }
 
     /// One retention pass now (what the periodic cleaner runs every
@@ -131,13 +128,34 @@ fn trim_epochs(inner: &Inner, cl_min: i64) {
     }
 }
 
-/// Free (available to us) and total bytes of the filesystem holding `path`.
-fn disk_space_of(path: &Path) -> Option<(u64, u64)> {
-    let st = rustix::fs::statvfs(path).ok()?;
-    Some((
-        st.f_bavail.saturating_mul(st.f_frsize),
-        st.f_blocks.saturating_mul(st.f_frsize),
-    ))
+/// One `statvfs` of the filesystem holding a path, in bytes.
+struct DiskSpace {
+    total: u64,
+    /// Free blocks, those reserved for root included (Java `getFreeSpace`).
+    free: u64,
+    /// Free blocks an unprivileged writer may use (Java `getUsableSpace`).
+    available: u64,
+}
+
+impl DiskSpace {
+    fn of(path: &Path) -> Option<Self> {
+        let st = rustix::fs::statvfs(path).ok()?;
+        Some(DiskSpace {
+            total: st.f_blocks.saturating_mul(st.f_frsize),
+            free: st.f_bfree.saturating_mul(st.f_frsize),
+            available: st.f_bavail.saturating_mul(st.f_frsize),
+        })
+    }
+
+    /// [`used_ratio`] of this disk; -1.0 for an empty filesystem.
+    fn used_ratio(&self) -> f64 {
+        used_ratio(self.total.saturating_sub(self.free), self.available)
+    }
+}
+
+/// Available-to-us and total bytes of the filesystem holding `path`, for log lines.
+fn disk_space_of(path: &Path) -> (u64, u64) {
+    DiskSpace::of(path).map_or((0, 0), |d| (d.available, d.total))
 }
 
 impl Inner {
@@ -154,7 +172,7 @@ impl Inner {
                     .is_ok()
                 {
                     let path = &self.config.store_path_root_dir;
-                    let (free, total) = disk_space_of(path).unwrap_or((0, 0));
+                    let (free, total) = disk_space_of(path);
                     tracing::error!(
                         path = %path.display(),
                         free_bytes = free,
@@ -173,7 +191,7 @@ impl Inner {
                         .is_ok()
                 {
                     let path = &self.config.store_path_root_dir;
-                    let (free, total) = disk_space_of(path).unwrap_or((0, 0));
+                    let (free, total) = disk_space_of(path);
                     tracing::info!(
                         path = %path.display(),
                         free_bytes = free,
@@ -217,12 +235,9 @@ impl Inner {
 }
 
 fn disk_used_ratio_of(path: &Path) -> f64 {
-    match rustix::fs::statvfs(path) {
-        Ok(st) if st.f_blocks > 0 => {
-            used_ratio(st.f_blocks.saturating_sub(st.f_bfree), st.f_bavail)
-        }
-        _ => -1.0,
-    }
+    DiskSpace::of(path)
+        .filter(|d| d.total > 0)
+        .map_or(-1.0, |d| d.used_ratio())
 }
 
 /// Java's used share of a disk: `used / (used + usable)` in whole percent,
