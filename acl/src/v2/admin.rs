@@ -226,7 +226,7 @@ fn thrown(class: &str, message: &str) -> AuthError {
 const SYSTEM: &str = "An system error occurred, please try again later.";
 
 fn blank(s: Option<&str>) -> bool {
-    s.is_none_or(|s| s.trim().is_empty())
+    s.map_or(true, |s| s.trim().is_empty())
 }
 
 fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<Option<T>, AuthError> {

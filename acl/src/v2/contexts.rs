@@ -210,7 +210,7 @@ pub fn contexts(request: &RemotingCommand, cluster_name: &str) -> Result<Vec<Ask
     }
     let get = |k: &str| request.ext(k);
     let need = |k: &str| get(k).ok_or_else(parse_error);
-    let blank = |v: Option<&str>| v.is_none_or(|v| v.trim().is_empty());
+    let blank = |v: Option<&str>| v.map_or(true, |v| v.trim().is_empty());
     let mut out = Vec::new();
     match request.code {
         rq::GET_ROUTEINFO_BY_TOPIC => {
