@@ -64,7 +64,14 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy in [`Mode::Pass`] listening on a free loopback port.
     pub fn start(target: SocketAddr) -> io::Result<FaultProxy> {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        FaultProxy::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), target)
+    }
+
+    /// Starts a proxy in [`Mode::Pass`] listening on `bind` (port 0: a free
+    /// one), for a peer that is told an address rather than a port, e.g.
+    /// `127.0.0.2:<the target's port>` in front of a listener on 127.0.0.1.
+    pub fn start_at(bind: SocketAddr, target: SocketAddr) -> io::Result<FaultProxy> {
+        let std_listener = std::net::TcpListener::bind(bind)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -40,7 +40,7 @@ pub use admin::{
 pub use brokers::{controller_broker, controller_broker_keys, kill_broker, route};
 pub use flow::{failover_flow, FlowTimings};
 pub use group::{controller_bin, substitute, ControllerGroup, ControllerKind, ControllerMember};
-pub use ours::{broker_epochs, BrokerEpochs, EpochEntry, OurControllerBroker};
+pub use ours::{broker_epochs, BrokerEpochs, EpochEntry, OurControllerBroker, HA_PROXY_IP};
 pub use reads::{metadata, parse_replicas_info, request, sync_state, Metadata, Replica, SyncState};
 
 /// The official Java version of the controllers, brokers and tools.

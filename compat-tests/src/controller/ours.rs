@@ -7,9 +7,15 @@
 //! and heal it again. `controllerHeartBeatTimeoutMills` is set to Java's
 //! default (10 s), which our broker's own default (3 s) is not.
 //!
-//! The HA link is not proxied: the broker binds and registers the same
-//! `brokerIP2:haListenPort` (there is no separate advertised HA address), so
-//! a proxy cannot sit between its slaves and it.
+//! Its HA listener may sit behind a [`FaultProxy`] too
+//! ([`OurControllerBroker::proxy_ha`]): as in Java, a slave in controller
+//! mode dials the master's `haServerAddr` = `brokerIP2:haListenPort` that the
+//! master registered with the name servers (`REGISTER_BROKER` answers it to
+//! the slaves), and the listener binds `bindAddress` (127.0.0.1). So the
+//! master gets `brokerIP2=`[`HA_PROXY_IP`] and a proxy listens on
+//! `HA_PROXY_IP:haListenPort`, forwarding to `127.0.0.1:haListenPort`: every
+//! slave's HA connection runs through it and [`OurControllerBroker::cut_ha`]
+//! cuts the master off its slaves while its controller links stay up.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,6 +23,10 @@ use std::time::Duration;
 
 use super::{code, request, BROKER_FILE_SIZE, BROKER_NAME, CLUSTER};
 use crate::{free_broker_port, BrokerProcess, FaultProxy, ProxyMode, TEST_BROKER_KEYS};
+
+/// The loopback address a proxied HA listener is advertised on
+/// (`brokerIP2`); the broker itself binds 127.0.0.1.
+pub const HA_PROXY_IP: [u8; 4] = [127, 0, 0, 2];
 
 /// One entry of a broker's epoch cache (GET_BROKER_EPOCH_CACHE, 1007).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +89,9 @@ pub struct OurControllerBroker {
     /// One proxy per controller when the links are proxied (in the order of
     /// the `controllers` list given to [`OurControllerBroker::new`]).
     pub controller_links: Vec<FaultProxy>,
+    /// The proxy in front of its HA listener, after
+    /// [`OurControllerBroker::proxy_ha`].
+    pub ha_link: Option<FaultProxy>,
     paused: bool,
 }
 
@@ -131,7 +144,43 @@ impl OurControllerBroker {
             addr: format!("127.0.0.1:{port}"),
             ha_addr: format!("127.0.0.1:{ha_port}"),
             controller_links,
+            ha_link: None,
             paused: false,
+        }
+    }
+
+    /// Before the first start: advertises `brokerIP2=`[`HA_PROXY_IP`] and
+    /// puts a [`FaultProxy`] on `HA_PROXY_IP:haListenPort` in front of the HA
+    /// listener, so every slave's HA connection to it runs through the
+    /// proxy. Returns the advertised `haServerAddr`.
+    pub fn proxy_ha(&mut self) -> String {
+        let target: SocketAddr = self.ha_addr.parse().expect("HA address");
+        let bind = SocketAddr::from((HA_PROXY_IP, target.port()));
+        let p = FaultProxy::start_at(bind, target).expect("start the HA proxy");
+        let conf = self.process.dir.join("broker.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("read broker.conf");
+        // The last value of a key wins (Java `Properties` and ours).
+        let [a, b, c, d] = HA_PROXY_IP;
+        text.push_str(&format!("brokerIP2={a}.{b}.{c}.{d}\n"));
+        std::fs::write(&conf, text).expect("write broker.conf");
+        let advertised = p.addr().to_string();
+        self.ha_link = Some(p);
+        advertised
+    }
+
+    /// Blackholes its HA link (every slave's connection to it and new ones):
+    /// it is cut off its slaves, its controller links stay up.
+    pub fn cut_ha(&self) {
+        let p = self.ha_link.as_ref();
+        let p = p.unwrap_or_else(|| panic!("{} has no proxied HA link", self.process.name));
+        p.set_mode(ProxyMode::Blackhole);
+    }
+
+    /// Lets its HA link pass again (connections that lost bytes are closed,
+    /// so slaves dial again).
+    pub fn heal_ha(&self) {
+        if let Some(p) = &self.ha_link {
+            p.set_mode(ProxyMode::Pass);
         }
     }
 
