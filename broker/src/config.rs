@@ -204,6 +204,14 @@ broker_config! {
     region_id: String = "regionId" => "DefaultRegion".into(),
     trace_on: bool = "traceOn" => true,
     revive_queue_num: i32 = "reviveQueueNum" => 8,
+    /// ACL 1.0 (access/v1.rs): check every request against
+    /// `<rocketmqHome>/<rocketmq.acl.plain.file>` and `<rocketmqHome>/conf/acl/`.
+    acl_enable: bool = "aclEnable" => false,
+    /// Java reads the `ROCKETMQ_HOME` environment variable (or the
+    /// `rocketmq.home.dir` system property); so do we, or this key.
+    rocketmq_home: String = "rocketmqHome" => std::env::var("ROCKETMQ_HOME").unwrap_or_default(),
+    /// Java's `-Drocketmq.acl.plain.file` system property, relative to `rocketmqHome`.
+    acl_plain_file: String = "rocketmq.acl.plain.file" => "conf/plain_acl.yml".into(),
     enable_property_filter: bool = "enablePropertyFilter" => false,
     // MessageStoreConfig keys.
     store_path_root_dir: String = "storePathRootDir" => default_store_root(),

@@ -72,6 +72,12 @@ impl Broker {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Broker> {
         config.validate()?;
+        // ACL 1.0: bad rules refuse the start (Java's validator throws
+        // while the broker is built).
+        let acl_v1 = match config.acl_enable {
+            true => Some(crate::access::v1::PlainAcl::open(&config)?),
+            false => None,
+        };
         if config.enable_d_leger_commit_log {
             // Java `BrokerStartup`: the id comes from the first DLedger role.
             config.broker_id = -1;
@@ -236,6 +242,7 @@ impl Broker {
             transactions: transactions.clone(),
             replication: replication.clone(),
             controller: controller_handle,
+            acl_v1,
         };
         let stats = services.stats.clone();
         let router = Arc::new(crate::processor::table::router(services));

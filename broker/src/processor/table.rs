@@ -88,6 +88,8 @@ pub(crate) struct Services {
     /// Controller mode: where NOTIFY_BROKER_ROLE_CHANGED goes and what
     /// GET_BROKER_EPOCH_CACHE reads.
     pub controller: Option<Arc<crate::replication::controller::ControllerHandle>>,
+    /// ACL 1.0 rules when `aclEnable=true`.
+    pub acl_v1: Option<Arc<crate::access::v1::PlainAcl>>,
 }
 
 /// Builds the [`Router`] one row at a time, each row under its slave rule.
@@ -303,7 +305,54 @@ pub(crate) fn router(s: Services) -> Router {
         .route(rq::VIEW_MESSAGE_BY_ID, Allow, sync(&admin, |p, _, r| p.view_message(r)))
         .route(rq::QUERY_CONSUME_QUEUE, Allow, sync(&admin, |p, _, r| p.query_consume_queue(r)))
         .route(rq::CLEAN_EXPIRED_CONSUMEQUEUE, Allow, sync(&admin, |p, _, _| p.clean_expired_consume_queue()));
+    let mut t = acl_v1_routes(t, s.acl_v1.clone(), &s.config);
+    if let Some(acl) = s.acl_v1.clone() {
+        acl.spawn_watcher(s.shutdown.clone());
+        t.router = t.router.intercept(crate::access::v1::AclV1Check(acl));
+    }
     let clients = s.clients;
     t.router
         .on_close(move |conn| clients.connection_closed(conn))
+}
+
+/// ACL 1.0 admin codes 50–53 (answered with Java's refusal when
+/// `aclEnable=false`).
+fn acl_v1_routes(
+    t: Table,
+    acl: Option<Arc<crate::access::v1::PlainAcl>>,
+    config: &SharedConfig,
+) -> Table {
+    use crate::access::v1::{self as v1, PlainAcl};
+    type Edit = fn(&PlainAcl, &RemotingCommand) -> RemotingCommand;
+    let edits: [(i32, Edit); 3] = [
+        (v1::UPDATE_AND_CREATE_ACL_CONFIG, PlainAcl::update_account),
+        (v1::DELETE_ACL_CONFIG, PlainAcl::delete_account),
+        (v1::UPDATE_GLOBAL_WHITE_ADDRS_CONFIG, PlainAcl::update_global_white),
+    ];
+    let mut t = t;
+    for (code, f) in edits {
+        let acl = acl.clone();
+        t = t.route(code, OnSlave::Allow, move |_, req: RemotingCommand| {
+            let acl = acl.clone();
+            async move {
+                Ok(match acl {
+                    // File I/O off the read loop.
+                    Some(acl) => tokio::task::spawn_blocking(move || f(&acl, &req))
+                        .await
+                        .unwrap_or_else(|_| {
+                            RemotingCommand::response(response_code::SYSTEM_ERROR)
+                        }),
+                    None => v1::not_enabled(code),
+                })
+            }
+        });
+    }
+    let config = config.clone();
+    t.route(v1::GET_BROKER_CLUSTER_ACL_INFO, OnSlave::Allow, move |_, _| {
+        let answer = match &acl {
+            Some(acl) => acl.versions(&read_config(&config)),
+            None => v1::not_enabled(v1::GET_BROKER_CLUSTER_ACL_INFO),
+        };
+        ready(Ok(answer))
+    })
 }

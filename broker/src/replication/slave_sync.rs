@@ -101,8 +101,10 @@ impl SlaveSync {
     }
 
     async fn call(&self, c: &Connection, code: i32) -> Result<bytes::Bytes, String> {
+        let mut req = RemotingCommand::request(code);
+        crate::access::v1::sign_outbound(&crate::processor::read_config(&self.config), &mut req);
         let resp = c
-            .request(RemotingCommand::request(code), CALL_TIMEOUT)
+            .request(req, CALL_TIMEOUT)
             .await
             .map_err(|e| e.to_string())?;
         if resp.code != response_code::SUCCESS {
