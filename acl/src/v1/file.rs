@@ -1,7 +1,8 @@
 //! `plain_acl.yml` files: read leniently as Java's fastjson conversion of a
 //! SnakeYAML map reads them, and edited as the admin codes 50–53 edit them.
 
-use serde_yaml_ng::{Mapping, Value};
+pub use serde_yaml_ng::Mapping;
+use serde_yaml_ng::Value;
 
 pub use remoting::body::DataVersion;
 
