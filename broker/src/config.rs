@@ -203,6 +203,18 @@ broker_config! {
     transaction_check_interval: i64 = "transactionCheckInterval" => 30_000,
     region_id: String = "regionId" => "DefaultRegion".into(),
     trace_on: bool = "traceOn" => true,
+    /// Metrics (docs/OPERATIONS.md, "Observability"): DISABLE, PROM or LOG
+    /// (names or Java's numbers 0-3); OTLP_GRPC is read and not supported.
+    metrics_exporter_type: String = "metricsExporterType" => "DISABLE".into(),
+    /// Empty = `brokerIP1`, as Java.
+    metrics_prom_exporter_host: String = "metricsPromExporterHost" => String::new(),
+    metrics_prom_exporter_port: u16 = "metricsPromExporterPort" => 5557,
+    /// `k:v,k:v` labels added to every series.
+    metrics_label: String = "metricsLabel" => String::new(),
+    /// Adds `aggregation=delta` to every series (the values stay cumulative).
+    metrics_in_delta: bool = "metricsInDelta" => false,
+    metric_logging_exporter_interval_in_mills: u64 = "metricLoggingExporterIntervalInMills" => 10_000,
+    metrics_grpc_exporter_target: String = "metricsGrpcExporterTarget" => String::new(),
     revive_queue_num: i32 = "reviveQueueNum" => 8,
     /// ACL 1.0 (access/v1.rs): check every request against
     /// `<rocketmqHome>/<rocketmq.acl.plain.file>` and `<rocketmqHome>/conf/acl/`.

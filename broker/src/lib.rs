@@ -26,6 +26,7 @@ mod error;
 mod filter;
 mod message;
 mod meta;
+mod metrics;
 mod processor;
 mod replication;
 mod server;

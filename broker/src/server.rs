@@ -224,7 +224,7 @@ impl Broker {
             }
             None => (None, None),
         };
-        let services = Services {
+        let mut services = Services {
             config: shared.clone(),
             topics: topics.clone(),
             groups: groups.clone(),
@@ -243,11 +243,33 @@ impl Broker {
             replication: replication.clone(),
             controller: controller_handle,
             acl_v1,
+            rpc_metrics: None,
         };
+        // One copy of the settings the exporter starts with.
+        let metrics_config = crate::processor::read_config(&shared).clone();
+        let metrics_kind = crate::metrics::ExporterType::of_config(&metrics_config);
+        let metrics_registry = metrics_kind.map(|_| {
+            let rpc = Arc::new(crate::metrics::RpcStats::default());
+            services.rpc_metrics = Some(rpc.clone());
+            crate::metrics::registry(crate::metrics::Sources {
+                config: shared.clone(),
+                stats: services.stats.clone(),
+                rpc,
+                topics: topics.clone(),
+                groups: groups.clone(),
+                clients: clients.clone(),
+                offsets: offsets.clone(),
+                store: store.clone(),
+                common: crate::metrics::common_labels(&metrics_config),
+            })
+        });
         let stats = services.stats.clone();
         let router = Arc::new(crate::processor::table::router(services));
 
         let tasks = TaskTracker::new();
+        if let (Some(kind), Some(registry)) = (metrics_kind, metrics_registry) {
+            crate::metrics::start(kind, &metrics_config, registry, &tasks, shutdown.clone()).await;
+        }
         // DLedger and controller mode: only while master (the role handler
         // starts and stops them); a slave of a local commit log never writes.
         if dledger_parts.is_none() && !is_slave && !controller_mode {

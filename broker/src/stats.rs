@@ -1,10 +1,21 @@
-//! Counters behind GET_BROKER_RUNTIME_INFO: totals plus per-second samples
-//! for the "10 s 60 s 600 s" TPS triples `clusterList` prints.
+//! Live counters, as Java's `BrokerStatsManager` keeps them:
+//! - broker totals plus per-second samples for the "10 s 60 s 600 s" TPS
+//!   triples of GET_BROKER_RUNTIME_INFO (`clusterList -m`, `brokerStatus`);
+//! - per topic and per (topic, group): messages and bytes put and got, with
+//!   minute/hour/day windows for VIEW_BROKER_STATS_DATA (`statsAll`);
+//! - what the metrics exporter (`crate::metrics`) reads at scrape time:
+//!   messages in by message type, the message size histogram, DLQ sends.
+//!
+//! The send and pull paths only look a topic up in a concurrent map and add
+//! to atomics; the windows are a `Mutex` touched by the once-a-second
+//! sampler and by readers, never by a send or a pull.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 
 #[derive(Default)]
 pub struct BrokerStats {
@@ -15,11 +26,249 @@ pub struct BrokerStats {
     pub get_miss: AtomicU64,
     pub get_transferred: AtomicU64,
     samples: Mutex<VecDeque<(Instant, [u64; 4])>>,
+    topics: DashMap<String, Arc<TopicStats>>,
+}
+
+/// Java's `TopicMessageType` as a metrics label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageType {
+    Normal = 0,
+    Fifo = 1,
+    Delay = 2,
+    Transaction = 3,
+}
+
+impl MessageType {
+    pub const ALL: [MessageType; 4] = [
+        MessageType::Normal,
+        MessageType::Fifo,
+        MessageType::Delay,
+        MessageType::Transaction,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            MessageType::Normal => "normal",
+            MessageType::Fifo => "fifo",
+            MessageType::Delay => "delay",
+            MessageType::Transaction => "transaction",
+        }
+    }
+
+    /// Java `BrokerMetricsManager.getMessageType`, over the raw property
+    /// string (`k\u{1}v\u{2}` pairs) without building a map.
+    pub fn of_properties(raw: &str) -> MessageType {
+        let mut sharding = false;
+        let mut delay = false;
+        for pair in raw.split('\u{2}') {
+            let Some((k, v)) = pair.split_once('\u{1}') else {
+                continue;
+            };
+            match k {
+                "TRAN_MSG" if v.eq_ignore_ascii_case("true") => return MessageType::Transaction,
+                "__SHARDINGKEY" => sharding = true,
+                "__STARTDELIVERTIME" | "DELAY" | "TIMER_DELIVER_MS" | "TIMER_DELAY_SEC"
+                | "TIMER_DELAY_MS" => delay = true,
+                _ => {}
+            }
+        }
+        if sharding {
+            MessageType::Fifo
+        } else if delay {
+            MessageType::Delay
+        } else {
+            MessageType::Normal
+        }
+    }
+}
+
+/// Upper bounds of Java's `rocketmq_message_size` buckets (bytes): 1 KiB,
+/// 4 KiB, 512 KiB, 1 MiB, 2 MiB, 4 MiB, then +Inf.
+pub const MESSAGE_SIZE_BUCKETS: [u64; 6] = [
+    1024,
+    4 * 1024,
+    512 * 1024,
+    1024 * 1024,
+    2 * 1024 * 1024,
+    4 * 1024 * 1024,
+];
+
+/// Messages in of one message type on one topic.
+#[derive(Default)]
+pub struct InCounters {
+    pub messages: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Puts per size bucket (not cumulative; the last is +Inf).
+    pub size_buckets: [AtomicU64; MESSAGE_SIZE_BUCKETS.len() + 1],
+    /// Puts observed (a batch is one).
+    pub puts: AtomicU64,
+}
+
+/// One topic's live counters.
+#[derive(Default)]
+pub struct TopicStats {
+    /// Java `TOPIC_PUT_NUMS` / `TOPIC_PUT_SIZE` (every put, retry topics too).
+    pub put_nums: StatsItem,
+    pub put_size: AtomicU64,
+    /// `rocketmq_messages_in_total` and friends, by [`MessageType`].
+    pub in_by_type: [InCounters; 4],
+    groups: DashMap<String, Arc<GroupStats>>,
+}
+
+/// One (topic, consumer group)'s live counters.
+#[derive(Default)]
+pub struct GroupStats {
+    /// Java `GROUP_GET_NUMS` / `GROUP_GET_SIZE`.
+    pub get_nums: StatsItem,
+    pub get_size: AtomicU64,
+    /// `rocketmq_send_to_dlq_messages_total`.
+    pub dlq: AtomicU64,
+}
+
+/// A counter with Java `StatsItem`'s minute/hour/day snapshots: every 10 s
+/// (7 kept), every 10 min (7 kept), every hour (25 kept).
+#[derive(Default)]
+pub struct StatsItem {
+    pub value: AtomicU64,
+    pub times: AtomicU64,
+    windows: Mutex<[VecDeque<(Instant, u64, u64)>; 3]>,
+}
+
+/// (sample every, samples kept, window) for minute, hour, day.
+const ITEM_WINDOWS: [(Duration, usize); 3] = [
+    (Duration::from_secs(10), 7),
+    (Duration::from_secs(600), 7),
+    (Duration::from_secs(3600), 25),
+];
+
+/// `BrokerStatsItem`: the sum over a window, per second, and per call.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WindowFigures {
+    pub sum: u64,
+    pub tps: f64,
+    pub avgpt: f64,
+}
+
+impl StatsItem {
+    pub fn add(&self, n: u64) {
+        self.value.fetch_add(n, Ordering::Relaxed);
+        self.times.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Called every second: takes the snapshots that are due.
+    fn sample(&self, now: Instant) {
+        let v = self.value.load(Ordering::Relaxed);
+        let t = self.times.load(Ordering::Relaxed);
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        for (list, (every, keep)) in w.iter_mut().zip(ITEM_WINDOWS) {
+            let due = list
+                .back()
+                .is_none_or(|(at, _, _)| now.duration_since(*at) >= every);
+            if due {
+                list.push_back((now, v, t));
+                while list.len() > keep {
+                    list.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Minute, hour and day figures as Java computes them: between the
+    /// oldest and the newest snapshot of each list (zero with fewer than two).
+    pub fn figures(&self) -> [WindowFigures; 3] {
+        let w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = [WindowFigures::default(); 3];
+        for (o, list) in out.iter_mut().zip(w.iter()) {
+            if let (Some(first), Some(last)) = (list.front(), list.back()) {
+                let sum = last.1.saturating_sub(first.1);
+                let times = last.2.saturating_sub(first.2);
+                let secs = last.0.duration_since(first.0).as_secs_f64();
+                *o = WindowFigures {
+                    sum,
+                    tps: if secs > 0.0 { sum as f64 / secs } else { 0.0 },
+                    avgpt: if times > 0 {
+                        sum as f64 / times as f64
+                    } else {
+                        0.0
+                    },
+                };
+            }
+        }
+        out
+    }
+}
+
+impl TopicStats {
+    /// The group's counters on this topic, created on first use.
+    pub fn group(&self, group: &str) -> Arc<GroupStats> {
+        if let Some(g) = self.groups.get(group) {
+            return g.clone();
+        }
+        self.groups.entry(group.to_owned()).or_default().clone()
+    }
+
+    pub fn group_if_any(&self, group: &str) -> Option<Arc<GroupStats>> {
+        self.groups.get(group).map(|g| g.clone())
+    }
+
+    pub fn groups(&self) -> Vec<(String, Arc<GroupStats>)> {
+        self.groups
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect()
+    }
+
+    /// One stored put of `messages` messages, `bytes` written, on the
+    /// topic; `in_type` also counts it as messages in (Java leaves retry
+    /// and DLQ topics out of `rocketmq_messages_in_total`).
+    pub fn record_put(&self, messages: u64, bytes: u64, in_type: Option<MessageType>) {
+        self.put_nums.add(messages);
+        self.put_size.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(t) = in_type {
+            let c = &self.in_by_type[t as usize];
+            c.messages.fetch_add(messages, Ordering::Relaxed);
+            c.bytes.fetch_add(bytes, Ordering::Relaxed);
+            c.puts.fetch_add(1, Ordering::Relaxed);
+            let b = MESSAGE_SIZE_BUCKETS
+                .iter()
+                .position(|&le| bytes <= le)
+                .unwrap_or(MESSAGE_SIZE_BUCKETS.len());
+            c.size_buckets[b].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl GroupStats {
+    /// Messages a pull handed to the group.
+    pub fn record_get(&self, messages: u64, bytes: u64) {
+        self.get_nums.add(messages);
+        self.get_size.fetch_add(bytes, Ordering::Relaxed);
+    }
 }
 
 const WINDOWS: [u64; 3] = [10, 60, 600];
 
 impl BrokerStats {
+    /// The topic's counters, created on first use.
+    pub fn topic(&self, topic: &str) -> Arc<TopicStats> {
+        if let Some(t) = self.topics.get(topic) {
+            return t.clone();
+        }
+        self.topics.entry(topic.to_owned()).or_default().clone()
+    }
+
+    pub fn topic_if_any(&self, topic: &str) -> Option<Arc<TopicStats>> {
+        self.topics.get(topic).map(|t| t.clone())
+    }
+
+    /// Every topic with counters (a snapshot of the map).
+    pub fn topics(&self) -> Vec<(String, Arc<TopicStats>)> {
+        self.topics
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect()
+    }
+
     fn snapshot(&self) -> [u64; 4] {
         [
             self.put_count.load(Ordering::Relaxed),
@@ -31,10 +280,19 @@ impl BrokerStats {
 
     /// Called once a second by the broker's housekeeping task.
     pub fn sample(&self) {
-        let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
-        s.push_back((Instant::now(), self.snapshot()));
-        while s.len() > 602 {
-            s.pop_front();
+        let now = Instant::now();
+        {
+            let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+            s.push_back((now, self.snapshot()));
+            while s.len() > 602 {
+                s.pop_front();
+            }
+        }
+        for (_, t) in self.topics() {
+            t.put_nums.sample(now);
+            for (_, g) in t.groups() {
+                g.get_nums.sample(now);
+            }
         }
     }
 
@@ -128,5 +386,76 @@ mod tests {
         let parts: Vec<f64> = tps.split(' ').map(|x| x.parse().unwrap()).collect();
         assert_eq!(parts.len(), 3, "{tps}");
         assert_eq!(s.get_total_tps().split(' ').count(), 3);
+    }
+
+    #[test]
+    fn message_type_follows_java_precedence() {
+        let p = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{k}\u{1}{v}\u{2}"))
+                .collect::<String>()
+        };
+        assert_eq!(MessageType::of_properties(""), MessageType::Normal);
+        assert_eq!(
+            MessageType::of_properties(&p(&[("KEYS", "k"), ("TAGS", "t")])),
+            MessageType::Normal
+        );
+        assert_eq!(
+            MessageType::of_properties(&p(&[("DELAY", "3")])),
+            MessageType::Delay
+        );
+        assert_eq!(
+            MessageType::of_properties(&p(&[("DELAY", "3"), ("__SHARDINGKEY", "a")])),
+            MessageType::Fifo
+        );
+        assert_eq!(
+            MessageType::of_properties(&p(&[("__SHARDINGKEY", "a"), ("TRAN_MSG", "true")])),
+            MessageType::Transaction
+        );
+        assert_eq!(
+            MessageType::of_properties(&p(&[("TRAN_MSG", "false")])),
+            MessageType::Normal
+        );
+    }
+
+    #[test]
+    fn puts_land_in_their_size_bucket() {
+        let s = BrokerStats::default();
+        let t = s.topic("T");
+        t.record_put(1, 1024, Some(MessageType::Normal));
+        t.record_put(1, 1025, Some(MessageType::Normal));
+        t.record_put(3, 9 * 1024 * 1024, Some(MessageType::Normal));
+        t.record_put(1, 10, None);
+        let c = &t.in_by_type[0];
+        let b: Vec<u64> = c
+            .size_buckets
+            .iter()
+            .map(|x| x.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(b, vec![1, 1, 0, 0, 0, 0, 1]);
+        assert_eq!(c.messages.load(Ordering::Relaxed), 5);
+        assert_eq!(t.put_nums.value.load(Ordering::Relaxed), 6);
+        assert!(Arc::ptr_eq(&t, &s.topic("T")));
+    }
+
+    #[test]
+    fn item_windows_span_first_to_last_snapshot() {
+        let item = StatsItem::default();
+        let t0 = Instant::now();
+        item.sample(t0);
+        item.add(30);
+        item.add(30);
+        // Not due yet: a second snapshot only 10 s on.
+        item.sample(t0 + Duration::from_secs(5));
+        assert_eq!(item.figures()[0], WindowFigures::default());
+        item.sample(t0 + Duration::from_secs(10));
+        let [minute, hour, day] = item.figures();
+        assert_eq!(minute.sum, 60);
+        assert!((minute.tps - 6.0).abs() < 1e-9, "{minute:?}");
+        assert!((minute.avgpt - 30.0).abs() < 1e-9, "{minute:?}");
+        // The hour and day lists have one snapshot so far.
+        assert_eq!(hour.sum, 0);
+        assert_eq!(day.sum, 0);
     }
 }

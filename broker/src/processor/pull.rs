@@ -181,6 +181,10 @@ impl PullProcessor {
             self.stats
                 .get_transferred
                 .fetch_add(result.messages.len() as u64, Ordering::Relaxed);
+            self.stats.topic(&h.topic).group(&h.consumer_group).record_get(
+                result.messages.len() as u64,
+                result.buffer_total_size() as u64,
+            );
         } else {
             self.stats.get_miss.fetch_add(1, Ordering::Relaxed);
         }

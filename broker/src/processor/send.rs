@@ -94,6 +94,10 @@ struct Answer {
     kind: AnswerKind,
     region_id: String,
     trace_on: bool,
+    /// The topic's live counters, and its messages' type for
+    /// `rocketmq_messages_in_total` (`None` on retry and DLQ topics).
+    counters: Arc<crate::stats::TopicStats>,
+    in_type: Option<crate::stats::MessageType>,
 }
 
 enum AnswerKind {
@@ -213,10 +217,15 @@ impl SendProcessor {
                 return Err(e);
             }
         };
+        let in_type = (!h.topic.starts_with(topic::RETRY_PREFIX)
+            && !h.topic.starts_with(topic::DLQ_PREFIX))
+        .then(|| crate::stats::MessageType::of_properties(h.properties.unwrap_or("")));
         let answer = Answer {
             kind,
             region_id: cfg.region_id,
             trace_on: cfg.trace_on,
+            counters: self.stats.topic(h.topic),
+            in_type,
         };
         match put.now() {
             Some(result) => self.answer(answer, result).map(Started::Done),
@@ -243,6 +252,9 @@ impl SendProcessor {
         self.stats
             .put_bytes
             .fetch_add(result.wrote_bytes as u64, Ordering::Relaxed);
+        answer
+            .counters
+            .record_put(count, result.wrote_bytes as u64, answer.in_type);
         // Stored but not flushed or not replicated in time (or no slave in
         // reach): Java's code with the normal header (the client may resend).
         let response = {
@@ -659,8 +671,19 @@ impl SendProcessor {
             self.schedule.park(&mut msg, &mut props, delay_level);
         }
         msg.properties = message::encode_properties(&props);
-        self.store.put(&msg).await?;
+        let put = self.store.put(&msg).await?;
         self.stats.put_count.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .topic(&target)
+            .record_put(1, put.wrote_bytes as u64, None);
+        if target.starts_with(topic::DLQ_PREFIX) {
+            let origin_topic = h.origin_topic.as_deref().unwrap_or(view.topic);
+            self.stats
+                .topic(origin_topic)
+                .group(&h.group)
+                .dlq
+                .fetch_add(1, Ordering::Relaxed);
+        }
         tracing::debug!(group = %h.group, topic = %target, from = %conn.peer(), "message sent back");
         Ok(RemotingCommand::success())
     }

@@ -90,6 +90,8 @@ pub(crate) struct Services {
     pub controller: Option<Arc<crate::replication::controller::ControllerHandle>>,
     /// ACL 1.0 rules when `aclEnable=true`.
     pub acl_v1: Option<Arc<crate::access::v1::PlainAcl>>,
+    /// Request latencies for `rocketmq_rpc_latency`, when metrics are on.
+    pub rpc_metrics: Option<Arc<crate::metrics::RpcStats>>,
 }
 
 /// Builds the [`Router`] one row at a time, each row under its slave rule.
@@ -311,8 +313,13 @@ pub(crate) fn router(s: Services) -> Router {
         t.router = t.router.intercept(crate::access::v1::AclV1Check(acl));
     }
     let clients = s.clients;
-    t.router
-        .on_close(move |conn| clients.connection_closed(conn))
+    let router = t
+        .router
+        .on_close(move |conn| clients.connection_closed(conn));
+    match s.rpc_metrics {
+        Some(rpc) => router.intercept(crate::metrics::RpcInterceptor(rpc)),
+        None => router,
+    }
 }
 
 /// ACL 1.0 admin codes 50–53 (answered with Java's refusal when

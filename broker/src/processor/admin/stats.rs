@@ -37,9 +37,6 @@ struct BrokerStatsItem {
     tps: f64,
 }
 
-/// Windows of `BrokerStatsData`: minute, hour, day.
-const STATS_WINDOWS_SECS: [i64; 3] = [60, 3600, 86400];
-
 /// fastjson writes `Map<MessageQueue, V>` with the object itself as the key:
 /// `{{"brokerName":"b","queueId":0,"topic":"t"}:{...}}`. Java tools parse it
 /// back; so must we emit it.
@@ -241,11 +238,11 @@ impl AdminProcessor {
         Ok(RemotingCommand::success().with_body(body.into_bytes()))
     }
 
-    /// VIEW_BROKER_STATS_DATA (315, `statsAll`). `TOPIC_PUT_NUMS` (key topic)
-    /// counts the messages stored in the last minute/hour/day, found through
-    /// the consume queues' store times; `GROUP_GET_NUMS` (key `topic@group`)
-    /// counts those of them the group's committed offset has passed. Other
-    /// stats are not kept: Java's "not exist" answer.
+    /// VIEW_BROKER_STATS_DATA (315, `statsAll`): Java `BrokerStatsManager`'s
+    /// live `TOPIC_PUT_NUMS` (key topic) and `GROUP_GET_NUMS` (key
+    /// `topic@group`) items, each with its minute/hour/day snapshots
+    /// (`crate::stats::StatsItem`). An item nothing was counted on since the
+    /// broker started, or another stats name, is Java's "not exist" answer.
     pub fn view_broker_stats(&self, req: &RemotingCommand) -> Result<RemotingCommand, BrokerError> {
         let h: ViewBrokerStatsDataRequestHeader = req.header()?;
         let not_exist = || {
@@ -254,55 +251,29 @@ impl AdminProcessor {
                 h.stats_name, h.stats_key
             ))
         };
-        let (topic_name, group) = match h.stats_name.as_str() {
-            "TOPIC_PUT_NUMS" => (h.stats_key.clone(), None),
-            "GROUP_GET_NUMS" => match h.stats_key.split_once('@') {
-                Some((t, g)) => (t.to_owned(), Some(g.to_owned())),
-                None => return Err(not_exist()),
-            },
+        let figures = match h.stats_name.as_str() {
+            "TOPIC_PUT_NUMS" => self
+                .stats
+                .topic_if_any(&h.stats_key)
+                .ok_or_else(not_exist)?
+                .put_nums
+                .figures(),
+            "GROUP_GET_NUMS" => {
+                let (topic, group) = h.stats_key.split_once('@').ok_or_else(not_exist)?;
+                self.stats
+                    .topic_if_any(topic)
+                    .and_then(|t| t.group_if_any(group))
+                    .ok_or_else(not_exist)?
+                    .get_nums
+                    .figures()
+            }
             _ => return Err(not_exist()),
         };
-        let t = self.topics.get(&topic_name).ok_or_else(not_exist)?;
-        let consumed = match &group {
-            Some(g) => {
-                let offsets = self.offsets.offsets_of(g, &topic_name);
-                if offsets.is_empty() {
-                    return Err(not_exist());
-                }
-                Some(offsets)
-            }
-            None => None,
-        };
-        let now = remoting::body::now_millis();
-        let items: Vec<BrokerStatsItem> = STATS_WINDOWS_SECS
-            .iter()
-            .map(|&secs| {
-                let since = now - secs * 1000;
-                let mut sum = 0i64;
-                for q in 0..t.write_queue_nums {
-                    let (min, max, start) = self.store.with((0, 0, 0), |s| {
-                        (
-                            s.min_offset(&topic_name, q).get(),
-                            s.max_offset(&topic_name, q).get(),
-                            s.offset_by_time(&topic_name, q, since).get(),
-                        )
-                    });
-                    let start = start.max(min);
-                    let end = match &consumed {
-                        Some(c) => c.get(&q).copied().unwrap_or(0).min(max),
-                        None => max,
-                    };
-                    sum += (end - start).max(0);
-                }
-                BrokerStatsItem {
-                    avgpt: 0.0,
-                    sum,
-                    tps: sum as f64 / secs as f64,
-                }
-            })
-            .collect();
-        let [minute, hour, day] = <[BrokerStatsItem; 3]>::try_from(items)
-            .map_err(|_| BrokerError::System("stats windows".into()))?;
+        let [minute, hour, day] = figures.map(|f| BrokerStatsItem {
+            avgpt: f.avgpt,
+            sum: i64::try_from(f.sum).unwrap_or(i64::MAX),
+            tps: f.tps,
+        });
         Ok(success_with_json(&serde_json::json!({
             "statsDay": day,
             "statsHour": hour,
