@@ -336,6 +336,40 @@ broker_config! {
     sync_from_last_file: bool = "syncFromLastFile" => false,
     async_learner: bool = "asyncLearner" => false,
     read_un_committed: bool = "readUnCommitted" => false,
+    // Auth 2.0 (`AuthConfig`, read from the broker file as Java's
+    // BrokerStartup does; docs/OPERATIONS.md "Access control").
+    authentication_enabled: bool = "authenticationEnabled" => false,
+    authentication_provider: String = "authenticationProvider" => String::new(),
+    /// Any value opens our user store (Java: the RocksDB provider's class).
+    authentication_metadata_provider: String = "authenticationMetadataProvider" => String::new(),
+    authentication_strategy: String = "authenticationStrategy" => String::new(),
+    /// Comma list of request codes exempt from authentication.
+    authentication_whitelist: String = "authenticationWhitelist" => String::new(),
+    /// JSON `{"username":..,"password":..}`: a Super user created at start.
+    init_authentication_user: String = "initAuthenticationUser" => String::new(),
+    /// JSON `{"accessKey":..,"secretKey":..}`: a Super user created at start,
+    /// and what the broker signs its calls to other brokers with.
+    inner_client_authentication_credentials: String = "innerClientAuthenticationCredentials" => String::new(),
+    authorization_enabled: bool = "authorizationEnabled" => false,
+    authorization_provider: String = "authorizationProvider" => String::new(),
+    authorization_metadata_provider: String = "authorizationMetadataProvider" => String::new(),
+    authorization_strategy: String = "authorizationStrategy" => String::new(),
+    authorization_whitelist: String = "authorizationWhitelist" => String::new(),
+    /// Read, not supported (ACL 1.0 files are not imported).
+    migrate_auth_from_v1_enabled: bool = "migrateAuthFromV1Enabled" => false,
+    /// Empty = `<storePathRootDir>/config`; our files are in its `auth/`.
+    auth_config_path: String = "authConfigPath" => String::new(),
+    /// Java's cache sizes and times: read and unused (no cache here).
+    user_cache_max_num: i64 = "userCacheMaxNum" => 1000,
+    user_cache_expired_second: i64 = "userCacheExpiredSecond" => 600,
+    user_cache_refresh_second: i64 = "userCacheRefreshSecond" => 60,
+    acl_cache_max_num: i64 = "aclCacheMaxNum" => 1000,
+    acl_cache_expired_second: i64 = "aclCacheExpiredSecond" => 600,
+    acl_cache_refresh_second: i64 = "aclCacheRefreshSecond" => 60,
+    stateful_authentication_cache_max_num: i64 = "statefulAuthenticationCacheMaxNum" => 10_000,
+    stateful_authentication_cache_expired_second: i64 = "statefulAuthenticationCacheExpiredSecond" => 60,
+    stateful_authorization_cache_max_num: i64 = "statefulAuthorizationCacheMaxNum" => 10_000,
+    stateful_authorization_cache_expired_second: i64 = "statefulAuthorizationCacheExpiredSecond" => 60,
 }
 
 impl BrokerConfig {

@@ -243,6 +243,7 @@ impl Broker {
             replication: replication.clone(),
             controller: controller_handle,
             acl_v1,
+            auth: crate::access::v2::Auth::open(&crate::processor::read_config(&shared))?,
             rpc_metrics: None,
         };
         // One copy of the settings the exporter starts with.

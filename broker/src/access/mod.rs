@@ -4,4 +4,5 @@
 //! `authenticationEnabled`/`authorizationEnabled` for Auth 2.0).
 
 pub(crate) mod v1;
+pub(crate) mod store;
 pub(crate) mod v2;

@@ -90,6 +90,8 @@ pub(crate) struct Services {
     pub controller: Option<Arc<crate::replication::controller::ControllerHandle>>,
     /// ACL 1.0 rules when `aclEnable=true`.
     pub acl_v1: Option<Arc<crate::access::v1::PlainAcl>>,
+    /// Auth 2.0 users and ACLs, when configured.
+    pub auth: Option<Arc<crate::access::v2::Auth>>,
     /// Request latencies for `rocketmq_rpc_latency`, when metrics are on.
     pub rpc_metrics: Option<Arc<crate::metrics::RpcStats>>,
 }
@@ -307,10 +309,20 @@ pub(crate) fn router(s: Services) -> Router {
         .route(rq::VIEW_MESSAGE_BY_ID, Allow, sync(&admin, |p, _, r| p.view_message(r)))
         .route(rq::QUERY_CONSUME_QUEUE, Allow, sync(&admin, |p, _, r| p.query_consume_queue(r)))
         .route(rq::CLEAN_EXPIRED_CONSUMEQUEUE, Allow, sync(&admin, |p, _, _| p.clean_expired_consume_queue()));
+    // Auth 2.0 admin codes (3001-3010); without a store they answer Java's
+    // system error. Its check runs after ACL 1.0's.
+    let auth = s.auth.clone().unwrap_or_else(crate::access::v2::Auth::absent);
+    let t = crate::access::v2::code::ALL.iter().fold(t, |t, &code| {
+        let auth = auth.clone();
+        t.route(code, Allow, move |_, r| ready(Ok(auth.admin(&r))))
+    });
     let mut t = acl_v1_routes(t, s.acl_v1.clone(), &s.config);
     if let Some(acl) = s.acl_v1.clone() {
         acl.spawn_watcher(s.shutdown.clone());
         t.router = t.router.intercept(crate::access::v1::AclV1Check(acl));
+    }
+    if let Some(auth) = s.auth.clone() {
+        t.router = t.router.intercept(auth);
     }
     let clients = s.clients;
     let router = t
