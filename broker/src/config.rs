@@ -216,6 +216,15 @@ broker_config! {
     metric_logging_exporter_interval_in_mills: u64 = "metricLoggingExporterIntervalInMills" => 10_000,
     metrics_grpc_exporter_target: String = "metricsGrpcExporterTarget" => String::new(),
     revive_queue_num: i32 = "reviveQueueNum" => 8,
+    /// POP (processor/pop, services/revive.rs): revive scan period (ms),
+    /// the share of pops that look at the retry topic first (percent),
+    /// `%RETRY%group+topic` instead of `%RETRY%group_topic`, and the mode
+    /// and share count QUERY_ASSIGNMENT answers for a group never set.
+    revive_interval: u64 = "reviveInterval" => 1000,
+    pop_from_retry_probability: i32 = "popFromRetryProbability" => 20,
+    enable_retry_topic_v2: bool = "enableRetryTopicV2" => false,
+    default_message_request_mode: String = "defaultMessageRequestMode" => "PULL".into(),
+    default_pop_share_queue_num: i32 = "defaultPopShareQueueNum" => -1,
     /// ACL 1.0 (access/v1.rs): check every request against
     /// `<rocketmqHome>/<rocketmq.acl.plain.file>` and `<rocketmqHome>/conf/acl/`.
     acl_enable: bool = "aclEnable" => false,

@@ -196,13 +196,44 @@ impl Broker {
             store_host,
         ));
 
+        let request_modes = Arc::new(crate::meta::request_mode::RequestModeManager::open(
+            shared
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .config_dir(),
+        )?);
+        let pop = Arc::new(crate::processor::pop::PopService::new(
+            shared.clone(),
+            topics.clone(),
+            groups.clone(),
+            offsets.clone(),
+            store.clone(),
+            arrivals.clone(),
+            timer.clone(),
+            store_host,
+            shutdown.clone(),
+        ));
+        let revive = Arc::new(crate::services::revive::ReviveService {
+            config: shared.clone(),
+            topics: topics.clone(),
+            groups: groups.clone(),
+            offsets: offsets.clone(),
+            store: store.clone(),
+            pop: pop.clone(),
+            store_host,
+        });
         let start_master_services = {
-            let (schedule, timer, transactions) =
-                (schedule.clone(), timer.clone(), transactions.clone());
+            let (schedule, timer, transactions, revive) = (
+                schedule.clone(),
+                timer.clone(),
+                transactions.clone(),
+                revive.clone(),
+            );
             move |tasks: &TaskTracker, stop: &CancellationToken| {
                 schedule.start(tasks, stop);
                 timer.start(tasks, stop);
                 transactions.start(tasks, stop);
+                revive.start(tasks, stop);
             }
         };
         let (controller_manager, controller_handle) = match controller_replication {
@@ -240,6 +271,8 @@ impl Broker {
             schedule: schedule.clone(),
             timer: timer.clone(),
             transactions: transactions.clone(),
+            pop,
+            request_modes,
             replication: replication.clone(),
             controller: controller_handle,
             acl_v1,

@@ -82,6 +82,16 @@ pub mod request_code {
     pub const GET_BROKER_MEMBER_GROUP: i32 = 901;
     pub const BROKER_HEARTBEAT: i32 = 904;
     pub const GET_BROKER_HA_STATUS: i32 = 907;
+    /// POP consumption (Java 5.x `RequestCode`).
+    pub const QUERY_ASSIGNMENT: i32 = 400;
+    pub const SET_MESSAGE_REQUEST_MODE: i32 = 401;
+    pub const POP_MESSAGE: i32 = 200050;
+    pub const ACK_MESSAGE: i32 = 200051;
+    pub const PEEK_MESSAGE: i32 = 200052;
+    pub const CHANGE_MESSAGE_INVISIBLETIME: i32 = 200053;
+    pub const NOTIFICATION: i32 = 200054;
+    pub const POLLING_INFO: i32 = 200055;
+    pub const BATCH_ACK_MESSAGE: i32 = 200151;
 }
 
 /// Response codes (`ResponseCode` and `RemotingSysResponseCode`).
@@ -114,6 +124,10 @@ pub mod response_code {
     pub const CONSUMER_NOT_ONLINE: i32 = 206;
     pub const CONSUME_MSG_TIMEOUT: i32 = 207;
     pub const NO_MESSAGE: i32 = 208;
+    /// A pop found nothing and the broker holds too many polls already.
+    pub const POLLING_FULL: i32 = 209;
+    /// A pop found nothing within its poll time.
+    pub const POLLING_TIMEOUT: i32 = 210;
     pub const FLOW_CONTROL: i32 = 215;
     pub const NOT_LEADER_FOR_QUEUE: i32 = 501;
     pub const ILLEGAL_OPERATION: i32 = 604;

@@ -5,5 +5,6 @@
 pub(crate) mod client;
 pub(crate) mod lock;
 pub(crate) mod offsets;
+pub(crate) mod request_mode;
 pub(crate) mod subscription;
 pub(crate) mod topic;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod client;
 pub mod ha_status;
+pub mod pop;
 pub mod pull;
 pub mod query;
 pub mod relay;

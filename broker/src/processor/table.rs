@@ -49,6 +49,9 @@ impl OnSlave {
     /// Java `PullMessageProcessor.rejectRequest`: a slave serves pulls only
     /// with `slaveReadEnable`.
     const PULL: OnSlave = OnSlave::RejectUnless(|c| c.slave_read_enable);
+    /// POP writes checkpoints and acks: a slave refuses it (Java's pop
+    /// processors run on a master; a slave's revive service is off).
+    const POP: OnSlave = OnSlave::RejectUnless(|_| false);
 
     fn rejects(self, c: &BrokerConfig) -> bool {
         match self {
@@ -83,6 +86,9 @@ pub(crate) struct Services {
     pub schedule: Arc<ScheduleService>,
     pub timer: Arc<TimerService>,
     pub transactions: Arc<TransactionService>,
+    /// POP consumption (processor/pop) and the per-group request modes.
+    pub pop: Arc<crate::processor::pop::PopService>,
+    pub request_modes: Arc<crate::meta::request_mode::RequestModeManager>,
     /// Master/slave replication of a local commit log (not with DLedger).
     pub replication: Option<Arc<crate::replication::ha::Replication>>,
     /// Controller mode: where NOTIFY_BROKER_ROLE_CHANGED goes and what
@@ -235,6 +241,12 @@ pub(crate) fn router(s: Services) -> Router {
         store: s.store.clone(),
     });
 
+    let pop = Arc::new(crate::processor::pop::PopProcessor {
+        pop: s.pop.clone(),
+        modes: s.request_modes.clone(),
+        clients: s.clients.clone(),
+    });
+
     let ha_status = Arc::new((s.replication.clone(), s.store.clone(), s.controller.clone()));
     let controller = Arc::new(s.controller.clone());
     use OnSlave::Allow;
@@ -253,6 +265,17 @@ pub(crate) fn router(s: Services) -> Router {
         // Messages out.
         .route(rq::PULL_MESSAGE, OnSlave::PULL, deferred(&pull, |p, _, r| async move { p.handle(r).await }))
         .route(rq::LITE_PULL_MESSAGE, OnSlave::PULL, deferred(&pull, |p, _, r| async move { p.handle(r).await }))
+        // POP (processor/pop): a slave serves none of it (Java's pop
+        // processors write checkpoints and acks).
+        .route(rq::POP_MESSAGE, OnSlave::POP, deferred(&pop, |p, _, r| async move { p.pop_message(r).await }))
+        .route(rq::PEEK_MESSAGE, OnSlave::POP, sync(&pop, |p, _, r| p.peek_message(r)))
+        .route(rq::ACK_MESSAGE, OnSlave::POP, deferred(&pop, |p, _, r| async move { p.ack_message(r).await }))
+        .route(rq::BATCH_ACK_MESSAGE, OnSlave::POP, deferred(&pop, |p, _, r| async move { p.batch_ack_message(r).await }))
+        .route(rq::CHANGE_MESSAGE_INVISIBLETIME, OnSlave::POP, deferred(&pop, |p, _, r| async move { p.change_invisible_time(r).await }))
+        .route(rq::NOTIFICATION, OnSlave::POP, deferred(&pop, |p, _, r| async move { p.notification(r).await }))
+        .route(rq::POLLING_INFO, Allow, sync(&pop, |p, _, r| p.polling_info(r)))
+        .route(rq::QUERY_ASSIGNMENT, Allow, sync(&pop, |p, _, r| p.query_assignment(r)))
+        .route(rq::SET_MESSAGE_REQUEST_MODE, Allow, sync(&pop, |p, _, r| p.set_message_request_mode(r)))
         .route(rq::QUERY_MESSAGE, Allow, sync(&query, |p, _, r| p.query_message(r)))
         // Clients.
         .route(rq::HEART_BEAT, Allow, sync(&client, |p, c, r| p.heartbeat(c, r)))

@@ -2,6 +2,7 @@
 //! delay levels, 5.x delivery times and transactional half messages. Each
 //! parks messages in a system topic and puts them back when due.
 
+pub(crate) mod revive;
 pub(crate) mod schedule;
 pub(crate) mod timer;
 pub(crate) mod transaction;
