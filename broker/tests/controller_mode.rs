@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::Duration;
 
 use broker::Broker;
 use common::controller::*;
@@ -363,6 +364,58 @@ async fn refused_configs_and_plain_broker_answers() {
     b.stop().await;
 }
 
+/// A put to queue 0 of TopicC with `KEYS` = `key`.
+async fn put_keyed(client: &common::Client, key: &str) -> RemotingCommand {
+    let props = common::props(&[("KEYS", key)]);
+    client
+        .call(common::send_v1("TopicC", 0, &props, b"hello"))
+        .await
+}
+
+/// (queue, queue offset, key) of a SEND_OK.
+fn ack_of(r: &RemotingCommand, key: &str) -> (i32, i64, String) {
+    let q = r.ext("queueId").and_then(|v| v.parse().ok()).unwrap();
+    let o = r.ext("queueOffset").and_then(|v| v.parse().ok()).unwrap();
+    (q, o, key.to_owned())
+}
+
+/// The invariant over `acks` against the broker behind `client`.
+async fn assert_acks_on(client: &common::Client, acks: &[(i32, i64, String)]) {
+    let mut seen = BTreeSet::new();
+    for (q, o, _) in acks {
+        assert!(
+            seen.insert((*q, *o)),
+            "({q}, {o}) acknowledged twice: {acks:?}"
+        );
+    }
+    let mut stored = std::collections::BTreeMap::new();
+    let mut next = 0i64;
+    for _ in 0..100 {
+        let r = client
+            .call(common::pull("g-inv", "TopicC", 0, next, 0x4, Some("*"), 0))
+            .await;
+        if r.code != response_code::SUCCESS {
+            break;
+        }
+        let recs = common::decode_records(r.body.clone());
+        if recs.is_empty() {
+            break;
+        }
+        for rec in &recs {
+            let key = common::prop(rec, "KEYS").unwrap_or("-").to_owned();
+            stored.insert((rec.queue_id, rec.queue_offset), key);
+        }
+        next = recs.last().map_or(next, |r| r.queue_offset + 1);
+    }
+    for (q, o, key) in acks {
+        assert_eq!(
+            stored.get(&(*q, *o)).map(String::as_str),
+            Some(key.as_str()),
+            "acknowledged {key} at ({q}, {o}); stored: {stored:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_brokers_replicate_and_fail_over() {
     let ns = RouteNamesrv::start().await;
@@ -388,8 +441,11 @@ async fn two_brokers_replicate_and_fail_over() {
     let ca = common::connect(a.addr).await;
     let cb = common::connect(b.addr).await;
     assert_eq!(ca.call(common::create_topic("TopicC", 1)).await.code, 0);
-    for _ in 0..20 {
-        assert_eq!(put(&ca, "TopicC").await.code, response_code::SUCCESS);
+    let mut acks = Vec::new();
+    for i in 0..20 {
+        let r = put_keyed(&ca, &format!("a-{i}")).await;
+        assert_eq!(r.code, response_code::SUCCESS);
+        acks.push(ack_of(&r, &format!("a-{i}")));
     }
     let end = max_offset(&ca).await;
     assert!(end > 0);
@@ -450,7 +506,22 @@ async fn two_brokers_replicate_and_fail_over() {
     assert_eq!(reg.ext("brokerId"), Some("0"));
     assert_eq!(state_version(&reg), 2);
     put_code_eventually(&ca, response_code::SYSTEM_BUSY).await;
-    put_code_eventually(&cb, response_code::SUCCESS).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut i = 0;
+    while acks.len() < 30 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B never took 10 puts"
+        );
+        let key = format!("b-{i}");
+        i += 1;
+        let r = put_keyed(&cb, &key).await;
+        if r.code == response_code::SUCCESS {
+            acks.push(ack_of(&r, &key));
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let end = max_offset(&cb).await;
     wait_until("A follows B", || async { max_offset(&ca).await == end }).await;
     // B's epoch list: epoch 1 from A's mastership, epoch 2 from its own.
@@ -464,6 +535,9 @@ async fn two_brokers_replicate_and_fail_over() {
         .collect();
     assert_eq!(epochs, [1, 2]);
     assert_eq!(v["brokerId"], 0);
+    // Every acknowledged put is on the new master at the queue offset it
+    // was acknowledged with, and no two share an offset.
+    assert_acks_on(&cb, &acks).await;
     a.stop().await;
     b.stop().await;
     ns.shutdown.cancel();
