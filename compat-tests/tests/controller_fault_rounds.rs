@@ -4,11 +4,18 @@
 //! (`allAckInSyncStateSet=true`, 1.5 s controller heartbeat timeout).
 //!
 //! A raw SEND_MESSAGE sender follows the master through the name server and
-//! records every SEND_OK (queue, offset, offsetMsgId, key). Each round a
-//! seeded PRNG picks one fault: SIGKILL the master (most often) or a slave,
-//! SIGSTOP the master or a slave for 0.5–4 s, SIGKILL the controller leader
-//! or a follower, SIGSTOP a controller for 0.5–4 s; what was faulted is then
-//! restarted or resumed, and the round ends once the controllers agree on a
+//! records every SEND_OK (queue, offset, offsetMsgId, key). Every broker's
+//! controller links and HA listener run through a `FaultProxy` each
+//! (`OurControllerBroker` with `proxy_ha`). Each round a seeded PRNG picks
+//! one fault: SIGKILL the master (most often) or a slave, SIGSTOP the master
+//! or a slave for 0.5–4 s, SIGKILL the controller leader or a follower,
+//! SIGSTOP a controller for 0.5–4 s, a partition of the master or a slave
+//! from every controller for 0.5–3.5 s (longer than the 1.5 s heartbeat
+//! timeout: a new master), or of the master from its slaves (its HA link
+//! blackholed 1–5 s; past the 4 s `haHousekeepingInterval` plus
+//! `haMaxTimeSlaveNotCatchup` the set shrinks to the master, which then
+//! acknowledges alone); what was faulted is then restarted, resumed or
+//! healed, and the round ends once the controllers agree on a
 //! leader and a send is acknowledged again (60 s each, else the test fails),
 //! then waits (soft, 20 s) for the whole set to be alive and in sync. No
 //! server may exit by itself. At the end every acknowledged message is
@@ -26,13 +33,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use compat_tests::controller::{
-    request, route, ControllerGroup, ControllerKind, SyncState, BROKER_FILE_SIZE, BROKER_NAME,
-    CLUSTER,
+    request, route, ControllerGroup, ControllerKind, OurControllerBroker, SyncState, BROKER_NAME,
 };
 use compat_tests::fault_rounds::{check_bodies, dump_topic, seed_from_env, Sender, XorShift};
-use compat_tests::{
-    check_acks, free_broker_port, serial, BrokerProcess, OurNamesrv, TEST_BROKER_KEYS,
-};
+use compat_tests::{check_acks, serial, OurNamesrv};
 
 const TOPIC: &str = "CtlFaultTopic";
 const QUEUES: i32 = 4;
@@ -42,6 +46,13 @@ const HEALED: Duration = Duration::from_secs(20);
 
 const CONTROLLER_KEYS: &str = "dLegerJavaTimers=false\nscanNotActiveBrokerInterval=300\n\
                                scanInactiveMasterInterval=500\n";
+
+/// Appended to `OurControllerBroker`'s keys (the last value of a key wins).
+const BROKER_KEYS: &str = "allAckInSyncStateSet=true\ncontrollerHeartBeatTimeoutMills=1500\n\
+                           brokerHeartbeatInterval=400\nsyncBrokerMetadataPeriod=1000\n\
+                           syncControllerMetadataPeriod=2000\ncheckSyncStateSetPeriod=500\n\
+                           haMaxTimeSlaveNotCatchup=3000\nhaSendHeartbeatInterval=1000\n\
+                           haHousekeepingInterval=4000\n";
 
 static SEED: AtomicU64 = AtomicU64::new(0);
 static ROUND: AtomicUsize = AtomicUsize::new(0);
@@ -55,9 +66,16 @@ enum Fault {
     KillControllerLeader,
     KillControllerFollower,
     PauseController,
+    /// The master cut off every controller (its controller proxies
+    /// blackholed).
+    IsolateMaster,
+    /// A slave cut off every controller.
+    IsolateSlave,
+    /// The master cut off its slaves (its HA proxy blackholed).
+    CutMasterHa,
 }
 
-const FAULTS: [(Fault, u64); 7] = [
+const FAULTS: [(Fault, u64); 10] = [
     (Fault::KillMaster, 4),
     (Fault::KillSlave, 1),
     (Fault::PauseMaster, 2),
@@ -65,6 +83,10 @@ const FAULTS: [(Fault, u64); 7] = [
     (Fault::KillControllerLeader, 1),
     (Fault::KillControllerFollower, 1),
     (Fault::PauseController, 1),
+    (Fault::IsolateMaster, 2),
+    (Fault::IsolateSlave, 1),
+    // The dearest round (the slaves' reconnect and catch-up after the heal).
+    (Fault::CutMasterHa, 1),
 ];
 
 fn seed_note() -> String {
@@ -79,7 +101,7 @@ struct Rig {
     ns: OurNamesrv,
     group: ControllerGroup,
     root: tempfile::TempDir,
-    brokers: Vec<BrokerProcess>,
+    brokers: Vec<OurControllerBroker>,
     addrs: Vec<String>,
 }
 
@@ -96,28 +118,11 @@ impl Rig {
         let mut addrs = Vec::new();
         for i in 0..BROKERS {
             let name = format!("b{i}");
-            let dir = root.path().join(&name);
-            std::fs::create_dir_all(&dir).unwrap();
-            let port = free_broker_port();
-            std::fs::write(
-                dir.join("broker.conf"),
-                format!(
-                    "brokerClusterName={CLUSTER}\nbrokerName={BROKER_NAME}\nbrokerId=-1\n\
-                     brokerRole=SLAVE\nenableControllerMode=true\ncontrollerAddr={ctl}\n\
-                     namesrvAddr={}\nlistenPort={port}\nbindAddress=127.0.0.1\n\
-                     brokerIP1=127.0.0.1\nbrokerIP2=127.0.0.1\nstorePathRootDir={}\n\
-                     mappedFileSizeCommitLog={BROKER_FILE_SIZE}\nallAckInSyncStateSet=true\n\
-                     controllerHeartBeatTimeoutMills=1500\nbrokerHeartbeatInterval=400\n\
-                     syncBrokerMetadataPeriod=1000\nsyncControllerMetadataPeriod=2000\n\
-                     checkSyncStateSetPeriod=500\nhaMaxTimeSlaveNotCatchup=3000\n\
-                     haSendHeartbeatInterval=1000\n{TEST_BROKER_KEYS}",
-                    ns.addr,
-                    dir.join("store").display()
-                ),
-            )
-            .unwrap();
-            brokers.push(BrokerProcess::new(&name, dir));
-            addrs.push(format!("127.0.0.1:{port}"));
+            let mut b =
+                OurControllerBroker::new(&name, root.path(), &ns.addr, &ctl, true, BROKER_KEYS);
+            b.proxy_ha();
+            addrs.push(b.addr.clone());
+            brokers.push(b);
         }
         Rig {
             ns,
@@ -152,10 +157,7 @@ impl Rig {
     /// Fails (with every log) unless every broker and controller runs.
     fn assert_running(&mut self, what: &str) {
         for i in 0..self.brokers.len() {
-            let up = self.brokers[i]
-                .proc
-                .as_mut()
-                .is_some_and(|p| p.is_running());
+            let up = self.brokers[i].is_running();
             assert!(
                 up,
                 "{}: broker b{i} ({}) exited by itself {what}\n{}",
@@ -299,6 +301,7 @@ fn seeded_controller_fault_rounds() {
 
     let weights: Vec<u64> = FAULTS.iter().map(|f| f.1).collect();
     let mut reports = Vec::new();
+    let mut failovers = 0usize;
     for round in 1..=rounds {
         ROUND.store(round, Ordering::Relaxed);
         let r0 = Instant::now();
@@ -307,25 +310,53 @@ fn seeded_controller_fault_rounds() {
         let held;
         let target;
         match fault {
-            Fault::KillMaster | Fault::KillSlave | Fault::PauseMaster | Fault::PauseSlave => {
+            Fault::KillMaster
+            | Fault::KillSlave
+            | Fault::PauseMaster
+            | Fault::PauseSlave
+            | Fault::IsolateMaster
+            | Fault::IsolateSlave
+            | Fault::CutMasterHa => {
                 let m = master.unwrap_or(0);
-                let b = if matches!(fault, Fault::KillMaster | Fault::PauseMaster) {
+                let on_master = matches!(
+                    fault,
+                    Fault::KillMaster
+                        | Fault::PauseMaster
+                        | Fault::IsolateMaster
+                        | Fault::CutMasterHa
+                );
+                let b = if on_master {
                     m
                 } else {
                     let others: Vec<usize> = (0..BROKERS).filter(|i| *i != m).collect();
                     others[rng.below(others.len() as u64) as usize]
                 };
                 target = format!("b{b} {}", rig.addrs[b]);
-                if matches!(fault, Fault::KillMaster | Fault::KillSlave) {
-                    held = rng.millis(0, 1500);
-                    rig.brokers[b].kill();
-                    std::thread::sleep(held);
-                    rig.brokers[b].start();
-                } else {
-                    held = rng.millis(500, 4000);
-                    rig.brokers[b].signal(libc::SIGSTOP);
-                    std::thread::sleep(held);
-                    rig.brokers[b].signal(libc::SIGCONT);
+                match fault {
+                    Fault::KillMaster | Fault::KillSlave => {
+                        held = rng.millis(0, 1500);
+                        rig.brokers[b].kill();
+                        std::thread::sleep(held);
+                        rig.brokers[b].start();
+                    }
+                    Fault::PauseMaster | Fault::PauseSlave => {
+                        held = rng.millis(500, 4000);
+                        rig.brokers[b].pause();
+                        std::thread::sleep(held);
+                        rig.brokers[b].resume();
+                    }
+                    Fault::IsolateMaster | Fault::IsolateSlave => {
+                        held = rng.millis(500, 3500);
+                        rig.brokers[b].isolate();
+                        std::thread::sleep(held);
+                        rig.brokers[b].heal();
+                    }
+                    _ => {
+                        held = rng.millis(1000, 5000);
+                        rig.brokers[b].cut_ha();
+                        std::thread::sleep(held);
+                        rig.brokers[b].heal_ha();
+                    }
                 }
             }
             Fault::KillControllerLeader
@@ -382,10 +413,17 @@ fn seeded_controller_fault_rounds() {
         }
         rig.assert_running(&format!("after {fault:?} of {target}"));
         let total = r0.elapsed();
+        let name = |m: Option<usize>| m.map_or_else(|| "-".to_owned(), |i| format!("b{i}"));
+        let master_after = rig.master();
+        if master_after != master {
+            failovers += 1;
+        }
         eprintln!(
             "round {round}: {fault:?} {target} held {held:?}; serving after {serving_after:?}; \
-             {} ({total:?}); {} acked",
+             {} ({total:?}); master {} -> {}; {} acked",
             if healed { "healed" } else { "NOT healed" },
+            name(master),
+            name(master_after),
             sender.acked()
         );
         reports.push(RoundReport {
@@ -444,7 +482,8 @@ fn seeded_controller_fault_rounds() {
         })
         .collect();
     eprintln!(
-        "{rounds} rounds in {rounds_time:?} (set-up {setup:?}); rounds not healed within \
+        "{rounds} rounds in {rounds_time:?} (set-up {setup:?}), {failovers} with a new master; \
+         rounds not healed within \
          {HEALED:?}: {not_healed:?}; sender {stats:?}; read back from {master_addr}"
     );
     check.assert_ok(
