@@ -5,6 +5,9 @@
 #   build.sh <outdir> <version>    # against another rocketmq-client-go/v2 version, e.g.
 #                                  #   v2.1.3-0.20251226070945-2173d070fd1b  (HEAD, Dec 2025)
 #
+# GO_TARGETS="produce-consume scenarios" builds those commands (default:
+# produce-consume).
+#
 # Uses the Go module cache as it is and downloads what is missing from the Go
 # module proxy. Prints nothing on success; on failure prints the go output and
 # exits non-zero. The second form builds from a temporary copy of this module
@@ -59,4 +62,7 @@ if [[ -n "$version" ]]; then
 fi
 
 cd "$src"
-run go build -trimpath -o "$outdir/produce-consume" ./cmd/produce-consume
+# GO_TARGETS: the commands to build (default: produce-consume only).
+for target in ${GO_TARGETS:-produce-consume}; do
+    run go build -trimpath -o "$outdir/$target" "./cmd/$target"
+done

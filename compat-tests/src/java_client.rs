@@ -18,11 +18,19 @@ pub struct JavaClient {
 
 /// Prepares (Maven, cached) the drivers for `version` and returns a runner.
 pub fn java_client(version: &str) -> JavaClient {
+    java_client_with_classes(version, None)
+}
+
+/// Like [`java_client`], but with the drivers compiled against
+/// `classes_from` and run on `version`'s jars (clients too old to compile
+/// the drivers: 4.3.x to 4.9.0).
+pub fn java_client_with_classes(version: &str, classes_from: Option<&str>) -> JavaClient {
     let dir = compat_dir().join("java");
     let out = run_with_timeout(
         {
             let mut c = Command::new("bash");
             c.arg(dir.join("prepare.sh")).arg(version);
+            c.args(classes_from);
             c
         },
         Duration::from_secs(1200),
@@ -91,6 +99,7 @@ impl JavaClient {
                 home.join("logs").display()
             ))
             .arg("-Drocketmq.log.level=WARN")
+            .args(old_netty_flags(&self.version))
             .arg("-cp")
             .arg(cp)
             .env("ROCKETMQ_HOME", self.dir.join("home"))
@@ -130,6 +139,24 @@ impl JavaClient {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
+    }
+}
+
+/// Clients before 4.9 bundle netty 4.0, whose direct-buffer tricks need these
+/// on Java 17 (`java.nio` is opened for every version above).
+fn old_netty_flags(version: &str) -> &'static [&'static str] {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if major < 4 || (major == 4 && minor < 9) {
+        &[
+            "-Dio.netty.noUnsafe=true",
+            "--add-opens",
+            "java.base/jdk.internal.misc=ALL-UNNAMED",
+            "--add-opens",
+            "java.base/sun.nio.ch=ALL-UNNAMED",
+        ]
+    } else {
+        &[]
     }
 }
 

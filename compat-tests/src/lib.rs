@@ -17,6 +17,7 @@ pub mod dledger_group;
 pub mod fault_rounds;
 pub mod ha_pair;
 pub mod invariant;
+pub mod matrix;
 pub mod proxy;
 pub use invariant::{check_acks, AckCheck};
 pub use proxy::{FaultProxy, Mode as ProxyMode, ProxyMesh};
@@ -32,7 +33,9 @@ pub use driver_output::{
     acked, file_tail, go_driver, message_lines, socket, tail_lines, text, wait_delivered,
 };
 pub use java_broker::{client_home_in, jdk_opens, reference_libs, JavaBroker};
-pub use java_client::{assert_single_broker_route, java_client, JavaClient};
+pub use java_client::{
+    assert_single_broker_route, java_client, java_client_with_classes, JavaClient,
+};
 pub use namesrv::{JavaNamesrv, OurNamesrv};
 pub use process::{free_broker_port, free_port, run_with_timeout, wait_until, BrokerProcess, Proc};
 

@@ -863,7 +863,9 @@ func (l *txListener) ExecuteLocalTransaction(m *primitive.Message) primitive.Loc
 	case strings.HasPrefix(m.GetKeys(), "rollback-"):
 		return primitive.RollbackMessageState
 	}
-	return primitive.UnknowState
+	// UNKNOW (3): spelled primitive.UnknowState up to v2.1.2 and renamed
+	// later, so the value keeps one source for both module versions.
+	return primitive.LocalTransactionState(3)
 }
 
 func (l *txListener) CheckLocalTransaction(m *primitive.MessageExt) primitive.LocalTransactionState {
