@@ -11,7 +11,9 @@
 //! or a slave for 0.5–4 s, SIGKILL the controller leader or a follower,
 //! SIGSTOP a controller for 0.5–4 s, a partition of the master or a slave
 //! from every controller for 0.5–3.5 s (longer than the 1.5 s heartbeat
-//! timeout: a new master), or of the master from its slaves (its HA link
+//! timeout: a new master; the proxies carry heartbeats and leader look-ups,
+//! while a leader already known is called at its own port), or of the
+//! master from its slaves (its HA link
 //! blackholed 1–5 s; past the 4 s `haHousekeepingInterval` plus
 //! `haMaxTimeSlaveNotCatchup` the set shrinks to the master, which then
 //! acknowledges alone); what was faulted is then restarted, resumed or
