@@ -20,13 +20,15 @@ if (!ns || !prefix || scenarios.length === 0) {
   process.exit(2);
 }
 
-const quiet = { info() {}, debug() {}, warn() {}, error(...a) { console.error(...a); } };
+const quiet = process.env.ONS_DEBUG ? console : { info() {}, debug() {}, warn() {}, error(...a) { console.error(...a); } };
 let instance = 0;
 
 function common(extra) {
   instance += 1;
   return Object.assign({
     nameSrv: ns,
+    // required even with nameSrv; only used to poll an address server
+    httpclient: { async request() { throw new Error('no address server here'); } },
     accessKeyId: 'compat',
     accessKeySecret: 'compat',
     clientIP: '127.0.0.1',

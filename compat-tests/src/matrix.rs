@@ -391,9 +391,15 @@ pub struct Table {
     pub error: Option<String>,
 }
 
-/// Runs `entries` against `pairing`; panics of the harness (a Maven or Go
-/// build that failed, a server that did not start) become failed cells.
-pub fn run_pairing(pairing: Pairing, versions: &Versions, entries: &[Entry]) -> Table {
+/// Runs `entries` against `pairing` through the pairing's groups that are
+/// also in `only_groups` (all when None); panics of the harness (a Maven or
+/// Go build that failed, a server that did not start) become failed cells.
+pub fn run_pairing(
+    pairing: Pairing,
+    versions: &Versions,
+    entries: &[Entry],
+    only_groups: Option<&[Group]>,
+) -> Table {
     let started = std::panic::catch_unwind(|| Servers::start(pairing, &versions.server));
     let servers = match started {
         Ok(s) => s,
@@ -410,7 +416,13 @@ pub fn run_pairing(pairing: Pairing, versions: &Versions, entries: &[Entry]) -> 
     for e in entries {
         let t0 = Instant::now();
         eprintln!("matrix: {} / {} ...", pairing.key(), e.label());
-        let groups = pairing.groups();
+        let groups: Vec<Group> = pairing
+            .groups()
+            .iter()
+            .filter(|g| only_groups.is_none_or(|o| o.contains(g)))
+            .copied()
+            .collect();
+        let groups = groups.as_slice();
         let cells = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             rows::run_row(&servers, e, groups, &tool)
         }))

@@ -50,9 +50,15 @@ pub fn render(
             let _ = writeln!(o, "The servers did not start: `{}`\n", one_line(e));
             continue;
         }
+        // The columns: the groups any row ran.
         let groups: Vec<_> = ALL_GROUPS
             .iter()
-            .filter(|g| table.pairing.groups().contains(g))
+            .filter(|g| {
+                table
+                    .rows
+                    .iter()
+                    .any(|r| r.cells.iter().any(|(cg, _)| cg == *g))
+            })
             .copied()
             .collect();
         let _ = write!(o, "| client or tool |");

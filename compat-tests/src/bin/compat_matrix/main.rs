@@ -96,7 +96,7 @@ fn main() -> ExitCode {
     let tables: Vec<_> = args
         .pairings
         .iter()
-        .map(|p| run_pairing(*p, &versions, &entries))
+        .map(|p| run_pairing(*p, &versions, &entries, None))
         .collect();
     let took = Duration::from_secs(started.elapsed().as_secs());
     let page = render(&tables, &versions, &today(), &commit(), took, &args.command);

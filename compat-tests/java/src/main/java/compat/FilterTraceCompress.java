@@ -498,7 +498,10 @@ public final class FilterTraceCompress {
     }
 
     private static DefaultMQProducer producer(boolean trace) throws MQClientException {
-        DefaultMQProducer p = new DefaultMQProducer("pg_" + prefix + INSTANCE.get(), trace, null);
+        String group = "pg_" + prefix + INSTANCE.get();
+        // The one-argument constructor when no trace is wanted: clients before
+        // 4.4 (run by the compatibility matrix) have no (group, trace, topic) one.
+        DefaultMQProducer p = trace ? new DefaultMQProducer(group, true, null) : new DefaultMQProducer(group);
         p.setNamesrvAddr(ns);
         p.setInstanceName(instance());
         p.setPollNameServerInterval(1000);
