@@ -15,6 +15,12 @@ used=$(df -P "${TMPDIR:-/tmp}" | awk 'NR == 2 { sub("%", "", $5); print $5 }')
 if [ "${used:-0}" -ge 90 ]; then
   echo "test.sh: WARNING: ${TMPDIR:-/tmp} is on a disk ${used}% full; Java brokers refuse writes above 90%" >&2
 fi
+# compat-tests/tests/metrics_prometheus.rs scrapes with a real Prometheus
+# server: Debian's package, installed when missing and we are root.
+if ! command -v prometheus >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; } >/dev/null 2>&1 ||
+    echo "test.sh: WARNING: could not install prometheus; metrics_prometheus will fail" >&2
+fi
 cargo build --release --locked --bins
 cargo test --release --locked --workspace --no-fail-fast "$@"
 # The disk-full store test needs a small filesystem; as root we can mount one.

@@ -18,6 +18,7 @@ pub mod fault_rounds;
 pub mod ha_pair;
 pub mod invariant;
 pub mod matrix;
+pub mod prometheus;
 pub mod proxy;
 pub use invariant::{check_acks, AckCheck};
 pub use proxy::{FaultProxy, Mode as ProxyMode, ProxyMesh};
