@@ -158,6 +158,9 @@ impl PlainAcl {
     /// Reloads when a file changed, appeared or went away; a bad file keeps
     /// the last good rules.
     pub(crate) fn reload_if_changed(&self) {
+        // Under the writer's lock: a reload that read the files before an
+        // admin edit must not install its older rules after the edit's.
+        let _no_edit = lock(&self.writer);
         let current = Self::stamp(&self.files());
         {
             let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());
