@@ -244,6 +244,35 @@ async fn change_invisible_time_and_long_polling() {
 }
 
 #[tokio::test]
+async fn a_held_pop_of_a_closed_connection_takes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = start(test_config(dir.path())).await;
+    let client = connect(b.addr).await;
+    let gone = connect(b.addr).await;
+    let conn = gone.conn.clone();
+    let held = tokio::spawn(async move {
+        conn.request(
+            pop_req(TOPIC, -1, 32, 60_000, 10_000, false),
+            Duration::from_secs(20),
+        )
+        .await
+    });
+    // The pop is held (nothing to pop yet); then its client goes away.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gone.conn.close();
+    let _ = held.await;
+    send_n(&client, 0, 1, "after").await;
+    let got = pop_until(&client, -1, 60_000, false, Duration::from_secs(3)).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].body, b"after-0");
+    assert_eq!(
+        got[0].reconsume_times, 0,
+        "not popped for the closed connection first"
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn orderly_pop_blocks_a_queue_until_acked() {
     let dir = tempfile::tempdir().unwrap();
     let b = start(test_config(dir.path())).await;

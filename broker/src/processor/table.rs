@@ -267,7 +267,7 @@ pub(crate) fn router(s: Services) -> Router {
         .route(rq::LITE_PULL_MESSAGE, OnSlave::PULL, deferred(&pull, |p, _, r| async move { p.handle(r).await }))
         // POP (processor/pop): a slave serves none of it (Java's pop
         // processors write checkpoints and acks).
-        .route(rq::POP_MESSAGE, OnSlave::POP, deferred(&pop, |p, _, r| async move { p.pop_message(r).await }))
+        .route(rq::POP_MESSAGE, OnSlave::POP, deferred(&pop, |p, c, r| async move { p.pop_message(&c, r).await }))
         .route(rq::PEEK_MESSAGE, OnSlave::POP, sync(&pop, |p, _, r| p.peek_message(r)))
         .route(rq::ACK_MESSAGE, OnSlave::POP, deferred(&pop, |p, _, r| async move { p.ack_message(r).await }))
         .route(rq::BATCH_ACK_MESSAGE, OnSlave::POP, deferred(&pop, |p, _, r| async move { p.batch_ack_message(r).await }))

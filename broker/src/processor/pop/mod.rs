@@ -265,8 +265,16 @@ impl PopService {
     }
 
     /// A pop, held up to `poll_time` when nothing is there. `Ok(None)`:
-    /// nothing within the poll time (POLLING_TIMEOUT).
-    pub async fn pop(&self, r: &PopRequest) -> Result<Option<PopResult>, BrokerError> {
+    /// nothing within the poll time (POLLING_TIMEOUT), or `gone` completed
+    /// (the client's connection closed): a held pop must not take messages
+    /// for a client that can no longer receive them (Java's long polling
+    /// drops requests whose channel is inactive).
+    pub async fn pop(
+        &self,
+        r: &PopRequest,
+        gone: impl std::future::Future<Output = ()>,
+    ) -> Result<Option<PopResult>, BrokerError> {
+        tokio::pin!(gone);
         let (f, read_queues) = self.check_pop(r)?;
         let retry = self.retry_topic(&r.topic, &r.group);
         let hold = Duration::from_millis(r.poll_time.max(0) as u64).min(MAX_HOLD);
@@ -294,6 +302,8 @@ impl PopService {
             }
             let any = futures::future::select_all(notified.iter_mut().map(|n| n.as_mut()));
             tokio::select! {
+                biased;
+                _ = &mut gone => return Ok(None),
                 _ = any => {}
                 _ = tokio::time::sleep_until(deadline) => {}
                 _ = self.shutdown.cancelled() => {}
@@ -1036,7 +1046,7 @@ pub struct PopProcessor {
 type Answer = Result<RemotingCommand, BrokerError>;
 
 impl PopProcessor {
-    pub async fn pop_message(&self, req: RemotingCommand) -> Answer {
+    pub async fn pop_message(&self, conn: &remoting::Connection, req: RemotingCommand) -> Answer {
         let h: PopMessageRequestHeader = req.header()?;
         let r = PopRequest {
             group: h.consumer_group,
@@ -1052,7 +1062,7 @@ impl PopProcessor {
             attempt_id: h.attempt_id,
         };
         debug!(group = %r.group, topic = %r.topic, queue_id = r.queue_id, "pop");
-        match self.pop.pop(&r).await? {
+        match self.pop.pop(&r, conn.closed()).await? {
             Some(res) => {
                 let header = PopMessageResponseHeader {
                     pop_time: res.pop_time,
