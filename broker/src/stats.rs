@@ -155,12 +155,17 @@ impl StatsItem {
         self.times.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Called every second: takes the snapshots that are due.
+    /// Called every second: takes the snapshots that are due. A list's
+    /// first snapshot is preceded by a zero one an interval earlier, as
+    /// Java's `StatsItem.samplingIn*`: what was counted before it shows.
     fn sample(&self, now: Instant) {
         let v = self.value.load(Ordering::Relaxed);
         let t = self.times.load(Ordering::Relaxed);
         let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         for (list, (every, keep)) in w.iter_mut().zip(ITEM_WINDOWS) {
+            if list.is_empty() {
+                list.push_back((now.checked_sub(every).unwrap_or(now), 0, 0));
+            }
             let due = list
                 .back()
                 .is_none_or(|(at, _, _)| now.duration_since(*at) >= every);
@@ -442,20 +447,24 @@ mod tests {
     #[test]
     fn item_windows_span_first_to_last_snapshot() {
         let item = StatsItem::default();
-        let t0 = Instant::now();
+        let t0 = Instant::now() + Duration::from_secs(7200);
+        item.add(10);
+        // The first sampling: a zero snapshot an interval back, then now.
         item.sample(t0);
+        assert_eq!(item.figures()[0].sum, 10);
+        assert_eq!(item.figures()[2].sum, 10);
         item.add(30);
         item.add(30);
-        // Not due yet: a second snapshot only 10 s on.
+        // Not due yet: the next snapshot is 10 s on.
         item.sample(t0 + Duration::from_secs(5));
-        assert_eq!(item.figures()[0], WindowFigures::default());
+        assert_eq!(item.figures()[0].sum, 10);
         item.sample(t0 + Duration::from_secs(10));
         let [minute, hour, day] = item.figures();
-        assert_eq!(minute.sum, 60);
-        assert!((minute.tps - 6.0).abs() < 1e-9, "{minute:?}");
-        assert!((minute.avgpt - 30.0).abs() < 1e-9, "{minute:?}");
-        // The hour and day lists have one snapshot so far.
-        assert_eq!(hour.sum, 0);
-        assert_eq!(day.sum, 0);
+        assert_eq!(minute.sum, 70);
+        assert!((minute.tps - 3.5).abs() < 1e-9, "{minute:?}");
+        assert!((minute.avgpt - 70.0 / 3.0).abs() < 1e-9, "{minute:?}");
+        // The hour and day lists take their next snapshot later.
+        assert_eq!(hour.sum, 10);
+        assert_eq!(day.sum, 10);
     }
 }

@@ -15,11 +15,11 @@ use prometheus_client::registry::Unit;
 use store::QueueOffset;
 
 use super::codes::{request_code_desc, response_code_desc};
-use super::rpc::{RpcStats, RPC_LATENCY_BUCKETS_MS};
+use super::rpc::{CreateHistogram, RpcStats, CREATE_TIME_BUCKETS_MS, RPC_LATENCY_BUCKETS_MS};
 use crate::meta::client::ClientManager;
 use crate::meta::offsets::ConsumerOffsetManager;
 use crate::meta::subscription::SubscriptionGroupManager;
-use crate::meta::topic::{retry_topic, TopicConfigManager};
+use crate::meta::topic::TopicConfigManager;
 use crate::processor::{read_config, SharedConfig};
 use crate::stats::{BrokerStats, MessageType, MESSAGE_SIZE_BUCKETS};
 use crate::store::BrokerStore;
@@ -148,8 +148,10 @@ impl Sources {
         l
     }
 
-    /// Groups with a consumer online, each topic it subscribes (and its
-    /// retry topic when there is one): Java `ConsumerLagCalculator.processAllGroup`.
+    /// Groups with a consumer online, each topic it subscribes but its retry
+    /// topic (Java `ConsumerLagCalculator.processAllGroup`; only POP
+    /// consumers, which we do not serve here, get retry-topic figures).
+    /// A queue without a committed offset counts as fully consumed, as Java.
     fn lags(&self) -> Vec<Lag> {
         let mut out = Vec::new();
         let groups = self.groups.wrapper().subscription_group_table;
@@ -160,33 +162,27 @@ impl Sources {
             if info.channels.is_empty() {
                 continue;
             }
-            let mut topics: Vec<(String, bool)> = info
+            let topics = info
                 .subscriptions
                 .keys()
-                .filter(|t| !t.starts_with("%RETRY%"))
-                .map(|t| (t.clone(), false))
-                .collect();
-            let retry = retry_topic(group);
-            if self.topics.contains(&retry) {
-                topics.push((retry, true));
-            }
-            for (topic, is_retry) in topics {
-                let Some((write_queues, _)) = self.topics.queue_nums(&topic) else {
+                .filter(|t| !t.starts_with("%RETRY%"));
+            for topic in topics {
+                let Some((write_queues, _)) = self.topics.queue_nums(topic) else {
                     continue;
                 };
-                let committed = self.offsets.offsets_of(group, &topic);
+                let committed = self.offsets.offsets_of(group, topic);
                 let mut lag = 0i64;
                 let mut earliest = 0i64;
                 for q in 0..write_queues {
                     let (min, max) = self.store.with((0, 0), |s| {
-                        (s.min_offset(&topic, q).get(), s.max_offset(&topic, q).get())
+                        (s.min_offset(topic, q).get(), s.max_offset(topic, q).get())
                     });
-                    let consumed = committed.get(&q).copied().unwrap_or(min).max(min);
+                    let consumed = committed.get(&q).copied().unwrap_or(max).max(min);
                     if max > consumed {
                         lag += max - consumed;
                         let t = self
                             .store
-                            .with(None, |s| s.store_time_at(&topic, q, QueueOffset(consumed)))
+                            .with(None, |s| s.store_time_at(topic, q, QueueOffset(consumed)))
                             .unwrap_or(0);
                         if t > 0 && (earliest == 0 || t < earliest) {
                             earliest = t;
@@ -195,8 +191,8 @@ impl Sources {
                 }
                 out.push(Lag {
                     group: group.clone(),
-                    topic,
-                    is_retry,
+                    topic: topic.clone(),
+                    is_retry: false,
                     lag,
                     earliest_unconsumed_ms: earliest,
                 });
@@ -236,6 +232,33 @@ fn gauge(
     let mut m = enc.encode_descriptor(name, help, unit, MetricType::Gauge)?;
     for (labels, v) in samples {
         m.encode_family(labels)?.encode_gauge(v)?;
+    }
+    Ok(())
+}
+
+fn create_histogram(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[(Labels<'_>, Arc<CreateHistogram>)],
+) -> Result<(), std::fmt::Error> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let ms = Unit::Other("milliseconds".into());
+    let mut m = enc.encode_descriptor(name, help, Some(&ms), MetricType::Histogram)?;
+    for (labels, h) in samples {
+        let counts: Vec<u64> = h
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        m.encode_family(labels)?.encode_histogram::<NoLabelSet>(
+            h.sum_ms.load(Ordering::Relaxed) as f64,
+            h.count.load(Ordering::Relaxed),
+            &buckets(&CREATE_TIME_BUCKETS_MS, &counts),
+            None,
+        )?;
     }
     Ok(())
 }
@@ -407,6 +430,46 @@ impl Collector for Sources {
                 )?;
             }
         }
+
+        let topic_create: Vec<(Labels<'_>, Arc<CreateHistogram>)> = self
+            .rpc
+            .topic_create
+            .iter()
+            .map(|e| {
+                let (ok, system) = *e.key();
+                (
+                    self.labels(&[
+                        ("invocation_status", if ok { "success" } else { "failure" }),
+                        ("is_system", bool_label(system)),
+                    ]),
+                    e.value().clone(),
+                )
+            })
+            .collect();
+        create_histogram(
+            &mut enc,
+            "rocketmq_topic_create_execution_time",
+            "The distribution of create topic time",
+            &topic_create,
+        )?;
+        let group_create: Vec<(Labels<'_>, Arc<CreateHistogram>)> = self
+            .rpc
+            .group_create
+            .iter()
+            .map(|e| {
+                let ok = *e.key();
+                (
+                    self.labels(&[("invocation_status", if ok { "success" } else { "failure" })]),
+                    e.value().clone(),
+                )
+            })
+            .collect();
+        create_histogram(
+            &mut enc,
+            "rocketmq_consumer_group_create_execution_time",
+            "The distribution of create subscription time",
+            &group_create,
+        )?;
 
         // ---------------------------------------------------------- stats
         let topic_count = self.topics.topic_names().len() as i64;

@@ -671,11 +671,9 @@ impl SendProcessor {
             self.schedule.park(&mut msg, &mut props, delay_level);
         }
         msg.properties = message::encode_properties(&props);
-        let put = self.store.put(&msg).await?;
-        self.stats.put_count.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .topic(&target)
-            .record_put(1, put.wrote_bytes as u64, None);
+        // Java counts a message sent back neither in the broker's puts nor
+        // in the retry or DLQ topic's (`brokerStatus`, `statsAll`).
+        self.store.put(&msg).await?;
         if target.starts_with(topic::DLQ_PREFIX) {
             let origin_topic = h.origin_topic.as_deref().unwrap_or(view.topic);
             self.stats
