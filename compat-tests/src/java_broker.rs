@@ -25,6 +25,14 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && ls "$out"/lib/*.jar >/d
   exit 0
 fi
 mkdir -p "$out"
+# Test binaries may run side by side: one Maven at a time, then look again.
+if command -v flock >/dev/null; then
+  exec 9>"$out/../.maven.lock"
+  flock 9
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && ls "$out"/lib/*.jar >/dev/null 2>&1; then
+    exit 0
+  fi
+fi
 rm -rf "$out/lib"
 if ! mvn -B -q --no-transfer-progress -Dstyle.color=never -f "$here/reference/pom.xml" \
       -Drmq.version="$ver" dependency:copy-dependencies \

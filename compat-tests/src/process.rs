@@ -26,11 +26,52 @@ pub fn free_broker_port() -> u16 {
     panic!("no free port block found on 127.0.0.1");
 }
 
+/// A free loopback port: one the kernel picks, or with `MQ_TEST_PORTS=lo-hi`
+/// (set by `scripts/test.sh` when it runs two test binaries at once, a
+/// disjoint range for each) the next bindable port of that range. Ports of a
+/// range are handed out 4 apart, so the neighbours a broker binds (port - 2,
+/// port + 1) are never another caller's port.
 pub fn free_port() -> u16 {
+    if let Some(port) = std::env::var("MQ_TEST_PORTS")
+        .ok()
+        .and_then(|r| port_range(&r))
+        .and_then(|(lo, hi)| free_port_in(lo, hi))
+    {
+        return port;
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind 127.0.0.1:0")
+}
+
+/// `"lo-hi"` with 1024 < lo, lo + 8 <= hi.
+fn port_range(s: &str) -> Option<(u16, u16)> {
+    let (lo, hi) = s.trim().split_once('-')?;
+    let (lo, hi): (u16, u16) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    (lo > 1024 && u32::from(lo) + 8 <= u32::from(hi)).then_some((lo, hi))
+}
+
+fn free_port_in(lo: u16, hi: u16) -> Option<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // Slots of 4 ports; the first slot tried is a per-process offset so a
+    // binary does not start on the ports its predecessor in the range used.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let slots = (u32::from(hi) - u32::from(lo) - 2) / 4;
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % slots,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..slots {
+        let slot = NEXT.fetch_add(1, Ordering::SeqCst) % slots;
+        let port = u16::try_from(u32::from(lo) + 2 + slot * 4).ok()?;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Some(port);
+        }
+    }
+    None
 }
 
 /// Polls `cond` until it holds or `timeout` passes.
