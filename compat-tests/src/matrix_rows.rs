@@ -88,6 +88,13 @@ fn all_of(cells: Vec<Cell>) -> Cell {
     Cell::Pass
 }
 
+/// `MATRIX_VERBOSE=1`: every driver's whole output on stderr.
+fn show(what: &str, out: &str) {
+    if std::env::var_os("MATRIX_VERBOSE").is_some_and(|v| v == "1") {
+        eprintln!("----- {what} -----\n{out}");
+    }
+}
+
 fn short(s: &str) -> String {
     let s = s.trim();
     if s.chars().count() > 240 {
@@ -135,6 +142,7 @@ fn java_row(servers: &Servers, entry: &Entry, groups: &[Group]) -> Vec<(Group, C
         args.extend(s);
         let out = java.run(&home, "compat.Scenarios", &args, Duration::from_secs(400));
         outs.push(('S', text(&out)));
+        show("compat.Scenarios", &outs[outs.len() - 1].1);
     }
     let f = wanted('F');
     if !f.is_empty() {
@@ -226,6 +234,7 @@ fn admin_cell(servers: &Servers, entry: &Entry) -> Cell {
         args.extend(c.iter().copied());
     }
     let out = text(&java.run(&home, "compat.AdminBatch", &args, Duration::from_secs(300)));
+    show("compat.AdminBatch", &out);
     let section = |i: usize| -> String {
         let begin = format!("@@@ BEGIN {i} ");
         let end = format!("@@@ END {i} ");
@@ -353,6 +362,7 @@ fn go_scenario(
         .env("HOME", &home);
     let out = run_with_timeout(cmd, Duration::from_secs(timeout_s + 40));
     let all = text(&out);
+    show(&format!("go scenarios {name}"), &all);
     let line = all
         .lines()
         .find_map(|l| l.strip_prefix(&format!("RESULT {name} ")))
