@@ -1,5 +1,6 @@
 //! Java 5.3.3 controllers and ours in one controller DLedger group, both
-//! compositions (2 Java + 1 ours, 1 Java + 2 ours), with the Java 5.3.3
+//! compositions (2 Java + 1 ours in `.ci/run`; 1 Java + 2 ours ignored there,
+//! run by `scripts/test-long.sh`), with the Java 5.3.3
 //! name server and two Java 5.3.3 brokers in controller mode:
 //!
 //! 1. the brokers register (a master, SyncStateSet {1, 2});
@@ -250,7 +251,10 @@ fn two_java_controllers_one_ours() {
     ]);
 }
 
+/// The second composition: leadership moves both ways in the first one
+/// already; this one runs in `scripts/test-long.sh`, not in `.ci/run`.
 #[test]
+#[ignore = "second composition, in scripts/test-long.sh: cargo test --release -p compat-tests --test controller_mixed_group -- --ignored"]
 fn one_java_controller_two_ours() {
     mixed([
         ControllerKind::Java,
