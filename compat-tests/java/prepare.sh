@@ -27,6 +27,11 @@ else
 fi
 out="$here/target/$ver"
 mkdir -p "$out"
+# Test binaries may run side by side: one build of a version at a time.
+if command -v flock >/dev/null; then
+  exec 8>"$here/target/.prepare-$ver.lock"
+  flock 8
+fi
 
 # Skip Maven when nothing changed since the last successful run.
 stamp="$out/.prepared"
