@@ -3,7 +3,7 @@
 # compat-tests/versions.txt through the scenario groups, against our servers
 # and the mixed pairings with the Java servers; writes docs/COMPATIBILITY.md.
 #
-#   scripts/compat-matrix.sh                      # the whole matrix (about 35 min on 2 cores)
+#   scripts/compat-matrix.sh                      # the whole matrix (about 20 min on 2 cores)
 #   scripts/compat-matrix.sh --pairings ours      # only against our name server and broker
 #   scripts/compat-matrix.sh --only java:4.3.0,go:v2.1.2 --out /tmp/m.md
 #   scripts/compat-matrix.sh --ci                 # the rows .ci/run covers
