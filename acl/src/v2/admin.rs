@@ -536,3 +536,200 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
     // Serializing plain structs of strings cannot fail.
     serde_json::to_vec(v).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(
+        m: &mut Metadata,
+        f: impl FnOnce(&Metadata) -> Result<Vec<Change>, AuthError>,
+    ) -> Result<(), AuthError> {
+        for c in f(m)? {
+            m.apply(&c);
+        }
+        Ok(())
+    }
+
+    fn user_body(password: &str, user_type: Option<&str>) -> Vec<u8> {
+        let mut v = serde_json::json!({ "password": password });
+        if let Some(t) = user_type {
+            v["userType"] = t.into();
+        }
+        serde_json::to_vec(&v).expect("json")
+    }
+
+    fn acl_body(resource: &str, actions: &[&str], decision: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "policies": [{ "entries": [{
+                "resource": resource, "actions": actions, "decision": decision
+            }] }]
+        }))
+        .expect("json")
+    }
+
+    #[test]
+    fn users() {
+        let mut m = Metadata::default();
+        apply(&mut m, |m| {
+            m.create_user(true, Some("root"), &user_body("p1", Some("Super")))
+        })
+        .expect("root");
+        apply(&mut m, |m| {
+            m.create_user(true, Some("alice"), &user_body("p2", None))
+        })
+        .expect("alice");
+        let refusals = [
+            (
+                m.create_user(true, Some(""), &user_body("p", None)),
+                29,
+                "The username is blank",
+            ),
+            (
+                m.create_user(true, Some("alice"), &user_body("p", None)),
+                16,
+                "The user is existed",
+            ),
+            (
+                m.create_user(true, Some("bob"), &user_body("", None)),
+                16,
+                "password can not be blank",
+            ),
+            (
+                m.create_user(false, Some("eve"), &user_body("p", Some("super"))),
+                1,
+                "The super user can only be create by super user",
+            ),
+            (
+                m.update_user(true, Some("carol"), &user_body("p", None)),
+                16,
+                "The user is not exist",
+            ),
+            (
+                m.update_user(false, Some("root"), &user_body("p", None)),
+                16,
+                "The super user can only be update by super user",
+            ),
+            (
+                m.delete_user(false, Some("root")),
+                16,
+                "The super user can only be update by super user",
+            ),
+        ];
+        for (i, (got, code, remark)) in refusals.into_iter().enumerate() {
+            let e = got.expect_err(&format!("case {i}"));
+            assert_eq!(
+                (e.code(), e.to_string().as_str()),
+                (code, remark),
+                "case {i}"
+            );
+        }
+        // Update applies only what is given; a blank password keeps the old one.
+        let body = br#"{"password":"","userStatus":"disable"}"#;
+        apply(&mut m, |m| m.update_user(true, Some("alice"), body)).expect("update");
+        let alice = &m.users["alice"];
+        assert_eq!(
+            (alice.password.as_str(), alice.user_status),
+            ("p2", UserStatus::Disable)
+        );
+        let got = m.get_user(Some("alice")).expect("get").expect("body");
+        assert_eq!(
+            String::from_utf8(got).expect("utf8"),
+            r#"{"password":"p2","userStatus":"disable","userType":"Normal","username":"alice"}"#
+        );
+        assert_eq!(m.get_user(Some("nobody")), Ok(None));
+        assert!(m.list_users(Some("zzz")).is_none());
+        // Deleting a user deletes its ACL; deleting an absent user is fine.
+        apply(&mut m, |m| {
+            m.put_acl(Some("User:alice"), &acl_body("Topic:t", &["Pub"], "Allow"))
+        })
+        .expect("acl");
+        apply(&mut m, |m| m.delete_user(true, Some("alice"))).expect("delete");
+        assert!(m.acls.is_empty() && !m.users.contains_key("alice"));
+        assert_eq!(m.delete_user(true, Some("alice")), Ok(vec![]));
+    }
+
+    #[test]
+    fn acls() {
+        let mut m = Metadata::default();
+        apply(&mut m, |m| {
+            m.create_user(true, Some("u"), &user_body("p", None))
+        })
+        .expect("u");
+        let refusals = [
+            (
+                m.put_acl(Some("User:x"), &acl_body("Topic:t", &["Pub"], "Allow")),
+                16,
+                "The subject of User:x is not exist.",
+            ),
+            (
+                m.put_acl(Some("User:u"), &acl_body("Queue:t", &["Pub"], "Allow")),
+                16,
+                "The resource is null.",
+            ),
+            (
+                m.put_acl(Some("User:u"), &acl_body("Topic:t", &["Any"], "Allow")),
+                16,
+                "The actions can not be Any.",
+            ),
+            (
+                m.put_acl(Some("User:u"), &acl_body("Topic:t", &["Publish"], "Allow")),
+                16,
+                "The actions is empty.",
+            ),
+            (
+                m.put_acl(Some("User:u"), &acl_body("Topic:t", &["Pub"], "Maybe")),
+                16,
+                "The decision is null or illegal.",
+            ),
+            (
+                m.delete_acl(Some("User:u"), None, None),
+                16,
+                "The acl is not exist.",
+            ),
+        ];
+        for (i, (got, code, remark)) in refusals.into_iter().enumerate() {
+            let e = got.expect_err(&format!("case {i}"));
+            assert_eq!(
+                (e.code(), e.to_string().as_str()),
+                (code, remark),
+                "case {i}"
+            );
+        }
+        let e = m.put_acl(Some("User:u"), b"{}").expect_err("no policies");
+        assert_eq!(e.code(), 1);
+        // Create merges: same resource replaced, new one appended.
+        apply(&mut m, |m| {
+            m.put_acl(Some("User:u"), &acl_body("Topic:a", &["Pub"], "Allow"))
+        })
+        .expect("a");
+        apply(&mut m, |m| {
+            m.put_acl(Some("User:u"), &acl_body("topic:a", &["sub"], "deny"))
+        })
+        .expect("a again");
+        apply(&mut m, |m| {
+            m.put_acl(Some("User:u"), &acl_body("Topic:b*", &["Pub"], "Allow"))
+        })
+        .expect("b");
+        let got = String::from_utf8(m.get_acl(Some("User:u")).expect("get").expect("body"))
+            .expect("utf8");
+        assert_eq!(
+            got,
+            r#"{"policies":[{"entries":[{"actions":["Sub"],"decision":"Deny","resource":"Topic:a"},{"actions":["Pub"],"decision":"Allow","resource":"Topic:b*"}],"policyType":"Custom"}],"subject":"User:u"}"#
+        );
+        let listed = String::from_utf8(m.list_acls(None, Some("b*")).expect("list")).expect("utf8");
+        assert!(
+            listed.contains("Topic:b*") && !listed.contains("Topic:a"),
+            "{listed}"
+        );
+        apply(&mut m, |m| {
+            m.delete_acl(Some("User:u"), None, Some("Topic:a"))
+        })
+        .expect("one entry");
+        apply(&mut m, |m| {
+            m.delete_acl(Some("User:u"), Some("Custom"), Some("Topic:b*"))
+        })
+        .expect("last entry");
+        assert!(m.acls.is_empty());
+    }
+}
