@@ -6,8 +6,8 @@
 //! - `java_client_outcomes_match_java_broker`: both brokers start with an
 //!   empty `plain_acl.yml` (each creates it), then the rules are written and
 //!   each broker reloads them (polled: an admin `createTopic` succeeds once
-//!   loaded). A Java driver (`AclCases`, compiled by the JDK's source
-//!   launcher against the 4.9.8 client jars) runs the case table below with
+//!   loaded). A Java driver (`AclCases`, compiled with `javac` against
+//!   the 4.9.8 client jars) runs the case table below with
 //!   `MQClientAPIImpl` straight to the broker: each outcome is `OK` or the
 //!   exception class, response code and whether the remark is an
 //!   `AclException`; ours must equal Java's, case by case. Then mqadmin
@@ -304,7 +304,7 @@ fn client_dir(root: &Path) -> PathBuf {
     root.join(format!("java-{CLIENT}"))
 }
 
-fn java(dir: &Path, home: &Path, main_or_source: &str, args: &[&str]) -> Command {
+fn java(dir: &Path, home: &Path, main: &str, args: &[&str]) -> Command {
     let mut c = Command::new("java");
     c.arg("-Xmx256m")
         .arg("-XX:+UseSerialGC")
@@ -323,7 +323,7 @@ fn java(dir: &Path, home: &Path, main_or_source: &str, args: &[&str]) -> Command
             dir.join("classes").display(),
             dir.join("lib").display()
         ))
-        .arg(main_or_source)
+        .arg(main)
         .args(args)
         .env("ROCKETMQ_HOME", home)
         .env_remove("NAMESRV_ADDR");
@@ -339,15 +339,32 @@ struct Side {
 
 /// Runs `cases` against `side`; returns `name => outcome` lines.
 fn run_cases(dir: &Path, home: &Path, side: &Side, cases: &str, wait_s: u64) -> Vec<String> {
-    let source = home.join("AclCases.java");
-    std::fs::write(&source, DRIVER).expect("write driver");
+    // Compiled once into the snapshot's classes (a JVM per run is enough).
+    if !dir.join("classes/AclCases.class").is_file() {
+        let source = home.join("AclCases.java");
+        std::fs::write(&source, DRIVER).expect("write driver");
+        let mut javac = Command::new("javac");
+        javac
+            .arg("-nowarn")
+            .arg("-cp")
+            .arg(format!("{}/*", dir.join("lib").display()))
+            .arg("-d")
+            .arg(dir.join("classes"))
+            .arg(&source);
+        let out = run_with_timeout(javac, Duration::from_secs(120));
+        assert!(
+            out.status.success(),
+            "javac AclCases: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let file = home.join(format!("cases-{}-{}.txt", side.name, cases.len()));
     std::fs::write(&file, cases).expect("write cases");
     let out = run_with_timeout(
         java(
             dir,
             home,
-            &source.display().to_string(),
+            "AclCases",
             &[
                 &side.addr,
                 &side.broker_name,
@@ -617,7 +634,22 @@ fn our_master_and_slave_replicate_with_acl_on() {
         ));
     }
     let master = Node::ours("acl-master", root.path().join("master"), &ns.addr, &keys[0]);
-    let slave = Node::ours("acl-slave", root.path().join("slave"), &ns.addr, &keys[1]);
+    // The slave is told its master's HA port: learning it from the name
+    // server can take a registration period (30 s) when the slave registers
+    // first.
+    let master_port: u16 = master
+        .addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("master port");
+    let slave_keys = format!("{}haMasterAddress=127.0.0.1:{}\n", keys[1], master_port + 1);
+    let slave = Node::ours(
+        "acl-slave",
+        root.path().join("slave"),
+        &ns.addr,
+        &slave_keys,
+    );
     let logs = || {
         let of = |n: &Node| match &n.broker {
             compat_tests::ha_pair::Broker::Ours(b) => b.logs(200),
