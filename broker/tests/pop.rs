@@ -4,6 +4,8 @@
 //! restart), change-invisible-time, orderly pop, request modes and queue
 //! assignment.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

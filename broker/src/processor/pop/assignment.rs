@@ -49,6 +49,9 @@ struct QueryAssignmentResponse {
     message_queue_assignments: Option<Vec<Assignment>>,
 }
 
+/// An allocation strategy: (client, all queues, all clients) → its queues.
+type Allocate = fn(&str, &[Mq], &[String]) -> Vec<Mq>;
+
 /// `AllocateMessageQueueAveragely`.
 fn allocate_avg<T: Clone>(client: &str, all: &[T], cids: &[String]) -> Vec<T> {
     let Some(index) = cids.iter().position(|c| c == client) else {
@@ -131,12 +134,11 @@ impl PopProcessor {
                 let mut cids = self.clients.consumer_ids(&b.consumer_group);
                 cids.sort();
                 cids.dedup();
-                let alloc: Option<fn(&str, &[Mq], &[String]) -> Vec<Mq>> =
-                    match b.strategy_name.as_str() {
-                        "AVG" => Some(allocate_avg::<Mq>),
-                        "AVG_BY_CIRCLE" => Some(allocate_circle::<Mq>),
-                        _ => None,
-                    };
+                let alloc: Option<Allocate> = match b.strategy_name.as_str() {
+                    "AVG" => Some(allocate_avg::<Mq>),
+                    "AVG_BY_CIRCLE" => Some(allocate_circle::<Mq>),
+                    _ => None,
+                };
                 match alloc {
                     _ if cids.is_empty() => None,
                     None => None,
