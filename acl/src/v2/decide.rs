@@ -381,6 +381,7 @@ mod tests {
 
     /// (who, secret override, request, source ip, expected remark or Ok)
     #[test]
+    #[allow(clippy::type_complexity)]
     fn decisions() {
         let m = meta();
         let c = config();

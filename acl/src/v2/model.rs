@@ -335,6 +335,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn resource_keys() {
         let cases: &[(&str, Option<(ResourceType, &str, ResourcePattern)>, &str)] = &[
             (
