@@ -27,6 +27,9 @@ pub struct BrokerStats {
     pub get_transferred: AtomicU64,
     samples: Mutex<VecDeque<(Instant, [u64; 4])>>,
     topics: DashMap<String, Arc<TopicStats>>,
+    /// When each of the minute/hour/day lists was last sampled, for every
+    /// item at once, as Java's `StatsItemSet` timers (first at start).
+    item_ticks: Mutex<[Option<Instant>; 3]>,
 }
 
 /// Java's `TopicMessageType` as a metrics label value.
@@ -155,26 +158,21 @@ impl StatsItem {
         self.times.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Called every second: takes the snapshots that are due. A list's
+    /// Takes a snapshot into list `i` (0 minute, 1 hour, 2 day). A list's
     /// first snapshot is preceded by a zero one an interval earlier, as
     /// Java's `StatsItem.samplingIn*`: what was counted before it shows.
-    fn sample(&self, now: Instant) {
+    fn sample_list(&self, i: usize, now: Instant) {
+        let (every, keep) = ITEM_WINDOWS[i];
         let v = self.value.load(Ordering::Relaxed);
         let t = self.times.load(Ordering::Relaxed);
         let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        for (list, (every, keep)) in w.iter_mut().zip(ITEM_WINDOWS) {
-            if list.is_empty() {
-                list.push_back((now.checked_sub(every).unwrap_or(now), 0, 0));
-            }
-            let due = list
-                .back()
-                .is_none_or(|(at, _, _)| now.duration_since(*at) >= every);
-            if due {
-                list.push_back((now, v, t));
-                while list.len() > keep {
-                    list.pop_front();
-                }
-            }
+        let list = &mut w[i];
+        if list.is_empty() {
+            list.push_back((now.checked_sub(every).unwrap_or(now), 0, 0));
+        }
+        list.push_back((now, v, t));
+        while list.len() > keep {
+            list.pop_front();
         }
     }
 
@@ -293,10 +291,29 @@ impl BrokerStats {
                 s.pop_front();
             }
         }
+        let due: Vec<usize> = {
+            let mut ticks = self.item_ticks.lock().unwrap_or_else(|p| p.into_inner());
+            (0..3)
+                .filter(|&i| {
+                    let due = ticks[i].is_none_or(|at| now.duration_since(at) >= ITEM_WINDOWS[i].0);
+                    if due {
+                        ticks[i] = Some(now);
+                    }
+                    due
+                })
+                .collect()
+        };
+        if due.is_empty() {
+            return;
+        }
         for (_, t) in self.topics() {
-            t.put_nums.sample(now);
+            for &i in &due {
+                t.put_nums.sample_list(i, now);
+            }
             for (_, g) in t.groups() {
-                g.get_nums.sample(now);
+                for &i in &due {
+                    g.get_nums.sample_list(i, now);
+                }
             }
         }
     }
@@ -450,21 +467,30 @@ mod tests {
         let t0 = Instant::now() + Duration::from_secs(7200);
         item.add(10);
         // The first sampling: a zero snapshot an interval back, then now.
-        item.sample(t0);
+        item.sample_list(0, t0);
         assert_eq!(item.figures()[0].sum, 10);
-        assert_eq!(item.figures()[2].sum, 10);
+        // The hour and day lists were not sampled yet: Java's zeros.
+        assert_eq!(item.figures()[2], WindowFigures::default());
         item.add(30);
         item.add(30);
-        // Not due yet: the next snapshot is 10 s on.
-        item.sample(t0 + Duration::from_secs(5));
-        assert_eq!(item.figures()[0].sum, 10);
-        item.sample(t0 + Duration::from_secs(10));
-        let [minute, hour, day] = item.figures();
+        item.sample_list(0, t0 + Duration::from_secs(10));
+        let [minute, hour, _] = item.figures();
         assert_eq!(minute.sum, 70);
         assert!((minute.tps - 3.5).abs() < 1e-9, "{minute:?}");
         assert!((minute.avgpt - 70.0 / 3.0).abs() < 1e-9, "{minute:?}");
-        // The hour and day lists take their next snapshot later.
-        assert_eq!(hour.sum, 10);
-        assert_eq!(day.sum, 10);
+        assert_eq!(hour.sum, 0);
+    }
+
+    #[test]
+    fn lists_are_sampled_on_broker_wide_ticks() {
+        let s = BrokerStats::default();
+        // The first tick, at start, finds no item.
+        s.sample();
+        let t = s.topic("T");
+        t.record_put(40, 400, Some(MessageType::Normal));
+        s.sample();
+        // Neither the minute (10 s) nor the hour tick is due yet.
+        assert_eq!(t.put_nums.figures()[0].sum, 0);
+        assert_eq!(t.put_nums.figures()[1].sum, 0);
     }
 }
