@@ -144,7 +144,8 @@ fi
 small=$(mktemp -d)
 if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=300k tmpfs "$small" 2>/dev/null; then
   trap 'umount "$small"; rmdir "$small"' EXIT
-  STORE_SMALL_FS="$small" cargo test --release --locked -p store --test store -- --ignored || failed=1
+  # --workspace, not -p store: the same feature resolution as the build above, so nothing recompiles.
+  STORE_SMALL_FS="$small" cargo test --release --locked --workspace --test store -- --ignored || failed=1
 else
   rmdir "$small"
   echo "test.sh: disk-full store test NOT run (it needs root to mount a 300 KiB tmpfs)"
