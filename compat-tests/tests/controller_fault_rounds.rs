@@ -16,7 +16,12 @@
 //! master from its slaves (its HA link
 //! blackholed 1–5 s; past the 4 s `haHousekeepingInterval` plus
 //! `haMaxTimeSlaveNotCatchup` the set shrinks to the master, which then
-//! acknowledges alone); what was faulted is then restarted, resumed or
+//! acknowledges alone), or a controller (the leader or a follower) cut off
+//! its peers for 1–5 s (the controllers' DLedger links run through a
+//! `ProxyMesh`: member i names member j at the proxy i -> j in its
+//! `controllerDLegerPeers`; every link into and out of the member is
+//! blackholed while brokers still reach it); what was faulted is then
+//! restarted, resumed or
 //! healed, and the round ends once the controllers agree on a
 //! leader and a send is acknowledged again (60 s each, else the test fails),
 //! then waits (soft, 20 s) for the whole set to be alive and in sync. No
@@ -75,9 +80,12 @@ enum Fault {
     IsolateSlave,
     /// The master cut off its slaves (its HA proxy blackholed).
     CutMasterHa,
+    /// The controller leader or a follower cut off its peers (every DLedger
+    /// link into and out of it blackholed), brokers still reach it.
+    PartitionController,
 }
 
-const FAULTS: [(Fault, u64); 10] = [
+const FAULTS: [(Fault, u64); 11] = [
     (Fault::KillMaster, 4),
     (Fault::KillSlave, 1),
     (Fault::PauseMaster, 2),
@@ -89,6 +97,7 @@ const FAULTS: [(Fault, u64); 10] = [
     (Fault::IsolateSlave, 1),
     // The dearest round (the slaves' reconnect and catch-up after the heal).
     (Fault::CutMasterHa, 1),
+    (Fault::PartitionController, 2),
 ];
 
 fn seed_note() -> String {
@@ -110,7 +119,7 @@ struct Rig {
 impl Rig {
     fn start() -> Rig {
         let ns = OurNamesrv::start();
-        let group = ControllerGroup::start(&[ControllerKind::Ours; 3], CONTROLLER_KEYS);
+        let group = ControllerGroup::start_meshed(&[ControllerKind::Ours; 3], CONTROLLER_KEYS);
         let ctl = group.addrs();
         let root = tempfile::Builder::new()
             .prefix("rmq-ctl-fault-")
@@ -363,12 +372,15 @@ fn seeded_controller_fault_rounds() {
             }
             Fault::KillControllerLeader
             | Fault::KillControllerFollower
-            | Fault::PauseController => {
+            | Fault::PauseController
+            | Fault::PartitionController => {
                 let leader = rig.group.wait_leader(SERVING);
                 let n = rig.group.members.len();
                 let c = match fault {
                     Fault::KillControllerLeader => leader,
                     Fault::KillControllerFollower => (leader + 1 + rng.below(2) as usize) % n,
+                    // Half the partitions cut the leader off.
+                    Fault::PartitionController if rng.below(2) == 0 => leader,
                     _ => rng.below(n as u64) as usize,
                 };
                 target = format!(
@@ -379,7 +391,12 @@ fn seeded_controller_fault_rounds() {
                         " (follower)"
                     }
                 );
-                if fault == Fault::PauseController {
+                if fault == Fault::PartitionController {
+                    held = rng.millis(1000, 5000);
+                    rig.group.partition(c);
+                    std::thread::sleep(held);
+                    rig.group.heal_partition();
+                } else if fault == Fault::PauseController {
                     held = rng.millis(500, 4000);
                     rig.group.pause(c);
                     std::thread::sleep(held);

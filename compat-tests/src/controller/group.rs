@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{
     metadata, sync_state, SyncState, BROKER_NAME, DLEDGER_GROUP, MAPPED_FILE_SIZE, VERSION,
 };
-use crate::{bin_dir, compat_dir, file_tail, free_port, reference_libs, Proc};
+use crate::{bin_dir, compat_dir, file_tail, free_port, reference_libs, Proc, ProxyMesh};
 
 /// What runs a controller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,8 +267,13 @@ pub fn controller_bin() -> PathBuf {
 pub struct ControllerGroup {
     pub dir: tempfile::TempDir,
     pub members: Vec<ControllerMember>,
-    /// `n0-127.0.0.1:p0;n1-127.0.0.1:p1;…`
+    /// `n0-127.0.0.1:p0;n1-127.0.0.1:p1;…` (every member at its real port).
     pub peers: String,
+    /// With [`ControllerGroup::start_meshed`]: every DLedger link between
+    /// members runs through a proxy of this mesh (member `i` dials member
+    /// `j` at [`ProxyMesh::addr`]`(i, j)`), so a member can be cut off its
+    /// peers ([`ControllerGroup::partition`]).
+    pub mesh: Option<ProxyMesh>,
 }
 
 /// `kind`, or with `CTL_OURS_AS_JAVA=1` in the environment the Java
@@ -306,6 +311,19 @@ impl ControllerGroup {
     /// waits (90 s) until they listen and (60 s more) until they agree on a
     /// leader.
     pub fn start(kinds: &[ControllerKind], extra: &str) -> ControllerGroup {
+        ControllerGroup::start_with(kinds, extra, false)
+    }
+
+    /// As [`ControllerGroup::start`], with every DLedger link through a
+    /// [`ProxyMesh`]: member `i`'s `controllerDLegerPeers` names itself at
+    /// its real port and every other member `j` at the proxy of the link
+    /// `i -> j`. A member's 1005 answer then names the leader at that
+    /// member's proxy address unless it is the leader itself.
+    pub fn start_meshed(kinds: &[ControllerKind], extra: &str) -> ControllerGroup {
+        ControllerGroup::start_with(kinds, extra, true)
+    }
+
+    fn start_with(kinds: &[ControllerKind], extra: &str, meshed: bool) -> ControllerGroup {
         let dir = tempfile::Builder::new()
             .prefix("rmq-compat-ctl-")
             .tempdir()
@@ -332,15 +350,41 @@ impl ControllerGroup {
             .map(|m| format!("{}-{}", m.id, m.addr))
             .collect::<Vec<_>>()
             .join(";");
-        for m in &mut members {
+        let mesh = meshed.then(|| {
+            let targets: Vec<std::net::SocketAddr> = members
+                .iter()
+                .map(|m| m.addr.parse().expect("controller address"))
+                .collect();
+            ProxyMesh::start(&targets).expect("controller proxy mesh")
+        });
+        // Member i's view: itself at its port, the others directly or
+        // through the proxy of the link i -> j.
+        let view = |i: usize| match &mesh {
+            None => peers.clone(),
+            Some(mesh) => members
+                .iter()
+                .enumerate()
+                .map(|(j, m)| {
+                    if i == j {
+                        format!("{}-{}", m.id, m.addr)
+                    } else {
+                        format!("{}-{}", m.id, mesh.addr(i, j))
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(";"),
+        };
+        let views: Vec<String> = (0..members.len()).map(view).collect();
+        for (m, v) in members.iter_mut().zip(&views) {
             std::fs::create_dir_all(&m.dir).expect("member dir");
-            m.write_conf(&peers, extra);
+            m.write_conf(v, extra);
             m.start();
         }
         let mut group = ControllerGroup {
             dir,
             members,
             peers,
+            mesh,
         };
         for i in 0..group.members.len() {
             group.wait_listening(i, Duration::from_secs(90));
@@ -405,6 +449,8 @@ impl ControllerGroup {
 
     /// The member every up member names as leader (1005), if the one so
     /// named says it leads; `None` while they disagree or none leads.
+    /// Members are compared by the leader id they name (in a meshed group
+    /// each names the leader at its own proxy address), else by address.
     pub fn leader(&mut self) -> Option<usize> {
         let mut named: Option<String> = None;
         let mut self_leader = None;
@@ -414,15 +460,32 @@ impl ControllerGroup {
             }
             let meta = metadata(&self.members[i].addr)?;
             let addr = meta.leader_addr?;
-            if named.as_ref().is_some_and(|n| *n != addr) {
+            let who = meta.leader_id.clone().unwrap_or_else(|| addr.clone());
+            if named.as_ref().is_some_and(|n| *n != who) {
                 return None;
             }
-            if meta.is_leader && addr == self.members[i].addr {
+            let me = &self.members[i];
+            if meta.is_leader && (addr == me.addr || meta.leader_id.as_deref() == Some(&me.id)) {
                 self_leader = Some(i);
             }
-            named = Some(addr);
+            named = Some(who);
         }
         self_leader
+    }
+
+    /// Cuts member `i` off its peers: every DLedger link into and out of it
+    /// blackholed (meshed groups only). Clients and brokers still reach it.
+    pub fn partition(&self, i: usize) {
+        let mesh = self.mesh.as_ref();
+        mesh.expect("partition needs ControllerGroup::start_meshed")
+            .isolate(i);
+    }
+
+    /// Every DLedger link passes again (connections that lost bytes close).
+    pub fn heal_partition(&self) {
+        if let Some(mesh) = &self.mesh {
+            mesh.heal();
+        }
     }
 
     /// Polls [`ControllerGroup::leader`] until there is one.
