@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::dledger_group::{Group as DlGroup, Spec as DlSpec};
 use crate::{
-    compat_dir, java_client_with_classes, run_with_timeout, text, workspace_root, Cluster,
-    JavaBroker, JavaClient, JavaNamesrv, OurNamesrv, StandaloneBroker,
+    check_acks, compat_dir, java_client_with_classes, run_with_timeout, text, workspace_root,
+    Cluster, JavaBroker, JavaClient, JavaNamesrv, OurNamesrv, StandaloneBroker,
 };
 
 #[path = "matrix_render.rs"]
@@ -238,9 +239,17 @@ pub enum Pairing {
     Ours,
     JavaBroker,
     JavaNamesrv,
+    /// A three-member DLedger broker group: two of ours and one Java broker
+    /// of the server version, with our name server.
+    DledgerMixed,
 }
 
-pub const ALL_PAIRINGS: [Pairing; 3] = [Pairing::Ours, Pairing::JavaBroker, Pairing::JavaNamesrv];
+pub const ALL_PAIRINGS: [Pairing; 4] = [
+    Pairing::Ours,
+    Pairing::JavaBroker,
+    Pairing::JavaNamesrv,
+    Pairing::DledgerMixed,
+];
 
 impl Pairing {
     pub fn key(self) -> &'static str {
@@ -248,6 +257,7 @@ impl Pairing {
             Pairing::Ours => "ours",
             Pairing::JavaBroker => "java-broker",
             Pairing::JavaNamesrv => "java-namesrv",
+            Pairing::DledgerMixed => "dledger-mixed",
         }
     }
 
@@ -260,6 +270,10 @@ impl Pairing {
             Pairing::Ours => "Our name server and our broker".to_owned(),
             Pairing::JavaBroker => format!("The Java {server} broker with our name server"),
             Pairing::JavaNamesrv => format!("Our broker with the Java {server} name server"),
+            Pairing::DledgerMixed => format!(
+                "A DLedger group of two of our brokers and the Java {server} broker, \
+                 with our name server"
+            ),
         }
     }
 
@@ -268,6 +282,7 @@ impl Pairing {
         match self {
             Pairing::Ours => &ALL_GROUPS,
             Pairing::JavaBroker | Pairing::JavaNamesrv => &[Group::SendConsume, Group::Admin],
+            Pairing::DledgerMixed => &[Group::SendConsume, Group::Admin],
         }
     }
 }
@@ -285,6 +300,7 @@ pub struct Servers {
     pub broker_name: String,
     pub cluster: String,
     // Dropped in this order: brokers before name servers.
+    dledger: Option<DlGroup>,
     ours: Option<Cluster>,
     java_broker: Option<JavaBroker>,
     our_broker: Option<StandaloneBroker>,
@@ -305,6 +321,7 @@ impl Servers {
             broker_addr: String::new(),
             broker_name: String::new(),
             cluster: String::new(),
+            dledger: None,
             ours: None,
             java_broker: None,
             our_broker: None,
@@ -341,6 +358,15 @@ impl Servers {
                 s.java_ns = Some(ns);
                 s.our_broker = Some(b);
             }
+            Pairing::DledgerMixed => {
+                let g = DlGroup::start(dledger_spec(server_version));
+                let m = g.wait_formed("the matrix's mixed group");
+                s.namesrv = g.ns.addr.clone();
+                s.broker_addr = g.nodes[m].addr.clone();
+                s.broker_name = g.spec.name.to_owned();
+                s.cluster = g.spec.cluster.to_owned();
+                s.dledger = Some(g);
+            }
         }
         s
     }
@@ -353,6 +379,9 @@ impl Servers {
     /// The servers' logs, last lines.
     pub fn logs(&self) -> String {
         let mut out = String::new();
+        if let Some(g) = &self.dledger {
+            out.push_str(&g.logs());
+        }
         if let Some(c) = &self.ours {
             out.push_str(&c.logs());
         }
@@ -372,6 +401,88 @@ impl Servers {
     }
 }
 
+/// The `dledger-mixed` group: members n0, n1 ours, n2 the Java broker of
+/// `server_version` (its client drives the leader kill), 1 MiB DLedger
+/// segments, every member on DLedger's default timers (Java's broker passes
+/// none to DLedger; ours get them as keys), as `dledger_broker_java.rs`.
+fn dledger_spec(server_version: &str) -> DlSpec {
+    // Spec wants a 'static version; one group per run of the matrix.
+    let version: &'static str = Box::leak(server_version.to_owned().into_boxed_str());
+    DlSpec {
+        version,
+        java: [false, false, true],
+        ours_extra: format!(
+            "heartBeatTimeIntervalMs=2000\nmaxHeartBeatLeak=3\nminVoteIntervalMs=300\n\
+             maxVoteIntervalMs=1000\n{MATRIX_BROKER_KEYS}"
+        ),
+        master_timeout: Duration::from_secs(90),
+        slave_timeout: Duration::from_secs(120),
+        log_lines: 80,
+        ..DlSpec::new("MatrixDLedgerCluster", "mx-dledger", 1024 * 1024)
+    }
+}
+
+/// The once-per-pairing check of `dledger-mixed`, after the rows: the Java
+/// client of the server version sends (compat.StoreDriver `produce-until`,
+/// sync sends) the whole time while DLedger leadership is handed to the
+/// Java member (LEADERSHIP_TRANSFER) and that master is then SIGKILLed; one
+/// of ours must take over and acknowledge sends, and every acknowledged
+/// message (written under either kind of leader) must then be readable
+/// through it at the queue offset it was acknowledged with, no two
+/// acknowledgements at one (queue, offset) (`compat_tests::invariant`).
+/// Ok: what happened; Err: the failing assertion.
+fn leader_kill(g: &mut DlGroup) -> Result<String, String> {
+    const TOPIC: &str = "MxDLeaderKill";
+    let within = Duration::from_secs(90);
+    let kind = |g: &DlGroup, i: usize| if g.nodes[i].is_java() { "Java" } else { "ours" };
+    let first = g.wait_master("before the leader kill", |_| true);
+    for i in 0..g.nodes.len() {
+        g.create_topic(TOPIC, i);
+    }
+    let mut producer = g.produce_until(TOPIC, 200, None);
+    g.wait_acks(&mut producer, 100, "100 sends before the transfer", within);
+    let java = g.nodes.iter().position(|n| n.is_java()).unwrap_or(first);
+    g.transfer(java);
+    g.wait_acks(
+        &mut producer,
+        100,
+        "100 sends through the Java master",
+        within,
+    );
+    // Leadership may have moved on its own since: hand it back first.
+    g.transfer(java);
+    let old = java;
+    let t0 = Instant::now();
+    g.nodes[old].kill();
+    let new = g.wait_master("a new master after the SIGKILL", |m| m != old);
+    let took = t0.elapsed();
+    g.wait_acks(&mut producer, 100, "100 sends after the failover", within);
+    producer.stop(Duration::from_secs(10));
+    let sent = producer.log_text();
+    let m = g.wait_master("before the read-back", |m| m != old);
+    let out = g.dump(TOPIC, "MxDLeaderKillCheck", 90, Duration::from_secs(150));
+    let check = check_acks(&sent, &out);
+    if !check.ok() {
+        return Err(format!(
+            "through master n{m} ({}): {}; {}",
+            kind(g, m),
+            check.summary(),
+            first_line(&check.failure())
+        ));
+    }
+    Ok(format!(
+        "first master n{first} ({}); leadership handed to n{old} ({}), which \
+         acknowledged sends, then SIGKILLed while sending: n{new} ({}) routed as master \
+         after {} s; all {} acknowledged messages read back through n{m} ({}) at their offsets",
+        kind(g, first),
+        kind(g, old),
+        kind(g, new),
+        took.as_secs(),
+        check.acked,
+        kind(g, m)
+    ))
+}
+
 // ---------------------------------------------------------------------- runs
 
 /// One row's outcome against one pairing.
@@ -387,6 +498,8 @@ pub struct Row {
 pub struct Table {
     pub pairing: Pairing,
     pub rows: Vec<Row>,
+    /// Checks run once per pairing (after its rows): (what, cell).
+    pub checks: Vec<(String, Cell)>,
     /// The servers did not start: the whole table failed with this.
     pub error: Option<String>,
 }
@@ -401,12 +514,13 @@ pub fn run_pairing(
     only_groups: Option<&[Group]>,
 ) -> Table {
     let started = std::panic::catch_unwind(|| Servers::start(pairing, &versions.server));
-    let servers = match started {
+    let mut servers = match started {
         Ok(s) => s,
         Err(p) => {
             return Table {
                 pairing,
                 rows: Vec::new(),
+                checks: Vec::new(),
                 error: Some(panic_text(&p)),
             }
         }
@@ -465,9 +579,26 @@ pub fn run_pairing(
             took: t0.elapsed(),
         });
     }
+    let mut checks = Vec::new();
+    if let Some(g) = servers.dledger.as_mut() {
+        eprintln!("matrix: {} / leader kill ...", pairing.key());
+        let t0 = Instant::now();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| leader_kill(g)))
+            .unwrap_or_else(|p| Err(format!("harness: {}", first_line(&panic_text(&p)))));
+        eprintln!(
+            "matrix: {} / leader kill took {:?}: {r:?}",
+            pairing.key(),
+            t0.elapsed()
+        );
+        checks.push(match r {
+            Ok(what) => (format!("leader kill: {what}"), Cell::Pass),
+            Err(why) => ("leader kill".to_owned(), Cell::Fail(why)),
+        });
+    }
     if rows
         .iter()
         .any(|r| r.cells.iter().any(|(_, c)| matches!(c, Cell::Fail(_))))
+        || checks.iter().any(|(_, c)| matches!(c, Cell::Fail(_)))
     {
         eprintln!(
             "matrix: servers' logs of {}:\n{}",
@@ -478,6 +609,7 @@ pub fn run_pairing(
     Table {
         pairing,
         rows,
+        checks,
         error: None,
     }
 }
@@ -551,6 +683,13 @@ pub fn totals(tables: &[Table]) -> (usize, usize, usize, usize) {
                 }
             }
         }
+        for (_, c) in &table.checks {
+            match c {
+                Cell::Pass => t.0 += 1,
+                Cell::Fail(_) => t.1 += 1,
+                _ => {}
+            }
+        }
         if table.error.is_some() {
             t.1 += 1;
         }
@@ -568,6 +707,11 @@ pub fn unexpected_failures(tables: &[Table]) -> Vec<String> {
                 table.pairing.key(),
                 first_line(e)
             ));
+        }
+        for (what, c) in &table.checks {
+            if let Cell::Fail(why) = c {
+                out.push(format!("{} / {what}: {why}", table.pairing.key()));
+            }
         }
         for row in &table.rows {
             for (g, c) in &row.cells {

@@ -39,9 +39,10 @@ pub fn render(
     );
     let _ = writeln!(
         o,
-        "Not in the matrix yet: DLedger failover, HA (master/slave), controller mode, \
-         ACL and gRPC (proxy) groups; their suites run the Java 5.3.3 / 4.9.8 clients \
-         only (see `compat-tests/README.md`).\n"
+        "Not in the matrix yet: DLedger failover beyond the mixed DLedger group's one \
+         leader kill, HA (master/slave), controller mode, ACL and gRPC (proxy) groups; \
+         their suites run the Java 5.3.3 / 4.9.8 clients only (see \
+         `compat-tests/README.md`).\n"
     );
     for table in tables {
         let _ = writeln!(o, "## {}\n", table.pairing.title(&versions.server));
@@ -108,6 +109,17 @@ pub fn render(
         }
         if !notes.is_empty() {
             let _ = writeln!(o);
+        }
+        // Once-per-pairing checks, below the table and its notes.
+        for (what, cell) in &table.checks {
+            let shown = match cell {
+                Cell::Pass => "✔".to_owned(),
+                Cell::Fail(why) => format!("✘ ({})", one_line(why)),
+                Cell::Known(reason, why) => format!("✘ᴶ ({reason}; observed: {})", one_line(why)),
+                Cell::Absent(why) => format!("n/a ({})", one_line(why)),
+                Cell::NotApplicable => "—".to_owned(),
+            };
+            let _ = writeln!(o, "Once for the pairing: {shown} {}\n", one_line(what));
         }
     }
     o

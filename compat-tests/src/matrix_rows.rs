@@ -42,6 +42,7 @@ fn prefix(servers: &Servers, entry: &Entry, short: &str) -> String {
     let p = match servers.pairing.key() {
         "ours" => "O",
         "java-broker" => "B",
+        "dledger-mixed" => "D",
         _ => "N",
     };
     format!("Mx{p}{short}{v}")

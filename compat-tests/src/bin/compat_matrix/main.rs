@@ -3,7 +3,7 @@
 //! scenario groups against each server pairing; writes the Markdown page.
 //!
 //! ```text
-//! compat_matrix [--out FILE] [--ci] [--pairings ours,java-broker,java-namesrv]
+//! compat_matrix [--out FILE] [--ci] [--pairings ours,java-broker,java-namesrv,dledger-mixed]
 //!               [--only FAMILY:VERSION,...] [--command TEXT]
 //! ```
 //!
