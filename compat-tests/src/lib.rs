@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+pub mod acl_driver;
 pub mod bench;
 pub mod controller;
 pub mod dledger_files;

@@ -22,14 +22,12 @@
 //! group as producer group so both read the same); 4.9.x never checks
 //! SEND_BATCH_MESSAGE; 4.9.x always skips `_UNIQUE_KEY_QUERY`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use compat_tests::acl_driver::AclDriver;
 use compat_tests::ha_pair::Node;
-use compat_tests::{
-    java_client, run_with_timeout, serial, workspace_root, Cluster, JavaBroker, OurNamesrv,
-};
+use compat_tests::{run_with_timeout, serial, Cluster, JavaBroker, OurNamesrv};
 
 const JAVA_BROKER: &str = "4.9.7";
 const CLIENT: &str = "4.9.8";
@@ -296,40 +294,6 @@ public class AclCases {
 }
 "#;
 
-/// The 4.9.8 client jars (prepared by Maven through `java_client`),
-/// hard-linked under `root` so that another test re-running `prepare.sh`
-/// meanwhile cannot take them away.
-fn client_dir(root: &Path) -> PathBuf {
-    java_client(CLIENT).snapshot(root);
-    root.join(format!("java-{CLIENT}"))
-}
-
-fn java(dir: &Path, home: &Path, main: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("java");
-    c.arg("-Xmx256m")
-        .arg("-XX:+UseSerialGC")
-        .arg("-XX:TieredStopAtLevel=1")
-        .arg(format!("-Duser.home={}", home.display()))
-        .arg(format!("-Drocketmq.home.dir={}", home.display()))
-        .arg(format!(
-            "-Drocketmq.client.logRoot={}",
-            home.join("logs").display()
-        ))
-        .arg("-Drocketmq.client.logLevel=WARN")
-        .arg("-Drmq.logback.configurationFile=rmq.tools.logback.xml")
-        .arg("-cp")
-        .arg(format!(
-            "{}:{}/*",
-            dir.join("classes").display(),
-            dir.join("lib").display()
-        ))
-        .arg(main)
-        .args(args)
-        .env("ROCKETMQ_HOME", home)
-        .env_remove("NAMESRV_ADDR");
-    c
-}
-
 struct Side {
     name: &'static str,
     addr: String,
@@ -338,63 +302,21 @@ struct Side {
 }
 
 /// Runs `cases` against `side`; returns `name => outcome` lines.
-fn run_cases(dir: &Path, home: &Path, side: &Side, cases: &str, wait_s: u64) -> Vec<String> {
-    // Compiled once into the snapshot's classes (a JVM per run is enough).
-    if !dir.join("classes/AclCases.class").is_file() {
-        let source = home.join("AclCases.java");
-        std::fs::write(&source, DRIVER).expect("write driver");
-        let mut javac = Command::new("javac");
-        javac
-            .arg("-nowarn")
-            .arg("-cp")
-            .arg(format!("{}/*", dir.join("lib").display()))
-            .arg("-d")
-            .arg(dir.join("classes"))
-            .arg(&source);
-        let out = run_with_timeout(javac, Duration::from_secs(120));
-        assert!(
-            out.status.success(),
-            "javac AclCases: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let file = home.join(format!("cases-{}-{}.txt", side.name, cases.len()));
-    std::fs::write(&file, cases).expect("write cases");
-    let out = run_with_timeout(
-        java(
-            dir,
-            home,
-            "AclCases",
-            &[
-                &side.addr,
-                &side.broker_name,
-                &file.display().to_string(),
-                &wait_s.to_string(),
-            ],
-        ),
-        Duration::from_secs(120 + wait_s),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "driver against {} failed:\n{stdout}\n{}",
+fn run_cases(d: &AclDriver, side: &Side, cases: &str, wait_s: u64) -> Vec<String> {
+    d.compile("AclCases", DRIVER);
+    d.run_cases(
+        "AclCases",
         side.name,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("CASE ").map(str::to_owned))
-        .collect()
+        &side.addr,
+        &side.broker_name,
+        cases,
+        wait_s,
+    )
 }
 
-fn mqadmin(dir: &Path, home: &Path, args: &[&str]) -> String {
+fn mqadmin(d: &AclDriver, args: &[&str]) -> String {
     let out = run_with_timeout(
-        java(
-            dir,
-            home,
-            "org.apache.rocketmq.tools.command.MQAdminStartup",
-            args,
-        ),
+        d.java("org.apache.rocketmq.tools.command.MQAdminStartup", args),
         Duration::from_secs(120),
     );
     format!(
@@ -402,26 +324,6 @@ fn mqadmin(dir: &Path, home: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// A home for the driver and mqadmin: logback files and `conf/tools.yml`.
-fn tool_home(root: &Path, name: &str) -> PathBuf {
-    let home = root.join(name);
-    std::fs::create_dir_all(home.join("conf")).expect("tool home");
-    let conf = workspace_root().join("compat-tests/java/conf");
-    for f in [
-        "logback_tools.xml",
-        "logback_broker.xml",
-        "logback_namesrv.xml",
-    ] {
-        let _ = std::fs::copy(conf.join(f), home.join("conf").join(f));
-    }
-    std::fs::write(
-        home.join("conf/tools.yml"),
-        "accessKey: aclAdminUser\nsecretKey: aclAdminSecret\n",
-    )
-    .expect("tools.yml");
-    home
 }
 
 #[test]
@@ -432,7 +334,13 @@ fn java_client_outcomes_match_java_broker() {
         .prefix("rmq-compat-acl-")
         .tempdir()
         .expect("temp dir");
-    let client = client_dir(root.path());
+    let driver = AclDriver::new(
+        root.path(),
+        CLIENT,
+        "client",
+        "aclAdminUser",
+        "aclAdminSecret",
+    );
     let our_home = root.path().join("our-home");
     std::fs::create_dir_all(our_home.join("conf")).expect("our home");
 
@@ -456,7 +364,6 @@ fn java_client_outcomes_match_java_broker() {
             acl_file: java.dir.path().join("home/conf/plain_acl.yml"),
         },
     ];
-    let home = tool_home(root.path(), "client");
     let logs = || format!("{}\n{}", ours.broker.log_text(), java.logs());
 
     // Both brokers created an empty file at start; now the rules arrive and
@@ -483,7 +390,7 @@ fn java_client_outcomes_match_java_broker() {
         .map(|t| format!("create {t}|aclAdminUser|aclAdminSecret|createTopic|{t}|\n"))
         .collect();
     for side in &sides {
-        let got = run_cases(&client, &home, side, &setup, 30);
+        let got = run_cases(&driver, side, &setup, 30);
         assert!(
             got.iter().all(|l| l.ends_with("=> OK")),
             "{}: rules never loaded: {got:?}\n{}",
@@ -492,8 +399,8 @@ fn java_client_outcomes_match_java_broker() {
         );
     }
 
-    let ours_out = run_cases(&client, &home, &sides[0], CASES, 0);
-    let java_out = run_cases(&client, &home, &sides[1], CASES, 0);
+    let ours_out = run_cases(&driver, &sides[0], CASES, 0);
+    let java_out = run_cases(&driver, &sides[1], CASES, 0);
     assert_eq!(ours_out.len(), CASES.lines().count(), "{ours_out:?}");
     eprintln!("{:<48} {:<36} {}", "case", "ours", "java 4.9.7");
     let mut diffs = Vec::new();
@@ -521,8 +428,7 @@ fn java_client_outcomes_match_java_broker() {
     let mut after: Vec<(String, Vec<String>)> = Vec::new();
     for side in &sides {
         let out = mqadmin(
-            &client,
-            &home,
+            &driver,
             &[
                 "updateAclConfig",
                 "-b",
@@ -539,21 +445,15 @@ fn java_client_outcomes_match_java_broker() {
                 "SUB",
             ],
         );
-        let created = run_cases(&client, &home, side, new_user_send, 10);
-        let version = mqadmin(
-            &client,
-            &home,
-            &["clusterAclConfigVersion", "-b", &side.addr],
-        );
+        let created = run_cases(&driver, side, new_user_send, 10);
+        let version = mqadmin(&driver, &["clusterAclConfigVersion", "-b", &side.addr]);
         let out2 = mqadmin(
-            &client,
-            &home,
+            &driver,
             &["deleteAclConfig", "-b", &side.addr, "-a", "newAclUser1"],
         );
-        let deleted = run_cases(&client, &home, side, new_user_send, 0);
+        let deleted = run_cases(&driver, side, new_user_send, 0);
         let out3 = mqadmin(
-            &client,
-            &home,
+            &driver,
             &[
                 "updateGlobalWhiteAddr",
                 "-b",
@@ -562,7 +462,7 @@ fn java_client_outcomes_match_java_broker() {
                 "127.0.0.1,10.10.103.*",
             ],
         );
-        let white = run_cases(&client, &home, side, unsigned_send, 10);
+        let white = run_cases(&driver, side, unsigned_send, 10);
         for (what, text) in [
             ("updateAclConfig", &out),
             ("deleteAclConfig", &out2),
@@ -613,7 +513,13 @@ fn our_master_and_slave_replicate_with_acl_on() {
         .prefix("rmq-compat-acl-ha-")
         .tempdir()
         .expect("temp dir");
-    let client = client_dir(root.path());
+    let driver = AclDriver::new(
+        root.path(),
+        CLIENT,
+        "client",
+        "aclAdminUser",
+        "aclAdminSecret",
+    );
     let ns = OurNamesrv::start();
     let mut keys = Vec::new();
     for (name, extra) in [
@@ -657,7 +563,6 @@ fn our_master_and_slave_replicate_with_acl_on() {
         };
         format!("{}\n{}\n{}", of(&master), of(&slave), ns.logs())
     };
-    let home = tool_home(root.path(), "client");
     let on = |addr: &str| Side {
         name: "ha",
         addr: addr.to_owned(),
@@ -666,8 +571,7 @@ fn our_master_and_slave_replicate_with_acl_on() {
     };
     // Outcomes other than OK are only looked at once (no waiting).
     let mut got = run_cases(
-        &client,
-        &home,
+        &driver,
         &on(&master.addr),
         "create|aclAdminUser|aclAdminSecret|createTopic|aclHaTopic|\n\
          send 1|aclAdminUser|aclAdminSecret|send|aclHaTopic|\n\
@@ -675,8 +579,7 @@ fn our_master_and_slave_replicate_with_acl_on() {
         30,
     );
     got.extend(run_cases(
-        &client,
-        &home,
+        &driver,
         &on(&master.addr),
         "unsigned send refused|-|-|send|aclHaTopic|\n",
         0,
@@ -684,15 +587,13 @@ fn our_master_and_slave_replicate_with_acl_on() {
     // The slave knows the topic only through its signed sync, and holds the
     // messages only through HA.
     got.extend(run_cases(
-        &client,
-        &home,
+        &driver,
         &on(&slave.addr),
         "read from slave|aclAdminUser|aclAdminSecret|pullFound|aclHaTopic|aclHaGroup\n",
         40,
     ));
     got.extend(run_cases(
-        &client,
-        &home,
+        &driver,
         &on(&slave.addr),
         "unsigned read refused|-|-|pull|aclHaTopic|aclHaGroup\n",
         0,

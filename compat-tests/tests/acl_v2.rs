@@ -19,13 +19,12 @@
 //!    ACLs are all there (`listUser`/`listAcl` print the same as before, and
 //!    the case table gives the same outcomes).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use compat_tests::acl_driver::AclDriver;
 use compat_tests::{
-    bin_dir, java_client, run_with_timeout, serial, wait_until, workspace_root, Cluster,
-    JavaBroker, OurNamesrv, Proc,
+    bin_dir, run_with_timeout, serial, wait_until, Cluster, JavaBroker, OurNamesrv, Proc,
 };
 
 const VERSION: &str = "5.3.3";
@@ -346,101 +345,28 @@ public class Auth2Cases {
 }
 "#;
 
-/// The 5.3.3 client jars, copied under `root` so that another test
-/// re-running `prepare.sh` meanwhile cannot pull them away.
-fn client_dir(root: &Path) -> PathBuf {
-    let _ = java_client(VERSION).snapshot(root);
-    root.join(format!("java-{VERSION}"))
-}
-
-fn java(dir: &Path, home: &Path, main_or_source: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("java");
-    c.arg("-Xmx256m")
-        .arg("-XX:+UseSerialGC")
-        .arg("-XX:TieredStopAtLevel=1")
-        .arg(format!("-Duser.home={}", home.display()))
-        .arg(format!("-Drocketmq.home.dir={}", home.display()))
-        .arg(format!(
-            "-Drocketmq.client.logRoot={}",
-            home.join("logs").display()
-        ))
-        .arg("-Drocketmq.client.logLevel=WARN")
-        .arg("-Drmq.logback.configurationFile=rmq.tools.logback.xml")
-        .arg("-cp")
-        .arg(format!(
-            "{}:{}:{}/*",
-            home.join("driver").display(),
-            dir.join("classes").display(),
-            dir.join("lib").display()
-        ))
-        .arg(main_or_source)
-        .args(args)
-        .env("ROCKETMQ_HOME", home)
-        .env_remove("NAMESRV_ADDR");
-    c
-}
-
 struct Side {
     name: &'static str,
     addr: String,
     broker_name: String,
 }
 
-/// Compiles the driver once into `<home>/driver`.
-fn compile_driver(dir: &Path, home: &Path) {
-    let source = home.join("Auth2Cases.java");
-    std::fs::write(&source, DRIVER).expect("write driver");
-    let mut c = Command::new("javac");
-    c.arg("-nowarn")
-        .arg("-cp")
-        .arg(format!("{}/*", dir.join("lib").display()))
-        .arg("-d")
-        .arg(home.join("driver"))
-        .arg(&source);
-    let out = run_with_timeout(c, Duration::from_secs(120));
-    assert!(
-        out.status.success(),
-        "javac Auth2Cases:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Runs `cases` against `side`; returns `name => outcome` lines.
-fn run_cases(dir: &Path, home: &Path, side: &Side, cases: &str, wait_s: u64) -> Vec<String> {
-    let file = home.join(format!("cases-{}-{}.txt", side.name, cases.len()));
-    std::fs::write(&file, cases).expect("write cases");
-    let out = run_with_timeout(
-        java(
-            dir,
-            home,
-            "Auth2Cases",
-            &[
-                &side.addr,
-                &side.broker_name,
-                &file.display().to_string(),
-                &wait_s.to_string(),
-            ],
-        ),
-        Duration::from_secs(120 + wait_s),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "driver against {} failed:\n{stdout}\n{}",
+fn run_cases(d: &AclDriver, side: &Side, cases: &str, wait_s: u64) -> Vec<String> {
+    d.run_cases(
+        "Auth2Cases",
         side.name,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("CASE ").map(str::to_owned))
-        .collect()
+        &side.addr,
+        &side.broker_name,
+        cases,
+        wait_s,
+    )
 }
 
 /// Runs mqadmin commands (each with `-b addr` added) in one JVM through
 /// `compat.AdminBatch` (`MQAdminStartup.main0` per command, signed with
 /// `conf/tools.yml`); returns what each printed, `addr` masked.
-fn mqadmin(dir: &Path, home: &Path, addr: &str, cmds: &[&[&str]]) -> Vec<String> {
+fn mqadmin(d: &AclDriver, addr: &str, cmds: &[&[&str]]) -> Vec<String> {
     let mut args: Vec<&str> = Vec::new();
     for (i, c) in cmds.iter().enumerate() {
         if i > 0 {
@@ -450,7 +376,7 @@ fn mqadmin(dir: &Path, home: &Path, addr: &str, cmds: &[&[&str]]) -> Vec<String>
         args.extend(["-b", addr]);
     }
     let out = run_with_timeout(
-        java(dir, home, "compat.AdminBatch", &args),
+        d.java("compat.AdminBatch", &args),
         Duration::from_secs(60 + 10 * cmds.len() as u64),
     );
     let text = String::from_utf8_lossy(&out.stdout).replace(addr, "<broker>");
@@ -473,26 +399,6 @@ fn mqadmin(dir: &Path, home: &Path, addr: &str, cmds: &[&[&str]]) -> Vec<String>
         String::from_utf8_lossy(&out.stderr)
     );
     blocks
-}
-
-/// A home for the driver and mqadmin: logback files and `conf/tools.yml`.
-fn tool_home(root: &Path) -> PathBuf {
-    let home = root.join("client");
-    std::fs::create_dir_all(home.join("conf")).expect("tool home");
-    let conf = workspace_root().join("compat-tests/java/conf");
-    for f in [
-        "logback_tools.xml",
-        "logback_broker.xml",
-        "logback_namesrv.xml",
-    ] {
-        let _ = std::fs::copy(conf.join(f), home.join("conf").join(f));
-    }
-    std::fs::write(
-        home.join("conf/tools.yml"),
-        "accessKey: rocketmq\nsecretKey: 12345678\n",
-    )
-    .expect("tools.yml");
-    home
 }
 
 fn compare(what: &str, ours: &[String], java: &[String], diffs: &mut Vec<String>) {
@@ -546,7 +452,7 @@ fn java_client_outcomes_match_java_broker() {
         .prefix("rmq-compat-auth2-")
         .tempdir()
         .expect("temp dir");
-    let client = client_dir(root.path());
+    let driver = AclDriver::new(root.path(), VERSION, "client", "rocketmq", "12345678");
     let mut ours = Cluster::start_with(AUTH_KEYS);
     let java_ns = OurNamesrv::start();
     let java = JavaBroker::start_with(VERSION, &java_ns.addr, AUTH_KEYS);
@@ -562,7 +468,6 @@ fn java_client_outcomes_match_java_broker() {
             broker_name: java.broker_name.clone(),
         },
     ];
-    let home = tool_home(root.path());
     eprintln!("brokers up after {:?}", started.elapsed());
 
     // Topics, users and ACLs, the same on both (each side in its own thread).
@@ -573,8 +478,8 @@ fn java_client_outcomes_match_java_broker() {
             [a.join().expect("ours thread"), b]
         })
     };
-    compile_driver(&client, &home);
-    let setup = both(&|side| mqadmin(&client, &home, &side.addr, SETUP));
+    driver.compile("Auth2Cases", DRIVER);
+    let setup = both(&|side| mqadmin(&driver, &side.addr, SETUP));
     for ((o, j), cmd) in setup[0].iter().zip(&setup[1]).zip(SETUP) {
         assert_eq!(o, j, "mqadmin {cmd:?} printed differently");
         assert!(
@@ -587,7 +492,7 @@ fn java_client_outcomes_match_java_broker() {
     eprintln!("set up after {:?}", started.elapsed());
 
     let mut diffs = Vec::new();
-    let [ours_out, java_out] = both(&|side| run_cases(&client, &home, side, CASES, 0));
+    let [ours_out, java_out] = both(&|side| run_cases(&driver, side, CASES, 0));
     compare("cases", &ours_out, &java_out, &mut diffs);
     assert_eq!(ours_out.len(), CASES.lines().count(), "{ours_out:?}");
     assert!(ours_out.iter().filter(|l| l.ends_with("=> OK")).count() >= 8);
@@ -626,7 +531,7 @@ fn java_client_outcomes_match_java_broker() {
         &["listUser"],
         &["listAcl"],
     ];
-    let printed = both(&|side| mqadmin(&client, &home, &side.addr, cmds));
+    let printed = both(&|side| mqadmin(&driver, &side.addr, cmds));
     for ((o, j), cmd) in printed[0].iter().zip(&printed[1]).zip(cmds) {
         if o != j {
             diffs.push(format!("mqadmin {cmd:?}:\nours:\n{o}\njava:\n{j}"));
@@ -639,7 +544,7 @@ fn java_client_outcomes_match_java_broker() {
     let lists: &[&[&str]] = &[&["listUser"], &["listAcl"]];
     let before = printed[0][cmds.len() - 2..].to_vec();
     kill_and_restart(&mut ours);
-    let after = mqadmin(&client, &home, &sides[0].addr, lists);
+    let after = mqadmin(&driver, &sides[0].addr, lists);
     assert_eq!(
         before,
         after,
@@ -647,7 +552,7 @@ fn java_client_outcomes_match_java_broker() {
         ours.logs()
     );
     assert!(before[0].contains("alice") && before[1].contains("Topic:ord*"));
-    let [ours_again, java_again] = both(&|side| run_cases(&client, &home, side, CASES, 0));
+    let [ours_again, java_again] = both(&|side| run_cases(&driver, side, CASES, 0));
     compare(
         "cases after the edits and kill -9 of ours",
         &ours_again,
