@@ -705,6 +705,21 @@ impl PopService {
             self.ack_orderly(group, topic, queue_id, offset);
             return Ok(true);
         }
+        self.ack_popped(group, topic, queue_id, offset, &e).await?;
+        Ok(true)
+    }
+
+    /// Writes the ack of one popped message (`offset`, from the pop that
+    /// `e` describes) to the revive log, due when that pop's invisible time
+    /// ends.
+    async fn ack_popped(
+        &self,
+        group: &str,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        e: &ExtraInfo,
+    ) -> Result<(), BrokerError> {
         let ack = AckMsg {
             ack_offset: offset,
             ack_offset_list: None,
@@ -721,7 +736,7 @@ impl PopService {
             e.pop_time.saturating_add(e.invisible_time),
         )
         .await?;
-        Ok(true)
+        Ok(())
     }
 
     /// BATCH_ACK_MESSAGE: each entry names a checkpoint and the acked
@@ -830,22 +845,7 @@ impl PopService {
             topic: topic.to_owned(),
         };
         self.put_ck(&ck, e.revive_qid).await?;
-        let ack = AckMsg {
-            ack_offset: offset,
-            ack_offset_list: None,
-            broker_name: Some(e.broker_name.clone()),
-            consumer_group: group.to_owned(),
-            pop_time: e.pop_time,
-            queue_id,
-            start_offset: e.ck_offset,
-            topic: topic.to_owned(),
-        };
-        self.put_ack(
-            &ack,
-            e.revive_qid,
-            e.pop_time.saturating_add(e.invisible_time),
-        )
-        .await?;
+        self.ack_popped(group, topic, queue_id, offset, &e).await?;
         Ok(Some((now, invisible_time, e.revive_qid)))
     }
 
