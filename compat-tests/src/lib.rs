@@ -28,6 +28,7 @@ mod cluster;
 mod driver_output;
 mod java_broker;
 mod java_client;
+mod java_proxy;
 mod namesrv;
 mod process;
 pub use cluster::{cluster_info, dledger_term, request_body, Cluster, StandaloneBroker};
@@ -35,6 +36,7 @@ pub use driver_output::{
     acked, file_tail, go_driver, message_lines, socket, tail_lines, text, wait_delivered,
 };
 pub use java_broker::{client_home_in, jdk_opens, reference_libs, JavaBroker};
+pub use java_proxy::{proxy_libs, JavaProxy, JavaProxyMode};
 pub use java_client::{
     assert_single_broker_route, java_client, java_client_with_classes, JavaClient,
 };
