@@ -14,7 +14,9 @@
 //!    level, for reconsumeTimes 0) and it comes back through the retry topic.
 //! 3. Every sent message is consumed.
 //! 4. After SIGKILL of our broker with messages popped and not acked, the
-//!    restarted broker revives them: a new consumer gets them all.
+//!    restarted broker revives them: a new consumer gets them all, and every
+//!    acknowledged send is still readable at its (queue, offset), none two
+//!    at one (the fault-test invariant, `compat_tests::invariant`).
 //!
 //! Orderly pop is not reachable through this client (a push consumer that
 //! consumes orderly always rebalances on the client and pulls); its rules
@@ -101,6 +103,7 @@ fn pop_consumer_java_5_3_3_dies_fails_and_survives_a_broker_kill() {
     let home = cluster.client_home("pop");
 
     let out = run(&java, &home, &cluster, &["produce", "K", "20"], 90);
+    let mut acks_out = out.clone();
     let sent = keys_with(&out, "sent ");
     assert_eq!(sent.len(), 20, "{out}\n{}", cluster.logs());
     assert!(out
@@ -151,6 +154,7 @@ fn pop_consumer_java_5_3_3_dies_fails_and_survives_a_broker_kill() {
     // delivery has reconsumeTimes 0 and the client's first pop delay level,
     // 10 s, applies), fails once.
     let out = run(&java, &home, &cluster, &["produce", "L", "1"], 90);
+    acks_out.push_str(&out);
     let mut sent = sent;
     sent.extend(keys_with(&out, "sent "));
     assert_eq!(sent.len(), 21);
@@ -191,6 +195,7 @@ fn pop_consumer_java_5_3_3_dies_fails_and_survives_a_broker_kill() {
 
     // 4. Popped, not acked, broker SIGKILLed: revived after the restart.
     let out = run(&java, &home, &cluster, &["produce", "M", "5"], 90);
+    acks_out.push_str(&out);
     let sent_m = keys_with(&out, "sent ");
     assert_eq!(sent_m.len(), 5);
     let out = run(&java, &home, &cluster, &["hold", "8000"], 90);
@@ -209,4 +214,22 @@ fn pop_consumer_java_5_3_3_dies_fails_and_survives_a_broker_kill() {
         "messages popped before the kill were lost\n{out}\n{}",
         cluster.logs()
     );
+
+    // Every acknowledged send readable at its (queue, offset) after the kill.
+    let dump = java.run(
+        &home,
+        "compat.StoreDriver",
+        &[
+            "dump",
+            &cluster.namesrv_addr,
+            TOPIC,
+            "cg_PopCompat_dump",
+            "60",
+        ],
+        Duration::from_secs(120),
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    let check = compat_tests::invariant::check_acks(&acks_out, &dump);
+    assert_eq!(check.acked, 26, "{acks_out}");
+    check.assert_ok("POP consumption across a broker SIGKILL", || cluster.logs());
 }

@@ -26,7 +26,8 @@ import org.apache.rocketmq.tools.admin.DefaultMQAdminExt;
  * PopConsume &lt;namesrvAddr&gt; &lt;brokerAddr&gt; &lt;topic&gt; &lt;group&gt; consume &lt;invisibleMs&gt; &lt;keys,...&gt; &lt;failOnce,...&gt; &lt;seconds&gt;
  * </pre>
  *
- * produce: creates the topic (4 queues) and sends count messages keyed prefix0..; "sent key=K".
+ * produce: creates the topic (4 queues) and sends count messages keyed prefix0..; "sent key=K" and
+ * compat.StoreDriver's "ACK queueId queueOffset offsetMsgId uniqId key atMs" line per send.
  * hold: consumes and never returns from the listener; prints "held key=K" and halts the JVM
  * two seconds after the first message, so nothing popped is acked ("halted").
  * consume: prints "delivery key=K reconsumeTimes=R topic=T atMs=MS" per delivery, fails each
@@ -99,6 +100,9 @@ public final class PopConsume {
             Message m = new Message(topic, "TagA", key, ("body-" + key).getBytes(StandardCharsets.UTF_8));
             SendResult r = p.send(m);
             out("sent key=" + key + " queueId=" + r.getMessageQueue().getQueueId() + " status=" + r.getSendStatus());
+            // The acknowledgement in compat.StoreDriver's form, for the (queue, offset) invariant.
+            out("ACK " + r.getMessageQueue().getQueueId() + " " + r.getQueueOffset() + " " + r.getOffsetMsgId() + " "
+                + r.getMsgId() + " " + key + " " + System.currentTimeMillis());
         }
         p.shutdown();
     }
