@@ -186,6 +186,9 @@ broker_config! {
     register_broker_to_name_server: bool = "registerBrokerToNameServer" => true,
     register_name_server_period: u64 = "registerNameServerPeriod" => 30_000,
     register_broker_timeout_mills: u64 = "registerBrokerTimeoutMills" => 24_000,
+    /// Java `compressedRegister`: REGISTER_BROKER carries the zlib body
+    /// (`RegisterBrokerBody.encode(true)`) instead of JSON.
+    compressed_register: bool = "compressedRegister" => false,
     /// Java: with this on, REGISTER_BROKER says `enableActingMaster=true` and
     /// carries `heartbeatTimeoutMillis = brokerNotActiveTimeoutMillis`
     /// (otherwise the header is absent and the name server assumes 120 s).

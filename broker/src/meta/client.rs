@@ -1,11 +1,20 @@
 //! Producer and consumer groups and the connections in them
 //! (`ProducerManager`, `ConsumerManager`), filled by heartbeats and emptied by
 //! UNREGISTER_CLIENT, connection close or expiry. When a consumer group's set
-//! of connections changes, every member gets NOTIFY_CONSUMER_IDS_CHANGED so it
-//! rebalances at once.
+//! of connections (or its subscriptions) changes, every member gets
+//! NOTIFY_CONSUMER_IDS_CHANGED so it rebalances at once.
+//!
+//! Cost per heartbeat does not grow with the group: a heartbeat that changes
+//! nothing only refreshes its channel's timestamp. Notifications are
+//! coalesced per group (see [`NOTIFY_COALESCE_WINDOW`]): Java notifies every
+//! member on every change, so N consumers joining one group cost it N²/2
+//! messages; here the first change of a quiet group is sent at once and the
+//! changes in the following window become one more notification at its end
+//! carrying the membership as it is then.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use remoting::body::SubscriptionData;
@@ -88,35 +97,82 @@ pub struct ConsumerRegistration<'a> {
     pub notify: bool,
 }
 
+/// After a group's members were notified, further changes of the group
+/// within this window are sent as one notification when it ends. A group
+/// with one change (a consumer starting or leaving) is notified at once,
+/// as in Java; a storm of N joins costs each member at most
+/// 1 + storm length / window notifications instead of up to N.
+pub const NOTIFY_COALESCE_WINDOW: Duration = Duration::from_millis(1000);
+
+type ConsumerTable = Arc<Mutex<HashMap<String, ConsumerGroupInfo>>>;
+
+/// Per-group notification state.
+#[derive(Debug, Clone, Copy)]
+struct NotifyState {
+    last_sent: Instant,
+    /// A trailing notification is scheduled for the end of the window.
+    pending: bool,
+}
+
+#[derive(Default)]
+struct Notifier {
+    groups: Mutex<HashMap<String, NotifyState>>,
+    /// NOTIFY_CONSUMER_IDS_CHANGED requests sent (one per member).
+    sent: AtomicU64,
+    /// Group changes absorbed into an already scheduled notification.
+    coalesced: AtomicU64,
+}
+
 #[derive(Default)]
 pub struct ClientManager {
-    consumers: Mutex<HashMap<String, ConsumerGroupInfo>>,
+    consumers: ConsumerTable,
     producers: Mutex<HashMap<String, BTreeMap<u64, ClientChannel>>>,
     /// The broker's `notifyConsumerIdsChangedEnable`.
     notify_enabled: bool,
+    notifier: Arc<Notifier>,
+    window: Duration,
 }
 
 impl ClientManager {
     pub fn new(notify_enabled: bool) -> Self {
+        Self::with_notify_window(notify_enabled, NOTIFY_COALESCE_WINDOW)
+    }
+
+    /// As [`ClientManager::new`] with another coalescing window (tests).
+    pub fn with_notify_window(notify_enabled: bool, window: Duration) -> Self {
         ClientManager {
             notify_enabled,
+            window,
             ..Default::default()
         }
     }
 
+    /// NOTIFY_CONSUMER_IDS_CHANGED requests sent so far (one per member).
+    pub fn notifications_sent(&self) -> u64 {
+        self.notifier.sent.load(Ordering::Relaxed)
+    }
+
+    /// Group changes that were folded into an already scheduled notification.
+    pub fn notifications_coalesced(&self) -> u64 {
+        self.notifier.coalesced.load(Ordering::Relaxed)
+    }
+
     /// Registers or refreshes a consumer; returns whether the group changed.
     pub fn register_consumer(&self, reg: ConsumerRegistration<'_>) -> bool {
-        let (changed, members) = {
+        let changed = {
             let mut groups = self.consumers.lock().unwrap_or_else(|p| p.into_inner());
-            let info = groups.entry(reg.group.to_owned()).or_default();
-            info.consume_type = reg.consume_type.to_owned();
-            info.message_model = reg.message_model.to_owned();
-            info.consume_from_where = reg.consume_from_where.to_owned();
+            let info = match groups.get_mut(reg.group) {
+                Some(info) => info,
+                None => groups.entry(reg.group.to_owned()).or_default(),
+            };
+            set_if_different(&mut info.consume_type, reg.consume_type);
+            set_if_different(&mut info.message_model, reg.message_model);
+            set_if_different(&mut info.consume_from_where, reg.consume_from_where);
             let id = reg.channel.conn.id();
             let new_channel = match info.channels.get_mut(&id) {
                 Some(existing) => {
                     existing.last_update = Instant::now();
-                    existing.client_id = reg.channel.client_id.clone();
+                    set_if_different(&mut existing.client_id, &reg.channel.client_id);
                     false
                 }
                 None => {
@@ -126,33 +182,34 @@ impl ClientManager {
                 }
             };
             let subs_changed = info.update_subscriptions(reg.subscriptions);
-            (new_channel || subs_changed, members_of(info))
+            new_channel || subs_changed
         };
         if changed && reg.notify {
-            self.notify_group(reg.group, members);
+            self.notify_group(reg.group);
         }
         changed
     }
 
     pub fn unregister_consumer(&self, group: &str, conn: &Connection, notify: bool) {
-        if let Some(members) = self.remove_consumer_channel(group, conn.id()) {
-            if notify {
-                self.notify_group(group, members);
-            }
+        if self.remove_consumer_channel(group, conn.id()) && notify {
+            self.notify_group(group);
         }
     }
 
-    /// Removes a channel; the remaining members if it was there.
-    fn remove_consumer_channel(&self, group: &str, conn_id: u64) -> Option<Vec<Connection>> {
+    /// Removes a channel; whether it was there.
+    fn remove_consumer_channel(&self, group: &str, conn_id: u64) -> bool {
         let mut groups = self.consumers.lock().unwrap_or_else(|p| p.into_inner());
-        let info = groups.get_mut(group)?;
-        let removed = info.channels.remove(&conn_id)?;
+        let Some(info) = groups.get_mut(group) else {
+            return false;
+        };
+        let Some(removed) = info.channels.remove(&conn_id) else {
+            return false;
+        };
         info!(%group, client_id = %removed.client_id, "consumer connection removed");
-        let members = members_of(info);
         if info.channels.is_empty() {
             groups.remove(group);
         }
-        Some(members)
+        true
     }
 
     pub fn register_producer(&self, group: &str, channel: ClientChannel) {
@@ -204,7 +261,7 @@ impl ClientManager {
                 let before = info.channels.len();
                 info.channels.retain(|_, c| !drop_it(c));
                 if info.channels.len() != before && !info.channels.is_empty() {
-                    to_notify.push((group.clone(), members_of(info)));
+                    to_notify.push(group.clone());
                 }
                 !info.channels.is_empty()
             });
@@ -216,9 +273,16 @@ impl ClientManager {
                 !members.is_empty()
             });
         }
-        for (group, members) in to_notify {
-            self.notify_group(&group, members);
+        for group in to_notify {
+            self.notify_group(&group);
         }
+        // Forget the notification state of quiet groups.
+        let window = self.window;
+        self.notifier
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, st| st.pending || st.last_sent.elapsed() < window);
     }
 
     pub fn consumer_ids(&self, group: &str) -> Vec<String> {
@@ -269,20 +333,104 @@ impl ClientManager {
             .collect()
     }
 
-    fn notify_group(&self, group: &str, members: Vec<Connection>) {
-        if !self.notify_enabled || members.is_empty() {
+    /// The group's membership changed: notify its members now, or fold the
+    /// change into the notification scheduled for the end of the window.
+    fn notify_group(&self, group: &str) {
+        if !self.notify_enabled {
             return;
         }
-        debug!(%group, members = members.len(), "notifying consumer ids changed");
-        for conn in members {
-            let cmd = RemotingCommand::request(request_code::NOTIFY_CONSUMER_IDS_CHANGED)
-                .with_ext("consumerGroup", group);
-            tokio::spawn(async move {
-                if let Err(e) = conn.oneway(cmd).await {
-                    debug!(peer = %conn.peer(), error = %e, "cannot notify consumer");
+        let now = Instant::now();
+        let wait = {
+            let mut groups = self
+                .notifier
+                .groups
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match groups.get_mut(group) {
+                Some(st) if st.pending => {
+                    self.notifier.coalesced.fetch_add(1, Ordering::Relaxed);
+                    return;
                 }
-            });
+                Some(st) if now.duration_since(st.last_sent) < self.window => {
+                    st.pending = true;
+                    Some(self.window - now.duration_since(st.last_sent))
+                }
+                Some(st) => {
+                    st.last_sent = now;
+                    None
+                }
+                None => {
+                    groups.insert(
+                        group.to_owned(),
+                        NotifyState {
+                            last_sent: now,
+                            pending: false,
+                        },
+                    );
+                    None
+                }
+            }
+        };
+        match wait {
+            None => send_notifications(&self.notifier, &self.consumers, group),
+            Some(wait) => {
+                let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                    return;
+                };
+                let notifier = self.notifier.clone();
+                let consumers = self.consumers.clone();
+                let group = group.to_owned();
+                rt.spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    if let Some(st) = notifier
+                        .groups
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(&group)
+                    {
+                        st.pending = false;
+                        st.last_sent = Instant::now();
+                    }
+                    send_notifications(&notifier, &consumers, &group);
+                });
+            }
         }
+    }
+}
+
+fn set_if_different(field: &mut String, value: &str) {
+    if field != value {
+        value.clone_into(field);
+    }
+}
+
+/// One NOTIFY_CONSUMER_IDS_CHANGED to every current member of `group`.
+fn send_notifications(notifier: &Notifier, consumers: &ConsumerTable, group: &str) {
+    let members = {
+        let groups = consumers.lock().unwrap_or_else(|p| p.into_inner());
+        match groups.get(group) {
+            Some(info) => members_of(info),
+            None => return,
+        }
+    };
+    if members.is_empty() {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    debug!(%group, members = members.len(), "notifying consumer ids changed");
+    notifier
+        .sent
+        .fetch_add(members.len() as u64, Ordering::Relaxed);
+    for conn in members {
+        let cmd = RemotingCommand::request(request_code::NOTIFY_CONSUMER_IDS_CHANGED)
+            .with_ext("consumerGroup", group);
+        rt.spawn(async move {
+            if let Err(e) = conn.oneway(cmd).await {
+                debug!(peer = %conn.peer(), error = %e, "cannot notify consumer");
+            }
+        });
     }
 }
 

@@ -93,15 +93,21 @@ impl ClientProcessor {
             let mut notify = notify_enabled;
             if let Some(group) = self.groups.find_or_create(&consumer.group_name) {
                 notify &= group.notify_consumer_ids_changed_enable;
-                let sys_flag = if consumer.unit_mode { 2 } else { 0 };
-                let mut retry = TopicConfig::new(
-                    topic::retry_topic(&consumer.group_name),
-                    group.retry_queue_nums,
-                    group.retry_queue_nums,
-                    perm::READ | perm::WRITE,
-                );
-                retry.topic_sys_flag = sys_flag;
-                self.topics.create_if_absent(retry);
+                let retry_name = topic::retry_topic(&consumer.group_name);
+                // Every heartbeat lands here: a read lock when the retry
+                // topic exists (the common case), the write lock only to
+                // create it.
+                if !self.topics.contains(&retry_name) {
+                    let sys_flag = if consumer.unit_mode { 2 } else { 0 };
+                    let mut retry = TopicConfig::new(
+                        retry_name,
+                        group.retry_queue_nums,
+                        group.retry_queue_nums,
+                        perm::READ | perm::WRITE,
+                    );
+                    retry.topic_sys_flag = sys_flag;
+                    self.topics.create_if_absent(retry);
+                }
             }
             self.clients.register_consumer(ConsumerRegistration {
                 group: &consumer.group_name,

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use remoting::body::{to_json, DataVersion, RegisterBrokerBody};
+use std::io::Write;
+
+use remoting::body::{to_json, DataVersion, RegisterBrokerBody, TopicConfigSerializeWrapper};
 use remoting::code::{request_code, response_code};
 use remoting::{Connection, RemotingCommand, Router};
 use tokio::sync::{Mutex, Notify};
@@ -36,8 +38,9 @@ struct Identity {
     heartbeat_timeout_millis: i64,
 }
 
-/// REGISTER_BROKER for `body` (the register body JSON) with `id`'s header.
-fn register_request(id: &Identity, body: Vec<u8>) -> RemotingCommand {
+/// REGISTER_BROKER for `body` (the register body: JSON, or the zlib stream
+/// of [`encode_compressed`] when `compressed`) with `id`'s header.
+fn register_request(id: &Identity, body: Vec<u8>, compressed: bool) -> RemotingCommand {
     let crc = crc32fast::hash(&body) & 0x7FFF_FFFF;
     let request = RemotingCommand::request(request_code::REGISTER_BROKER)
         .with_ext("brokerName", &id.broker_name)
@@ -46,7 +49,10 @@ fn register_request(id: &Identity, body: Vec<u8>) -> RemotingCommand {
         .with_ext("haServerAddr", &id.ha_server_addr)
         .with_ext("brokerId", id.broker_id.to_string())
         .with_ext("enableActingMaster", id.acting_master.to_string())
-        .with_ext("compressed", "false")
+        // Java 5.x always says `false` here, even for a compressed body, and
+        // its own name server then fails to parse that body; saying `true`
+        // is what Java's name server needs to inflate it.
+        .with_ext("compressed", compressed.to_string())
         .with_ext("bodyCrc32", crc.to_string())
         .with_body(body);
     // Java: `isEnableSlaveActingMaster() ? getBrokerNotActiveTimeoutMillis() : null`;
@@ -84,6 +90,7 @@ pub struct NamesrvClient {
     /// a registration never overtakes a later one with an older role.
     registering: Mutex<()>,
     timeout: Duration,
+    compressed: bool,
     conns: Mutex<HashMap<String, Connection>>,
 }
 
@@ -106,6 +113,7 @@ impl NamesrvClient {
             fenced: AtomicBool::new(false),
             registering: Mutex::new(()),
             timeout: Duration::from_millis(config.register_broker_timeout_mills),
+            compressed: config.compressed_register,
             conns: Mutex::new(HashMap::new()),
         }
     }
@@ -189,15 +197,31 @@ impl NamesrvClient {
             info!("registration as master skipped: leadership not confirmed by a quorum lately");
             return 0;
         }
-        let mut wrapper = topics.wrapper();
-        wrapper.topic_queue_mapping_info_map = Some(Default::default());
-        wrapper.topic_queue_mapping_detail_map = Some(Default::default());
-        wrapper.mapping_data_version = Some(DataVersion::default());
-        let body = to_json(&RegisterBrokerBody {
-            topic_config_serialize_wrapper: wrapper,
-            filter_server_list: vec![],
-        });
-        let request = register_request(&identity, body);
+        let wrapper = topics.wrapper();
+        let topic_count = wrapper.topic_config_table.len();
+        let compressed = self.compressed;
+        // At 100k topics the body is megabytes of JSON (and deflating it
+        // takes a while): built off the async workers so that the broker's
+        // other requests are not held up behind it.
+        let built = tokio::task::spawn_blocking(move || register_body(wrapper, compressed)).await;
+        let body = match built {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot build the registration body");
+                return 0;
+            }
+            Err(e) => {
+                warn!(error = %e, "building the registration body failed");
+                return 0;
+            }
+        };
+        debug!(
+            topics = topic_count,
+            body_bytes = body.len(),
+            compressed,
+            "registration body built"
+        );
+        let request = register_request(&identity, body, compressed);
         let calls = self.addrs.iter().map(|addr| {
             let request = request.clone();
             async move {
@@ -301,6 +325,71 @@ impl NamesrvClient {
     }
 }
 
+/// The REGISTER_BROKER body for `wrapper`: Java's `RegisterBrokerBody`
+/// JSON, or with `compressed` its zlib form.
+pub fn register_body(
+    mut wrapper: TopicConfigSerializeWrapper,
+    compressed: bool,
+) -> std::io::Result<Vec<u8>> {
+    if compressed {
+        return encode_compressed(&wrapper, &[]);
+    }
+    wrapper.topic_queue_mapping_info_map = Some(Default::default());
+    wrapper.topic_queue_mapping_detail_map = Some(Default::default());
+    wrapper.mapping_data_version = Some(DataVersion::default());
+    Ok(to_json(&RegisterBrokerBody {
+        topic_config_serialize_wrapper: wrapper,
+        filter_server_list: vec![],
+    }))
+}
+
+/// Java's `RegisterBrokerBody.encode(true)`: a zlib stream of big-endian
+/// `i32` lengths and counts —
+/// `len|DataVersion JSON`, `n`, `n x len|"name read write perm filterType attributesJson"`,
+/// `len|filterServerList JSON`, `m`, `m x len|TopicQueueMappingInfo JSON`
+/// (protocol >= V5_0_0; we have no static topics, so `m` is 0).
+/// Topic sys flags and the order flag are not in it (as in Java).
+pub fn encode_compressed(
+    wrapper: &TopicConfigSerializeWrapper,
+    filter_servers: &[String],
+) -> std::io::Result<Vec<u8>> {
+    fn chunk(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+        out.write_all(&len_i32(bytes.len())?.to_be_bytes())?;
+        out.write_all(bytes)
+    }
+    fn len_i32(n: usize) -> std::io::Result<i32> {
+        i32::try_from(n).map_err(|_| std::io::Error::other("length exceeds i32"))
+    }
+    let mut z = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(64 + wrapper.topic_config_table.len() * 16),
+        flate2::Compression::default(),
+    );
+    let dv = serde_json::to_vec(&wrapper.data_version).map_err(std::io::Error::other)?;
+    chunk(&mut z, &dv)?;
+    z.write_all(&len_i32(wrapper.topic_config_table.len())?.to_be_bytes())?;
+    let mut line = String::with_capacity(128);
+    for (name, tc) in &wrapper.topic_config_table {
+        use std::fmt::Write as _;
+        line.clear();
+        let name = if tc.topic_name.is_empty() {
+            name
+        } else {
+            &tc.topic_name
+        };
+        let attrs = serde_json::to_string(&tc.attributes).map_err(std::io::Error::other)?;
+        let _ = write!(
+            line,
+            "{name} {} {} {} {} {attrs}",
+            tc.read_queue_nums, tc.write_queue_nums, tc.perm, tc.topic_filter_type
+        );
+        chunk(&mut z, line.as_bytes())?;
+    }
+    let filters = serde_json::to_vec(filter_servers).map_err(std::io::Error::other)?;
+    chunk(&mut z, &filters)?;
+    z.write_all(&0i32.to_be_bytes())?;
+    z.finish()
+}
+
 /// Re-registers every `period` and whenever `changed` fires, until shutdown.
 /// Java: first periodic run after 10 s, period clamped to 10..60 s.
 pub async fn registration_loop(
@@ -342,15 +431,84 @@ mod register_header_tests {
     #[test]
     fn heartbeat_timeout_is_sent_only_with_slave_acting_master() {
         let mut config = BrokerConfig::default();
-        let plain = register_request(&identity(&config), b"{}".to_vec());
+        let plain = register_request(&identity(&config), b"{}".to_vec(), false);
         assert_eq!(plain.ext("enableActingMaster"), Some("false"));
         assert_eq!(plain.ext("heartbeatTimeoutMillis"), None);
 
         assert!(config.set("enableSlaveActingMaster", "true").unwrap());
         assert!(config.set("brokerNotActiveTimeoutMillis", "4000").unwrap());
-        let acting = register_request(&identity(&config), b"{}".to_vec());
+        let acting = register_request(&identity(&config), b"{}".to_vec(), false);
         assert_eq!(acting.ext("enableActingMaster"), Some("true"));
         assert_eq!(acting.ext("heartbeatTimeoutMillis"), Some("4000"));
         assert_eq!(acting.ext("bodyCrc32"), plain.ext("bodyCrc32"));
+    }
+
+    #[test]
+    fn compressed_body_decodes_on_the_name_server_and_is_small() {
+        let mut wrapper = TopicConfigSerializeWrapper {
+            data_version: DataVersion {
+                counter: 7,
+                state_version: 3,
+                timestamp: 1_700_000_000_000,
+            },
+            ..Default::default()
+        };
+        for i in 0..20_000 {
+            let mut tc = remoting::body::TopicConfig::new(format!("scale-topic-{i:05}"), 8, 8, 6);
+            if i % 1000 == 0 {
+                tc.attributes
+                    .insert("+message.type".into(), "NORMAL".into());
+                tc.perm = 4;
+            }
+            wrapper.topic_config_table.insert(tc.topic_name.clone(), tc);
+        }
+        let json = register_body(wrapper.clone(), false).unwrap();
+        let zipped = register_body(wrapper.clone(), true).unwrap();
+        // The name server's decoder is the one Java's layout was taken from.
+        let payload =
+            nameserver::register_body::decode(&zipped, true, remoting::CURRENT_VERSION).unwrap();
+        assert_eq!(payload.wrapper.data_version, wrapper.data_version);
+        assert_eq!(payload.wrapper.topic_config_table.len(), 20_000);
+        for (name, tc) in &wrapper.topic_config_table {
+            let got = &payload.wrapper.topic_config_table[name];
+            assert_eq!(
+                (
+                    &got.topic_name,
+                    got.read_queue_nums,
+                    got.write_queue_nums,
+                    got.perm,
+                    &got.attributes
+                ),
+                (
+                    &tc.topic_name,
+                    tc.read_queue_nums,
+                    tc.write_queue_nums,
+                    tc.perm,
+                    &tc.attributes
+                )
+            );
+        }
+        assert_eq!(payload.filter_server_list, Some(vec![]));
+        assert!(payload.mapping_info.is_empty());
+        // A header that says `false` is sniffed as zlib too.
+        assert!(
+            nameserver::register_body::decode(&zipped, false, remoting::CURRENT_VERSION).is_ok()
+        );
+        assert!(
+            zipped.len() * 10 < json.len(),
+            "compressed {} bytes vs JSON {} bytes",
+            zipped.len(),
+            json.len()
+        );
+        let request = register_request(&identity(&BrokerConfig::default()), zipped.clone(), true);
+        assert_eq!(request.ext("compressed"), Some("true"));
+        assert_eq!(
+            request.ext("bodyCrc32"),
+            Some(
+                nameserver::register_body::body_crc32(&zipped)
+                    .to_string()
+                    .as_str()
+            )
+        );
     }
 }
