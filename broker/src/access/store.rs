@@ -14,23 +14,26 @@
 //!
 //! At open the snapshot is read, then the log is replayed up to the first
 //! record that is short or fails its checksum (a write torn by a crash,
-//! never acknowledged); the log is cut there. When the log holds more than
-//! [`COMPACT_AFTER`] records it is folded into a new snapshot.
+//! never acknowledged); the log is cut there. The framing, the cut and the
+//! compaction (when the log outgrows the snapshot) are the metadata journal's
+//! ([`crate::meta::journal`]); here compaction is synchronous (changes are
+//! rare admin calls).
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use acl::v2::admin::{AclInfo, UserInfo};
 use acl::v2::{Change, Metadata};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::meta::journal::{Journal, JournalError};
+
 const SNAPSHOT: &str = "snapshot.json";
 const LOG: &str = "changes.log";
-const COMPACT_AFTER: usize = 1000;
-/// Larger records are taken for corruption (a user or ACL is a few KiB).
-const MAX_RECORD: usize = 16 << 20;
+/// The log is folded into the snapshot past this size (or twice the
+/// snapshot's).
+const COMPACT_AFTER_BYTES: u64 = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthStoreError {
@@ -41,6 +44,8 @@ pub enum AuthStoreError {
     },
     #[error("auth store snapshot {path} does not parse: {error}")]
     Snapshot { path: PathBuf, error: String },
+    #[error("auth store: {0}")]
+    Journal(#[from] JournalError),
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -50,9 +55,7 @@ struct Snapshot {
 }
 
 pub struct AuthStore {
-    dir: PathBuf,
-    log: File,
-    records: usize,
+    journal: Arc<Journal>,
     meta: Metadata,
 }
 
@@ -61,41 +64,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuthStoreError + '_ {
         path: path.to_owned(),
         error,
     }
-}
-
-/// Splits `bytes` into the payloads of whole, intact records and the length
-/// of that valid prefix.
-pub(crate) fn scan(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while bytes.len() - at >= 8 {
-        let len =
-            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
-        let crc = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
-        if len > MAX_RECORD || bytes.len() - at - 8 < len {
-            break;
-        }
-        let payload = &bytes[at + 8..at + 8 + len];
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
-        out.push(payload);
-        at += 8 + len;
-    }
-    (out, at)
-}
-
-fn record(change: &Change) -> Vec<u8> {
-    let payload = serde_json::to_vec(change).unwrap_or_default();
-    let mut r = Vec::with_capacity(payload.len() + 8);
-    r.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    r.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    r.extend_from_slice(&payload);
-    r
-}
-
-fn sync_dir(dir: &Path) -> Result<(), AuthStoreError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 impl AuthStore {
@@ -121,43 +89,23 @@ impl AuthStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io(&snap_path)(e)),
         }
-        let log_path = dir.join(LOG);
-        let mut log = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&log_path)
-            .map_err(io(&log_path))?;
-        let mut bytes = Vec::new();
-        log.read_to_end(&mut bytes).map_err(io(&log_path))?;
-        let (payloads, valid) = scan(&bytes);
-        let mut records = 0;
+        let (journal, payloads) = Journal::open(&dir.join(LOG), &snap_path, COMPACT_AFTER_BYTES)?;
         for p in payloads {
-            match serde_json::from_slice::<Change>(p) {
+            match serde_json::from_slice::<Change>(&p) {
                 Ok(c) => meta.apply(&c),
                 Err(e) => warn!(error = %e, "auth store: unreadable change skipped"),
             }
-            records += 1;
-        }
-        if valid < bytes.len() {
-            warn!(path = %log_path.display(), valid, len = bytes.len(), "auth store: torn tail dropped");
-            log.set_len(valid as u64).map_err(io(&log_path))?;
-            log.sync_all().map_err(io(&log_path))?;
         }
         info!(
             users = meta.users.len(),
             acls = meta.acls.len(),
             "auth store opened"
         );
-        let mut store = AuthStore {
-            dir: dir.to_owned(),
-            log,
-            records,
+        let store = AuthStore {
+            journal: Arc::new(journal),
             meta,
         };
-        if store.records > COMPACT_AFTER {
-            store.compact()?;
-        }
+        store.compact_if_due()?;
         Ok(store)
     }
 
@@ -171,44 +119,34 @@ impl AuthStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut buf = Vec::new();
+        let mut last = 0;
         for c in changes {
-            buf.extend_from_slice(&record(c));
+            let payload = serde_json::to_vec(c).unwrap_or_default();
+            last = self.journal.append(&payload)?;
         }
-        let path = self.dir.join(LOG);
-        self.log.write_all(&buf).map_err(io(&path))?;
-        self.log.sync_data().map_err(io(&path))?;
+        self.journal.sync(last)?;
         for c in changes {
             self.meta.apply(c);
         }
-        self.records += changes.len();
-        if self.records > COMPACT_AFTER {
-            self.compact()?;
-        }
-        Ok(())
+        self.compact_if_due()
     }
 
     /// Writes the metadata as a new snapshot and empties the log. A crash in
     /// between leaves the old log over the new snapshot; replaying it again
     /// gives the same state (every change is a put or a delete of a whole
     /// user or ACL).
-    fn compact(&mut self) -> Result<(), AuthStoreError> {
+    fn compact_if_due(&self) -> Result<(), AuthStoreError> {
+        if !self.journal.wants_compaction() {
+            return Ok(());
+        }
+        let Some(c) = self.journal.begin_compaction()? else {
+            return Ok(());
+        };
         let snap = Snapshot {
             users: self.meta.users.values().map(UserInfo::from).collect(),
             acls: self.meta.acls.values().map(AclInfo::from).collect(),
         };
-        let tmp = self.dir.join("snapshot.json.tmp");
-        let bytes = serde_json::to_vec(&snap).unwrap_or_default();
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        let snap_path = self.dir.join(SNAPSHOT);
-        std::fs::rename(&tmp, &snap_path).map_err(io(&snap_path))?;
-        sync_dir(&self.dir)?;
-        let log_path = self.dir.join(LOG);
-        self.log.set_len(0).map_err(io(&log_path))?;
-        self.log.sync_all().map_err(io(&log_path))?;
-        self.records = 0;
+        c.finish(&serde_json::to_vec(&snap).unwrap_or_default())?;
         Ok(())
     }
 }
@@ -237,7 +175,7 @@ mod tests {
             s.commit(&[put("u2")]).expect("commit");
         }
         // A torn third record: every cut of it is dropped, the rest kept.
-        let full = record(&put("u3"));
+        let full = crate::meta::journal::frame(&serde_json::to_vec(&put("u3")).expect("json"));
         let log = dir.path().join(LOG);
         let good = std::fs::read(&log).expect("log");
         for cut in 0..full.len() {
@@ -263,7 +201,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let mut s = AuthStore::open(dir.path()).expect("open");
-            for i in 0..(COMPACT_AFTER + 5) {
+            for i in 0..1000 {
                 s.commit(&[put(&format!("u{}", i % 7))]).expect("commit");
             }
             s.commit(&[Change::DeleteUser {

@@ -3,6 +3,7 @@
 //! Java's JSON formats under `<root>/config`), queue locks and live clients.
 
 pub(crate) mod client;
+pub mod journal;
 pub(crate) mod lock;
 pub(crate) mod offsets;
 pub(crate) mod request_mode;

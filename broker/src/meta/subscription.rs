@@ -1,15 +1,32 @@
 //! Subscription group configs (`SubscriptionGroupManager`), persisted to
-//! `<root>/config/subscriptionGroup.json`.
+//! `<root>/config/subscriptionGroup.json`; each change is one fsynced record
+//! in `subscriptionGroup.json.log`, folded into the file as for topics
+//! ([`crate::meta::journal`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use remoting::body::DataVersion;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::meta::topic::{read_json, write_atomically};
+use crate::meta::journal::{self, Journal};
+use crate::meta::topic::read_json;
+
+/// One record of `subscriptionGroup.json.log`.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+enum GroupChange {
+    Put {
+        config: Box<SubscriptionGroupConfig>,
+        dv: DataVersion,
+    },
+    Delete {
+        group: String,
+        dv: DataVersion,
+    },
+}
 
 /// Java `SubscriptionGroupConfig`; fields we do not use survive a round trip
 /// through `other`.
@@ -80,6 +97,7 @@ pub struct SubscriptionGroupWrapper {
 pub struct SubscriptionGroupManager {
     state: RwLock<SubscriptionGroupWrapper>,
     path: PathBuf,
+    journal: Arc<Journal>,
     auto_create: bool,
 }
 
@@ -113,11 +131,38 @@ impl SubscriptionGroupManager {
             state.forbidden_table = saved.forbidden_table;
             state.data_version = saved.data_version;
         }
-        Ok(SubscriptionGroupManager {
+        let (journal, payloads) = Journal::open(
+            &journal::log_path(&path),
+            &path,
+            journal::DEFAULT_MIN_COMPACT,
+        )
+        .map_err(std::io::Error::other)?;
+        let replayed = payloads.len();
+        for p in payloads {
+            match serde_json::from_slice::<GroupChange>(&p) {
+                Ok(GroupChange::Put { config, dv }) => {
+                    state
+                        .subscription_group_table
+                        .insert(config.group_name.clone(), *config);
+                    state.data_version = dv;
+                }
+                Ok(GroupChange::Delete { group, dv }) => {
+                    state.subscription_group_table.remove(&group);
+                    state.data_version = dv;
+                }
+                Err(e) => warn!(error = %e, "group journal: unreadable record skipped"),
+            }
+        }
+        let mgr = SubscriptionGroupManager {
             state: RwLock::new(state),
             path,
+            journal: Arc::new(journal),
             auto_create,
-        })
+        };
+        if replayed > 0 || !mgr.path.exists() {
+            mgr.compact_now();
+        }
+        Ok(mgr)
     }
 
     pub fn get(&self, group: &str) -> Option<SubscriptionGroupConfig> {
@@ -138,7 +183,7 @@ impl SubscriptionGroupManager {
             return None;
         }
         let c = SubscriptionGroupConfig::named(group);
-        {
+        let seq = {
             let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
             if let Some(existing) = s.subscription_group_table.get(group) {
                 return Some(existing.clone());
@@ -146,48 +191,107 @@ impl SubscriptionGroupManager {
             s.subscription_group_table
                 .insert(group.to_owned(), c.clone());
             s.data_version.next();
-        }
+            self.append(&GroupChange::Put {
+                config: Box::new(c.clone()),
+                dv: s.data_version.clone(),
+            })
+        };
         info!(%group, "auto-created subscription group");
-        self.persist();
+        self.sync(seq);
         Some(c)
     }
 
     pub fn update(&self, config: SubscriptionGroupConfig) {
-        {
+        let seq = {
             let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
             s.subscription_group_table
-                .insert(config.group_name.clone(), config);
+                .insert(config.group_name.clone(), config.clone());
             s.data_version.next();
-        }
-        self.persist();
+            self.append(&GroupChange::Put {
+                config: Box::new(config),
+                dv: s.data_version.clone(),
+            })
+        };
+        self.sync(seq);
     }
 
     pub fn delete(&self, group: &str) -> bool {
-        let removed = {
+        let seq = {
             let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
-            let r = s.subscription_group_table.remove(group).is_some();
-            if r {
-                s.data_version.next();
+            if s.subscription_group_table.remove(group).is_none() {
+                return false;
             }
-            r
+            s.data_version.next();
+            self.append(&GroupChange::Delete {
+                group: group.to_owned(),
+                dv: s.data_version.clone(),
+            })
         };
-        if removed {
-            self.persist();
-        }
-        removed
+        self.sync(seq);
+        true
     }
 
     pub fn wrapper(&self) -> SubscriptionGroupWrapper {
         self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn persist(&self) {
-        let bytes =
-            serde_json::to_vec_pretty(&*self.state.read().unwrap_or_else(|p| p.into_inner()))
-                .unwrap_or_default();
-        if let Err(e) = write_atomically(&self.path, &bytes) {
-            warn!(path = %self.path.display(), error = %e, "cannot persist subscription groups");
+    /// Appends a change; call under the write lock.
+    fn append(&self, change: &GroupChange) -> Option<u64> {
+        let payload = serde_json::to_vec(change).unwrap_or_default();
+        match self.journal.append(&payload) {
+            Ok(seq) => Some(seq),
+            Err(e) => {
+                warn!(path = %self.path.display(), error = %e, "cannot journal a group change");
+                None
+            }
         }
+    }
+
+    fn sync(&self, seq: Option<u64>) {
+        if let Some(seq) = seq {
+            if let Err(e) = self.journal.sync(seq) {
+                warn!(path = %self.path.display(), error = %e, "cannot sync the group journal");
+            }
+        }
+        if self.journal.wants_compaction() {
+            self.compact(true);
+        }
+    }
+
+    fn compact(&self, background: bool) {
+        let (c, wrapper) = {
+            let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+            let c = match self.journal.begin_compaction() {
+                Ok(Some(c)) => c,
+                Ok(None) => return,
+                Err(e) => {
+                    warn!(path = %self.path.display(), error = %e, "cannot compact the group journal");
+                    return;
+                }
+            };
+            (c, s.clone())
+        };
+        let render = move || serde_json::to_vec_pretty(&wrapper).unwrap_or_default();
+        if background {
+            c.finish_in_background(render);
+        } else if let Err(e) = c.finish(&render()) {
+            warn!(path = %self.path.display(), error = %e, "cannot write subscription groups");
+        }
+    }
+
+    /// Writes `subscriptionGroup.json` now and empties the journal (start,
+    /// clean shutdown).
+    pub fn compact_now(&self) {
+        self.journal.wait_idle(std::time::Duration::from_secs(60));
+        self.compact(false);
+    }
+}
+
+/// The last owner gone (a clean shutdown): Java's file gets everything and
+/// the journal is emptied.
+impl Drop for SubscriptionGroupManager {
+    fn drop(&mut self) {
+        self.compact_now();
     }
 }
 

@@ -1,16 +1,23 @@
 //! Topic configs: in memory, persisted to `<root>/config/topics.json` in
 //! Java's `TopicConfigSerializeWrapper` format, with the system topics Java's
 //! `TopicConfigManager.init` creates.
+//!
+//! A change is not a rewrite of `topics.json`: it is one record appended to
+//! `topics.json.log` (the metadata journal) and fsynced before the caller
+//! answers; the journal is folded into `topics.json` in the background when
+//! it outgrows the file, at start and on a clean shutdown.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use remoting::body::{perm, DataVersion, TopicConfig, TopicConfigSerializeWrapper};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
+use crate::meta::journal::{self, Journal};
 
 pub const AUTO_CREATE_TOPIC: &str = "TBW102";
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
@@ -71,11 +78,46 @@ struct State {
     data_version: DataVersion,
 }
 
+/// One record of `topics.json.log`: idempotent (a whole config, a delete,
+/// the data version after the change).
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+enum TopicChange {
+    Put {
+        config: TopicConfig,
+        dv: DataVersion,
+    },
+    Delete {
+        topic: String,
+        dv: DataVersion,
+    },
+    Version {
+        dv: DataVersion,
+    },
+}
+
+impl State {
+    fn apply(&mut self, change: TopicChange) {
+        match change {
+            TopicChange::Put { config, dv } => {
+                self.table.insert(config.topic_name.clone(), config);
+                self.data_version = dv;
+            }
+            TopicChange::Delete { topic, dv } => {
+                self.table.remove(&topic);
+                self.data_version = dv;
+            }
+            TopicChange::Version { dv } => self.data_version = dv,
+        }
+    }
+}
+
 /// The broker's topic table. Every change bumps the data version, is written
 /// to disk and pokes the name-server registration task.
 pub struct TopicConfigManager {
     state: RwLock<State>,
     path: PathBuf,
+    journal: Arc<Journal>,
     system_topics: HashSet<String>,
     changed: Arc<Notify>,
     auto_create_enabled: bool,
@@ -149,17 +191,41 @@ impl TopicConfigManager {
             table.extend(saved.topic_config_table);
             data_version = saved.data_version;
         }
+        let (journal, payloads) = Journal::open(
+            &journal::log_path(&path),
+            &path,
+            journal::DEFAULT_MIN_COMPACT,
+        )
+        .map_err(std::io::Error::other)?;
+        let mut state = State {
+            table,
+            data_version,
+        };
+        let replayed = payloads.len();
+        for p in payloads {
+            match serde_json::from_slice::<TopicChange>(&p) {
+                Ok(c) => state.apply(c),
+                Err(e) => warn!(error = %e, "topic journal: unreadable record skipped"),
+            }
+        }
+        if replayed > 0 {
+            info!(
+                records = replayed,
+                topics = state.table.len(),
+                "replayed the topic journal"
+            );
+        }
         let mgr = TopicConfigManager {
-            state: RwLock::new(State {
-                table,
-                data_version,
-            }),
+            state: RwLock::new(state),
             path,
+            journal: Arc::new(journal),
             system_topics,
             changed,
             auto_create_enabled: config.auto_create_topic_enable,
         };
-        mgr.persist();
+        // Java's file holds everything from the start on (and the system
+        // topics, as Java's `init` + `persist` leave it).
+        mgr.compact_now();
         Ok(mgr)
     }
 
@@ -235,26 +301,35 @@ impl TopicConfigManager {
             t.topic_filter_type = default.topic_filter_type.clone();
             s.table.insert(topic.to_owned(), t.clone());
             s.data_version.next();
-            t
+            let seq = self.append(&TopicChange::Put {
+                config: t.clone(),
+                dv: s.data_version.clone(),
+            });
+            (t, seq)
         };
+        let (created, seq) = created;
         info!(%topic, %default_topic, queues = created.write_queue_nums, "created topic on send");
-        self.after_change();
+        self.after_change(seq);
         Some(created)
     }
 
     /// Creates the topic when absent (retry and DLQ topics); returns the
     /// existing or new config.
     pub fn create_if_absent(&self, config: TopicConfig) -> TopicConfig {
-        {
+        let seq = {
             let mut s = self.write();
             if let Some(t) = s.table.get(&config.topic_name) {
                 return t.clone();
             }
             s.table.insert(config.topic_name.clone(), config.clone());
             s.data_version.next();
-        }
+            self.append(&TopicChange::Put {
+                config: config.clone(),
+                dv: s.data_version.clone(),
+            })
+        };
         info!(topic = %config.topic_name, queues = config.write_queue_nums, "created topic");
-        self.after_change();
+        self.after_change(seq);
         config
     }
 
@@ -262,60 +337,113 @@ impl TopicConfigManager {
     /// `dataVersion.nextVersion(masterEpoch)`): the name servers prefer the
     /// registration whose `stateVersion` is higher, so a stale master loses.
     pub fn next_version_with_state(&self, state_version: i64) {
-        {
+        let seq = {
             let mut s = self.write();
             s.data_version.next();
             s.data_version.state_version = state_version;
-        }
-        self.persist();
+            self.append(&TopicChange::Version {
+                dv: s.data_version.clone(),
+            })
+        };
+        self.sync(seq);
     }
 
     /// Admin create or update.
     pub fn update(&self, config: TopicConfig) {
-        {
+        let seq = {
             let mut s = self.write();
             s.table.insert(config.topic_name.clone(), config.clone());
             s.data_version.next();
-        }
+            self.append(&TopicChange::Put {
+                config: config.clone(),
+                dv: s.data_version.clone(),
+            })
+        };
         info!(topic = %config.topic_name, read = config.read_queue_nums, write = config.write_queue_nums, perm = config.perm, "topic config updated");
-        self.after_change();
+        self.after_change(seq);
     }
 
     pub fn delete(&self, topic: &str) -> bool {
-        let removed = {
+        let seq = {
             let mut s = self.write();
-            let removed = s.table.remove(topic).is_some();
-            if removed {
-                s.data_version.next();
+            if s.table.remove(topic).is_none() {
+                return false;
             }
-            removed
+            s.data_version.next();
+            self.append(&TopicChange::Delete {
+                topic: topic.to_owned(),
+                dv: s.data_version.clone(),
+            })
         };
-        if removed {
-            info!(%topic, "topic deleted");
-            self.after_change();
-        }
-        removed
+        info!(%topic, "topic deleted");
+        self.after_change(seq);
+        true
     }
 
-    fn after_change(&self) {
-        self.persist();
+    /// Appends a change; call under the write lock. Failures are logged (the
+    /// table stays in memory).
+    fn append(&self, change: &TopicChange) -> Option<u64> {
+        let payload = serde_json::to_vec(change).unwrap_or_default();
+        match self.journal.append(&payload) {
+            Ok(seq) => Some(seq),
+            Err(e) => {
+                warn!(path = %self.path.display(), error = %e, "cannot journal a topic change");
+                None
+            }
+        }
+    }
+
+    fn sync(&self, seq: Option<u64>) {
+        if let Some(seq) = seq {
+            if let Err(e) = self.journal.sync(seq) {
+                warn!(path = %self.path.display(), error = %e, "cannot sync the topic journal");
+            }
+        }
+        if self.journal.wants_compaction() {
+            self.compact(true);
+        }
+    }
+
+    fn after_change(&self, seq: Option<u64>) {
+        self.sync(seq);
         self.changed.notify_one();
     }
 
-    /// Writes `topics.json`; failures are logged (the table stays in memory).
-    pub fn persist(&self) {
-        let text = {
+    /// Folds the journal into `topics.json` (Java's format): in the
+    /// background, or here and now (start, clean shutdown).
+    fn compact(&self, background: bool) {
+        let (c, wrapper) = {
+            // Under the read lock no change is appended: the copy holds
+            // exactly what the rotated log holds.
             let s = self.read();
+            let c = match self.journal.begin_compaction() {
+                Ok(Some(c)) => c,
+                Ok(None) => return,
+                Err(e) => {
+                    warn!(path = %self.path.display(), error = %e, "cannot compact the topic journal");
+                    return;
+                }
+            };
             let wrapper = TopicConfigSerializeWrapper {
                 topic_config_table: s.table.clone(),
                 data_version: s.data_version.clone(),
                 ..Default::default()
             };
-            serde_json::to_vec_pretty(&wrapper).unwrap_or_default()
+            (c, wrapper)
         };
-        if let Err(e) = write_atomically(&self.path, &text) {
-            warn!(path = %self.path.display(), error = %e, "cannot persist topic configs");
+        let render = move || serde_json::to_vec_pretty(&wrapper).unwrap_or_default();
+        if background {
+            c.finish_in_background(render);
+        } else if let Err(e) = c.finish(&render()) {
+            warn!(path = %self.path.display(), error = %e, "cannot write topic configs");
         }
+    }
+
+    /// Writes `topics.json` now (after any running compaction) and empties
+    /// the journal.
+    pub fn compact_now(&self) {
+        self.journal.wait_idle(std::time::Duration::from_secs(60));
+        self.compact(false);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -359,6 +487,14 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()>
         let _ = std::fs::copy(path, path.with_extension("json.bak"));
     }
     std::fs::rename(&tmp, path)
+}
+
+/// The last owner gone (a clean shutdown): Java's file gets everything and
+/// the journal is emptied.
+impl Drop for TopicConfigManager {
+    fn drop(&mut self) {
+        self.compact_now();
+    }
 }
 
 #[cfg(test)]
