@@ -61,6 +61,9 @@ else
   # Maven and the Go driver once, before binaries that share their folders run.
   for v in 4.9.8 5.3.3; do bash compat-tests/java/prepare.sh "$v"; done
   bash compat-tests/go/build.sh target/compat-go
+  # The RocketMQ 5 gRPC clients: Go (golang/v5) and Node (rocketmq-client-nodejs).
+  bash compat-tests/go-grpc/build.sh target/compat-go-grpc
+  (cd compat-tests/node-grpc && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   # Seconds each binary took in a sequential run on 2 cores (unknown: 60); only the order.
   estimate() {
     case "$1" in
@@ -69,6 +72,7 @@ else
       namesrv_side_by_side) echo 103 ;; ha_master_slave) echo 89 ;;
       dledger_group_restart) echo 81 ;; controller_java_brokers) echo 80 ;;
       delay_and_transactions) echo 76 ;; store_swap_java) echo 74 ;;
+      grpc_go_node_clients) echo 60 ;;
       filter_trace_compress) echo 72 ;; controller_our_brokers) echo 71 ;;
       dledger_failover) echo 65 ;; controller_fault_rounds) echo 64 ;;
       mqadmin_matrix) echo 61 ;; dledger_java_group) echo 57 ;;
