@@ -167,6 +167,9 @@ pub struct Namesrv {
     routes_version: AtomicU64,
     /// GET_ROUTEINFO_BY_TOPIC answers. Lock order: `routes`, then this.
     route_cache: RwLock<RouteBodyCache>,
+    /// The GET_ALL_TOPIC_LIST_FROM_NAMESERVER answer and the route table's
+    /// topic-set version it was encoded at (megabytes at 100k topics).
+    topic_list_cache: Mutex<Option<(u64, Bytes)>>,
     kv: Mutex<KvConfig>,
     /// `kvConfigPath` cannot change at run time (it is black-listed).
     kv_path: PathBuf,
@@ -218,6 +221,7 @@ impl Namesrv {
             routes: RwLock::new(RouteTable::new()),
             routes_version: AtomicU64::new(0),
             route_cache: RwLock::new(RouteBodyCache::default()),
+            topic_list_cache: Mutex::new(None),
             kv: Mutex::new(kv),
             kv_path,
             conns: Mutex::new(HashMap::new()),
@@ -493,7 +497,19 @@ impl Namesrv {
         };
         let routes = read(&self.routes);
         let list = match code {
-            rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER if all_enabled => routes.all_topics(),
+            rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER if all_enabled => {
+                let version = routes.topic_set_version();
+                let mut cache = lock(&self.topic_list_cache);
+                let body = match cache.as_ref() {
+                    Some((v, body)) if *v == version => body.clone(),
+                    _ => {
+                        let body = Bytes::from(to_json(&routes.all_topics()));
+                        *cache = Some((version, body.clone()));
+                        body
+                    }
+                };
+                return Ok(RemotingCommand::success().with_body(body));
+            }
             rc::GET_SYSTEM_TOPIC_LIST_FROM_NS => routes.system_topics(),
             rc::GET_UNIT_TOPIC_LIST if enabled => routes.unit_topics(),
             rc::GET_HAS_UNIT_SUB_TOPIC_LIST if enabled => routes.has_unit_sub_topics(),

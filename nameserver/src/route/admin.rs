@@ -32,7 +32,9 @@ impl RouteTable {
     pub fn delete_topic(&mut self, topic: &str, cluster: Option<&str>) {
         match cluster {
             None => {
-                self.topic_queue_table.remove(topic);
+                if self.topic_queue_table.remove(topic).is_some() {
+                    self.topic_set_changed();
+                }
             }
             Some(cluster) => {
                 let Some(names) = self.cluster_addr_table.get(cluster) else {
@@ -71,6 +73,9 @@ impl RouteTable {
             .entry(topic.to_owned())
             .or_default()
             .extend(staged);
+        if !existing {
+            self.topic_set_changed();
+        }
         info!(topic, "topic route registered");
     }
 }

@@ -47,6 +47,7 @@ impl RouteTable {
     /// `cleanTopicByUnRegisterRequests`.
     fn clean_topics(&mut self, removed: &BTreeSet<String>, reduced: &BTreeSet<String>) {
         let broker_addr_table = &self.broker_addr_table;
+        let before = self.topic_queue_table.len();
         self.topic_queue_table.retain(|_, qds| {
             for name in removed {
                 qds.remove(name);
@@ -67,6 +68,9 @@ impl RouteTable {
             }
             !qds.is_empty()
         });
+        if self.topic_queue_table.len() != before {
+            self.topic_set_changed();
+        }
     }
 
     /// Unregisters whatever is registered at `addr` (Java `onChannelDestroy`).

@@ -157,11 +157,28 @@ pub struct RouteTable {
     filter_server_table: BTreeMap<BrokerAddrInfo, Vec<String>>,
     /// topic -> broker name -> `TopicQueueMappingInfo`.
     topic_queue_mapping_info_table: BTreeMap<String, BTreeMap<String, Value>>,
+    /// Bumped whenever a topic enters or leaves `topic_queue_table`, so
+    /// that the (large) topic list answer can be cached between changes.
+    topic_set_version: u64,
 }
 
 impl RouteTable {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Changes whenever the set of topics changes (not their queue data).
+    pub fn topic_set_version(&self) -> u64 {
+        self.topic_set_version
+    }
+
+    /// Number of topics with a route.
+    pub fn topic_count(&self) -> usize {
+        self.topic_queue_table.len()
+    }
+
+    fn topic_set_changed(&mut self) {
+        self.topic_set_version = self.topic_set_version.wrapping_add(1);
     }
 }
 

@@ -5,7 +5,9 @@
 
 use remoting::body::{perm, BrokerData, DataVersion, QueueData, TopicConfig};
 use serde_json::Value;
-use tracing::{info, warn};
+use std::collections::BTreeMap;
+
+use tracing::{debug, info, warn};
 
 use super::{
     BrokerAddrInfo, BrokerLiveInfo, ConnId, RegisterBroker, RegisterBrokerResult, RouteOptions,
@@ -126,6 +128,7 @@ impl RouteTable {
                 }
             }
 
+            let mut new_topics = 0usize;
             for (key, tc) in wrapper.topic_config_table.iter_mut() {
                 if tc.topic_name.is_empty() {
                     tc.topic_name = key.clone();
@@ -143,8 +146,13 @@ impl RouteTable {
                     if is_prime_slave && acting_master {
                         tc.perm &= !perm::WRITE;
                     }
-                    self.create_and_update_queue_data(&broker_name, tc);
+                    if self.create_and_update_queue_data(&broker_name, tc) {
+                        new_topics += 1;
+                    }
                 }
+            }
+            if new_topics > 0 {
+                info!(broker = %broker_name, new_topics, "new topics registered");
             }
 
             if register_first
@@ -230,7 +238,8 @@ impl RouteTable {
                 .is_some_and(|qds| qds.contains_key(broker_name))
     }
 
-    fn create_and_update_queue_data(&mut self, broker_name: &str, tc: &TopicConfig) {
+    /// Whether the topic is new.
+    fn create_and_update_queue_data(&mut self, broker_name: &str, tc: &TopicConfig) -> bool {
         let qd = QueueData {
             broker_name: broker_name.to_owned(),
             perm: tc.perm,
@@ -238,18 +247,31 @@ impl RouteTable {
             topic_sys_flag: tc.topic_sys_flag,
             write_queue_nums: tc.write_queue_nums,
         };
-        let qds = self
-            .topic_queue_table
-            .entry(tc.topic_name.clone())
-            .or_default();
-        match qds.insert(broker_name.to_owned(), qd.clone()) {
+        // The common case (a known topic re-registered by a known broker)
+        // allocates nothing but the queue data.
+        if !self.topic_queue_table.contains_key(&tc.topic_name) {
+            self.topic_set_changed();
+            self.topic_queue_table
+                .insert(tc.topic_name.clone(), BTreeMap::new());
+        }
+        let Some(qds) = self.topic_queue_table.get_mut(&tc.topic_name) else {
+            return false;
+        };
+        let old = match qds.get_mut(broker_name) {
+            Some(slot) => Some(std::mem::replace(slot, qd.clone())),
+            None => qds.insert(broker_name.to_owned(), qd.clone()),
+        };
+        match old {
+            // One line per topic at 100k topics is too much for info.
             None if qds.len() == 1 => {
-                info!(topic = %tc.topic_name, broker = broker_name, "new topic registered")
+                debug!(topic = %tc.topic_name, broker = broker_name, "new topic registered");
+                true
             }
             Some(old) if old != qd => {
-                info!(topic = %tc.topic_name, broker = broker_name, ?old, new = ?qd, "topic changed")
+                info!(topic = %tc.topic_name, broker = broker_name, ?old, new = ?qd, "topic changed");
+                false
             }
-            _ => {}
+            _ => false,
         }
     }
 
@@ -265,6 +287,7 @@ impl RouteTable {
             }
             if qds.is_empty() {
                 self.topic_queue_table.remove(topic);
+                self.topic_set_changed();
             }
         }
     }

@@ -87,3 +87,54 @@ fn member_group() {
         .broker_addrs
         .is_empty());
 }
+
+/// 10 brokers x 20k topics: every topic routes to all ten, re-registering
+/// the same version keeps the topic set (and so the cached topic list),
+/// and only a real change of the set moves its version.
+#[test]
+fn ten_brokers_of_twenty_thousand_topics_route_every_topic() {
+    const TOPICS: usize = 20_000;
+    let names: Vec<String> = (0..TOPICS).map(|i| format!("scale-{i:05}")).collect();
+    let topics: Vec<(&str, i32)> = names.iter().map(|n| (n.as_str(), 8)).collect();
+    let mut t = RouteTable::new();
+    for b in 0..10 {
+        let name = format!("broker-{b}");
+        let addr = format!("10.0.0.{b}:10911");
+        assert!(register(&mut t, &name, 0, &addr, &topics, b).is_some());
+    }
+    assert_eq!(t.topic_count(), TOPICS);
+    let version = t.topic_set_version();
+    for n in &names {
+        let route = t.topic_route(n, OPTS).unwrap();
+        assert_eq!(
+            (route.queue_datas.len(), route.broker_datas.len()),
+            (10, 10)
+        );
+    }
+    assert_eq!(t.all_topics().topic_list.len(), TOPICS);
+
+    // The periodic re-registration (same data version) changes nothing.
+    for b in 0..10 {
+        let name = format!("broker-{b}");
+        let addr = format!("10.0.0.{b}:10911");
+        assert!(register(&mut t, &name, 0, &addr, &topics, b).is_some());
+    }
+    assert_eq!(t.topic_set_version(), version);
+
+    // A new topic on one broker, then its deletion: the set moves each time.
+    let mut more = topics.clone();
+    more.push(("scale-new", 4));
+    t.register_broker(
+        reg("broker-0", 0, "10.0.0.0:10911", payload(2, &more)),
+        0,
+        T0,
+        OPTS,
+    )
+    .unwrap();
+    assert_ne!(t.topic_set_version(), version);
+    let v2 = t.topic_set_version();
+    assert!(t.topic_route("scale-new", OPTS).is_some());
+    t.delete_topic("scale-new", None);
+    assert_ne!(t.topic_set_version(), v2);
+    assert_eq!(t.topic_count(), TOPICS);
+}
