@@ -13,7 +13,7 @@
 //!
 //! Usage:
 //!
-//! ```no_run
+//! ```text
 //! use compat_tests::{JavaNamesrv, JavaProxy, OurNamesrv, StandaloneBroker};
 //! // (a) the reference: Java 5.3.3 broker + proxy in local mode
 //! let ns = JavaNamesrv::start("5.3.3");
@@ -126,6 +126,17 @@ impl JavaProxy {
         namesrv_addr: &str,
         extra_broker_properties: &str,
     ) -> JavaProxy {
+        JavaProxy::start_local_with(version, namesrv_addr, extra_broker_properties, &[])
+    }
+
+    /// Like [`JavaProxy::start_local`], with more `rmq-proxy.json` keys
+    /// (`extra`, they win over ours).
+    pub fn start_local_with(
+        version: &str,
+        namesrv_addr: &str,
+        extra_broker_properties: &str,
+        extra: &[(&str, serde_json::Value)],
+    ) -> JavaProxy {
         let dir = new_dir("rmq-compat-javaproxy-local-");
         let port = free_broker_port();
         let mut cluster_name = "JavaProxyCluster".to_owned();
@@ -161,7 +172,7 @@ impl JavaProxy {
             JavaProxyMode::Local,
             namesrv_addr,
             &cluster_name,
-            &[],
+            extra,
         );
         proxy.broker_addr = format!("127.0.0.1:{port}");
         proxy.broker_name = broker_name;
