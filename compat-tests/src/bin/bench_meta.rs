@@ -11,8 +11,15 @@
 //! window. A run stops at the last checkpoint or after `--max-secs` per
 //! broker (default 900), saying where it stopped.
 //!
-//! Usage: bench_meta [--topics N[,N...]] [--max-secs S] [--java-version V]
-//!        [--only ours|java] [--java-heap ARGS]
+//! With `--offsets N` (after the topics, if the broker got that far): one
+//! subscription group commits N queue offsets (UPDATE_CONSUMER_OFFSET, 32 in
+//! flight, spread over the first 1,000 topics), waits two persist intervals
+//! (`flushConsumerOffsetInterval=5000` on both), then moves 10 offsets and
+//! reports the bytes written and the CPU the broker used per interval over
+//! the next three intervals.
+//!
+//! Usage: bench_meta [--topics N[,N...]] [--max-secs S] [--offsets N]
+//!        [--java-version V] [--only ours|java] [--java-heap ARGS]
 //! Our binary is `$BENCH_BINS/mqbroker` (default `target/release`);
 //! `scripts/bench-meta.sh` builds it first.
 
@@ -34,6 +41,7 @@ const WINDOW: usize = 1000;
 struct Opts {
     checkpoints: Vec<usize>,
     max_secs: u64,
+    offsets: usize,
     java_version: String,
     only: Option<String>,
     java_heap: Vec<String>,
@@ -43,6 +51,7 @@ fn opts() -> Res<Opts> {
     let mut o = Opts {
         checkpoints: vec![1_000, 10_000, 100_000],
         max_secs: 900,
+        offsets: 0,
         java_version: "5.3.3".into(),
         only: None,
         java_heap: vec!["-Xms1g".into(), "-Xmx1g".into()],
@@ -63,6 +72,7 @@ fn opts() -> Res<Opts> {
                 o.checkpoints.sort_unstable();
             }
             "--max-secs" => o.max_secs = val()?.parse().map_err(|e| format!("--max-secs: {e}"))?,
+            "--offsets" => o.offsets = val()?.parse().map_err(|e| format!("--offsets: {e}"))?,
             "--java-version" => o.java_version = val()?,
             "--only" => o.only = Some(val()?),
             "--java-heap" => o.java_heap = val()?.split_whitespace().map(str::to_owned).collect(),
@@ -86,7 +96,8 @@ fn conf(port: u16, store: &Path) -> String {
         "brokerClusterName=BenchMeta\nbrokerName=bench-meta\nbrokerId=0\nlistenPort={port}\n\
          haListenPort={}\nbindAddress=127.0.0.1\nbrokerIP1=127.0.0.1\nbrokerIP2=127.0.0.1\n\
          storePathRootDir={s}\nstorePathCommitLog={s}/commitlog\n\
-         mappedFileSizeCommitLog=67108864\nflushDiskType=ASYNC_FLUSH\n",
+         mappedFileSizeCommitLog=67108864\nflushDiskType=ASYNC_FLUSH\n\
+         flushConsumerOffsetInterval=5000\n",
         port + 1
     )
 }
@@ -102,6 +113,97 @@ fn wchar(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The offsets phase: time to commit them all, then per persist interval
+/// with 10 offsets moved, bytes written and CPU milliseconds.
+struct OffsetRun {
+    offsets: usize,
+    commit_secs: f64,
+    bytes_per_interval: f64,
+    cpu_ms_per_interval: f64,
+}
+
+const INTERVAL: Duration = Duration::from_secs(5);
+const GROUP: &str = "bench_meta_group";
+
+async fn offsets_phase(
+    name: &str,
+    kid: &Kid,
+    conn: &Connection,
+    topics: usize,
+    n: usize,
+) -> Res<OffsetRun> {
+    let body = format!("{{\"groupName\":\"{GROUP}\"}}");
+    let r = conn
+        .request(
+            RemotingCommand::request(rq::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP)
+                .with_body(body.into_bytes()),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| format!("{name}: create group: {e}"))?;
+    if r.code != 0 {
+        return Err(format!("{name}: create group: {:?}", r.remark));
+    }
+    let spread = topics.clamp(1, 1000);
+    let per_topic = n.div_ceil(spread);
+    let commit = |i: usize, offset: i64| {
+        RemotingCommand::request(rq::UPDATE_CONSUMER_OFFSET)
+            .with_ext("consumerGroup", GROUP)
+            .with_ext("topic", format!("BenchMeta{:07}", i % spread))
+            .with_ext("queueId", (i / spread % per_topic.max(1)).to_string())
+            .with_ext("commitOffset", offset.to_string())
+    };
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    const LANES: usize = 32;
+    for lane in 0..LANES {
+        let conn = conn.clone();
+        let reqs: Vec<RemotingCommand> = (lane..n).step_by(LANES).map(|i| commit(i, 100)).collect();
+        tasks.spawn(async move {
+            for r in reqs {
+                let resp = conn
+                    .request(r, Duration::from_secs(60))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if resp.code != 0 {
+                    return Err(format!("code {} {:?}", resp.code, resp.remark));
+                }
+            }
+            Ok::<(), String>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.map_err(|e| e.to_string())?
+            .map_err(|e| format!("{name}: commit offsets: {e}"))?;
+    }
+    let commit_secs = start.elapsed().as_secs_f64();
+    eprintln!("[bench] {name}: {n} offsets committed in {commit_secs:.1} s; waiting two persist intervals");
+    tokio::time::sleep(2 * INTERVAL + Duration::from_secs(1)).await;
+    let (w0, c0) = (wchar(kid.pid()), compat_tests::bench::cpu_ticks(kid.pid()));
+    for i in 0..10 {
+        let r = conn
+            .request(commit(i * 97, 200), Duration::from_secs(30))
+            .await
+            .map_err(|e| format!("{name}: commit: {e}"))?;
+        if r.code != 0 {
+            return Err(format!("{name}: commit: {:?}", r.remark));
+        }
+    }
+    tokio::time::sleep(3 * INTERVAL).await;
+    let (w1, c1) = (wchar(kid.pid()), compat_tests::bench::cpu_ticks(kid.pid()));
+    let run = OffsetRun {
+        offsets: n,
+        commit_secs,
+        bytes_per_interval: (w1 - w0) as f64 / 3.0,
+        cpu_ms_per_interval: (c1 - c0) as f64 * 1000.0 / compat_tests::bench::clk_tck() / 3.0,
+    };
+    eprintln!(
+        "[bench] {name}: 10 of {n} offsets moved: {:.0} B written and {:.1} ms CPU per 5 s interval",
+        run.bytes_per_interval, run.cpu_ms_per_interval
+    );
+    Ok(run)
+}
+
 struct Point {
     topics: usize,
     secs: f64,
@@ -112,7 +214,9 @@ struct Point {
     bytes_per_create: f64,
 }
 
-fn drive(name: &str, kid: &Kid, port: u16, o: &Opts) -> Res<(Vec<Point>, Option<String>)> {
+type Outcome = (Vec<Point>, Option<String>, Option<OffsetRun>);
+
+fn drive(name: &str, kid: &Kid, port: u16, o: &Opts) -> Res<Outcome> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     // The broker answers admin codes once it is up: poll one harmless call.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -142,6 +246,7 @@ fn drive(name: &str, kid: &Kid, port: u16, o: &Opts) -> Res<(Vec<Point>, Option<
         let mut w0 = wchar(kid.pid());
         let last = *o.checkpoints.last().unwrap_or(&0);
         let mut stopped = None;
+        let mut created = 0;
         for i in 0..last {
             if start.elapsed().as_secs() >= o.max_secs {
                 stopped = Some(format!("{name}: stopped by --max-secs {} at {i} topics", o.max_secs));
@@ -166,6 +271,7 @@ fn drive(name: &str, kid: &Kid, port: u16, o: &Opts) -> Res<(Vec<Point>, Option<
             }
             hist.record(t.elapsed().as_micros() as u64);
             let n = i + 1;
+            created = n;
             if n % WINDOW == 0 && o.checkpoints.contains(&n) {
                 let w = wchar(kid.pid());
                 let p = Point {
@@ -188,12 +294,17 @@ fn drive(name: &str, kid: &Kid, port: u16, o: &Opts) -> Res<(Vec<Point>, Option<
                 w0 = wchar(kid.pid());
             }
         }
+        let offsets = if o.offsets > 0 {
+            Some(offsets_phase(name, kid, &conn, created, o.offsets).await?)
+        } else {
+            None
+        };
         conn.close();
-        Ok((points, stopped))
+        Ok((points, stopped, offsets))
     })
 }
 
-fn run_ours(root: &Path, work: &Path, o: &Opts) -> Res<(Vec<Point>, Option<String>)> {
+fn run_ours(root: &Path, work: &Path, o: &Opts) -> Res<Outcome> {
     let d = work.join("ours");
     mkdir(&d)?;
     let port = free_port()?;
@@ -211,7 +322,7 @@ fn run_ours(root: &Path, work: &Path, o: &Opts) -> Res<(Vec<Point>, Option<Strin
     r
 }
 
-fn run_java(root: &Path, work: &Path, o: &Opts) -> Res<(Vec<Point>, Option<String>)> {
+fn run_java(root: &Path, work: &Path, o: &Opts) -> Res<Outcome> {
     let d = work.join("java");
     mkdir(&d)?;
     let reflib = reference_broker_libs(root, &o.java_version, work)?;
@@ -256,7 +367,7 @@ fn main() {
                 ("ours", &ours),
                 (&*format!("Java {}", o.java_version), &java),
             ] {
-                let Some((points, _)) = r else { continue };
+                let Some((points, _, _)) = r else { continue };
                 let p = points.iter().find(|p| p.topics == n);
                 println!(
                     "| {n} | {name} | {} | {} | {} | {} | {} | {} |",
@@ -269,7 +380,22 @@ fn main() {
                 );
             }
         }
-        for (_, stopped) in [&ours, &java].into_iter().flatten() {
+        if o.offsets > 0 {
+            println!("\n| server | offsets committed | time to commit | bytes written per 5 s interval, 10 moved | broker CPU per interval |");
+            println!("|---|---:|---:|---:|---:|");
+            for (name, r) in [
+                ("ours", &ours),
+                (&*format!("Java {}", o.java_version), &java),
+            ] {
+                if let Some((_, _, Some(x))) = r {
+                    println!(
+                        "| {name} | {} | {:.1} s | {:.0} | {:.1} ms |",
+                        x.offsets, x.commit_secs, x.bytes_per_interval, x.cpu_ms_per_interval
+                    );
+                }
+            }
+        }
+        for (_, stopped, _) in [&ours, &java].into_iter().flatten() {
             if let Some(s) = stopped {
                 println!("\n{s}");
             }
