@@ -262,6 +262,10 @@ broker_config! {
     /// memory; a pull further behind suggests the slave.
     access_message_in_memory_max_ratio: i32 = "accessMessageInMemoryMaxRatio" => 40,
     max_transfer_bytes_on_message_in_memory: i32 = "maxTransferBytesOnMessageInMemory" => 256 * 1024,
+    /// Caps of a get whose message lies beyond the in-memory share
+    /// (`accessMessageInMemoryMaxRatio`) behind the commit log's end.
+    max_transfer_bytes_on_message_in_disk: i32 = "maxTransferBytesOnMessageInDisk" => 64 * 1024,
+    max_transfer_count_on_message_in_disk: i32 = "maxTransferCountOnMessageInDisk" => 8,
     max_hash_slot_num: i32 = "maxHashSlotNum" => 5_000_000,
     max_index_num: i32 = "maxIndexNum" => 20_000_000,
     timer_wheel_enable: bool = "timerWheelEnable" => true,

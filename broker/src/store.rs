@@ -35,6 +35,10 @@ pub fn store_config(config: &BrokerConfig) -> StoreConfig {
         max_transfer_count_on_message_in_memory: config
             .max_transfer_count_on_message_in_memory
             .max(1) as usize,
+        max_transfer_bytes_on_message_in_disk: config.max_transfer_bytes_on_message_in_disk.max(1)
+            as usize,
+        max_transfer_count_on_message_in_disk: config.max_transfer_count_on_message_in_disk.max(1)
+            as usize,
         access_message_in_memory_max_ratio: config.access_message_in_memory_max_ratio.clamp(0, 100)
             as u32,
         message_delay_level: config.message_delay_level.clone(),

@@ -88,6 +88,37 @@ impl CommitLog {
         seg.slice(pos, len)
     }
 
+    /// Runs `f(segment, pos, len)` over the parts of `[from, to)` in each
+    /// segment.
+    fn for_each_part(&self, from: i64, to: i64, f: impl Fn(&MappedFile, usize, usize)) {
+        let mut at = from;
+        // Bounded: each pass moves to the next segment or stops.
+        while at < to {
+            let Some(seg) = self.segment_for(at) else {
+                return;
+            };
+            let pos = (at as u64 - seg.base()) as usize;
+            let len = usize::try_from(to - at)
+                .unwrap_or(usize::MAX)
+                .min(seg.size().saturating_sub(pos));
+            if len == 0 {
+                return;
+            }
+            f(&seg, pos, len);
+            at += len as i64;
+        }
+    }
+
+    /// Faults the published pages of `[from, to)` in on this thread.
+    pub(crate) fn populate_read(&self, from: i64, to: i64) {
+        self.for_each_part(from, to, |seg, pos, len| seg.populate_read(pos, len));
+    }
+
+    /// Starts a background read of the published bytes of `[from, to)`.
+    pub(crate) fn will_need(&self, from: i64, to: i64) {
+        self.for_each_part(from, to, |seg, pos, len| seg.will_need(pos, len));
+    }
+
     /// Calls `f` with the published bytes at `offset` (no refcount traffic).
     pub(crate) fn with_bytes<R>(
         &self,

@@ -31,10 +31,26 @@ pub struct StoreConfig {
     pub max_transfer_bytes_on_message_in_memory: usize,
     /// `maxTransferCountOnMessageInMemory`: cap per get, default 32.
     pub max_transfer_count_on_message_in_memory: usize,
+    /// `maxTransferBytesOnMessageInDisk`: cap per get when the message is
+    /// "in disk" (see `access_message_in_memory_max_ratio`), default 64 KiB.
+    pub max_transfer_bytes_on_message_in_disk: usize,
+    /// `maxTransferCountOnMessageInDisk`: cap per get when the message is
+    /// "in disk", default 8.
+    pub max_transfer_count_on_message_in_disk: usize,
     /// `accessMessageInMemoryMaxRatio` (percent of the machine's memory),
     /// default 40: a get whose last record lies further than this behind the
-    /// commit log's end is "in disk" and suggests pulling from a slave.
+    /// commit log's end is "in disk" and suggests pulling from a slave; a
+    /// message that far behind is read with the in-disk caps.
     pub access_message_in_memory_max_ratio: u32,
+    /// Not a Java key: a get whose first message lies further than this
+    /// behind the commit log's end (or further than the in-memory share,
+    /// whichever is smaller) is "cold": [`MessageStore::is_cold_read`] says
+    /// so, so that the caller can run it off its event loop, and the get
+    /// faults its pages in itself and asks the kernel to read ahead.
+    /// Default 64 MiB.
+    ///
+    /// [`MessageStore::is_cold_read`]: crate::MessageStore::is_cold_read
+    pub cold_read_window_bytes: u64,
     /// `messageDelayLevel`: used for `SCHEDULE_TOPIC_XXXX`, whose consume-queue
     /// tags slot holds the delivery time (docs/protocol/messages.md §3).
     pub message_delay_level: String,
@@ -88,7 +104,10 @@ impl Default for StoreConfig {
             check_crc_on_recover: true,
             max_transfer_bytes_on_message_in_memory: 256 * 1024,
             max_transfer_count_on_message_in_memory: 32,
+            max_transfer_bytes_on_message_in_disk: 64 * 1024,
+            max_transfer_count_on_message_in_disk: 8,
             access_message_in_memory_max_ratio: 40,
+            cold_read_window_bytes: 64 * 1024 * 1024,
             message_delay_level: DEFAULT_MESSAGE_DELAY_LEVEL.to_owned(),
             max_hash_slot_num: 5_000_000,
             max_index_num: 20_000_000,
@@ -121,6 +140,12 @@ impl StoreConfig {
         total_memory().map_or(u64::MAX, |m| {
             m / 100 * u64::from(self.access_message_in_memory_max_ratio.min(100))
         })
+    }
+
+    /// Bytes behind the commit log's end past which a get is cold (see
+    /// `cold_read_window_bytes`).
+    pub fn cold_read_bytes(&self) -> u64 {
+        self.in_memory_bytes().min(self.cold_read_window_bytes)
     }
 
     pub(crate) fn consume_queue_file_size(&self) -> usize {

@@ -40,6 +40,7 @@ pub use offset::{CommitLogOffset, QueueOffset};
 pub use record::{java_string_hash, tags_hash_code, StoredMessage};
 pub use replicated::{AppendOutcome, PendingAppend, ReplicatedAppendError, ReplicatedLog};
 pub use store::{
-    ArrivalListener, BatchToStore, GetResult, GetStatus, MessageStore, MessageToStore, PendingPut,
-    PutResult, PutStatus, ReadLimitListener, RetentionReport, SCHEDULE_TOPIC,
+    ArrivalListener, BatchToStore, ColdReadHook, GetResult, GetStatus, MessageStore,
+    MessageToStore, PendingPut, PutResult, PutStatus, ReadLimitListener, RetentionReport,
+    SCHEDULE_TOPIC,
 };

@@ -216,6 +216,51 @@ impl MappedFile {
         }))
     }
 
+    /// Faults the published pages of `[pos, pos + len)` in now, on the
+    /// calling thread, so that whoever copies them later (the connection
+    /// writing a pull response) does not wait on the disk. One
+    /// `MADV_POPULATE_READ` per call; kernels without it (before 5.14) get
+    /// one byte read per page instead. Out-of-range parts are ignored.
+    pub(crate) fn populate_read(&self, pos: usize, len: usize) {
+        let end = pos.saturating_add(len).min(self.published());
+        if pos >= end {
+            return;
+        }
+        if !NO_POPULATE_READ.load(Ordering::Relaxed) {
+            match self
+                .map
+                .advise_range(memmap2::Advice::PopulateRead, pos, end - pos)
+            {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "MADV_POPULATE_READ failed; touching pages instead");
+                    NO_POPULATE_READ.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        if let Some(bytes) = self.read(pos, end - pos) {
+            let mut sum = 0u8;
+            for b in bytes.iter().step_by(PAGE) {
+                sum = sum.wrapping_add(*b);
+            }
+            std::hint::black_box(sum);
+        }
+    }
+
+    /// Asks the kernel to start reading `[pos, pos + len)` (clipped to the
+    /// published bytes) in the background (`MADV_WILLNEED`); returns at once.
+    pub(crate) fn will_need(&self, pos: usize, len: usize) {
+        let end = pos.saturating_add(len).min(self.published());
+        if pos < end {
+            if let Err(e) = self
+                .map
+                .advise_range(memmap2::Advice::WillNeed, pos, end - pos)
+            {
+                tracing::debug!(error = %e, "MADV_WILLNEED failed");
+            }
+        }
+    }
+
     /// msync the published bytes not yet flushed. Returns the flushed mark.
     pub(crate) fn flush(&self) -> io::Result<usize> {
         let published = self.published();
@@ -250,6 +295,13 @@ pub(crate) fn map_whole(file: &File, len: usize) -> io::Result<memmap2::MmapMut>
     // no-shrink / single-writer rules documented on this function.
     unsafe { MmapOptions::new().len(len).map_mut(file) }
 }
+
+/// Set once `MADV_POPULATE_READ` failed (kernel before 5.14).
+static NO_POPULATE_READ: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stride of the page-touching fallback of [`MappedFile::populate_read`]
+/// (the smallest page size; touching more often costs little).
+const PAGE: usize = 4096;
 
 /// How far ahead of the append position [`MappedFile::warm_ahead`] keeps
 /// pages faulted in, and the step in which it moves.

@@ -92,6 +92,37 @@ pub struct PullProcessor {
     pub shutdown: CancellationToken,
 }
 
+/// The get of a pull, `tags` the selected tag codes (`None`: all).
+fn store_get(
+    store: &BrokerStore,
+    topic: &str,
+    queue_id: i32,
+    offset: QueueOffset,
+    max_msgs: i32,
+    max_bytes: i32,
+    tags: &TagFilter,
+) -> GetResult {
+    let accept = |code: i64| match tags {
+        Some(codes) => codes.contains(&(code as i32 as i64)),
+        None => true,
+    };
+    store.with(closed_get(), |s| {
+        s.get_messages(topic, queue_id, offset, max_msgs, max_bytes, &accept)
+    })
+}
+
+/// The answer for a store that is closed (or a get that did not finish).
+fn closed_get() -> GetResult {
+    GetResult {
+        status: GetStatus::NoMatchedLogicQueue,
+        messages: vec![],
+        next_begin_offset: QueueOffset(0),
+        min_offset: QueueOffset(0),
+        max_offset: QueueOffset(0),
+        suggest_pulling_from_slave: false,
+    }
+}
+
 /// Codes selected by a subscription. Java hashes the tags on the client; we
 /// rehash `tagsSet` here because Go hashes UTF-8 bytes rather than UTF-16.
 fn subscription_filter(sub: &SubscriptionData) -> TagFilter {
@@ -138,7 +169,7 @@ impl PullProcessor {
         // Registered before looking, so an arrival in between is not missed.
         notified.as_mut().enable();
 
-        let mut result = self.get(&h, &checked.filter);
+        let mut result = self.get(&h, &checked.filter).await;
         if h.sys_flag & FLAG_SUSPEND != 0
             && response_code(&result, h.queue_offset) == rc::PULL_NOT_FOUND
         {
@@ -167,7 +198,7 @@ impl PullProcessor {
                     notified.set(notify.notified());
                     notified.as_mut().enable();
                 }
-                result = self.get(&h, &checked.filter);
+                result = self.get(&h, &checked.filter).await;
                 if !woken
                     || tokio::time::Instant::now() >= deadline
                     || response_code(&result, h.queue_offset) != rc::PULL_NOT_FOUND
@@ -181,10 +212,13 @@ impl PullProcessor {
             self.stats
                 .get_transferred
                 .fetch_add(result.messages.len() as u64, Ordering::Relaxed);
-            self.stats.topic(&h.topic).group(&h.consumer_group).record_get(
-                result.messages.len() as u64,
-                result.buffer_total_size() as u64,
-            );
+            self.stats
+                .topic(&h.topic)
+                .group(&h.consumer_group)
+                .record_get(
+                    result.messages.len() as u64,
+                    result.buffer_total_size() as u64,
+                );
         } else {
             self.stats.get_miss.fetch_add(1, Ordering::Relaxed);
         }
@@ -201,7 +235,11 @@ impl PullProcessor {
         ))
     }
 
-    fn get(&self, h: &PullMessageRequestHeader, filter: &MessageFilter) -> GetResult {
+    /// The store's get for a pull. A cold get (far behind the commit log's
+    /// end, see `MessageStore::is_cold_read`) may wait on the disk: it runs
+    /// on the blocking pool, so the connections served by this worker are
+    /// not held up meanwhile.
+    async fn get(&self, h: &PullMessageRequestHeader, filter: &MessageFilter) -> GetResult {
         let (max_count, max_bytes) = {
             let cfg = read_config(&self.config);
             (
@@ -214,28 +252,36 @@ impl PullProcessor {
             .max_msg_bytes
             .filter(|b| *b > 0)
             .map_or(max_bytes, |b| b.min(max_bytes));
-        let accept = |code: i64| match filter {
-            MessageFilter::Tags(Some(codes)) => codes.contains(&(code as i32 as i64)),
-            _ => true,
+        let tags = match filter {
+            MessageFilter::Tags(codes) => codes.clone(),
+            _ => None,
         };
-        let closed = GetResult {
-            status: GetStatus::NoMatchedLogicQueue,
-            messages: vec![],
-            next_begin_offset: QueueOffset(0),
-            min_offset: QueueOffset(0),
-            max_offset: QueueOffset(0),
-            suggest_pulling_from_slave: false,
-        };
-        let result = self.store.with(closed, |s| {
-            s.get_messages(
+        let offset = QueueOffset(h.queue_offset);
+        let cold = self
+            .store
+            .with(false, |s| s.is_cold_read(&h.topic, h.queue_id, offset));
+        let result = if cold {
+            let store = Arc::clone(&self.store);
+            let (topic, queue_id) = (h.topic.clone(), h.queue_id);
+            tokio::task::spawn_blocking(move || {
+                store_get(&store, &topic, queue_id, offset, max_msgs, max_bytes, &tags)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cold pull get failed");
+                closed_get()
+            })
+        } else {
+            store_get(
+                &self.store,
                 &h.topic,
                 h.queue_id,
-                QueueOffset(h.queue_offset),
+                offset,
                 max_msgs,
                 max_bytes,
-                &accept,
+                &tags,
             )
-        });
+        };
         match filter {
             MessageFilter::Sql(selector) => filter_by_properties(result, selector),
             _ => result,

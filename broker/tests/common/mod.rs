@@ -69,6 +69,23 @@ pub async fn start(mut config: BrokerConfig) -> TestBroker {
     }
 }
 
+/// [`start`] on a store opened by the caller.
+pub async fn start_with_store(mut config: BrokerConfig, store: store::MessageStore) -> TestBroker {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    config.listen_port = addr.port();
+    let shutdown = CancellationToken::new();
+    let broker = Broker::start(listener, None, config, Some(store), shutdown.clone())
+        .await
+        .expect("broker starts");
+    let task = tokio::spawn(broker.wait());
+    TestBroker {
+        addr,
+        shutdown,
+        task,
+    }
+}
+
 /// A free loopback port (for a broker's HA port: every broker listens on one).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -16,6 +16,46 @@ use super::{record_store_timestamp, MessageStore};
 /// Java `maxFilterMessageSize` default: bytes of consume queue examined per get.
 const MAX_FILTER_MESSAGE_SIZE: i64 = 16_000;
 
+/// How far past the end of a cold get the kernel is asked to read ahead, so
+/// the disk works on the next pull's bytes while this one is sent.
+pub(super) const COLD_READ_AHEAD: i64 = 2 * 1024 * 1024;
+
+/// Test hook run by cold gets (see [`MessageStore::set_cold_read_hook`]).
+pub type ColdReadHook = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+/// Java `isTheBatchFull`: whether a get holding `count` messages of `total`
+/// bytes stops before the next one of `size` bytes. Never full before the
+/// first message; the caller's caps, then the in-memory or in-disk caps of
+/// the next message.
+pub(crate) fn is_the_batch_full(
+    cfg: &crate::StoreConfig,
+    size: usize,
+    max_msgs: usize,
+    max_pull: usize,
+    total: usize,
+    count: usize,
+    in_memory: bool,
+) -> bool {
+    if total == 0 || count == 0 {
+        return false;
+    }
+    if count + 1 > max_msgs || total + size > max_pull {
+        return true;
+    }
+    let (max_bytes, max_count) = if in_memory {
+        (
+            cfg.max_transfer_bytes_on_message_in_memory,
+            cfg.max_transfer_count_on_message_in_memory,
+        )
+    } else {
+        (
+            cfg.max_transfer_bytes_on_message_in_disk,
+            cfg.max_transfer_count_on_message_in_disk,
+        )
+    };
+    total + size > max_bytes || count + 1 > max_count
+}
+
 impl MessageStore {
     /// Up to `max_msgs` records from queue offset `offset` whose tags code
     /// passes `filter`, with Java's status and next-offset rules
@@ -74,6 +114,13 @@ impl MessageStore {
         let max_pull = max_bytes.max(100) as usize;
         let max_filter = MAX_FILTER_MESSAGE_SIZE.max(max_msgs as i64 * CQ_UNIT as i64);
         let cfg = &inner.config;
+        // Java `maxOffsetPy`: each message is "in memory" or "in disk" by
+        // its distance from the commit log's end at the start of the get.
+        let max_phys = self.commit_log_max_offset().get();
+        let in_memory = cfg.in_memory_bytes();
+        let mut cold = None;
+        // Commit-log span of the messages read: [first start, last end).
+        let mut span = (i64::MAX, i64::MIN);
         let mut total = 0usize;
         let mut next_phy_file_start = i64::MIN;
         // Java `maxPhyOffsetPulling`: where the last examined record starts.
@@ -92,15 +139,17 @@ impl MessageStore {
             };
             let size = e.size.max(0) as usize;
             last_phys = e.phys;
-            let count = r.messages.len();
-            // Java `isTheBatchFull`: never full before the first message.
-            if total > 0
-                && count > 0
-                && (count + 1 > max_msgs
-                    || total + size > max_pull
-                    || total + size > cfg.max_transfer_bytes_on_message_in_memory
-                    || count + 1 > cfg.max_transfer_count_on_message_in_memory)
-            {
+            let behind = u64::try_from(max_phys.saturating_sub(e.phys)).unwrap_or(0);
+            cold.get_or_insert_with(|| behind > cfg.cold_read_bytes());
+            if is_the_batch_full(
+                cfg,
+                size,
+                max_msgs,
+                max_pull,
+                total,
+                r.messages.len(),
+                behind <= in_memory,
+            ) {
                 break;
             }
             if total >= max_pull {
@@ -119,6 +168,7 @@ impl MessageStore {
             }
             match inner.log_read(e.phys, size) {
                 Some(b) => {
+                    span = (span.0.min(e.phys), span.1.max(e.phys + size as i64));
                     total += size;
                     r.messages.push(b);
                     r.status = GetStatus::Found;
@@ -133,9 +183,47 @@ impl MessageStore {
                 }
             }
         }
-        let behind = self.commit_log_max_offset().get().saturating_sub(last_phys);
+        if cold == Some(true) && span.0 < span.1 && inner.replicated.is_none() {
+            inner.prefault(span.0, span.1);
+        }
+        let behind = max_phys.saturating_sub(last_phys);
         r.suggest_pulling_from_slave = u64::try_from(behind).unwrap_or(0) > cfg.in_memory_bytes();
         r
+    }
+
+    /// Whether a get from `offset` is cold: its first message lies further
+    /// behind the commit log's end than [`StoreConfig::cold_read_bytes`], so
+    /// its pages are likely not in memory and the get may wait on the disk.
+    /// Such a get faults its pages in before it returns (so that the bytes
+    /// it hands out are resident) and asks the kernel to read on ahead; a
+    /// caller serving many connections from few threads should run it where
+    /// blocking is fine (e.g. tokio's `spawn_blocking`).
+    ///
+    /// [`StoreConfig::cold_read_bytes`]: crate::StoreConfig::cold_read_bytes
+    pub fn is_cold_read(&self, topic: &str, queue_id: i32, offset: QueueOffset) -> bool {
+        let Some(e) = self
+            .inner
+            .queue(topic, queue_id)
+            .and_then(|cq| cq.entry(offset.get()))
+        else {
+            return false;
+        };
+        let behind = self.commit_log_max_offset().get().saturating_sub(e.phys);
+        u64::try_from(behind).unwrap_or(0) > self.inner.config.cold_read_bytes()
+    }
+
+    /// Test hook: called by every cold get (see [`is_cold_read`]) on its own
+    /// thread before it faults its pages in, e.g. to hold it there and check
+    /// that other requests are served meanwhile. `None` removes it.
+    ///
+    /// [`is_cold_read`]: Self::is_cold_read
+    #[doc(hidden)]
+    pub fn set_cold_read_hook(&self, hook: Option<ColdReadHook>) {
+        *self
+            .inner
+            .cold_read_hook
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = hook;
     }
 
     /// Next queue offset to be written (0 for an unknown queue).

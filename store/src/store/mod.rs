@@ -29,6 +29,7 @@ mod replicated;
 mod retention;
 mod types;
 
+pub use get::ColdReadHook;
 pub use put::PendingPut;
 pub use types::{
     ArrivalListener, BatchToStore, GetResult, GetStatus, MessageToStore, PutResult, PutStatus,
@@ -154,6 +155,8 @@ struct Inner {
     /// Controller mode's epoch file, trimmed when retention deletes the
     /// oldest commit-log files (see [`MessageStore::set_epoch_file`]).
     epochs: RwLock<Option<Arc<crate::epoch::EpochFile>>>,
+    /// See [`MessageStore::set_cold_read_hook`].
+    cold_read_hook: RwLock<Option<get::ColdReadHook>>,
 }
 
 fn signal_stop(stop: &(Mutex<bool>, Condvar)) {
@@ -325,6 +328,7 @@ impl MessageStore {
             read_limit: AtomicI64::new(i64::MAX),
             read_limit_listener: RwLock::new(None),
             epochs: RwLock::new(None),
+            cold_read_hook: RwLock::new(None),
         });
         let mut threads = Vec::new();
         let weak = Arc::downgrade(&inner);
@@ -537,6 +541,17 @@ impl Inner {
             return None;
         }
         r.read(CommitLogOffset(offset), size as usize)
+    }
+
+    /// A cold get's bytes `[from, to)` of the local commit log: runs the
+    /// test hook, faults them in, and starts reading what follows.
+    fn prefault(&self, from: i64, to: i64) {
+        let hook = read_lock(&self.cold_read_hook).clone();
+        if let Some(h) = hook {
+            h();
+        }
+        self.commit_log.will_need(from, to + get::COLD_READ_AHEAD);
+        self.commit_log.populate_read(from, to);
     }
 
     fn flush_all(&self) -> Result<(), StoreError> {
