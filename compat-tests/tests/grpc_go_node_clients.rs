@@ -22,7 +22,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use compat_tests::controller::request;
-use compat_tests::{run_with_timeout, serial, text, workspace_root, JavaNamesrv, JavaProxy};
+use compat_tests::{
+    free_port, run_with_timeout, serial, text, wait_until, workspace_root, JavaNamesrv, JavaProxy,
+};
 
 /// The Java client version the Java servers come from.
 const JAVA: &str = "5.3.3";
@@ -445,17 +447,24 @@ fn java_local_proxy_reference() {
     eprintln!("java_local_proxy_reference: {:?}", started.elapsed());
 }
 
-/// (b) Our broker's gRPC port. Ignored until our broker serves the gRPC
-/// MessagingService (issue 22; the `proxy` crate is not wired into
-/// `mqbroker` yet): not counted as passing.
+/// (b) Our broker's gRPC port: local proxy mode (`enableProxy=true`, the
+/// key `mqbroker --enable-proxy` sets; `grpcServerPort` on a free port).
+/// Ignored until `mqbroker` serves the gRPC MessagingService (issue 22):
+/// not counted as passing; run it with `-- --ignored`.
 #[test]
-#[ignore = "our broker has no gRPC port yet (issue 22)"]
+#[ignore = "our broker does not serve gRPC yet (issue 22)"]
 fn our_broker_grpc_port() {
     let _serial = serial();
-    let cluster = compat_tests::Cluster::start_with("transactionCheckInterval=4000\n");
-    // The gRPC endpoint of our broker, once it has one: Java's local-mode
-    // default is 8081; until then this fails to connect.
-    let grpc = std::env::var("OUR_GRPC_ENDPOINT").unwrap_or_else(|_| "127.0.0.1:8081".into());
+    let port = free_port();
+    let cluster = compat_tests::Cluster::start_with(&format!(
+        "enableProxy=true\ngrpcServerPort={port}\ntransactionCheckInterval=4000\n"
+    ));
+    let grpc = format!("127.0.0.1:{port}");
+    wait_until(
+        "our broker's gRPC port accepts",
+        Duration::from_secs(30),
+        || std::net::TcpStream::connect(&grpc).is_ok(),
+    );
     let t = Target {
         grpc: &grpc,
         broker: &cluster.broker_addr,
