@@ -236,6 +236,7 @@ impl Broker {
                 revive.start(tasks, stop);
             }
         };
+        let controller_for_metrics = controller_replication.clone();
         let (controller_manager, controller_handle) = match controller_replication {
             Some(replication) => {
                 let (m, h) = crate::replication::controller::ControllerManager::new(
@@ -285,6 +286,7 @@ impl Broker {
         let metrics_registry = metrics_kind.map(|_| {
             let rpc = Arc::new(crate::metrics::RpcStats::default());
             services.rpc_metrics = Some(rpc.clone());
+            services.stats.set_metrics(true);
             crate::metrics::registry(crate::metrics::Sources {
                 config: shared.clone(),
                 stats: services.stats.clone(),
@@ -294,6 +296,11 @@ impl Broker {
                 clients: clients.clone(),
                 offsets: offsets.clone(),
                 store: store.clone(),
+                replicas: crate::metrics::Replicas {
+                    ha: replication.clone(),
+                    controller: controller_for_metrics.clone(),
+                    dledger: dledger_parts.as_ref().map(|p| p.server.clone()),
+                },
                 common: crate::metrics::common_labels(&metrics_config),
             })
         });

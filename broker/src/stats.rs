@@ -11,7 +11,7 @@
 //! sampler and by readers, never by a send or a pull.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,9 @@ pub struct BrokerStats {
     /// When each of the minute/hour/day lists was last sampled, for every
     /// item at once, as Java's `StatsItemSet` timers (first at start).
     item_ticks: Mutex<[Option<Instant>; 3]>,
+    /// Whether a metrics exporter reads the by-message-type counters (set
+    /// once at start): without one a send does not work out its type.
+    metrics: AtomicBool,
 }
 
 /// Java's `TopicMessageType` as a metrics label value.
@@ -59,21 +62,35 @@ impl MessageType {
     }
 
     /// Java `BrokerMetricsManager.getMessageType`, over the raw property
-    /// string (`k\u{1}v\u{2}` pairs) without building a map.
+    /// string (`k\u{1}v\u{2}` pairs) without building a map: one pass over
+    /// the bytes, looking only at names that can matter (they start with
+    /// `T`, `_` or `D`); the rest of a pair is skipped to its separator.
     pub fn of_properties(raw: &str) -> MessageType {
+        let b = raw.as_bytes();
         let mut sharding = false;
         let mut delay = false;
-        for pair in raw.split('\u{2}') {
-            let Some((k, v)) = pair.split_once('\u{1}') else {
-                continue;
-            };
-            match k {
-                "TRAN_MSG" if v.eq_ignore_ascii_case("true") => return MessageType::Transaction,
-                "__SHARDINGKEY" => sharding = true,
-                "__STARTDELIVERTIME" | "DELAY" | "TIMER_DELIVER_MS" | "TIMER_DELAY_SEC"
-                | "TIMER_DELAY_MS" => delay = true,
-                _ => {}
+        let mut i = 0;
+        while i < b.len() {
+            let end = next_separator(b, i);
+            if matches!(b[i], b'T' | b'_' | b'D') {
+                let pair = &b[i..end];
+                if let Some(eq) = pair.iter().position(|&c| c == 1) {
+                    let (k, v) = (&pair[..eq], &pair[eq + 1..]);
+                    match k {
+                        b"TRAN_MSG" if v.eq_ignore_ascii_case(b"true") => {
+                            return MessageType::Transaction
+                        }
+                        b"__SHARDINGKEY" => sharding = true,
+                        b"__STARTDELIVERTIME"
+                        | b"DELAY"
+                        | b"TIMER_DELIVER_MS"
+                        | b"TIMER_DELAY_SEC"
+                        | b"TIMER_DELAY_MS" => delay = true,
+                        _ => {}
+                    }
+                }
             }
+            i = end + 1;
         }
         if sharding {
             MessageType::Fifo
@@ -83,6 +100,29 @@ impl MessageType {
             MessageType::Normal
         }
     }
+}
+
+/// The index of the next pair separator (`\u{2}`) at or after `from`, or
+/// `b.len()`: eight bytes at a time (the lowest byte the zero-byte test
+/// flags is always a real match).
+fn next_separator(b: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w) ^ (2 * ONES);
+        let hit = x.wrapping_sub(ONES) & !x & HIGHS;
+        if hit != 0 {
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    b[i.min(b.len())..]
+        .iter()
+        .position(|&c| c == 2)
+        .map_or(b.len(), |n| i + n)
 }
 
 /// Upper bounds of Java's `rocketmq_message_size` buckets (bytes): 1 KiB,
@@ -252,6 +292,15 @@ impl GroupStats {
 const WINDOWS: [u64; 3] = [10, 60, 600];
 
 impl BrokerStats {
+    pub fn set_metrics(&self, on: bool) {
+        self.metrics.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether `rocketmq_messages_in_total` and friends are exported.
+    pub fn metrics_on(&self) -> bool {
+        self.metrics.load(Ordering::Relaxed)
+    }
+
     /// The topic's counters, created on first use.
     pub fn topic(&self, topic: &str) -> Arc<TopicStats> {
         if let Some(t) = self.topics.get(topic) {
@@ -439,6 +488,40 @@ mod tests {
             MessageType::of_properties(&p(&[("TRAN_MSG", "false")])),
             MessageType::Normal
         );
+        // No trailing separator, empty pairs, a name without a value.
+        assert_eq!(
+            MessageType::of_properties("TAGS\u{1}a\u{2}TRAN_MSG\u{1}TRUE"),
+            MessageType::Transaction
+        );
+        assert_eq!(
+            MessageType::of_properties("\u{2}\u{2}DELAY\u{2}T"),
+            MessageType::Normal
+        );
+        assert_eq!(
+            MessageType::of_properties("\u{2}TIMER_DELAY_MS\u{1}5\u{2}"),
+            MessageType::Delay
+        );
+    }
+
+    #[test]
+    fn separators_are_found_at_every_position() {
+        for len in 0..20 {
+            for at in 0..=len {
+                let mut b = vec![b'x'; len];
+                if at < len {
+                    b[at] = 2;
+                }
+                for from in 0..=at.min(len) {
+                    assert_eq!(
+                        next_separator(&b, from),
+                        at,
+                        "len {len} at {at} from {from}"
+                    );
+                }
+            }
+        }
+        // A 0x03 or 0x01 before the separator is not one.
+        assert_eq!(next_separator(b"\x03\x01abcdefg\x02", 0), 9);
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub(crate) struct Sources {
     pub clients: Arc<ClientManager>,
     pub offsets: Arc<ConsumerOffsetManager>,
     pub store: Arc<BrokerStore>,
+    /// HA, controller-mode or DLedger replication, for its figures.
+    pub replicas: super::replication::Replicas,
     /// Labels on every series: `otel_scope_name`, `metricsLabel` pairs,
     /// `aggregation` (with `metricsInDelta`), `node_type`, `cluster`, `node_id`.
     pub common: Vec<(String, String)>,
@@ -62,7 +64,7 @@ impl std::fmt::Debug for Sources {
 }
 
 /// A sample's labels: the common ones, then its own.
-type Labels<'a> = Vec<(&'a str, &'a str)>;
+pub(super) type Labels<'a> = Vec<(&'a str, &'a str)>;
 
 fn bool_label(b: bool) -> &'static str {
     if b {
@@ -219,7 +221,7 @@ fn counter(
     Ok(())
 }
 
-fn gauge(
+pub(super) fn gauge(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -695,6 +697,9 @@ impl Collector for Sources {
                 &[(storage, (now - earliest).max(0))],
             )?;
         }
+
+        // ---------------------------------------------------- replication
+        super::replication::encode(&mut enc, &self.replicas, &self.store, &self.common)?;
         Ok(())
     }
 }

@@ -12,6 +12,7 @@
 mod codes;
 mod collect;
 mod http;
+mod replication;
 mod rpc;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub(crate) use collect::Sources;
+pub(crate) use replication::Replicas;
 pub(crate) use rpc::{RpcInterceptor, RpcStats};
 
 use crate::config::BrokerConfig;

@@ -7,7 +7,7 @@
 //! `AdminBrokerProcessor`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -40,6 +40,16 @@ impl<const N: usize> Default for MsHistogram<N> {
 }
 
 impl<const N: usize> MsHistogram<N> {
+    /// A copy of the counts (each read once; a scrape's view).
+    fn copy(&self) -> Self {
+        let load = |a: &AtomicU64| AtomicU64::new(a.load(Ordering::Relaxed));
+        MsHistogram {
+            count: load(&self.count),
+            sum_ms: load(&self.sum_ms),
+            buckets: std::array::from_fn(|i| load(&self.buckets[i])),
+        }
+    }
+
     fn observe(&self, bounds: &[u64], ms: u64) {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_ms.fetch_add(ms, Ordering::Relaxed);
@@ -75,10 +85,20 @@ fn is_system_topic(topic: &str) -> bool {
         )
 }
 
-/// The histograms, keyed by (request code, response code). A few dozen
-/// keys at most; a request only reads the map once the key exists.
-#[derive(Default)]
+/// Request codes below this, answered with a response code below
+/// [`FAST_RESPONSE_CODES`], find their histogram by index (the sends, pulls,
+/// heartbeats and admin calls); other pairs go to a concurrent map.
+const FAST_REQUEST_CODES: usize = 1024;
+const FAST_RESPONSE_CODES: usize = 32;
+
+/// One request code's histograms by response code, created on first use.
+type ByResponse = [OnceLock<RpcHistogram>; FAST_RESPONSE_CODES];
+
+/// The histograms, keyed by (request code, response code). A request
+/// finds a common pair's histogram without hashing or locking (two
+/// `OnceLock` reads); the rare others are in a map.
 pub struct RpcStats {
+    fast: Box<[OnceLock<Box<ByResponse>>]>,
     by_code: DashMap<(i32, i32), Arc<RpcHistogram>>,
     /// Topic creation by (succeeded, system topic).
     pub topic_create: DashMap<(bool, bool), Arc<CreateHistogram>>,
@@ -89,9 +109,33 @@ pub struct RpcStats {
     creating: DashMap<u64, bool>,
 }
 
+impl Default for RpcStats {
+    fn default() -> Self {
+        RpcStats {
+            fast: (0..FAST_REQUEST_CODES).map(|_| OnceLock::new()).collect(),
+            by_code: DashMap::new(),
+            topic_create: DashMap::new(),
+            group_create: DashMap::new(),
+            creating: DashMap::new(),
+        }
+    }
+}
+
 impl RpcStats {
     pub fn record(&self, request_code: i32, response_code: i32, elapsed: Duration) {
         let ms = millis(elapsed);
+        if let (Ok(rq), Ok(rs)) = (
+            usize::try_from(request_code),
+            usize::try_from(response_code),
+        ) {
+            if rq < FAST_REQUEST_CODES && rs < FAST_RESPONSE_CODES {
+                self.fast[rq].get_or_init(|| Box::new(std::array::from_fn(|_| OnceLock::new())))
+                    [rs]
+                    .get_or_init(RpcHistogram::default)
+                    .observe(&RPC_LATENCY_BUCKETS_MS, ms);
+                return;
+            }
+        }
         let key = (request_code, response_code);
         if let Some(h) = self.by_code.get(&key) {
             h.observe(&RPC_LATENCY_BUCKETS_MS, ms);
@@ -124,11 +168,22 @@ impl RpcStats {
         }
     }
 
+    /// Every (request code, response code) seen, with a copy of its
+    /// histogram.
     pub fn snapshot(&self) -> Vec<((i32, i32), Arc<RpcHistogram>)> {
-        self.by_code
-            .iter()
-            .map(|e| (*e.key(), e.value().clone()))
-            .collect()
+        let mut out = Vec::new();
+        for (rq, by_response) in self.fast.iter().enumerate() {
+            let Some(by_response) = by_response.get() else {
+                continue;
+            };
+            for (rs, h) in by_response.iter().enumerate() {
+                if let Some(h) = h.get() {
+                    out.push(((rq as i32, rs as i32), Arc::new(h.copy())));
+                }
+            }
+        }
+        out.extend(self.by_code.iter().map(|e| (*e.key(), e.value().clone())));
+        out
     }
 }
 

@@ -217,7 +217,9 @@ impl SendProcessor {
                 return Err(e);
             }
         };
-        let in_type = (!h.topic.starts_with(topic::RETRY_PREFIX)
+        // The message type only feeds the metrics exporter.
+        let in_type = (self.stats.metrics_on()
+            && !h.topic.starts_with(topic::RETRY_PREFIX)
             && !h.topic.starts_with(topic::DLQ_PREFIX))
         .then(|| crate::stats::MessageType::of_properties(h.properties.unwrap_or("")));
         let answer = Answer {

@@ -104,6 +104,12 @@ pub(super) struct Published {
     /// The store's committed end (`committedPos`), for
     /// [`CommittedReader`](crate::store::CommittedReader)s.
     pub(super) committed_end: Arc<AtomicI64>,
+    /// Read-only figures for metrics: the ledger's end and committed index.
+    pub(super) end_index: AtomicI64,
+    pub(super) committed_index: AtomicI64,
+    /// Each other peer's acknowledged index as the leader sees it (`-1`
+    /// while this member is not leader); the peer set is fixed at start.
+    pub(super) peer_watermarks: Vec<(String, AtomicI64)>,
 }
 
 impl Published {
@@ -186,6 +192,15 @@ impl Driver {
             clock,
             lease_until: AtomicI64::new(i64::MIN),
             committed_end: Arc::new(AtomicI64::new(store.committed_pos())),
+            end_index: AtomicI64::new(store.end_index()),
+            committed_index: AtomicI64::new(store.committed_index()),
+            peer_watermarks: opts
+                .config
+                .peers
+                .iter()
+                .filter(|p| p.id != opts.config.self_id)
+                .map(|p| (p.id.clone(), AtomicI64::new(-1)))
+                .collect(),
         });
         let seed = clock.base_ms
             ^ (u64::from(std::process::id()) << 32)
@@ -560,6 +575,20 @@ impl Driver {
         self.published
             .committed_end
             .store(self.node.storage().committed_pos(), Ordering::Release);
+        let p = &self.published;
+        p.end_index
+            .store(self.node.storage().end_index(), Ordering::Relaxed);
+        p.committed_index
+            .store(self.node.storage().committed_index(), Ordering::Relaxed);
+        let leader = self.node.role() == Role::Leader;
+        for (peer, w) in &p.peer_watermarks {
+            let v = if leader {
+                self.node.peer_watermark(peer)
+            } else {
+                -1
+            };
+            w.store(v, Ordering::Relaxed);
+        }
         let state = RoleState {
             term: Term(self.node.term()),
             role: self.node.role(),

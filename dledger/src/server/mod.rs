@@ -17,6 +17,7 @@ mod peer;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,6 +134,18 @@ pub struct RoleState {
     pub term: Term,
     pub role: Role,
     pub leader_id: Option<String>,
+}
+
+/// [`DLedgerServer::figures`]: what an operator watches besides the role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerFigures {
+    /// The last index in this member's ledger (`-1`: empty).
+    pub end_index: i64,
+    /// The committed index (`-1`: nothing committed).
+    pub committed_index: i64,
+    /// Every other peer's acknowledged index as this member, leader, last
+    /// saw it; `-1` for each while not leader.
+    pub peer_watermarks: Vec<(String, i64)>,
 }
 
 /// Shared, read-mostly state the request handlers need without asking the driver.
@@ -275,6 +288,21 @@ impl DLedgerServer {
     /// The committed index, updated as it advances.
     pub fn subscribe_committed(&self) -> watch::Receiver<LogIndex> {
         self.committed.clone()
+    }
+
+    /// A read-only snapshot of the ledger for metrics, as of the driver's
+    /// last step (no round trip to the driver).
+    pub fn figures(&self) -> LedgerFigures {
+        let p = &self.shared.published;
+        LedgerFigures {
+            end_index: p.end_index.load(Ordering::Relaxed),
+            committed_index: p.committed_index.load(Ordering::Relaxed),
+            peer_watermarks: p
+                .peer_watermarks
+                .iter()
+                .map(|(id, w)| (id.clone(), w.load(Ordering::Relaxed)))
+                .collect(),
+        }
     }
 
     async fn ask<T>(
