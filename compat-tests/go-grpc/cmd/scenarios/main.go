@@ -29,6 +29,8 @@ import (
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
 	"github.com/apache/rocketmq-clients/golang/v5/credentials"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // The minimum invisible duration a Java proxy accepts for a receive.
@@ -340,6 +342,18 @@ func (r *run) transaction() {
 	emit("DONE transaction")
 }
 
+// plaintext makes the client dial without TLS. The client always speaks
+// TLS (a Java proxy accepts TLS and plaintext on one port); this is for
+// diagnosing a server without TLS only, never for a counted run.
+func plaintext() {
+	dial := rmq.NewRpcClient
+	rmq.NewRpcClient = func(target string, opts ...rmq.RpcClientOption) (rmq.RpcClient, error) {
+		opts = append(opts, rmq.WithRpcClientConnOption(
+			rmq.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()))))
+		return dial(target, opts...)
+	}
+}
+
 func main() {
 	if len(os.Args) != 6 {
 		fmt.Fprintln(os.Stderr, "usage: scenarios <normal|fifo|delay|transaction> <endpoint> <topic> <consumerGroup> <runId>")
@@ -349,6 +363,9 @@ func main() {
 		os.Setenv("rocketmq.client.logRoot", os.TempDir()+"/rocketmq-go-grpc-logs")
 	}
 	rmq.ResetLogger()
+	if os.Getenv("GO_GRPC_PLAINTEXT") == "1" {
+		plaintext()
+	}
 	r := &run{endpoint: os.Args[2], topic: os.Args[3], group: os.Args[4], id: os.Args[5]}
 	switch os.Args[1] {
 	case "normal":
