@@ -386,6 +386,12 @@ broker_config! {
     stateful_authentication_cache_expired_second: i64 = "statefulAuthenticationCacheExpiredSecond" => 60,
     stateful_authorization_cache_max_num: i64 = "statefulAuthorizationCacheMaxNum" => 10_000,
     stateful_authorization_cache_expired_second: i64 = "statefulAuthorizationCacheExpiredSecond" => 60,
+    /// Local proxy mode: serve the RocketMQ 5 gRPC MessagingService from the
+    /// broker (Java: `mqbroker --enable-proxy`; the flag sets this key).
+    enable_proxy: bool = "enableProxy" => false,
+    /// The gRPC port of local proxy mode (Java `rmq-proxy.json`
+    /// `grpcServerPort`); 0 picks a free port.
+    grpc_server_port: u16 = "grpcServerPort" => 8081,
 }
 
 impl BrokerConfig {

@@ -24,6 +24,7 @@ mod access;
 mod config;
 mod error;
 mod filter;
+mod grpc;
 mod message;
 mod meta;
 mod metrics;

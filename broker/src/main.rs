@@ -31,6 +31,14 @@ struct Args {
     /// Address to bind (overrides the `bindAddress` key; default 0.0.0.0).
     #[arg(long = "bind")]
     bind: Option<String>,
+    /// Java's `--enable-proxy`: also serve the RocketMQ 5 gRPC proxy in local
+    /// mode (the `enableProxy` key).
+    #[arg(long = "enable-proxy")]
+    enable_proxy: bool,
+    /// Java's proxy config (`rmq-proxy.json`, `-pc` in Java); its
+    /// `grpcServerPort` is honoured.
+    #[arg(long = "proxyConfigPath")]
+    proxy_config: Option<PathBuf>,
 }
 
 const IMPORTANT: &[&str] = &[
@@ -59,6 +67,19 @@ fn load_config(args: &Args) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(bind) = &args.bind {
         config.bind_address = bind.clone();
+    }
+    if args.enable_proxy {
+        config.enable_proxy = true;
+    }
+    if let Some(path) = &args.proxy_config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        if let Some(p) = json.get("grpcServerPort").and_then(serde_json::Value::as_u64) {
+            config.grpc_server_port =
+                u16::try_from(p).with_context(|| format!("grpcServerPort {p} is not a port"))?;
+        }
     }
     if config.enable_controller_mode && config.enable_d_leger_commit_log {
         // Java `BrokerStartup`: "The config enableControllerMode and

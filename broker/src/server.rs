@@ -57,6 +57,8 @@ pub struct Broker {
     dledger: Option<Arc<dledger::server::DLedgerServer>>,
     /// Master/slave replication of a local commit log.
     replication: Option<Arc<crate::replication::ha::Replication>>,
+    /// The gRPC port in local proxy mode.
+    grpc_addr: Option<SocketAddr>,
 }
 
 impl Broker {
@@ -316,6 +318,38 @@ impl Broker {
         if dledger_parts.is_none() && !is_slave && !controller_mode {
             start_master_services(&tasks, &shutdown);
         }
+        // Local proxy mode (`--enable-proxy`): the gRPC MessagingService
+        // over this broker's own request table.
+        let grpc_addr = {
+            let c = crate::processor::read_config(&shared).clone();
+            match c.enable_proxy {
+                true => {
+                    let backend = crate::grpc::LocalBackend::new(
+                        router.clone(),
+                        topics.clone(),
+                        groups.clone(),
+                        shared.clone(),
+                        store_host,
+                        shutdown.clone(),
+                    );
+                    let addr = crate::grpc::start(
+                        &c.bind_address,
+                        c.grpc_server_port,
+                        backend,
+                        c.broker_ip1.parse().ok(),
+                        usize::try_from(c.max_message_size).unwrap_or(0),
+                        &tasks,
+                        shutdown.clone(),
+                    )
+                    .await
+                    .with_context(|| {
+                        format!("binding the gRPC port {}:{}", c.bind_address, c.grpc_server_port)
+                    })?;
+                    Some(addr)
+                }
+                false => None,
+            }
+        };
         tasks.spawn(serve(
             listener,
             router.clone(),
@@ -400,11 +434,17 @@ impl Broker {
             store,
             dledger: dledger_server,
             replication,
+            grpc_addr,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the gRPC MessagingService listens (local proxy mode only).
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_addr
     }
 
     pub fn config(&self) -> BrokerConfig {

@@ -28,3 +28,7 @@ pub mod pb {
 
 pub mod service;
 pub use service::{MessagingServer, ServiceConfig};
+
+/// The tonic and prost-types versions the generated code uses (tests and
+/// drivers build clients with them).
+pub use {prost_types, tonic};

@@ -106,6 +106,9 @@ pub struct MessagingServer<B: Backend> {
     cfg: Arc<ServiceConfig>,
     clients: Arc<Clients>,
     round_robin: Arc<AtomicU64>,
+    /// Ends telemetry streams when the server stops (a graceful shutdown
+    /// waits for open streams).
+    stop: CancellationToken,
 }
 
 impl<B: Backend> Clone for MessagingServer<B> {
@@ -115,6 +118,7 @@ impl<B: Backend> Clone for MessagingServer<B> {
             cfg: self.cfg.clone(),
             clients: self.clients.clone(),
             round_robin: self.round_robin.clone(),
+            stop: self.stop.clone(),
         }
     }
 }
@@ -237,6 +241,7 @@ impl<B: Backend> MessagingServer<B> {
             cfg: Arc::new(cfg),
             clients,
             round_robin: Arc::new(AtomicU64::new(0)),
+            stop: CancellationToken::new(),
         };
         tokio::spawn(telemetry::forward_checks(
             server.clients.clone(),
@@ -263,10 +268,11 @@ impl<B: Backend> MessagingServer<B> {
 
     /// Serves on `listener` until `shutdown`.
     pub async fn serve(
-        self,
+        mut self,
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> Result<(), tonic::transport::Error> {
+        self.stop = shutdown.child_token();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         tonic::transport::Server::builder()
             .tcp_nodelay(true)

@@ -298,6 +298,7 @@ pub async fn run<B: Backend>(
         let next = tokio::select! {
             n = inbound.next() => n,
             _ = out.closed() => None,
+            _ = server.stop.cancelled() => None,
         };
         let cmd = match next {
             Some(Ok(c)) => c,
