@@ -13,6 +13,7 @@
 //!   telemetry stream (settings, transaction recovery).
 
 pub mod backend;
+pub mod cluster;
 pub mod error;
 pub mod receipt;
 
