@@ -215,35 +215,46 @@ impl Run {
     }
 }
 
-/// Runs the Go scenarios and the Node round trip side by side against `t`
-/// (fresh topics and groups named after `label`) and checks them.
-fn run_clients(t: &Target, label: &str) {
-    let go = go_bin();
+/// Runs the Go scenarios (when `with_go`) and the Node round trip side by
+/// side against `t` (fresh topics and groups named after `label`) and
+/// checks them all; fails listing every scenario that failed.
+fn run_clients(t: &Target, label: &str, with_go: bool) {
     let node = node_dir();
     let topic = |s: &str| format!("GoGrpc{label}{s}");
-    for (s, kind) in [
-        ("Normal", "NORMAL"),
-        ("Fifo", "FIFO"),
-        ("Delay", "DELAY"),
-        ("Tx", "TRANSACTION"),
-        ("Node", "NORMAL"),
-    ] {
+    let go_topics: &[(&str, &str)] = if with_go {
+        &[
+            ("Normal", "NORMAL"),
+            ("Fifo", "FIFO"),
+            ("Delay", "DELAY"),
+            ("Tx", "TRANSACTION"),
+        ]
+    } else {
+        &[]
+    };
+    for (s, kind) in go_topics.iter().chain([("Node", "NORMAL")].iter()) {
         create_topic(t, &topic(s), kind);
     }
-    create_fifo_group(t, &format!("gg-{label}-fifo"));
+    if with_go {
+        create_fifo_group(t, &format!("gg-{label}-fifo"));
+    }
     let home = tempfile::Builder::new()
         .prefix("rmq-compat-grpc-clients-")
         .tempdir()
         .expect("temp dir");
     let logs = home.path().join("logs");
     let mut jobs: Vec<(String, Command)> = Vec::new();
-    for (scenario, s) in [
-        ("normal", "Normal"),
-        ("fifo", "Fifo"),
-        ("delay", "Delay"),
-        ("transaction", "Tx"),
-    ] {
-        let mut c = Command::new(&go);
+    let scenarios: &[(&str, &str)] = if with_go {
+        &[
+            ("normal", "Normal"),
+            ("fifo", "Fifo"),
+            ("delay", "Delay"),
+            ("transaction", "Tx"),
+        ]
+    } else {
+        &[]
+    };
+    for (scenario, s) in scenarios {
+        let mut c = Command::new(go_bin());
         c.arg(scenario)
             .arg(t.grpc)
             .arg(topic(s))
@@ -291,11 +302,29 @@ fn run_clients(t: &Target, label: &str) {
             .find(|r| r.name.starts_with(prefix))
             .expect("run of that name")
     };
-    check_normal(run("go normal"), label);
-    check_fifo(run("go fifo"));
-    check_delay(run("go delay"));
-    check_transaction(run("go transaction"), label);
-    run("node").check_round_trip(&[]);
+    let mut checks: Vec<(&str, Box<dyn Fn() + '_>)> = Vec::new();
+    if with_go {
+        checks.push((
+            "go normal",
+            Box::new(|| check_normal(run("go normal"), label)),
+        ));
+        checks.push(("go fifo", Box::new(|| check_fifo(run("go fifo")))));
+        checks.push(("go delay", Box::new(|| check_delay(run("go delay")))));
+        checks.push((
+            "go transaction",
+            Box::new(|| check_transaction(run("go transaction"), label)),
+        ));
+    }
+    checks.push(("node", Box::new(|| run("node").check_round_trip(&[]))));
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|(_, check)| std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)).is_err())
+        .map(|(name, _)| *name)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "failed against {label}: {failed:?} (each failure printed above)"
+    );
 }
 
 /// Normal: 8 sent; the held one (CHANGED) came back once with delivery
@@ -443,18 +472,14 @@ fn java_local_proxy_reference() {
         broker: &proxy.broker_addr,
         namesrv: &ns.addr,
     };
-    run_clients(&t, "java");
+    run_clients(&t, "java", true);
     eprintln!("java_local_proxy_reference: {:?}", started.elapsed());
 }
 
-/// (b) Our broker's gRPC port: local proxy mode (`enableProxy=true`, the
-/// key `mqbroker --enable-proxy` sets; `grpcServerPort` on a free port).
-/// Ignored until `mqbroker` serves the gRPC MessagingService (issue 22):
-/// not counted as passing; run it with `-- --ignored`.
-#[test]
-#[ignore = "our broker does not serve gRPC yet (issue 22)"]
-fn our_broker_grpc_port() {
-    let _serial = serial();
+/// Our broker in local proxy mode (`enableProxy=true`, the key `mqbroker
+/// --enable-proxy` sets; `grpcServerPort` on a free port), its gRPC port
+/// accepting connections.
+fn our_broker() -> (compat_tests::Cluster, String) {
     let port = free_port();
     let cluster = compat_tests::Cluster::start_with(&format!(
         "enableProxy=true\ngrpcServerPort={port}\ntransactionCheckInterval=4000\n"
@@ -465,10 +490,37 @@ fn our_broker_grpc_port() {
         Duration::from_secs(30),
         || std::net::TcpStream::connect(&grpc).is_ok(),
     );
+    (cluster, grpc)
+}
+
+/// (b) Our broker's gRPC port, the Node client: the round trip.
+#[test]
+#[ignore = "our broker does not serve gRPC yet (issue 22)"]
+fn our_broker_grpc_port_node() {
+    let _serial = serial();
+    let (cluster, grpc) = our_broker();
     let t = Target {
         grpc: &grpc,
         broker: &cluster.broker_addr,
         namesrv: &cluster.namesrv_addr,
     };
-    run_clients(&t, "ours");
+    run_clients(&t, "oursnode", false);
+}
+
+/// (b) Our broker's gRPC port, the Go scenarios and Node. Ignored (not
+/// counted as passing): golang/v5 v5.1.2 always dials TLS, which a Java
+/// proxy accepts beside plaintext on its gRPC port and our broker does not
+/// yet. `GO_GRPC_PLAINTEXT=1` (a driver switch for diagnosis only) shows the
+/// rest of the scenarios against a plaintext port.
+#[test]
+#[ignore = "the Go client dials TLS only; our gRPC port is plaintext (issue 22)"]
+fn our_broker_grpc_port() {
+    let _serial = serial();
+    let (cluster, grpc) = our_broker();
+    let t = Target {
+        grpc: &grpc,
+        broker: &cluster.broker_addr,
+        namesrv: &cluster.namesrv_addr,
+    };
+    run_clients(&t, "ours", true);
 }
