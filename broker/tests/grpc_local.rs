@@ -528,3 +528,203 @@ async fn produce_receive_ack_and_error_codes() {
 fn sp_mut(m: &mut pb::Message) -> &mut pb::SystemProperties {
     m.system_properties.as_mut().unwrap()
 }
+
+async fn end_tx(
+    c: &mut Client,
+    client_id: &str,
+    topic: &str,
+    msg_id: &str,
+    tx_id: &str,
+    resolution: pb::TransactionResolution,
+    source: pb::TransactionSource,
+) -> Code {
+    let r = c
+        .end_transaction(req(
+            client_id,
+            pb::EndTransactionRequest {
+                topic: Some(res(topic)),
+                message_id: msg_id.into(),
+                transaction_id: tx_id.into(),
+                resolution: resolution as i32,
+                source: source as i32,
+                trace_context: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    code(&r.status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_checks_and_redelivery() {
+    let b = GrpcBroker::start(|c| {
+        c.transaction_time_out = 1_000;
+        c.transaction_check_interval = 500;
+    })
+    .await;
+    let mut c = client(b.grpc).await;
+    const T: &str = "GrpcTxT";
+    const G: &str = "GrpcTxG";
+    b.create_topic(T).await;
+    let (mut ptel, first) = Telemetry::open(&mut c, "p2", producer_settings(T)).await;
+    assert_eq!(code(&first.status), Code::Ok);
+    let (_ctel, first) = Telemetry::open(&mut c, "c2", consumer_settings(G, T)).await;
+    assert_eq!(code(&first.status), Code::Ok);
+    use pb::TransactionResolution as R;
+    use pb::TransactionSource as S;
+
+    // Committed by the client.
+    let r = send(
+        &mut c,
+        "p2",
+        message(T, "TX1", b"tx-1", pb::MessageType::Transaction),
+    )
+    .await;
+    assert_eq!(code(&r.status), Code::Ok, "{:?}", r.status);
+    let tx1 = r.entries[0].transaction_id.clone();
+    assert!(!tx1.is_empty());
+    assert_eq!(
+        end_tx(&mut c, "p2", T, "TX1", &tx1, R::Commit, S::SourceClient).await,
+        Code::Ok
+    );
+    // Rolled back.
+    let r = send(
+        &mut c,
+        "p2",
+        message(T, "TX3", b"tx-3", pb::MessageType::Transaction),
+    )
+    .await;
+    let tx3 = r.entries[0].transaction_id.clone();
+    assert_eq!(
+        end_tx(&mut c, "p2", T, "TX3", &tx3, R::Rollback, S::SourceClient).await,
+        Code::Ok
+    );
+    // Unknown transaction.
+    assert_eq!(
+        end_tx(
+            &mut c,
+            "p2",
+            T,
+            "X",
+            "no-such-tx",
+            R::Commit,
+            S::SourceClient
+        )
+        .await,
+        Code::InvalidTransactionId
+    );
+    // Left open: the broker's check reaches the producer over telemetry.
+    let r = send(
+        &mut c,
+        "p2",
+        message(T, "TX2", b"tx-2", pb::MessageType::Transaction),
+    )
+    .await;
+    assert_eq!(code(&r.status), Code::Ok);
+    let cmd = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let m = ptel
+                .inbound
+                .message()
+                .await
+                .unwrap()
+                .expect("telemetry open");
+            if let Some(pb::telemetry_command::Command::RecoverOrphanedTransactionCommand(r)) =
+                m.command
+            {
+                return r;
+            }
+        }
+    })
+    .await
+    .expect("a RecoverOrphanedTransactionCommand within 30 s");
+    let m = cmd.message.as_ref().unwrap();
+    assert_eq!(sp(m).message_id, "TX2");
+    assert_eq!(m.body, b"tx-2");
+    assert_eq!(
+        end_tx(
+            &mut c,
+            "p2",
+            T,
+            "TX2",
+            &cmd.transaction_id,
+            R::Commit,
+            S::SourceServerCheck
+        )
+        .await,
+        Code::Ok
+    );
+    drop(ptel.tx);
+
+    // TX1 and TX2 are delivered, TX3 never.
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut handles = Vec::new();
+    while got.len() < 2 && Instant::now() < deadline {
+        let (st, msgs, _) = receive(&mut c, "c2", G, T, 30_000).await;
+        assert!(matches!(st, Code::Ok | Code::MessageNotFound), "{st:?}");
+        for m in msgs {
+            let id = sp(&m).message_id.clone();
+            assert_ne!(id, "TX3", "a rolled back message is never delivered");
+            assert!(got.insert(id.clone()), "{id} twice");
+            handles.push((id, sp(&m).receipt_handle.clone().unwrap()));
+        }
+    }
+    assert_eq!(got, ["TX1", "TX2"].map(String::from).into_iter().collect());
+    let r = ack(&mut c, "c2", G, T, &handles).await;
+    assert_eq!(code(&r.status), Code::Ok);
+
+    // Redelivery: a message made visible again after 1 s comes back with
+    // delivery attempt 2; its new handle acks it.
+    let r = send(
+        &mut c,
+        "p2",
+        message(T, "R1", b"again", pb::MessageType::Normal),
+    )
+    .await;
+    assert_eq!(code(&r.status), Code::Ok);
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.is_none() && Instant::now() < deadline {
+        let (_, msgs, _) = receive(&mut c, "c2", G, T, 30_000).await;
+        first = msgs.into_iter().next();
+    }
+    let first = first.expect("R1 received");
+    assert_eq!(sp(&first).message_id, "R1");
+    let ch = c
+        .change_invisible_duration(req(
+            "c2",
+            pb::ChangeInvisibleDurationRequest {
+                group: Some(res(G)),
+                topic: Some(res(T)),
+                receipt_handle: sp(&first).receipt_handle.clone().unwrap(),
+                invisible_duration: Some(dur(1_000)),
+                message_id: "R1".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&ch.status), Code::Ok, "{:?}", ch.status);
+    assert!(proxy::ReceiptHandle::parse(&ch.receipt_handle).is_some());
+    let mut again = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while again.is_none() && Instant::now() < deadline {
+        let (_, msgs, _) = receive(&mut c, "c2", G, T, 30_000).await;
+        again = msgs.into_iter().find(|m| sp(m).message_id == "R1");
+    }
+    let again = again.expect("R1 delivered again after its invisible time");
+    assert_eq!(sp(&again).delivery_attempt, Some(2));
+    assert_eq!(again.body, b"again");
+    let r = ack(
+        &mut c,
+        "c2",
+        G,
+        T,
+        &[("R1".into(), sp(&again).receipt_handle.clone().unwrap())],
+    )
+    .await;
+    assert_eq!(code(&r.status), Code::Ok, "{r:?}");
+    b.stop().await;
+}
