@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use compat_tests::{free_port, Cluster, Proc};
+use compat_tests::{free_port, Cluster, JavaBroker, OurNamesrv, Proc};
 use proxy::pb::{self, messaging_service_client::MessagingServiceClient};
 use remoting::{request_code, response_code, Connection, RemotingCommand, Router};
 use tonic::transport::Channel;
@@ -248,37 +248,75 @@ fn body(m: &pb::Message) -> String {
     String::from_utf8_lossy(&m.body).into_owned()
 }
 
-#[test]
-fn mqproxy_routes_sends_pops_acks_and_commits_through_our_broker() {
-    let cluster = Cluster::start_with("transactionTimeOut=1000\ntransactionCheckInterval=1000\n");
-    let proxy = start_mqproxy(
-        cluster.dir.path(),
-        &cluster.namesrv_addr,
-        &cluster.cluster_name,
-    );
+/// Where the scenario runs: a name server and one master broker.
+struct Target<'a> {
+    namesrv: &'a str,
+    broker_addr: &'a str,
+    broker_name: &'a str,
+}
+
+/// Runs the scenario against `mqproxy` started in `dir`; on failure prints
+/// `logs()` and the proxy's log.
+fn run(dir: &Path, target: &Target<'_>, cluster_name: &str, logs: impl Fn() -> String) {
+    let proxy = start_mqproxy(dir, target.namesrv, cluster_name);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let started = Instant::now();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        rt.block_on(scenario(&cluster, proxy.grpc_port))
+        rt.block_on(scenario(target, proxy.grpc_port))
     }));
     if let Err(e) = result {
         eprintln!(
             "{}\n----- mqproxy log -----\n{}",
-            cluster.logs(),
+            logs(),
             proxy.proc.log_text()
         );
         std::panic::resume_unwind(e);
     }
-    eprintln!("mqproxy cluster scenario took {:?}", started.elapsed());
+    eprintln!("mqproxy scenario took {:?}", started.elapsed());
 }
 
-async fn scenario(cluster: &Cluster, grpc_port: u16) {
+#[test]
+fn mqproxy_in_front_of_our_broker() {
+    let _one = compat_tests::serial();
+    let cluster = Cluster::start_with("transactionTimeOut=1000\ntransactionCheckInterval=1000\n");
+    let target = Target {
+        namesrv: &cluster.namesrv_addr,
+        broker_addr: &cluster.broker_addr,
+        broker_name: &cluster.broker_name,
+    };
+    run(cluster.dir.path(), &target, &cluster.cluster_name, || {
+        cluster.logs()
+    });
+}
+
+/// The same scenario with the Java 5.3.3 broker behind our proxy: each
+/// asserted behaviour is the Java broker's too.
+#[test]
+fn mqproxy_in_front_of_the_java_5_3_3_broker() {
+    let _one = compat_tests::serial();
+    let ns = OurNamesrv::start();
+    let broker = JavaBroker::start_with(
+        "5.3.3",
+        &ns.addr,
+        "transactionTimeOut=1000\ntransactionCheckInterval=1000\n",
+    );
+    let target = Target {
+        namesrv: &ns.addr,
+        broker_addr: &broker.addr,
+        broker_name: &broker.broker_name,
+    };
+    run(broker.dir.path(), &target, &broker.cluster_name, || {
+        format!("{}\n{}", ns.logs(), broker.logs())
+    });
+}
+
+async fn scenario(target: &Target<'_>, grpc_port: u16) {
     let topic = "TopicMqproxyNormal";
     let tx_topic = "TopicMqproxyTx";
-    create_topic(&cluster.broker_addr, &cluster.namesrv_addr, topic, None).await;
+    create_topic(target.broker_addr, target.namesrv, topic, None).await;
     create_topic(
-        &cluster.broker_addr,
-        &cluster.namesrv_addr,
+        target.broker_addr,
+        target.namesrv,
         tx_topic,
         Some("TRANSACTION"),
     )
@@ -312,7 +350,7 @@ async fn scenario(cluster: &Cluster, grpc_port: u16) {
         .iter()
         .filter_map(|q| q.broker.as_ref().map(|b| b.name.clone()))
         .collect();
-    assert_eq!(brokers, HashSet::from([cluster.broker_name.clone()]));
+    assert_eq!(brokers, HashSet::from([target.broker_name.to_owned()]));
     let missing = c
         .query_route(req(pb::QueryRouteRequest {
             topic: resource("TopicThatDoesNotExist"),
