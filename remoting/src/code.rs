@@ -78,6 +78,7 @@ pub mod request_code {
     pub const ADD_WRITE_PERM_OF_BROKER: i32 = 327;
     pub const GET_ALL_PRODUCER_INFO: i32 = 328;
     pub const GET_TOPIC_CONFIG: i32 = 351;
+    pub const GET_SUBSCRIPTIONGROUP_CONFIG: i32 = 352;
     pub const LITE_PULL_MESSAGE: i32 = 361;
     pub const GET_BROKER_MEMBER_GROUP: i32 = 901;
     pub const BROKER_HEARTBEAT: i32 = 904;

@@ -321,6 +321,7 @@ pub(crate) fn router(s: Services) -> Router {
         .route(rq::GET_PRODUCER_CONNECTION_LIST, Allow, sync(&admin, |p, _, r| p.producer_connections(r)))
         .route(rq::GET_ALL_PRODUCER_INFO, Allow, sync(&admin, |p, _, _| p.all_producer_info()))
         .route(rq::GET_ALL_SUBSCRIPTIONGROUP_CONFIG, Allow, sync(&admin, |p, _, _| p.all_subscription_groups()))
+        .route(rq::GET_SUBSCRIPTIONGROUP_CONFIG, Allow, sync(&admin, |p, _, r| p.subscription_group(r)))
         .route(rq::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, Allow, sync(&admin, |p, _, r| p.update_subscription_group(r)))
         .route(rq::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST, Allow, sync(&admin, |p, _, r| p.update_subscription_group_list(r)))
         .route(rq::DELETE_SUBSCRIPTIONGROUP, Allow, sync(&admin, |p, _, r| p.delete_subscription_group(r)))

@@ -23,6 +23,13 @@ command_header! {
 }
 
 command_header! {
+    /// GET_SUBSCRIPTIONGROUP_CONFIG (352): Java's `GetSubscriptionGroupConfigRequestHeader`.
+    pub struct GetSubscriptionGroupConfigRequestHeader {
+        pub group: String = "group",
+    }
+}
+
+command_header! {
     pub struct DeleteSubscriptionGroupRequestHeader {
         pub group_name: String = "groupName",
         pub remove_offset: Option<bool> = "removeOffset",
@@ -132,6 +139,21 @@ impl AdminProcessor {
 
     pub fn all_subscription_groups(&self) -> Result<RemotingCommand, BrokerError> {
         Ok(success_with_json(&self.groups.wrapper()))
+    }
+
+    /// GET_SUBSCRIPTIONGROUP_CONFIG (352, asked by the 5.x proxy in cluster
+    /// mode before every receive): the group's config as JSON, or
+    /// SUBSCRIPTION_GROUP_NOT_EXIST. Like Java, a lookup only: an unknown
+    /// group is not created here.
+    pub fn subscription_group(
+        &self,
+        req: &RemotingCommand,
+    ) -> Result<RemotingCommand, BrokerError> {
+        let h: GetSubscriptionGroupConfigRequestHeader = req.header()?;
+        match self.groups.get(&h.group) {
+            Some(config) => Ok(success_with_json(&config)),
+            None => Err(BrokerError::GroupNotExist { group: h.group }),
+        }
     }
 
     pub fn update_subscription_group(
