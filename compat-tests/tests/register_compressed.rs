@@ -87,7 +87,8 @@ fn compressed_registration_between_ours_and_java_5_3_3() {
         let list: Vec<TopicConfig> = (start..(start + BATCH).min(TOPICS))
             .map(|i| TopicConfig::new(topic_name(i), 8, 8, 6))
             .collect();
-        let body = serde_json::to_vec(&serde_json::json!({ "topicConfigList": list })).unwrap();
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "topicConfigList": list })).expect("json");
         let resp = call(
             &broker.addr,
             RemotingCommand::request(rq::UPDATE_AND_CREATE_TOPIC_LIST).with_body(body),

@@ -147,16 +147,6 @@ impl ClientManager {
         }
     }
 
-    /// NOTIFY_CONSUMER_IDS_CHANGED requests sent so far (one per member).
-    pub fn notifications_sent(&self) -> u64 {
-        self.notifier.sent.load(Ordering::Relaxed)
-    }
-
-    /// Group changes that were folded into an already scheduled notification.
-    pub fn notifications_coalesced(&self) -> u64 {
-        self.notifier.coalesced.load(Ordering::Relaxed)
-    }
-
     /// Registers or refreshes a consumer; returns whether the group changed.
     pub fn register_consumer(&self, reg: ConsumerRegistration<'_>) -> bool {
         let changed = {
@@ -419,10 +409,17 @@ fn send_notifications(notifier: &Notifier, consumers: &ConsumerTable, group: &st
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    debug!(%group, members = members.len(), "notifying consumer ids changed");
-    notifier
+    let sent = notifier
         .sent
-        .fetch_add(members.len() as u64, Ordering::Relaxed);
+        .fetch_add(members.len() as u64, Ordering::Relaxed)
+        + members.len() as u64;
+    debug!(
+        %group,
+        members = members.len(),
+        sent_in_all = sent,
+        coalesced_in_all = notifier.coalesced.load(Ordering::Relaxed),
+        "notifying consumer ids changed"
+    );
     for conn in members {
         let cmd = RemotingCommand::request(request_code::NOTIFY_CONSUMER_IDS_CHANGED)
             .with_ext("consumerGroup", group);
