@@ -486,3 +486,73 @@ async fn local_appends_answer_every_position_and_are_fenced_to_a_term() {
     assert!(refused.positions.is_empty());
     assert_eq!(server.ledger().await.expect("ledger").end_index, before);
 }
+
+/// Polls `ok` over the figures of `id` (10 s).
+async fn wait_figures(
+    g: &Group,
+    id: &str,
+    what: &str,
+    ok: impl Fn(&dledger::server::LedgerFigures) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let f = g.servers[id].figures();
+        if ok(&f) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{id}: {what}: {f:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The read-only figures the broker's metrics export: committed and end
+/// index, and on the leader each peer's lag, which grows while a peer is
+/// down and closes once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn figures_follow_a_stopped_peer() {
+    let mut g = Group::start(3, true).await;
+    let leader = g.wait_leader(Duration::from_secs(20)).await;
+    let mut client = g.client();
+    let acked = append_n(&mut client, "f", 10, Duration::from_secs(10)).await;
+    g.wait_replicated(&acked, Duration::from_secs(10)).await;
+    wait_figures(&g, &leader, "every peer caught up", |f| {
+        f.end_index == 9
+            && f.committed_index == 9
+            && f.peer_watermarks.len() == 2
+            && f.peer_watermarks.iter().all(|(_, w)| *w == 9)
+    })
+    .await;
+    let followers: Vec<String> = g.ids.iter().filter(|i| **i != leader).cloned().collect();
+    for f in &followers {
+        wait_figures(&g, f, "a follower's view", |x| {
+            x.committed_index == 9 && x.peer_watermarks.iter().all(|(_, w)| *w == -1)
+        })
+        .await;
+    }
+
+    let down = followers[0].clone();
+    g.stop(&down).await;
+    let mut client = g.client();
+    append_n(&mut client, "g", 10, Duration::from_secs(10)).await;
+    wait_figures(
+        &g,
+        &leader,
+        "the stopped peer lags, the other does not",
+        |f| {
+            f.committed_index == 19
+                && f.peer_watermarks
+                    .iter()
+                    .all(|(id, w)| if *id == down { *w <= 9 } else { *w == 19 })
+        },
+    )
+    .await;
+
+    g.start_node(&down).await;
+    wait_figures(&g, &leader, "the peer is back and caught up", |f| {
+        f.peer_watermarks.iter().all(|(_, w)| *w == 19)
+    })
+    .await;
+    for id in g.ids.clone() {
+        g.stop(&id).await;
+    }
+}
