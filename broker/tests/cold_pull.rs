@@ -54,10 +54,16 @@ async fn a_cold_pull_does_not_hold_up_a_hot_one() {
     let released_by_test = Arc::new(AtomicBool::new(false));
     let cold_gets = Arc::new(AtomicUsize::new(0));
     let (rel, n) = (Arc::clone(&released_by_test), Arc::clone(&cold_gets));
+    // The thread of the test's (single-threaded) runtime, and the one the
+    // cold get ran on.
+    let runtime_thread = std::thread::current().id();
+    let get_thread = Arc::new(Mutex::new(None));
+    let gt = Arc::clone(&get_thread);
     store.set_cold_read_hook(Some(Arc::new(move || {
         if n.fetch_add(1, Ordering::SeqCst) > 0 {
             return;
         }
+        *gt.lock().unwrap() = Some(std::thread::current().id());
         if let Some(tx) = entered_tx.lock().unwrap().take() {
             let _ = tx.send(());
         }
@@ -92,6 +98,14 @@ async fn a_cold_pull_does_not_hold_up_a_hot_one() {
         .unwrap();
     assert_eq!(r.code, rc::SUCCESS, "{:?}", r.remark);
     assert!(r.body.len() >= BODY.len());
+    let ran_on = get_thread
+        .lock()
+        .unwrap()
+        .expect("the cold get ran the hook");
+    assert_ne!(
+        ran_on, runtime_thread,
+        "the cold get ran on the runtime's thread"
+    );
     assert!(
         released_by_test.load(Ordering::SeqCst),
         "the cold get ran on the runtime's thread"
