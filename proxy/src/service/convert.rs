@@ -20,6 +20,8 @@ pub const PROPERTY_PRODUCER_GROUP: &str = "PGROUP";
 pub const PROPERTY_SHARDING_KEY: &str = "__SHARDINGKEY";
 pub const PROPERTY_TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
 pub const PROPERTY_TIMER_DELAY_SEC: &str = "TIMER_DELAY_SEC";
+/// Set by the broker's timer when it delivers a timed message (its due time).
+pub const PROPERTY_TIMER_OUT_MS: &str = "TIMER_OUT_MS";
 pub const PROPERTY_DELAY_TIME_LEVEL: &str = "DELAY";
 pub const PROPERTY_START_DELIVER_TIME: &str = "__STARTDELIVERTIME";
 pub const PROPERTY_CHECK_IMMUNITY_TIME: &str = "CHECK_IMMUNITY_TIME_IN_SECONDS";
@@ -345,6 +347,7 @@ pub fn message_type(m: &StoredMessage) -> pb::MessageType {
     } else if m.property(PROPERTY_DELAY_TIME_LEVEL).is_some()
         || m.property(PROPERTY_TIMER_DELIVER_MS).is_some()
         || m.property(PROPERTY_TIMER_DELAY_SEC).is_some()
+        || m.property(PROPERTY_TIMER_OUT_MS).is_some()
     {
         pb::MessageType::Delay
     } else if m.property(PROPERTY_SHARDING_KEY).is_some() {
@@ -381,8 +384,11 @@ pub fn incoming(m: &StoredMessage, namespace: &str, invisible_ms: Option<i64>) -
                 .collect()
         })
         .unwrap_or_default();
+    // A timed message delivered by the timer carries its due time in
+    // TIMER_OUT_MS (the timer drops TIMER_DELIVER_MS when it re-puts it).
     let delivery = m
-        .property(PROPERTY_TIMER_DELIVER_MS)
+        .property(PROPERTY_TIMER_OUT_MS)
+        .or_else(|| m.property(PROPERTY_TIMER_DELIVER_MS))
         .or_else(|| m.property(PROPERTY_START_DELIVER_TIME))
         .and_then(|v| v.parse::<i64>().ok())
         .map(ms_timestamp);
@@ -447,6 +453,27 @@ mod tests {
     #[test]
     fn crc_matches_java_client_format() {
         assert_eq!(crc32_checksum(b"foobar"), "9EF61F95");
+    }
+
+    #[test]
+    fn timer_delivered_message_keeps_its_delivery_time() {
+        let m = StoredMessage {
+            topic: "T".into(),
+            body: Bytes::from_static(b"x"),
+            properties: vec![
+                ("UNIQ_KEY".into(), "ID1".into()),
+                ("TIMER_OUT_MS".into(), "1700000003000".into()),
+            ],
+            ..Default::default()
+        };
+        let pm = incoming(&m, "", None);
+        let sp = pm.system_properties.expect("system properties");
+        assert_eq!(sp.message_type, pb::MessageType::Delay as i32);
+        assert_eq!(
+            sp.delivery_timestamp.map(|t| timestamp_ms(&t)),
+            Some(1_700_000_003_000)
+        );
+        assert!(pm.user_properties.is_empty());
     }
 
     #[test]
