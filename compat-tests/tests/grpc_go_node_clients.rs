@@ -4,8 +4,9 @@
 //!
 //! (a) the Java 5.3.3 broker with its proxy in local mode (the reference:
 //!     every assertion below holds there), and
-//! (b) our broker's own gRPC port (`#[ignore]` until our broker serves gRPC;
-//!     see `our_broker_grpc_port`).
+//! (b) our broker's own gRPC port (local proxy mode): the Node round trip;
+//!     the Go scenarios there are `#[ignore]`d (the Go client dials TLS
+//!     only, see `our_broker_grpc_port`).
 //!
 //! Go scenarios, run side by side on their own topics: normal messages +
 //! SimpleConsumer receive/ack + ChangeInvisibleDuration (the unacked message
@@ -495,7 +496,6 @@ fn our_broker() -> (compat_tests::Cluster, String) {
 
 /// (b) Our broker's gRPC port, the Node client: the round trip.
 #[test]
-#[ignore = "our broker does not serve gRPC yet (issue 22)"]
 fn our_broker_grpc_port_node() {
     let _serial = serial();
     let (cluster, grpc) = our_broker();
