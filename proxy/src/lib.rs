@@ -28,6 +28,7 @@ pub mod pb {
 }
 
 pub mod service;
+pub mod tls;
 pub use service::{MessagingServer, ServiceConfig};
 
 /// The tonic and prost-types versions the generated code uses (tests and
