@@ -392,6 +392,12 @@ broker_config! {
     /// The gRPC port of local proxy mode (Java `rmq-proxy.json`
     /// `grpcServerPort`); 0 picks a free port.
     grpc_server_port: u16 = "grpcServerPort" => 8081,
+    /// Local proxy mode, Java `ProxyConfig`: the smallest invisible time a
+    /// gRPC receive may ask for (ms).
+    min_invisible_time_mills_for_recv: i64 = "minInvisibleTimeMillsForRecv" => 10_000,
+    /// Local proxy mode, Java `ProxyConfig`: producers check a message's
+    /// type against the topic's `message.type` before sending.
+    enable_topic_message_type_check: bool = "enableTopicMessageTypeCheck" => true,
 }
 
 impl BrokerConfig {

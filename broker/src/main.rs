@@ -36,7 +36,8 @@ struct Args {
     #[arg(long = "enable-proxy")]
     enable_proxy: bool,
     /// Java's proxy config (`rmq-proxy.json`, `-pc` in Java); its
-    /// `grpcServerPort` is honoured.
+    /// `grpcServerPort`, `minInvisibleTimeMillsForRecv` and
+    /// `enableTopicMessageTypeCheck` are honoured.
     #[arg(long = "proxyConfigPath")]
     proxy_config: Option<PathBuf>,
 }
@@ -72,13 +73,28 @@ fn load_config(args: &Args) -> anyhow::Result<BrokerConfig> {
         config.enable_proxy = true;
     }
     if let Some(path) = &args.proxy_config {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("parsing {}", path.display()))?;
-        if let Some(p) = json.get("grpcServerPort").and_then(serde_json::Value::as_u64) {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if let Some(p) = json
+            .get("grpcServerPort")
+            .and_then(serde_json::Value::as_u64)
+        {
             config.grpc_server_port =
                 u16::try_from(p).with_context(|| format!("grpcServerPort {p} is not a port"))?;
+        }
+        if let Some(v) = json
+            .get("minInvisibleTimeMillsForRecv")
+            .and_then(serde_json::Value::as_i64)
+        {
+            config.min_invisible_time_mills_for_recv = v;
+        }
+        if let Some(v) = json
+            .get("enableTopicMessageTypeCheck")
+            .and_then(serde_json::Value::as_bool)
+        {
+            config.enable_topic_message_type_check = v;
         }
     }
     if config.enable_controller_mode && config.enable_d_leger_commit_log {

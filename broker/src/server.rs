@@ -332,19 +332,14 @@ impl Broker {
                         store_host,
                         shutdown.clone(),
                     );
-                    let addr = crate::grpc::start(
-                        &c.bind_address,
-                        c.grpc_server_port,
-                        backend,
-                        c.broker_ip1.parse().ok(),
-                        usize::try_from(c.max_message_size).unwrap_or(0),
-                        &tasks,
-                        shutdown.clone(),
-                    )
-                    .await
-                    .with_context(|| {
-                        format!("binding the gRPC port {}:{}", c.bind_address, c.grpc_server_port)
-                    })?;
+                    let addr = crate::grpc::start(&c, backend, &tasks, shutdown.clone())
+                        .await
+                        .with_context(|| {
+                            format!(
+                                "binding the gRPC port {}:{}",
+                                c.bind_address, c.grpc_server_port
+                            )
+                        })?;
                     Some(addr)
                 }
                 false => None,

@@ -725,18 +725,19 @@ impl Backend for LocalBackend {
 /// Binds the gRPC port and serves the MessagingService over `backend`
 /// until `shutdown`.
 pub(crate) async fn start(
-    bind: &str,
-    port: u16,
+    c: &crate::config::BrokerConfig,
     backend: Arc<LocalBackend>,
-    advertised_ip: Option<std::net::IpAddr>,
-    max_message_size: usize,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
+    let (bind, port) = (c.bind_address.as_str(), c.grpc_server_port);
+    let advertised_ip: Option<std::net::IpAddr> = c.broker_ip1.parse().ok();
     let listener = TcpListener::bind((bind, port)).await?;
     let addr = listener.local_addr()?;
     let cfg = proxy::ServiceConfig {
-        max_message_size,
+        max_message_size: usize::try_from(c.max_message_size).unwrap_or(0),
+        min_invisible_ms_for_recv: c.min_invisible_time_mills_for_recv,
+        enable_topic_message_type_check: c.enable_topic_message_type_check,
         advertised: Some(SocketAddr::new(
             advertised_ip.unwrap_or(addr.ip()),
             addr.port(),
