@@ -60,6 +60,7 @@ else
   rm -rf "$logs" && mkdir -p "$logs"
   # Maven and the Go driver once, before binaries that share their folders run.
   for v in 4.9.8 5.3.3; do bash compat-tests/java/prepare.sh "$v"; done
+  bash compat-tests/java-grpc/prepare.sh 5.0.8
   bash compat-tests/go/build.sh target/compat-go
   # The RocketMQ 5 gRPC clients: Go (golang/v5) and Node (rocketmq-client-nodejs).
   bash compat-tests/go-grpc/build.sh target/compat-go-grpc
@@ -68,6 +69,7 @@ else
   estimate() {
     case "$1" in
       controller_mixed_group) echo 324 ;; controller_mqadmin) echo 176 ;;
+      grpc_java_client) echo 85 ;;
       dledger_broker_java) echo 152 ;; controller_mixed_brokers) echo 117 ;;
       namesrv_side_by_side) echo 103 ;; ha_master_slave) echo 89 ;;
       dledger_group_restart) echo 81 ;; controller_java_brokers) echo 80 ;;
