@@ -312,3 +312,33 @@ async fn disabled_serves_plaintext_only() {
     );
     stop.cancel();
 }
+
+#[test]
+fn rmq_proxy_json_tls_keys() {
+    let c = proxy::cluster::ClusterConfig::from_json(
+        r#"{"tlsTestModeEnable": false, "tlsKeyPath": "/etc/k.pem",
+            "tlsCertPath": "/etc/c.pem", "tls.server.mode": "enforcing"}"#,
+    )
+    .expect("json");
+    let tls = c.service_config().expect("service config").tls;
+    assert_eq!(tls.mode, TlsMode::Enforcing);
+    assert!(!tls.test_mode);
+    assert_eq!(
+        tls.key_path.as_deref(),
+        Some(std::path::Path::new("/etc/k.pem"))
+    );
+    assert_eq!(
+        tls.cert_path.as_deref(),
+        Some(std::path::Path::new("/etc/c.pem"))
+    );
+    let defaults = proxy::cluster::ClusterConfig::from_json("{}")
+        .expect("json")
+        .service_config()
+        .expect("service config")
+        .tls;
+    assert_eq!(defaults, TlsSettings::default());
+    let bad = proxy::cluster::ClusterConfig::from_json(r#"{"tls.server.mode": "sometimes"}"#)
+        .expect("json")
+        .service_config();
+    assert!(bad.is_err());
+}

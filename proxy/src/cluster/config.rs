@@ -220,6 +220,17 @@ impl ClusterConfig {
                 )))
             }
         }
+        // TLS on the gRPC port: Java's ProxyConfig and TlsSystemConfig keys.
+        for (key, v) in raw {
+            let text = match v {
+                Value::Null => continue,
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            c.tls
+                .apply(key, &text)
+                .map_err(|e| ClusterError::Config(e.to_string()))?;
+        }
         Ok(c)
     }
 

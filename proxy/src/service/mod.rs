@@ -67,6 +67,9 @@ pub struct ServiceConfig {
     pub long_polling_reserve_ms: i64,
     /// The address answered in routes when the request names none.
     pub advertised: Option<SocketAddr>,
+    /// TLS beside plaintext on the port (`tls.server.mode`,
+    /// `tlsTestModeEnable`, `tlsKeyPath`, `tlsCertPath`).
+    pub tls: crate::tls::TlsSettings,
 }
 
 impl Default for ServiceConfig {
@@ -91,6 +94,7 @@ impl Default for ServiceConfig {
             consumer_long_polling_batch_size: 32,
             long_polling_reserve_ms: 100,
             advertised: None,
+            tls: crate::tls::TlsSettings::default(),
         }
     }
 }
@@ -266,16 +270,30 @@ impl<B: Backend> MessagingServer<B> {
             .max_encoding_message_size(MAX_INBOUND_MESSAGE_SIZE)
     }
 
-    /// Serves on `listener` until `shutdown`.
+    /// Serves on `listener` until `shutdown`: TLS and plaintext HTTP/2 as
+    /// `cfg.tls` says (by default both, a self-signed certificate).
     pub async fn serve(
         mut self,
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> Result<(), tonic::transport::Error> {
         self.stop = shutdown.child_token();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // TLS and plaintext on the one port, as Java's proxy (crate::tls).
+        let mut mode = self.cfg.tls.mode;
+        let acceptor = match self.cfg.tls.acceptor() {
+            Ok(a) => a,
+            Err(e) if mode == crate::tls::TlsMode::Enforcing => {
+                tracing::error!(error = %e, "gRPC port not served: TLS enforced but unusable");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "gRPC port serves plaintext only");
+                mode = crate::tls::TlsMode::Disabled;
+                None
+            }
+        };
+        let incoming = crate::tls::incoming(listener, acceptor, mode, shutdown.clone());
         tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .add_service(self.into_service())
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
