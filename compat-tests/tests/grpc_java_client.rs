@@ -4,7 +4,7 @@
 //!     every behaviour asserted below is asserted there too),
 //! (b) the Java 5.3.3 proxy in cluster mode in front of our name server and
 //!     our broker,
-//! (c) our broker's own gRPC port (ignored until the broker serves gRPC).
+//! (c) our broker's own gRPC port (the one CI runs; (a) and (b) are ignored, see each).
 //!
 //! Scenarios (one driver JVM each, several at once): producer normal, FIFO
 //! (message groups, order checked on a FIFO push consumer), delay (never
@@ -461,7 +461,11 @@ fn setup() -> (GrpcDriver, JavaClient, tempfile::TempDir) {
 }
 
 /// (a) The reference: Java 5.3.3 name server, broker + proxy in local mode.
+/// Ignored in CI for time (about 85 s; the Java versions are pinned, so what
+/// it confirms does not change): run it with `-- --ignored` when changing a
+/// scenario or an assertion. Passed on 8 Dec 2026.
 #[test]
+#[ignore]
 fn java_grpc_client_reference_java_local_proxy() {
     let _serial = serial();
     let (driver, admin, work) = setup();
@@ -481,8 +485,8 @@ fn java_grpc_client_reference_java_local_proxy() {
 /// (b) The Java 5.3.3 proxy in cluster mode in front of our name server and
 /// broker. Ignored: not passing yet. Known gaps (last run, 8 Dec): normal,
 /// FIFO, SimpleConsumer and PushConsumer scenarios pass; the delayed
-/// message comes back without its delivery timestamp (the proxy reads it
-/// from a message property our broker does not keep), and the transaction
+/// message comes back without its delivery timestamp (the Java proxy finds
+/// none in what our broker returns; not investigated), and the transaction
 /// check-back through the proxy is unverified (before
 /// `transactionHeartbeatPeriodSecond=1` it never came). Run with
 /// `cargo test --release -p compat-tests --test grpc_java_client -- --ignored java_proxy_before_ours`.
@@ -505,11 +509,9 @@ fn java_grpc_client_java_proxy_before_ours() {
     scenarios(&driver, &admin, work.path(), &t);
 }
 
-/// (c) Our broker's own gRPC port (local proxy mode, `enableProxy=true`).
-/// Ignored: not wired and never run by this suite yet (our gRPC service
-/// landed too late for it); not counted as passing.
+/// (c) Our broker's own gRPC port (local proxy mode, `enableProxy=true`,
+/// `grpcServerPort` on a free port): every scenario the reference passes.
 #[test]
-#[ignore]
 fn java_grpc_client_our_broker_grpc_port() {
     let _serial = serial();
     let (driver, admin, work) = setup();
