@@ -20,15 +20,8 @@ outdir="$(cd "$1" && pwd)"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
-# The module lives inside the project's git work tree; VCS stamping is not
-# wanted (and fails on checkouts owned by another user).
-export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
-# Never switch toolchains behind the caller's back (go.mod asks for go 1.22).
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+# shellcheck source=../go/common.sh
+source "$here/../go/common.sh"
 
 cd "$here"
-if ! go build -trimpath -o "$outdir/scenarios" ./cmd/scenarios >>"$log" 2>&1; then
-    echo "build.sh: failed: go build ./cmd/scenarios" >&2
-    cat "$log" >&2
-    exit 1
-fi
+run go build -trimpath -o "$outdir/scenarios" ./cmd/scenarios

@@ -36,19 +36,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The module lives inside the project's git work tree; VCS stamping is not
-# wanted (and fails on checkouts owned by another user).
-export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
-# Never switch toolchains behind the caller's back (go.mod asks for go 1.22).
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-
-run() {
-    if ! "$@" >>"$log" 2>&1; then
-        echo "build.sh: failed: $*" >&2
-        cat "$log" >&2
-        exit 1
-    fi
-}
+# shellcheck source=common.sh
+source "$here/common.sh"
 
 src="$here"
 if [[ -n "$version" ]]; then
