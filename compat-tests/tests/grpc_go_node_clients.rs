@@ -4,9 +4,9 @@
 //!
 //! (a) the Java 5.3.3 broker with its proxy in local mode (the reference:
 //!     every assertion below holds there), and
-//! (b) our broker's own gRPC port (local proxy mode): the Node round trip;
-//!     the Go scenarios there are `#[ignore]`d (the Go client dials TLS
-//!     only, see `our_broker_grpc_port`).
+//! (b) our broker's own gRPC port (local proxy mode), with the clients'
+//!     defaults: the Go client dials TLS (the port serves TLS beside
+//!     plaintext, `proxy::tls`), Node as it is configured by default.
 //!
 //! Go scenarios, run side by side on their own topics: normal messages +
 //! SimpleConsumer receive/ack + ChangeInvisibleDuration (the unacked message
@@ -494,26 +494,9 @@ fn our_broker() -> (compat_tests::Cluster, String) {
     (cluster, grpc)
 }
 
-/// (b) Our broker's gRPC port, the Node client: the round trip.
+/// (b) Our broker's gRPC port, the Go scenarios (over TLS, golang/v5's
+/// only dial, the self-signed certificate unverified) and Node.
 #[test]
-fn our_broker_grpc_port_node() {
-    let _serial = serial();
-    let (cluster, grpc) = our_broker();
-    let t = Target {
-        grpc: &grpc,
-        broker: &cluster.broker_addr,
-        namesrv: &cluster.namesrv_addr,
-    };
-    run_clients(&t, "oursnode", false);
-}
-
-/// (b) Our broker's gRPC port, the Go scenarios and Node. Ignored (not
-/// counted as passing): golang/v5 v5.1.2 always dials TLS, which a Java
-/// proxy accepts beside plaintext on its gRPC port and our broker does not
-/// yet. `GO_GRPC_PLAINTEXT=1` (a driver switch for diagnosis only) shows the
-/// rest of the scenarios against a plaintext port.
-#[test]
-#[ignore = "the Go client dials TLS only; our gRPC port is plaintext (issue 22)"]
 fn our_broker_grpc_port() {
     let _serial = serial();
     let (cluster, grpc) = our_broker();
