@@ -74,7 +74,10 @@ else
       namesrv_side_by_side) echo 103 ;; ha_master_slave) echo 89 ;;
       dledger_group_restart) echo 81 ;; controller_java_brokers) echo 80 ;;
       delay_and_transactions) echo 76 ;; store_swap_java) echo 74 ;;
-      grpc_go_node_clients) echo 60 ;;
+      grpc_go_node_clients) echo 85 ;; metrics_prometheus) echo 78 ;;
+      metrics_admin_live) echo 63 ;; register_compressed) echo 58 ;;
+      pop_consume) echo 66 ;; acl_v2) echo 103 ;; acl_v1) echo 58 ;;
+      meta_swap_java) echo 38 ;; metrics_replication) echo 12 ;;
       filter_trace_compress) echo 72 ;; controller_our_brokers) echo 71 ;;
       dledger_failover) echo 65 ;; controller_fault_rounds) echo 64 ;;
       mqadmin_matrix) echo 61 ;; dledger_java_group) echo 57 ;;
