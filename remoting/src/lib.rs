@@ -1,7 +1,8 @@
 //! The RocketMQ remoting protocol.
 //!
 //! * [`codec`]: frames <-> [`RemotingCommand`], both header serializations, no I/O.
-//! * [`header`]: typed custom headers <-> `extFields`.
+//! * [`header`]: typed custom headers <-> `extFields`; [`headers`]: the POP,
+//!   transaction and send-back headers broker and proxy share.
 //! * [`transport`]: a symmetric tokio connection (requests both ways, matched by
 //!   `opaque`), a request-code router and a server loop.
 //! * [`properties`]: Java `.properties` text, used for configuration files and
@@ -13,6 +14,7 @@ pub mod codec;
 pub mod command;
 pub mod error;
 pub mod header;
+pub mod headers;
 pub mod limits;
 pub mod properties;
 pub mod transport;

@@ -452,6 +452,7 @@ impl Backend for LocalBackend {
             exp: Some(exp),
             order: Some(req.fifo),
             attempt_id: req.attempt_id.clone(),
+            broker_name: None,
         };
         let cmd = RemotingCommand::request(rq::POP_MESSAGE).with_header(&header);
         // The held pop may last the poll time: do not time it out earlier.
@@ -525,6 +526,7 @@ impl Backend for LocalBackend {
             queue_id: handle.queue_id,
             extra_info: handle.extra_info(),
             offset: handle.offset,
+            broker_name: None,
         };
         let resp = self
             .call(
@@ -557,6 +559,7 @@ impl Backend for LocalBackend {
             extra_info: handle.extra_info(),
             offset: handle.offset,
             invisible_time: invisible_ms,
+            broker_name: None,
         };
         let resp = self
             .call(
@@ -609,6 +612,7 @@ impl Backend for LocalBackend {
             origin_topic: Some(topic.to_owned()),
             unit_mode: Some(false),
             max_reconsume_times: Some(max_delivery_attempts.saturating_sub(1).max(0)),
+            broker_name: None,
         };
         self.call_ok(
             ctx,
@@ -637,6 +641,7 @@ impl Backend for LocalBackend {
             from_transaction_check: Some(req.from_check),
             msg_id: Some(req.offset_msg_id.clone()),
             transaction_id: Some(req.transaction_id.clone()),
+            broker_name: None,
         };
         let resp = self
             .call(

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use remoting::body::{perm, TopicConfig};
 use remoting::header::{SendHeaderRef, SendMessageResponseHeader};
-use remoting::{command_header, Connection, RemotingCommand};
+pub use remoting::headers::ConsumerSendMsgBackRequestHeader;
+use remoting::{Connection, RemotingCommand};
 use store::PendingPut;
 use store::{properties, record, CommitLogOffset, PutResult, StoreError};
 
@@ -27,19 +28,6 @@ const TRANSACTION_PREPARED_TYPE: i32 = 0x4;
 /// Java `MQVersion.Version.V3_4_9`: from this request version on the
 /// `maxReconsumeTimes` header is honoured.
 const VERSION_MAX_RECONSUME_HEADER: i32 = 121;
-
-command_header! {
-    /// CONSUMER_SEND_MSG_BACK (36).
-    pub struct ConsumerSendMsgBackRequestHeader {
-        pub offset: i64 = "offset",
-        pub group: String = "group",
-        pub delay_level: i32 = "delayLevel",
-        pub origin_msg_id: Option<String> = "originMsgId",
-        pub origin_topic: Option<String> = "originTopic",
-        pub unit_mode: Option<bool> = "unitMode",
-        pub max_reconsume_times: Option<i32> = "maxReconsumeTimes",
-    }
-}
 
 pub struct SendProcessor {
     pub config: SharedConfig,

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use remoting::{command_header, Connection, RemotingCommand};
+pub use remoting::headers::EndTransactionRequestHeader;
+use remoting::headers::{TRANSACTION_COMMIT_TYPE, TRANSACTION_NOT_TYPE, TRANSACTION_ROLLBACK_TYPE};
+use remoting::{Connection, RemotingCommand};
 use store::{properties, CommitLogOffset, StoreError};
 
 use crate::error::BrokerError;
@@ -14,24 +16,7 @@ use crate::services::schedule::{unpark, ScheduleService};
 use crate::services::transaction::{Outcome, TransactionService};
 
 /// `MessageSysFlag` transaction bits.
-const TRANSACTION_NOT_TYPE: i32 = 0;
-const TRANSACTION_COMMIT_TYPE: i32 = 0x8;
-const TRANSACTION_ROLLBACK_TYPE: i32 = 0xC;
 const TRANSACTION_TYPE_MASK: i32 = 0xC;
-
-command_header! {
-    /// END_TRANSACTION (37).
-    pub struct EndTransactionRequestHeader {
-        pub topic: Option<String> = "topic",
-        pub producer_group: String = "producerGroup",
-        pub tran_state_table_offset: i64 = "tranStateTableOffset",
-        pub commit_log_offset: i64 = "commitLogOffset",
-        pub commit_or_rollback: i32 = "commitOrRollback",
-        pub from_transaction_check: Option<bool> = "fromTransactionCheck",
-        pub msg_id: Option<String> = "msgId",
-        pub transaction_id: Option<String> = "transactionId",
-    }
-}
 
 pub struct EndTransactionProcessor {
     pub tx: Arc<TransactionService>,

@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use remoting::code::request_code;
-use remoting::{command_header, RemotingCommand};
+pub use remoting::headers::CheckTransactionStateRequestHeader;
+use remoting::RemotingCommand;
 use store::{properties, CommitLogOffset, MessageToStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -44,19 +45,6 @@ pub const SYS_TRANS_GROUP: &str = "CID_RMQ_SYS_TRANS";
 pub const REMOVE_TAG: &str = "d";
 /// Half messages looked at per check round, at most.
 const MAX_PER_ROUND: usize = 10_000;
-
-command_header! {
-    /// CHECK_TRANSACTION_STATE (39), broker → producer.
-    pub struct CheckTransactionStateRequestHeader {
-        pub topic: Option<String> = "topic",
-        pub tran_state_table_offset: i64 = "tranStateTableOffset",
-        pub commit_log_offset: i64 = "commitLogOffset",
-        pub msg_id: Option<String> = "msgId",
-        pub transaction_id: Option<String> = "transactionId",
-        pub offset_msg_id: Option<String> = "offsetMsgId",
-        pub bname: Option<String> = "bname",
-    }
-}
 
 #[derive(Default)]
 struct State {
@@ -377,7 +365,7 @@ impl TransactionService {
             msg_id: uniq.clone(),
             transaction_id: props.get(properties::TRANSACTION_ID).cloned().or(uniq),
             offset_msg_id: Some(store::create_offset_message_id(self.store_host, phys)),
-            bname: Some(broker_name.to_owned()),
+            broker_name: Some(broker_name.to_owned()),
         };
         let cmd = RemotingCommand::request(request_code::CHECK_TRANSACTION_STATE)
             .with_header(&header)

@@ -710,7 +710,7 @@ impl Backend for ClusterBackend {
             delay_level: -1,
             origin_msg_id: Some(msg_id.to_owned()),
             origin_topic: Some(real_topic(handle, topic, group)),
-            unit_mode: false,
+            unit_mode: Some(false),
             max_reconsume_times: Some(0),
             broker_name: Some(handle.broker_name.clone()),
         };
@@ -739,12 +739,12 @@ impl Backend for ClusterBackend {
             } else {
                 TRANSACTION_ROLLBACK_TYPE
             },
-            from_transaction_check: req.from_check,
-            msg_id: if req.offset_msg_id.is_empty() {
+            from_transaction_check: Some(req.from_check),
+            msg_id: Some(if req.offset_msg_id.is_empty() {
                 req.msg_id.clone()
             } else {
                 req.offset_msg_id.clone()
-            },
+            }),
             transaction_id: Some(req.transaction_id.clone()),
             broker_name: Some(req.broker_name.clone()),
         };
