@@ -181,6 +181,18 @@ pub fn dledger_term(
 /// Sends one request with no header to `addr` and returns the body of a
 /// SUCCESS response; `None` on any failure (the caller polls).
 pub fn request_body(addr: &str, code: i32) -> Option<Vec<u8>> {
+    let resp = remoting_call(addr, RemotingCommand::request(code), Duration::from_secs(3))?;
+    (resp.code == 0).then(|| resp.body.to_vec())
+}
+
+/// Sends `req` to `addr` on a fresh connection (and a runtime of its own)
+/// and returns the response; `None` when it cannot connect or no response
+/// comes within `timeout`.
+pub fn remoting_call(
+    addr: &str,
+    req: RemotingCommand,
+    timeout: Duration,
+) -> Option<RemotingCommand> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -189,15 +201,9 @@ pub fn request_body(addr: &str, code: i32) -> Option<Vec<u8>> {
         let conn = Connection::connect(addr, Arc::new(Router::new()))
             .await
             .ok()?;
-        let resp = conn
-            .request(RemotingCommand::request(code), Duration::from_secs(3))
-            .await
-            .ok()?;
+        let resp = conn.request(req, timeout).await.ok();
         conn.close();
-        if resp.code != 0 {
-            return None;
-        }
-        Some(resp.body.to_vec())
+        resp
     })
 }
 

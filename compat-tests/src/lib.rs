@@ -31,15 +31,17 @@ mod java_client;
 mod java_proxy;
 mod namesrv;
 mod process;
-pub use cluster::{cluster_info, dledger_term, request_body, Cluster, StandaloneBroker};
+pub use cluster::{
+    cluster_info, dledger_term, remoting_call, request_body, Cluster, StandaloneBroker,
+};
 pub use driver_output::{
     acked, file_tail, go_driver, message_lines, socket, tail_lines, text, wait_delivered,
 };
 pub use java_broker::{client_home_in, jdk_opens, reference_libs, JavaBroker};
-pub use java_proxy::{proxy_libs, JavaProxy, JavaProxyMode};
 pub use java_client::{
     assert_single_broker_route, java_client, java_client_with_classes, JavaClient,
 };
+pub use java_proxy::{proxy_libs, JavaProxy, JavaProxyMode};
 pub use namesrv::{JavaNamesrv, OurNamesrv};
 pub use process::{free_broker_port, free_port, run_with_timeout, wait_until, BrokerProcess, Proc};
 

@@ -7,31 +7,19 @@
 //! stream).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use compat_tests::{serial, JavaBroker, JavaNamesrv, OurNamesrv, StandaloneBroker};
+use compat_tests::{remoting_call, serial, JavaBroker, JavaNamesrv, OurNamesrv, StandaloneBroker};
 use remoting::body::{from_fastjson, TopicConfig, TopicList, TopicRouteData};
 use remoting::code::{request_code as rq, response_code as rc};
-use remoting::{Connection, RemotingCommand, Router};
+use remoting::RemotingCommand;
 
 const VERSION: &str = "5.3.3";
 const TOPICS: usize = 5_000;
 const BATCH: usize = 500;
 
 fn call(addr: &str, req: RemotingCommand) -> Option<RemotingCommand> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    rt.block_on(async {
-        let conn = Connection::connect(addr, Arc::new(Router::new()))
-            .await
-            .ok()?;
-        let resp = conn.request(req, Duration::from_secs(10)).await.ok();
-        conn.close();
-        resp
-    })
+    remoting_call(addr, req, Duration::from_secs(10))
 }
 
 fn all_topics(namesrv: &str) -> BTreeSet<String> {
