@@ -242,14 +242,7 @@ fn one_side(
     let pid = broker.pid();
 
     // The hot reader: warm pass, then timed pulls until told to stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let addr = format!("127.0.0.1:{port}");
-    let stop2 = Arc::clone(&stop);
-    let hot = std::thread::spawn(move || hot_reader(&addr, &stop2, &ready_tx));
-    ready_rx
-        .recv_timeout(Duration::from_secs(120))
-        .map_err(|_| "hot reader did not warm up")??;
+    let (stop, hot) = start_hot_reader(port)?;
     log(&format!("{side}: catching up ({})", o.mode));
     let out = drv.driver_ok(
         &home,
@@ -278,14 +271,7 @@ fn one_side(
         fincore(&files)
     ));
     let broker = start_broker(side, root, bins, work, &d, &conf, port)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let addr = format!("127.0.0.1:{port}");
-    let stop2 = Arc::clone(&stop);
-    let hot = std::thread::spawn(move || hot_reader(&addr, &stop2, &ready_tx));
-    ready_rx
-        .recv_timeout(Duration::from_secs(120))
-        .map_err(|_| "hot reader did not warm up")??;
+    let (stop, hot) = start_hot_reader(port)?;
     let (raw_bytes, raw_secs) = raw_catch_up(&format!("127.0.0.1:{port}"))?;
     stop.store(true, Ordering::SeqCst);
     let mut raw_lat = hot.join().map_err(|_| "hot reader panicked")??;
@@ -412,6 +398,20 @@ fn dd_speed(files: &[PathBuf], bytes: u64) -> Res<f64> {
         }
     }
     Ok(bytes as f64 / 1e6 / t0.elapsed().as_secs_f64())
+}
+
+/// Starts [`hot_reader`] on the broker at `port` in a thread and waits
+/// (120 s) until it is warm; set the flag to stop it, join for its latencies.
+fn start_hot_reader(port: u16) -> Res<(Arc<AtomicBool>, std::thread::JoinHandle<Res<Vec<f64>>>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let addr = format!("127.0.0.1:{port}");
+    let stop2 = Arc::clone(&stop);
+    let hot = std::thread::spawn(move || hot_reader(&addr, &stop2, &ready_tx));
+    ready_rx
+        .recv_timeout(Duration::from_secs(120))
+        .map_err(|_| "hot reader did not warm up")??;
+    Ok((stop, hot))
 }
 
 fn hot_reader(
