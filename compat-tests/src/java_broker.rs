@@ -17,15 +17,35 @@ use crate::{
 pub fn reference_libs(version: &str) -> PathBuf {
     let java = compat_dir().join("java");
     let out = java.join("target").join("reference").join(version);
+    maven_libs(
+        &java.join("reference").join("pom.xml"),
+        version,
+        &out,
+        "RocketMQ",
+        Duration::from_secs(600),
+    )
+}
+
+/// Copies the runtime dependencies of `pom` (with `-Drmq.version=<version>`)
+/// into `<out>/lib` with Maven and returns that folder; skipped when
+/// `<out>/.prepared` matches the pom and version. Test binaries may run side
+/// by side: one Maven at a time (`<out>/../.maven.lock`), then look again.
+/// `what` names the artifact in the error message.
+pub(crate) fn maven_libs(
+    pom: &Path,
+    version: &str,
+    out: &Path,
+    what: &str,
+    timeout: Duration,
+) -> PathBuf {
     let script = r#"set -euo pipefail
-here="$1"; ver="$2"; out="$3"
+pom="$1"; ver="$2"; out="$3"; what="$4"
 stamp="$out/.prepared"
-want="$(cat "$here/reference/pom.xml" | sha256sum | cut -d' ' -f1)-$ver"
+want="$(sha256sum <"$pom" | cut -d' ' -f1)-$ver"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && ls "$out"/lib/*.jar >/dev/null 2>&1; then
   exit 0
 fi
 mkdir -p "$out"
-# Test binaries may run side by side: one Maven at a time, then look again.
 if command -v flock >/dev/null; then
   exec 9>"$out/../.maven.lock"
   flock 9
@@ -34,11 +54,11 @@ if command -v flock >/dev/null; then
   fi
 fi
 rm -rf "$out/lib"
-if ! mvn -B -q --no-transfer-progress -Dstyle.color=never -f "$here/reference/pom.xml" \
+if ! mvn -B -q --no-transfer-progress -Dstyle.color=never -f "$pom" \
       -Drmq.version="$ver" dependency:copy-dependencies \
       -DincludeScope=runtime -DoutputDirectory="$out/lib" >"$out/prepare.log" 2>&1; then
   cat "$out/prepare.log" >&2
-  echo "maven failed for RocketMQ $ver" >&2
+  echo "maven failed for $what $ver" >&2
   exit 1
 fi
 echo "$want" >"$stamp"
@@ -46,14 +66,15 @@ echo "$want" >"$stamp"
     let mut c = Command::new("bash");
     c.arg("-c")
         .arg(script)
-        .arg("prepare-reference")
-        .arg(&java)
+        .arg("maven-libs")
+        .arg(pom)
         .arg(version)
-        .arg(&out);
-    let res = run_with_timeout(c, Duration::from_secs(600));
+        .arg(out)
+        .arg(what);
+    let res = run_with_timeout(c, timeout);
     assert!(
         res.status.success(),
-        "preparing the reference server jars {version} failed:\n{}",
+        "preparing the {what} jars {version} failed:\n{}",
         text(&res)
     );
     out.join("lib")
@@ -89,60 +110,23 @@ impl JavaBroker {
     /// `brokerName`/`brokerClusterName` in `extra_properties` are reflected
     /// in the fields.
     pub fn launch(version: &str, namesrv_addr: &str, extra_properties: &str) -> JavaBroker {
-        let dir = tempfile::Builder::new()
-            .prefix("rmq-compat-javabroker-")
-            .tempdir()
-            .expect("temp dir");
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(home.join("conf")).expect("create broker home");
-        for f in [
-            "logback_broker.xml",
-            "logback_namesrv.xml",
-            "logback_tools.xml",
-        ] {
-            let _ = std::fs::copy(
-                compat_dir().join("java").join("conf").join(f),
-                home.join("conf").join(f),
-            );
-        }
+        let dir = new_dir("rmq-compat-javabroker-");
+        java_home(dir.path());
         let port = free_broker_port();
         let addr = format!("127.0.0.1:{port}");
-        let cluster_name = "JavaCluster".to_owned();
-        let broker_name = "java-broker-a".to_owned();
-        let store = dir.path().join("store");
-        let bind = if version.starts_with("4.") {
-            ""
-        } else {
-            "bindAddress=127.0.0.1\n"
-        };
-        let conf = dir.path().join("broker.properties");
-        std::fs::write(
-            &conf,
-            format!(
-                "brokerClusterName={cluster_name}\nbrokerName={broker_name}\nbrokerId=0\n\
-                 namesrvAddr={namesrv_addr}\nlistenPort={port}\nhaListenPort={}\n{bind}\
-                 brokerIP1=127.0.0.1\nbrokerIP2=127.0.0.1\nstorePathRootDir={}\n\
-                 storePathCommitLog={}\nmappedFileSizeCommitLog=67108864\nflushDiskType=ASYNC_FLUSH\n\
-                 {TEST_BROKER_KEYS}{extra_properties}\n",
-                port + 1,
-                store.display(),
-                store.join("commitlog").display()
-            ),
-        )
-        .expect("write broker.properties");
+        let (cluster_name, broker_name) = broker_properties(
+            version,
+            dir.path(),
+            namesrv_addr,
+            port,
+            ("JavaCluster", "java-broker-a"),
+            extra_properties,
+        );
         let proc = Proc::spawn(
             &format!("java broker {version}"),
             java_broker_command(version, dir.path()),
             dir.path().join("broker.out"),
         );
-        let (mut cluster_name, mut broker_name) = (cluster_name, broker_name);
-        for (k, v) in extra_properties.lines().filter_map(|l| l.split_once('=')) {
-            match k.trim() {
-                "brokerClusterName" => cluster_name = v.trim().to_owned(),
-                "brokerName" => broker_name = v.trim().to_owned(),
-                _ => {}
-            }
-        }
         JavaBroker {
             dir,
             version: version.to_owned(),
@@ -170,36 +154,11 @@ impl JavaBroker {
 
     /// Waits until `namesrv` lists this broker as the master of its cluster.
     pub fn wait_registered(&mut self, namesrv: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            assert!(
-                self.proc.is_running(),
-                "Java broker {} exited:\n{}",
-                self.version,
-                self.logs()
-            );
-            if let Some(info) = cluster_info(namesrv) {
-                let listed = info
-                    .broker_addr_table
-                    .get(&self.broker_name)
-                    .and_then(|b| b.broker_addrs.get(&0))
-                    == Some(&self.addr);
-                let in_cluster = info
-                    .cluster_addr_table
-                    .get(&self.cluster_name)
-                    .is_some_and(|names| names.contains(&self.broker_name));
-                if listed && in_cluster {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Java broker {} never registered with {namesrv}\n{}",
-                self.version,
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let what = format!("Java broker {}", self.version);
+        let late = format!("{what} never registered with {namesrv}");
+        wait_java(self, timeout, &what, &late, |b| {
+            master_listed(namesrv, &b.broker_name, &b.addr, Some(&b.cluster_name))
+        });
     }
 
     /// Its stdout/stderr and the tail of its own log file.
@@ -237,8 +196,27 @@ pub fn jdk_opens(version: &str) -> &'static [&'static str] {
 
 /// `BrokerStartup` of `version` on `<dir>/broker.properties`, home `<dir>/home`.
 fn java_broker_command(version: &str, dir: &Path) -> Command {
-    let lib = reference_libs(version);
-    let home = dir.join("home");
+    let mut cmd = java_command(
+        version,
+        &dir.join("home"),
+        &reference_libs(version),
+        "rmq.broker.logback.xml",
+        "org.apache.rocketmq.broker.BrokerStartup",
+    );
+    cmd.arg("-c").arg(dir.join("broker.properties"));
+    cmd
+}
+
+/// `java` with the heap and GC options of our Java servers, home `home`
+/// (`ROCKETMQ_HOME`, `user.home`), classpath `<lib>/*`, logback file
+/// `logback` and main class `main`; the caller appends the arguments.
+pub(crate) fn java_command(
+    version: &str,
+    home: &Path,
+    lib: &Path,
+    logback: &str,
+    main: &str,
+) -> Command {
     let mut cmd = Command::new("java");
     cmd.args([
         "-Xms256m",
@@ -250,15 +228,142 @@ fn java_broker_command(version: &str, dir: &Path) -> Command {
     .arg(format!("-Duser.home={}", home.display()))
     .arg(format!("-Drocketmq.home.dir={}", home.display()))
     .arg("-Dfile.encoding=UTF-8")
-    .arg("-Drmq.logback.configurationFile=rmq.broker.logback.xml")
+    .arg(format!("-Drmq.logback.configurationFile={logback}"))
     .arg("-cp")
     .arg(format!("{}/*", lib.display()))
-    .arg("org.apache.rocketmq.broker.BrokerStartup")
-    .arg("-c")
-    .arg(dir.join("broker.properties"))
-    .env("ROCKETMQ_HOME", &home)
+    .arg(main)
+    .env("ROCKETMQ_HOME", home)
     .env_remove("NAMESRV_ADDR");
     cmd
+}
+
+/// Creates `<dir>/home/conf` with our logback files and returns the home.
+pub(crate) fn java_home(dir: &Path) -> PathBuf {
+    let home = dir.join("home");
+    std::fs::create_dir_all(home.join("conf")).expect("create Java server home");
+    for f in [
+        "logback_broker.xml",
+        "logback_namesrv.xml",
+        "logback_tools.xml",
+    ] {
+        let _ = std::fs::copy(
+            compat_dir().join("java").join("conf").join(f),
+            home.join("conf").join(f),
+        );
+    }
+    home
+}
+
+/// Writes `<dir>/broker.properties` of a master on `port` (HA on `port + 1`)
+/// with its store in `<dir>/store`, named `names` (cluster, broker) unless
+/// `extra` (`key=value` lines, appended, later keys win) renames it; returns
+/// the (cluster, broker) names in effect.
+pub(crate) fn broker_properties(
+    version: &str,
+    dir: &Path,
+    namesrv_addr: &str,
+    port: u16,
+    names: (&str, &str),
+    extra: &str,
+) -> (String, String) {
+    let (mut cluster_name, mut broker_name) = (names.0.to_owned(), names.1.to_owned());
+    let store = dir.join("store");
+    let bind = if version.starts_with("4.") {
+        ""
+    } else {
+        "bindAddress=127.0.0.1\n"
+    };
+    std::fs::write(
+        dir.join("broker.properties"),
+        format!(
+            "brokerClusterName={cluster_name}\nbrokerName={broker_name}\nbrokerId=0\n\
+             namesrvAddr={namesrv_addr}\nlistenPort={port}\nhaListenPort={}\n{bind}\
+             brokerIP1=127.0.0.1\nbrokerIP2=127.0.0.1\nstorePathRootDir={}\n\
+             storePathCommitLog={}\nmappedFileSizeCommitLog=67108864\nflushDiskType=ASYNC_FLUSH\n\
+             {TEST_BROKER_KEYS}{extra}\n",
+            port + 1,
+            store.display(),
+            store.join("commitlog").display()
+        ),
+    )
+    .expect("write broker.properties");
+    for (k, v) in extra.lines().filter_map(|l| l.split_once('=')) {
+        match k.trim() {
+            "brokerClusterName" => cluster_name = v.trim().to_owned(),
+            "brokerName" => broker_name = v.trim().to_owned(),
+            _ => {}
+        }
+    }
+    (cluster_name, broker_name)
+}
+
+/// Whether `namesrv` lists `addr` as the master (id 0) of `broker_name`,
+/// and, when `cluster_name` is given, `broker_name` in that cluster.
+pub(crate) fn master_listed(
+    namesrv: &str,
+    broker_name: &str,
+    addr: &str,
+    cluster_name: Option<&str>,
+) -> bool {
+    let Some(info) = cluster_info(namesrv) else {
+        return false;
+    };
+    let listed = info
+        .broker_addr_table
+        .get(broker_name)
+        .and_then(|b| b.broker_addrs.get(&0))
+        .is_some_and(|a| a == addr);
+    let in_cluster = cluster_name.is_none_or(|c| {
+        info.cluster_addr_table
+            .get(c)
+            .is_some_and(|names| names.iter().any(|n| n == broker_name))
+    });
+    listed && in_cluster
+}
+
+/// A Java server process of ours ([`JavaBroker`], `JavaProxy`) that
+/// [`wait_java`] polls.
+pub(crate) trait JavaServer {
+    fn proc_mut(&mut self) -> &mut Proc;
+    /// What to print when it fails.
+    fn failure_logs(&self) -> String;
+}
+
+impl JavaServer for JavaBroker {
+    fn proc_mut(&mut self) -> &mut Proc {
+        &mut self.proc
+    }
+    fn failure_logs(&self) -> String {
+        self.logs()
+    }
+}
+
+/// Polls `ready` every 200 ms until it holds; panics with the server's logs
+/// when its process exits (`"<what> exited"`) or `timeout` passes (`late`).
+pub(crate) fn wait_java<S: JavaServer>(
+    server: &mut S,
+    timeout: Duration,
+    what: &str,
+    late: &str,
+    mut ready: impl FnMut(&S) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        assert!(
+            server.proc_mut().is_running(),
+            "{what} exited:\n{}",
+            server.failure_logs()
+        );
+        if ready(server) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{late}\n{}",
+            server.failure_logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 impl Drop for JavaBroker {
@@ -275,4 +380,12 @@ pub fn client_home_in(dir: &Path, name: &str) -> PathBuf {
     let p = dir.join("clients").join(name);
     std::fs::create_dir_all(&p).expect("create client home");
     p
+}
+
+/// A fresh temporary folder named `<prefix>…`.
+pub(crate) fn new_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temp dir")
 }

@@ -33,13 +33,13 @@
 
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::{
-    cluster_info, compat_dir, file_tail, free_broker_port, free_port, jdk_opens, run_with_timeout,
-    text, Proc, TEST_BROKER_KEYS,
+use crate::java_broker::{
+    broker_properties, java_command, java_home, master_listed, maven_libs, new_dir, wait_java,
+    JavaServer,
 };
+use crate::{compat_dir, file_tail, free_broker_port, free_port, Proc};
 
 /// Lays out the official proxy + broker jars of `version` in
 /// `compat-tests/java-grpc/target/proxy/<version>/lib` (Maven; skipped when
@@ -47,45 +47,13 @@ use crate::{
 pub fn proxy_libs(version: &str) -> PathBuf {
     let here = compat_dir().join("java-grpc");
     let out = here.join("target").join("proxy").join(version);
-    let script = r#"set -euo pipefail
-here="$1"; ver="$2"; out="$3"
-stamp="$out/.prepared"
-want="$(sha256sum <"$here/proxy/pom.xml" | cut -d' ' -f1)-$ver"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && ls "$out"/lib/*.jar >/dev/null 2>&1; then
-  exit 0
-fi
-mkdir -p "$out"
-if command -v flock >/dev/null; then
-  exec 9>"$out/../.maven.lock"
-  flock 9
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && ls "$out"/lib/*.jar >/dev/null 2>&1; then
-    exit 0
-  fi
-fi
-rm -rf "$out/lib"
-if ! mvn -B -q --no-transfer-progress -Dstyle.color=never -f "$here/proxy/pom.xml" \
-      -Drmq.version="$ver" dependency:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$out/lib" >"$out/prepare.log" 2>&1; then
-  cat "$out/prepare.log" >&2
-  echo "maven failed for rocketmq-proxy $ver" >&2
-  exit 1
-fi
-echo "$want" >"$stamp"
-"#;
-    let mut c = Command::new("bash");
-    c.arg("-c")
-        .arg(script)
-        .arg("prepare-proxy")
-        .arg(&here)
-        .arg(version)
-        .arg(&out);
-    let res = run_with_timeout(c, Duration::from_secs(900));
-    assert!(
-        res.status.success(),
-        "preparing the proxy jars {version} failed:\n{}",
-        text(&res)
-    );
-    out.join("lib")
+    maven_libs(
+        &here.join("proxy").join("pom.xml"),
+        version,
+        &out,
+        "rocketmq-proxy",
+        Duration::from_secs(900),
+    )
 }
 
 /// Which way a [`JavaProxy`] runs.
@@ -139,33 +107,14 @@ impl JavaProxy {
     ) -> JavaProxy {
         let dir = new_dir("rmq-compat-javaproxy-local-");
         let port = free_broker_port();
-        let mut cluster_name = "JavaProxyCluster".to_owned();
-        let mut broker_name = "java-proxy-broker-a".to_owned();
-        let store = dir.path().join("store");
-        std::fs::write(
-            dir.path().join("broker.properties"),
-            format!(
-                "brokerClusterName={cluster_name}\nbrokerName={broker_name}\nbrokerId=0\n\
-                 namesrvAddr={namesrv_addr}\nlistenPort={port}\nhaListenPort={}\nbindAddress=127.0.0.1\n\
-                 brokerIP1=127.0.0.1\nbrokerIP2=127.0.0.1\nstorePathRootDir={}\n\
-                 storePathCommitLog={}\nmappedFileSizeCommitLog=67108864\nflushDiskType=ASYNC_FLUSH\n\
-                 {TEST_BROKER_KEYS}{extra_broker_properties}\n",
-                port + 1,
-                store.display(),
-                store.join("commitlog").display()
-            ),
-        )
-        .expect("write broker.properties");
-        for (k, v) in extra_broker_properties
-            .lines()
-            .filter_map(|l| l.split_once('='))
-        {
-            match k.trim() {
-                "brokerClusterName" => cluster_name = v.trim().to_owned(),
-                "brokerName" => broker_name = v.trim().to_owned(),
-                _ => {}
-            }
-        }
+        let (cluster_name, broker_name) = broker_properties(
+            version,
+            dir.path(),
+            namesrv_addr,
+            port,
+            ("JavaProxyCluster", "java-proxy-broker-a"),
+            extra_broker_properties,
+        );
         let mut proxy = JavaProxy::launch(
             version,
             dir,
@@ -211,18 +160,7 @@ impl JavaProxy {
         cluster_name: &str,
         extra: &[(&str, serde_json::Value)],
     ) -> JavaProxy {
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(home.join("conf")).expect("create proxy home");
-        for f in [
-            "logback_broker.xml",
-            "logback_namesrv.xml",
-            "logback_tools.xml",
-        ] {
-            let _ = std::fs::copy(
-                compat_dir().join("java").join("conf").join(f),
-                home.join("conf").join(f),
-            );
-        }
+        let home = java_home(dir.path());
         let grpc_port = free_port();
         let remoting_port = free_port();
         let mode_name = match mode {
@@ -249,31 +187,22 @@ impl JavaProxy {
         let _ = std::fs::copy(&proxy_conf, home.join("conf").join("rmq-proxy.json"));
 
         let lib = proxy_libs(version);
-        let mut cmd = Command::new("java");
-        cmd.args([
-            "-Xms256m",
-            "-Xmx512m",
-            "-XX:MaxDirectMemorySize=512m",
-            "-XX:+UseG1GC",
-        ])
-        .args(jdk_opens(version))
-        .arg(format!("-Duser.home={}", home.display()))
-        .arg(format!("-Drocketmq.home.dir={}", home.display()))
-        .arg("-Dfile.encoding=UTF-8")
-        .arg("-Drmq.logback.configurationFile=rmq.proxy.logback.xml")
-        .arg("-cp")
-        .arg(format!("{}/*", lib.display()))
-        .arg("org.apache.rocketmq.proxy.ProxyStartup")
-        .arg("-pm")
-        .arg(mode_name)
-        .arg("-pc")
-        .arg(&proxy_conf)
-        .arg("-n")
-        .arg(namesrv_addr);
+        let mut cmd = java_command(
+            version,
+            &home,
+            &lib,
+            "rmq.proxy.logback.xml",
+            "org.apache.rocketmq.proxy.ProxyStartup",
+        );
+        cmd.arg("-pm")
+            .arg(mode_name)
+            .arg("-pc")
+            .arg(&proxy_conf)
+            .arg("-n")
+            .arg(namesrv_addr);
         if mode == JavaProxyMode::Local {
             cmd.arg("-bc").arg(dir.path().join("broker.properties"));
         }
-        cmd.env("ROCKETMQ_HOME", &home).env_remove("NAMESRV_ADDR");
         let proc = Proc::spawn(
             &format!("java proxy {version} ({mode_name})"),
             cmd,
@@ -295,65 +224,31 @@ impl JavaProxy {
     /// Waits until the proxy printed its startup line and its gRPC port
     /// accepts a connection.
     pub fn wait_ready(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            assert!(
-                self.proc.is_running(),
-                "Java proxy {} exited:\n{}",
-                self.version,
-                self.logs()
-            );
-            if self
-                .proc
+        let what = format!("Java proxy {}", self.version);
+        let late = format!("{what} not ready after {timeout:?}");
+        wait_java(self, timeout, &what, &late, |p| {
+            p.proc
                 .log_text()
                 .contains("rocketmq-proxy startup successfully")
                 && TcpStream::connect_timeout(
-                    &self.grpc_addr.parse().expect("grpc address"),
+                    &p.grpc_addr.parse().expect("grpc address"),
                     Duration::from_millis(500),
                 )
                 .is_ok()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Java proxy {} not ready after {timeout:?}\n{}",
-                self.version,
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        });
     }
 
     /// Local mode: waits until `namesrv` lists the embedded broker as the
     /// master of its cluster.
     pub fn wait_broker_registered(&mut self, namesrv: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            assert!(
-                self.proc.is_running(),
-                "Java proxy {} exited:\n{}",
-                self.version,
-                self.logs()
-            );
-            if let Some(info) = cluster_info(namesrv) {
-                let listed = info
-                    .broker_addr_table
-                    .get(&self.broker_name)
-                    .and_then(|b| b.broker_addrs.get(&0))
-                    == Some(&self.broker_addr);
-                if listed {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the broker of Java proxy {} never registered with {namesrv}\n{}",
-                self.version,
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let what = format!("Java proxy {}", self.version);
+        let late = format!(
+            "the broker of Java proxy {} never registered with {namesrv}",
+            self.version
+        );
+        wait_java(self, timeout, &what, &late, |p| {
+            master_listed(namesrv, &p.broker_name, &p.broker_addr, None)
+        });
     }
 
     /// Its home folder (`ROCKETMQ_HOME`, `user.home`): logs are under
@@ -382,6 +277,15 @@ impl JavaProxy {
     }
 }
 
+impl JavaServer for JavaProxy {
+    fn proc_mut(&mut self) -> &mut Proc {
+        &mut self.proc
+    }
+    fn failure_logs(&self) -> String {
+        self.logs()
+    }
+}
+
 impl Drop for JavaProxy {
     fn drop(&mut self) {
         self.proc.stop(Duration::from_secs(30));
@@ -389,11 +293,4 @@ impl Drop for JavaProxy {
             eprintln!("{}", self.logs());
         }
     }
-}
-
-fn new_dir(prefix: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("temp dir")
 }
