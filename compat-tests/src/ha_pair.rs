@@ -19,7 +19,7 @@ use remoting::code::request_code;
 
 use crate::{
     cluster_info, free_broker_port, java_client, request_body, tail_lines, text, BrokerProcess,
-    JavaBroker, JavaClient, OurNamesrv, TEST_BROKER_KEYS,
+    JavaBroker, JavaClient, OurNamesrv, Proc, TEST_BROKER_KEYS,
 };
 
 /// The official Java version of the client and of Java peers by default.
@@ -214,6 +214,18 @@ impl Pair {
         };
         pair.wait_registered(1);
         pair
+    }
+
+    /// `compat.StoreDriver produce-until` sending to `topic` for `secs`
+    /// seconds through the pair's name server; one `ACK `/`NOTOK `/`ERR `
+    /// line a send in `<ns dir>/producer.out`.
+    pub fn spawn_producer(&self, topic: &str, secs: &str) -> Proc {
+        self.java.spawn(
+            &self.home,
+            "compat.StoreDriver",
+            &["produce-until", &self.ns.addr, topic, secs],
+            self.ns.dir.path().join("producer.out"),
+        )
     }
 
     pub fn logs(&self) -> String {

@@ -170,6 +170,14 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// How many lines of its output start with `prefix`.
+    pub fn count_lines(&self, prefix: &str) -> usize {
+        self.log_text()
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    }
+
     /// Sends `signal` (e.g. `libc::SIGSTOP`) to the process.
     pub fn signal(&self, signal: i32) {
         // SAFETY: sending a signal to our own child process id.

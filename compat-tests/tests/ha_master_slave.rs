@@ -323,18 +323,7 @@ fn sync_master_answers_flush_slave_timeout_while_the_slave_is_paused() {
     // The slave wait must end before the client's 3 s send timeout.
     let mut pair = Pair::start(None, None, "slaveTimeout=1000\n");
     pair.create_topic("HaPause");
-    let mut producer = pair.java.spawn(
-        &pair.home,
-        "compat.StoreDriver",
-        &["produce-until", &pair.ns.addr, "HaPause", "90"],
-        pair.ns.dir.path().join("producer.out"),
-    );
-    let count = |p: &compat_tests::Proc, prefix: &str| {
-        p.log_text()
-            .lines()
-            .filter(|l| l.starts_with(prefix))
-            .count()
-    };
+    let mut producer = pair.spawn_producer("HaPause", "90");
     let wait_for = |p: &mut compat_tests::Proc, what: &str, ok: &dyn Fn(&str) -> bool| {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -354,7 +343,7 @@ fn sync_master_answers_flush_slave_timeout_while_the_slave_is_paused() {
     wait_for(&mut producer, "20 acknowledgements", &|o| {
         o.lines().filter(|l| l.starts_with("ACK ")).count() >= 20
     });
-    assert_eq!(count(&producer, "NOTOK "), 0, "{}", producer.log_text());
+    assert_eq!(producer.count_lines("NOTOK "), 0, "{}", producer.log_text());
 
     pair.slave.signal(libc::SIGSTOP);
     wait_for(&mut producer, "FLUSH_SLAVE_TIMEOUT while paused", &|o| {
@@ -364,9 +353,9 @@ fn sync_master_answers_flush_slave_timeout_while_the_slave_is_paused() {
             >= 2
     });
     pair.slave.signal(libc::SIGCONT);
-    let notok = count(&producer, "NOTOK ");
-    let errors = count(&producer, "ERR ");
-    let acks = count(&producer, "ACK ");
+    let notok = producer.count_lines("NOTOK ");
+    let errors = producer.count_lines("ERR ");
+    let acks = producer.count_lines("ACK ");
     // Sends stored while the slave was paused reach it once it runs: the
     // next acknowledgements (each waits for everything before it) follow.
     wait_for(&mut producer, "SEND_OK again after SIGCONT", &|o| {
@@ -382,7 +371,7 @@ fn sync_master_answers_flush_slave_timeout_while_the_slave_is_paused() {
         .collect();
     let last_bad = tail.iter().rposition(|l| !l.starts_with("ACK "));
     assert!(
-        count(&producer, "NOTOK ") <= notok + 1,
+        producer.count_lines("NOTOK ") <= notok + 1,
         "FLUSH_SLAVE_TIMEOUT after SIGCONT:\n{}",
         tail_lines(&out, 40)
     );

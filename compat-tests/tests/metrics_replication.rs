@@ -60,13 +60,6 @@ fn wait_metric(target: &str, what: &str, ok: impl Fn(&str) -> bool, logs: &dyn F
     }
 }
 
-fn count(p: &Proc, prefix: &str) -> usize {
-    p.log_text()
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .count()
-}
-
 #[test]
 fn ha_figures_follow_a_paused_slave() {
     let _serial = serial();
@@ -106,12 +99,7 @@ fn ha_figures_follow_a_paused_slave() {
     );
 
     pair.create_topic("HaMx");
-    let mut producer = pair.java.spawn(
-        &pair.home,
-        "compat.StoreDriver",
-        &["produce-until", &pair.ns.addr, "HaMx", "60"],
-        pair.ns.dir.path().join("producer.out"),
-    );
+    let mut producer = pair.spawn_producer("HaMx", "60");
     let wait_for = |p: &mut Proc, what: &str, ok: &dyn Fn(&Proc) -> bool| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !ok(p) {
@@ -125,13 +113,13 @@ fn ha_figures_follow_a_paused_slave() {
         }
     };
     wait_for(&mut producer, "20 acknowledgements", &|p| {
-        count(p, "ACK ") >= 20
+        p.count_lines("ACK ") >= 20
     });
     let any_lag = |t: &str| sample(t, "rocketmq_ha_slave_ack_lag_bytes", &[]);
 
     pair.slave.signal(libc::SIGSTOP);
     wait_for(&mut producer, "FLUSH_SLAVE_TIMEOUT while paused", &|p| {
-        count(p, "NOTOK ") >= 1
+        p.count_lines("NOTOK ") >= 1
     });
     wait_metric(
         &m,
@@ -141,9 +129,9 @@ fn ha_figures_follow_a_paused_slave() {
     );
     let paused_lag = any_lag(&scrape(&m).unwrap_or_default()).unwrap_or(0.0);
     pair.slave.signal(libc::SIGCONT);
-    let acks = count(&producer, "ACK ");
+    let acks = producer.count_lines("ACK ");
     wait_for(&mut producer, "SEND_OK again after SIGCONT", &|p| {
-        count(p, "ACK ") >= acks + 10
+        p.count_lines("ACK ") >= acks + 10
     });
     producer.stop(Duration::from_secs(10));
 
