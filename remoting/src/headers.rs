@@ -116,3 +116,34 @@ pub const TRANSACTION_NOT_TYPE: i32 = 0;
 pub const TRANSACTION_PREPARED_TYPE: i32 = 0x1 << 2;
 pub const TRANSACTION_COMMIT_TYPE: i32 = 0x2 << 2;
 pub const TRANSACTION_ROLLBACK_TYPE: i32 = 0x3 << 2;
+
+/// `ExtraInfoUtil.getRetry(topic)`: the topic-type digit of a pop's extra
+/// info, `"0"` a normal topic, `"1"` `%RETRY%group_topic`, `"2"`
+/// `%RETRY%group+topic` (the 5.x pop retry topic).
+pub fn retry_flag(topic: &str) -> &'static str {
+    match topic.strip_prefix("%RETRY%") {
+        Some(rest) if rest.contains('+') => "2",
+        Some(_) => "1",
+        None => "0",
+    }
+}
+
+/// `ExtraInfoUtil.buildExtraInfo` with the message's queue offset, the text
+/// an ack or invisible-time change sends back (`extraInfo`):
+/// `ckOffset popTime invisibleTime reviveQid topicType brokerName queueId queueOffset`.
+#[allow(clippy::too_many_arguments)]
+pub fn build_extra_info(
+    ck_offset: i64,
+    pop_time: i64,
+    invisible_time: i64,
+    revive_qid: i32,
+    topic: &str,
+    broker_name: &str,
+    queue_id: i32,
+    queue_offset: i64,
+) -> String {
+    format!(
+        "{ck_offset} {pop_time} {invisible_time} {revive_qid} {} {broker_name} {queue_id} {queue_offset}",
+        retry_flag(topic)
+    )
+}

@@ -17,7 +17,6 @@ use crate::receipt::ReceiptHandle;
 
 const SEPARATOR: char = ' ';
 pub const RETRY_PREFIX: &str = "%RETRY%";
-const NORMAL_TOPIC: &str = "0";
 const RETRY_TOPIC_V1: &str = "1";
 const RETRY_TOPIC_V2: &str = "2";
 
@@ -32,14 +31,7 @@ pub fn real_topic(handle: &ReceiptHandle, topic: &str, group: &str) -> String {
     }
 }
 
-/// `ExtraInfoUtil.getRetry(topic)`: the topic-type digit of `topic`.
-pub fn topic_type(topic: &str) -> &'static str {
-    match topic.strip_prefix(RETRY_PREFIX) {
-        Some(rest) if rest.contains('+') => RETRY_TOPIC_V2,
-        Some(_) => RETRY_TOPIC_V1,
-        None => NORMAL_TOPIC,
-    }
-}
+pub use remoting::headers::{build_extra_info, retry_flag as topic_type};
 
 /// The topic type a message's own `POP_CK` names, else its topic's.
 fn topic_type_of(topic: &str, pop_ck: Option<&str>) -> String {
@@ -47,24 +39,6 @@ fn topic_type_of(topic: &str, pop_ck: Option<&str>) -> String {
         Some(t) => t.to_owned(),
         None => topic_type(topic).to_owned(),
     }
-}
-
-/// `ExtraInfoUtil.buildExtraInfo` with the message's queue offset.
-#[allow(clippy::too_many_arguments)]
-pub fn build_extra_info(
-    ck_offset: i64,
-    pop_time: i64,
-    invisible_time: i64,
-    revive_qid: i32,
-    topic: &str,
-    broker_name: &str,
-    queue_id: i32,
-    queue_offset: i64,
-) -> String {
-    format!(
-        "{ck_offset} {pop_time} {invisible_time} {revive_qid} {} {broker_name} {queue_id} {queue_offset}",
-        topic_type(topic)
-    )
 }
 
 /// The receipt handle a gRPC client gets: the extra info and the commit log

@@ -35,11 +35,6 @@ pub fn pop_retry_topic(topic: &str, group: &str, v2: bool) -> String {
     format!("{RETRY_PREFIX}{group}{sep}{topic}")
 }
 
-/// `KeyBuilder.isPopRetryTopicV2`.
-pub fn is_pop_retry_topic_v2(topic: &str) -> bool {
-    topic.starts_with(RETRY_PREFIX) && topic.contains('+')
-}
-
 /// `KeyBuilder.parseNormalTopic(topic, cid)`: the topic a retry topic
 /// of `group` stands for.
 pub fn normal_topic<'a>(topic: &'a str, group: &str) -> &'a str {
@@ -54,16 +49,7 @@ pub fn normal_topic<'a>(topic: &'a str, group: &str) -> &'a str {
         .unwrap_or(topic)
 }
 
-/// `ExtraInfoUtil.getRetry`: "0" normal, "1" retry V1, "2" retry V2.
-pub fn retry_flag(topic: &str) -> &'static str {
-    if is_pop_retry_topic_v2(topic) {
-        "2"
-    } else if topic.starts_with(RETRY_PREFIX) {
-        "1"
-    } else {
-        "0"
-    }
-}
+pub use remoting::headers::retry_flag;
 
 /// `ExtraInfoUtil.getRealTopic(topic, cid, retry)`.
 pub fn real_topic(topic: &str, group: &str, retry: &str) -> Option<String> {
@@ -122,9 +108,15 @@ impl ExtraInfo {
         queue_id: i32,
         msg_offset: i64,
     ) -> String {
-        format!(
-            "{ck_offset} {pop_time} {invisible_time} {revive_qid} {} {broker_name} {queue_id} {msg_offset}",
-            retry_flag(topic)
+        remoting::headers::build_extra_info(
+            ck_offset,
+            pop_time,
+            invisible_time,
+            revive_qid,
+            topic,
+            broker_name,
+            queue_id,
+            msg_offset,
         )
     }
 }
