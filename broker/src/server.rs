@@ -141,11 +141,13 @@ impl Broker {
         let is_slave = config.broker_role.is_slave() && !controller_mode;
         let register_now = Arc::new(Notify::new());
         let topics = Arc::new(TopicConfigManager::open(&config, register_now.clone())?);
+        let meta_flush = crate::meta::journal::FlushDisk::of(&config);
         let groups = Arc::new(SubscriptionGroupManager::open(
             config_dir.clone(),
             config.auto_create_subscription_group,
+            meta_flush,
         )?);
-        let offsets = Arc::new(ConsumerOffsetManager::open(config_dir)?);
+        let offsets = Arc::new(ConsumerOffsetManager::open(config_dir, meta_flush)?);
         let clients = Arc::new(ClientManager::new(
             config.notify_consumer_ids_changed_enable,
         ));
@@ -203,6 +205,7 @@ impl Broker {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .config_dir(),
+            meta_flush,
         )?);
         let pop = Arc::new(crate::processor::pop::PopService::new(
             shared.clone(),

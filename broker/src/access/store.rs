@@ -6,7 +6,10 @@
 //! - `snapshot.json`: the whole metadata at some point (written to a
 //!   temporary file, fsynced, renamed, directory fsynced);
 //! - `changes.log`: every change since, one record each, appended and
-//!   fsynced before the admin call is answered.
+//!   fsynced before the admin call is answered, whatever `flushDiskType`
+//!   says: these are rare admin calls, so the fsync costs nothing that
+//!   matters, and a deleted user or a revoked permission must not come
+//!   back after an operating-system crash.
 //!
 //! ```text
 //! record = len: u32 LE | crc32(payload): u32 LE | payload: JSON of acl::v2::Change
@@ -27,7 +30,7 @@ use acl::v2::{Change, Metadata};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::meta::journal::{Journal, JournalError};
+use crate::meta::journal::{FlushDisk, Journal, JournalError};
 
 const SNAPSHOT: &str = "snapshot.json";
 const LOG: &str = "changes.log";
@@ -89,7 +92,12 @@ impl AuthStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io(&snap_path)(e)),
         }
-        let (journal, payloads) = Journal::open(&dir.join(LOG), &snap_path, COMPACT_AFTER_BYTES)?;
+        let (journal, payloads) = Journal::open(
+            &dir.join(LOG),
+            &snap_path,
+            COMPACT_AFTER_BYTES,
+            FlushDisk::Sync,
+        )?;
         for p in payloads {
             match serde_json::from_slice::<Change>(&p) {
                 Ok(c) => meta.apply(&c),

@@ -2,7 +2,8 @@
 //! one metadata change independent of the size of the table it changes.
 //!
 //! ```text
-//! <log>      record* (appended, fsynced before a change is acknowledged)
+//! <log>      record* (appended before a change is acknowledged; fsynced
+//!            before it (SYNC_FLUSH) or soon after it (ASYNC_FLUSH))
 //! <log>.old  the previous log while a compaction writes the snapshot
 //! record   = len: u32 LE | crc32(payload): u32 LE | payload (JSON)
 //! ```
@@ -11,6 +12,17 @@
 //! offsets), then replays `<log>.old` and `<log>` in that order. Replay stops
 //! at the first record that is short or fails its checksum (a write torn by a
 //! crash, never acknowledged); the log is cut there with a warning.
+//!
+//! When a record counts as persisted follows the broker's `flushDiskType`
+//! ([`FlushDisk`]), as for messages. SYNC_FLUSH: [`Journal::sync`] returns
+//! once the record is fsynced (concurrent changes share one fsync).
+//! ASYNC_FLUSH (Java's default): the record is handed to the kernel with
+//! write(2) before the change is acknowledged, so killing the process loses
+//! nothing acknowledged; a flusher thread per journal fsyncs what is pending
+//! at most once per [`ASYNC_FLUSH_INTERVAL`], so an operating-system crash
+//! loses at most the changes of that last interval (Java never fsyncs its
+//! metadata files at all). A clean shutdown and every compaction fsync the
+//! log.
 //!
 //! Compaction: when the log holds more bytes than `max(min, 2 × last
 //! snapshot)`, the owner calls [`Journal::begin_compaction`] under the lock
@@ -27,8 +39,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
@@ -37,6 +50,33 @@ use tracing::{info, warn};
 pub const MAX_RECORD: usize = 64 << 20;
 /// The log never compacts below this size.
 pub const DEFAULT_MIN_COMPACT: u64 = 1 << 20;
+/// ASYNC_FLUSH: the shortest time between two background fsyncs of one log.
+/// A burst of changes shares one fsync per interval (at most 50 a second per
+/// journal rather than one per change), and an operating-system crash loses
+/// at most this much of acknowledged changes (plus the fsync itself). Java
+/// flushes its asynchronous commit log every 500 ms and never fsyncs its
+/// metadata files, so this is far stricter than what clients expect of it.
+pub const ASYNC_FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// When a change counts as persisted: the broker's `flushDiskType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushDisk {
+    /// SYNC_FLUSH: fsynced before the change is acknowledged.
+    Sync,
+    /// ASYNC_FLUSH: written before the change is acknowledged, fsynced in
+    /// the background within [`ASYNC_FLUSH_INTERVAL`].
+    Async,
+}
+
+impl FlushDisk {
+    pub fn of(config: &crate::config::BrokerConfig) -> Self {
+        if config.is_sync_flush() {
+            FlushDisk::Sync
+        } else {
+            FlushDisk::Async
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -126,13 +166,122 @@ struct Inner {
     log_bytes: u64,
 }
 
-pub struct Journal {
+/// What the request path and the flusher thread share.
+struct Core {
     log: PathBuf,
-    snapshot: PathBuf,
-    min_compact: u64,
     inner: Mutex<Inner>,
     /// Highest `seq` known durable (group commit).
     synced: Mutex<u64>,
+    /// fsyncs of the log done through [`Core::sync_to`].
+    fsyncs: AtomicU64,
+}
+
+impl Core {
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn synced(&self) -> MutexGuard<'_, u64> {
+        self.synced.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fsyncs the log unless record `seq` is known durable; one fsync covers
+    /// every record appended before it starts.
+    fn sync_to(&self, seq: u64) -> Result<(), JournalError> {
+        let mut synced = self.synced();
+        if *synced >= seq {
+            return Ok(());
+        }
+        let (file, upto) = {
+            let inner = self.inner();
+            (inner.file.clone(), inner.seq)
+        };
+        file.sync_data().map_err(io(&self.log))?;
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        *synced = upto;
+        Ok(())
+    }
+}
+
+/// The ASYNC_FLUSH background thread of one journal. It parks while nothing
+/// is pending; [`Journal::append`] unparks it (no lock, no syscall unless it
+/// is parked).
+struct Flusher {
+    thread: std::thread::JoinHandle<()>,
+    waker: std::thread::Thread,
+    stop: Arc<AtomicBool>,
+}
+
+impl Flusher {
+    fn start(core: Arc<Core>) -> Result<Flusher, JournalError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let log = core.log.clone();
+        let thread = std::thread::Builder::new()
+            .name("meta-flush".into())
+            .spawn(move || flush_loop(&core, &s))
+            .map_err(io(&log))?;
+        Ok(Flusher {
+            waker: thread.thread().clone(),
+            thread,
+            stop,
+        })
+    }
+}
+
+fn flush_loop(core: &Core, stop: &AtomicBool) {
+    let mut done = 0;
+    let mut failing = false;
+    loop {
+        // Read before the target: once `stop` is seen, no append can follow
+        // (the journal is being dropped), so this pass covers all of them.
+        let stopping = stop.load(Ordering::Acquire);
+        let target = core.inner().seq;
+        if target > done {
+            match core.sync_to(target) {
+                Ok(()) => {
+                    done = target;
+                    if failing {
+                        info!(path = %core.log.display(), "metadata journal: fsync works again");
+                        failing = false;
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        warn!(error = %e, "metadata journal: background fsync failed, retrying");
+                        failing = true;
+                    }
+                }
+            }
+            if stopping {
+                return;
+            }
+            // Changes arriving meanwhile share the next fsync.
+            let until = Instant::now() + ASYNC_FLUSH_INTERVAL;
+            while !stop.load(Ordering::Acquire) {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                std::thread::park_timeout(until - now);
+            }
+        } else if stopping {
+            return;
+        } else {
+            // An unpark between the load of `seq` above and here is not
+            // lost: it makes this park return at once.
+            std::thread::park();
+        }
+    }
+}
+
+pub struct Journal {
+    core: Arc<Core>,
+    snapshot: PathBuf,
+    min_compact: u64,
+    flush: FlushDisk,
+    /// Present with [`FlushDisk::Async`].
+    flusher: Option<Flusher>,
     /// True while a compaction is between begin and finish.
     compacting: Mutex<bool>,
     idle: Condvar,
@@ -147,6 +296,7 @@ impl Journal {
         log: &Path,
         snapshot: &Path,
         min_compact: u64,
+        flush: FlushDisk,
     ) -> Result<(Journal, Vec<Vec<u8>>), JournalError> {
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -170,16 +320,26 @@ impl Journal {
         payloads.extend(replay(log, &mut file)?);
         let log_bytes = file.metadata().map_err(io(log))?.len();
         let snapshot_bytes = std::fs::metadata(snapshot).map(|m| m.len()).unwrap_or(0);
-        let journal = Journal {
+        let core = Arc::new(Core {
             log: log.to_owned(),
-            snapshot: snapshot.to_owned(),
-            min_compact,
             inner: Mutex::new(Inner {
                 file: Arc::new(file),
                 seq: 0,
                 log_bytes: log_bytes + std::fs::metadata(&old).map(|m| m.len()).unwrap_or(0),
             }),
             synced: Mutex::new(0),
+            fsyncs: AtomicU64::new(0),
+        });
+        let flusher = match flush {
+            FlushDisk::Sync => None,
+            FlushDisk::Async => Some(Flusher::start(core.clone())?),
+        };
+        let journal = Journal {
+            core,
+            snapshot: snapshot.to_owned(),
+            min_compact,
+            flush,
+            flusher,
             compacting: Mutex::new(false),
             idle: Condvar::new(),
             snapshot_bytes: AtomicU64::new(snapshot_bytes),
@@ -189,11 +349,13 @@ impl Journal {
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.core.inner()
     }
 
-    /// Appends one record (not yet durable: call [`Journal::sync`] with the
-    /// returned sequence number). Call it under the lock that orders the
+    /// Appends one record with write(2): from here on it survives the
+    /// process being killed, and with [`FlushDisk::Async`] the flusher will
+    /// fsync it. Before acknowledging the change, call [`Journal::sync`] with
+    /// the returned sequence number. Call it under the lock that orders the
     /// owner's changes, so the log holds them in the order applied.
     pub fn append(&self, payload: &[u8]) -> Result<u64, JournalError> {
         if payload.len() > MAX_RECORD {
@@ -203,18 +365,30 @@ impl Journal {
             });
         }
         let rec = frame(payload);
-        let mut inner = self.inner();
-        (&*inner.file).write_all(&rec).map_err(io(&self.log))?;
-        inner.seq += 1;
-        inner.log_bytes += rec.len() as u64;
+        let seq = {
+            let mut inner = self.inner();
+            (&*inner.file).write_all(&rec).map_err(io(&self.core.log))?;
+            inner.seq += 1;
+            inner.log_bytes += rec.len() as u64;
+            inner.seq
+        };
         self.bytes_written
             .fetch_add(rec.len() as u64, Ordering::Relaxed);
-        Ok(inner.seq)
+        if let Some(f) = &self.flusher {
+            f.waker.unpark();
+        }
+        Ok(seq)
     }
 
-    /// Returns once record `seq` is on disk. Concurrent callers share one
+    /// Returns once record `seq` is as durable as the policy asks before a
+    /// change is acknowledged: at once with [`FlushDisk::Async`] (the record
+    /// was written by [`Journal::append`]; the flusher fsyncs it), once it
+    /// is fsynced with [`FlushDisk::Sync`]. Concurrent callers share one
     /// fsync (group commit); call it outside the owner's lock.
     pub fn sync(&self, seq: u64) -> Result<(), JournalError> {
+        if self.flush == FlushDisk::Async {
+            return Ok(());
+        }
         // Called from request handlers: on a multi-thread runtime let the
         // other tasks move to another worker while this one waits for the
         // disk, so that more changes arrive to share the next fsync.
@@ -227,17 +401,14 @@ impl Journal {
     }
 
     fn sync_blocking(&self, seq: u64) -> Result<(), JournalError> {
-        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-        if *synced >= seq {
-            return Ok(());
-        }
-        let (file, upto) = {
-            let inner = self.inner();
-            (inner.file.clone(), inner.seq)
-        };
-        file.sync_data().map_err(io(&self.log))?;
-        *synced = upto;
-        Ok(())
+        self.core.sync_to(seq)
+    }
+
+    /// Fsyncs every record appended so far, whatever the policy.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn flush(&self) -> Result<(), JournalError> {
+        let seq = self.inner().seq;
+        self.core.sync_to(seq)
     }
 
     /// Appends and syncs one record.
@@ -284,33 +455,34 @@ impl Journal {
     }
 
     fn rotate(&self) -> Result<(), JournalError> {
+        let log = &self.core.log;
         let mut inner = self.inner();
         // Everything in the old log is durable before it is renamed.
-        inner.file.sync_data().map_err(io(&self.log))?;
-        let old = old_path(&self.log);
+        inner.file.sync_data().map_err(io(log))?;
+        let old = old_path(log);
         if old.exists() {
             // An earlier compaction did not finish: the old log keeps
             // growing (it is replayed first), so nothing is overwritten.
-            let bytes = std::fs::read(&self.log).map_err(io(&self.log))?;
+            let bytes = std::fs::read(log).map_err(io(log))?;
             let mut f = OpenOptions::new()
                 .append(true)
                 .open(&old)
                 .map_err(io(&old))?;
             f.write_all(&bytes).map_err(io(&old))?;
             f.sync_data().map_err(io(&old))?;
-            inner.file.set_len(0).map_err(io(&self.log))?;
-            inner.file.sync_all().map_err(io(&self.log))?;
+            inner.file.set_len(0).map_err(io(log))?;
+            inner.file.sync_all().map_err(io(log))?;
             inner.log_bytes = 0;
             return Ok(());
         }
-        std::fs::rename(&self.log, &old).map_err(io(&old))?;
+        std::fs::rename(log, &old).map_err(io(&old))?;
         let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
-            .open(&self.log)
-            .map_err(io(&self.log))?;
-        if let Some(dir) = self.log.parent() {
+            .open(log)
+            .map_err(io(log))?;
+        if let Some(dir) = log.parent() {
             sync_dir(dir)?;
         }
         inner.file = Arc::new(file);
@@ -333,6 +505,17 @@ impl Journal {
     }
 }
 
+/// A clean shutdown: the flusher fsyncs what is pending and stops.
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Some(f) = self.flusher.take() {
+            f.stop.store(true, Ordering::Release);
+            f.waker.unpark();
+            let _ = f.thread.join();
+        }
+    }
+}
+
 /// A started compaction: the log is rotated, the snapshot not yet written.
 pub struct Compaction {
     journal: Arc<Journal>,
@@ -345,9 +528,9 @@ impl Compaction {
         let j = &self.journal;
         let r = (|| {
             let copied = write_snapshot(&j.snapshot, bytes)?;
-            let old = old_path(&j.log);
+            let old = old_path(&j.core.log);
             std::fs::remove_file(&old).map_err(io(&old))?;
-            if let Some(dir) = j.log.parent() {
+            if let Some(dir) = j.core.log.parent() {
                 sync_dir(dir)?;
             }
             j.snapshot_bytes
@@ -427,8 +610,107 @@ mod tests {
     use super::*;
 
     fn open(dir: &Path, min: u64) -> (Arc<Journal>, Vec<Vec<u8>>) {
-        let (j, p) = Journal::open(&dir.join("t.json.log"), &dir.join("t.json"), min).unwrap();
+        open_with(dir, min, FlushDisk::Sync)
+    }
+
+    fn open_with(dir: &Path, min: u64, flush: FlushDisk) -> (Arc<Journal>, Vec<Vec<u8>>) {
+        let (j, p) =
+            Journal::open(&dir.join("t.json.log"), &dir.join("t.json"), min, flush).unwrap();
         (Arc::new(j), p)
+    }
+
+    fn fsyncs(j: &Journal) -> u64 {
+        j.core.fsyncs.load(Ordering::Relaxed)
+    }
+
+    fn synced(j: &Journal) -> u64 {
+        *j.core.synced()
+    }
+
+    /// Polls `done` for up to 30 s.
+    fn eventually(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn sync_flush_fsyncs_before_sync_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = open_with(dir.path(), DEFAULT_MIN_COMPACT, FlushDisk::Sync);
+        assert!(j.flusher.is_none(), "no background thread");
+        let seq = j.append(b"one").unwrap();
+        assert_eq!((fsyncs(&j), synced(&j)), (0, 0), "append alone");
+        j.sync(seq).unwrap();
+        assert_eq!((fsyncs(&j), synced(&j)), (1, seq));
+        // Already durable: no second fsync.
+        j.sync(seq).unwrap();
+        assert_eq!(fsyncs(&j), 1);
+        drop(j);
+        let (_, p) = open(dir.path(), DEFAULT_MIN_COMPACT);
+        assert_eq!(p, vec![b"one".to_vec()]);
+    }
+
+    #[test]
+    fn async_flush_answers_before_the_fsync_and_the_flusher_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = open_with(dir.path(), DEFAULT_MIN_COMPACT, FlushDisk::Async);
+        // Holding the group-commit lock makes every fsync wait for us.
+        let gate = j.core.synced();
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let j = j.clone();
+            std::thread::spawn(move || {
+                let seq = j.append(b"one").unwrap();
+                j.sync(seq).unwrap();
+                tx.send(seq).unwrap();
+            });
+        }
+        let seq = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("append and sync return while no fsync can run");
+        assert_eq!(fsyncs(&j), 0);
+        // Written: another reader of the file (a restart after kill -9)
+        // sees the record.
+        assert_eq!(
+            std::fs::read(dir.path().join("t.json.log")).unwrap(),
+            frame(b"one")
+        );
+        drop(gate);
+        eventually("the flusher's fsync", || synced(&j) >= seq);
+        assert!(fsyncs(&j) >= 1);
+        // flush() fsyncs now, whatever the flusher is doing.
+        let seq = j.append(b"two").unwrap();
+        j.flush().unwrap();
+        assert!(synced(&j) >= seq);
+    }
+
+    #[test]
+    fn async_flush_shares_fsyncs_and_fsyncs_at_a_clean_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = open_with(dir.path(), DEFAULT_MIN_COMPACT, FlushDisk::Async);
+        let start = Instant::now();
+        let mut seq = 0;
+        for i in 0..2000 {
+            seq = j.append(format!("record {i}").as_bytes()).unwrap();
+            j.sync(seq).unwrap();
+        }
+        let elapsed = start.elapsed();
+        // At most one fsync when the burst starts and one per interval.
+        let bound = 2 + (elapsed.as_millis() / ASYNC_FLUSH_INTERVAL.as_millis()) as u64;
+        let n = fsyncs(&j);
+        assert!(n <= bound, "{n} fsyncs for 2000 records in {elapsed:?}");
+        eventually("the flusher's fsync", || synced(&j) >= seq);
+        // A record appended while the flusher holds off its next fsync is
+        // fsynced when the journal is dropped, not left to the kernel.
+        let last = j.append(b"last").unwrap();
+        let core = j.core.clone();
+        drop(j);
+        assert_eq!(*core.synced(), last);
+        let (_, p) = open(dir.path(), DEFAULT_MIN_COMPACT);
+        assert_eq!(p.len(), 2001);
     }
 
     #[test]
@@ -514,22 +796,24 @@ mod tests {
 
     #[test]
     fn group_commit_from_many_threads() {
-        let dir = tempfile::tempdir().unwrap();
-        let (j, _) = open(dir.path(), DEFAULT_MIN_COMPACT);
-        let threads: Vec<_> = (0..4)
-            .map(|t| {
-                let j = j.clone();
-                std::thread::spawn(move || {
-                    for i in 0..50 {
-                        j.commit(format!("{t}-{i}").as_bytes()).unwrap();
-                    }
+        for flush in [FlushDisk::Sync, FlushDisk::Async] {
+            let dir = tempfile::tempdir().unwrap();
+            let (j, _) = open_with(dir.path(), DEFAULT_MIN_COMPACT, flush);
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let j = j.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..50 {
+                            j.commit(format!("{t}-{i}").as_bytes()).unwrap();
+                        }
+                    })
                 })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            let (_, p) = open(dir.path(), DEFAULT_MIN_COMPACT);
+            assert_eq!(p.len(), 200, "{flush:?}");
         }
-        let (_, p) = open(dir.path(), DEFAULT_MIN_COMPACT);
-        assert_eq!(p.len(), 200);
     }
 }

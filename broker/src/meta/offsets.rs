@@ -16,7 +16,7 @@ use remoting::body::DataVersion;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
-use crate::meta::journal::{self, Journal};
+use crate::meta::journal::{self, FlushDisk, Journal};
 use crate::meta::topic::read_json;
 
 const TOPIC_GROUP_SEPARATOR: char = '@';
@@ -55,13 +55,14 @@ fn key(topic: &str, group: &str) -> String {
 }
 
 impl ConsumerOffsetManager {
-    pub fn open(config_dir: PathBuf) -> std::io::Result<Self> {
+    pub fn open(config_dir: PathBuf, flush: FlushDisk) -> std::io::Result<Self> {
         let path = config_dir.join("consumerOffset.json");
         let mut file = read_json::<OffsetFile>(&path)?.unwrap_or_default();
         let (journal, payloads) = Journal::open(
             &journal::log_path(&path),
             &path,
             journal::DEFAULT_MIN_COMPACT,
+            flush,
         )
         .map_err(std::io::Error::other)?;
         let replayed = payloads.len();
@@ -184,7 +185,8 @@ impl ConsumerOffsetManager {
         remoting::body::to_json(&self.lock().file)
     }
 
-    /// Journals what changed since the last call (one record, fsynced);
+    /// Journals what changed since the last call (one record, fsynced here
+    /// or by the journal's flusher as `flushDiskType` says);
     /// folds the journal into `consumerOffset.json` in the background when
     /// it has outgrown the file.
     pub fn persist(&self) {
@@ -272,6 +274,10 @@ impl Drop for ConsumerOffsetManager {
 mod tests {
     use super::*;
 
+    /// The broker's default: a persist is written, then fsynced by the
+    /// journal's flusher.
+    const FLUSH: FlushDisk = FlushDisk::Async;
+
     #[test]
     fn reads_java_unquoted_keys_and_round_trips() {
         let dir = tempfile::tempdir().unwrap();
@@ -280,12 +286,12 @@ mod tests {
             r#"{"offsetTable":{"T@g":{0:5,1:7},"%RETRY%g@g":{0:0}},"dataVersion":{"counter":3,"stateVersion":0,"timestamp":1}}"#,
         )
         .unwrap();
-        let m = ConsumerOffsetManager::open(dir.path().to_path_buf()).unwrap();
+        let m = ConsumerOffsetManager::open(dir.path().to_path_buf(), FLUSH).unwrap();
         assert_eq!(m.query("g", "T", 1), Some(7));
         assert_eq!(m.query("g", "T", 2), None);
         m.commit("g", "T", 2, 9);
         m.persist();
-        let m2 = ConsumerOffsetManager::open(dir.path().to_path_buf()).unwrap();
+        let m2 = ConsumerOffsetManager::open(dir.path().to_path_buf(), FLUSH).unwrap();
         assert_eq!(m2.query("g", "T", 2), Some(9));
         assert_eq!(m2.groups_of_topic("T"), vec!["g"]);
         let mut topics = m2.topics_of_group("g");
@@ -296,7 +302,7 @@ mod tests {
     #[test]
     fn a_persist_writes_only_what_changed() {
         let dir = tempfile::tempdir().unwrap();
-        let m = ConsumerOffsetManager::open(dir.path().to_path_buf()).unwrap();
+        let m = ConsumerOffsetManager::open(dir.path().to_path_buf(), FLUSH).unwrap();
         // 200,000 committed queue offsets: 2,000 (topic, group) pairs × 100 queues.
         for k in 0..2000 {
             for q in 0..100 {
@@ -324,7 +330,7 @@ mod tests {
         m.persist();
         drop(m);
         // A crash here (no clean shutdown): the journal is replayed.
-        let m2 = ConsumerOffsetManager::open(dir.path().to_path_buf()).unwrap();
+        let m2 = ConsumerOffsetManager::open(dir.path().to_path_buf(), FLUSH).unwrap();
         assert_eq!(m2.query("g0", "T20", 3), Some(5001));
         assert_eq!(m2.query("g0", "T20", 4), Some(1004));
         assert_eq!(m2.query("g1", "T1", 0), None);

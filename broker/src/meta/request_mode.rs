@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::meta::journal::{self, Journal};
+use crate::meta::journal::{self, FlushDisk, Journal};
 use crate::meta::topic::read_json;
 
 /// `SetMessageRequestModeRequestBody`.
@@ -46,13 +46,14 @@ pub struct RequestModeManager {
 }
 
 impl RequestModeManager {
-    pub fn open(config_dir: PathBuf) -> std::io::Result<Self> {
+    pub fn open(config_dir: PathBuf, flush: FlushDisk) -> std::io::Result<Self> {
         let path = config_dir.join("messageRequestMode.json");
         let mut file = read_json::<ModeFile>(&path)?.unwrap_or_default();
         let (journal, payloads) = Journal::open(
             &journal::log_path(&path),
             &path,
             journal::DEFAULT_MIN_COMPACT,
+            flush,
         )
         .map_err(std::io::Error::other)?;
         let replayed = payloads.len();
@@ -154,7 +155,7 @@ mod tests {
     #[test]
     fn modes_persist_in_javas_file() {
         let dir = tempfile::tempdir().unwrap();
-        let m = RequestModeManager::open(dir.path().to_path_buf()).unwrap();
+        let m = RequestModeManager::open(dir.path().to_path_buf(), FlushDisk::Async).unwrap();
         assert_eq!(m.get("T", "g"), None);
         m.set(RequestMode {
             consumer_group: "g".into(),
@@ -166,7 +167,7 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("messageRequestMode.json")).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["messageRequestModeMap"]["T"]["g"]["mode"], "POP");
-        let again = RequestModeManager::open(dir.path().to_path_buf()).unwrap();
+        let again = RequestModeManager::open(dir.path().to_path_buf(), FlushDisk::Async).unwrap();
         assert_eq!(again.get("T", "g").unwrap().mode, "POP");
     }
 }

@@ -1,6 +1,6 @@
 //! Subscription group configs (`SubscriptionGroupManager`), persisted to
-//! `<root>/config/subscriptionGroup.json`; each change is one fsynced record
-//! in `subscriptionGroup.json.log`, folded into the file as for topics
+//! `<root>/config/subscriptionGroup.json`; each change is one record in
+//! `subscriptionGroup.json.log` (fsynced as `flushDiskType` says), folded into the file as for topics
 //! ([`crate::meta::journal`]).
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use remoting::body::DataVersion;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::meta::journal::{self, Journal};
+use crate::meta::journal::{self, FlushDisk, Journal};
 use crate::meta::topic::read_json;
 
 /// One record of `subscriptionGroup.json.log`.
@@ -113,7 +113,7 @@ const SYSTEM_GROUPS: &[(&str, bool)] = &[
 ];
 
 impl SubscriptionGroupManager {
-    pub fn open(config_dir: PathBuf, auto_create: bool) -> std::io::Result<Self> {
+    pub fn open(config_dir: PathBuf, auto_create: bool, flush: FlushDisk) -> std::io::Result<Self> {
         let path = config_dir.join("subscriptionGroup.json");
         let mut state = SubscriptionGroupWrapper {
             data_version: DataVersion::now(),
@@ -135,6 +135,7 @@ impl SubscriptionGroupManager {
             &journal::log_path(&path),
             &path,
             journal::DEFAULT_MIN_COMPACT,
+            flush,
         )
         .map_err(std::io::Error::other)?;
         let replayed = payloads.len();
@@ -303,7 +304,8 @@ mod tests {
     #[test]
     fn auto_create_persist_and_keep_unknown_fields() {
         let dir = tempfile::tempdir().unwrap();
-        let m = SubscriptionGroupManager::open(dir.path().to_path_buf(), true).unwrap();
+        let m = SubscriptionGroupManager::open(dir.path().to_path_buf(), true, FlushDisk::Async)
+            .unwrap();
         assert!(m.get("TOOLS_CONSUMER").is_some());
         let g = m.find_or_create("g1").unwrap();
         assert_eq!(g.retry_queue_nums, 1);
@@ -313,7 +315,8 @@ mod tests {
         assert!(custom.consume_enable);
         custom.retry_queue_nums = 2;
         m.update(custom);
-        let m2 = SubscriptionGroupManager::open(dir.path().to_path_buf(), false).unwrap();
+        let m2 = SubscriptionGroupManager::open(dir.path().to_path_buf(), false, FlushDisk::Sync)
+            .unwrap();
         assert!(m2.get("g1").is_some());
         let g2 = m2.get("g2").unwrap();
         assert_eq!((g2.retry_max_times, g2.retry_queue_nums), (3, 2));

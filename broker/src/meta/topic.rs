@@ -3,8 +3,9 @@
 //! `TopicConfigManager.init` creates.
 //!
 //! A change is not a rewrite of `topics.json`: it is one record appended to
-//! `topics.json.log` (the metadata journal) and fsynced before the caller
-//! answers; the journal is folded into `topics.json` in the background when
+//! `topics.json.log` (the metadata journal) before the caller answers, and
+//! fsynced before the answer or soon after it as `flushDiskType` says; the
+//! journal is folded into `topics.json` in the background when
 //! it outgrows the file, at start and on a clean shutdown.
 
 use std::collections::{BTreeMap, HashSet};
@@ -17,7 +18,7 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
-use crate::meta::journal::{self, Journal};
+use crate::meta::journal::{self, FlushDisk, Journal};
 
 pub const AUTO_CREATE_TOPIC: &str = "TBW102";
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
@@ -195,6 +196,7 @@ impl TopicConfigManager {
             &journal::log_path(&path),
             &path,
             journal::DEFAULT_MIN_COMPACT,
+            FlushDisk::of(config),
         )
         .map_err(std::io::Error::other)?;
         let mut state = State {
