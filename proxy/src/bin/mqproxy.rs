@@ -7,6 +7,9 @@
 //!
 //! Precedence as Java's: `NAMESRV_ADDR` < `rmq-proxy.json` < `-n`. Without
 //! `-pc` the file is `$ROCKETMQ_HOME/conf/rmq-proxy.json` when it exists.
+//! Besides gRPC (`grpcServerPort`) it serves remoting clients on
+//! `remotingListenPort` ([`proxy::cluster::remoting_port`]); both bind
+//! `--bindAddress` (default 0.0.0.0).
 //! Local mode is the broker's own gRPC port, not this binary.
 
 use std::io::IsTerminal;
@@ -140,13 +143,23 @@ async fn serve(config: ClusterConfig, bind: &str) -> anyhow::Result<()> {
     let grpc_addr: SocketAddr = format!("{bind}:{}", config.grpc_port)
         .parse()
         .with_context(|| format!("bad bind address {bind}"))?;
+    let shutdown = CancellationToken::new();
+    // The remoting port first: once the gRPC port accepts, both do.
+    let (remoting_local, remoting) =
+        proxy::cluster::remoting_port::start(&config, bind, shutdown.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {bind}:{} (remotingListenPort)",
+                    config.remoting_port
+                )
+            })?;
     let listener = tokio::net::TcpListener::bind(grpc_addr)
         .await
         .with_context(|| format!("cannot listen on {grpc_addr} (grpcServerPort)"))?;
     let local = listener.local_addr()?;
     let backend = ClusterBackend::new(config.clone())?;
     backend.start();
-    let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
         remoting::transport::shutdown_signal().await;
@@ -155,14 +168,19 @@ async fn serve(config: ClusterConfig, bind: &str) -> anyhow::Result<()> {
     });
     let server = MessagingServer::new(backend.clone(), service_config);
     println!(
-        "The mqproxy (cluster mode) boot success. grpc {local}, name server {}, cluster {}",
+        "The mqproxy (cluster mode) boot success. grpc {local}, remoting {remoting_local}, \
+         name server {}, cluster {}",
         config.namesrv_addr.join(";"),
         config.cluster_name
     );
     let served = server.serve(listener, shutdown.clone()).await;
     shutdown.cancel();
     backend.shutdown().await;
+    let remoting_served = remoting.await;
     served.context("gRPC server")?;
+    remoting_served
+        .context("remoting port task")?
+        .context("remoting port")?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Cluster mode (`mqproxy`): the gRPC service's backend over remoting to
-//! the brokers a name server lists, ours or Java's.
+//! the brokers a name server lists, ours or Java's, and the remoting port
+//! that relays remoting clients to those brokers.
 
 pub mod backend;
 pub mod clients;
@@ -7,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod header;
 pub mod receipt;
+pub mod remoting_port;
 pub mod route;
 
 pub use backend::ClusterBackend;
