@@ -15,6 +15,11 @@
 //!    proxy match the sends.
 //! 4. The consumer's offsets reach the broker, and once the clients have
 //!    shut down the proxy lists no consumer for the group.
+//!
+//! A second test runs `compat.DelayTx` scenarios `tx` and `retry` with the
+//! proxy as name server: transactional sends, END_TRANSACTION, the broker's
+//! CHECK_TRANSACTION_STATE relayed to the producer, and consumer send-back
+//! to the retry topic and on to the dead-letter queue.
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
@@ -30,6 +35,9 @@ const TOPIC: &str = "ProxyRemoting";
 const GROUP: &str = "cg_ProxyRemoting";
 const COUNT: usize = 60;
 const QUEUES: u32 = 4;
+/// Java's broker defaults are a minute; the scenarios wait for check-backs.
+const TX_BROKER_KEYS: &str =
+    "transactionCheckInterval=3000\ntransactionTimeOut=3000\ntransactionCheckMax=15\n";
 
 fn field<'a>(line: &'a str, i: usize) -> Option<&'a str> {
     line.split_whitespace().nth(i)
@@ -244,4 +252,48 @@ fn java_5_3_3_producer_and_push_consumer_through_the_remoting_port() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn java_5_3_3_transactions_and_retries_through_the_remoting_port() {
+    let _one_at_a_time = serial();
+    let java = java_client("5.3.3");
+    let cluster = Cluster::start_with(TX_BROKER_KEYS);
+    let proxy = OurProxy::start(&cluster.namesrv_addr, &cluster.cluster_name, &[]);
+    let home = cluster.client_home("proxy-remoting-tx");
+    let flag = cluster
+        .dir
+        .path()
+        .join("restart-flag")
+        .display()
+        .to_string();
+    // DelayTx's admin client creates its topics on the broker directly; its
+    // producers and consumers know only the proxy.
+    let out = java.run(
+        &home,
+        "compat.DelayTx",
+        &[
+            &proxy.remoting_addr,
+            &cluster.broker_addr,
+            &cluster.broker_name,
+            "PxRemoting",
+            &flag,
+            "tx",
+            "retry",
+        ],
+        Duration::from_secs(240),
+    );
+    let out_text = text(&out);
+    eprintln!("compat.DelayTx through the proxy:\n{out_text}");
+    for s in ["tx", "retry"] {
+        assert!(
+            out_text
+                .lines()
+                .any(|l| l.starts_with(&format!("scenario={s} ok"))),
+            "scenario {s} through the proxy did not pass:\n{out_text}\n{}\n{}",
+            cluster.logs(),
+            proxy.logs()
+        );
+    }
+    assert!(out.status.success(), "{out_text}");
 }
