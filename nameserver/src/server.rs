@@ -22,7 +22,7 @@ use crate::json::{self, JsonForm};
 use crate::kv::{KvConfig, NAMESPACE_ORDER_TOPIC_CONFIG};
 use crate::register_body;
 use crate::route::{
-    BrokerAddrInfo, ConnId, RegisterBroker, RouteOptions, RouteTable, UnregisterBroker,
+    BrokerAddrInfo, ConnId, RegisterBroker, RouteKey, RouteOptions, RouteTable, UnregisterBroker,
 };
 
 /// Request ext fields set by zone-aware clients and brokers (`MixAll`).
@@ -179,12 +179,16 @@ pub struct Namesrv {
 }
 
 /// Encoded route bodies for one route-table version and one set of options.
+/// Keyed by [`RouteKey`], not by topic: topics on the same brokers with the
+/// same queues have the same body, so the cache holds one body per distinct
+/// queue list (a handful) rather than one per topic asked for (up to
+/// 100k bodies of ~1.5 KB each with 10 brokers).
 #[derive(Default)]
 struct RouteBodyCache {
     version: u64,
     opts: RouteOptions,
-    /// Per JSON form: topic -> (the orderTopicConf it was encoded with, body).
-    bodies: [HashMap<String, (Option<String>, Bytes)>; 2],
+    /// Per JSON form.
+    bodies: [HashMap<RouteKey, Bytes>; 2],
 }
 
 impl RouteBodyCache {
@@ -283,8 +287,9 @@ impl Namesrv {
                 return Err(NamesrvError::Crc32Mismatch { expected, actual });
             }
         }
-        let payload = register_body::decode(&req.body, h.compressed.unwrap_or(false), req.version)
-            .map_err(NamesrvError::RegisterBody)?;
+        let payload =
+            register_body::decode_for_routes(&req.body, h.compressed.unwrap_or(false), req.version)
+                .map_err(NamesrvError::RegisterBody)?;
         let register = RegisterBroker {
             cluster_name: h.cluster_name,
             broker_addr: h.broker_addr,
@@ -422,8 +427,10 @@ impl Namesrv {
     }
 
     /// The encoded route of `topic`: from the cache while the route table
-    /// (its version), the options and the order config are those it was
-    /// encoded with, else encoded and cached.
+    /// (its version) and the options are those it was encoded with, else
+    /// encoded and cached. Routes with an order config or a static-topic
+    /// mapping are particular to their topic and encoded every time (a few
+    /// µs); they are rare.
     fn route_body(
         &self,
         topic: &str,
@@ -435,21 +442,23 @@ impl Namesrv {
         let routes = read(&self.routes);
         let version = self.routes_version.load(Ordering::Relaxed);
         let slot = RouteBodyCache::slot(form);
-        {
+        let key = routes.route_key(topic).filter(|_| order_conf.is_none());
+        if let Some(key) = key {
             let cache = read(&self.route_cache);
             if cache.version == version && cache.opts == opts {
-                if let Some((conf, body)) = cache.bodies[slot].get(topic) {
-                    if *conf == order_conf {
-                        return Ok(body.clone());
-                    }
+                if let Some(body) = cache.bodies[slot].get(&key) {
+                    return Ok(body.clone());
                 }
             }
         }
         let mut route = routes
             .topic_route(topic, opts)
             .ok_or_else(|| NamesrvError::TopicNotExist(topic.to_owned()))?;
-        route.order_topic_conf = order_conf.clone();
+        route.order_topic_conf = order_conf;
         let body = Bytes::from(json::route(&route, form));
+        let Some(key) = key else {
+            return Ok(body);
+        };
         let mut cache = write(&self.route_cache);
         if cache.version != version || cache.opts != opts {
             // Versions only grow, so whatever is cached is older: drop it all.
@@ -459,7 +468,7 @@ impl Namesrv {
                 ..RouteBodyCache::default()
             };
         }
-        cache.bodies[slot].insert(topic.to_owned(), (order_conf, body.clone()));
+        cache.bodies[slot].insert(key, body.clone());
         Ok(body)
     }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use remoting::body::{perm, DataVersion};
 use tracing::{info, warn};
 
+use super::queues::BrokerIdx;
 use super::{BrokerAddrInfo, BrokerLiveInfo, ConnId, RouteTable, UnregisterBroker, MASTER_ID};
 
 impl RouteTable {
@@ -46,31 +47,42 @@ impl RouteTable {
 
     /// `cleanTopicByUnRegisterRequests`.
     fn clean_topics(&mut self, removed: &BTreeSet<String>, reduced: &BTreeSet<String>) {
-        let broker_addr_table = &self.broker_addr_table;
-        let before = self.topic_queue_table.len();
-        self.topic_queue_table.retain(|_, qds| {
-            for name in removed {
-                qds.remove(name);
-            }
-            for name in reduced {
-                let Some(qd) = qds.get_mut(name) else {
-                    continue;
-                };
-                let Some(bd) = broker_addr_table.get(name) else {
-                    continue;
-                };
-                // The master left and a slave acts for it: no more writes.
-                let no_master =
-                    !matches!(bd.broker_addrs.keys().next(), Some(id) if *id <= MASTER_ID);
-                if bd.enable_acting_master && no_master {
-                    qd.perm &= !perm::WRITE;
-                }
-            }
-            !qds.is_empty()
-        });
-        if self.topic_queue_table.len() != before {
-            self.topic_set_changed();
+        let removed: BTreeSet<BrokerIdx> = removed
+            .iter()
+            .filter_map(|n| self.broker_names.get(n))
+            .collect();
+        // The master left and a slave acts for it: no more writes.
+        let read_only: BTreeSet<BrokerIdx> = reduced
+            .iter()
+            .filter(|name| {
+                self.broker_addr_table.get(*name).is_some_and(|bd| {
+                    let no_master =
+                        !matches!(bd.broker_addrs.keys().next(), Some(id) if *id <= MASTER_ID);
+                    bd.enable_acting_master && no_master
+                })
+            })
+            .filter_map(|n| self.broker_names.get(n))
+            .collect();
+        if removed.is_empty() && read_only.is_empty() {
+            return;
         }
+        self.map_queues(|qs| {
+            let touched = qs
+                .iter()
+                .any(|q| removed.contains(&q.broker) || read_only.contains(&q.broker));
+            touched.then(|| {
+                qs.iter()
+                    .filter(|q| !removed.contains(&q.broker))
+                    .map(|q| {
+                        let mut q = *q;
+                        if read_only.contains(&q.broker) {
+                            q.perm &= !perm::WRITE;
+                        }
+                        q
+                    })
+                    .collect()
+            })
+        });
     }
 
     /// Unregisters whatever is registered at `addr` (Java `onChannelDestroy`).

@@ -16,12 +16,15 @@ mod liveness;
 mod query;
 mod register;
 
+mod queues;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use remoting::body::{BrokerData, DataVersion, QueueData};
 use serde_json::Value;
 
-use crate::register_body::RegisterPayload;
+use crate::register_body::RoutePayload;
+use queues::{BrokerNames, QueueSets, TopicQueueTable};
 
 /// Identifies the connection a broker registered on.
 pub type ConnId = u64;
@@ -76,7 +79,7 @@ pub struct RegisterBroker {
     pub heartbeat_timeout_millis: Option<i64>,
     /// `None` from brokers older than the acting-master feature.
     pub enable_acting_master: Option<bool>,
-    pub payload: RegisterPayload,
+    pub payload: RoutePayload,
 }
 
 /// What a registered slave learns about its master.
@@ -145,10 +148,31 @@ pub struct BrokerMemberGroup {
     pub broker_addrs: BTreeMap<i64, String>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// What a topic's encoded route depends on besides the broker, cluster and
+/// filter-server tables: topics with the same key (and no static-topic
+/// mapping, no order config) have byte-identical route bodies, so one
+/// cached body serves them all. Valid while the table is not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteKey {
+    /// Identity of the topic's shared queue list.
+    queues: usize,
+    /// `rmq_sys_SYNC_BROKER_MEMBER_` topics skip the acting-master rewrite.
+    sync_member_topic: bool,
+}
+
+/// The route table. Memory is dominated by the topic -> queues table (1M
+/// queue entries at 100k topics x 10 brokers), so that table stores each
+/// topic name once, broker names as small indices into one table, and
+/// each distinct list of queue entries once, shared by all topics that
+/// have it (usually most topics: same brokers, same queue counts).
+#[derive(Debug, Default)]
 pub struct RouteTable {
-    /// topic -> broker name -> queues.
-    topic_queue_table: BTreeMap<String, BTreeMap<String, QueueData>>,
+    /// topic -> queues on each broker, ordered by broker name.
+    topic_queue_table: TopicQueueTable,
+    /// The distinct queue lists `topic_queue_table` points to.
+    queue_sets: QueueSets,
+    /// Broker names of the queue entries.
+    broker_names: BrokerNames,
     /// broker name -> addresses by id.
     broker_addr_table: BTreeMap<String, BrokerData>,
     /// cluster -> broker names.

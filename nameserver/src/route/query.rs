@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use remoting::body::{perm, ClusterInfo, QueueData, TopicList};
 
 use super::{
-    BrokerAddrInfo, BrokerMemberGroup, RouteOptions, RouteTable, TopicRoute, FLAG_UNIT,
+    BrokerAddrInfo, BrokerMemberGroup, RouteKey, RouteOptions, RouteTable, TopicRoute, FLAG_UNIT,
     FLAG_UNIT_SUB, MASTER_ID, SYNC_BROKER_MEMBER_GROUP_PREFIX,
 };
 
@@ -14,13 +14,16 @@ impl RouteTable {
     /// The route of `topic`, or `None` when no registered broker serves it
     /// (`pickupTopicRouteData`).
     pub fn topic_route(&self, topic: &str, opts: RouteOptions) -> Option<TopicRoute> {
-        let qds = self.topic_queue_table.get(topic)?;
+        let qs = self.topic_queue_table.get(topic)?;
         let mut route = TopicRoute {
-            queue_datas: qds.values().cloned().collect(),
+            queue_datas: qs
+                .iter()
+                .map(|q| q.to_queue_data(&self.broker_names))
+                .collect(),
             ..Default::default()
         };
-        for name in qds.keys() {
-            let Some(bd) = self.broker_addr_table.get(name) else {
+        for q in qs.iter() {
+            let Some(bd) = self.broker_addr_table.get(self.broker_names.name(q.broker)) else {
                 continue;
             };
             if !self.filter_server_table.is_empty() {
@@ -66,6 +69,19 @@ impl RouteTable {
         Some(route)
     }
 
+    /// What the route of `topic` depends on besides the broker tables (see
+    /// [`RouteKey`]); `None` for an unknown topic and for a static topic,
+    /// whose route carries its own mapping.
+    pub fn route_key(&self, topic: &str) -> Option<RouteKey> {
+        if self.topic_queue_mapping_info_table.contains_key(topic) {
+            return None;
+        }
+        Some(RouteKey {
+            queues: self.queues_identity(topic)?,
+            sync_member_topic: topic.starts_with(SYNC_BROKER_MEMBER_GROUP_PREFIX),
+        })
+    }
+
     pub fn cluster_info(&self) -> ClusterInfo {
         ClusterInfo {
             broker_addr_table: self.broker_addr_table.clone(),
@@ -79,7 +95,11 @@ impl RouteTable {
 
     pub fn all_topics(&self) -> TopicList {
         TopicList {
-            topic_list: self.topic_queue_table.keys().cloned().collect(),
+            topic_list: self
+                .topic_queue_table
+                .keys()
+                .map(|t| t.to_string())
+                .collect(),
             broker_addr: None,
         }
     }
@@ -88,9 +108,13 @@ impl RouteTable {
     pub fn topics_by_cluster(&self, cluster: &str) -> TopicList {
         let mut topics = BTreeSet::new();
         if let Some(names) = self.cluster_addr_table.get(cluster) {
-            for (topic, qds) in &self.topic_queue_table {
-                if names.iter().any(|n| qds.contains_key(n)) {
-                    topics.insert(topic.clone());
+            let brokers: BTreeSet<_> = names
+                .iter()
+                .filter_map(|n| self.broker_names.get(n))
+                .collect();
+            for (topic, qs) in &self.topic_queue_table {
+                if qs.iter().any(|q| brokers.contains(&q.broker)) {
+                    topics.insert(topic.to_string());
                 }
             }
         }
@@ -122,12 +146,8 @@ impl RouteTable {
         let topic_list = self
             .topic_queue_table
             .iter()
-            .filter(|(_, qds)| {
-                qds.values()
-                    .next()
-                    .is_some_and(|qd| pred(qd.topic_sys_flag))
-            })
-            .map(|(t, _)| t.clone())
+            .filter(|(_, qs)| qs.first().is_some_and(|q| pred(q.topic_sys_flag)))
+            .map(|(t, _)| t.to_string())
             .collect();
         TopicList {
             topic_list,
@@ -159,8 +179,18 @@ impl RouteTable {
         }
     }
 
-    pub fn queue_data(&self, topic: &str, broker_name: &str) -> Option<&QueueData> {
-        self.topic_queue_table.get(topic)?.get(broker_name)
+    pub fn queue_data(&self, topic: &str, broker_name: &str) -> Option<QueueData> {
+        let broker = self.broker_names.get(broker_name)?;
+        self.topic_queue_table
+            .get(topic)?
+            .iter()
+            .find(|q| q.broker == broker)
+            .map(|q| q.to_queue_data(&self.broker_names))
+    }
+
+    /// Number of distinct queue lists the topics share (for tests).
+    pub fn distinct_queue_lists(&self) -> usize {
+        self.queue_sets.len()
     }
 }
 

@@ -3,17 +3,18 @@
 //! version, topic missing for this broker), including the slave
 //! acting-master rules.
 
-use remoting::body::{perm, BrokerData, DataVersion, QueueData, TopicConfig};
+use remoting::body::{perm, BrokerData, DataVersion};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 
 use tracing::{debug, info, warn};
 
+use super::queues::{Put, QueueEntry};
 use super::{
     BrokerAddrInfo, BrokerLiveInfo, ConnId, RegisterBroker, RegisterBrokerResult, RouteOptions,
     RouteTable, DEFAULT_BROKER_TIMEOUT_MS, MASTER_ID,
 };
-use crate::register_body::RegisterPayload;
+use crate::register_body::RoutePayload;
 
 impl RouteTable {
     /// Registers (or refreshes) a broker. `None` when Java answers "register
@@ -37,8 +38,9 @@ impl RouteTable {
             enable_acting_master,
             payload,
         } = req;
-        let RegisterPayload {
-            mut wrapper,
+        let RoutePayload {
+            data_version,
+            topics,
             filter_server_list,
             mapping_info,
         } = payload;
@@ -52,7 +54,7 @@ impl RouteTable {
             .broker_addr_table
             .get(&broker_name)
             .is_some_and(|bd| bd.broker_addrs.contains_key(&broker_id));
-        if !id_known && wrapper.topic_config_table.len() == 1 {
+        if !id_known && topics.has_one_key() {
             warn!(broker = %broker_name, broker_id, addr = %broker_addr,
                 "single-topic registration before the broker's first registration, rejected");
             return None;
@@ -92,7 +94,7 @@ impl RouteTable {
         {
             let old_info = BrokerAddrInfo::new(&cluster_name, old_addr);
             if let Some(old_live) = self.broker_live_table.get(&old_info) {
-                if old_live.data_version.state_version > wrapper.data_version.state_version {
+                if old_live.data_version.state_version > data_version.state_version {
                     warn!(
                         cluster = %cluster_name, broker = %broker_name, broker_id, old_addr = %old_info.broker_addr,
                         new_addr = %broker_addr, "registering broker conflicts with a newer one, ignored"
@@ -113,51 +115,54 @@ impl RouteTable {
         let acting_master = bd.enable_acting_master;
 
         if is_master || is_prime_slave {
+            let broker = self.broker_names.intern(&broker_name);
             if opts.delete_topic_with_broker_registration && mapping_info.is_empty() {
-                let stale: Vec<String> = self
+                let keys: HashSet<&str> = topics.iter().map(|t| &*t.key).collect();
+                let stale: Vec<Box<str>> = self
                     .topic_queue_table
                     .iter()
-                    .filter(|(topic, qds)| {
-                        qds.contains_key(&broker_name)
-                            && !wrapper.topic_config_table.contains_key(*topic)
+                    .filter(|(topic, qs)| {
+                        qs.iter().any(|q| q.broker == broker) && !keys.contains(&***topic)
                     })
                     .map(|(topic, _)| topic.clone())
                     .collect();
+                drop(keys);
                 for topic in stale {
                     self.remove_queue_data(&topic, &broker_name);
                 }
             }
 
+            // The same for every topic: the broker's data version.
+            let broker_changed = register_first
+                || self.is_broker_topic_config_changed(&addr_info, Some(&data_version));
             let mut new_topics = 0usize;
-            for (key, tc) in wrapper.topic_config_table.iter_mut() {
-                if tc.topic_name.is_empty() {
-                    tc.topic_name = key.clone();
-                }
-                if register_first
-                    || self.is_topic_config_changed(
-                        &addr_info,
-                        &wrapper.data_version,
-                        &broker_name,
-                        &tc.topic_name,
-                    )
-                {
+            for tq in topics.iter() {
+                let topic = tq.name();
+                if broker_changed || !self.has_queue_of(topic, broker) {
+                    let mut perm = tq.perm;
                     // Slave acting master: the surviving slave with the lowest
                     // id serves reads only.
                     if is_prime_slave && acting_master {
-                        tc.perm &= !perm::WRITE;
+                        perm &= !perm::WRITE;
                     }
-                    if self.create_and_update_queue_data(&broker_name, tc) {
+                    let e = QueueEntry {
+                        broker,
+                        perm,
+                        read_queue_nums: tq.read_queue_nums,
+                        write_queue_nums: tq.write_queue_nums,
+                        topic_sys_flag: tq.topic_sys_flag,
+                    };
+                    if self.create_and_update_queue_data(topic, &broker_name, e) {
                         new_topics += 1;
                     }
                 }
             }
+            drop(topics);
             if new_topics > 0 {
                 info!(broker = %broker_name, new_topics, "new topics registered");
             }
 
-            if register_first
-                || self.is_broker_topic_config_changed(&addr_info, Some(&wrapper.data_version))
-            {
+            if broker_changed {
                 for (topic, info) in mapping_info {
                     let bname = info
                         .get("bname")
@@ -177,7 +182,7 @@ impl RouteTable {
             BrokerLiveInfo {
                 last_update_ms: now_ms,
                 heartbeat_timeout_ms: heartbeat_timeout_millis.unwrap_or(DEFAULT_BROKER_TIMEOUT_MS),
-                data_version: wrapper.data_version,
+                data_version,
                 conn,
                 ha_server_addr,
             },
@@ -224,71 +229,47 @@ impl RouteTable {
         }
     }
 
-    fn is_topic_config_changed(
-        &self,
-        addr: &BrokerAddrInfo,
-        dv: &DataVersion,
-        broker_name: &str,
-        topic: &str,
-    ) -> bool {
-        self.is_broker_topic_config_changed(addr, Some(dv))
-            || !self
-                .topic_queue_table
-                .get(topic)
-                .is_some_and(|qds| qds.contains_key(broker_name))
+    /// Whether `broker` has queues of `topic`.
+    fn has_queue_of(&self, topic: &str, broker: super::queues::BrokerIdx) -> bool {
+        self.topic_queue_table
+            .get(topic)
+            .is_some_and(|qs| qs.iter().any(|q| q.broker == broker))
     }
 
     /// Whether the topic is new.
-    fn create_and_update_queue_data(&mut self, broker_name: &str, tc: &TopicConfig) -> bool {
-        let qd = QueueData {
-            broker_name: broker_name.to_owned(),
-            perm: tc.perm,
-            read_queue_nums: tc.read_queue_nums,
-            topic_sys_flag: tc.topic_sys_flag,
-            write_queue_nums: tc.write_queue_nums,
-        };
-        // The common case (a known topic re-registered by a known broker)
-        // allocates nothing but the queue data.
-        if !self.topic_queue_table.contains_key(&tc.topic_name) {
-            self.topic_set_changed();
-            self.topic_queue_table
-                .insert(tc.topic_name.clone(), BTreeMap::new());
-        }
-        let Some(qds) = self.topic_queue_table.get_mut(&tc.topic_name) else {
-            return false;
-        };
-        let old = match qds.get_mut(broker_name) {
-            Some(slot) => Some(std::mem::replace(slot, qd.clone())),
-            None => qds.insert(broker_name.to_owned(), qd.clone()),
-        };
-        match old {
-            // One line per topic at 100k topics is too much for info.
-            None if qds.len() == 1 => {
-                debug!(topic = %tc.topic_name, broker = broker_name, "new topic registered");
+    fn create_and_update_queue_data(
+        &mut self,
+        topic: &str,
+        broker_name: &str,
+        e: QueueEntry,
+    ) -> bool {
+        match self.put_queue(topic, e) {
+            Put::NewTopic => {
+                // One line per topic at 100k topics is too much for info.
+                debug!(topic, broker = broker_name, "new topic registered");
                 true
             }
-            Some(old) if old != qd => {
-                info!(topic = %tc.topic_name, broker = broker_name, ?old, new = ?qd, "topic changed");
+            Put::Replaced(old) => {
+                let names = &self.broker_names;
+                info!(topic, broker = broker_name, old = ?old.to_queue_data(names),
+                    new = ?e.to_queue_data(names), "topic changed");
                 false
             }
-            _ => false,
+            Put::Added | Put::Unchanged => false,
         }
     }
 
     /// Removes one broker's queues of a topic, and the topic when none remain.
     pub(super) fn remove_queue_data(&mut self, topic: &str, broker_name: &str) {
-        if let Some(qds) = self.topic_queue_table.get_mut(topic) {
-            if qds.remove(broker_name).is_some() {
-                info!(
-                    topic,
-                    broker = broker_name,
-                    "removed a broker's queues of a topic"
-                );
-            }
-            if qds.is_empty() {
-                self.topic_queue_table.remove(topic);
-                self.topic_set_changed();
-            }
+        let Some(broker) = self.broker_names.get(broker_name) else {
+            return;
+        };
+        if self.remove_queue(topic, broker) {
+            info!(
+                topic,
+                broker = broker_name,
+                "removed a broker's queues of a topic"
+            );
         }
     }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::register_body::RegisterPayload;
 use remoting::body::{TopicConfig, TopicConfigSerializeWrapper};
 
 mod admin;
@@ -50,7 +51,7 @@ fn reg(name: &str, id: i64, addr: &str, payload: RegisterPayload) -> RegisterBro
         broker_name: name.into(),
         broker_id: id,
         ha_server_addr: format!("{addr}-ha"),
-        payload,
+        payload: payload.into(),
         ..Default::default()
     }
 }

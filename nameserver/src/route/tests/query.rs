@@ -112,6 +112,11 @@ fn ten_brokers_of_twenty_thousand_topics_route_every_topic() {
         );
     }
     assert_eq!(t.all_topics().topic_list.len(), TOPICS);
+    // Every topic has the same ten entries: one list, shared.
+    assert_eq!(t.distinct_queue_lists(), 1);
+    let key = t.route_key(&names[0]);
+    assert!(key.is_some());
+    assert_eq!(t.route_key(&names[TOPICS - 1]), key);
 
     // The periodic re-registration (same data version) changes nothing.
     for b in 0..10 {
@@ -137,4 +142,69 @@ fn ten_brokers_of_twenty_thousand_topics_route_every_topic() {
     t.delete_topic("scale-new", None);
     assert_ne!(t.topic_set_version(), v2);
     assert_eq!(t.topic_count(), TOPICS);
+    assert_eq!(t.distinct_queue_lists(), 1, "the new topic's list is gone");
+}
+
+/// Lists no topic uses any more are dropped, whichever way they go.
+#[test]
+fn shared_queue_lists_follow_changes() {
+    let mut t = RouteTable::new();
+    let topics = [("A", 4), ("B", 4), ("C", 4)];
+    register(&mut t, "a", 0, "h:1", &topics, 1);
+    register(&mut t, "b", 0, "h:3", &topics, 3);
+    assert_eq!(t.distinct_queue_lists(), 1);
+    assert_ne!(t.route_key("A"), t.route_key("ZZ"));
+    assert!(t.route_key("ZZ").is_none());
+
+    // One topic differs on one broker: two lists; back again: one.
+    t.register_broker(
+        reg("a", 0, "h:1", payload(2, &[("A", 8), ("B", 4), ("C", 4)])),
+        1,
+        T0,
+        OPTS,
+    );
+    assert_eq!(t.distinct_queue_lists(), 2);
+    assert_ne!(t.route_key("A"), t.route_key("B"));
+    assert_eq!(t.queue_data("A", "a").unwrap().read_queue_nums, 8);
+    assert_eq!(t.queue_data("A", "b").unwrap().read_queue_nums, 4);
+    t.register_broker(reg("a", 0, "h:1", payload(3, &topics)), 1, T0, OPTS);
+    assert_eq!(t.distinct_queue_lists(), 1);
+    assert_eq!(t.route_key("A"), t.route_key("B"));
+
+    // A write-permission wipe rewrites the shared list once, for all.
+    assert_eq!(t.set_write_perm("b", false), 3);
+    assert_eq!(t.distinct_queue_lists(), 1);
+    assert_eq!(t.queue_data("C", "b").unwrap().perm, 4);
+    assert_eq!(t.queue_data("C", "a").unwrap().perm, 6);
+
+    // Queues sorted by broker name whatever the registration order.
+    register(&mut t, "0", 0, "h:0", &[("A", 4), ("Z", 4)], 0);
+    let names: Vec<String> = t
+        .topic_route("A", OPTS)
+        .unwrap()
+        .queue_datas
+        .into_iter()
+        .map(|q| q.broker_name)
+        .collect();
+    assert_eq!(names, ["0", "a", "b"]);
+    // A: 0, a, b; B and C: a, b; Z: 0.
+    assert_eq!(t.distinct_queue_lists(), 3);
+
+    // Brokers leaving take their entries, and unused lists, with them.
+    for (name, a) in [("0", "h:0"), ("b", "h:3")] {
+        t.unregister_brokers(&[UnregisterBroker {
+            cluster_name: "DefaultCluster".into(),
+            broker_addr: a.into(),
+            broker_name: name.into(),
+            broker_id: 0,
+        }]);
+    }
+    assert_eq!(t.distinct_queue_lists(), 1);
+    assert!(t.topic_route("Z", OPTS).is_none());
+    assert_eq!(t.topic_route("A", OPTS).unwrap().queue_datas.len(), 1);
+    t.delete_topic("A", None);
+    t.delete_topic("B", Some("DefaultCluster"));
+    t.delete_topic("C", Some("DefaultCluster"));
+    assert_eq!(t.topic_count(), 0);
+    assert_eq!(t.distinct_queue_lists(), 0);
 }

@@ -201,7 +201,7 @@ fn acting_master() {
         BTreeMap::from([(1, "h:2".to_owned())])
     );
     // The prime slave re-registering with a new version stays read-only.
-    slave.payload.wrapper.data_version = dv(2);
+    slave.payload.data_version = dv(2);
     t.register_broker(slave, 2, T0, opts);
     assert_eq!(t.queue_data("T", "a").unwrap().perm, 4);
 }
