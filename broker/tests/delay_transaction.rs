@@ -343,5 +343,32 @@ async fn timer_message_is_held_until_due_and_survives_a_restart() {
         "stored {} due {due}",
         timer.store_timestamp
     );
+    // As Java's timer re-put: the delivery time stays readable (proxies and
+    // clients take the delivery timestamp from it), the real topic and queue
+    // properties go, the dequeue time is added.
+    let due_s = due.to_string();
+    assert_eq!(prop(&timer, "TIMER_DELIVER_MS"), Some(due_s.as_str()));
+    assert_eq!(prop(&timer, "TIMER_OUT_MS"), Some(due_s.as_str()));
+    assert!(prop(&timer, "TIMER_DEQUEUE_MS").is_some());
+    assert_eq!(prop(&timer, "REAL_TOPIC"), None);
+    assert_eq!(prop(&timer, "REAL_QID"), None);
+    // Sent again as it was read (a copy of a delivered message), it is not
+    // parked a second time, even with a delivery time ahead.
+    let ahead = (remoting::body::now_millis() + 60_000).to_string();
+    let s = c
+        .call(send_v2(
+            "TM",
+            0,
+            &props(&[
+                ("UNIQ_KEY", "T4"),
+                ("TIMER_DELIVER_MS", &ahead),
+                ("TIMER_OUT_MS", &ahead),
+            ]),
+            b"t4",
+        ))
+        .await;
+    assert_eq!(s.code, rc::SUCCESS);
+    assert_eq!(max_offset(&c, "TM", 0).await, 3, "stored in TM at once");
+    assert_eq!(max_offset(&c, "rmq_sys_wheel_timer", 0).await, 1);
     b.stop().await;
 }

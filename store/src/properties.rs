@@ -24,6 +24,8 @@ pub const TIMER_DELAY_SEC: &str = "TIMER_DELAY_SEC";
 pub const TIMER_DELAY_MS: &str = "TIMER_DELAY_MS";
 /// When the timer wheel took a message out (Java `PROPERTY_TIMER_OUT_MS`).
 pub const TIMER_OUT_MS: &str = "TIMER_OUT_MS";
+/// When the timer wheel re-put a due message (Java `TimerState.TIMER_DEQUEUE_MS`).
+pub const TIMER_DEQUEUE_MS: &str = "TIMER_DEQUEUE_MS";
 pub const TRAN_MSG: &str = "TRAN_MSG";
 pub const PGROUP: &str = "PGROUP";
 pub const TRANSACTION_ID: &str = "__transactionId__";

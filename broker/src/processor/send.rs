@@ -519,6 +519,12 @@ impl SendProcessor {
             }
             return Ok(());
         }
+        // A message that already went through the timer (it carries
+        // `TIMER_OUT_MS` and keeps its delivery properties) is not parked
+        // again (Java `HookUtils.checkIfTimerMessage`).
+        if props.contains_key(properties::TIMER_OUT_MS) {
+            return Ok(());
+        }
         let now = remoting::body::now_millis();
         let Some(due) = crate::services::timer::requested_due(props, now) else {
             return Ok(());

@@ -82,7 +82,7 @@ impl EndTransactionProcessor {
         let real = match outcome {
             Outcome::Rollback => None,
             Outcome::Commit => {
-                let mut m = unpark(&record, &[]).map_err(BrokerError::System)?;
+                let mut m = unpark(&record, &[], &[]).map_err(BrokerError::System)?;
                 m.sys_flag = (m.sys_flag & !TRANSACTION_TYPE_MASK) | TRANSACTION_COMMIT_TYPE;
                 m.prepared_transaction_offset = h.commit_log_offset;
                 // Committed messages with a delay level are delayed (Java

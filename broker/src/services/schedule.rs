@@ -95,8 +95,14 @@ pub(crate) fn read_entry(store: &BrokerStore, topic: &str, queue_id: i32, offset
 /// The message a parked record turns into when due: real topic and queue,
 /// same body, flag, properties, sys flag, born/store hosts, born time and
 /// reconsume times (Java `messageTimeUp`, which stores the properties string
-/// as it was, so `DELAY`, `REAL_TOPIC` and `REAL_QID` stay visible).
-pub(crate) fn unpark(record: &[u8], drop_props: &[&str]) -> Result<MessageToStore, String> {
+/// as it was, so `DELAY`, `REAL_TOPIC` and `REAL_QID` stay visible). With
+/// `drop_props` or `add_props`, those properties are removed, then these set
+/// (the timer wheel's re-put, Java `TimerMessageStore.convertMessage`).
+pub(crate) fn unpark(
+    record: &[u8],
+    drop_props: &[&str],
+    add_props: &[(&str, String)],
+) -> Result<MessageToStore, String> {
     let view = store::record::decode(record).map_err(|e| e.to_string())?;
     let mut props = message::decode_properties(view.properties);
     let real_topic = props
@@ -107,11 +113,14 @@ pub(crate) fn unpark(record: &[u8], drop_props: &[&str]) -> Result<MessageToStor
         .get(properties::REAL_QID)
         .and_then(|q| q.parse::<i32>().ok())
         .unwrap_or(0);
-    let properties = if drop_props.is_empty() {
+    let properties = if drop_props.is_empty() && add_props.is_empty() {
         view.properties.to_owned()
     } else {
         for p in drop_props {
             props.shift_remove(*p);
+        }
+        for (k, v) in add_props {
+            props.insert((*k).to_owned(), v.clone());
         }
         message::encode_properties(&props)
     };
@@ -321,7 +330,7 @@ impl ScheduleService {
     }
 
     async fn deliver(&self, record: &[u8]) -> Result<(), String> {
-        let msg = match unpark(record, &[]) {
+        let msg = match unpark(record, &[], &[]) {
             Ok(m) => m,
             Err(e) => {
                 // Unusable record: skip it, as Java does.

@@ -229,13 +229,17 @@ impl TimerService {
                 self.done(due, off);
                 continue;
             };
+            // As Java's timer re-put: the delivery properties stay (clients
+            // and proxies read the delivery time from them; `TIMER_OUT_MS`
+            // keeps the send path from parking the message again), the
+            // real topic and queue go, the dequeue time is added.
             let msg = match unpark(
                 &record,
-                &[
-                    properties::TIMER_DELIVER_MS,
-                    properties::TIMER_DELAY_SEC,
-                    properties::TIMER_DELAY_MS,
-                ],
+                &[properties::REAL_TOPIC, properties::REAL_QID],
+                &[(
+                    properties::TIMER_DEQUEUE_MS,
+                    remoting::body::now_millis().to_string(),
+                )],
             ) {
                 Ok(m) => m,
                 Err(e) => {
