@@ -398,6 +398,17 @@ broker_config! {
     /// Local proxy mode, Java `ProxyConfig`: producers check a message's
     /// type against the topic's `message.type` before sending.
     enable_topic_message_type_check: bool = "enableTopicMessageTypeCheck" => true,
+    /// Local proxy mode, Java `TlsSystemConfig` `tls.server.mode`:
+    /// `disabled`, `permissive` (TLS and plaintext on the gRPC port) or
+    /// `enforcing`.
+    tls_server_mode: String = "tls.server.mode" => "permissive".into(),
+    /// Local proxy mode, Java `ProxyConfig`: without `tlsKeyPath` and
+    /// `tlsCertPath`, serve TLS with a self-signed certificate.
+    tls_test_mode_enable: bool = "tlsTestModeEnable" => true,
+    /// Local proxy mode, Java `ProxyConfig`: the gRPC port's private key (PEM).
+    tls_key_path: String = "tlsKeyPath" => String::new(),
+    /// Local proxy mode, Java `ProxyConfig`: the gRPC port's certificate chain (PEM).
+    tls_cert_path: String = "tlsCertPath" => String::new(),
 }
 
 impl BrokerConfig {

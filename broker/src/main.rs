@@ -96,6 +96,21 @@ fn load_config(args: &Args) -> anyhow::Result<BrokerConfig> {
         {
             config.enable_topic_message_type_check = v;
         }
+        if let Some(v) = json
+            .get("tlsTestModeEnable")
+            .and_then(serde_json::Value::as_bool)
+        {
+            config.tls_test_mode_enable = v;
+        }
+        for (key, field) in [
+            ("tlsKeyPath", &mut config.tls_key_path),
+            ("tlsCertPath", &mut config.tls_cert_path),
+            ("tls.server.mode", &mut config.tls_server_mode),
+        ] {
+            if let Some(v) = json.get(key).and_then(serde_json::Value::as_str) {
+                *field = v.to_owned();
+            }
+        }
     }
     if config.enable_controller_mode && config.enable_d_leger_commit_log {
         // Java `BrokerStartup`: "The config enableControllerMode and

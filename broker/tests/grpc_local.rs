@@ -728,3 +728,45 @@ async fn transactions_checks_and_redelivery() {
     assert_eq!(code(&r.status), Code::Ok, "{r:?}");
     b.stop().await;
 }
+
+/// The TLS keys of local mode are read from the broker's config: with
+/// `tls.server.mode=enforcing` a plaintext gRPC client is refused (it is
+/// served under the default, `permissive`, as every other test here shows);
+/// with `tlsTestModeEnable=false` and no key files there is nothing to serve
+/// TLS with, and the broker says so instead of starting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_keys_of_local_mode() {
+    let b = GrpcBroker::start(|c| c.tls_server_mode = "enforcing".into()).await;
+    let plain = tokio::time::timeout(TIMEOUT, async {
+        let mut c = MessagingServiceClient::connect(format!("http://{}", b.grpc)).await?;
+        c.query_route(req(
+            "p1",
+            pb::QueryRouteRequest {
+                topic: Some(res("AnyTopic")),
+                endpoints: None,
+            },
+        ))
+        .await
+        .map_err(anyhow::Error::from)
+        .map(|_| ())
+    })
+    .await
+    .expect("the refusal comes in time");
+    assert!(plain.is_err(), "plaintext served under enforcing");
+    b.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), None);
+    c.bind_address = "127.0.0.1".into();
+    c.enable_proxy = true;
+    c.grpc_server_port = 0;
+    c.tls_server_mode = "enforcing".into();
+    c.tls_test_mode_enable = false;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    c.listen_port = listener.local_addr().unwrap().port();
+    let err = match Broker::start(listener, None, c, None, CancellationToken::new()).await {
+        Ok(_) => panic!("started with enforcing TLS and no certificate"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("tlsKeyPath"), "{err}");
+}

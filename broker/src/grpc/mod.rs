@@ -737,9 +737,30 @@ pub(crate) async fn start(
 ) -> std::io::Result<SocketAddr> {
     let (bind, port) = (c.bind_address.as_str(), c.grpc_server_port);
     let advertised_ip: Option<std::net::IpAddr> = c.broker_ip1.parse().ok();
+    let mut tls = proxy::tls::TlsSettings::default();
+    for (key, value) in [
+        ("tls.server.mode", c.tls_server_mode.clone()),
+        ("tlsTestModeEnable", c.tls_test_mode_enable.to_string()),
+        ("tlsKeyPath", c.tls_key_path.clone()),
+        ("tlsCertPath", c.tls_cert_path.clone()),
+    ] {
+        tls.apply(key, &value)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    }
+    // Configured key files, or TLS enforced: unusable settings stop the
+    // start (the server itself would fall back to plaintext or not serve).
+    if tls.mode == proxy::tls::TlsMode::Enforcing || tls.key_path.is_some() {
+        if let Err(e) = tls.acceptor() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("gRPC TLS: {e}"),
+            ));
+        }
+    }
     let listener = TcpListener::bind((bind, port)).await?;
     let addr = listener.local_addr()?;
     let cfg = proxy::ServiceConfig {
+        tls,
         max_message_size: usize::try_from(c.max_message_size).unwrap_or(0),
         min_invisible_ms_for_recv: c.min_invisible_time_mills_for_recv,
         enable_topic_message_type_check: c.enable_topic_message_type_check,
