@@ -30,6 +30,7 @@ mod java_broker;
 mod java_client;
 mod java_proxy;
 mod namesrv;
+mod our_proxy;
 mod process;
 pub use cluster::{
     cluster_info, dledger_term, remoting_call, request_body, Cluster, StandaloneBroker,
@@ -43,6 +44,7 @@ pub use java_client::{
 };
 pub use java_proxy::{proxy_libs, JavaProxy, JavaProxyMode};
 pub use namesrv::{JavaNamesrv, OurNamesrv};
+pub use our_proxy::OurProxy;
 pub use process::{free_broker_port, free_port, run_with_timeout, wait_until, BrokerProcess, Proc};
 
 /// The Java client versions every run covers.
@@ -78,7 +80,7 @@ pub const TEST_BROKER_KEYS: &str =
 
 // ------------------------------------------------------------------ binaries
 
-/// Where `mqnamesrv`, `mqbroker`, `dledger` and `mqcontroller` are: `$MQ_BIN_DIR`, else the release
+/// Where `mqnamesrv`, `mqbroker`, `dledger`, `mqcontroller` and `mqproxy` are: `$MQ_BIN_DIR`, else the release
 /// target folder, built there first if missing.
 pub fn bin_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -90,9 +92,15 @@ pub fn bin_dir() -> PathBuf {
             .map(PathBuf::from)
             .unwrap_or_else(|_| workspace_root().join("target"));
         let release = target.join("release");
-        if ["mqnamesrv", "mqbroker", "dledger", "mqcontroller"]
-            .iter()
-            .all(|b| release.join(b).exists())
+        if [
+            "mqnamesrv",
+            "mqbroker",
+            "dledger",
+            "mqcontroller",
+            "mqproxy",
+        ]
+        .iter()
+        .all(|b| release.join(b).exists())
         {
             return release;
         }
@@ -110,6 +118,8 @@ pub fn bin_dir() -> PathBuf {
                 "dledger",
                 "-p",
                 "controller",
+                "-p",
+                "proxy",
                 "--bins",
             ])
             .env("CARGO_TARGET_DIR", &own)
@@ -118,7 +128,7 @@ pub fn bin_dir() -> PathBuf {
             .expect("run cargo build");
         assert!(
             status.success(),
-            "building mqnamesrv/mqbroker/dledger/mqcontroller failed"
+            "building mqnamesrv/mqbroker/dledger/mqcontroller/mqproxy failed"
         );
         own.join("release")
     })

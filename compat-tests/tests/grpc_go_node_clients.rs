@@ -6,7 +6,9 @@
 //!     every assertion below holds there), and
 //! (b) our broker's own gRPC port (local proxy mode), with the clients'
 //!     defaults: the Go client dials TLS (the port serves TLS beside
-//!     plaintext, `proxy::tls`), Node as it is configured by default.
+//!     plaintext, `proxy::tls`), Node as it is configured by default, and
+//! (c) our `mqproxy` (cluster mode) in front of our name server and broker,
+//!     the same clients the same way.
 //!
 //! Go scenarios, run side by side on their own topics: normal messages +
 //! SimpleConsumer receive/ack + ChangeInvisibleDuration (the unacked message
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 use compat_tests::controller::request;
 use compat_tests::{
     free_port, run_with_timeout, serial, text, wait_until, workspace_root, JavaNamesrv, JavaProxy,
+    OurProxy,
 };
 
 /// The Java client version the Java servers come from.
@@ -506,4 +509,26 @@ fn our_broker_grpc_port() {
         namesrv: &cluster.namesrv_addr,
     };
     run_clients(&t, "ours", true);
+}
+
+/// (c) Our `mqproxy` in cluster mode in front of our name server and broker
+/// (the broker without its own gRPC port): the Go scenarios over TLS and
+/// Node, through the proxy.
+#[test]
+fn our_mqproxy() {
+    let _serial = serial();
+    let cluster = compat_tests::Cluster::start_with("transactionCheckInterval=4000\n");
+    // The proxy announces the transactional producer groups to the broker
+    // by heartbeat; every second, so the check-back finds a producer soon.
+    let proxy = OurProxy::start(
+        &cluster.namesrv_addr,
+        &cluster.cluster_name,
+        &[("transactionHeartbeatPeriodSecond", 1.into())],
+    );
+    let t = Target {
+        grpc: &proxy.grpc_addr,
+        broker: &cluster.broker_addr,
+        namesrv: &cluster.namesrv_addr,
+    };
+    run_clients(&t, "mqproxy", true);
 }

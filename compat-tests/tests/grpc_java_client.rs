@@ -4,7 +4,9 @@
 //!     every behaviour asserted below is asserted there too),
 //! (b) the Java 5.3.3 proxy in cluster mode in front of our name server and
 //!     our broker,
-//! (c) our broker's own gRPC port (the one CI runs; (a) and (b) are ignored, see each).
+//! (c) our broker's own gRPC port,
+//! (d) our `mqproxy` in cluster mode in front of our name server and broker
+//! (CI runs (c) and (d); (a) and (b) are ignored, see each).
 //!
 //! Scenarios (one driver JVM each, several at once): producer normal, FIFO
 //! (message groups, order checked on a FIFO push consumer), delay (never
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use compat_tests::{
     java_client, run_with_timeout, serial, tail_lines, text, JavaClient, JavaNamesrv, JavaProxy,
-    OurNamesrv, Proc, StandaloneBroker,
+    OurNamesrv, OurProxy, Proc, StandaloneBroker,
 };
 
 const JAVA: &str = "5.3.3";
@@ -528,6 +530,27 @@ fn java_grpc_client_our_broker_grpc_port() {
     let t = Target {
         label: "ours",
         endpoint: format!("127.0.0.1:{port}"),
+        namesrv: ns.addr.clone(),
+        broker_addr: broker.addr.clone(),
+        logs: &logs,
+    };
+    scenarios(&driver, &admin, work.path(), &t);
+}
+
+/// (d) Our `mqproxy` (cluster mode, Java's `rmq-proxy.json` keys) in front
+/// of our name server and broker, over remoting: every scenario the
+/// reference passes.
+#[test]
+fn java_grpc_client_our_mqproxy() {
+    let _serial = serial();
+    let (driver, admin, work) = setup();
+    let ns = OurNamesrv::start();
+    let broker = StandaloneBroker::start(&ns.addr, BROKER_KEYS);
+    let proxy = OurProxy::start(&ns.addr, &broker.cluster_name, &proxy_json());
+    let logs = || format!("{}\n{}", proxy.logs(), broker.logs());
+    let t = Target {
+        label: "mqproxy",
+        endpoint: proxy.grpc_addr.clone(),
         namesrv: ns.addr.clone(),
         broker_addr: broker.addr.clone(),
         logs: &logs,

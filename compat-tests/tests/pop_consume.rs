@@ -128,16 +128,18 @@ fn pop_consumer_java_5_3_3_dies_fails_and_survives_a_broker_kill() {
         ],
     );
     eprintln!("mqadmin setConsumeMode:\n{admin}");
-    let modes = std::fs::read_to_string(
-        cluster
-            .dir
-            .path()
-            .join("store/config/messageRequestMode.json"),
-    )
-    .unwrap_or_default();
+    // Persisted: in Java's file once compacted, before that in the journal
+    // beside it (`messageRequestMode.json.log`, JSON records).
+    let config = cluster.dir.path().join("store/config");
+    let modes: String = ["messageRequestMode.json", "messageRequestMode.json.log"]
+        .iter()
+        .map(|f| {
+            String::from_utf8_lossy(&std::fs::read(config.join(f)).unwrap_or_default()).into_owned()
+        })
+        .collect();
     assert!(
         modes.contains("\"POP\""),
-        "messageRequestMode.json: {modes:?}\n{admin}"
+        "messageRequestMode.json(.log): {modes:?}\n{admin}"
     );
 
     // 1. A consumer pops and dies without acking.

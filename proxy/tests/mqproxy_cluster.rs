@@ -8,62 +8,16 @@
 //! is not delivered again.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use compat_tests::{free_port, Cluster, JavaBroker, OurNamesrv, Proc};
+use compat_tests::{Cluster, JavaBroker, OurNamesrv, OurProxy};
 use proxy::pb::{self, messaging_service_client::MessagingServiceClient};
 use remoting::{request_code, response_code, Connection, RemotingCommand, Router};
 use tonic::transport::Channel;
 
 const CLIENT_ID: &str = "g4-test-client@127.0.0.1";
 const GROUP: &str = "GID_mqproxy_cluster";
-
-struct MqProxy {
-    proc: Proc,
-    grpc_port: u16,
-}
-
-fn start_mqproxy(dir: &Path, namesrv: &str, cluster: &str) -> MqProxy {
-    let grpc_port = free_port();
-    let remoting_port = free_port();
-    let conf = dir.join("rmq-proxy.json");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"{{"rocketMQClusterName": "{cluster}", "namesrvAddr": "{namesrv}",
-                "grpcServerPort": {grpc_port}, "remotingListenPort": {remoting_port},
-                "transactionHeartbeatPeriodSecond": 2}}"#
-        ),
-    )
-    .expect("write rmq-proxy.json");
-    let bin = std::env::var("MQ_BIN_DIR")
-        .map(|d| Path::new(&d).join("mqproxy"))
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mqproxy").into());
-    let mut cmd = Command::new(bin);
-    cmd.arg("-pc")
-        .arg(&conf)
-        .arg("-pm")
-        .arg("cluster")
-        .arg("--bindAddress")
-        .arg("127.0.0.1")
-        .env("RUST_LOG", "info,proxy=debug");
-    let mut proc = Proc::spawn("mqproxy", cmd, dir.join("mqproxy.log"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", grpc_port)).is_err() {
-        assert!(proc.is_running(), "mqproxy exited:\n{}", proc.log_text());
-        assert!(
-            Instant::now() < deadline,
-            "mqproxy never listened:\n{}",
-            proc.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    MqProxy { proc, grpc_port }
-}
 
 /// UPDATE_AND_CREATE_TOPIC on the broker, then waits for the name server to
 /// route it.
@@ -255,10 +209,14 @@ struct Target<'a> {
     broker_name: &'a str,
 }
 
-/// Runs the scenario against `mqproxy` started in `dir`; on failure prints
+/// Runs the scenario against a new `mqproxy`; on failure prints
 /// `logs()` and the proxy's log.
-fn run(dir: &Path, target: &Target<'_>, cluster_name: &str, logs: impl Fn() -> String) {
-    let proxy = start_mqproxy(dir, target.namesrv, cluster_name);
+fn run(target: &Target<'_>, cluster_name: &str, logs: impl Fn() -> String) {
+    let proxy = OurProxy::start(
+        target.namesrv,
+        cluster_name,
+        &[("transactionHeartbeatPeriodSecond", 2.into())],
+    );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let started = Instant::now();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -284,9 +242,7 @@ fn mqproxy_in_front_of_our_broker() {
         broker_addr: &cluster.broker_addr,
         broker_name: &cluster.broker_name,
     };
-    run(cluster.dir.path(), &target, &cluster.cluster_name, || {
-        cluster.logs()
-    });
+    run(&target, &cluster.cluster_name, || cluster.logs());
 }
 
 /// The same scenario with the Java 5.3.3 broker behind our proxy: each
@@ -305,7 +261,7 @@ fn mqproxy_in_front_of_the_java_5_3_3_broker() {
         broker_addr: &broker.addr,
         broker_name: &broker.broker_name,
     };
-    run(broker.dir.path(), &target, &broker.cluster_name, || {
+    run(&target, &broker.cluster_name, || {
         format!("{}\n{}", ns.logs(), broker.logs())
     });
 }
