@@ -69,12 +69,12 @@ else
   estimate() {
     case "$1" in
       controller_mixed_group) echo 324 ;; controller_mqadmin) echo 176 ;;
-      grpc_java_client) echo 60 ;;
+      grpc_java_client) echo 120 ;; proxy_remoting) echo 40 ;;
       dledger_broker_java) echo 152 ;; controller_mixed_brokers) echo 117 ;;
       namesrv_side_by_side) echo 103 ;; ha_master_slave) echo 89 ;;
       dledger_group_restart) echo 81 ;; controller_java_brokers) echo 80 ;;
       delay_and_transactions) echo 76 ;; store_swap_java) echo 74 ;;
-      grpc_go_node_clients) echo 85 ;; metrics_prometheus) echo 78 ;;
+      grpc_go_node_clients) echo 110 ;; metrics_prometheus) echo 78 ;;
       metrics_admin_live) echo 63 ;; register_compressed) echo 58 ;;
       pop_consume) echo 66 ;; acl_v2) echo 103 ;; acl_v1) echo 58 ;;
       meta_swap_java) echo 38 ;; metrics_replication) echo 12 ;;
