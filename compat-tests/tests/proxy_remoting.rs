@@ -16,6 +16,11 @@
 //! 4. The consumer's offsets reach the broker, and once the clients have
 //!    shut down the proxy lists no consumer for the group.
 //!
+//! A third test consumes in POP mode through the proxy (the group set to
+//! POP on the broker, `compat.PopConsume`): QUERY_ASSIGNMENT through the
+//! proxy answers the broker's queues for popping, and every message sent
+//! is delivered once, acknowledged through the proxy and not redelivered.
+//!
 //! A second test runs `compat.DelayTx` scenarios `tx` and `retry` with the
 //! proxy as name server: transactional sends, END_TRANSACTION, the broker's
 //! CHECK_TRANSACTION_STATE relayed to the producer, and consumer send-back
@@ -26,10 +31,12 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use compat_tests::{check_acks, java_client, remoting_call, serial, text, Cluster, OurProxy};
-use remoting::body::{from_fastjson, TopicRouteData};
+use remoting::body::{from_fastjson, to_json, ConsumerData, HeartbeatData, TopicRouteData};
 use remoting::header::GetRouteInfoRequestHeader;
-use remoting::{request_code, response_code, RemotingCommand};
+use remoting::{request_code, response_code, Connection, RemotingCommand, Router};
 
 const TOPIC: &str = "ProxyRemoting";
 const GROUP: &str = "cg_ProxyRemoting";
@@ -296,4 +303,200 @@ fn java_5_3_3_transactions_and_retries_through_the_remoting_port() {
         );
     }
     assert!(out.status.success(), "{out_text}");
+}
+
+const POP_TOPIC: &str = "ProxyPop";
+const POP_GROUP: &str = "cg_ProxyPop";
+/// A group never set to POP: the proxy allocates its queues itself.
+const PULL_GROUP: &str = "cg_ProxyPop_pull";
+const POP_COUNT: usize = 20;
+
+/// `key=value` of a driver line.
+fn value<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// (key → deliveries) of a `compat.PopConsume consume` output.
+fn delivered(out: &str) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for l in out.lines().filter(|l| l.starts_with("delivery ")) {
+        if let Some(k) = value(l, "key") {
+            *m.entry(k.to_owned()).or_default() += 1;
+        }
+    }
+    m
+}
+
+/// On one connection to the proxy: a heartbeat of client `probe` in
+/// `POP_GROUP` and `PULL_GROUP`, then QUERY_ASSIGNMENT for each group.
+/// Returns the two answers' assignment lists.
+fn probe_assignments(proxy: &str) -> (serde_json::Value, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let conn = Connection::connect(proxy, Arc::new(Router::new()))
+            .await
+            .expect("connect to the remoting port");
+        let group = |g: &str| ConsumerData {
+            group_name: g.to_owned(),
+            consume_type: "CONSUME_PASSIVELY".into(),
+            message_model: "CLUSTERING".into(),
+            consume_from_where: "CONSUME_FROM_FIRST_OFFSET".into(),
+            ..Default::default()
+        };
+        let hb = HeartbeatData {
+            client_id: "probe".into(),
+            consumer_data_set: vec![group(POP_GROUP), group(PULL_GROUP)],
+            ..Default::default()
+        };
+        let r = conn
+            .request(
+                RemotingCommand::request(request_code::HEART_BEAT).with_body(to_json(&hb)),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("heartbeat answered");
+        assert_eq!(r.code, response_code::SUCCESS, "{:?}", r.remark);
+        let mut out = Vec::new();
+        for g in [POP_GROUP, PULL_GROUP] {
+            let body = serde_json::json!({
+                "topic": POP_TOPIC,
+                "consumerGroup": g,
+                "clientId": "probe",
+                "strategyName": "AVG",
+                "messageModel": "CLUSTERING",
+            });
+            let r = conn
+                .request(
+                    RemotingCommand::request(request_code::QUERY_ASSIGNMENT)
+                        .with_body(serde_json::to_vec(&body).expect("json")),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("QUERY_ASSIGNMENT answered");
+            assert_eq!(r.code, response_code::SUCCESS, "{g}: {:?}", r.remark);
+            let v: serde_json::Value = serde_json::from_slice(&r.body).expect("assignment json");
+            out.push(v["messageQueueAssignments"].clone());
+        }
+        conn.close();
+        (out.remove(0), out.remove(0))
+    })
+}
+
+#[test]
+fn java_5_3_3_pop_consumer_through_the_remoting_port() {
+    let _one_at_a_time = serial();
+    let java = java_client("5.3.3");
+    // Unacknowledged pops come back within a second of their invisible time.
+    let cluster = Cluster::start_with("reviveInterval=200\n");
+    let proxy = OurProxy::start(&cluster.namesrv_addr, &cluster.cluster_name, &[]);
+    let logs = || format!("{}\n{}", cluster.logs(), proxy.logs());
+    let home = cluster.client_home("proxy-pop");
+    let pop = |args: &[&str], secs: u64| -> String {
+        let mut all = vec![
+            proxy.remoting_addr.as_str(),
+            cluster.broker_addr.as_str(),
+            POP_TOPIC,
+            POP_GROUP,
+        ];
+        all.extend_from_slice(args);
+        let out = java.run(&home, "compat.PopConsume", &all, Duration::from_secs(secs));
+        let t = text(&out);
+        eprintln!("PopConsume {args:?} through the proxy:\n{t}");
+        t
+    };
+
+    // The producer knows only the proxy; the topic is created on the broker.
+    let count = POP_COUNT.to_string();
+    let out = pop(&["produce", "P", &count], 90);
+    let sent: Vec<String> = out
+        .lines()
+        .filter(|l| l.starts_with("sent ") && l.contains("SEND_OK"))
+        .filter_map(|l| value(l, "key").map(str::to_owned))
+        .collect();
+    assert_eq!(sent.len(), POP_COUNT, "{out}\n{}", logs());
+
+    // POP mode is set on the broker itself, not through the proxy.
+    let admin = java.mqadmin(
+        &home,
+        &[
+            "setConsumeMode",
+            "-b",
+            &cluster.broker_addr,
+            "-t",
+            POP_TOPIC,
+            "-g",
+            POP_GROUP,
+            "-m",
+            "POP",
+            "-q",
+            "0",
+        ],
+    );
+    eprintln!("mqadmin setConsumeMode:\n{admin}");
+
+    // The proxy's answers: the POP group pops every queue (-1) of the
+    // broker, named; the other group gets the route's queues to pull.
+    let (popped, pulled) = probe_assignments(&proxy.remoting_addr);
+    let popped = popped.as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        popped.len(),
+        1,
+        "POP assignments {popped:?}\n{admin}\n{}",
+        logs()
+    );
+    assert_eq!(popped[0]["mode"], "POP", "{popped:?}");
+    assert_eq!(popped[0]["messageQueue"]["queueId"], -1, "{popped:?}");
+    assert_eq!(
+        popped[0]["messageQueue"]["brokerName"],
+        cluster.broker_name.as_str(),
+        "{popped:?}"
+    );
+    let pulled = pulled.as_array().cloned().unwrap_or_default();
+    let mut pulled_ids: Vec<i64> = pulled
+        .iter()
+        .inspect(|a| {
+            assert_eq!(a["mode"], "PULL", "{pulled:?}");
+            assert_eq!(
+                a["messageQueue"]["brokerName"],
+                cluster.broker_name.as_str(),
+                "{pulled:?}"
+            );
+        })
+        .filter_map(|a| a["messageQueue"]["queueId"].as_i64())
+        .collect();
+    pulled_ids.sort();
+    assert_eq!(pulled_ids, [0, 1, 2, 3], "{pulled:?}");
+
+    // Every message consumed once through the proxy, in POP mode.
+    let keys = sent.join(",");
+    let out = pop(&["consume", "5000", &keys, "", "60"], 120);
+    assert!(
+        out.lines().any(|l| l == "done"),
+        "not every message was consumed through the proxy\n{out}\n{}",
+        logs()
+    );
+    let got = delivered(&out);
+    for k in &sent {
+        assert_eq!(
+            got.get(k),
+            Some(&1),
+            "{k} delivered {:?} times\n{out}",
+            got.get(k)
+        );
+    }
+
+    // Acknowledged through the proxy: nothing comes back after the
+    // invisible time (5 s) and the revive interval, watched for 15 s.
+    let out = pop(&["consume", "5000", "never-sent", "", "15"], 60);
+    assert!(out.lines().any(|l| l == "timeout"), "{out}\n{}", logs());
+    let again = delivered(&out);
+    assert!(
+        again.is_empty(),
+        "redelivered after being acknowledged through the proxy: {again:?}\n{out}\n{}",
+        logs()
+    );
 }

@@ -30,6 +30,21 @@
 //! * CHECK_TRANSACTION_STATE from a broker goes to a client of the
 //!   message's producer group (`PGROUP`) that is connected here.
 //! * CHECK_CLIENT_CONFIG is answered SUCCESS, as Java's proxy does.
+//! * QUERY_ASSIGNMENT, SET_MESSAGE_REQUEST_MODE and BATCH_ACK_MESSAGE are
+//!   not served by Java's proxy on this port (a 5.x push consumer then
+//!   falls back to rebalancing itself and pulling); we serve them so that
+//!   a group set to POP pops through the proxy:
+//!   - QUERY_ASSIGNMENT goes to every master of the topic: only a broker
+//!     knows the group's request mode. In POP mode the answers (queues
+//!     named by their broker) are merged; a broker's share of queues there
+//!     does not depend on which client asks. In PULL mode the brokers'
+//!     allocation is of no use (each sees one client, the proxy, for all
+//!     of ours), so the proxy allocates the route's readable queues itself
+//!     among the group's clients connected here, with the client's
+//!     strategy (AVG, AVG_BY_CIRCLE), as a broker would.
+//!   - SET_MESSAGE_REQUEST_MODE goes to every master of the topic.
+//!   - BATCH_ACK_MESSAGE goes to the broker its body names (`brokerName`;
+//!     the client builds one body per broker).
 //!
 //! Any other code is answered REQUEST_CODE_NOT_SUPPORTED. A malformed frame
 //! closes its connection only (the transport's rule).
@@ -316,12 +331,14 @@ impl RemotingPort {
     /// The request-code table of the port.
     pub fn router(self: &Arc<Self>) -> Router {
         let mut router = Router::new();
-        let local: [(i32, Local); 5] = [
+        let local: [(i32, Local); 7] = [
             (rq::GET_ROUTEINFO_BY_TOPIC, Local::Route),
             (rq::HEART_BEAT, Local::Heartbeat),
             (rq::UNREGISTER_CLIENT, Local::Unregister),
             (rq::GET_CONSUMER_LIST_BY_GROUP, Local::ConsumerList),
             (rq::CHECK_CLIENT_CONFIG, Local::CheckClientConfig),
+            (rq::QUERY_ASSIGNMENT, Local::QueryAssignment),
+            (rq::SET_MESSAGE_REQUEST_MODE, Local::SetRequestMode),
         ];
         for (code, what) in local {
             let me = self.clone();
@@ -380,7 +397,145 @@ impl RemotingPort {
                 )))
             }
             Local::CheckClientConfig => Ok(RemotingCommand::success().with_remark("")),
+            Local::QueryAssignment => self.query_assignment(req).await,
+            Local::SetRequestMode => self.set_request_mode(req).await,
         }
+    }
+
+    /// The masters (name, address) of `topic`'s route.
+    async fn topic_masters(&self, topic: &str) -> Result<Vec<(String, String)>, CommandError> {
+        let route = self.routes.route(topic).await.map_err(|e| match e {
+            ClusterError::TopicNotFound(t) => CommandError::new(
+                response_code::TOPIC_NOT_EXIST,
+                format!("No topic route info in name server for the topic: {t}"),
+            ),
+            e => CommandError::system(e.to_string()),
+        })?;
+        let mut out: Vec<(String, String)> = Vec::new();
+        for b in &route.broker_datas {
+            if let Some(addr) = b.broker_addrs.get(&MASTER_ID) {
+                if !out.iter().any(|(_, a)| a == addr) {
+                    out.push((b.broker_name.clone(), addr.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends `req` to every address and collects the answers, in order.
+    async fn invoke_all(
+        &self,
+        addrs: &[(String, String)],
+        req: &RemotingCommand,
+    ) -> Vec<Result<RemotingCommand, String>> {
+        let sends = addrs.iter().map(|(_, addr)| async move {
+            self.clients
+                .invoke(addr, req.clone(), FORWARD_TIMEOUT)
+                .await
+                .map_err(|e| format!("{addr}: {e}"))
+        });
+        futures::future::join_all(sends).await
+    }
+
+    /// QUERY_ASSIGNMENT (see the module docs).
+    async fn query_assignment(&self, req: RemotingCommand) -> HandlerResult {
+        let body: serde_json::Value = from_fastjson(&req.body)
+            .map_err(|e| CommandError::system(format!("bad QueryAssignmentRequestBody: {e}")))?;
+        let text = |k: &str| body.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        let (topic, group, client) = (text("topic"), text("consumerGroup"), text("clientId"));
+        let masters = self.topic_masters(topic).await?;
+        let answers = self.invoke_all(&masters, &req).await;
+        let mut merged: Vec<serde_json::Value> = Vec::new();
+        let mut failure: Option<RemotingCommand> = None;
+        let mut answered = false;
+        for a in answers {
+            match a {
+                Ok(r) if r.code == response_code::SUCCESS => {
+                    answered = true;
+                    let v: serde_json::Value = from_fastjson(&r.body).unwrap_or_default();
+                    if let Some(list) = v.get("messageQueueAssignments").and_then(|l| l.as_array())
+                    {
+                        for a in list {
+                            if !merged.contains(a) {
+                                merged.push(a.clone());
+                            }
+                        }
+                    }
+                }
+                Ok(r) => {
+                    failure.get_or_insert(r);
+                }
+                Err(e) => warn!(error = %e, "QUERY_ASSIGNMENT not forwarded"),
+            }
+        }
+        if !answered {
+            return match failure {
+                Some(r) => Ok(r),
+                None => Err(CommandError::system(format!(
+                    "no broker of {topic} answered QUERY_ASSIGNMENT"
+                ))),
+            };
+        }
+        let pop = merged
+            .iter()
+            .any(|a| a.get("mode").and_then(|m| m.as_str()) == Some("POP"));
+        let assignments = if pop {
+            Some(
+                merged
+                    .into_iter()
+                    .filter(|a| a.get("mode").and_then(|m| m.as_str()) == Some("POP"))
+                    .collect(),
+            )
+        } else {
+            let route = self.routes.route(topic).await.ok();
+            let all: Vec<(String, i32)> = route
+                .as_deref()
+                .map(|r| {
+                    super::route::queues_of(topic, r, false)
+                        .into_iter()
+                        .map(|q| (q.broker_name, q.queue_id))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let cids = lock(&self.registry).consumer_ids(group);
+            allocate(&all, &cids, client, text("strategyName"), text("messageModel")).map(|qs| {
+                qs.into_iter()
+                    .map(|(broker, queue)| {
+                        serde_json::json!({
+                            "messageQueue": {"brokerName": broker, "queueId": queue, "topic": topic},
+                            "mode": "PULL",
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        debug!(%topic, %group, %client, pop, queues = assignments.as_ref().map(Vec::len), "queue assignment");
+        let out = match assignments {
+            Some(list) => serde_json::json!({ "messageQueueAssignments": list }),
+            None => serde_json::json!({}),
+        };
+        Ok(RemotingCommand::success().with_body(to_json(&out)))
+    }
+
+    /// SET_MESSAGE_REQUEST_MODE: to every master of the topic; the first
+    /// refusal is the answer.
+    async fn set_request_mode(&self, req: RemotingCommand) -> HandlerResult {
+        let body: serde_json::Value = from_fastjson(&req.body).map_err(|e| {
+            CommandError::system(format!("bad SetMessageRequestModeRequestBody: {e}"))
+        })?;
+        let topic = body
+            .get("topic")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let masters = self.topic_masters(topic).await?;
+        for a in self.invoke_all(&masters, &req).await {
+            match a {
+                Ok(r) if r.code == response_code::SUCCESS => {}
+                Ok(r) => return Ok(r),
+                Err(e) => return Err(CommandError::system(e)),
+            }
+        }
+        Ok(RemotingCommand::success())
     }
 
     /// `host:port` the client is to use for every broker.
@@ -526,6 +681,10 @@ impl RemotingPort {
                     .and_then(|b| b.mq_set.into_iter().next())
                     .map(|mq| mq.broker_name)
             }
+            // The client builds one body per broker and names it there.
+            rq::BATCH_ACK_MESSAGE => from_fastjson::<serde_json::Value>(&req.body)
+                .ok()
+                .and_then(|b| b.get("brokerName")?.as_str().map(str::to_owned)),
             _ => req.ext(BROKER_NAME_FIELD).map(str::to_owned),
         };
         if let Some(name) = named.filter(|n| !n.is_empty()) {
@@ -563,7 +722,7 @@ impl RemotingPort {
 }
 
 /// The requests relayed to the broker they name.
-const FORWARDED: [i32; 18] = [
+const FORWARDED: [i32; 19] = [
     rq::SEND_MESSAGE,
     rq::SEND_MESSAGE_V2,
     rq::SEND_BATCH_MESSAGE,
@@ -580,6 +739,7 @@ const FORWARDED: [i32; 18] = [
     rq::POP_MESSAGE,
     rq::ACK_MESSAGE,
     rq::CHANGE_MESSAGE_INVISIBLETIME,
+    rq::BATCH_ACK_MESSAGE,
     rq::LOCK_BATCH_MQ,
     rq::UNLOCK_BATCH_MQ,
 ];
@@ -591,6 +751,69 @@ enum Local {
     Unregister,
     ConsumerList,
     CheckClientConfig,
+    QueryAssignment,
+    SetRequestMode,
+}
+
+/// The queues (broker name, queue id) `client` gets of `all` in PULL mode:
+/// every queue when broadcasting; else the share of the named strategy
+/// (Java's `AllocateMessageQueueAveragely` / `...AveragelyByCircle`) among
+/// `cids` (sorted), queues in (broker, id) order. `None` (no assignment
+/// list) for an unknown strategy or no client, as a broker answers.
+fn allocate(
+    all: &[(String, i32)],
+    cids: &[String],
+    client: &str,
+    strategy: &str,
+    model: &str,
+) -> Option<Vec<(String, i32)>> {
+    let mut all = all.to_vec();
+    all.sort();
+    all.dedup();
+    if model == "BROADCASTING" {
+        return Some(all);
+    }
+    if cids.is_empty() {
+        return None;
+    }
+    let Some(index) = cids.iter().position(|c| c == client) else {
+        return Some(vec![]);
+    };
+    let (n, c) = (all.len(), cids.len());
+    match strategy {
+        "AVG" => {
+            if n == 0 {
+                return Some(vec![]);
+            }
+            let rest = n % c;
+            let size = if n <= c {
+                1
+            } else if index < rest {
+                n / c + 1
+            } else {
+                n / c
+            };
+            let start = if index < rest {
+                index * size
+            } else {
+                index * size + rest
+            };
+            Some(
+                all.into_iter()
+                    .skip(start)
+                    .take(size.min(n.saturating_sub(start)))
+                    .collect(),
+            )
+        }
+        "AVG_BY_CIRCLE" => Some(
+            all.into_iter()
+                .enumerate()
+                .filter(|(i, _)| i % c == index)
+                .map(|(_, q)| q)
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// How long a forwarded request may take: a held pull or pop as long as
@@ -750,6 +973,42 @@ mod tests {
             hold_time(&RemotingCommand::request(rq::SEND_MESSAGE)),
             FORWARD_TIMEOUT
         );
+    }
+
+    #[test]
+    fn pull_assignments_split_the_route_among_clients() {
+        let all: Vec<(String, i32)> = [("b", 1), ("a", 0), ("a", 1), ("b", 0), ("a", 2)]
+            .iter()
+            .map(|(b, q)| (b.to_string(), *q))
+            .collect();
+        let q = |v: &[(&str, i32)]| -> Option<Vec<(String, i32)>> {
+            Some(v.iter().map(|(b, q)| (b.to_string(), *q)).collect())
+        };
+        let cids = ["x".to_owned(), "y".to_owned()];
+        let avg = |c: &str| allocate(&all, &cids, c, "AVG", "CLUSTERING");
+        assert_eq!(avg("x"), q(&[("a", 0), ("a", 1), ("a", 2)]));
+        assert_eq!(avg("y"), q(&[("b", 0), ("b", 1)]));
+        assert_eq!(avg("z"), q(&[]));
+        assert_eq!(
+            allocate(&all, &cids, "y", "AVG_BY_CIRCLE", "CLUSTERING"),
+            q(&[("a", 1), ("b", 0)])
+        );
+        assert_eq!(
+            allocate(&all, &cids, "y", "AVG", "BROADCASTING").map(|v| v.len()),
+            Some(5)
+        );
+        assert_eq!(
+            allocate(&all, &cids, "x", "CONSISTENT_HASH", "CLUSTERING"),
+            None
+        );
+        assert_eq!(allocate(&all, &[], "x", "AVG", "CLUSTERING"), None);
+        // More clients than queues: one each, the last ones none.
+        let many: Vec<String> = (0..7).map(|i| i.to_string()).collect();
+        assert_eq!(
+            allocate(&all, &many, "4", "AVG", "CLUSTERING"),
+            q(&[("b", 1)])
+        );
+        assert_eq!(allocate(&all, &many, "5", "AVG", "CLUSTERING"), q(&[]));
     }
 
     fn conn() -> (Connection, tokio::io::DuplexStream) {
