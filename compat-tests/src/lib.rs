@@ -26,6 +26,7 @@ pub use proxy::{FaultProxy, Mode as ProxyMode, ProxyMesh};
 
 mod cluster;
 mod driver_output;
+mod grpc_driver;
 mod java_broker;
 mod java_client;
 mod java_proxy;
@@ -38,6 +39,7 @@ pub use cluster::{
 pub use driver_output::{
     acked, file_tail, go_driver, message_lines, socket, tail_lines, text, wait_delivered,
 };
+pub use grpc_driver::{grpc_driver_command, prepare_grpc_driver};
 pub use java_broker::{client_home_in, jdk_opens, reference_libs, JavaBroker};
 pub use java_client::{
     assert_single_broker_route, java_client, java_client_with_classes, JavaClient,

@@ -24,12 +24,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use compat_tests::{
-    java_client, run_with_timeout, serial, tail_lines, text, JavaClient, JavaNamesrv, JavaProxy,
-    OurNamesrv, OurProxy, Proc, StandaloneBroker,
+    grpc_driver_command, java_client, prepare_grpc_driver, serial, tail_lines, text, JavaClient,
+    JavaNamesrv, JavaProxy, OurNamesrv, OurProxy, Proc, StandaloneBroker,
 };
 
 const JAVA: &str = "5.3.3";
@@ -63,46 +62,25 @@ struct GrpcDriver {
 
 impl GrpcDriver {
     fn prepare() -> GrpcDriver {
-        let here = compat_tests::workspace_root()
-            .join("compat-tests")
-            .join("java-grpc");
-        let mut c = Command::new("bash");
-        c.arg(here.join("prepare.sh")).arg("5.0.8");
-        let out = run_with_timeout(c, Duration::from_secs(900));
-        assert!(
-            out.status.success(),
-            "java-grpc/prepare.sh failed:\n{}",
-            text(&out)
-        );
         GrpcDriver {
-            dir: here.join("target").join("client-5.0.8"),
+            dir: prepare_grpc_driver("5.0.8").unwrap_or_else(|e| panic!("{e}")),
         }
     }
 
     fn spawn(&self, home: &Path, name: &str, args: &[&str]) -> Proc {
         std::fs::create_dir_all(home).expect("driver home");
-        let mut c = Command::new("java");
-        c.args([
-            "-Xms64m",
-            "-Xmx256m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-        ])
-        .arg(format!("-Duser.home={}", home.display()))
-        .arg(format!(
-            "-Drocketmq.log.root={}",
-            home.join("logs").display()
-        ))
-        .arg("-Drocketmq.log.level=WARN")
-        .arg("-cp")
-        .arg(format!(
-            "{}:{}/*",
-            self.dir.join("classes").display(),
-            self.dir.join("lib").display()
-        ))
-        .arg("compat.grpc.GrpcScenarios")
-        .args(args)
-        .env_remove("NAMESRV_ADDR");
+        let mut c = grpc_driver_command(
+            &self.dir,
+            home,
+            &[
+                "-Xms64m",
+                "-Xmx256m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+            ],
+            "compat.grpc.GrpcScenarios",
+        );
+        c.args(args);
         Proc::spawn(name, c, home.join(format!("{name}.out")))
     }
 }

@@ -27,16 +27,15 @@
 //! `scripts/bench-grpc.sh` builds them first. Everything started is
 //! stopped, also on SIGINT/SIGTERM/SIGHUP; each driver run is bounded.
 
+use compat_tests::{grpc_driver_command, prepare_grpc_driver};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use compat_tests::bench::{
     cleanup_on_signals, clk_tck, cpu_model, cpu_ticks, exit_with, goal, loadavg, mib, mkdir, nproc,
-    output_within, ratio, round_ratios, rss_kib, status_within, utc_minute, work_dir, OnExit, Res,
-    MAVEN_TIMEOUT,
+    output_within, ratio, round_ratios, rss_kib, utc_minute, work_dir, OnExit, Res,
 };
 use compat_tests::{remoting_call, JavaNamesrv, JavaProxy, OurNamesrv, StandaloneBroker};
 use remoting::code::request_code as rq;
@@ -156,43 +155,24 @@ struct Driver {
 }
 
 impl Driver {
-    fn prepare(root: &Path, work: &Path) -> Res<Driver> {
-        let here = root.join("compat-tests/java-grpc");
-        let mut c = Command::new("bash");
-        c.arg(here.join("prepare.sh")).arg(CLIENT);
-        let ok = status_within("java-grpc/prepare.sh", c, MAVEN_TIMEOUT);
-        if !ok.is_some_and(|s| s.success()) {
-            return Err(format!("java-grpc/prepare.sh {CLIENT} failed ({ok:?})"));
-        }
+    fn prepare(work: &Path) -> Res<Driver> {
+        let dir = prepare_grpc_driver(CLIENT)?;
         let home = work.join("driver-home");
         mkdir(&home)?;
-        Ok(Driver {
-            dir: here.join("target").join(format!("client-{CLIENT}")),
-            home,
-        })
+        Ok(Driver { dir, home })
     }
 
     /// Runs `GrpcBench <args>` to its end (at most [`DRIVER_TIMEOUT`]) and
     /// returns the `key=value` fields of its line starting with `tag`.
     fn run(&self, tag: &str, args: &[String]) -> Res<HashMap<String, f64>> {
-        let mut c = Command::new("java");
         // The same JVM for both servers; C2 on, as an application would run.
-        c.args(["-Xms512m", "-Xmx512m", "-XX:+UseG1GC"])
-            .arg(format!("-Duser.home={}", self.home.display()))
-            .arg(format!(
-                "-Drocketmq.log.root={}",
-                self.home.join("logs").display()
-            ))
-            .arg("-Drocketmq.log.level=WARN")
-            .arg("-cp")
-            .arg(format!(
-                "{}:{}/*",
-                self.dir.join("classes").display(),
-                self.dir.join("lib").display()
-            ))
-            .arg("compat.grpc.GrpcBench")
-            .args(args)
-            .env_remove("NAMESRV_ADDR");
+        let mut c = grpc_driver_command(
+            &self.dir,
+            &self.home,
+            &["-Xms512m", "-Xmx512m", "-XX:+UseG1GC"],
+            "compat.grpc.GrpcBench",
+        );
+        c.args(args);
         let (status, out, err) = output_within("GrpcBench", c, DRIVER_TIMEOUT)?;
         for l in out.lines().filter(|l| l.starts_with("ERROR ")) {
             eprintln!("[bench]   driver: {l}");
@@ -577,10 +557,7 @@ fn main() {
     cleanup_on_signals();
     let outcome = (|| -> Res<()> {
         let o = opts()?;
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .map(Path::to_path_buf)
-            .ok_or("no workspace root")?;
+        let root = compat_tests::workspace_root();
         let (work, _guard) = work_dir(&root, None, "bench-grpc-")?;
         // The harness puts every server's folder in a temporary folder of
         // its own; under the work folder, they go with it also when a
@@ -589,7 +566,7 @@ fn main() {
         mkdir(&tmp)?;
         std::env::set_var("TMPDIR", &tmp);
         let _children = stop_children_on_signal();
-        let driver = Driver::prepare(&root, &work)?;
+        let driver = Driver::prepare(&work)?;
         let java_name = format!("Java {}", o.java_version);
         let load_before = loadavg();
         let started = Instant::now();

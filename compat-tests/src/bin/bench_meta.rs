@@ -24,7 +24,7 @@
 //! `scripts/bench-meta.sh` builds it first.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -345,10 +345,7 @@ fn main() {
     cleanup_on_signals();
     let outcome = (|| -> Res<()> {
         let o = opts()?;
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .map(Path::to_path_buf)
-            .ok_or("no workspace root")?;
+        let root = compat_tests::workspace_root();
         let (work, _guard) = work_dir(&root, None, "bench-meta-")?;
         let ours = if o.only.as_deref() != Some("java") {
             Some(run_ours(&root, &work, &o)?)
