@@ -69,7 +69,7 @@ else
   estimate() {
     case "$1" in
       controller_mixed_group) echo 324 ;; controller_mqadmin) echo 176 ;;
-      grpc_java_client) echo 120 ;; proxy_remoting) echo 40 ;;
+      grpc_java_client) echo 190 ;; proxy_remoting) echo 60 ;;
       dledger_broker_java) echo 152 ;; controller_mixed_brokers) echo 117 ;;
       namesrv_side_by_side) echo 103 ;; ha_master_slave) echo 89 ;;
       dledger_group_restart) echo 81 ;; controller_java_brokers) echo 80 ;;
