@@ -24,7 +24,7 @@ use compat_tests::{java_client, serial, JavaBroker, JavaClient, OurNamesrv, Stan
 
 const VERSION: &str = "5.3.3";
 const TOPIC: &str = "AdminLive";
-const SEND_SECS: u64 = 10;
+const SEND_SECS: u64 = 20;
 
 struct Side {
     job: &'static str,
@@ -141,14 +141,27 @@ fn cluster_list_and_broker_status_follow_the_load() {
                     }
                     // During the load.
                     // (The two mqadmin runs side by side: both while sending.)
-                    let (during, (during_totals, list)) = std::thread::scope(|inner| {
-                        let status = inner.spawn(|| broker_status(java, s));
-                        let list = totals(java, s);
-                        match status.join() {
-                            Ok(st) => (st, list),
-                            Err(e) => std::panic::resume_unwind(e),
+                    // Java's putTps is empty until its store has taken more
+                    // than 10 one-second samples since it started: ask again
+                    // while the load goes on (bounded: half the send time).
+                    let asked = Instant::now();
+                    let (during, (during_totals, list)) = loop {
+                        let look = std::thread::scope(|inner| {
+                            let status = inner.spawn(|| broker_status(java, s));
+                            let list = totals(java, s);
+                            match status.join() {
+                                Ok(st) => (st, list),
+                                Err(e) => std::panic::resume_unwind(e),
+                            }
+                        });
+                        if tps10(&look.0, "putTps") > 0.0
+                            || !producer.is_running()
+                            || asked.elapsed() > Duration::from_secs(SEND_SECS / 2)
+                        {
+                            break look;
                         }
-                    });
+                        std::thread::sleep(Duration::from_millis(500));
+                    };
                     assert!(
                         tps10(&during, "putTps") > 0.0,
                         "{}: putTps during the load: {during:?}",
