@@ -14,8 +14,8 @@ pub use process::{
     cleanup_on_signals, exit, exit_with, free_port_block, output_within, status_within, Kid, OnExit,
 };
 pub use report::{
-    format_g, goal, latency_rows, per_round, print_table, ratio, round_ratios, utc_minute, Latency,
-    Row,
+    format_g, goal, latency_rows, median, per_round, print_table, ratio, round_ratios, utc_minute,
+    Latency, Row,
 };
 pub use servers::{
     bench_bins, broker_conf_base, mkdir, on_path, reference_broker_libs, spawn_java_broker,

@@ -79,6 +79,21 @@ pub fn per_round(rates: &[f64]) -> String {
         .join(" / ")
 }
 
+/// The median of the finite values of `v`; NaN when there are none.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// `a / b`; NaN unless `b` is positive.
 pub fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 {

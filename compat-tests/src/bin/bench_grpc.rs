@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use compat_tests::bench::{
-    cleanup_on_signals, clk_tck, cpu_model, cpu_ticks, exit_with, goal, loadavg, mib, mkdir, nproc,
-    output_within, ratio, round_ratios, rss_kib, utc_minute, work_dir, OnExit, Res,
+    cleanup_on_signals, clk_tck, cpu_model, cpu_ticks, exit_with, goal, loadavg, median, mib,
+    mkdir, nproc, output_within, ratio, round_ratios, rss_kib, utc_minute, work_dir, OnExit, Res,
 };
 use compat_tests::{remoting_call, JavaNamesrv, JavaProxy, OurNamesrv, StandaloneBroker};
 use remoting::code::request_code as rq;
@@ -431,20 +431,6 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
         .take(20)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn report(o: &Opts, samples: &[Sample], java_name: &str) {

@@ -8,17 +8,7 @@ use crate::phases::{Fault, SideResult};
 /// The median of the measured times; a round without an acknowledged send
 /// counts as the timeout.
 pub(crate) fn median(faults: &[Fault], timeout_ms: f64) -> f64 {
-    let mut v: Vec<f64> = faults.iter().map(|f| f.ms.unwrap_or(timeout_ms)).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    compat_tests::bench::median(faults.iter().map(|f| f.ms.unwrap_or(timeout_ms)).collect())
 }
 
 fn rounds(faults: &[Fault]) -> String {
