@@ -31,13 +31,19 @@ struct GrpcBroker {
     _dir: tempfile::TempDir,
 }
 
+/// A test broker's config with the gRPC port on (a free port, loopback).
+fn grpc_config(dir: &std::path::Path) -> broker::BrokerConfig {
+    let mut c = config(dir, None);
+    c.bind_address = "127.0.0.1".into();
+    c.enable_proxy = true;
+    c.grpc_server_port = 0;
+    c
+}
+
 impl GrpcBroker {
     async fn start(tune: impl FnOnce(&mut broker::BrokerConfig)) -> GrpcBroker {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = config(dir.path(), None);
-        c.bind_address = "127.0.0.1".into();
-        c.enable_proxy = true;
-        c.grpc_server_port = 0;
+        let mut c = grpc_config(dir.path());
         tune(&mut c);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let remoting = listener.local_addr().unwrap();
@@ -756,10 +762,7 @@ async fn tls_keys_of_local_mode() {
     b.stop().await;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path(), None);
-    c.bind_address = "127.0.0.1".into();
-    c.enable_proxy = true;
-    c.grpc_server_port = 0;
+    let mut c = grpc_config(dir.path());
     c.tls_server_mode = "enforcing".into();
     c.tls_test_mode_enable = false;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
